@@ -1,0 +1,109 @@
+"""One exception family for everything that can go wrong talking to WaveSpeed.
+
+Every message is a single actionable line (what went wrong, what to do) and never contains the
+API key: the base class scrubs any registered secret from the text it is given, so a server that
+echoes the key back, or a URL that carries it, cannot leak it through an error.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(secret: str) -> None:
+    """Remember a value (the API key) that must never appear in an error or log line."""
+    if secret and len(secret) >= 4:
+        with _secrets_lock:
+            _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in ``text`` with a fixed marker."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace so a server's multi-line message stays one readable line."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class WaveSpeedError(Exception):
+    """Base class. ``request_id`` is set whenever a task exists, so the result can be fetched later."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, status: int | None = None) -> None:
+        self.message = redact(one_line(message))
+        self.request_id = request_id
+        self.status = status
+        super().__init__(self.message)
+
+
+class ConfigError(WaveSpeedError):
+    """No API key, or a base URL that would expose it."""
+
+
+class AuthenticationError(WaveSpeedError):
+    """The server refused the key (HTTP 401/403)."""
+
+
+class InsufficientBalanceError(WaveSpeedError):
+    """The account cannot pay for the task."""
+
+
+class InvalidRequestError(WaveSpeedError):
+    """The request is wrong (found locally before any spend, or reported by the server)."""
+
+
+class NotFoundError(WaveSpeedError):
+    """Unknown request id (expired after 7 days, mistyped, or from another account)."""
+
+
+class RateLimitedError(WaveSpeedError):
+    """HTTP 429 persisted past the retry budget."""
+
+
+class ServerError(WaveSpeedError):
+    """5xx, connection failures or malformed replies that retries could not get past."""
+
+
+class SubmitUncertainError(ServerError):
+    """The submit may or may not have reached the server; it is not retried (one click, one bill)."""
+
+
+class TaskFailedError(WaveSpeedError):
+    """The task ran and failed; carries the server's ``data.error`` and task code."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message, request_id=request_id)
+
+
+class ContentFlaggedError(TaskFailedError):
+    """The output was flagged NSFW and the node was told to fail on it."""
+
+
+class WaitTimeoutError(WaveSpeedError):
+    """The wait deadline passed; the task may still finish and can be fetched by its request id."""
+
+
+class CancelledError(WaveSpeedError):
+    """The user cancelled the wait; the task may still finish and can be fetched by its request id."""
+
+
+class DownloadError(WaveSpeedError):
+    """An output could not be fetched (network, size cap, truncated body)."""
+
+
+class ImageDecodeError(WaveSpeedError):
+    """Bytes that are not a usable image: corrupt, truncated, unsupported, or a decompression bomb."""
+
+
+class BudgetExceededError(WaveSpeedError):
+    """Submitting would cross the session budget the user set."""

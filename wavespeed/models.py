@@ -1,0 +1,198 @@
+"""The FLUX.1 Kontext [max] API contract in code: request validation and the prediction reply.
+
+Validation mirrors the model page exactly (prompt required; seed -1..2147483647; guidance_scale
+1.0..20.0; nine aspect ratios) and runs before any HTTP request, so a typo never costs money.
+This module imports nothing heavy: the node classes read its constants at ComfyUI start-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
+MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
+MODEL_MULTI = "wavespeed-ai/flux-kontext-max/multi"
+
+ASPECT_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
+DEFAULT_ASPECT_RATIO = "1:1"
+SEED_MIN, SEED_MAX = -1, 2_147_483_647
+GUIDANCE_MIN, GUIDANCE_MAX, GUIDANCE_DEFAULT = 1.0, 20.0, 3.5
+MAX_REFERENCE_IMAGES = 5
+MAX_PROMPT_CHARS = 10_000
+
+# One price table, in USD per output image, as listed on wavespeed.ai model pages.
+PRICES_READ_ON = "2026-11-25 (from the model pages summarised in shared/docs/WAVESPEED_API.md)"
+PRICE_PER_IMAGE_USD: dict[str, float] = {
+    MODEL_TEXT_TO_IMAGE: 0.08,
+    MODEL_EDIT: 0.08,
+    MODEL_MULTI: 0.08,
+}
+
+PENDING_STATUSES = frozenset({"created", "pending", "queued", "processing", "running"})
+FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "timeout", "deleted"})
+SYNC_TIMEOUT_CODE = 5004
+
+
+class ValidationError(ValueError):
+    """A request that must not be sent; the message says which field and how to fix it."""
+
+
+def price_of(model: str, images: int = 1) -> float:
+    return round(PRICE_PER_IMAGE_USD.get(model, 0.0) * images, 4)
+
+
+@dataclass(frozen=True)
+class KontextRequest:
+    """One Kontext [max] task: text-to-image, single-image edit or multi-reference."""
+
+    prompt: str
+    model: str = MODEL_TEXT_TO_IMAGE
+    seed: int = -1
+    guidance_scale: float = GUIDANCE_DEFAULT
+    aspect_ratio: str | None = DEFAULT_ASPECT_RATIO
+    enable_sync_mode: bool = False
+    image: str | None = None
+    images: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> KontextRequest:
+        """Raise ValidationError naming the first bad field; return self so calls chain."""
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ValidationError("prompt is empty: describe the image you want (the API requires a prompt).")
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise ValidationError(
+                f"prompt is {len(self.prompt)} characters; keep it under {MAX_PROMPT_CHARS}."
+            )
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not SEED_MIN <= self.seed <= SEED_MAX
+        ):
+            raise ValidationError(f"seed {self.seed!r} is out of range: use -1 (random) or 0..{SEED_MAX}.")
+        g = self.guidance_scale
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g):
+            raise ValidationError(
+                f"guidance_scale {g!r} is not a number: use {GUIDANCE_MIN}..{GUIDANCE_MAX}."
+            )
+        if not GUIDANCE_MIN <= g <= GUIDANCE_MAX:
+            raise ValidationError(
+                f"guidance_scale {g} is out of range: use {GUIDANCE_MIN}..{GUIDANCE_MAX} (default 3.5)."
+            )
+        if self.aspect_ratio is not None and self.aspect_ratio not in ASPECT_RATIOS:
+            raise ValidationError(
+                f"aspect_ratio {self.aspect_ratio!r} is not supported: use one of {', '.join(ASPECT_RATIOS)}."
+            )
+        if not isinstance(self.enable_sync_mode, bool):
+            raise ValidationError("enable_sync_mode must be true or false.")
+        self._validate_images()
+        return self
+
+    def _validate_images(self) -> None:
+        if self.model == MODEL_EDIT:
+            if not self.image or not isinstance(self.image, str):
+                raise ValidationError("image is missing: connect an IMAGE or give an image URL to edit.")
+            _check_image_ref(self.image, "image")
+        elif self.model == MODEL_MULTI:
+            if not self.images:
+                raise ValidationError("images is empty: connect 1 to 5 reference images.")
+            if len(self.images) > MAX_REFERENCE_IMAGES:
+                raise ValidationError(
+                    f"{len(self.images)} reference images given; the API takes at most {MAX_REFERENCE_IMAGES}."
+                )
+            for i, ref in enumerate(self.images, 1):
+                _check_image_ref(ref, f"reference image {i}")
+        elif self.model != MODEL_TEXT_TO_IMAGE:
+            raise ValidationError(f"unknown model {self.model!r}.")
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body the API expects. seed -1 is omitted so the server picks a random seed."""
+        body: dict[str, Any] = {"prompt": self.prompt, "guidance_scale": float(self.guidance_scale)}
+        if self.seed != -1:
+            body["seed"] = self.seed
+        if self.aspect_ratio is not None:
+            body["aspect_ratio"] = self.aspect_ratio
+        if self.model == MODEL_EDIT:
+            body["image"] = self.image
+        if self.model == MODEL_MULTI:
+            body["images"] = list(self.images)
+        body["enable_sync_mode"] = self.enable_sync_mode
+        return body
+
+    @property
+    def price_usd(self) -> float:
+        return price_of(self.model, 1)
+
+
+def _check_image_ref(ref: str, what: str) -> None:
+    if not (ref.startswith(("https://", "http://", "data:image/"))):
+        raise ValidationError(f"{what} must be an http(s) URL or a data:image URI, got {ref[:40]!r}.")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A task as the server reports it (the ``data`` object of the v3 envelope)."""
+
+    id: str
+    status: str
+    model: str = ""
+    outputs: tuple[str, ...] = ()
+    has_nsfw_contents: tuple[bool, ...] = ()
+    error: str = ""
+    code: int | None = None
+    inference_ms: int | None = None
+    created_at: str = ""
+
+    @classmethod
+    def from_data(cls, data: object) -> Prediction:
+        """Parse and check ``data``; raise ValueError on anything malformed (the caller says so)."""
+        if not isinstance(data, dict):
+            raise ValueError("reply has no 'data' object")
+        pid, status = data.get("id"), data.get("status")
+        if not isinstance(pid, str) or not pid:
+            raise ValueError("reply has no task id")
+        if not isinstance(status, str) or not status:
+            raise ValueError("reply has no task status")
+        outputs = data.get("outputs") or []
+        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+            raise ValueError("reply 'outputs' is not a list of strings")
+        nsfw = data.get("has_nsfw_contents") or []
+        if not isinstance(nsfw, list):
+            raise ValueError("reply 'has_nsfw_contents' is not a list")
+        timings = data.get("timings")
+        inference = timings.get("inference") if isinstance(timings, dict) else None
+        code = data.get("code")
+        return cls(
+            id=pid,
+            status=status.lower(),
+            model=str(data.get("model") or ""),
+            outputs=tuple(outputs),
+            has_nsfw_contents=tuple(bool(x) for x in nsfw),
+            error=str(data.get("error") or ""),
+            code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            inference_ms=int(inference) if isinstance(inference, (int, float)) else None,
+            created_at=str(data.get("created_at") or ""),
+        )
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.is_completed or self.is_failed
+
+    @property
+    def sync_timed_out(self) -> bool:
+        """Sync mode gave up server-side (code 5004); the task goes on and must be polled."""
+        return not self.is_terminal and (
+            self.code == SYNC_TIMEOUT_CODE or "sync mode timed out" in self.error.lower()
+        )
+
+    @property
+    def any_nsfw(self) -> bool:
+        return any(self.has_nsfw_contents)
