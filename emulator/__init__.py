@@ -1,0 +1,29 @@
+"""A faithful local emulator of the WaveSpeed v3 REST API (FLUX.1 Kontext models) for tests and demos.
+
+Pure Python + numpy + Pillow; it knows nothing of ComfyUI or of the client package.
+
+    from emulator import Emulator
+    with Emulator(api_keys=("k",), inference_s=0.2) as emu:
+        ...  # point a client at emu.base_url
+"""
+
+from __future__ import annotations
+
+from .faults import FAULT_KINDS, ROUTES
+from .imagegen import render_edit, render_text_to_image, size_for_aspect_ratio
+from .models import MODELS
+from .server import MAX_UPLOAD_BYTES, Emulator, RequestRecord
+from .tasks import Task
+
+__all__ = [
+    "FAULT_KINDS",
+    "MAX_UPLOAD_BYTES",
+    "MODELS",
+    "ROUTES",
+    "Emulator",
+    "RequestRecord",
+    "Task",
+    "render_edit",
+    "render_text_to_image",
+    "size_for_aspect_ratio",
+]
