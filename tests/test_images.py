@@ -1,0 +1,523 @@
+"""Tests for wavespeed.images: every file is generated here with Pillow/numpy (no binaries committed)."""
+
+from __future__ import annotations
+
+import ast
+import io
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wavespeed.errors import ImageDecodeError
+from wavespeed.images import (
+    MAX_PIXELS,
+    SizePolicy,
+    decode_image,
+    decode_to_uint8,
+    image_size,
+    images_to_tensor,
+    tensor_to_jpeg,
+    tensor_to_png,
+)
+
+F32 = np.float32
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def rgb_array(width: int, height: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def smooth_array(width: int, height: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), (x + y) % 256], -1).astype(
+        np.uint8
+    )
+
+
+def encode(img: Image.Image | np.ndarray, fmt: str = "PNG", **kwargs: Any) -> bytes:
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk of a PNG."""
+    pos, out = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        out.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return out
+
+
+def build_png(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [b"\x89PNG\r\n\x1a\n"]
+    for kind, payload in chunks:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        parts.append(struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc))
+    return b"".join(parts)
+
+
+def patch_ihdr(png: bytes, width: int, height: int) -> bytes:
+    """Same tiny PNG, but the header claims ``width x height`` (valid CRC)."""
+    chunks = png_chunks(png)
+    kind, payload = chunks[0]
+    assert kind == b"IHDR"
+    chunks[0] = (kind, struct.pack(">II", width, height) + payload[8:])
+    return build_png(chunks)
+
+
+def exif_bytes(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def marked(width: int, height: int) -> np.ndarray:
+    """Grey image with a red 8x8 block in the stored top-left corner."""
+    arr = np.full((height, width, 3), 128, np.uint8)
+    arr[:8, :8] = (255, 0, 0)
+    return arr
+
+
+def is_red(block: np.ndarray) -> bool:
+    mean = block.reshape(-1, 3).mean(axis=0)
+    return bool(mean[0] > 0.85 and mean[1] < 0.15 and mean[2] < 0.15)
+
+
+def expect_decode_error(data: bytes, *words: str) -> str:
+    with pytest.raises(ImageDecodeError) as info:
+        decode_image(data)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+# --------------------------------------------------------------------------- basic formats
+
+
+def test_rgb_png_exact_shape_dtype_contiguity() -> None:
+    arr = rgb_array(37, 23)
+    out = decode_image(encode(arr))
+    assert out.shape == (23, 37, 3)
+    assert out.dtype == np.float32
+    assert out.flags.c_contiguous
+    # bit-identical to ComfyUI's LoadImage conversion
+    np.testing.assert_array_equal(out, arr.astype(np.float32) / 255.0)
+    assert out.min() == 0.0 and out.max() == 1.0
+
+
+def test_images_to_tensor_single_is_a_contiguous_float_batch() -> None:
+    arr = rgb_array(16, 9, seed=3)
+    t = images_to_tensor([encode(arr)])
+    assert isinstance(t, torch.Tensor)
+    assert t.dtype == torch.float32
+    assert tuple(t.shape) == (1, 9, 16, 3)
+    assert t.is_contiguous()
+    assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0
+    np.testing.assert_array_equal(t[0].numpy(), arr.astype(np.float32) / 255.0)
+
+
+def test_large_image_goes_through_strips_exactly() -> None:
+    # 700 x 400 RGB is bigger than one 0.5 MB conversion strip, so several strips are stitched
+    arr = rgb_array(700, 400, seed=5)
+    np.testing.assert_array_equal(decode_image(encode(arr, compress_level=0)), arr.astype(np.float32) / 255)
+
+
+def test_jpeg_matches_pillow_decode() -> None:
+    data = encode(smooth_array(64, 48), "JPEG", quality=95)
+    ref = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_array_equal(decode_to_uint8(data), ref)
+    np.testing.assert_array_equal(decode_image(data), ref.astype(np.float32) / 255)
+
+
+def test_webp_lossless_exact_and_lossy_close() -> None:
+    arr = rgb_array(32, 32, seed=7)
+    np.testing.assert_array_equal(decode_to_uint8(encode(arr, "WEBP", lossless=True)), arr)
+    smooth = smooth_array(64, 64)
+    lossy = decode_image(encode(smooth, "WEBP", quality=90))
+    assert lossy.shape == (64, 64, 3)
+    assert np.abs(lossy - smooth / 255.0).mean() < 0.02
+
+
+def test_grey_l_replicated_to_three_channels() -> None:
+    grey = np.arange(60, dtype=np.uint8).reshape(6, 10) * 4
+    out = decode_image(encode(Image.fromarray(grey)))
+    assert out.shape == (6, 10, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], grey.astype(np.float32) / 255)
+
+
+# --------------------------------------------------------------------------- alpha
+
+
+def test_rgba_composited_over_black_exactly() -> None:
+    rgba = np.zeros((2, 5, 4), np.uint8)
+    rgba[..., :3] = rgb_array(5, 2, seed=11)
+    rgba[0, :, 3] = [0, 1, 128, 254, 255]
+    rgba[1, :, 3] = [255, 0, 64, 200, 32]
+    rgba[0, 0, :3] = (250, 17, 99)  # garbage colour hidden under alpha = 0
+    out = decode_image(encode(Image.fromarray(rgba, "RGBA")))
+    expected = rgba[..., :3].astype(F32) * rgba[..., 3:].astype(F32) / F32(65025)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(out[0, 0], [0.0, 0.0, 0.0])  # hidden colour never leaks
+    np.testing.assert_array_equal(out[0, 4], rgba[0, 4, :3] / F32(255))  # opaque is plain c / 255
+    # the uint8 variant rounds the same composite
+    np.testing.assert_array_equal(decode_to_uint8(encode(Image.fromarray(rgba, "RGBA"))), np.rint(out * 255))
+
+
+def test_la_composited_over_black() -> None:
+    la = np.array([[[200, 255], [200, 128], [200, 0], [10, 77]]], np.uint8)
+    out = decode_image(encode(Image.fromarray(la, "LA")))
+    expected = la[..., :1].astype(F32) * la[..., 1:].astype(F32) / F32(65025)
+    np.testing.assert_array_equal(out, np.repeat(expected, 3, axis=2))
+    assert out[0, 0, 0] == F32(200) / F32(255)
+    assert out[0, 2].tolist() == [0.0, 0.0, 0.0]
+
+
+def palette_image() -> Image.Image:
+    img = Image.fromarray(np.array([[0, 1, 2, 1]], np.uint8), "P")
+    img.putpalette([10, 20, 30, 200, 100, 50, 0, 255, 0] + [0] * (256 * 3 - 9))
+    return img
+
+
+def test_palette_without_transparency_is_rgb() -> None:
+    out = decode_to_uint8(encode(palette_image()))
+    assert out.tolist() == [[[10, 20, 30], [200, 100, 50], [0, 255, 0], [200, 100, 50]]]
+
+
+def test_palette_with_transparency_index_and_partial_alpha() -> None:
+    out = decode_image(encode(palette_image(), transparency=0))
+    assert out[0, 0].tolist() == [0.0, 0.0, 0.0]  # fully transparent index -> black
+    np.testing.assert_array_equal(out[0, 1], np.array([200, 100, 50], F32) / F32(255))
+    # per-index alpha (PNG tRNS with several entries): index 1 is half transparent
+    out = decode_image(encode(palette_image(), transparency=bytes([255, 128, 0])))
+    np.testing.assert_array_equal(out[0, 1], np.array([200, 100, 50], F32) * F32(128) / F32(65025))
+    assert out[0, 2].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(out[0, 0], np.array([10, 20, 30], F32) / F32(255))
+
+
+def test_grey_with_transparency_key() -> None:
+    grey = np.array([[5, 100, 5, 255]], np.uint8)
+    out = decode_image(encode(Image.fromarray(grey), transparency=5))
+    assert out[0, 0].tolist() == [0.0, 0.0, 0.0]
+    assert out[0, 1, 0] == F32(100) / F32(255)
+    assert out[0, 3].tolist() == [1.0, 1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+
+
+@pytest.mark.parametrize(
+    ("orientation", "shape", "corner"),
+    [
+        (1, (20, 40), "top-left"),
+        (6, (40, 20), "top-right"),  # rotate 90 clockwise for display
+        (3, (20, 40), "bottom-right"),  # rotate 180
+        (8, (40, 20), "bottom-left"),  # rotate 90 counter-clockwise
+    ],
+)
+def test_exif_orientation_applied(orientation: int, shape: tuple[int, int], corner: str) -> None:
+    data = encode(marked(40, 20), "JPEG", quality=95, exif=exif_bytes(orientation))
+    out = decode_image(data)
+    assert out.shape[:2] == shape
+    h, w = shape
+    corners = {
+        "top-left": out[1:7, 1:7],
+        "top-right": out[1:7, w - 7 : w - 1],
+        "bottom-left": out[h - 7 : h - 1, 1:7],
+        "bottom-right": out[h - 7 : h - 1, w - 7 : w - 1],
+    }
+    for name, block in corners.items():
+        assert is_red(block) == (name == corner), (name, block.reshape(-1, 3).mean(axis=0))
+    assert image_size(data) == (w, h)
+    assert tuple(images_to_tensor([data]).shape) == (1, h, w, 3)
+
+
+def test_png_exif_after_idat_is_still_applied_in_batches() -> None:
+    """eXIf after IDAT is invisible in the header: the batch must notice and re-plan its size."""
+    png = encode(marked(40, 20), exif=exif_bytes(6))
+    chunks = png_chunks(png)
+    exif_chunk = next(c for c in chunks if c[0] == b"eXIf")
+    rest = [c for c in chunks if c[0] != b"eXIf"]
+    moved = build_png(rest[:-1] + [exif_chunk, rest[-1]])  # just before IEND
+    assert moved.find(b"eXIf") > moved.find(b"IDAT")
+    assert image_size(moved) == (40, 20)  # header only: cannot know
+    assert decode_image(moved).shape == (40, 20, 3)
+    batch = images_to_tensor([moved, png])
+    assert tuple(batch.shape) == (2, 40, 20, 3)
+    np.testing.assert_array_equal(batch[0].numpy(), batch[1].numpy())
+    assert is_red(batch[0, 1:7, 13:19].numpy())
+
+
+# --------------------------------------------------------------------------- other modes
+
+
+def test_16bit_grey_png_keeps_precision() -> None:
+    values = np.array([[0, 32768, 32769, 65535]], np.uint16)
+    data = encode(Image.fromarray(values))
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")
+    out = decode_image(data)
+    assert out.shape == (1, 4, 3)
+    assert abs(float(out[0, 1, 0]) - 32768 / 65535) < 1e-7  # ~0.500008
+    assert out[0, 2, 0] > out[0, 1, 0]  # one 16-bit step apart: finer than 1/255
+    assert out[0, 0].tolist() == [0.0, 0.0, 0.0] and out[0, 3].tolist() == [1.0, 1.0, 1.0]
+    assert out[0, 1, 0] == out[0, 1, 1] == out[0, 1, 2]
+    assert decode_to_uint8(data)[0, :, 0].tolist() == [0, 128, 128, 255]  # rounded, not truncated
+
+
+def test_cmyk_jpeg_converted_to_rgb() -> None:
+    rgb = np.zeros((16, 48, 3), np.uint8)
+    rgb[:, :16] = (255, 0, 0)
+    rgb[:, 16:32] = (0, 0, 255)
+    rgb[:, 32:] = (40, 200, 90)
+    data = encode(Image.fromarray(rgb).convert("CMYK"), "JPEG", quality=95)
+    assert Image.open(io.BytesIO(data)).mode == "CMYK"
+    out = decode_to_uint8(data)
+    assert out.shape == (16, 48, 3)
+    for x0, colour in ((0, (255, 0, 0)), (16, (0, 0, 255)), (32, (40, 200, 90))):
+        mean = out[4:12, x0 + 4 : x0 + 12].reshape(-1, 3).mean(axis=0)
+        assert np.abs(mean - colour).max() < 6, (colour, mean)
+
+
+def test_bilevel_gives_zero_and_one() -> None:
+    bits = np.array([[1, 0, 1], [0, 0, 1]], bool)
+    out = decode_image(encode(Image.fromarray(bits)))
+    np.testing.assert_array_equal(out[..., 0], bits.astype(np.float32))
+    np.testing.assert_array_equal(out[..., 1], out[..., 2])
+
+
+def test_float_and_int32_tiff_clipped() -> None:
+    f = np.array([[-0.5, 0.25, 2.0, np.nan]], np.float32)
+    out = decode_image(encode(Image.fromarray(f, "F"), "TIFF"))
+    assert out[0, :, 0].tolist() == [0.0, 0.25, 1.0, 0.0]
+    i = np.array([[-5, 0, 32768, 70000]], np.int32)
+    out = decode_image(encode(Image.fromarray(i, "I"), "TIFF"))
+    assert out[0, 0, 0] == 0.0 and out[0, 3, 0] == 1.0
+    assert abs(float(out[0, 2, 0]) - 32768 / 65535) < 1e-7
+
+
+# --------------------------------------------------------------------------- batching and sizes
+
+
+SIZES = [(40, 30), (20, 50), (60, 10)]  # (width, height)
+
+
+def mixed_outputs() -> tuple[list[np.ndarray], list[bytes]]:
+    arrays = [rgb_array(w, h, seed=i + 20) for i, (w, h) in enumerate(SIZES)]
+    return arrays, [encode(a) for a in arrays]
+
+
+def test_same_size_outputs_batch_in_order() -> None:
+    arrays = [rgb_array(12, 8, seed=s) for s in (1, 2, 3)]
+    t = images_to_tensor([encode(a) for a in arrays])
+    assert tuple(t.shape) == (3, 8, 12, 3)
+    for i, a in enumerate(arrays):
+        np.testing.assert_array_equal(t[i].numpy(), a.astype(np.float32) / 255)
+
+
+def test_pad_centres_each_image_on_black() -> None:
+    arrays, blobs = mixed_outputs()
+    t = images_to_tensor(blobs)  # PAD is the default
+    assert tuple(t.shape) == (3, 50, 60, 3)
+    for i, ((w, h), arr) in enumerate(zip(SIZES, arrays, strict=True)):
+        top, left = (50 - h) // 2, (60 - w) // 2
+        np.testing.assert_array_equal(t[i, top : top + h, left : left + w].numpy(), arr / F32(255))
+        canvas = t[i].numpy().copy()
+        canvas[top : top + h, left : left + w] = 0
+        assert not canvas.any(), f"image {i}: non-black pixels outside the pasted area"
+    # image 0 (40x30) sits at rows 10..39, cols 10..49
+    np.testing.assert_array_equal(t[0, 10, 10].numpy(), arrays[0][0, 0] / F32(255))
+
+
+def test_resize_to_first_image_size() -> None:
+    arrays, blobs = mixed_outputs()
+    t = images_to_tensor(blobs, policy=SizePolicy.RESIZE)
+    assert tuple(t.shape) == (3, 30, 40, 3)
+    np.testing.assert_array_equal(t[0].numpy(), arrays[0] / F32(255))
+    for i in (1, 2):
+        ref = np.asarray(Image.fromarray(arrays[i]).resize((40, 30), Image.Resampling.BICUBIC))
+        np.testing.assert_array_equal(t[i].numpy(), ref / F32(255))
+
+
+def test_error_policy_names_the_sizes() -> None:
+    _, blobs = mixed_outputs()
+    with pytest.raises(ImageDecodeError, match=r"different sizes \(40x30, 20x50, 60x10\)"):
+        images_to_tensor(blobs, policy=SizePolicy.ERROR)
+    assert tuple(images_to_tensor(blobs[:1] * 2, policy="error").shape) == (2, 30, 40, 3)  # type: ignore[arg-type]
+
+
+def test_empty_batch_and_bare_bytes_refused() -> None:
+    with pytest.raises(ImageDecodeError, match="no images"):
+        images_to_tensor([])
+    with pytest.raises(TypeError):
+        images_to_tensor(encode(rgb_array(2, 2)))  # type: ignore[arg-type]
+
+
+def test_bad_output_in_batch_fails_before_decoding_the_rest() -> None:
+    good = encode(rgb_array(8, 8))
+    with pytest.raises(ImageDecodeError, match="not a recognised image format"):
+        images_to_tensor([good, b"<html>502 Bad Gateway</html>"])
+    with pytest.raises(ImageDecodeError, match="over the 50 px limit"):
+        images_to_tensor([good, encode(rgb_array(4, 4))], max_pixels=50)
+
+
+# --------------------------------------------------------------------------- encoding back
+
+
+def test_png_round_trip_is_byte_exact() -> None:
+    arr = rgb_array(31, 17, seed=9)
+    png = encode(arr, compress_level=1)
+    t = images_to_tensor([png])
+    assert tensor_to_png(t) == png
+    assert tensor_to_png(t[0]) == png  # [H, W, C] accepted
+    np.testing.assert_array_equal(decode_to_uint8(tensor_to_png(t, compress_level=9)), arr)
+
+
+def test_png_rounds_clips_and_keeps_rgba() -> None:
+    x = torch.tensor([[[[10.4 / 255, 10.6 / 255, 254.6 / 255], [-1.0, 2.0, float("nan")]]]])
+    out = np.asarray(Image.open(io.BytesIO(tensor_to_png(x))))
+    assert out.tolist() == [[[10, 11, 255], [0, 255, 0]]]  # truncation would give 10, 10, 254
+    rgba = torch.rand(1, 3, 4, 4)
+    img = Image.open(io.BytesIO(tensor_to_png(rgba)))
+    assert img.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(img), torch.round(rgba[0] * 255).to(torch.uint8).numpy())
+
+
+def test_png_picks_the_indexed_image() -> None:
+    arrays = [rgb_array(6, 4, seed=s) for s in (1, 2)]
+    t = images_to_tensor([encode(a) for a in arrays])
+    np.testing.assert_array_equal(decode_to_uint8(tensor_to_png(t, 1)), arrays[1])
+
+
+def test_jpeg_round_trip_close_and_alpha_dropped() -> None:
+    arr = smooth_array(64, 48)
+    t = images_to_tensor([encode(arr)])
+    back = decode_image(tensor_to_jpeg(t, quality=95))
+    assert back.shape == (48, 64, 3)
+    assert np.abs(back - arr / 255.0).mean() < 0.01
+    rgba = torch.cat([t, torch.ones(1, 48, 64, 1)], dim=-1)
+    img = Image.open(io.BytesIO(tensor_to_jpeg(rgba)))
+    assert img.format == "JPEG" and img.mode == "RGB"
+
+
+@pytest.mark.parametrize("fn", [tensor_to_png, tensor_to_jpeg])
+def test_encode_argument_errors(fn: Any) -> None:
+    t = torch.zeros(2, 4, 4, 3)
+    with pytest.raises(ValueError, match="index 2 is out of range for a batch of 2"):
+        fn(t, 2)
+    with pytest.raises(ValueError, match="out of range"):
+        fn(t, -1)
+    with pytest.raises(ValueError, match="channels"):
+        fn(torch.zeros(1, 4, 4, 2))
+    with pytest.raises(ValueError, match="shape"):
+        fn(torch.zeros(4, 4))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_empty_bytes() -> None:
+    expect_decode_error(b"", "no data")
+
+
+def test_text_and_random_bytes() -> None:
+    expect_decode_error(b"Internal Server Error\n<html>...</html>", "not a recognised image format", "bytes")
+    junk = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    expect_decode_error(junk, "could not decode")
+
+
+def test_corrupt_png_data() -> None:
+    png = bytearray(encode(rgb_array(64, 64)))
+    idat = png.find(b"IDAT")
+    png[idat + 20 : idat + 60] = bytes(40)  # zeroed compressed data, CRC now wrong
+    expect_decode_error(bytes(png), "could not decode")
+
+
+def test_truncated_png_fails_instead_of_loading_grey() -> None:
+    png = encode(rgb_array(64, 64))
+    message = expect_decode_error(png[: len(png) // 2], "PNG", "truncated")
+    assert f"({len(png) // 2} bytes)" in message
+
+
+def test_truncated_jpeg_fails() -> None:
+    jpeg = encode(rgb_array(64, 64), "JPEG", quality=95)
+    expect_decode_error(jpeg[: len(jpeg) // 2], "JPEG", "truncated")
+
+
+# --------------------------------------------------------------------------- decompression bombs
+
+
+def test_bomb_refused_from_header_before_decoding() -> None:
+    # A 1x1 PNG claiming 7000 x 7000: decoding would be a "truncated" error, so the bomb
+    # message proves the refusal came from the header, before any pixel buffer was allocated.
+    bomb = patch_ihdr(encode(rgb_array(1, 1)), 7000, 7000)
+    assert image_size(bomb) == (7000, 7000)
+    message = expect_decode_error(bomb, "7000 x 7000 = 49000000 px", f"over the {MAX_PIXELS} px limit")
+    assert "decompression bomb" in message
+    with pytest.raises(ImageDecodeError, match="decompression bomb"):
+        images_to_tensor([bomb])
+
+
+def test_pillow_own_bomb_error_becomes_ours() -> None:
+    bomb = patch_ihdr(encode(rgb_array(1, 1)), 20000, 20000)  # over Pillow's hard limit
+    expect_decode_error(bomb, "400000000 px", "decompression bomb")
+
+
+def test_max_pixels_argument() -> None:
+    data = encode(rgb_array(100, 100))
+    expect = "100 x 100 = 10000 px, over the 5000 px limit"
+    with pytest.raises(ImageDecodeError, match=expect):
+        decode_image(data, max_pixels=5000)
+    with pytest.raises(ImageDecodeError, match=expect):
+        decode_to_uint8(data, max_pixels=5000)
+    assert decode_image(data, max_pixels=10000).shape == (100, 100, 3)
+
+
+# --------------------------------------------------------------------------- image_size
+
+
+def test_image_size_reads_header_only() -> None:
+    png = encode(rgb_array(123, 45))
+    assert image_size(png) == (123, 45)
+    cut = png[:200]  # header intact, pixel data gone: only a header read can succeed
+    assert image_size(cut) == (123, 45)
+    with pytest.raises(ImageDecodeError):
+        decode_image(cut)
+    assert image_size(encode(rgb_array(30, 10), "WEBP")) == (30, 10)
+    with pytest.raises(ImageDecodeError, match="no data"):
+        image_size(b"")
+
+
+# --------------------------------------------------------------------------- purity
+
+
+def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
+    source = Path(__file__).resolve().parent.parent / "wavespeed" / "images.py"
+    allowed_third_party = {"numpy", "PIL", "torch"}
+    stdlib = {"__future__", "io", "re", "warnings", "collections", "enum", "typing"}
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+            if node.level:
+                pytest.fail(f"relative import in images.py: {names}")
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            assert top in allowed_third_party | stdlib or name == "wavespeed.errors", name

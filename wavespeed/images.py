@@ -1,0 +1,437 @@
+"""Image codec: encoded bytes <-> ComfyUI ``IMAGE`` tensors (``float32``, ``[B, H, W, 3]``, 0..1).
+
+Pure (numpy, Pillow, torch only) so it can be tested and benchmarked without ComfyUI.
+
+Decisions, and why:
+
+* **Bombs.** The header is read first (``Image.open``) and ``width * height`` is checked against
+  ``max_pixels`` *before* any pixel is decoded; Pillow's own ``DecompressionBombError``/``Warning``
+  become the same :class:`ImageDecodeError`, so the effective limit is also capped by
+  ``PIL.Image.MAX_IMAGE_PIXELS``.
+* **Bad bytes fail loudly.** Empty, corrupt and truncated data raise :class:`ImageDecodeError` with a
+  one-line reason; ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download cannot silently
+  turn into a half-grey picture.
+* **EXIF orientation** is applied (only when the tag is present and not 1, so the usual case costs
+  nothing); multi-frame files (GIF, APNG, animated WebP) give their first frame.
+* **Alpha is composited over black**, i.e. colour is premultiplied by alpha
+  (``c * a / 65025`` in float32, no 8-bit rounding). Deterministic, and hidden colour under
+  ``alpha = 0`` (often garbage left by encoders) can never leak into the picture. ComfyUI's
+  ``LoadImage`` drops alpha instead; generated outputs are rarely transparent, so this only matters
+  for odd inputs. ``P``/``L``/``RGB`` images with a transparency key are treated the same way.
+* **Modes.** RGB is the fast path; L is replicated to 3 channels; P -> RGB; CMYK/YCbCr/LAB/HSV via
+  Pillow's ``convert("RGB")``; 16-bit grey (``I;16*``, and ``I`` clipped to 0..65535) is divided by
+  65535, keeping 16-bit precision; ``F`` is clipped to 0..1 (NaN -> 0); bilevel gives 0/1.
+  Pillow reads 16-bit *RGB* PNGs as 8-bit RGB, so those lose their extra precision here.
+* **Speed and memory.** Fully vectorised. The result is allocated once (by numpy, shared with
+  torch without a copy) and each image is written straight into its slice, a strip of rows at a
+  time (cast, then in-place ``/ 255``, which matches ComfyUI's ``np.float32 / 255`` bit for bit):
+  extra memory is one ~0.5 MB strip, never an intermediate float copy or a ``torch.stack``.
+  numpy rather than torch does the arithmetic: single-threaded and steady, where torch's
+  intra-op thread pool stalled for milliseconds per op whenever the CPU was shared.
+* **Mixed sizes** (:class:`SizePolicy`): ``PAD`` centres each image on a black canvas of the largest
+  height and width (nothing cropped or resampled), ``RESIZE`` resizes every image to the *first*
+  image's size (Pillow bicubic on the decoded 8-bit data, or 16-bit/float where the source is),
+  ``ERROR`` refuses.
+* **Encoding back** rounds (``round(x * 255)``) where ComfyUI's ``SaveImage`` truncates, so
+  ``tensor_to_png(images_to_tensor([png]))`` reproduces 8-bit PNG pixels exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Sequence
+from enum import Enum
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from wavespeed.errors import ImageDecodeError
+
+__all__ = [
+    "MAX_PIXELS",
+    "SizePolicy",
+    "decode_image",
+    "decode_to_uint8",
+    "image_size",
+    "images_to_tensor",
+    "tensor_to_jpeg",
+    "tensor_to_png",
+]
+
+MAX_PIXELS: int = 40_000_000
+"""Per-image pixel limit: generous for any generated output, far below what exhausts RAM."""
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = frozenset({5, 6, 7, 8})
+_GREY16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+# Modes _fill understands directly; anything else is converted first by _normalise.
+_NORMAL = frozenset({"RGB", "L", "RGBA", "LA", "F"} | _GREY16)
+
+
+class SizePolicy(str, Enum):
+    """What images_to_tensor does when the outputs of one task differ in size."""
+
+    PAD = "pad"
+    RESIZE = "resize"
+    ERROR = "error"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _bomb_error(width: int, height: int, limit: int) -> ImageDecodeError:
+    return ImageDecodeError(
+        f"image is {width} x {height} = {width * height} px, over the {limit} px limit; "
+        "refusing to decode (possible decompression bomb)"
+    )
+
+
+def _pillow_bomb_error(exc: BaseException, limit: int) -> ImageDecodeError:
+    """Pillow refused at open, before we could see width and height: report its pixel count."""
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = match.group(1) if match else "too many"
+    pillow_limit = Image.MAX_IMAGE_PIXELS or limit
+    return ImageDecodeError(
+        f"image is {pixels} px, over the {min(limit, pillow_limit)} px limit; "
+        "refusing to decode (possible decompression bomb)"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {text}"
+
+
+def _check_bytes(data: bytes) -> None:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected encoded image bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageDecodeError("could not decode image: no data (0 bytes)")
+
+
+def _open(data: bytes, max_pixels: int, *, pillow_warning: str = "error") -> Image.Image:
+    """Parse the header only and apply the pixel limit; nothing is decoded yet."""
+    _check_bytes(data)
+    try:
+        # The filter is scoped to the header parse, the only place Pillow warns for the formats
+        # we see; by default it turns the warning into the same refusal as our own limit.
+        with warnings.catch_warnings():
+            warnings.simplefilter(pillow_warning, Image.DecompressionBombWarning)  # type: ignore[arg-type]
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _pillow_bomb_error(exc, max_pixels) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError(
+            f"could not decode image ({len(data)} bytes): not a recognised image format"
+        ) from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ImageDecodeError(f"could not decode image ({len(data)} bytes): {_reason(exc)}") from None
+    width, height = img.size
+    if width * height > max_pixels:
+        raise _bomb_error(width, height, max_pixels)
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"could not decode image ({len(data)} bytes): empty {width} x {height} image")
+    return img
+
+
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation 1..8 (1 when absent or unreadable)."""
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not cost the picture
+        return 1
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
+
+
+def _header_orientation(img: Image.Image) -> int:
+    """Orientation without decoding pixels (a PNG eXIf chunk after IDAT is only seen by load)."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
+    return _orientation(img)
+
+
+def _load(data: bytes, max_pixels: int) -> Image.Image:
+    """Open, check, fully decode and EXIF-orient one image."""
+    img = _open(data, max_pixels)
+    try:
+        img.load()
+    except Exception as exc:
+        kind = f"{img.format} image" if img.format else "image"
+        raise ImageDecodeError(f"could not decode {kind} ({len(data)} bytes): {_reason(exc)}") from None
+    orientation = _orientation(img)
+    if orientation != 1:
+        img = img.transpose(_TRANSPOSE[orientation])
+    return img
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    if img.mode in ("RGBA", "LA", "PA"):
+        return True
+    if "transparency" in img.info:
+        return True
+    return img.mode == "P" and img.palette is not None and img.palette.mode == "RGBA"
+
+
+def _normalise(img: Image.Image) -> Image.Image:
+    """Bring any Pillow mode to one _fill handles (RGB, L, RGBA, LA, 16-bit grey, F)."""
+    mode = img.mode
+    try:
+        if mode == "RGB":
+            return img.convert("RGBA") if "transparency" in img.info else img
+        if mode == "L":
+            return img.convert("LA") if "transparency" in img.info else img
+        if mode in ("P", "PA"):
+            return img.convert("RGBA") if _has_alpha(img) else img.convert("RGB")
+        if mode == "1":
+            return img.convert("L")
+        if mode == "La":  # premultiplied grey: the grey channel already is "over black"
+            return img.getchannel(0)
+        if mode in _NORMAL:
+            return img
+        # CMYK, YCbCr, LAB, HSV, RGBX, RGBa (premultiplied, so dropping alpha is "over black") ...
+        return img.convert("RGB")
+    except Exception as exc:
+        raise ImageDecodeError(f"could not convert image mode {mode!r} to RGB: {_reason(exc)}") from None
+
+
+# --------------------------------------------------------------------------- pixels -> tensor
+
+
+_F255 = np.float32(255.0)
+_F65025 = np.float32(255.0 * 255.0)
+_F65535 = np.float32(65535.0)
+_STRIP_BYTES = 1 << 19
+"""Rows are converted in strips of about this many source bytes: the only extra memory per image,
+and small enough that the float rows are still in cache for the in-place divide."""
+
+
+def _fill(dest: np.ndarray, img: Image.Image) -> None:
+    """Write a normalised image into ``dest`` (an ``[h, w, 3]`` float32 view, maybe strided).
+
+    Strip by strip: ``crop`` copies a few rows inside Pillow, ``np.asarray`` packs them, and numpy
+    casts and scales them in place in the destination. numpy rather than torch for the arithmetic:
+    single-threaded, so it never stalls on torch's intra-op thread pool when the CPU is busy, and
+    ``float32 / 255`` matches ComfyUI's own loader bit for bit.
+    """
+    width, height = img.size
+    pixel_bytes = {"RGB": 3, "RGBA": 4, "LA": 2, "L": 1, "I": 4, "F": 4}.get(img.mode, 2)
+    rows = max(1, _STRIP_BYTES // (width * pixel_bytes))
+    if rows >= height:
+        _fill_rows(dest, img, np.asarray(img))
+        return
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        strip = img.crop((0, top, width, bottom))
+        _fill_rows(dest[top:bottom], strip, np.asarray(strip))
+
+
+def _fill_rows(dest: np.ndarray, img: Image.Image, src: np.ndarray) -> None:
+    mode = img.mode
+    if mode == "RGB":
+        np.copyto(dest, src, casting="unsafe")
+        np.divide(dest, _F255, out=dest)
+    elif mode == "L":
+        np.copyto(dest, src[..., None], casting="unsafe")
+        np.divide(dest, _F255, out=dest)
+    elif mode in ("RGBA", "LA"):
+        # colour * alpha / 65025: composited over black, exact in float32 (c * a <= 65025)
+        np.copyto(dest, src[..., :-1], casting="unsafe")
+        np.multiply(dest, src[..., -1:], out=dest, casting="unsafe")
+        np.divide(dest, _F65025, out=dest)
+    elif mode in _GREY16:
+        np.copyto(dest, src[..., None], casting="unsafe")
+        if mode == "I":
+            np.clip(dest, 0.0, 65535.0, out=dest)
+        key = img.info.get("transparency")
+        if isinstance(key, int):
+            dest[src == key] = 0.0
+        np.divide(dest, _F65535, out=dest)
+    elif mode == "F":
+        np.copyto(dest, src[..., None], casting="unsafe")
+        np.nan_to_num(dest, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(dest, 0.0, 1.0, out=dest)
+    else:  # pragma: no cover - _normalise guarantees one of the above
+        raise ImageDecodeError(f"internal error: unexpected image mode {mode!r}")
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes -> ``H x W x 3`` float32 in 0..1 (C-contiguous)."""
+    img = _normalise(_load(data, max_pixels))
+    out = np.empty((img.height, img.width, 3), dtype=np.float32)
+    _fill(out, img)
+    return out
+
+
+def decode_to_uint8(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes -> ``H x W x 3`` uint8, for hashing and exact pixel tests.
+
+    Equal to ``round(decode_image(data) * 255)``: same compositing, 16-bit reduced with rounding.
+    """
+    img = _normalise(_load(data, max_pixels))
+    if img.mode == "RGB":
+        return np.array(img)
+    if img.mode == "L":
+        return np.repeat(np.asarray(img)[..., None], 3, axis=2)
+    out = np.empty((img.height, img.width, 3), dtype=np.float32)
+    _fill(out, img)
+    np.multiply(out, _F255, out=out)
+    return np.rint(out, out=out).astype(np.uint8)
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` as decode_image would return it, from the header only (no pixel decode).
+
+    Applies EXIF orientation when the tag is in the header (JPEG, WebP, TIFF, PNG eXIf before IDAT).
+    Not subject to ``max_pixels``: callers use this to decide; only Pillow's own hard limit applies.
+    """
+    img = _open(data, max_pixels=2**62, pillow_warning="ignore")
+    width, height = img.size
+    return (height, width) if _header_orientation(img) in _SWAPS_AXES else (width, height)
+
+
+def _planned_size(data: bytes, max_pixels: int, *, exact: bool) -> tuple[int, int]:
+    """(width, height) after orientation: from the header, or (``exact``) by decoding."""
+    if exact:
+        img = _load(data, max_pixels)
+        return img.size
+    img = _open(data, max_pixels)
+    width, height = img.size
+    return (height, width) if _header_orientation(img) in _SWAPS_AXES else (width, height)
+
+
+def _fmt(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def images_to_tensor(
+    blobs: Sequence[bytes], *, policy: SizePolicy = SizePolicy.PAD, max_pixels: int = MAX_PIXELS
+) -> torch.Tensor:
+    """Several encoded outputs of one task -> one ``[B, H, W, 3]`` float32 batch.
+
+    Every header is checked before anything is decoded (a bad or oversized output fails fast), the
+    result is allocated once and each image is decoded straight into its slice.
+    """
+    if isinstance(blobs, (bytes, bytearray, memoryview)):
+        raise TypeError("images_to_tensor takes a sequence of encoded images; wrap a single one in a list")
+    if len(blobs) == 0:
+        raise ImageDecodeError("no images to decode (the task returned no outputs)")
+    policy = SizePolicy(policy)
+    sizes = [_planned_size(b, max_pixels, exact=False) for b in blobs]
+    try:
+        return _assemble(blobs, sizes, policy, max_pixels)
+    except _SizeChanged:
+        # A PNG whose eXIf (orientation) chunk sits after IDAT: header sizes were wrong.
+        sizes = [_planned_size(b, max_pixels, exact=True) for b in blobs]
+        return _assemble(blobs, sizes, policy, max_pixels)
+
+
+class _SizeChanged(Exception):
+    """Decoded size differs from the header's (orientation only visible after decoding)."""
+
+
+def _assemble(
+    blobs: Sequence[bytes], sizes: list[tuple[int, int]], policy: SizePolicy, max_pixels: int
+) -> torch.Tensor:
+    same = all(s == sizes[0] for s in sizes)
+    if not same and policy is SizePolicy.ERROR:
+        listed = ", ".join(_fmt(s) for s in sizes)
+        raise ImageDecodeError(
+            f"outputs have different sizes ({listed}); use size policy 'pad' or 'resize' to batch them"
+        )
+    if same or policy is SizePolicy.RESIZE:
+        width, height = sizes[0]
+        result = np.empty((len(blobs), height, width, 3), dtype=np.float32)
+    else:
+        width = max(s[0] for s in sizes)
+        height = max(s[1] for s in sizes)
+        result = np.zeros((len(blobs), height, width, 3), dtype=np.float32)
+    for i, (blob, planned) in enumerate(zip(blobs, sizes, strict=True)):
+        img = _load(blob, max_pixels)
+        if img.size != planned:
+            raise _SizeChanged
+        img = _normalise(img)
+        if img.size == (width, height):
+            dest = result[i]
+        elif policy is SizePolicy.RESIZE:
+            img = img.resize((width, height), Image.Resampling.BICUBIC)
+            dest = result[i]
+        else:
+            w, h = img.size
+            top, left = (height - h) // 2, (width - w) // 2
+            dest = result[i, top : top + h, left : left + w]
+        _fill(dest, img)
+        del img
+    # numpy owns the buffer (it asks the kernel for huge pages on large arrays, which makes the
+    # first touch of a fresh 48 MB result several times cheaper than torch.empty here); the
+    # tensor shares it without a copy.
+    return torch.from_numpy(result)
+
+
+# --------------------------------------------------------------------------- tensor -> bytes
+
+
+def _select_uint8(image: torch.Tensor, index: int) -> np.ndarray:
+    """One ``[H, W, C]`` image of a batch as uint8 (round, clip; NaN -> 0)."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor IMAGE, got {type(image).__name__}")
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4:
+        raise ValueError(f"expected an IMAGE of shape [B, H, W, C] or [H, W, C], got {list(image.shape)}")
+    batch, height, width, channels = image.shape
+    if channels not in (1, 3, 4):
+        raise ValueError(f"expected 1, 3 or 4 channels (last dimension), got shape {list(image.shape)}")
+    if height == 0 or width == 0:
+        raise ValueError(f"cannot encode an empty image of shape {list(image.shape)}")
+    if not 0 <= index < batch:
+        raise ValueError(
+            f"image index {index} is out of range for a batch of {batch} (valid: 0..{batch - 1})"
+        )
+    one = image[index].detach().to(device="cpu", dtype=torch.float32)
+    one = torch.nan_to_num(one, 0.0, 1.0, 0.0).clamp_(0.0, 1.0).mul_(255.0).round_()
+    return one.to(torch.uint8).numpy()
+
+
+def _to_pil(arr: np.ndarray) -> Image.Image:
+    # uint8 [H, W] -> L, [H, W, 3] -> RGB, [H, W, 4] -> RGBA
+    return Image.fromarray(np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 1 else arr))
+
+
+def tensor_to_png(image: torch.Tensor, index: int = 0, *, compress_level: int = 1) -> bytes:
+    """One image of an IMAGE batch -> PNG bytes (RGB, or RGBA when there are 4 channels).
+
+    Exact for 8-bit data: ``round(x * 255)``. ``compress_level=1`` because uploads favour speed.
+    """
+    if not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be 0..9, got {compress_level}")
+    buf = io.BytesIO()
+    _to_pil(_select_uint8(image, index)).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def tensor_to_jpeg(image: torch.Tensor, index: int = 0, *, quality: int = 95) -> bytes:
+    """One image of an IMAGE batch -> JPEG bytes (alpha dropped).
+
+    At quality >= 90 chroma is not subsampled (4:4:4), so colour edges in edit inputs survive.
+    """
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be 1..100, got {quality}")
+    arr = _select_uint8(image, index)
+    if arr.shape[2] == 4:
+        arr = arr[..., :3]
+    buf = io.BytesIO()
+    subsampling = 0 if quality >= 90 else 2
+    _to_pil(arr).save(buf, format="JPEG", quality=quality, subsampling=subsampling)
+    return buf.getvalue()
