@@ -1,0 +1,97 @@
+"""Fixtures for end-to-end tests against a real headless ComfyUI (one server for the whole session).
+
+Every test under tests/e2e is marked `e2e` (deselect with `-m "not e2e"`) and gets a default
+pytest-timeout. The server runs with --cache-none (a resubmitted graph really runs again) and talks to a
+session-scoped WaveSpeed emulator in this pytest process over loopback.
+
+Fixtures:
+  comfy_server       session ComfyServer (skips if ComfyUI is not installed; fails instead when CI=true)
+  comfy_object_info  its /object_info
+  e2e_emulator       session Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3) the server points at
+  wavespeed_emulator the same emulator, reset (tasks, faults, config) before the test
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from scripts.comfy_harness import ComfyNotInstalledError, ComfyServer, ensure_installed
+
+E2E_API_KEY = "test-key-0123456789"
+E2E_TIMEOUT_S = 180
+_HERE = Path(__file__).resolve().parent
+_CONFIG_KEYS = ("inference_s", "queue_s", "sync_timeout_s", "output_format")
+_START_CONFIG: dict[str, Any] = {}  # the e2e emulator's config at creation, restored per test
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark everything in tests/e2e as e2e and give it a timeout unless the test sets its own."""
+    for item in items:
+        if _HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_S))
+
+
+@pytest.fixture(scope="session")
+def e2e_api_key() -> str:
+    """The key the e2e emulator accepts (ComfyUI gets it as WAVESPEED_API_KEY)."""
+    return E2E_API_KEY
+
+
+@pytest.fixture(scope="session")
+def e2e_emulator() -> Iterator[Emulator]:
+    """One emulator for the session; short 0.3 s tasks."""
+    emu = Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3)
+    _START_CONFIG.clear()
+    _START_CONFIG.update({k: getattr(emu, k) for k in _CONFIG_KEYS}, balance=emu.balance)
+    emu.start(port=0)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def wavespeed_emulator(e2e_emulator: Emulator) -> Emulator:
+    """The session emulator, reset to its start state (tasks, faults, counters, config) for this test."""
+    e2e_emulator.reset()
+    e2e_emulator.configure(**_START_CONFIG)
+    return e2e_emulator
+
+
+@pytest.fixture(scope="session")
+def comfy_server(e2e_emulator: Emulator) -> Iterator[ComfyServer]:
+    """A real ComfyUI 0.3.75 with the pack loaded, pointed at the e2e emulator, for the whole session."""
+    try:
+        ensure_installed()
+    except ComfyNotInstalledError as exc:
+        if _in_ci():
+            pytest.fail(f"CI=true but {exc}")
+        pytest.skip(str(exc))
+    server = ComfyServer(
+        env={"WAVESPEED_BASE_URL": e2e_emulator.base_url, "WAVESPEED_API_KEY": E2E_API_KEY},
+        cache_none=True,
+        keep_dir=os.environ.get("COMFY_E2E_KEEP") == "1",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def comfy_object_info(comfy_server: ComfyServer) -> dict[str, Any]:
+    """/object_info of the session server."""
+    return comfy_server.object_info()
