@@ -477,6 +477,14 @@ def test_pillow_own_bomb_error_becomes_ours() -> None:
     expect_decode_error(bomb, "400000000 px", "decompression bomb")
 
 
+def test_pillow_bomb_warning_becomes_an_error_even_with_a_higher_limit() -> None:
+    bomb = patch_ihdr(encode(rgb_array(1, 1)), 10000, 10000)  # between Pillow's warn and error levels
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < 10**8
+    with pytest.raises(ImageDecodeError, match=rf"100000000 px, over the {Image.MAX_IMAGE_PIXELS} px limit"):
+        decode_image(bomb, max_pixels=2 * 10**8)
+    assert image_size(bomb) == (10000, 10000)  # size queries only report
+
+
 def test_max_pixels_argument() -> None:
     data = encode(rgb_array(100, 100))
     expect = "100 x 100 = 10000 px, over the 5000 px limit"
