@@ -5,7 +5,8 @@ pytest-timeout. The server runs with --cache-none (a resubmitted graph really ru
 session-scoped WaveSpeed emulator in this pytest process over loopback.
 
 Fixtures:
-  comfy_server       session ComfyServer (skips if ComfyUI is not installed; fails instead when CI=true)
+  comfy_server       session ComfyServer (skips if ComfyUI is not installed; fails instead when CI=true);
+                     besides the pack it loads `HarnessSlowNode` (progress text, failure, interrupt)
   comfy_object_info  its /object_info
   e2e_emulator       session Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3) the server points at
   wavespeed_emulator the same emulator, reset (tasks, faults, config) before the test
@@ -70,8 +71,48 @@ def wavespeed_emulator(e2e_emulator: Emulator) -> Emulator:
     return e2e_emulator
 
 
+# A tiny node pack written at session start so the smoke tests can check progress text, errors and
+# interrupts through the real server without depending on the WaveSpeed nodes.
+HARNESS_NODES_SOURCE = """
+import time
+
+import comfy.model_management as mm
+import comfy.utils
+from server import PromptServer
+
+
+class HarnessSlowNode:
+    CATEGORY = "_for_testing/harness"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "seconds": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 60.0}),
+            "fail": ("BOOLEAN", {"default": False}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def run(self, seconds, fail, unique_id=None):
+        steps = max(1, int(seconds / 0.05))
+        bar = comfy.utils.ProgressBar(steps)
+        for i in range(steps):
+            mm.throw_exception_if_processing_interrupted()
+            PromptServer.instance.send_progress_text(f"step {i + 1}/{steps}", unique_id)
+            bar.update(1)
+            time.sleep(0.05)
+        if fail:
+            raise RuntimeError("harness node failed on purpose")
+        return {"ui": {"text": ["done"]}, "result": ("done",)}
+
+
+NODE_CLASS_MAPPINGS = {"HarnessSlowNode": HarnessSlowNode}
+"""
+
+
 @pytest.fixture(scope="session")
-def comfy_server(e2e_emulator: Emulator) -> Iterator[ComfyServer]:
+def comfy_server(e2e_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
     """A real ComfyUI 0.3.75 with the pack loaded, pointed at the e2e emulator, for the whole session."""
     try:
         ensure_installed()
@@ -79,9 +120,13 @@ def comfy_server(e2e_emulator: Emulator) -> Iterator[ComfyServer]:
         if _in_ci():
             pytest.fail(f"CI=true but {exc}")
         pytest.skip(str(exc))
+    harness_pack = tmp_path_factory.mktemp("packs") / "harness_test_nodes"
+    harness_pack.mkdir()
+    (harness_pack / "__init__.py").write_text(HARNESS_NODES_SOURCE, encoding="utf-8")
     server = ComfyServer(
         env={"WAVESPEED_BASE_URL": e2e_emulator.base_url, "WAVESPEED_API_KEY": E2E_API_KEY},
         cache_none=True,
+        extra_packs={"harness_test_nodes": harness_pack},
         keep_dir=os.environ.get("COMFY_E2E_KEEP") == "1",
     )
     server.start()

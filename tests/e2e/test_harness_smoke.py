@@ -20,6 +20,7 @@ from scripts.comfy_harness import (
     PACK_NAME,
     ComfyServer,
     ensure_installed,
+    interrupt,
     run_prompt,
     ui_to_api,
 )
@@ -282,3 +283,51 @@ def test_stop_leaves_no_process_and_no_temp_dir() -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not Path(base).exists()
+
+
+# ------------------------------------------------------ events, errors and interrupts through the server
+
+
+def _slow(seconds: float, fail: bool = False) -> dict[str, Any]:
+    return {"1": {"class_type": "HarnessSlowNode", "inputs": {"seconds": seconds, "fail": fail}}}
+
+
+def test_progress_text_and_progress_events_are_collected(comfy_server: ComfyServer) -> None:
+    result = run_prompt(comfy_server, _slow(0.2), timeout=30)
+    assert result.ok, result.error_line()
+    texts = [e["data"]["text"] for e in result.events_of("progress_text")]
+    assert texts and texts[-1] == "step 4/4"
+    assert all(e["data"]["node"] == "1" for e in result.events_of("progress_text"))
+    assert [e["data"]["value"] for e in result.events_of("progress")][-1] == 4
+    assert result.outputs["1"]["text"] == ["done"]
+
+
+def test_node_exception_is_reported(comfy_server: ComfyServer) -> None:
+    result = run_prompt(comfy_server, _slow(0.05, fail=True), timeout=30)
+    assert result.status == "error"
+    assert result.error is not None and result.error["node_type"] == "HarnessSlowNode"
+    assert result.error_line() == "node 1 (HarnessSlowNode): harness node failed on purpose"
+
+
+def test_interrupt_stops_a_running_prompt(comfy_server: ComfyServer) -> None:
+    import threading
+    import time
+
+    def cancel_when_running() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            running = comfy_server.get_json("/queue").get("queue_running") or []
+            if running:
+                time.sleep(0.3)
+                interrupt(comfy_server)
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_when_running, daemon=True)
+    canceller.start()
+    t0 = time.monotonic()
+    result = run_prompt(comfy_server, _slow(30.0), timeout=60)
+    canceller.join(5)
+    assert result.status == "interrupted", result.error_line()
+    assert time.monotonic() - t0 < 10
+    assert result.error_line() == "interrupted at node 1 (HarnessSlowNode)"
