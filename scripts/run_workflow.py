@@ -33,6 +33,14 @@ DEFAULT_WORKFLOW = REPO_ROOT / "example_workflows" / "flux_kontext_max_text_to_i
 EMULATOR_KEY = "emulator-key"
 
 
+def _save_log(server: ComfyServer, out_dir: Path) -> None:
+    """Keep ComfyUI's log next to the outputs: the server's temp dir is deleted on exit."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / "comfyui.log"
+    dest.write_text(server.log_text(), encoding="utf-8")
+    print(f"  ComfyUI log saved to {dest}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse args, pick real API or emulator, run the workflow; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -75,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as exc:  # the workflow does not match the installed nodes
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
+            except (ComfyServerError, TimeoutError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                _save_log(server, out_dir)
+                return 1
             if not result.ok:
                 print(f"error: {result.status}: {result.error_line()}", file=sys.stderr)
+                _save_log(server, out_dir)
                 return 1
             out_dir.mkdir(parents=True, exist_ok=True)
             copied = []
