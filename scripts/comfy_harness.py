@@ -108,6 +108,8 @@ class ComfyServer:
     `comfyui-wavespeed-kontext`), plus any `extra_packs`. `env` is added to the child's environment
     (e.g. WAVESPEED_BASE_URL / WAVESPEED_API_KEY). `--disable-api-nodes` is passed by default: it
     keeps ComfyUI's own paid partner nodes (and their network calls) out; custom packs are unaffected.
+    On Linux the child gets PR_SET_PDEATHSIG, so it is SIGTERMed if the thread that started it exits:
+    start servers from a long-lived thread (pytest's main thread is fine).
     """
 
     def __init__(

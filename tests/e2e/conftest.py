@@ -5,6 +5,7 @@ pytest-timeout. The server runs with --cache-none (a resubmitted graph really ru
 session-scoped WaveSpeed emulator in this pytest process over loopback.
 
 Fixtures:
+  comfy_installed    the ComfyUI dir (skip if missing; fail when CI=true)
   comfy_server       session ComfyServer (skips if ComfyUI is not installed; fails instead when CI=true);
                      besides the pack it loads `HarnessSlowNode` (progress text, failure, interrupt)
   comfy_object_info  its /object_info
@@ -112,14 +113,21 @@ NODE_CLASS_MAPPINGS = {"HarnessSlowNode": HarnessSlowNode}
 
 
 @pytest.fixture(scope="session")
-def comfy_server(e2e_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """A real ComfyUI 0.3.75 with the pack loaded, pointed at the e2e emulator, for the whole session."""
+def comfy_installed() -> Path:
+    """The ComfyUI dir; skips the test if ComfyUI is missing, but fails under CI=true (bootstrap made it)."""
     try:
-        ensure_installed()
+        return ensure_installed()
     except ComfyNotInstalledError as exc:
         if _in_ci():
             pytest.fail(f"CI=true but {exc}")
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def comfy_server(
+    comfy_installed: Path, e2e_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ComfyServer]:
+    """A real ComfyUI 0.3.75 with the pack loaded, pointed at the e2e emulator, for the whole session."""
     harness_pack = tmp_path_factory.mktemp("packs") / "harness_test_nodes"
     harness_pack.mkdir()
     (harness_pack / "__init__.py").write_text(HARNESS_NODES_SOURCE, encoding="utf-8")

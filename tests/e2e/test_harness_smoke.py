@@ -19,7 +19,6 @@ from PIL import Image
 from scripts.comfy_harness import (
     PACK_NAME,
     ComfyServer,
-    ensure_installed,
     interrupt,
     run_prompt,
     ui_to_api,
@@ -271,8 +270,7 @@ def test_unknown_node_type_raises(comfy_object_info: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------ (c) clean shutdown
 
 
-def test_stop_leaves_no_process_and_no_temp_dir() -> None:
-    ensure_installed()
+def test_stop_leaves_no_process_and_no_temp_dir(comfy_installed: Path) -> None:
     server = ComfyServer(pack_dir=None)  # the shim only: the quickest real start
     with server:
         pid = server.pid
