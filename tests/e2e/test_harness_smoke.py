@@ -189,6 +189,13 @@ def test_pack_and_shim_load_without_import_errors(comfy_server: ComfyServer) -> 
     assert "Failed to execute startup-script" not in log
     failed = [line for line in log.splitlines() if "IMPORT FAILED" in line and PACK_NAME in line]
     assert not failed, "the pack failed to import:\n" + comfy_server.log_tail(80)
+    # the pack's __init__ logs and swallows its own errors, so also check that it registered nodes
+    ours = [
+        n
+        for n, i in comfy_server.object_info().items()
+        if i.get("python_module") == f"custom_nodes.{PACK_NAME}"
+    ]
+    assert ours, "the pack registered no nodes:\n" + comfy_server.log_tail(80)
 
 
 # ------------------------------------------------------------------------- (b) strict conversion
