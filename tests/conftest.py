@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,3 +30,37 @@ def emulator() -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
+
+
+PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_NAME = "wavespeed_kontext_pack"
+
+
+def load_pack() -> ModuleType:
+    """Import the repo root as a package under another name, the way ComfyUI loads a custom node
+    folder (so the pack's relative imports are exercised exactly as in ComfyUI)."""
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
+    spec = importlib.util.spec_from_file_location(
+        PACK_NAME, PACK_DIR / "__init__.py", submodule_search_locations=[str(PACK_DIR)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def pack() -> ModuleType:
+    return load_pack()
+
+
+@pytest.fixture
+def pack_env(emulator: Emulator, api_key: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Emulator:
+    """Point the pack at the emulator through the environment, as a user would set it up."""
+    monkeypatch.setenv("WAVESPEED_API_KEY", api_key)
+    monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no stray ~/.config key file
+    monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
+    return emulator

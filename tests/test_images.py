@@ -514,6 +514,8 @@ def test_image_size_reads_header_only() -> None:
 
 
 def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
+    """The codec stays pure, and reaches errors.py relatively: ComfyUI loads the pack under a
+    mangled package name, so an absolute ``wavespeed.`` import would fail there."""
     source = Path(__file__).resolve().parent.parent / "wavespeed" / "images.py"
     allowed_third_party = {"numpy", "PIL", "torch"}
     stdlib = {"__future__", "io", "re", "warnings", "collections", "enum", "typing"}
@@ -521,11 +523,12 @@ def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            names = [node.module or ""]
             if node.level:
-                pytest.fail(f"relative import in images.py: {names}")
+                assert (node.level, node.module) == (1, "errors"), f"relative import of {node.module}"
+                continue
+            names = [node.module or ""]
         else:
             continue
         for name in names:
             top = name.split(".")[0]
-            assert top in allowed_third_party | stdlib or name == "wavespeed.errors", name
+            assert top in allowed_third_party | stdlib, name

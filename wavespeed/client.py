@@ -76,7 +76,7 @@ class PollSchedule:
 
     first_s: float = 0.1
     factor: float = 1.5
-    cap_s: float = 0.4
+    cap_s: float = 0.3
 
     def delays(self) -> Iterator[float]:
         delay = self.first_s

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from wavespeed.errors import ImageDecodeError
+from .errors import ImageDecodeError
 
 __all__ = [
     "MAX_PIXELS",

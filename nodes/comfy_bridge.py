@@ -1,0 +1,117 @@
+"""The only place that touches ComfyUI internals: interrupt flag, progress bar, status text.
+
+Every ComfyUI import is lazy and guarded, so the node functions also run outside ComfyUI (tests,
+scripts). Outside ComfyUI, ``request_interrupt()`` plays the part of the Cancel button.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ..wavespeed.errors import CancelledError
+
+log = logging.getLogger("wavespeed")
+
+_local_interrupt = threading.Event()
+_epoch_lock = threading.Lock()
+_epoch = 0
+
+
+def _model_management() -> Any:
+    try:
+        import comfy.model_management as mm
+    except Exception:
+        return None
+    return mm
+
+
+def request_interrupt() -> None:
+    """Outside ComfyUI: behave as if the user pressed Cancel (used by tests and scripts)."""
+    _local_interrupt.set()
+
+
+def clear_interrupt() -> None:
+    _local_interrupt.clear()
+
+
+def current_epoch() -> int:
+    """Waits remember the epoch they started in; a Cancel bumps it so every sibling wait stops too
+    (ComfyUI clears its flag once the first node raises, which would leave the others running)."""
+    return _epoch
+
+
+def interrupted(since_epoch: int | None = None) -> bool:
+    if since_epoch is not None and _epoch != since_epoch:
+        return True
+    if _local_interrupt.is_set():
+        return True
+    mm = _model_management()
+    return bool(mm is not None and mm.processing_interrupted())
+
+
+def raise_interrupted(request_id: str | None) -> None:
+    """Stop the node the way ComfyUI expects (InterruptProcessingException), naming the task."""
+    global _epoch
+    with _epoch_lock:
+        _epoch += 1
+    hint = (
+        f"Cancelled; task {request_id} may still finish and is already paid for: paste this request id "
+        "into WaveSpeed Poll Result to fetch it later without a new charge."
+        if request_id
+        else "Cancelled."
+    )
+    log.warning("WaveSpeed: %s", hint)
+    mm = _model_management()
+    if mm is not None and not _local_interrupt.is_set():
+        interrupt_type = getattr(mm, "InterruptProcessingException", None)
+        if interrupt_type is not None:
+            mm.interrupt_current_processing(False)
+            raise interrupt_type()
+    _local_interrupt.clear()
+    raise CancelledError(hint, request_id=request_id)
+
+
+class NodeProgress:
+    """Progress bar and status text of one node; a no-op outside ComfyUI. Call from the event loop."""
+
+    def __init__(self, node_id: str | None, total: int = 100) -> None:
+        self.node_id = node_id
+        self.total = total
+        self._bar: Any = None
+        self._last_text: str | None = None
+        self._last_value = -1
+        if node_id is None:
+            return
+        try:
+            import comfy.utils
+
+            self._bar = comfy.utils.ProgressBar(total, node_id=node_id)
+        except Exception:
+            self._bar = None
+
+    def update(self, fraction: float, text: str | None = None) -> None:
+        value = max(0, min(self.total, int(round(fraction * self.total))))
+        if self._bar is not None and value != self._last_value:
+            self._last_value = value
+            try:
+                self._bar.update_absolute(value, self.total)
+            except Exception:  # progress must never break a paid task
+                log.debug("progress bar update failed", exc_info=True)
+        if text is not None and text != self._last_text:
+            self._last_text = text
+            send_status(self.node_id, text)
+
+
+def send_status(node_id: str | None, text: str) -> None:
+    """Status text under the node in the ComfyUI frontend (and a debug log line elsewhere)."""
+    log.debug("node %s: %s", node_id, text)
+    if node_id is None:
+        return
+    try:
+        from server import PromptServer
+
+        PromptServer.instance.send_progress_text(text, node_id)
+    except Exception:
+        pass

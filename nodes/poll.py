@@ -1,0 +1,161 @@
+"""WaveSpeed Poll Result: wait for a task, download every output, return ComfyUI IMAGE tensors."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..wavespeed import errors as E
+from ..wavespeed.models import Prediction
+from . import comfy_bridge as bridge
+from .generate import CATEGORY
+from .progress import fraction_for, status_line
+from .runtime import CancelCheck, Watch, get_client, run_blocking
+from .task import TASK_TYPE, TaskHandle
+
+if TYPE_CHECKING:
+    from ..wavespeed.client import WaveSpeedClient
+
+NSFW_PASS, NSFW_FAIL = "pass through", "fail"
+DOWNLOAD_BUDGET_S = 180.0
+
+
+def _resolve_request_id(task: TaskHandle | None, request_id: str) -> str:
+    if task is not None:
+        return task.request_id  # a connected task wins over a typed id
+    rid = (request_id or "").strip()
+    if not rid:
+        raise E.InvalidRequestError(
+            "No task to wait for: connect a 'task' from a Kontext node, or paste a request id."
+        )
+    return rid
+
+
+def _download_all(client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck) -> list[bytes]:
+    deadline = time.monotonic() + DOWNLOAD_BUDGET_S
+    if len(outputs) == 1:
+        return [client.download(outputs[0], cancel=cancel, deadline=deadline)]
+    with ThreadPoolExecutor(max_workers=min(4, len(outputs))) as pool:
+        return list(pool.map(lambda o: client.download(o, cancel=cancel, deadline=deadline), outputs))
+
+
+def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: CancelCheck) -> Any:
+    """Download and decode all outputs; a corrupt file is fetched once more before giving up."""
+    from ..wavespeed.images import images_to_tensor
+
+    if not prediction.outputs:
+        raise E.ServerError(
+            f"WaveSpeed task {prediction.id} completed without outputs; try Poll Result again later.",
+            request_id=prediction.id,
+        )
+    for attempt in (1, 2):
+        blobs = _download_all(client, prediction.outputs, cancel)
+        try:
+            return images_to_tensor(blobs)
+        except E.ImageDecodeError as exc:
+            if attempt == 2:
+                raise E.ImageDecodeError(
+                    f"Output of task {prediction.id} is not a usable image ({exc.message}); it is kept on "
+                    "WaveSpeed for 7 days: run Poll Result with this request id again later.",
+                    request_id=prediction.id,
+                ) from None
+    raise AssertionError("unreachable")
+
+
+class WaveSpeedPollResult:
+    DESCRIPTION = (
+        "Wait for a WaveSpeed task, download its outputs and return them as IMAGE. Shows progress, "
+        "stops on Cancel, and can fetch an earlier task again by request id without paying twice."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "STRING", "STRING", "INT", "BOOLEAN")
+    RETURN_NAMES = ("images", "image_urls", "request_id", "inference_ms", "nsfw_flagged")
+    OUTPUT_TOOLTIPS = (
+        "All outputs as one batch [B,H,W,3]; different sizes are centred on a black canvas.",
+        "Output URLs, one per line (they expire after 7 days). Feed one into an edit node to reuse it.",
+        "The task's request id.",
+        "Inference time the API reports, in milliseconds.",
+        "True if the API flagged any output as NSFW.",
+    )
+    FUNCTION = "poll"
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "timeout_s": (
+                    "INT",
+                    {
+                        "default": 600,
+                        "min": 10,
+                        "max": 7200,
+                        "step": 10,
+                        "tooltip": "Give up waiting after this many seconds. The task keeps running and "
+                        "can be fetched later by its request id.",
+                    },
+                ),
+                "nsfw_policy": (
+                    [NSFW_PASS, NSFW_FAIL],
+                    {
+                        "default": NSFW_PASS,
+                        "tooltip": "What to do when the API flags an output as NSFW: pass it through "
+                        "(see the nsfw_flagged output) or stop with an error.",
+                    },
+                ),
+            },
+            "optional": {
+                "task": (
+                    TASK_TYPE,
+                    {"tooltip": "From a FLUX Kontext node. Takes precedence over request_id."},
+                ),
+                "request_id": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "multiline": False,
+                        "tooltip": "Or paste the request id of an earlier task to fetch it again (no new charge).",
+                    },
+                ),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    async def poll(
+        self,
+        timeout_s: int,
+        nsfw_policy: str,
+        task: TaskHandle | None = None,
+        request_id: str = "",
+        unique_id: str | None = None,
+    ) -> tuple[Any, str, str, int, bool]:
+        rid = _resolve_request_id(task, request_id)
+        client = get_client()
+        progress = bridge.NodeProgress(unique_id)
+        watch = Watch(progress)
+        watch.request_id = rid
+        watch.set(0.02, f"waiting for task {rid[:8]}…")
+        first = task.prediction if task is not None else None
+
+        def on_progress(prediction: Prediction, elapsed_s: float) -> None:
+            watch.set(fraction_for(prediction, elapsed_s), status_line(prediction, elapsed_s))
+
+        def work(cancel: CancelCheck) -> tuple[Prediction, Any]:
+            prediction = client.wait(
+                rid, timeout_s=float(timeout_s), cancel=cancel, progress=on_progress, first=first
+            )
+            if nsfw_policy == NSFW_FAIL and prediction.any_nsfw:
+                raise E.ContentFlaggedError(
+                    f"WaveSpeed flagged the output of task {rid} as NSFW and nsfw_policy is 'fail': "
+                    "change the prompt, or set nsfw_policy to 'pass through'.",
+                    request_id=rid,
+                )
+            count = len(prediction.outputs)
+            watch.set(0.96, f"downloading {count} image{'s' if count != 1 else ''} · task {rid[:8]}…")
+            return prediction, fetch_images(client, prediction, cancel)
+
+        prediction, images = await run_blocking(work, watch=watch)
+        height, width = int(images.shape[1]), int(images.shape[2])
+        progress.update(1.0, f"done · {images.shape[0]}× {width}x{height} · task {rid}")
+        urls = "\n".join(o for o in prediction.outputs if o.startswith(("http://", "https://")))
+        return (images, urls, rid, int(prediction.inference_ms or 0), prediction.any_nsfw)
