@@ -64,6 +64,14 @@ def common_inputs() -> dict[str, Any]:
                 "polling). Async (default): submit now, WaveSpeed Poll Result waits.",
             },
         ),
+        "force_rerun": (
+            "BOOLEAN",
+            {
+                "default": False,
+                "tooltip": "Off (default): the same inputs with a fixed seed reuse the earlier result "
+                "(no new charge). On: always submit a new, paid task.",
+            },
+        ),
     }
 
 
@@ -100,9 +108,9 @@ class FluxKontextMaxGenerate:
         }
 
     @classmethod
-    def IS_CHANGED(cls, seed: int = 0, **_: Any) -> Any:
-        """Seed -1 means 'a new random image every time': never reuse a cached result."""
-        return float("nan") if seed == -1 else seed
+    def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
+        """Seed -1 or force_rerun means 'a new image every time': never reuse a cached result."""
+        return float("nan") if seed == -1 or force_rerun else seed
 
     async def generate(
         self,
@@ -111,6 +119,7 @@ class FluxKontextMaxGenerate:
         guidance_scale: float,
         aspect_ratio: str,
         sync_mode: bool,
+        force_rerun: bool = False,
         unique_id: str | None = None,
     ) -> tuple[Any, str]:
         request = KontextRequest(
