@@ -1,0 +1,199 @@
+"""The pack inside a real headless ComfyUI 0.3.75, talking to the emulator over loopback."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+from PIL import Image
+
+from emulator import Emulator
+from emulator.imagegen import size_for_aspect_ratio
+from scripts.comfy_harness import ComfyServer, interrupt, load_workflow, run_prompt, ui_to_api
+
+ROOT = Path(__file__).resolve().parents[2]
+T2I_WORKFLOW = ROOT / "example_workflows" / "flux_kontext_max_text_to_image.json"
+PACK_NAME = "comfyui-wavespeed-kontext"
+
+
+def _example_prompt(object_info: dict[str, Any], prompt_text: str | None = None) -> dict[str, Any]:
+    """The shipped example, converted strictly with /object_info (a stale widget order fails here)."""
+    workflow = load_workflow(T2I_WORKFLOW)
+    if prompt_text is not None:
+        workflow = copy.deepcopy(workflow)
+        gen = next(n for n in workflow["nodes"] if n["type"] == "FluxKontextMaxGenerate")
+        gen["widgets_values"][0] = prompt_text
+    return ui_to_api(workflow, object_info)
+
+
+def _chain(prefix: str, prompt: str, ratio: str = "1:1", seed: int = 1) -> dict[str, Any]:
+    g, p, s = f"{prefix}g", f"{prefix}p", f"{prefix}s"
+    return {
+        g: {
+            "class_type": "FluxKontextMaxGenerate",
+            "inputs": {
+                "prompt": prompt,
+                "seed": seed,
+                "guidance_scale": 3.5,
+                "aspect_ratio": ratio,
+                "sync_mode": False,
+                "force_rerun": True,
+            },
+        },
+        p: {
+            "class_type": "WaveSpeedPollResult",
+            "inputs": {"task": [g, 0], "timeout_s": 120, "nsfw_policy": "pass through", "request_id": ""},
+        },
+        s: {"class_type": "SaveImage", "inputs": {"images": [p, 0], "filename_prefix": f"e2e/{prefix}"}},
+    }
+
+
+def test_object_info_lists_both_nodes_with_documented_inputs(comfy_object_info: dict[str, Any]) -> None:
+    gen = comfy_object_info["FluxKontextMaxGenerate"]
+    assert gen["display_name"] == "FLUX.1 Kontext [max] Generate (WaveSpeed)"
+    assert gen["category"] == "WaveSpeed/FLUX Kontext" and gen["description"]
+    assert gen["output"] == ["WAVESPEED_TASK", "STRING"] and gen["output_name"] == ["task", "request_id"]
+    req = gen["input"]["required"]
+    assert req["prompt"][0] == "STRING" and req["prompt"][1]["multiline"] is True
+    assert req["seed"][0] == "INT" and req["seed"][1]["control_after_generate"] is True
+    assert (req["seed"][1]["min"], req["seed"][1]["max"]) == (-1, 2147483647)
+    g = req["guidance_scale"]
+    assert g[0] == "FLOAT" and (g[1]["min"], g[1]["max"], g[1]["default"], g[1]["step"]) == (
+        1.0,
+        20.0,
+        3.5,
+        0.1,
+    )
+    ratios = (
+        req["aspect_ratio"][0]
+        if isinstance(req["aspect_ratio"][0], list)
+        else req["aspect_ratio"][1]["options"]
+    )
+    assert ratios == ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
+    assert req["sync_mode"][0] == "BOOLEAN" and req["sync_mode"][1]["default"] is False
+    assert all(spec[1].get("tooltip") for spec in req.values())
+    names = [*req, *gen["input"].get("optional", {})]
+    assert not [n for n in names if "key" in n.lower()]  # no secret widget to end up in a workflow
+
+    poll = comfy_object_info["WaveSpeedPollResult"]
+    assert poll["display_name"] == "WaveSpeed Poll Result"
+    assert poll["output"][:2] == ["IMAGE", "STRING"] and "images" in poll["output_name"]
+    assert poll["input"]["optional"]["task"][0] == "WAVESPEED_TASK"
+    assert poll["input"]["required"]["timeout_s"][0] == "INT"
+
+
+def test_example_workflow_runs_and_saves_the_served_pixels(
+    comfy_server: ComfyServer, comfy_object_info: dict[str, Any], wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.configure(output_format="png")  # lossless, so pixels compare exactly
+    result = run_prompt(comfy_server, _example_prompt(comfy_object_info, "e2e example, served pixels"))
+    assert result.ok, result.error_line()
+    assert len(result.images) == 1 and result.images[0].exists()
+    saved = Image.open(result.images[0])
+    assert saved.size == size_for_aspect_ratio("16:9")
+    (task,) = [r for r in wavespeed_emulator.requests if r.route == "download"]
+    served_url = wavespeed_emulator.base_url + task.path
+    served = np.asarray(Image.open(io.BytesIO(requests.get(served_url, timeout=10).content)).convert("RGB"))
+    # ComfyUI's SaveImage truncates 255*x; our decode is x/255, so pixels may differ by at most 1
+    diff = np.abs(np.asarray(saved.convert("RGB"), dtype=np.int16) - served.astype(np.int16))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+    # progress reached the UI: status text from our nodes over the websocket
+    texts = [e["data"]["text"] for e in result.events_of("progress_text")]
+    assert any("task" in t for t in texts), texts
+    assert wavespeed_emulator.submissions == 1
+
+
+def test_saved_png_metadata_and_templates_hold_no_key(
+    comfy_server: ComfyServer,
+    comfy_object_info: dict[str, Any],
+    wavespeed_emulator: Emulator,
+    e2e_api_key: str,
+) -> None:
+    api = _example_prompt(comfy_object_info, "e2e metadata check")
+    result = run_prompt(comfy_server, api)
+    assert result.ok, result.error_line()
+    info = Image.open(result.images[0]).info
+    assert "prompt" in info  # ComfyUI did embed the graph: so the check below means something
+    for value in info.values():
+        assert e2e_api_key not in str(value)
+    assert e2e_api_key not in json.dumps(result.history)
+    assert e2e_api_key not in comfy_server.log_text()
+    templates = requests.get(comfy_server.url + "/workflow_templates", timeout=10).json()
+    assert "flux_kontext_max_text_to_image" in templates[PACK_NAME]
+    thumb = requests.get(
+        f"{comfy_server.url}/api/workflow_templates/{PACK_NAME}/flux_kontext_max_text_to_image.jpg",
+        timeout=10,
+    )
+    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+
+
+def test_two_chains_in_one_prompt_run_concurrently(
+    comfy_server: ComfyServer, wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.configure(inference_s=2.0)
+    prompt = {**_chain("a", "concurrent chain one", "16:9"), **_chain("b", "concurrent chain two", "9:16")}
+    result = run_prompt(comfy_server, prompt)
+    assert result.ok, result.error_line()
+    assert len(result.images) == 2
+    submits = sorted(r.t for r in wavespeed_emulator.requests if r.route == "submit")
+    downloads = sorted(r.t for r in wavespeed_emulator.requests if r.route == "download")
+    assert len(submits) == 2 and submits[1] < downloads[0]  # both in flight before either finished
+    assert result.wall_s < 2 * 2.0  # serial would need >= 4 s of inference
+
+
+def test_task_failure_is_one_line_execution_error_and_server_keeps_serving(
+    comfy_server: ComfyServer, wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.next_tasks(fail="Failed to download image from the provided URL.", fail_code=1402)
+    failed = run_prompt(comfy_server, _chain("f", "this one fails"))
+    assert failed.status == "error"
+    assert failed.error is not None and failed.error["node_type"] == "WaveSpeedPollResult"
+    message = failed.error["exception_message"].strip()
+    assert "\n" not in message
+    assert "Failed to download image from the provided URL." in message and "1402" in message
+    after = run_prompt(comfy_server, _chain("n", "the next prompt works"))
+    assert after.ok, after.error_line()
+
+
+def test_interrupt_during_a_long_task_ends_the_prompt_quickly(
+    comfy_server: ComfyServer, wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.next_tasks(never_finish=True)
+    pressed: list[float] = []
+
+    def press_cancel_once_polling() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(r.route == "result" for r in wavespeed_emulator.requests):
+                pressed.append(time.monotonic())
+                interrupt(comfy_server)
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=press_cancel_once_polling)
+    canceller.start()
+    result = run_prompt(comfy_server, _chain("i", "interrupt me"), timeout=60)
+    ended = time.monotonic()
+    canceller.join()
+    assert pressed, "the task never started polling"
+    assert result.status == "interrupted"
+    assert ended - pressed[0] < 2.0
+    later = run_prompt(comfy_server, _chain("j", "after the interrupt"))
+    assert later.ok, later.error_line()
+
+
+def test_bad_input_is_refused_before_any_request(
+    comfy_server: ComfyServer, wavespeed_emulator: Emulator
+) -> None:
+    prompt = _chain("v", "   ")
+    result = run_prompt(comfy_server, prompt)
+    assert result.status == "error"
+    assert result.error is not None and "prompt is empty" in result.error["exception_message"]
+    assert wavespeed_emulator.requests == []
