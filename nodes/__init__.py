@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from .edit import FluxKontextMaxEdit, FluxKontextMaxMultiReference
 from .generate import FluxKontextMaxGenerate
 from .poll import WaveSpeedPollResult
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
     "FluxKontextMaxGenerate": FluxKontextMaxGenerate,
+    "FluxKontextMaxEdit": FluxKontextMaxEdit,
+    "FluxKontextMaxMultiReference": FluxKontextMaxMultiReference,
     "WaveSpeedPollResult": WaveSpeedPollResult,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "FluxKontextMaxGenerate": "FLUX.1 Kontext [max] Generate (WaveSpeed)",
+    "FluxKontextMaxEdit": "FLUX.1 Kontext [max] Edit (WaveSpeed)",
+    "FluxKontextMaxMultiReference": "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
     "WaveSpeedPollResult": "WaveSpeed Poll Result",
 }
