@@ -18,8 +18,10 @@ from PIL import Image
 
 from scripts.comfy_harness import (
     PACK_NAME,
+    REPO_ROOT,
     ComfyServer,
     interrupt,
+    load_workflow,
     run_prompt,
     ui_to_api,
 )
@@ -336,3 +338,31 @@ def test_interrupt_stops_a_running_prompt(comfy_server: ComfyServer) -> None:
     assert result.status == "interrupted", result.error_line()
     assert time.monotonic() - t0 < 10
     assert result.error_line() == "interrupted at node 1 (HarnessSlowNode)"
+
+
+# ------------------------------------------------------------------------- the shipped workflows
+
+
+SHIPPED = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_workflow_converts_strictly_and_runs(
+    path: Path, comfy_server: ComfyServer, wavespeed_emulator: Any
+) -> None:
+    """Every template users get converts with the live node definitions (no stale widget order) and runs.
+
+    LoadImage inputs are copied from example_workflows/ into the server's input dir when shipped there.
+    """
+    workflow = load_workflow(path)
+    api = ui_to_api(workflow, comfy_server.object_info())
+    for node in api.values():
+        if node["class_type"] == "LoadImage":
+            name = node["inputs"]["image"]
+            src = path.parent / name
+            if not src.is_file():
+                pytest.skip(f"{path.name} loads {name!r}, which is not shipped in example_workflows/")
+            (comfy_server.input_dir / name).write_bytes(src.read_bytes())
+    result = run_prompt(comfy_server, api, timeout=120)
+    assert result.ok, result.error_line()
+    assert result.images and all(p.is_file() for p in result.images)
