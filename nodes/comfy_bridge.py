@@ -51,11 +51,22 @@ def interrupted(since_epoch: int | None = None) -> bool:
     return bool(mm is not None and mm.processing_interrupted())
 
 
-def raise_interrupted(request_id: str | None) -> None:
-    """Stop the node the way ComfyUI expects (InterruptProcessingException), naming the task."""
+def _bump_epoch() -> None:
     global _epoch
     with _epoch_lock:
         _epoch += 1
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for ComfyUI's InterruptProcessingException (Cancel), wherever it was raised."""
+    mm = _model_management()
+    interrupt_type = getattr(mm, "InterruptProcessingException", None) if mm is not None else None
+    return interrupt_type is not None and isinstance(exc, interrupt_type)
+
+
+def raise_interrupted(request_id: str | None) -> None:
+    """Stop the node the way ComfyUI expects (InterruptProcessingException), naming the task."""
+    _bump_epoch()
     hint = (
         f"Cancelled; task {request_id} may still finish and is already paid for: paste this request id "
         "into WaveSpeed Poll Result to fetch it later without a new charge."
@@ -97,7 +108,13 @@ class NodeProgress:
             self._last_value = value
             try:
                 self._bar.update_absolute(value, self.total)
-            except Exception:  # progress must never break a paid task
+            except Exception as exc:
+                # ComfyUI's progress hook raises (and clears the flag) when Cancel was pressed:
+                # that is the interrupt itself and must propagate. Anything else must never
+                # break a paid task.
+                if is_interrupt(exc):
+                    _bump_epoch()
+                    raise
                 log.debug("progress bar update failed", exc_info=True)
         if text is not None and text != self._last_text:
             self._last_text = text
@@ -115,3 +132,13 @@ def send_status(node_id: str | None, text: str) -> None:
         PromptServer.instance.send_progress_text(text, node_id)
     except Exception:
         pass
+
+
+def user_directory() -> str | None:
+    """ComfyUI's user directory (where the task journal lives), or None outside ComfyUI."""
+    try:
+        import folder_paths
+
+        return str(folder_paths.get_user_directory())
+    except Exception:
+        return None

@@ -82,7 +82,14 @@ async def run_blocking(fn: Callable[[CancelCheck], T], *, watch: Watch | None = 
         while True:
             done, _ = await asyncio.wait({future}, timeout=_WATCH_INTERVAL_S)
             if watch is not None:
-                watch.publish()
+                try:
+                    watch.publish()
+                except Exception as exc:
+                    # ComfyUI's progress hook itself raises on Cancel (and clears the flag)
+                    if bridge.is_interrupt(exc):
+                        stop.set()
+                        bridge.raise_interrupted(watch.request_id)
+                    raise
             if done:
                 try:
                     return future.result()
