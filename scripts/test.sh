@@ -24,7 +24,7 @@ step() {
 
 step ruff .venv/bin/ruff check .
 step format .venv/bin/ruff format --check .
-step mypy .venv/bin/mypy
+step mypy bash scripts/typecheck.sh
 step pytest .venv/bin/python -m pytest "$@"
 
 if ((${#failed[@]})); then
