@@ -18,8 +18,10 @@ client's ``upload`` function. Decisions, and why:
 * **One upload per distinct image.** :class:`UploadCache` keys the URL by (API base URL, sha256 of
   the PNG bytes). Concurrent callers with the same image wait for the first upload and reuse its
   URL. A failed upload is not cached (its waiters get the same error; the next run tries again).
-  Entries expire after ``CACHE_TTL_S`` (1 h) because uploaded files do not live forever (the docs
-  say 7 days; WaveSpeed's own ComfyUI nodes say "the link will expire soon"); a fresh upload is free.
+  Uploaded files do not live forever (the docs say 7 days; WaveSpeed's own ComfyUI nodes say "the
+  link will expire soon"), so a URL reused from an earlier run is first checked with a HEAD request
+  (no Authorization header) and uploaded again if it has gone, and entries are dropped after
+  ``CACHE_TTL_S`` (6 h) anyway. A fresh upload is free; a task on a dead URL fails (code 1402).
 * **URLs** typed or wired in must be ``http(s)://host/...``; a URL the server cannot fetch makes the
   task fail with code 1402, which WaveSpeed Poll Result reports with the server's message.
 """
@@ -37,12 +39,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import InvalidRequestError
+from .errors import CancelledError, InvalidRequestError
 
 MIN_SIDE_PX = 64
 MAX_SIDE_PX = 4096
 MAX_UPLOAD_BYTES = 20_000_000
-CACHE_TTL_S = 3600.0
+CACHE_TTL_S = 6 * 3600.0
 CACHE_MAX_ENTRIES = 512
 _FAST_PNG_LEVEL = 1
 _SMALL_PNG_LEVEL = 6
@@ -203,21 +205,42 @@ class UploadCache:
         return url
 
     def get_or_upload(
-        self, base_url: str, image: PreparedImage, upload: Upload, cancel: CancelCheck | None = None
+        self,
+        base_url: str,
+        image: PreparedImage,
+        upload: Upload,
+        cancel: CancelCheck | None = None,
+        still_there: Callable[[str], bool] | None = None,
     ) -> str:
-        """The URL of ``image``: cached, or awaited from a concurrent upload, or uploaded now."""
+        """The URL of ``image``: cached, or awaited from a concurrent upload, or uploaded now.
+
+        A URL cached by an earlier run is first checked with ``still_there`` (if given); a file
+        that has gone (expired, deleted) is uploaded again instead of failing the task later.
+        """
         key = (base_url, image.sha256)
-        with self._lock:
-            url = self._fresh(key)
-            if url is not None:
-                return url
-            waiting = self._pending.get(key)
-            if waiting is None:
-                pending: Future[str] = Future()
-                self._pending[key] = pending
-                self.uploads += 1
-        if waiting is not None:
-            return self._await(waiting, cancel)
+        while True:
+            with self._lock:
+                cached = self._fresh(key)
+                waiting = self._pending.get(key) if cached is None else None
+                if cached is None and waiting is None:
+                    pending: Future[str] = Future()
+                    self._pending[key] = pending
+                    self.uploads += 1
+                    break
+            if cached is not None:
+                if still_there is None or still_there(cached):
+                    return cached
+                with self._lock:
+                    if self._done.get(key, ("",))[0] == cached:
+                        del self._done[key]
+                continue
+            assert waiting is not None
+            try:
+                return self._await(waiting, cancel)
+            except CancelledError:
+                if cancel is not None and cancel():
+                    raise
+                # The uploader was cancelled, not us: go round and upload it ourselves.
         try:
             url = upload(image.png)
         except BaseException as exc:
@@ -233,10 +256,14 @@ class UploadCache:
         pending.set_result(url)
         return url
 
+    @property
+    def in_flight(self) -> int:
+        """Uploads running right now."""
+        with self._lock:
+            return len(self._pending)
+
     @staticmethod
     def _await(pending: Future[str], cancel: CancelCheck | None) -> str:
-        from .errors import CancelledError
-
         while True:
             if cancel is not None and cancel():
                 raise CancelledError("Cancelled while another node was uploading the same image.")
@@ -244,6 +271,20 @@ class UploadCache:
                 return pending.result(timeout=_WAIT_SLICE_S)
             except FutureTimeout:
                 continue
+
+
+def url_is_live(url: str, *, timeout_s: float = 5.0) -> bool:
+    """True if a HEAD of ``url`` answers 2xx. Sends no Authorization header (the file lives on a
+    CDN, never the API host); any error counts as gone, which only costs a fresh, free upload."""
+    import requests
+
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # no proxy or .netrc credentials
+            reply = session.head(url, timeout=(timeout_s, timeout_s), allow_redirects=True)
+    except requests.RequestException:
+        return False
+    return 200 <= reply.status_code < 300
 
 
 #: The process-wide cache the nodes share.
