@@ -228,6 +228,10 @@ class ComfyServer:
             (nodes_dir / PACK_NAME).symlink_to(self.pack_dir, target_is_directory=True)
         for name, path in self.extra_packs.items():
             (nodes_dir / name).symlink_to(path, target_is_directory=True)
+        if self.pack_dir is not None:  # images the shipped example workflows load with LoadImage
+            for image in sorted((self.pack_dir / "example_workflows" / "input").glob("*")):
+                if image.is_file():
+                    shutil.copyfile(image, self.base_dir / "input" / image.name)
         if not self.port:
             self.port = free_port()
         env = os.environ.copy()
