@@ -5,12 +5,14 @@ from __future__ import annotations
 from .edit import FluxKontextMaxEdit, FluxKontextMaxMultiReference
 from .generate import FluxKontextMaxGenerate
 from .poll import WaveSpeedPollResult
+from .recent import WaveSpeedRecentTasks
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
     "FluxKontextMaxGenerate": FluxKontextMaxGenerate,
     "FluxKontextMaxEdit": FluxKontextMaxEdit,
     "FluxKontextMaxMultiReference": FluxKontextMaxMultiReference,
     "WaveSpeedPollResult": WaveSpeedPollResult,
+    "WaveSpeedRecentTasks": WaveSpeedRecentTasks,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -18,4 +20,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "FluxKontextMaxEdit": "FLUX.1 Kontext [max] Edit (WaveSpeed)",
     "FluxKontextMaxMultiReference": "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
     "WaveSpeedPollResult": "WaveSpeed Poll Result",
+    "WaveSpeedRecentTasks": "WaveSpeed Recent Tasks",
 }

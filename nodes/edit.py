@@ -174,7 +174,9 @@ class FluxKontextMaxEdit:
             )
         )
         (url,) = await resolve([reference], unique_id)
-        handle = await submit_task(dataclasses.replace(request, image=url), unique_id)
+        handle = await submit_task(
+            dataclasses.replace(request, image=url), unique_id, force_rerun=force_rerun
+        )
         return (handle, handle.request_id)
 
 
@@ -274,5 +276,7 @@ class FluxKontextMaxMultiReference:
             )
         )
         urls = await resolve(references, unique_id)
-        handle = await submit_task(dataclasses.replace(request, images=tuple(urls)), unique_id)
+        handle = await submit_task(
+            dataclasses.replace(request, images=tuple(urls)), unique_id, force_rerun=force_rerun
+        )
         return (handle, handle.request_id)

@@ -130,5 +130,5 @@ class FluxKontextMaxGenerate:
             aspect_ratio=aspect_ratio,
             enable_sync_mode=sync_mode,
         )
-        handle = await submit_task(request, unique_id)
+        handle = await submit_task(request, unique_id, force_rerun=force_rerun)
         return (handle, handle.request_id)

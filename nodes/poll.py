@@ -7,11 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import errors as E
+from ..wavespeed.journal import STATUS_EXPIRED, STATUS_FAILED
 from ..wavespeed.models import Prediction
 from . import comfy_bridge as bridge
 from .generate import CATEGORY
 from .progress import fraction_for, status_line
 from .runtime import CancelCheck, Watch, get_client, run_blocking
+from .submission import journal_note, journal_outcome, open_journal
 from .task import TASK_TYPE, TaskHandle
 
 if TYPE_CHECKING:
@@ -114,7 +116,8 @@ class WaveSpeedPollResult:
                     {
                         "default": "",
                         "multiline": False,
-                        "tooltip": "Or paste the request id of an earlier task to fetch it again (no new charge).",
+                        "tooltip": "Or paste the request id of an earlier task, or connect WaveSpeed Recent "
+                        "Tasks, to fetch it again (no new charge).",
                     },
                 ),
             },
@@ -136,14 +139,37 @@ class WaveSpeedPollResult:
         watch.request_id = rid
         watch.set(0.02, f"waiting for task {rid[:8]}…")
         first = task.prediction if task is not None else None
+        journal = open_journal()
+        seen: list[str] = []
 
         def on_progress(prediction: Prediction, elapsed_s: float) -> None:
             watch.set(fraction_for(prediction, elapsed_s), status_line(prediction, elapsed_s))
+            if not prediction.is_terminal and seen[-1:] != [prediction.status]:
+                seen.append(prediction.status)
+                journal_outcome(journal, prediction)  # the record follows the task as it moves on
 
         def work(cancel: CancelCheck) -> tuple[Prediction, Any]:
-            prediction = client.wait(
-                rid, timeout_s=float(timeout_s), cancel=cancel, progress=on_progress, first=first
-            )
+            try:
+                prediction = client.wait(
+                    rid, timeout_s=float(timeout_s), cancel=cancel, progress=on_progress, first=first
+                )
+            except E.TaskFailedError as exc:
+                journal_note(journal, rid, status=STATUS_FAILED, error=exc.message)
+                raise
+            except E.NotFoundError as exc:
+                journal_note(journal, rid, status=STATUS_EXPIRED, error=exc.message)
+                raise
+            except E.WaitTimeoutError:
+                journal_note(
+                    journal, rid, note="wait timed out; the task may still finish (Poll Result again)"
+                )
+                raise
+            except E.CancelledError:
+                journal_note(
+                    journal, rid, note="wait cancelled; the task may still finish (Poll Result again)"
+                )
+                raise
+            journal_outcome(journal, prediction)  # completed: reusable by id for 7 days
             if nsfw_policy == NSFW_FAIL and prediction.any_nsfw:
                 raise E.ContentFlaggedError(
                     f"WaveSpeed flagged the output of task {rid} as NSFW and nsfw_policy is 'fail': "
