@@ -383,6 +383,14 @@ class WaveSpeedClient:
                 if resp.status_code not in retryable_statuses and not (
                     idempotent and resp.status_code == 200
                 ):
+                    if not idempotent and resp.status_code >= 500:
+                        # 500/502/504 after the body was sent may hide an accepted (paid) task.
+                        raise E.SubmitUncertainError(
+                            f"WaveSpeed answered the submit with HTTP {resp.status_code} "
+                            f"({_server_message(resp)}); it was not resent to avoid a double charge: "
+                            "check your WaveSpeed history before queuing again.",
+                            status=resp.status_code,
+                        )
                     raise failure
             attempt += 1
             if attempt >= self.retry.attempts:
@@ -444,6 +452,19 @@ class WaveSpeedClient:
         if isinstance(code, int) and code != 200:
             message = str(body.get("message") or body.get("error") or f"code {code}")
             raise _error_for_status(code, message, during=during, request_id=request_id)
+        if during in ("submit", "result"):
+            try:
+                Prediction.from_data(body.get("data"))
+            except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
+                if not idempotent:
+                    raise E.SubmitUncertainError(
+                        f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
+                        "a double charge: check your WaveSpeed history before queuing again."
+                    ) from None
+                return E.ServerError(
+                    f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
+                    request_id=request_id,
+                )
         return body
 
     def _download_url(self, url: str, *, cancel: CancelCheck | None, deadline: float | None) -> bytes:
