@@ -32,8 +32,9 @@ def common_inputs() -> dict[str, Any]:
                 "min": SEED_MIN,
                 "max": SEED_MAX,
                 "control_after_generate": True,
-                "tooltip": "Same seed + same inputs = same image (and no new charge within this ComfyUI "
-                "session). -1 lets the API pick a random seed and always runs again.",
+                "tooltip": "Same seed + same inputs = same image, and the earlier result is reused with no "
+                "new charge (for 7 days, even after a restart). -1 lets the API pick a random seed "
+                "and always runs again.",
             },
         ),
         "guidance_scale": (

@@ -4,8 +4,8 @@ Shared by the text-to-image and edit nodes so that validation-before-spend, pric
 task journal, reuse of a paid result and the session budget work the same way everywhere:
 
 1. Validate locally (a typo never costs money).
-2. Fixed seed and not ``force_rerun``: if the journal holds a completed task with the same
-   params (younger than the API's 7-day retention, same account) and WaveSpeed still has it, hand
+2. Fixed seed and not ``force_rerun``: if the journal holds a completed or still in-flight task
+   with the same params (younger than the API's 7-day retention, same account) and WaveSpeed still has it, hand
    back that task instead of paying again; WaveSpeed Poll Result fetches it by id.
 3. Book the price against ``WAVESPEED_SESSION_BUDGET_USD`` (BudgetExceededError before any request).
 4. POST once; the accepted task is journaled in the worker thread right after the reply, before
@@ -156,8 +156,13 @@ async def submit_task(
 
     if journal is not None and not force_rerun and request.seed != -1:
         try:
+            # An in-flight record is a task already paid for whose waiter died (crash, restart,
+            # timeout): identical inputs wait for that task instead of paying for a second one.
             earlier = journal.find_completed(
-                params_hash(request.model, params), REUSE_MAX_AGE_S, account=account
+                params_hash(request.model, params),
+                REUSE_MAX_AGE_S,
+                account=account,
+                statuses=(STATUS_COMPLETED, STATUS_IN_FLIGHT),
             )
         except Exception:
             log.warning("WaveSpeed journal lookup failed; submitting a new task", exc_info=True)
@@ -166,7 +171,9 @@ async def submit_task(
             still_there, prediction = await _check_reusable(client, journal, earlier.request_id, progress)
             if still_there:
                 progress.update(1.0, f"reused task {earlier.request_id} (no charge)")
-                log.info("reusing completed task %s for identical inputs (no charge)", earlier.request_id)
+                log.info(
+                    "reusing %s task %s for identical inputs (no charge)", earlier.status, earlier.request_id
+                )
                 return TaskHandle(
                     request_id=earlier.request_id,
                     model=request.model,

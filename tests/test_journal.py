@@ -185,12 +185,24 @@ def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     assert pack_env.submissions == 5 and a[2] != b[2]
 
 
-def test_no_reuse_of_unfinished_or_expired_tasks(
-    pack: ModuleType, pack_env: Emulator, journal_dir: Path
-) -> None:
-    task = asyncio.run(_generate(pack, seed=5))  # never polled: stays in flight in the journal
+def test_in_flight_task_is_reused_after_its_waiter_died(pack: ModuleType, pack_env: Emulator) -> None:
+    """A re-queue after a crash or timeout waits for the task already paid for."""
+    pack_env.configure(inference_s=0.6)
+    task = asyncio.run(_generate(pack, "paid but never polled", seed=5))  # stays in flight
+    pack.nodes.submission.reset_session_state()  # as after a ComfyUI restart
+    again = asyncio.run(_generate(pack, "paid but never polled", seed=5))
+    assert again.request_id == task.request_id and pack_env.submissions == 1
+    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
+    images, *_ = asyncio.run(poll.poll(60, "pass through", task=again))
+    assert images.shape[0] == 1 and pack_env.submissions == 1
+
+
+def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
+    pack_env.next_tasks(fail="boom", fail_code=1403)
+    task = asyncio.run(_generate(pack, seed=5))  # in flight in the journal, failed on the server
+    time.sleep(0.3)  # let its inference time pass so the server reports the failure
     asyncio.run(_generate(pack, seed=5))
-    assert pack_env.submissions == 2  # only a completed task is reused
+    assert pack_env.submissions == 2  # the failed task is not reused
 
     done = asyncio.run(_chain(pack, "an old result", seed=6))
     path = journal_dir / "tasks" / f"{done[2]}.json"

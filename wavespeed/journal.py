@@ -339,10 +339,11 @@ class Journal:
         *,
         account: str | None = None,
         now: float | None = None,
+        statuses: Iterable[str] = (STATUS_COMPLETED,),
     ) -> TaskRecord | None:
-        """The newest completed task with these params, younger than max_age_s (else None)."""
+        """The newest task with these params in one of ``statuses``, younger than max_age_s."""
         cutoff = (time.time() if now is None else now) - max_age_s
-        for record in self.recent(limit=10**9, statuses=(STATUS_COMPLETED,)):
+        for record in self.recent(limit=10**9, statuses=statuses):
             if record.submitted_at < cutoff:
                 return None  # newest first: everything after is older still
             if record.params_hash == params_hash and (account is None or record.account == account):
