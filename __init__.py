@@ -13,6 +13,7 @@ _REQUIRED = ("requests", "numpy", "PIL", "torch")
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+WEB_DIRECTORY = "./web"  # small UI extension: node colours, default sizes, error toast
 
 _missing = [name for name in _REQUIRED if importlib.util.find_spec(name) is None]
 if _missing:
@@ -27,4 +28,4 @@ else:
     except Exception:  # never take ComfyUI down with us
         _log.exception("WaveSpeed Kontext nodes failed to load; please report this with the log above.")
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
