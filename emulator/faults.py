@@ -11,6 +11,8 @@ Kinds (the request is NOT processed unless stated, so a faulted submit creates n
   slow                 sleep delay_s, then handle normally (processed)
   malformed            200, application/json, body that is not valid JSON
   wrong_shape          200, valid JSON lacking the expected fields
+  envelope_error       HTTP 200 whose envelope carries `status` (500) as its code, with `message`
+                       (some gateways and clients put the error only in the body's code)
   reset_after_accept   submit only: create (and charge) the task, then RST instead of replying
   status_after_accept  submit only: create the task, then reply `status` (504), like a gateway
                        timing out in front of a sync-mode request (an extra beyond the brief)
@@ -35,6 +37,7 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "slow",
         "malformed",
         "wrong_shape",
+        "envelope_error",
         "truncate",
         "corrupt",
     }

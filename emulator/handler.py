@@ -349,6 +349,10 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "wrong_shape":
             self._json(200, {"code": 200, "message": "success", "data": {"status": 42}})
             return False
+        if kind == "envelope_error":
+            status = rule.status or 500
+            self._json(200, {"code": status, "message": rule.message or _reason(status), "data": None})
+            return False
         return True  # truncate / corrupt / *_after_accept act inside the route handlers
 
     # ----------------------------------------------------------------- routes

@@ -8,6 +8,7 @@ the node-side glue: it collects references in order, runs encoding and uploads o
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ def check_sizes(references: Sequence[Reference]) -> None:
             check_size(ref.image, ref.label)
 
 
+UPLOAD_BUDGET_S = 180.0  # Cancel or this deadline stops an upload's retries
+
+
 def url_references(urls: Sequence[str], label: str) -> list[Reference]:
     return [Reference(f"{label} line {n}", url=url) for n, url in enumerate(urls, 1)]
 
@@ -68,10 +72,18 @@ async def resolve(references: Sequence[Reference], node_id: str | None) -> list[
     watch.set(0.01, f"preparing {count} reference image{'s' if count != 1 else ''}…")
     watch.publish()
 
-    def upload(png: bytes) -> str:
-        return client.upload(png, filename="kontext_reference.png", content_type="image/png")
-
     def work(cancel: CancelCheck) -> list[str]:
+        deadline = time.monotonic() + UPLOAD_BUDGET_S
+
+        def upload(png: bytes) -> str:
+            return client.upload(
+                png,
+                filename="kontext_reference.png",
+                content_type="image/png",
+                cancel=cancel,
+                deadline=deadline,
+            )
+
         prepared = [prepare(ref.image, ref.index, ref.label) for ref in to_upload]
         cached = sum(CACHE.lookup(client.base_url, p.sha256) is not None for p in prepared)
         new = len({p.sha256 for p in prepared}) - cached

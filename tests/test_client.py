@@ -389,3 +389,19 @@ def test_client_is_safe_to_share_between_threads(emulator: Emulator, client: Wav
         t.join(timeout=15.0)
     assert len(results) == 6 and all(p.is_completed for p in results)
     assert len({p.id for p in results}) == 6 and emulator.submissions == 6
+
+
+def test_cancel_stops_an_upload_that_keeps_failing(emulator: Emulator, api_key: str) -> None:
+    """Regression: upload ignored Cancel and its deadline, retrying for seconds after the node stopped."""
+    emulator.inject("upload", "status", status=503, times=1000)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with make_client(
+        emulator, api_key, retry=RetryPolicy(attempts=50, base_delay_s=0.05, max_delay_s=0.2)
+    ) as c:
+        started = time.monotonic()
+        with pytest.raises(E.CancelledError):
+            c.upload(b"\x89PNG not really", cancel=stop.is_set)
+        assert time.monotonic() - started < 0.8
+        with pytest.raises(E.WaitTimeoutError):
+            c.upload(b"\x89PNG not really", deadline=time.monotonic() + 0.3)

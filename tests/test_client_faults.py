@@ -87,6 +87,9 @@ POLL_FAULTS = [
     pytest.param("html", {"status": 502}, id="html-502"),
     pytest.param("malformed", {}, id="malformed-json"),
     pytest.param("wrong_shape", {}, id="wrong-shape"),
+    # regression: an error code inside a 200 envelope was raised at once instead of retried
+    pytest.param("envelope_error", {"status": 500}, id="envelope-500"),
+    pytest.param("envelope_error", {"status": 429}, id="envelope-429"),
 ]
 
 
@@ -337,6 +340,8 @@ SUBMIT_UNCERTAIN = [
     pytest.param("html", {"status": 502}, 0, id="html-502"),
     pytest.param("malformed", {}, 0, id="malformed-json"),
     pytest.param("wrong_shape", {}, 0, id="wrong-shape"),
+    # regression: a 5xx code inside a 200 envelope gave a plain ServerError ("try again later")
+    pytest.param("envelope_error", {"status": 502}, 0, id="envelope-502"),
 ]
 
 
@@ -592,4 +597,15 @@ def test_raw_requests_see_what_the_client_sees(emulator: Emulator, api_key: str)
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=5,
         )
+    assert emulator.submissions == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_submit_rejected_by_envelope_code_is_retried_like_the_http_status(
+    emulator: Emulator, client: WaveSpeedClient, status: int
+) -> None:
+    """Regression: a 429/503 code inside a 200 envelope is the same provable rejection."""
+    emulator.inject("submit", "envelope_error", status=status, times=2)
+    pred = client.submit(t2i())
+    assert pred.id and len(records(emulator, "submit")) == 3
     assert emulator.submissions == 1

@@ -125,12 +125,9 @@ def test_key_file_formats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text:
     assert resolve_api_key() == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG wavespeed/config.py _key_from_file reads utf-8, not utf-8-sig: a key file saved by "
-    "Windows Notepad keeps its BOM, and every request then dies with a raw UnicodeEncodeError",
-)
-def test_key_file_with_a_utf8_bom(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_key_file_with_a_utf8_bom(  # regression: Notepad BOM stuck to the key
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cfg = tmp_path / "key"
     cfg.write_bytes("\ufeffbom-key-7777\r\n".encode())  # bare form: the BOM sticks to the key
     monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
@@ -138,11 +135,6 @@ def test_key_file_with_a_utf8_bom(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert key == "bom-key-7777"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a key the HTTP header cannot carry (non-latin-1, e.g. a stray BOM) escapes as a raw "
-    "UnicodeEncodeError instead of a one-line ConfigError naming WAVESPEED_API_KEY",
-)
 def test_unsendable_key_is_a_config_error(emulator: Emulator) -> None:
     with (
         pytest.raises(E.WaveSpeedError) as info,

@@ -168,6 +168,11 @@ class WaveSpeedClient:
         if not api_key:
             raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
         E.register_secret(api_key)
+        if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+            raise E.ConfigError(
+                "The WaveSpeed API key contains spaces or non-ASCII characters (a copy-paste slip?): "
+                "set WAVESPEED_API_KEY to the key exactly as wavespeed.ai shows it."
+            )
         self._api_key = api_key
         self.base_url = check_base_url(base_url)
         self.connect_timeout_s = connect_timeout_s
@@ -294,7 +299,15 @@ class WaveSpeedClient:
             return self._download_url(output, cancel=cancel, deadline=deadline)
         return _decode_base64_output(output, self.max_download_bytes)
 
-    def upload(self, data: bytes, *, filename: str = "image.png", content_type: str = "image/png") -> str:
+    def upload(
+        self,
+        data: bytes,
+        *,
+        filename: str = "image.png",
+        content_type: str = "image/png",
+        cancel: CancelCheck | None = None,
+        deadline: float | None = None,
+    ) -> str:
         """Upload bytes to WaveSpeed's media store; return the URL to pass as ``image``.
         Uploads cost nothing, so they are retried like reads."""
         body = self._api_json(
@@ -303,6 +316,8 @@ class WaveSpeedClient:
             files={"file": (filename, data, content_type)},
             during="upload",
             idempotent=True,
+            cancel=cancel,
+            deadline=deadline,
         )
         url = body.get("data", {}).get("download_url") if isinstance(body.get("data"), dict) else None
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -377,21 +392,9 @@ class WaveSpeedClient:
                 parsed = self._parse(resp, during=during, request_id=request_id, idempotent=idempotent)
                 if isinstance(parsed, dict):
                     return parsed
-                failure = parsed
+                failure, status, message = parsed
                 wait_s = _retry_after_s(resp)
-                retryable_statuses = _RETRYABLE_STATUS if idempotent else _SUBMIT_RETRYABLE_STATUS
-                if resp.status_code not in retryable_statuses and not (
-                    idempotent and resp.status_code == 200
-                ):
-                    if not idempotent and resp.status_code >= 500:
-                        # 500/502/504 after the body was sent may hide an accepted (paid) task.
-                        raise E.SubmitUncertainError(
-                            f"WaveSpeed answered the submit with HTTP {resp.status_code} "
-                            f"({_server_message(resp)}); it was not resent to avoid a double charge: "
-                            "check your WaveSpeed history before queuing again.",
-                            status=resp.status_code,
-                        )
-                    raise failure
+                _raise_unless_retryable(failure, status, message, idempotent=idempotent)
             attempt += 1
             if attempt >= self.retry.attempts:
                 raise failure
@@ -428,12 +431,14 @@ class WaveSpeedClient:
 
     def _parse(
         self, resp: requests.Response, *, during: str, request_id: str | None, idempotent: bool
-    ) -> dict[str, Any] | E.WaveSpeedError:
-        """A 200 envelope with code 200 -> dict; anything else -> the error to raise or retry."""
+    ) -> dict[str, Any] | tuple[E.WaveSpeedError, int, str]:
+        """A 200 envelope with code 200 -> dict; anything else -> (error, effective status, server
+        message), where the status is the HTTP one or, inside a 200 reply, the envelope's code
+        (200 for a malformed reply), so both go through the same retry rule."""
         if resp.status_code != 200:
-            return _error_for_status(
-                resp.status_code, _server_message(resp), during=during, request_id=request_id
-            )
+            message = _server_message(resp)
+            error = _error_for_status(resp.status_code, message, during=during, request_id=request_id)
+            return error, resp.status_code, message
         try:
             body = resp.json()
         except ValueError:
@@ -444,14 +449,15 @@ class WaveSpeedClient:
                     "WaveSpeed answered the submit with a malformed reply; it was not resent to avoid a "
                     "double charge: check your WaveSpeed history before queuing again."
                 )
-            return E.ServerError(
+            error = E.ServerError(
                 f"WaveSpeed sent a malformed {during} reply (not JSON); retries ran out.",
                 request_id=request_id,
             )
+            return error, 200, "not JSON"
         code = body.get("code", 200)
-        if isinstance(code, int) and code != 200:
+        if isinstance(code, int) and not isinstance(code, bool) and code != 200:
             message = str(body.get("message") or body.get("error") or f"code {code}")
-            raise _error_for_status(code, message, during=during, request_id=request_id)
+            return _error_for_status(code, message, during=during, request_id=request_id), code, message
         if during in ("submit", "result"):
             try:
                 Prediction.from_data(body.get("data"))
@@ -461,10 +467,11 @@ class WaveSpeedClient:
                         f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
                         "a double charge: check your WaveSpeed history before queuing again."
                     ) from None
-                return E.ServerError(
+                error = E.ServerError(
                     f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
                     request_id=request_id,
                 )
+                return error, 200, str(exc)
         return body
 
     def _download_url(self, url: str, *, cancel: CancelCheck | None, deadline: float | None) -> bytes:
@@ -552,6 +559,26 @@ class WaveSpeedClient:
         return E.WaitTimeoutError(
             _later_hint("Timed out waiting for WaveSpeed", request_id), request_id=request_id
         )
+
+
+def _raise_unless_retryable(
+    failure: E.WaveSpeedError, status: int, message: str, *, idempotent: bool
+) -> None:
+    """The retry rule of the module docstring, for one failed reply; returns only if it may be retried."""
+    if idempotent:
+        if status in _RETRYABLE_STATUS or status == 200:  # 200 here means a malformed reply
+            return
+        raise failure
+    if status in _SUBMIT_RETRYABLE_STATUS:
+        return
+    if status >= 500:
+        # 500/502/504 after the body was sent may hide an accepted (paid) task.
+        raise E.SubmitUncertainError(
+            f"WaveSpeed answered the submit with HTTP {status} ({message}); it was not resent to avoid "
+            "a double charge: check your WaveSpeed history before queuing again.",
+            status=status,
+        )
+    raise failure
 
 
 def _later_hint(what: str, request_id: str | None) -> str:

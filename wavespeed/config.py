@@ -53,7 +53,7 @@ def default_key_files(env: Mapping[str, str]) -> list[Path]:
 
 def _key_from_file(path: Path) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a Notepad BOM must not stick to the key
     except (OSError, UnicodeDecodeError):
         return None
     for raw in text.splitlines():
