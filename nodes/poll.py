@@ -182,6 +182,6 @@ class WaveSpeedPollResult:
 
         prediction, images = await run_blocking(work, watch=watch)
         height, width = int(images.shape[1]), int(images.shape[2])
-        progress.update(1.0, f"done · {images.shape[0]}× {width}x{height} · task {rid}")
+        progress.update(1.0, f"done · {images.shape[0]}× {width}x{height} · task {rid[:8]}…")
         urls = "\n".join(o for o in prediction.outputs if o.startswith(("http://", "https://")))
         return (images, urls, rid, int(prediction.inference_ms or 0), prediction.any_nsfw)
