@@ -9,7 +9,6 @@ worker thread sits in a socket read.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from ..wavespeed import errors as E
 from . import comfy_bridge as bridge
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..wavespeed.client import WaveSpeedClient
 
 T = TypeVar("T")
@@ -76,6 +77,8 @@ async def run_blocking(fn: Callable[[CancelCheck], T], *, watch: Watch | None = 
     def cancel() -> bool:
         return stop.is_set() or bridge.interrupted(epoch)
 
+    import asyncio  # imported on first use: keeps the pack's import under 50 ms in a fresh interpreter
+
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(_executor, fn, cancel)
     try:
@@ -106,4 +109,6 @@ async def run_blocking(fn: Callable[[CancelCheck], T], *, watch: Watch | None = 
 
 def submit_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """Plain offload without the Cancel watch (short calls like a local file write)."""
+    import asyncio
+
     return asyncio.get_running_loop().run_in_executor(_executor, fn, *args)

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -270,6 +269,8 @@ class Journal:
         # Last line of defence: a registered secret (the API key) never reaches the disk.
         text = E.redact(json.dumps(record.to_json(), ensure_ascii=False, indent=1, allow_nan=False))
         path = self._path(record.request_id)
+        import tempfile  # only needed when writing; keeps the pack's import fast
+
         fd, tmp = tempfile.mkstemp(prefix=f".{record.request_id}.", suffix=".tmp", dir=self.tasks_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
