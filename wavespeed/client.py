@@ -373,6 +373,7 @@ class WaveSpeedClient:
             try:
                 resp = self._send(method, url, headers=headers, json=json, files=files, timeout=timeout)
             except _NotSent as exc:
+                reason = str(exc)
                 failure = E.ServerError(
                     f"Cannot reach WaveSpeed at {self.base_url} during {during} ({exc}); check your network.",
                     request_id=request_id,
@@ -393,6 +394,7 @@ class WaveSpeedClient:
                 if isinstance(parsed, dict):
                     return parsed
                 failure, status, message = parsed
+                reason = f"HTTP {status}" if resp.status_code != 200 or status != 200 else "malformed reply"
                 wait_s = _retry_after_s(resp)
                 _raise_unless_retryable(failure, status, message, idempotent=idempotent)
             attempt += 1
@@ -403,7 +405,7 @@ class WaveSpeedClient:
                 if wait_s is not None:
                     raise failure  # the server asks us to wait beyond the deadline: say why now
                 delay = max(0.0, deadline - time.monotonic())
-            log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, failure.message, attempt, delay)
+            log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
             self._sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
 
     def _send(
