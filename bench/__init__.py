@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
-import importlib.util
 import math
 import os
 import platform
@@ -37,10 +36,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from scripts.pack_loader import PACK_NAME, load_pack  # noqa: E402,F401  (re-exported for the benches)
+
 if TYPE_CHECKING:
     from emulator import Emulator
 
-PACK_NAME = "wavespeed_kontext_pack"  # the same name tests/conftest.py uses, so both share one copy
 API_KEY = "bench-key-0123456789"
 _ENV_KEYS = ("WAVESPEED_API_KEY", "WAVESPEED_BASE_URL", "WAVESPEED_JOURNAL_DIR", "WAVESPEED_CONFIG_FILE")
 
@@ -155,20 +155,6 @@ def _git_state() -> str:
 
 
 # --------------------------------------------------------------------------------- pack + emulator
-
-
-def load_pack() -> ModuleType:
-    """Import the repo root as a package the way ComfyUI loads a custom node folder."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from ..wavespeed.models import (
     KontextRequest,
 )
 from ..wavespeed.uploads import parse_urls
-from .generate import CATEGORY, common_inputs
+from .generate import CATEGORY, cache_token, common_inputs
 from .submission import submit_task, validated
 from .task import TASK_TYPE, TaskHandle
 from .uploads import Reference, check_sizes, image_references, resolve, url_references
@@ -83,11 +83,6 @@ _OUTPUT_TOOLTIPS = (
 )
 
 
-def _is_changed(seed: int, force_rerun: bool) -> Any:
-    """As Generate: seed -1 or force_rerun means 'a new image every time'."""
-    return float("nan") if seed == -1 or force_rerun else seed
-
-
 class FluxKontextMaxEdit:
     DESCRIPTION = (
         "Edit one image with FLUX.1 Kontext [max] on WaveSpeedAI "
@@ -135,7 +130,7 @@ class FluxKontextMaxEdit:
 
     @classmethod
     def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return _is_changed(seed, force_rerun)
+        return cache_token(seed, force_rerun)
 
     async def edit(
         self,
@@ -231,7 +226,7 @@ class FluxKontextMaxMultiReference:
 
     @classmethod
     def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return _is_changed(seed, force_rerun)
+        return cache_token(seed, force_rerun)
 
     async def edit(
         self,

@@ -76,6 +76,12 @@ def common_inputs() -> dict[str, Any]:
     }
 
 
+def cache_token(seed: int, force_rerun: bool) -> Any:
+    """IS_CHANGED of every submit node: seed -1 or force_rerun means 'a new image every time'
+    (NaN never equals itself, so ComfyUI never reuses a cached result); otherwise the seed."""
+    return float("nan") if seed == -1 or force_rerun else seed
+
+
 PROMPT_INPUT = (
     "STRING",
     {
@@ -110,8 +116,7 @@ class FluxKontextMaxGenerate:
 
     @classmethod
     def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        """Seed -1 or force_rerun means 'a new image every time': never reuse a cached result."""
-        return float("nan") if seed == -1 or force_rerun else seed
+        return cache_token(seed, force_rerun)
 
     async def generate(
         self,

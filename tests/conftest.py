@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +9,7 @@ from types import ModuleType
 import pytest
 
 from emulator import Emulator
+from scripts.pack_loader import load_pack
 
 TEST_API_KEY = "test-key-0123456789"
 
@@ -30,25 +29,6 @@ def emulator() -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
-
-
-PACK_DIR = Path(__file__).resolve().parent.parent
-PACK_NAME = "wavespeed_kontext_pack"
-
-
-def load_pack() -> ModuleType:
-    """Import the repo root as a package under another name, the way ComfyUI loads a custom node
-    folder (so the pack's relative imports are exercised exactly as in ComfyUI)."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, PACK_DIR / "__init__.py", submodule_search_locations=[str(PACK_DIR)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import load_pack  # noqa: E402
+from scripts.pack_loader import load_pack  # noqa: E402
 
 
 async def main(prompt: str, seed: int) -> None:
