@@ -153,13 +153,14 @@ async def submit_task(
     journal = open_journal()
     client = get_client()  # raises ConfigError (missing key) before anything is sent
     account = _account_of(client)
+    identity = params_hash(request.model, _content_addressed(params))
 
     if journal is not None and not force_rerun and request.seed != -1:
         try:
             # An in-flight record is a task already paid for whose waiter died (crash, restart,
             # timeout): identical inputs wait for that task instead of paying for a second one.
             earlier = journal.find_completed(
-                params_hash(request.model, params),
+                identity,
                 REUSE_MAX_AGE_S,
                 account=account,
                 statuses=(STATUS_COMPLETED, STATUS_IN_FLIGHT),
@@ -213,6 +214,7 @@ async def submit_task(
                     server_status=prediction.status,
                     outputs=prediction.outputs if prediction.is_completed else (),
                     error=prediction.error if prediction.is_failed else "",
+                    identity_hash=identity,
                 )
             except Exception:
                 log.warning("WaveSpeed journal: could not record task %s", prediction.id, exc_info=True)
@@ -266,6 +268,22 @@ async def _check_reusable(
         return True, prediction if prediction.is_completed else None
 
     return await run_blocking(work, watch=watch)
+
+
+def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
+    """Params with uploaded images named by their content: an image uploaded again after a restart
+    gets a new URL, but it is the same input, so the same task may be reused."""
+    from ..wavespeed.uploads import CACHE
+
+    def ident(url: Any) -> Any:
+        return (CACHE.content_id(url) or url) if isinstance(url, str) else url
+
+    out = dict(params)
+    if "image" in out:
+        out["image"] = ident(out["image"])
+    if isinstance(out.get("images"), list):
+        out["images"] = [ident(u) for u in out["images"]]
+    return out
 
 
 def _journal_status(prediction: Prediction) -> str:

@@ -509,3 +509,21 @@ def test_png_is_reencoded_smaller_before_refusing(pack: ModuleType) -> None:
     small = uploads.prepare(smooth, 0, "image", max_bytes=len(fast) - 1)
     assert len(small.png) < len(fast)
     np.testing.assert_array_equal(_decode(small.png)[0], _u8(smooth))
+
+
+def test_requeued_image_edit_after_a_restart_reuses_the_task(pack: ModuleType, pack_env: Emulator) -> None:
+    """Regression: the journal keyed edits by the per-upload URL, so after a restart (new upload,
+    new URL) the same image and seed paid for a second task. Uploaded images now count by content."""
+    image = _image(seed=11)
+    first, _ = asyncio.run(_edit(pack, "restart me", image=image))
+    poll = _node(pack, "WaveSpeedPollResult")
+    asyncio.run(poll.poll(60, "pass through", task=first))
+
+    pack.nodes.submission.reset_session_state()  # as after a ComfyUI restart:
+    pack.wavespeed.uploads.CACHE.clear()  # nothing in memory survives
+
+    again, _ = asyncio.run(_edit(pack, "restart me", image=image))
+    assert again.request_id == first.request_id
+    assert pack_env.submissions == 1 and len(pack_env.uploads) == 2  # uploaded again, not paid again
+    other, _ = asyncio.run(_edit(pack, "restart me", image=_image(seed=12)))
+    assert other.request_id != first.request_id and pack_env.submissions == 2

@@ -215,15 +215,18 @@ class Journal:
         outputs: Iterable[str] = (),
         error: str = "",
         submitted_at: float | None = None,
+        identity_hash: str | None = None,
     ) -> TaskRecord:
-        """Write the record of a task the server just accepted (before anyone waits on it)."""
+        """Write the record of a task the server just accepted (before anyone waits on it).
+        ``identity_hash`` replaces params_hash(model, params) where the caller knows a more stable
+        identity (uploaded images by content rather than by their per-upload URL)."""
         _assert_no_key(params)
         now = time.time()
         record = TaskRecord(
             request_id=_check_id(request_id),
             model=model,
             params=_storable(dict(params)),
-            params_hash=params_hash(model, params),
+            params_hash=identity_hash or params_hash(model, params),
             account=account,
             submitted_at=now if submitted_at is None else float(submitted_at),
             updated_at=now,

@@ -193,6 +193,15 @@ class UploadCache:
         with self._lock:
             return self._fresh((base_url, sha256))
 
+    def content_id(self, url: str) -> str | None:
+        """``sha256:<hex>`` of the image this process uploaded to ``url``, else None. Lets the task
+        journal recognise the same input image after a restart, when its upload URL is new."""
+        with self._lock:
+            for (_, sha256), (stored_url, _) in self._done.items():
+                if stored_url == url:
+                    return f"sha256:{sha256}"
+        return None
+
     def _fresh(self, key: tuple[str, str]) -> str | None:
         hit = self._done.get(key)
         if hit is None:
