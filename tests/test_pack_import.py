@@ -32,3 +32,13 @@ def test_loading_the_pack_registers_nodes_without_heavy_imports() -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"FluxKontextMaxGenerate", "WaveSpeedPollResult"} <= set(result["nodes"])
     assert result["loaded"] == [], f"imported at start-up: {result['loaded']}"
+
+
+def test_a_missing_dependency_logs_one_clear_line_instead_of_breaking_startup() -> None:
+    blocked = "import sys; sys.modules['requests'] = None  # as if requests were not installed\n"
+    out = subprocess.run(
+        [sys.executable, "-c", blocked + LOADER], capture_output=True, text=True, check=True, cwd="/"
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["nodes"] == []
+    assert "missing Python package(s) requests" in out.stderr and "requirements.txt" in out.stderr
