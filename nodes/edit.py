@@ -31,9 +31,9 @@ from ..wavespeed.models import (
     KontextRequest,
 )
 from ..wavespeed.uploads import parse_urls
-from .generate import CATEGORY, cache_token, common_inputs
+from .generate import KontextSubmitNode, common_inputs
 from .submission import submit_task, validated
-from .task import TASK_TYPE, TaskHandle
+from .task import TaskHandle
 from .uploads import Reference, check_sizes, image_references, resolve, url_references
 
 log = logging.getLogger("wavespeed")
@@ -75,25 +75,15 @@ _MULTI_PROMPT = (
         "from image 2'. References are numbered in the order they are sent.",
     },
 )
-_OUTPUTS = (TASK_TYPE, "STRING")
-_OUTPUT_NAMES = ("task", "request_id")
-_OUTPUT_TOOLTIPS = (
-    "Connect to WaveSpeed Poll Result.",
-    "The task's request id: keep it to fetch the result again later without paying twice.",
-)
 
 
-class FluxKontextMaxEdit:
+class FluxKontextMaxEdit(KontextSubmitNode):
     DESCRIPTION = (
         "Edit one image with FLUX.1 Kontext [max] on WaveSpeedAI "
         f"(${PRICE_PER_IMAGE_USD[MODEL_EDIT]:.2f} per image). Connect an IMAGE (uploaded as exact PNG, "
         "once per distinct image) or wire an image URL, e.g. the image_urls output of WaveSpeed Poll "
         "Result, to chain edits without re-uploading. Connect 'task' to WaveSpeed Poll Result."
     )
-    CATEGORY = CATEGORY
-    RETURN_TYPES = _OUTPUTS
-    RETURN_NAMES = _OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = _OUTPUT_TOOLTIPS
     FUNCTION = "edit"
 
     @classmethod
@@ -127,10 +117,6 @@ class FluxKontextMaxEdit:
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
-
-    @classmethod
-    def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return cache_token(seed, force_rerun)
 
     async def edit(
         self,
@@ -175,17 +161,13 @@ class FluxKontextMaxEdit:
         return (handle, handle.request_id)
 
 
-class FluxKontextMaxMultiReference:
+class FluxKontextMaxMultiReference(KontextSubmitNode):
     DESCRIPTION = (
         "Combine 1 to 5 reference images with FLUX.1 Kontext [max] multi on WaveSpeedAI "
         f"(${PRICE_PER_IMAGE_USD[MODEL_MULTI]:.2f} per image). Every image of every connected input is "
         "a reference, in order (image_1's batch first), then the image_urls lines. Images are uploaded "
         "as exact PNG, once per distinct image. Connect 'task' to WaveSpeed Poll Result."
     )
-    CATEGORY = CATEGORY
-    RETURN_TYPES = _OUTPUTS
-    RETURN_NAMES = _OUTPUT_NAMES
-    OUTPUT_TOOLTIPS = _OUTPUT_TOOLTIPS
     FUNCTION = "edit"
 
     @classmethod
@@ -223,10 +205,6 @@ class FluxKontextMaxMultiReference:
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
-
-    @classmethod
-    def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return cache_token(seed, force_rerun)
 
     async def edit(
         self,

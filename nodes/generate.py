@@ -76,12 +76,6 @@ def common_inputs() -> dict[str, Any]:
     }
 
 
-def cache_token(seed: int, force_rerun: bool) -> Any:
-    """IS_CHANGED of every submit node: seed -1 or force_rerun means 'a new image every time'
-    (NaN never equals itself, so ComfyUI never reuses a cached result); otherwise the seed."""
-    return float("nan") if seed == -1 or force_rerun else seed
-
-
 PROMPT_INPUT = (
     "STRING",
     {
@@ -92,18 +86,29 @@ PROMPT_INPUT = (
 )
 
 
-class FluxKontextMaxGenerate:
-    DESCRIPTION = (
-        "Submit a FLUX.1 Kontext [max] text-to-image task to WaveSpeedAI "
-        f"(${PRICE_PER_IMAGE_USD[MODEL_TEXT_TO_IMAGE]:.2f} per image). Connect 'task' to WaveSpeed Poll "
-        "Result to get the image. The API key comes from WAVESPEED_API_KEY, never from the workflow."
-    )
+class KontextSubmitNode:
+    """What every Kontext submit node shares: its outputs (a task for Poll Result) and its cache rule."""
+
     CATEGORY = CATEGORY
     RETURN_TYPES = (TASK_TYPE, "STRING")
     RETURN_NAMES = ("task", "request_id")
     OUTPUT_TOOLTIPS = (
         "Connect to WaveSpeed Poll Result.",
         "The task's request id: keep it to fetch the result again later without paying twice.",
+    )
+
+    @classmethod
+    def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
+        """Seed -1 or force_rerun means 'a new image every time': NaN never equals itself, so
+        ComfyUI never reuses a cached result; otherwise the seed (inputs decide as usual)."""
+        return float("nan") if seed == -1 or force_rerun else seed
+
+
+class FluxKontextMaxGenerate(KontextSubmitNode):
+    DESCRIPTION = (
+        "Submit a FLUX.1 Kontext [max] text-to-image task to WaveSpeedAI "
+        f"(${PRICE_PER_IMAGE_USD[MODEL_TEXT_TO_IMAGE]:.2f} per image). Connect 'task' to WaveSpeed Poll "
+        "Result to get the image. The API key comes from WAVESPEED_API_KEY, never from the workflow."
     )
     FUNCTION = "generate"
 
@@ -113,10 +118,6 @@ class FluxKontextMaxGenerate:
             "required": {"prompt": PROMPT_INPUT, **common_inputs()},
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
-
-    @classmethod
-    def IS_CHANGED(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return cache_token(seed, force_rerun)
 
     async def generate(
         self,
