@@ -167,17 +167,9 @@ def test_interrupt_during_a_long_task_ends_the_prompt_quickly(
 ) -> None:
     wavespeed_emulator.next_tasks(never_finish=True)
     pressed: list[float] = []
-
-    def press_cancel_once_polling() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if any(r.route == "result" for r in wavespeed_emulator.requests):
-                pressed.append(time.monotonic())
-                interrupt(comfy_server)
-                return
-            time.sleep(0.05)
-
-    canceller = threading.Thread(target=press_cancel_once_polling)
+    canceller = threading.Thread(
+        target=_cancel_once_polling, args=(comfy_server, wavespeed_emulator, pressed)
+    )
     canceller.start()
     result = run_prompt(comfy_server, _chain("i", "interrupt me"), timeout=60)
     ended = time.monotonic()
@@ -197,3 +189,51 @@ def test_bad_input_is_refused_before_any_request(
     assert result.status == "error"
     assert result.error is not None and "prompt is empty" in result.error["exception_message"]
     assert wavespeed_emulator.requests == []
+
+
+def _fixed_seed_chain(prefix: str, prompt: str) -> dict[str, Any]:
+    chain = _chain(prefix, prompt, seed=77)
+    chain[f"{prefix}g"]["inputs"]["force_rerun"] = False
+    return chain
+
+
+def test_requeue_with_a_fixed_seed_reuses_the_paid_task(
+    comfy_server: ComfyServer, wavespeed_emulator: Emulator
+) -> None:
+    """Even with ComfyUI's cache off (--cache-none), the task journal answers a re-queue."""
+    first = run_prompt(comfy_server, _fixed_seed_chain("r", "requeue me, same seed"))
+    assert first.ok, first.error_line()
+    again = run_prompt(comfy_server, _fixed_seed_chain("r", "requeue me, same seed"))
+    assert again.ok, again.error_line()
+    assert wavespeed_emulator.submissions == 1
+    texts = [e["data"]["text"] for e in again.events_of("progress_text")]
+    assert any(t.startswith("reused task") and "(no charge)" in t for t in texts), texts
+    assert len(again.images) == 1
+
+
+def test_interrupted_task_is_collected_by_requeuing_without_a_new_charge(
+    comfy_server: ComfyServer, wavespeed_emulator: Emulator
+) -> None:
+    """Cancel mid-wait, queue the same graph again: it waits for the task already paid for."""
+    wavespeed_emulator.configure(inference_s=4.0)
+    prompt = _fixed_seed_chain("c", "cancel me, then collect me")
+    canceller = threading.Thread(target=_cancel_once_polling, args=(comfy_server, wavespeed_emulator))
+    canceller.start()
+    cancelled = run_prompt(comfy_server, prompt, timeout=60)
+    canceller.join()
+    assert cancelled.status == "interrupted"
+    collected = run_prompt(comfy_server, prompt, timeout=60)
+    assert collected.ok, collected.error_line()
+    assert wavespeed_emulator.submissions == 1 and len(collected.images) == 1
+
+
+def _cancel_once_polling(server: ComfyServer, emulator: Emulator, pressed: list[float] | None = None) -> None:
+    """Press Cancel (POST /interrupt) as soon as the task is being polled; note when."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(r.route == "result" for r in emulator.requests):
+            if pressed is not None:
+                pressed.append(time.monotonic())
+            interrupt(server)
+            return
+        time.sleep(0.05)
