@@ -224,7 +224,7 @@ class WaveSpeedClient:
             read_timeout_s=read_timeout,
             cancel=cancel,
         )
-        prediction = self._prediction(body, during="submit", request_id=None)
+        prediction = Prediction.from_data(body.get("data"))  # shape already checked by _parse
         log.info("submitted %s as task %s (status %s)", request.model, prediction.id, prediction.status)
         return prediction
 
@@ -241,7 +241,7 @@ class WaveSpeedClient:
             deadline=deadline,
             cancel=cancel,
         )
-        return self._prediction(body, during="result", request_id=request_id)
+        return Prediction.from_data(body.get("data"))  # shape already checked by _parse
 
     def wait(
         self,
@@ -333,19 +333,6 @@ class WaveSpeedClient:
         return float(value)
 
     # ------------------------------------------------------------------ internals
-
-    def _prediction(self, body: dict[str, Any], *, during: str, request_id: str | None) -> Prediction:
-        try:
-            return Prediction.from_data(body.get("data"))
-        except ValueError as exc:
-            if during == "submit":
-                raise E.SubmitUncertainError(
-                    f"WaveSpeed accepted the submit but its reply is malformed ({exc}); it was not resent "
-                    "to avoid a double charge: check your WaveSpeed history before queuing again."
-                ) from None
-            raise E.ServerError(
-                f"WaveSpeed sent a malformed {during} reply ({exc}); try again.", request_id=request_id
-            ) from None
 
     def _api_json(
         self,
