@@ -32,7 +32,7 @@ from ..wavespeed.models import (
 )
 from ..wavespeed.uploads import parse_urls
 from .generate import KontextSubmitNode, common_inputs
-from .submission import submit_task, validated
+from .submission import submit_task
 from .task import TaskHandle
 from .uploads import Reference, check_sizes, image_references, resolve, url_references
 
@@ -143,17 +143,15 @@ class FluxKontextMaxEdit(KontextSubmitNode):
                     "No image to edit: connect an IMAGE to 'image', or give an http(s) URL in 'image_url'."
                 )
             reference = url_references(urls[:1], "image_url")[0]
-        request = validated(
-            KontextRequest(
-                prompt=prompt,
-                model=MODEL_EDIT,
-                seed=seed,
-                guidance_scale=guidance_scale,
-                aspect_ratio=_aspect_ratio(aspect_ratio),
-                enable_sync_mode=sync_mode,
-                image=reference.url or _PLACEHOLDER_URL,
-            )
-        )
+        request = KontextRequest(
+            prompt=prompt,
+            model=MODEL_EDIT,
+            seed=seed,
+            guidance_scale=guidance_scale,
+            aspect_ratio=_aspect_ratio(aspect_ratio),
+            enable_sync_mode=sync_mode,
+            image=reference.url or _PLACEHOLDER_URL,
+        ).validate()  # before any upload or spend
         (url,) = await resolve([reference], unique_id)
         handle = await submit_task(
             dataclasses.replace(request, image=url), unique_id, force_rerun=force_rerun
@@ -237,17 +235,15 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
                 f"every URL line); the API takes at most {MAX_REFERENCE_IMAGES}."
             )
         check_sizes(references)
-        request = validated(
-            KontextRequest(
-                prompt=prompt,
-                model=MODEL_MULTI,
-                seed=seed,
-                guidance_scale=guidance_scale,
-                aspect_ratio=_aspect_ratio(aspect_ratio),
-                enable_sync_mode=sync_mode,
-                images=tuple(ref.url or _PLACEHOLDER_URL for ref in references),
-            )
-        )
+        request = KontextRequest(
+            prompt=prompt,
+            model=MODEL_MULTI,
+            seed=seed,
+            guidance_scale=guidance_scale,
+            aspect_ratio=_aspect_ratio(aspect_ratio),
+            enable_sync_mode=sync_mode,
+            images=tuple(ref.url or _PLACEHOLDER_URL for ref in references),
+        ).validate()  # before any upload or spend
         urls = await resolve(references, unique_id)
         handle = await submit_task(
             dataclasses.replace(request, images=tuple(urls)), unique_id, force_rerun=force_rerun

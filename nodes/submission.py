@@ -21,7 +21,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import errors as E
-from ..wavespeed.errors import InvalidRequestError
 from ..wavespeed.journal import (
     RETENTION_S,
     STATUS_COMPLETED,
@@ -35,7 +34,7 @@ from ..wavespeed.journal import (
     params_hash,
     session_budget_usd,
 )
-from ..wavespeed.models import KontextRequest, Prediction, ValidationError
+from ..wavespeed.models import KontextRequest, Prediction
 from . import comfy_bridge as bridge
 from .runtime import CancelCheck, Watch, get_client, run_blocking
 from .task import TaskHandle
@@ -70,14 +69,6 @@ def reset_session_state() -> None:
     with _journals_lock:
         _journals.clear()
     SESSION_SPEND.reset()
-
-
-def validated(request: KontextRequest) -> KontextRequest:
-    """Local validation, as a typed one-line error, before any key lookup or HTTP request."""
-    try:
-        return request.validate()
-    except ValidationError as exc:
-        raise InvalidRequestError(str(exc)) from None
 
 
 def _account_of(client: WaveSpeedClient) -> str:
@@ -147,7 +138,7 @@ def open_journal() -> Journal | None:
 async def submit_task(
     request: KontextRequest, node_id: str | None, *, force_rerun: bool = False
 ) -> TaskHandle:
-    validated(request)
+    request.validate()  # a typed one-line InvalidRequestError before any key lookup or request
     params = request.payload()
     progress = bridge.NodeProgress(node_id)
     journal = open_journal()

@@ -32,7 +32,7 @@ from requests.adapters import HTTPAdapter
 
 from . import errors as E
 from .config import DEFAULT_BASE_URL, check_base_url, load_settings
-from .models import KontextRequest, Prediction, ValidationError
+from .models import KontextRequest, Prediction
 
 log = logging.getLogger("wavespeed")
 
@@ -210,10 +210,7 @@ class WaveSpeedClient:
 
     def submit(self, request: KontextRequest, *, cancel: CancelCheck | None = None) -> Prediction:
         """Validate locally, then POST the task once. In sync mode the reply may already be final."""
-        try:
-            request.validate()
-        except ValidationError as exc:
-            raise E.InvalidRequestError(str(exc)) from None
+        request.validate()  # raises InvalidRequestError before any request
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
         body = self._api_json(
             "POST",

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InvalidRequestError
+
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
 MODEL_MULTI = "wavespeed-ai/flux-kontext-max/multi"
@@ -35,8 +37,9 @@ FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "timeout", "dele
 SYNC_TIMEOUT_CODE = 5004
 
 
-class ValidationError(ValueError):
-    """A request that must not be sent; the message says which field and how to fix it."""
+class ValidationError(InvalidRequestError, ValueError):
+    """A request that must not be sent; the message says which field and how to fix it. It is the
+    typed InvalidRequestError itself, so callers need no translation layer."""
 
 
 def price_of(model: str, images: int = 1) -> float:
