@@ -410,6 +410,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValidationError as exc:
             self._error(400, str(exc))
             return
+        if created == 429:  # the account's per-minute window is full (limits.py): no task
+            message, headers = self.emu.rate_limit_reply()
+            self._error(429, message, headers)
+            return
         if isinstance(created, int):
             self._error(402, INSUFFICIENT_BALANCE)
             return
