@@ -76,10 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     base_url = emu.start(port=args.port)
-    print(
-        f"WaveSpeed emulator listening on {base_url} (api key: {len(keys)} accepted, tier {args.tier})",
-        flush=True,
-    )
+    print(f"WaveSpeed emulator listening on {base_url} (api key: {len(keys)} accepted)", flush=True)
+    if args.tier != "none":
+        tier = TIERS[args.tier]
+        print(
+            f"account tier {tier.name}: {tier.per_minute} tasks per {args.minute_s:g} s, "
+            f"{tier.concurrency} at once",
+            flush=True,
+        )
     try:
         while not stop.wait(0.5):
             pass
