@@ -79,6 +79,9 @@ class ApiServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 overflows when dozens of clients connect at once (a batch
+    # of tasks): the kernel then drops handshakes and clients see resets. A real API takes them all.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
