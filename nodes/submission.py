@@ -8,7 +8,7 @@ task journal, reuse of a paid result and the session budget work the same way ev
    with the same params (younger than the API's 7-day retention, same account) and WaveSpeed still has it, hand
    back that task instead of paying again; WaveSpeed Poll Result fetches it by id.
 3. Book the price against ``WAVESPEED_SESSION_BUDGET_USD`` (BudgetExceededError before any request).
-4. POST once; the accepted task is journaled in the worker thread right after the reply, before
+4. POST once through the account's scheduler (limits.py: a 429 is waited out as status text); the accepted task is journaled in the worker thread right after the reply, before
    anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable.
 """
 
@@ -36,6 +36,7 @@ from ..wavespeed.journal import (
 )
 from ..wavespeed.models import KontextRequest, Prediction
 from . import comfy_bridge as bridge
+from . import limits
 from .runtime import CancelCheck, Watch, get_client, run_blocking
 from .task import TaskHandle
 
@@ -184,9 +185,12 @@ async def submit_task(
     watch.publish()
     show_balance = _show_balance()
 
+    def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
+        watch.set(0.02, f"{text} · ${price:.2f}")
+
     def work(cancel: CancelCheck) -> tuple[TaskHandle, str]:
         try:
-            prediction = client.submit(request, cancel=cancel)
+            prediction = limits.submit(client, request, cancel=cancel, status=waiting)
         except BaseException as exc:
             if _was_not_accepted(exc):
                 SESSION_SPEND.release(price)

@@ -48,6 +48,7 @@ HISTORY_KEEP = 200
 QUEUED_STATUSES = frozenset({"created", "pending", "queued"})
 _POLL_DEADLINE_S = 30.0
 _SLICE_S = 0.1
+_FRESH_S = 60.0  # a task submitted longer ago than this is looked at at once
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,11 @@ class Poller:
         cancel: CancelCheck | None = None,
         progress: ProgressCallback | None = None,
         first: Prediction | None = None,
+        age_s: float | None = None,
     ) -> Prediction:
         """Like WaveSpeedClient.wait: the completed prediction, or TaskFailedError, WaitTimeoutError,
-        CancelledError (the task keeps running; its id fetches it later)."""
+        CancelledError (the task keeps running; its id fetches it later). ``age_s``: how long ago the
+        task was submitted, if known (a fresh task's first look then follows the plan too)."""
         start = self._clock()
         deadline = start + timeout_s
         if first is not None:
@@ -178,7 +181,7 @@ class Poller:
                 progress(first, 0.0)
             if first.is_terminal:
                 return _finished(first)
-        entry = self._join(request_id, model, first)
+        entry = self._join(request_id, model, first, age_s)
         seen = 0
         try:
             with self._cond:
@@ -224,15 +227,18 @@ class Poller:
 
     # ------------------------------------------------------------------ waiters
 
-    def _join(self, request_id: str, model: str, first: Prediction | None) -> _Entry:
+    def _join(self, request_id: str, model: str, first: Prediction | None, age_s: float | None) -> _Entry:
         now = self._clock()
         with self._cond:
             entry = self._entries.get(request_id)
             if entry is None:
                 entry = _Entry(request_id, model, start=now, history=self._history(model))
                 entry.prediction = first
-                # With a reply in hand, the first poll follows the plan; without one, look now.
-                entry.due = now + self._delay(entry, now) if first is not None else now
+                # With a reply in hand or a fresh task, the first poll follows the plan; else look now.
+                fresh = age_s is not None and 0 <= age_s < _FRESH_S
+                if fresh:
+                    entry.start = now - float(age_s or 0.0)
+                entry.due = now + self._delay(entry, now) if first is not None or fresh else now
                 self._entries[request_id] = entry
             entry.waiters += 1
             if self._thread is None:
