@@ -20,6 +20,7 @@ import random
 import resource
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +41,35 @@ BRONZE_INFERENCE_S = (2.0, 3.0)
 MODEL = "wavespeed-ai/flux-kontext-max/text-to-image"
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux /proc; ru_maxrss only ever grows)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _RssPeak:
+    """Samples the resident memory every 20 ms while the block runs; .before and .peak in MB."""
+
+    def __init__(self) -> None:
+        self.before = self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __enter__(self) -> _RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
 
 
 class _EmulatorProcess:
@@ -90,9 +118,12 @@ def _batch(
     )
     tag = random.getrandbits(32)
 
+    submitted: list[float] = []
+
     def chain(i: int) -> float:
         request = KontextRequest(prompt=f"scale {tag} {i}", seed=i)
         first = sched.submit(lambda: submitter.submit(request), deadline=time.monotonic() + 20 * window_s)
+        submitted.append(time.monotonic())
         poller.wait(first.id, model=MODEL, timeout_s=20 * window_s, first=first)
         return time.monotonic()
 
@@ -138,7 +169,8 @@ def _silver(
         for budget in budgets:
             for n in sizes:
                 wall0 = time.time()
-                result = _batch(emu.base_url, n, budget, history)
+                with _RssPeak() as rss:
+                    result = _batch(emu.base_url, n, budget, history)
                 stats = emu.stats()
                 total, polls = _requests_between(stats, wall0, time.time())
                 emu.reset()
@@ -147,12 +179,14 @@ def _silver(
                         "tasks": n,
                         "budget_rps": budget,
                         "wall_s": result["wall"],
+                        "last_submit_s": result["last_submit"],
                         "one_task_s": one,
                         "vs_one": result["wall"] / one,
                         "requests_per_s": total / result["wall"],
                         "polls_per_s": polls / result["wall"],
                         "polls_per_task": polls / n,
-                        "peak_rss_mb": _peak_rss_mb(),
+                        "rss_before_mb": rss.before,
+                        "peak_rss_mb": rss.peak,
                     }
                 )
     finally:
@@ -227,12 +261,14 @@ def run(
             [
                 r["tasks"],
                 f"{r['budget_rps']:g}",
+                fmt_s(r["last_submit_s"], 2),
                 fmt_s(r["wall_s"], 2),
                 fmt_s(r["one_task_s"], 2),
                 f"{r['vs_one']:.2f}x",
                 f"{r['requests_per_s']:.1f}",
                 f"{r['polls_per_s']:.1f}",
                 f"{r['polls_per_task']:.2f}",
+                f"{r['rss_before_mb']:.0f}",
                 f"{r['peak_rss_mb']:.0f}",
             ]
             for r in silver
@@ -274,8 +310,8 @@ def run(
         notes=[
             f"Silver-like: `python -m emulator --tier silver` in its own process; inference uniform "
             f"{inference[0]:g}-{inference[1]:g} s; one scheduler, one poller (history: 40 earlier "
-            "inference times); peak RSS is this process's (ru_maxrss, so it only grows down the table); "
-            "no downloads (waiting only).",
+            "inference times); RSS is this process's, sampled every 20 ms during the batch "
+            "(before it, and the peak); no downloads (waiting only: item 5's decode memory is not measured here).",
             "vs one: the batch's wall time over one task alone; with a fixed budget the drain of N "
             "finished tasks needs about N polls, so the budget sets how fast hundreds complete.",
             "Bronze ideal: 2 submits at the start of each scaled minute, each task running as soon as "
