@@ -136,6 +136,7 @@ def _batch(
     submitter.close()
     return {
         "wall": wall,
+        "last_submit": max(submitted) - start,
         "ends": [e - start for e in ends],
         "rate_limited": sched.rate_limited,
         "start": start,
