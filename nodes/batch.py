@@ -18,6 +18,7 @@ Bronze account simply takes its minutes and never errors on a 429. The decisions
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..wavespeed import errors as E
@@ -197,6 +198,7 @@ class FluxKontextMaxBatch:
         progress = bridge.NodeProgress(unique_id)
         progress.update(0.01, f"batch of {len(requests)} · ${total:.2f}")
         state = {"done": 0, "failed": 0}
+        waiting: dict[str, str] = {}  # the latest rate-limit text, set from worker threads
         results: list[tuple[TaskHandle | None, Any, BaseException | None]] = [(None, None, None)] * len(
             requests
         )
@@ -208,7 +210,9 @@ class FluxKontextMaxBatch:
             handle: TaskHandle | None = None
             try:
                 async with gate:
-                    handle = await submit_task(request, None, force_rerun=False)
+                    handle = await submit_task(
+                        request, None, on_wait=lambda text: waiting.__setitem__("text", text)
+                    )
                     prediction, images = await self._wait_and_fetch(handle, float(timeout_s))
                     _place(out, images, i, len(requests))
                     del images  # the batch tensor holds the pixels now
@@ -217,14 +221,29 @@ class FluxKontextMaxBatch:
             except E.WaveSpeedError as exc:
                 results[i] = (handle, None, exc)
                 state["failed"] += 1
-            progress.update(
-                0.05 + 0.9 * (state["done"] + state["failed"]) / len(requests),
-                f"batch {state['done']}/{len(requests)} done"
-                + (f", {state['failed']} failed" if state["failed"] else "")
-                + f" · ${total:.2f}",
-            )
+            waiting.pop("text", None)
+            publish()
 
-        await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        def publish() -> None:
+            finished = state["done"] + state["failed"]
+            text = f"batch {state['done']}/{len(requests)} done"
+            text += f", {state['failed']} failed" if state["failed"] else ""
+            if "text" in waiting and finished < len(requests):
+                text += f" · {waiting['text']}"
+            progress.update(0.05 + 0.9 * finished / len(requests), text + f" · ${total:.2f}")
+
+        async def ticker() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                # A Cancel raised by the progress hook is seen by every task's own watch (epoch).
+                with contextlib.suppress(Exception):
+                    publish()
+
+        tick = asyncio.ensure_future(ticker())
+        try:
+            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        finally:
+            tick.cancel()
         return _finish(results, out[0], on_failure, progress)
 
     async def _wait_and_fetch(self, handle: TaskHandle, timeout_s: float) -> tuple[Any, Any]:

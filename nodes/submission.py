@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import errors as E
@@ -137,7 +138,11 @@ def open_journal() -> Journal | None:
 
 
 async def submit_task(
-    request: KontextRequest, node_id: str | None, *, force_rerun: bool = False
+    request: KontextRequest,
+    node_id: str | None,
+    *,
+    force_rerun: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> TaskHandle:
     request.validate()  # a typed one-line InvalidRequestError before any key lookup or request
     params = request.payload()
@@ -187,6 +192,8 @@ async def submit_task(
 
     def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
         watch.set(0.02, f"{text} · ${price:.2f}")
+        if on_wait is not None:
+            on_wait(text)
 
     def work(cancel: CancelCheck) -> tuple[TaskHandle, str]:
         try:

@@ -5,6 +5,7 @@ failure that keeps the paid images."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import ModuleType
 from typing import Any
 
@@ -45,8 +46,9 @@ def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: Mod
 
 
 def test_six_variations_on_bronze_are_one_batch_with_one_charge_each(
-    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="wavespeed")
     pack_env.configure(tier="bronze", minute_s=2.0, inference_s=0.3)
     monkeypatch.setenv("WAVESPEED_RATE_WINDOW_S", "2")
     images, urls, ids, failures = _batch(pack, "a lighthouse at dusk", 6)
@@ -56,6 +58,8 @@ def test_six_variations_on_bronze_are_one_batch_with_one_charge_each(
     assert len(set(rids)) == 6 and len(urls.splitlines()) == 6
     assert [pack_env.task(r).seed for r in rids] == [100, 101, 102, 103, 104, 105]  # output order
     assert pack_env.rate_limited >= 1  # the limit was hit and waited out, not raised
+    assert "batch of 6 · $0.48" in caplog.text  # the whole price, before anything was spent
+    assert "· waiting for WaveSpeed's rate limit, resets in ~" in caplog.text
 
 
 def test_a_partial_failure_keeps_the_paid_images_and_names_the_failure(

@@ -67,3 +67,37 @@ def test_side_by_side_on_bronze_completes_every_chain_with_one_submission_each(
     # ... and shown as waiting, never as an error
     assert any("waiting for WaveSpeed's rate limit, resets in ~" in t for t in texts), texts
     assert not any("429" in t or "rate limit hit" in t for t in texts)
+
+
+def test_a_batch_of_six_variations_on_bronze_completes_with_one_submission_each(
+    bronze_server: ComfyServer, bronze: Emulator
+) -> None:
+    bronze.reset()
+    bronze.configure(tier="bronze", minute_s=MINUTE_S)
+    prompt: dict[str, Any] = {
+        "1": {
+            "class_type": "FluxKontextMaxBatch",
+            "inputs": {
+                "prompts": "a lighthouse on a cliff at dusk, oil painting",
+                "variations": 6,
+                "seed": 4242,
+                "seed_mode": "increment",
+                "guidance_scale": 3.5,
+                "aspect_ratio": "1:1",
+                "on_failure": "return what succeeded",
+                "timeout_s": 600,
+            },
+        },
+        "2": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["1", 0], "filename_prefix": "wavespeed/batch"},
+        },
+    }
+    result = run_prompt(bronze_server, prompt, timeout=150)
+    assert result.ok, result.error_line()
+    assert len(result.outputs["2"]["images"]) == 6
+    assert bronze.submissions == 6  # exactly one accepted submission per image
+    texts = [e["data"]["text"] for e in result.events_of("progress_text")]
+    assert any("batch of 6 · $0.48" in t for t in texts), texts  # the price before it is spent
+    assert any("waiting for WaveSpeed's rate limit" in t for t in texts) or bronze.rate_limited == 0
+    assert not any("429" in t or "rate limit hit" in t for t in texts)
