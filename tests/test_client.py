@@ -82,7 +82,11 @@ def test_seed_minus_one_is_omitted_so_the_server_picks(emulator: Emulator, clien
     assert "seed" not in body and "aspect_ratio" not in body
 
 
-def test_edit_with_an_uploaded_image(emulator: Emulator, client: WaveSpeedClient) -> None:
+def test_edit_with_an_uploaded_image(
+    emulator: Emulator, client: WaveSpeedClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loopback image URL passes validation only on the configured API's own origin.
+    monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url)
     source = client.download(client.run(KontextRequest(prompt="source"), timeout_s=5.0).outputs[0])
     url = client.upload(source, filename="src.jpg", content_type="image/jpeg")
     assert url.startswith(emulator.base_url) and emulator.uploads == [source]
@@ -164,7 +168,7 @@ def test_invalid_request_is_refused_before_anything_is_sent(
         KontextRequest(prompt="p", seed=-1, guidance_scale=1.0, aspect_ratio="21:9"),
         KontextRequest(prompt="p", seed=2_147_483_647, guidance_scale=20.0, aspect_ratio="9:21"),
         KontextRequest(prompt="p", seed=0, guidance_scale=20, enable_sync_mode=False),
-        KontextRequest(prompt="p", model=MODEL_MULTI, images=("https://x/a.png",) * 5),
+        KontextRequest(prompt="p", model=MODEL_MULTI, images=("https://x.example/a.png",) * 5),
     ],
     ids=["low-edges", "high-edges", "int-guidance", "multi-5"],
 )

@@ -22,8 +22,10 @@ client's ``upload`` function. Decisions, and why:
   link will expire soon"), so a URL reused from an earlier run is first checked with a HEAD request
   (no Authorization header) and uploaded again if it has gone, and entries are dropped after
   ``CACHE_TTL_S`` (6 h) anyway. A fresh upload is free; a task on a dead URL fails (code 1402).
-* **URLs** typed or wired in must be ``http(s)://host/...``; a URL the server cannot fetch makes the
-  task fail with code 1402, which WaveSpeed Poll Result reports with the server's message.
+* **URLs** typed or wired in must be ``http(s)://host/...`` on a host WaveSpeed can reach
+  (``refs.py``: loopback, private, link-local names and addresses are refused before any spend);
+  a public URL the server still cannot fetch makes the task fail with code 1402, which WaveSpeed
+  Poll Result reports with the server's message.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import CancelledError, InvalidRequestError
+from .refs import check_image_url
 
 MIN_SIDE_PX = 64
 MAX_SIDE_PX = 4096
@@ -147,20 +149,9 @@ def prepare(image: Any, index: int, label: str, *, max_bytes: int | None = None)
 
 
 def check_url(url: str, label: str) -> str:
-    """A stripped http(s) URL with a host, or a one-line InvalidRequestError naming the input."""
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok or any(c.isspace() for c in text):
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise InvalidRequestError(
-            f"{label} must be an http(s) URL (e.g. the image_urls output of WaveSpeed Poll Result), "
-            f"got {shown!r}."
-        )
-    return text
+    """A stripped http(s) URL WaveSpeed can fetch, or a one-line InvalidRequestError naming the
+    input (see ``refs``: local, private and ambiguous URLs are refused before any spend)."""
+    return check_image_url(url, label)
 
 
 def parse_urls(text: str | None, label: str) -> list[str]:
