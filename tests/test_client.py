@@ -82,11 +82,7 @@ def test_seed_minus_one_is_omitted_so_the_server_picks(emulator: Emulator, clien
     assert "seed" not in body and "aspect_ratio" not in body
 
 
-def test_edit_with_an_uploaded_image(
-    emulator: Emulator, client: WaveSpeedClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A loopback image URL passes validation only on the configured API's own origin.
-    monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url)
+def test_edit_with_an_uploaded_image(emulator: Emulator, client: WaveSpeedClient) -> None:
     source = client.download(client.run(KontextRequest(prompt="source"), timeout_s=5.0).outputs[0])
     url = client.upload(source, filename="src.jpg", content_type="image/jpeg")
     assert url.startswith(emulator.base_url) and emulator.uploads == [source]
