@@ -122,8 +122,9 @@ def test_edit_only_checks_the_image_it_sends(pack: ModuleType, pack_env: Emulato
     [
         (_image() * 255.0, "up to 255.0"),
         (_image() - 2.0, "down to -2.0"),
+        ((_image() * 255.0).to(torch.uint8), "up to 255.0"),
     ],
-    ids=["0..255 scale", "negative"],
+    ids=["0..255 scale", "negative", "uint8"],
 )
 def test_edit_refuses_values_far_outside_0_1(
     pack: ModuleType, pack_env: Emulator, image: torch.Tensor, fragment: str

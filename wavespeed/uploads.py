@@ -33,6 +33,7 @@ client's ``upload`` function. Decisions, and why:
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -131,16 +132,19 @@ def check_values(image: Any, index: int, label: str) -> None:
     import torch
 
     one = image if image.dim() == 3 else image[index]
-    if not bool(torch.isfinite(one).all()):
+    if one.numel() == 0:
+        return
+    if not one.is_floating_point():  # e.g. a uint8 tensor of 0..255 from a custom node
+        one = one.to(torch.float32)
+    # One pass: amin/amax propagate NaN and keep inf, so finite extremes mean finite values.
+    low, high = (float(v) for v in torch.aminmax(one))
+    if not (math.isfinite(low) and math.isfinite(high)):
         nan, inf = int(torch.isnan(one).sum()), int(torch.isinf(one).sum())
         what = " and ".join(p for p in (f"{nan} NaN" if nan else "", f"{inf} infinite" if inf else "") if p)
         raise InvalidRequestError(
             f"{label} has {what} values out of {one.numel()} (not a picture: it would be sent as black); "
             "check the node that makes this image, e.g. a VAE Decode in too low a precision."
         )
-    if one.numel() == 0 or not one.is_floating_point():
-        return
-    low, high = (float(v) for v in torch.aminmax(one))
     lowest, highest = VALUE_RANGE
     if high > highest:
         raise InvalidRequestError(
