@@ -281,6 +281,7 @@ AMBIGUOUS_URLS = {
     "userinfo to loopback": "http://example.com@127.0.0.1/a.png",
     "empty userinfo": "http://@example.com/a.png",
     "password": "https://user:secret@example.com/a.png",
+    "password in a malformed url": "https://user:secret@exa mple.com/a.png",
     "backslash": "http://127.0.0.1\\@example.com/a.png",
     "zero-width in host": "https://exa\u200bmple.com/a.png",
     "tab": "https://example.com/\ta.png",
@@ -310,6 +311,12 @@ def test_edit_refuses_a_local_image_url_before_any_request(
 def test_edit_refuses_an_ambiguous_or_non_http_url(pack: ModuleType, pack_env: Emulator, url: str) -> None:
     text = _refused(pack, pack_env, _edit(pack, image_url=url), "image_url line 1")
     assert "secret" not in text
+
+
+def test_an_odd_spelling_of_a_public_address_says_how_to_write_it(
+    pack: ModuleType, pack_env: Emulator
+) -> None:
+    _refused(pack, pack_env, _edit(pack, image_url="http://0x08080808/a.png"), "write it as 8.8.8.8")
 
 
 def test_multi_refuses_a_local_url_among_public_ones(pack: ModuleType, pack_env: Emulator) -> None:

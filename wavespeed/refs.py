@@ -33,6 +33,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from typing import NamedTuple
 
 from .errors import ConfigError, InvalidRequestError
 
@@ -66,6 +67,8 @@ FROM_ENV = _FromEnv()
 
 
 def _shown(text: str) -> str:
+    """The URL for an error message: short, and with any ``user:password@`` masked."""
+    text = re.sub(r"(//)[^/?#]*@", r"\1***@", text)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -164,38 +167,51 @@ def _configured_origin(api_base: str | None | _FromEnv) -> tuple[str, str, int] 
     return _origin(base.scheme, base.host, base.port)
 
 
-def unreachable_reason(url: str, *, api_base: str | None | _FromEnv = FROM_ENV) -> str | None:
-    """Why WaveSpeed could not fetch ``url`` (a short phrase), or None if it may well be public.
+class _Refusal(NamedTuple):
+    """Why a URL is refused: ``phrase`` continues "<input> ...", ``advice`` says what to do
+    (None: a malformed URL, shown back to the user with an example of a good one)."""
 
-    Needs no network: see the module docstring. ``api_base`` is the configured API base URL (read
-    from the environment by default); a URL on that very origin is always allowed.
-    """
+    phrase: str
+    advice: str | None = _FIX
+
+
+def _refusal(url: str, api_base: str | None | _FromEnv) -> _Refusal | None:
     from urllib3.util import parse_url
 
     if len(url) > MAX_URL_CHARS:
-        return f"is {len(url)} characters long (at most {MAX_URL_CHARS})"
+        return _Refusal(f"is {len(url)} characters long, over the {MAX_URL_CHARS} a server accepts")
     if not url.isprintable() or any(c.isspace() for c in url) or "\\" in url:
-        return "must be an http(s) URL without spaces, control characters or backslashes"
+        return _Refusal("must be an http(s) URL without spaces, control characters or backslashes", None)
     try:
         url.encode("utf-8")
         parts = parse_url(url)
     except (ValueError, UnicodeError):  # LocationParseError is a ValueError
-        return "must be a valid http(s) URL"
+        return _Refusal("must be a valid http(s) URL", None)
     scheme = (parts.scheme or "").lower()
     if scheme not in ("http", "https") or not parts.host:
-        return "must be an http(s) URL"
+        return _Refusal("must be an http(s) URL", None)
     authority = _AUTHORITY.match(url)
     if parts.auth is not None or (authority is not None and "@" in authority.group(1)):
-        return "carries a user name or password (user@host), which is never sent"
+        return _Refusal("carries a user name or password (user@host), which parsers split differently")
     reason = _host_reason(parts.host)
-    if reason is None:
-        return None
-    if _configured_origin(api_base) == _origin(scheme, parts.host, parts.port):
+    if reason is None or _configured_origin(api_base) == _origin(scheme, parts.host, parts.port):
         return None
     if reason.startswith(_ODD_SPELLING):
         canonical = reason.removeprefix(_ODD_SPELLING)
-        return f"writes the address {canonical} as {parts.host}, which other parsers read differently: write {canonical}"
-    return f"points at {parts.host} ({reason}), which WaveSpeed's servers cannot fetch"
+        return _Refusal(
+            f"writes the address {canonical} as {parts.host}, which parsers read differently",
+            f"write it as {canonical}",
+        )
+    return _Refusal(f"points at {parts.host} ({reason}), which WaveSpeed's servers cannot fetch")
+
+
+def unreachable_reason(url: str, *, api_base: str | None | _FromEnv = FROM_ENV) -> str | None:
+    """Why WaveSpeed could not (or should not be asked to) fetch ``url``, or None if it may well
+    be public. Needs no network: see the module docstring. ``api_base`` is the API base URL the
+    task goes to (by default the configured one); a URL on that very origin is always allowed.
+    """
+    refusal = _refusal(url, api_base)
+    return None if refusal is None else refusal.phrase
 
 
 def check_image_url(url: str, label: str, *, api_base: str | None | _FromEnv = FROM_ENV) -> str:
@@ -203,13 +219,12 @@ def check_image_url(url: str, label: str, *, api_base: str | None | _FromEnv = F
     if not isinstance(url, str):
         raise InvalidRequestError(f"{label} must be an http(s) URL (text), got {type(url).__name__}.")
     text = url.strip()
-    reason = unreachable_reason(text, api_base=api_base)
-    if reason is None:
+    refusal = _refusal(text, api_base)
+    if refusal is None:
         return text
-    if reason.startswith("must be"):
+    if refusal.advice is None:
         raise InvalidRequestError(
-            f"{label} {reason} (e.g. the image_urls output of WaveSpeed Poll Result), got {_shown(text)!r}."
+            f"{label} {refusal.phrase} (e.g. the image_urls output of WaveSpeed Poll Result), "
+            f"got {_shown(text)!r}."
         )
-    if reason.startswith("writes the address"):
-        raise InvalidRequestError(f"{label} {reason}.")
-    raise InvalidRequestError(f"{label} {reason}: {_FIX}.")
+    raise InvalidRequestError(f"{label} {refusal.phrase}: {refusal.advice}.")
