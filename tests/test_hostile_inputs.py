@@ -366,6 +366,21 @@ def test_the_library_path_refuses_too(emulator: Emulator, api_key: str) -> None:
     assert emulator.requests == [] and emulator.submissions == 0
 
 
+@pytest.mark.parametrize(
+    ("images", "fragment"),
+    [
+        ("https://example.com/a.png", "images must be a list of URLs, got str"),
+        (None, "images must be a list of URLs, got NoneType"),
+        (("https://example.com/a.png", 7), "reference image 2 must be a URL string, got int"),
+    ],
+    ids=["str", "none", "non-str item"],
+)
+def test_library_multi_refuses_malformed_reference_lists(images: Any, fragment: str) -> None:
+    """Typed one-line errors, not AttributeError from a str method on a non-str."""
+    with pytest.raises(InvalidRequestError, match=fragment):
+        KontextRequest(prompt="p", model="wavespeed-ai/flux-kontext-max/multi", images=images).validate()
+
+
 class _Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.send_response(200)

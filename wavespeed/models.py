@@ -97,6 +97,10 @@ class KontextRequest:
                 raise ValidationError("image is missing: connect an IMAGE or give an image URL to edit.")
             _check_image_ref(self.image, "image", api_base)
         elif self.model == MODEL_MULTI:
+            if isinstance(self.images, str) or not isinstance(self.images, (tuple, list)):
+                raise ValidationError(
+                    f"images must be a list of URLs, got {type(self.images).__name__}: pass a tuple of strings."
+                )
             if not self.images:
                 raise ValidationError("images is empty: connect 1 to 5 reference images.")
             if len(self.images) > MAX_REFERENCE_IMAGES:
@@ -131,6 +135,8 @@ def _check_image_ref(ref: str, what: str, api_base: str | None) -> None:
     """An http(s) URL WaveSpeed can fetch (see ``refs``) or a ``data:image/`` URI."""
     from .refs import FROM_ENV, check_image_url
 
+    if not isinstance(ref, str):
+        raise ValidationError(f"{what} must be a URL string, got {type(ref).__name__}.")
     if ref.startswith("data:image/"):
         return
     check_image_url(ref, what, api_base=FROM_ENV if api_base is None else api_base)
