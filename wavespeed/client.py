@@ -210,7 +210,7 @@ class WaveSpeedClient:
 
     def submit(self, request: KontextRequest, *, cancel: CancelCheck | None = None) -> Prediction:
         """Validate locally, then POST the task once. In sync mode the reply may already be final."""
-        request.validate()  # raises InvalidRequestError before any request
+        request.validate(api_base=self.base_url)  # InvalidRequestError before any request
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
         body = self._api_json(
             "POST",
