@@ -13,7 +13,8 @@ Bronze account simply takes its minutes and never errors on a 429. The decisions
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
 * Memory: the output tensor is allocated once and each task's image is copied into its slot as it
-  arrives, so the decoded images are never held twice (peak: the batch plus one task's images).
+  arrives, so the decoded images are never held twice (peak: the batch plus one task's images); the
+  number of tasks is bounded by the IMAGE batch budget of images.py (MAX_BATCH_BYTES).
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ from .runtime import CancelCheck, get_client, run_blocking
 from .submission import SESSION_SPEND, journal_outcome, open_journal, submit_task
 from .task import TaskHandle
 
-MAX_TASKS = 100
+# One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images.py); a Kontext output is
+# about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
+# (images.py pulls numpy and torch, which the pack must not import at start-up: the value is
+# repeated here and a test keeps the two equal.)
+MAX_BATCH_BYTES = 1 << 30
+MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)
 IN_FLIGHT = 24  # tasks of one batch holding a worker thread at once (the pool has 64)
 RETURN_SUCCEEDED, FAIL = "return what succeeded", "fail"
 SEED_INCREMENT, SEED_RANDOM = "increment", "random"
@@ -61,7 +67,7 @@ def batch_requests(
     if len(lines) * variations > MAX_TASKS:
         raise E.InvalidRequestError(
             f"{len(lines)} prompts x {variations} variations is {len(lines) * variations} tasks, over the "
-            f"{MAX_TASKS} one batch may hold: split it."
+            f"{MAX_TASKS} one IMAGE batch may hold (about 1 GiB of float32): split it."
         )
     out = []
     for line in lines:

@@ -5,6 +5,7 @@ failure that keeps the paid images."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from types import ModuleType
 from typing import Any
@@ -41,8 +42,13 @@ def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: Mod
     errors = pack.wavespeed.errors
     with pytest.raises(errors.InvalidRequestError, match="prompts is empty"):
         batch_requests(" \n ", 2, 1, "increment", 3.5, "1:1")
-    with pytest.raises(errors.InvalidRequestError, match="over the 100"):
+    with pytest.raises(errors.InvalidRequestError, match="over the 85 one IMAGE batch may hold"):
         batch_requests("a\nb\nc", 40, 1, "increment", 3.5, "1:1")
+
+
+def test_the_task_bound_follows_the_image_batch_budget(pack: ModuleType) -> None:
+    images = importlib.import_module(f"{pack.__name__}.wavespeed.images")
+    assert pack.nodes.batch.MAX_BATCH_BYTES == images.MAX_BATCH_BYTES
 
 
 def test_six_variations_on_bronze_are_one_batch_with_one_charge_each(
