@@ -199,3 +199,21 @@ def test_one_poller_per_account() -> None:
         assert poller_for("a", make) is poller_for("a", make) and len(made) == 1
     finally:
         reset_pollers()
+
+
+def test_a_fresh_task_without_a_reply_in_hand_is_not_polled_at_once() -> None:
+    history = _history(1.6, 2.0)
+    with Emulator(api_keys=(KEY,), inference_s=1.8) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client, history=lambda model: history)
+        try:
+            first = client.submit(KontextRequest(prompt="fresh"))
+            joined = time.time()
+            assert poller.wait(first.id, model=MODEL_TEXT_TO_IMAGE, timeout_s=30, age_s=0.0).is_completed
+        finally:
+            poller.close()
+        # Poll Result after Generate: the task's age is known, so the plan applies from the start.
+        assert (
+            min(_result_polls(emu, first.id)) - joined
+            >= quantile(history, 0.1) - PollPlan().max_step_s - 0.05
+        )
