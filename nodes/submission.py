@@ -378,9 +378,10 @@ async def _post(
                 prediction = client.submit(request, cancel=cancel)
             except BaseException as exc:
                 rid = getattr(exc, "request_id", None)
-                if isinstance(exc, E.WaveSpeedError) and rid:
-                    # Accepted and paid, but something after it went wrong: keep the task.
-                    record(rid, None, exc.message)
+                if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
+                    # Accepted and paid, but something after it went wrong: keep and show the task.
+                    note = record(rid, None, exc.message)
+                    _name_the_task(exc, rid, note)
                 elif _was_not_accepted(exc):
                     SESSION_SPEND.release(price)
                     _let_go(journal, intent, drop=True)
@@ -411,6 +412,18 @@ async def _post(
     state = "done" if handle.prediction is not None else "submitted"
     progress.update(1.0, f"{state} · ${price:.2f} · task {handle.request_id}{extra}")
     return handle
+
+
+def _name_the_task(exc: E.WaveSpeedError, request_id: str, note: str) -> None:
+    """Make sure the error shows the paid task's id, and where to get its result."""
+    if request_id in exc.message:
+        return
+    kept = "not journaled" if note else "journaled"
+    exc.message = (
+        f"{exc.message.rstrip('.')} (task {request_id} was accepted and {kept}: "
+        "paste its id into WaveSpeed Poll Result to fetch the result)."
+    )
+    exc.args = (exc.message,)
 
 
 def _let_go(journal: Journal | None, intent: Intent | None, *, drop: bool) -> None:

@@ -238,3 +238,29 @@ def test_rejected_submit_releases_the_intent(pack: ModuleType, pack_env: Emulato
         asyncio.run(_generate(pack, "refused once"))
     task = asyncio.run(_generate(pack, "refused once"))
     assert pack_env.submissions == 1 and task.price_usd == pytest.approx(0.08)
+
+
+def test_submit_error_with_a_task_id_is_journaled_and_shown(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's contract: a WaveSpeedError with .request_id means the task was accepted and
+    paid. It is journaled in flight with the error noted, the error shows its id, and a re-queue
+    reuses it instead of paying again."""
+    errors = pack.wavespeed.errors
+    client = pack.nodes.runtime.get_client()
+    real_submit = client.submit
+
+    def odd_reply(request: Any, *, cancel: Any = None) -> Any:
+        accepted = real_submit(request, cancel=cancel)  # the emulator really accepts and charges it
+        raise errors.ServerError("WaveSpeed's submit reply holds an absurd number.", request_id=accepted.id)
+
+    monkeypatch.setattr(client, "submit", odd_reply)
+    with pytest.raises(errors.ServerError) as caught:
+        asyncio.run(_generate(pack, "an odd reply"))
+    (paid,) = [t.id for t in pack_env._all_tasks()]
+    assert f"task {paid} was accepted and journaled" in str(caught.value) and "\n" not in str(caught.value)
+    record = pack.nodes.submission.current_journal().get(paid)
+    assert record is not None and record.status == "in_flight" and "absurd number" in record.error
+    monkeypatch.setattr(client, "submit", real_submit)
+    again = asyncio.run(_generate(pack, "an odd reply"))
+    assert again.request_id == paid and pack_env.submissions == 1
