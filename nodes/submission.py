@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import errors as E
 from ..wavespeed.budget import SessionSpend, session_budget_usd
-from ..wavespeed.history import find_submitted
 from ..wavespeed.journal import (
     RETENTION_S,
     STATUS_COMPLETED,
@@ -273,6 +272,8 @@ async def _recover(
     watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
     watch.publish()
 
+    from ..wavespeed.history import find_submitted  # only on this rare path
+
     def find(cancel: CancelCheck) -> Prediction | None:
         try:
             return find_submitted(
@@ -339,6 +340,8 @@ async def _post(
         spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
     except BaseException:
         _let_go(journal, intent, drop=True)
+        if intent is not None and journal is not None:
+            LEASES.release(journal)
         raise
     watch = Watch(progress)
     mode = "sync" if request.enable_sync_mode else "async"

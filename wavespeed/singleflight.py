@@ -19,10 +19,8 @@ payment.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -39,8 +37,9 @@ POLL_S = 0.2
 STATE_SUBMITTING = "submitting"
 STATE_UNCERTAIN = "uncertain"
 
-OWNER = uuid.uuid4().hex  # this process
-HOST = f"{socket.gethostname()}/{BOOT_ID}"
+OWNER = os.urandom(16).hex()  # this process
+_NODE = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
+HOST = f"{_NODE}/{BOOT_ID}"  # a pid is only meaningful on the same machine and boot
 
 
 # ---------------------------------------------------------------------- in-process
