@@ -179,8 +179,12 @@ async def submit_task(
         if leader:
             break
         shared, error = await run_blocking(flight.outcome, watch=Watch(progress))
-        if isinstance(error, E.CancelledError):
-            continue  # the leader was cancelled, not us: lead a new attempt
+        if error is not None and (
+            isinstance(error, E.CancelledError)
+            or bridge.is_interrupt(error)
+            or not isinstance(error, Exception)
+        ):
+            continue  # the leader was cancelled (if we were too, our own wait raises): lead a new attempt
         if error is not None:
             raise error
         assert shared is not None
