@@ -9,11 +9,12 @@
   lease was not renewed) and that never got a task is an interrupted submit that may have been paid:
   the caller looks for it in the history, or says so in one line; it is never paid again silently.
 
-Liveness: the owner renews the lease of its intents every ``RENEW_S`` from one daemon thread, so a
-process that hangs or dies on another host goes stale after ``LEASE_S``; on this host a dead pid is
-stale at once (kill -9 is seen immediately). The lease is wall-clock time: a clock jump may make a
-live intent look stale, which leads to the history search or the one-line error, never to a second
-payment.
+Liveness: the owner renews the lease of its intents every ``RENEW_S`` from one daemon thread (a
+long sync-mode POST keeps it renewed), so a frozen process, or one that died where its pid cannot
+be checked (another container: another hostname), goes stale after ``LEASE_S``; on this host and
+boot a dead pid is stale at once (kill -9 is seen immediately). The lease is wall-clock time: a
+clock jump may make a live intent look stale, which leads to the history search or the one-line
+error, never to a second payment.
 """
 
 from __future__ import annotations
