@@ -34,6 +34,7 @@ from ..wavespeed.journal import (
     STATUS_IN_FLIGHT,
     Intent,
     Journal,
+    JournalError,
     TaskRecord,
     account_tag,
     default_journal_dir,
@@ -233,8 +234,11 @@ async def _single_flight(
 
         try:
             got = await run_blocking(claim, watch=watch)
-        except E.WaveSpeedError:
-            raise
+        except E.WaveSpeedError as exc:
+            if not isinstance(exc, JournalError):
+                raise
+            log.warning("%s Submitting without the journal.", exc.message)
+            return await _post(request, params, progress, client, None, account, identity, None, False)
         except Exception:  # the journal itself failed (disk, lock): submit as without a journal
             log.warning("WaveSpeed journal: single-flight check failed; submitting", exc_info=True)
             return await _post(request, params, progress, client, None, account, identity, None, False)

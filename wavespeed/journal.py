@@ -69,6 +69,7 @@ __all__ = [
     "STATUS_IN_FLIGHT",
     "Intent",
     "Journal",
+    "JournalError",
     "TaskRecord",
     "account_tag",
     "default_journal_dir",
@@ -181,6 +182,10 @@ def _clock_args(now: float | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the journal
 
 
+class JournalError(E.WaveSpeedError):
+    """The journal file cannot be opened (damaged, not a database, unwritable folder)."""
+
+
 class Journal:
     """The journal in ``directory``: one SQLite connection per instance, guarded by a lock, so it is
     safe to share between threads; several processes may use the same directory at once."""
@@ -229,7 +234,16 @@ class Journal:
     def _db(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._conn is None:
-                self._conn = self._connect()
+                import sqlite3
+
+                try:
+                    self._conn = self._connect()
+                except (sqlite3.Error, OSError) as exc:
+                    raise JournalError(
+                        f"The WaveSpeed task journal {self.path} cannot be opened ({exc}): move the file "
+                        f"away or set {ENV_JOURNAL_DIR} to another folder (paid results stay fetchable by "
+                        "request id for 7 days)."
+                    ) from None
             yield self._conn
 
     @contextmanager
