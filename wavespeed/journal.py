@@ -26,7 +26,6 @@ This module is pure (no ComfyUI): the node layer decides where the directory is.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -37,6 +36,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+from .journal_rows import (
+    BOOT_ID,
+    INTENT_COLUMNS,
+    SCHEMA,
+    TASK_COLUMNS,
+    age_sql,
+    boot_seconds,
+    clock_args,
+    intent_from_row,
+    intent_values,
+    json_text,
+    record_from_row,
+    status_filter,
+    task_values,
+)
 from .records import (
     STATUS_COMPLETED,
     STATUS_EXPIRED,
@@ -85,52 +99,8 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15000
 _PRUNE_EVERY_S = 3600.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    request_id    TEXT PRIMARY KEY,
-    model         TEXT NOT NULL,
-    identity      TEXT NOT NULL,
-    account       TEXT NOT NULL DEFAULT '',
-    params        TEXT NOT NULL DEFAULT '{}',
-    submitted_at  REAL NOT NULL,
-    updated_at    REAL NOT NULL,
-    status        TEXT NOT NULL,
-    server_status TEXT NOT NULL DEFAULT '',
-    outputs       TEXT NOT NULL DEFAULT '[]',
-    files         TEXT NOT NULL DEFAULT '[]',
-    price_usd     REAL NOT NULL DEFAULT 0,
-    error         TEXT NOT NULL DEFAULT '',
-    note          TEXT NOT NULL DEFAULT '',
-    inference_ms  INTEGER,
-    boot_id       TEXT NOT NULL DEFAULT '',
-    boot_s        REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS tasks_by_identity ON tasks (identity, account, submitted_at);
-CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (submitted_at);
-CREATE TABLE IF NOT EXISTS intents (
-    account      TEXT NOT NULL,
-    identity     TEXT NOT NULL,
-    model        TEXT NOT NULL,
-    payload_hash TEXT NOT NULL,
-    claimed_at   REAL NOT NULL,
-    host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    owner        TEXT NOT NULL,
-    lease_until  REAL NOT NULL,
-    state        TEXT NOT NULL,
-    boot_id      TEXT NOT NULL DEFAULT '',
-    boot_s       REAL NOT NULL DEFAULT 0,
-    UNIQUE (account, identity)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-_TASK_COLUMNS = (
-    "request_id, model, identity, account, params, submitted_at, updated_at, status, server_status, "
-    "outputs, files, price_usd, error, note, inference_ms"
-)
 _UPDATABLE = frozenset(
-    {
+    [
         "model",
         "params",
         "account",
@@ -143,40 +113,8 @@ _UPDATABLE = frozenset(
         "error",
         "note",
         "inference_ms",
-    }
+    ]
 )
-
-
-# ---------------------------------------------------------------------- clocks
-
-
-def _read_boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
-            return fh.read(64).strip()
-    except OSError:
-        return ""
-
-
-BOOT_ID = _read_boot_id()
-
-
-def boot_seconds() -> float:
-    """Seconds since boot, suspend included (Linux ``CLOCK_BOOTTIME``); 0 where there is none."""
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    if not BOOT_ID or clock is None:
-        return 0.0
-    return time.clock_gettime(clock)
-
-
-def _age_sql(column: str) -> str:
-    """SQL for a row's age in seconds: on the boot clock when written since this boot, else wall."""
-    return f"(CASE WHEN boot_id != '' AND boot_id = :boot THEN :boot_now - boot_s ELSE :now - {column} END)"
-
-
-def _clock_args(now: float | None = None) -> dict[str, Any]:
-    wall = time.time() if now is None else now
-    return {"boot": BOOT_ID, "boot_now": boot_seconds(), "now": wall}
 
 
 # ---------------------------------------------------------------------- the journal
@@ -218,7 +156,7 @@ class Journal:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             imported = conn.execute("SELECT value FROM meta WHERE key = 'legacy_json_imported'").fetchone()
             if imported is None:
@@ -307,9 +245,9 @@ class Journal:
         boot_s = boot_seconds() - (now - record.submitted_at)
         with self._transaction() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO tasks ({_TASK_COLUMNS}, boot_id, boot_s) "
+                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_task_values(record), BOOT_ID, boot_s),
+                (*task_values(record), BOOT_ID, boot_s),
             )
             if release_intent:
                 conn.execute(
@@ -333,10 +271,10 @@ class Journal:
                 values[name] = check_status(value)
             elif name in ("outputs", "files"):
                 items = urls_only(value) if name == "outputs" else tuple(str(f) for f in value)
-                values[name] = _json_text(list(items))
+                values[name] = json_text(list(items))
             elif name == "params":
                 assert_no_key(value)
-                values[name] = _json_text(storable(dict(value)))
+                values[name] = json_text(storable(dict(value)))
             elif name in ("price_usd", "updated_at"):
                 values[name] = finite(value)
             elif name == "inference_ms":
@@ -361,14 +299,14 @@ class Journal:
         except ValueError:
             return None
         with self._db() as conn:
-            row = conn.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+            row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
         return None if row is None else self._convert(row)
 
     def recent(self, limit: int = 50, statuses: Iterable[str] | None = None) -> list[TaskRecord]:
         """Newest first; optionally only the given statuses."""
-        where, args = _status_filter(statuses)
+        where, args = status_filter(statuses)
         return self._select(
-            f"SELECT {_TASK_COLUMNS} FROM tasks {where} ORDER BY submitted_at DESC, request_id DESC",
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY submitted_at DESC, request_id DESC",
             args,
             limit,
         )
@@ -399,12 +337,12 @@ class Journal:
         now: float | None,
         statuses: Iterable[str],
     ) -> TaskRecord | None:
-        where, args = _status_filter(statuses)
-        args.update(_clock_args(now), identity=identity, max_age=max_age_s)
+        where, args = status_filter(statuses)
+        args.update(clock_args(now), identity=identity, max_age=max_age_s)
         sql = (
-            f"SELECT {_TASK_COLUMNS} FROM tasks {where} {'AND' if where else 'WHERE'} identity = :identity"
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} {'AND' if where else 'WHERE'} identity = :identity"
             + ("" if account is None else " AND account = :account")
-            + f" AND {_age_sql('submitted_at')} < :max_age ORDER BY submitted_at DESC, request_id DESC"
+            + f" AND {age_sql('submitted_at')} < :max_age ORDER BY submitted_at DESC, request_id DESC"
         )
         if account is not None:
             args["account"] = account
@@ -449,7 +387,7 @@ class Journal:
 
     def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
         try:
-            return _record_from_row(row)
+            return record_from_row(row)
         except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
             rid = str(row[0])[:64]
             if rid not in self._warned:
@@ -477,28 +415,28 @@ class Journal:
             )
             if found is not None:
                 return found
-            existing = _intent_from_row(
+            existing = intent_from_row(
                 conn.execute(
-                    f"SELECT {_INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
+                    f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
                     (intent.account, intent.identity),
                 ).fetchone()
             )
             if existing is not None:
                 return existing
             conn.execute(
-                f"INSERT INTO intents ({_INTENT_COLUMNS}, boot_id, boot_s) "
+                f"INSERT INTO intents ({INTENT_COLUMNS}, boot_id, boot_s) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_intent_values(intent), BOOT_ID, boot_seconds()),
+                (*intent_values(intent), BOOT_ID, boot_seconds()),
             )
             return None
 
     def get_intent(self, account: str, identity: str) -> Intent | None:
         with self._db() as conn:
             row = conn.execute(
-                f"SELECT {_INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
+                f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
                 (account, identity),
             ).fetchone()
-        return _intent_from_row(row)
+        return intent_from_row(row)
 
     def renew_intents(self, owner: str, lease_until: float) -> int:
         """Extend the lease of every intent this process is still submitting."""
@@ -532,14 +470,14 @@ class Journal:
     def prune(self, now: float | None = None, retention_s: float = RETENTION_S) -> int:
         """One DELETE: rows whose task was seen terminal and is older than the retention (its result
         is gone from the API). In-flight rows are never pruned. Intents go after the retention too."""
-        args = {**_clock_args(now), "retention": retention_s}
+        args = {**clock_args(now), "retention": retention_s}
         terminal = ", ".join(f"'{s}'" for s in TERMINAL_STATUSES)
         with self._db() as conn:
             removed = conn.execute(
-                f"DELETE FROM tasks WHERE status IN ({terminal}) AND {_age_sql('submitted_at')} > :retention",
+                f"DELETE FROM tasks WHERE status IN ({terminal}) AND {age_sql('submitted_at')} > :retention",
                 args,
             ).rowcount
-            conn.execute(f"DELETE FROM intents WHERE {_age_sql('claimed_at')} > :retention", args)
+            conn.execute(f"DELETE FROM intents WHERE {age_sql('claimed_at')} > :retention", args)
         if removed:
             log.info("WaveSpeed journal: pruned %d finished task(s) older than the 7-day retention", removed)
         return int(removed)
@@ -554,118 +492,6 @@ class Journal:
             self.prune()
         except Exception:
             log.debug("journal prune failed", exc_info=True)
-
-
-# ---------------------------------------------------------------------- rows
-
-
-_INTENT_COLUMNS = "account, identity, model, payload_hash, claimed_at, host, pid, owner, lease_until, state"
-
-
-def _json_text(value: object) -> str:
-    # Last line of defence: a registered secret (the API key) never reaches the disk.
-    return E.redact(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
-
-
-def _task_values(r: TaskRecord) -> tuple[Any, ...]:
-    return (
-        r.request_id,
-        r.model,
-        r.params_hash,
-        r.account,
-        _json_text(r.params),
-        r.submitted_at,
-        r.updated_at,
-        r.status,
-        r.server_status,
-        _json_text(list(r.outputs)),
-        _json_text(list(r.files)),
-        r.price_usd,
-        E.redact(r.error),
-        E.redact(r.note),
-        r.inference_ms,
-    )
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _record_from_row(row: tuple[Any, ...]) -> TaskRecord:
-    (rid, model, identity, account, params, submitted, updated, status, server_status) = row[:9]
-    outputs, files, price, error, note, inference = row[9:]
-    params_value = json.loads(_text(params))
-    outputs_value = json.loads(_text(outputs))
-    files_value = json.loads(_text(files))
-    if not isinstance(params_value, dict) or not isinstance(outputs_value, list):
-        raise ValueError("params or outputs of the wrong type")
-    json.dumps(params_value, allow_nan=False)  # nesting too deep or 1e400 inside: RecursionError / ValueError
-    return TaskRecord(
-        request_id=check_id(rid),
-        model=_text(model),
-        params_hash=_text(identity),
-        account=_text(account),
-        params=params_value,
-        submitted_at=finite(submitted),
-        updated_at=finite(updated),
-        status=check_status(status),
-        server_status=_text(server_status),
-        outputs=urls_only(outputs_value),
-        files=tuple(str(f) for f in files_value) if isinstance(files_value, list) else (),
-        price_usd=finite(price),
-        error=_text(error),
-        note=_text(note),
-        inference_ms=None if inference is None else int(finite(inference)),
-    )
-
-
-def _status_filter(statuses: Iterable[str] | None) -> tuple[str, dict[str, Any]]:
-    if statuses is None:
-        return "", {}
-    wanted = [s for s in statuses if s in STATUSES]
-    if not wanted:
-        return "WHERE 0", {}
-    names = [f"s{i}" for i in range(len(wanted))]
-    return f"WHERE status IN ({', '.join(':' + n for n in names)})", dict(zip(names, wanted, strict=True))
-
-
-def _intent_values(i: Intent) -> tuple[Any, ...]:
-    return (
-        i.account,
-        i.identity,
-        i.model,
-        i.payload_hash,
-        i.claimed_at,
-        i.host,
-        i.pid,
-        i.owner,
-        i.lease_until,
-        i.state,
-    )
-
-
-def _intent_from_row(row: tuple[Any, ...] | None) -> Intent | None:
-    if row is None:
-        return None
-    try:
-        account, identity, model, payload, claimed, host, pid, owner, lease, state = row
-        return Intent(
-            account=_text(account),
-            identity=_text(identity),
-            model=_text(model),
-            payload_hash=_text(payload),
-            claimed_at=finite(claimed),
-            host=_text(host),
-            pid=int(pid),
-            owner=_text(owner),
-            lease_until=finite(lease),
-            state=_text(state),
-        )
-    except (ValueError, TypeError, OverflowError):
-        # A garbage intent row counts as an interrupted submit of unknown time (never as "free").
-        return Intent("", "", "", "", 0.0, "", 0, "", 0.0, "uncertain")
 
 
 def default_journal_dir(

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .journal_rows import task_values
 from .records import TaskRecord
 
 if TYPE_CHECKING:
@@ -95,6 +96,4 @@ def import_json_records(conn: sqlite3.Connection, tasks_dir: Path) -> int:
 
 
 def _values(r: TaskRecord) -> tuple[object, ...]:
-    from .journal import _task_values
-
-    return _task_values(r)
+    return task_values(r)

@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from . import errors as E
-from .journal import BOOT_ID, Journal
+from .journal import Journal
+from .journal_rows import BOOT_ID
 from .records import Intent, TaskRecord
 
 T = TypeVar("T")
