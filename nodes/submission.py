@@ -13,13 +13,15 @@ task journal, reuse of a paid result and the session budget work the same way ev
 3. Book the price against ``WAVESPEED_SESSION_BUDGET_USD`` (BudgetExceededError before any request).
 4. POST once; the accepted task is journaled in the worker thread right after the reply, before
    anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable.
+
+The reuse check and the recovery of an interrupted submit are in reuse.py; which journal, and
+best-effort updates of it, in journal_glue.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -29,15 +31,12 @@ from ..wavespeed.budget import SessionSpend, session_budget_usd
 from ..wavespeed.journal import (
     RETENTION_S,
     STATUS_COMPLETED,
-    STATUS_EXPIRED,
-    STATUS_FAILED,
     STATUS_IN_FLIGHT,
     Intent,
     Journal,
     JournalError,
     TaskRecord,
     account_tag,
-    default_journal_dir,
     params_hash,
 )
 from ..wavespeed.models import KontextRequest, Prediction
@@ -46,17 +45,33 @@ from ..wavespeed.singleflight import (
     STATE_UNCERTAIN,
     Flights,
     acquire,
-    clock_text,
-    interrupted_message,
     new_intent,
     owner_alive,
 )
 from . import comfy_bridge as bridge
+from .journal_glue import (  # re-exported: Poll Result and Recent Tasks import them from here
+    current_journal,
+    forget_journals,
+    journal_note,
+    journal_outcome,
+    journal_status,
+    open_journal,
+)
+from .reuse import check_reusable, recover
 from .runtime import CancelCheck, Watch, get_client, run_blocking
 from .task import TaskHandle
 
 if TYPE_CHECKING:
     from ..wavespeed.client import WaveSpeedClient
+
+__all__ = [
+    "current_journal",
+    "journal_note",
+    "journal_outcome",
+    "open_journal",
+    "reset_session_state",
+    "submit_task",
+]
 
 log = logging.getLogger("wavespeed")
 
@@ -66,32 +81,14 @@ REUSE_MAX_AGE_S = RETENTION_S - 3600
 
 # An identical submit waits this long for another process's POST (a sync-mode inference included).
 INTENT_WAIT_S = 240.0
-# How long an interrupted submit is looked for in the history while a candidate is still running.
-HISTORY_WAIT_S = 90.0
 
 SESSION_SPEND = SessionSpend()
 FLIGHTS: Flights[TaskHandle] = Flights()
-_journals: dict[str, Journal] = {}
-_journals_lock = threading.Lock()
-
-
-def current_journal() -> Journal:
-    """The journal for the current settings (resolved on each call: env, ComfyUI user dir, ~/.cache)."""
-    directory = default_journal_dir(bridge.user_directory())
-    key = str(directory)
-    with _journals_lock:
-        journal = _journals.get(key)
-        if journal is None:
-            journal = _journals[key] = Journal(directory)
-        return journal
 
 
 def reset_session_state() -> None:
     """Forget everything held in memory (journal caches, session spend), as a restart would."""
-    with _journals_lock:
-        for journal in _journals.values():
-            journal.close()
-        _journals.clear()
+    forget_journals()
     FLIGHTS.clear()
     SESSION_SPEND.reset()
 
@@ -112,52 +109,6 @@ def _was_not_accepted(exc: BaseException) -> bool:
 
 def _show_balance() -> bool:
     return os.environ.get(ENV_SHOW_BALANCE, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def journal_outcome(journal: Journal | None, prediction: Prediction) -> None:
-    """Best effort: write a terminal (or progressed) server state into the task's record."""
-    if journal is None:
-        return
-    try:
-        if prediction.is_completed:
-            journal.update(
-                prediction.id,
-                status=STATUS_COMPLETED,
-                server_status=prediction.status,
-                outputs=prediction.outputs,
-                inference_ms=prediction.inference_ms,
-                error="",
-                note="",
-            )
-        elif prediction.is_failed:
-            journal.update(
-                prediction.id,
-                status=STATUS_FAILED,
-                server_status=prediction.status,
-                error=prediction.error or "no reason given",
-            )
-        else:
-            journal.update(prediction.id, server_status=prediction.status)
-    except Exception:
-        log.warning("WaveSpeed journal: could not update task %s", prediction.id, exc_info=True)
-
-
-def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> None:
-    """Best effort: set fields of a task's record (e.g. failed with its error, or a wait note)."""
-    if journal is None:
-        return
-    try:
-        journal.update(request_id, **fields)
-    except Exception:
-        log.warning("WaveSpeed journal: could not update task %s", request_id, exc_info=True)
-
-
-def open_journal() -> Journal | None:
-    try:
-        return current_journal()
-    except Exception:
-        log.warning("WaveSpeed journal unavailable; results are not journaled", exc_info=True)
-        return None
 
 
 async def submit_task(
@@ -245,10 +196,10 @@ async def _single_flight(
         if got is None:
             return await _post(request, params, progress, client, journal, account, identity, intent, False)
         if isinstance(got, Intent):
-            return await _recover(request, params, progress, client, journal, account, identity, got)
+            return await recover(request, params, progress, client, journal, account, identity, got)
         # An in-flight record is a task already paid for whose waiter died (crash, restart,
         # timeout): identical inputs wait for that task instead of paying for a second one.
-        still_there, prediction = await _check_reusable(client, journal, got.request_id, progress)
+        still_there, prediction = await check_reusable(client, journal, got.request_id, progress)
         if still_there:
             progress.update(1.0, f"reused task {got.request_id} (no charge)")
             log.info("reusing %s task %s for identical inputs (no charge)", got.status, got.request_id)
@@ -262,70 +213,6 @@ async def _single_flight(
             )
     raise E.ServerError(
         "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew."
-    )
-
-
-async def _recover(
-    request: KontextRequest,
-    params: dict[str, Any],
-    progress: bridge.NodeProgress,
-    client: WaveSpeedClient,
-    journal: Journal,
-    account: str,
-    identity: str,
-    stale: Intent,
-) -> TaskHandle:
-    """An identical submit was interrupted and may have been paid: find its task, or say so."""
-    watch = Watch(progress)
-    watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
-    watch.publish()
-
-    from ..wavespeed.history import find_submitted  # only on this rare path
-
-    def find(cancel: CancelCheck) -> Prediction | None:
-        try:
-            return find_submitted(
-                client,
-                model=request.model,
-                payload_hash=stale.payload_hash,
-                since=stale.claimed_at,
-                deadline=time.monotonic() + HISTORY_WAIT_S,
-                cancel=cancel,
-            )
-        except E.CancelledError:
-            raise
-        except E.WaveSpeedError as exc:
-            log.info("WaveSpeed history lookup failed: %s", exc)
-            return None
-
-    found = await run_blocking(find, watch=watch)
-    if found is None:
-        raise E.SubmitUncertainError(interrupted_message(stale))
-    try:
-        journal.record_submitted(
-            found.id,
-            model=request.model,
-            params=params,
-            price_usd=request.price_usd,
-            account=account,
-            status=_journal_status(found),
-            server_status=found.status,
-            outputs=found.outputs if found.is_completed else (),
-            error=found.error if found.is_failed else "",
-            submitted_at=stale.claimed_at,
-            identity_hash=identity,
-            release_intent=True,
-        )
-    except Exception:
-        log.warning("WaveSpeed journal: could not record recovered task %s", found.id, exc_info=True)
-    progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
-    return TaskHandle(
-        request_id=found.id,
-        model=request.model,
-        params=params,
-        price_usd=0.0,
-        submitted_at=stale.claimed_at,
-        prediction=found if found.is_terminal else None,
     )
 
 
@@ -367,7 +254,7 @@ async def _post(
                 params=params,
                 price_usd=price,
                 account=account,
-                status=STATUS_IN_FLIGHT if prediction is None else _journal_status(prediction),
+                status=STATUS_IN_FLIGHT if prediction is None else journal_status(prediction),
                 server_status="" if prediction is None else prediction.status,
                 outputs=prediction.outputs if prediction is not None and prediction.is_completed else (),
                 error=error,
@@ -450,36 +337,6 @@ def _let_go(journal: Journal | None, intent: Intent | None, *, drop: bool) -> No
         log.warning("WaveSpeed journal: could not release the submit intent", exc_info=True)
 
 
-async def _check_reusable(
-    client: WaveSpeedClient, journal: Journal, request_id: str, progress: bridge.NodeProgress
-) -> tuple[bool, Prediction | None]:
-    """Ask WaveSpeed whether a journaled result is still there before reusing it (one GET, which
-    Poll Result then skips). Only a definite answer (unknown task, or failed) means a new task;
-    if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
-    watch = Watch(progress)
-    watch.request_id = request_id
-    watch.set(0.02, f"checking earlier task {request_id[:8]}…")
-    watch.publish()
-
-    def work(cancel: CancelCheck) -> tuple[bool, Prediction | None]:
-        try:
-            prediction = client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=cancel)
-        except E.NotFoundError as exc:
-            journal_note(journal, request_id, status=STATUS_EXPIRED, error=exc.message)
-            return False, None
-        except E.CancelledError:
-            raise
-        except E.WaveSpeedError as exc:
-            log.info("could not check task %s before reusing it (%s); reusing it", request_id, exc)
-            return True, None
-        if prediction.is_failed:
-            journal_outcome(journal, prediction)
-            return False, None
-        return True, prediction if prediction.is_completed else None
-
-    return await run_blocking(work, watch=watch)
-
-
 def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
     """Params with uploaded images named by their content: an image uploaded again after a restart
     gets a new URL, but it is the same input, so the same task may be reused."""
@@ -494,14 +351,6 @@ def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("images"), list):
         out["images"] = [ident(u) for u in out["images"]]
     return out
-
-
-def _journal_status(prediction: Prediction) -> str:
-    if prediction.is_completed:
-        return STATUS_COMPLETED
-    if prediction.is_failed:
-        return STATUS_FAILED
-    return STATUS_IN_FLIGHT
 
 
 def _balance_text(client: WaveSpeedClient) -> str:

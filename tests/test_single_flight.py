@@ -195,7 +195,9 @@ def test_kill_during_sync_submit_not_found_says_so_in_one_line(
     pack_env.next_tasks(never_finish=True)  # still running: the history item carries no input yet
     _kill_during_sync_submit(pack_env, "killed and not found")
     restart(pack)
-    monkeypatch.setattr(pack.nodes.submission, "HISTORY_WAIT_S", 1.0, raising=False)
+    monkeypatch.setattr(
+        getattr(pack.nodes, "reuse", pack.nodes.submission), "HISTORY_WAIT_S", 1.0, raising=False
+    )
     for _ in range(2):  # every re-queue says so; none pays
         with pytest.raises(errors.SubmitUncertainError) as caught:
             asyncio.run(_generate(pack, "killed and not found", seed=11, sync_mode=True))
