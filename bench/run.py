@@ -1,11 +1,11 @@
 """Run the benchmarks against the local emulator, print their tables, write bench/RESULTS.md.
 
-    python bench/run.py                    all five parts; writes bench/RESULTS.md
+    python bench/run.py                    all six parts; writes bench/RESULTS.md
     python bench/run.py --only overhead    one part (repeatable: --only decode --only load); prints only
     python bench/run.py --quick            fast smoke mode with tiny parameters; prints only
     python bench/run.py --output FILE      write the markdown to FILE (also with --only / --quick)
 
-Parts: overhead, concurrency, decode, imports, load (see each bench_*.py). Figures only: nothing here
+Parts: overhead, concurrency, decode, imports, load, journal (see each bench_*.py). Figures only: nothing here
 asserts timings; targets are reported as met / MISSED with the reason in the notes.
 """
 
@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 
 from bench import REPO_ROOT, BenchResult, machine_notes, md_table  # noqa: E402
 
-PARTS = ("overhead", "concurrency", "decode", "imports", "load")
+PARTS = ("overhead", "concurrency", "decode", "imports", "load", "journal")
 RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
 BUDGET_S = 600.0
 
@@ -34,6 +34,7 @@ MODULES = {
     "decode": "bench_codec",  # wraps bench_decode.py
     "imports": "bench_imports",
     "load": "bench_load",
+    "journal": "bench_journal",
 }
 
 
