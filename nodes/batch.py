@@ -23,7 +23,7 @@ import contextlib
 from typing import Any
 
 from ..wavespeed import errors as E
-from ..wavespeed.journal import session_budget_usd
+from ..wavespeed.budget import session_budget_usd
 from ..wavespeed.models import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
@@ -217,7 +217,7 @@ class FluxKontextMaxBatch:
             try:
                 async with gate:
                     handle = await submit_task(
-                        request, None, on_wait=lambda text: waiting.__setitem__("text", text)
+                        request, None, on_rate_wait=lambda text: waiting.__setitem__("text", text)
                     )
                     prediction, images = await self._wait_and_fetch(handle, float(timeout_s))
                     _place(out, images, i, len(requests))

@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import math
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -81,26 +80,16 @@ def submit(
 
 
 def _submit_once(client: WaveSpeedClient, request: KontextRequest, cancel: CancelCheck) -> Prediction:
-    """One POST whose 429 comes straight back (the scheduler waits it out instead of the client's
-    short retry loop)."""
-    if "retry_rate_limit" in inspect.signature(client.submit).parameters:
+    """One POST whose 429 comes straight back, so the scheduler waits for the window instead of the
+    client's short retry loop (a client without ``retry_rate_limit`` retries a little first)."""
+    if supports_immediate_429(client):
         return client.submit(request, cancel=cancel, retry_rate_limit=False)  # type: ignore[call-arg,unused-ignore]
-    return _single_attempt(client).submit(request, cancel=cancel)
+    return client.submit(request, cancel=cancel)
 
 
-_single: dict[int, WaveSpeedClient] = {}
-_single_lock = threading.Lock()
-
-
-def _single_attempt(client: WaveSpeedClient) -> WaveSpeedClient:
-    """Until WaveSpeedClient.submit(retry_rate_limit=False) exists: a twin of the client that makes
-    one attempt, so a 429 reaches the scheduler at once."""
-    from ..wavespeed.client import RetryPolicy, WaveSpeedClient
-
-    with _single_lock:
-        twin = _single.get(id(client))
-        if twin is None:
-            twin = _single[id(client)] = WaveSpeedClient(
-                str(getattr(client, "_api_key", "")), client.base_url, retry=RetryPolicy(attempts=1)
-            )
-        return twin
+def supports_immediate_429(client: WaveSpeedClient) -> bool:
+    """Whether client.submit takes ``retry_rate_limit`` (WaveSpeedClient from issue 11 on)."""
+    try:
+        return "retry_rate_limit" in inspect.signature(client.submit).parameters
+    except (TypeError, ValueError):
+        return False

@@ -4,45 +4,76 @@ Shared by the text-to-image and edit nodes so that validation-before-spend, pric
 task journal, reuse of a paid result and the session budget work the same way everywhere:
 
 1. Validate locally (a typo never costs money).
-2. Fixed seed and not ``force_rerun``: if the journal holds a completed or still in-flight task
-   with the same params (younger than the API's 7-day retention, same account) and WaveSpeed still has it, hand
-   back that task instead of paying again; WaveSpeed Poll Result fetches it by id.
+2. Fixed seed and not ``force_rerun``: single-flight. Identical submits in this process share one
+   task (``FLIGHTS``); across processes the journal's intent row is claimed before the POST (see
+   wavespeed/singleflight.py). If the journal holds a completed or still in-flight task with the
+   same inputs (younger than the API's 7-day retention, same account) and WaveSpeed still has it,
+   that task is handed back instead of paying again; an identical submit that was interrupted and
+   may have been paid is looked for in the history, or reported in one line, never paid again.
 3. Book the price against ``WAVESPEED_SESSION_BUDGET_USD`` (BudgetExceededError before any request).
-4. POST once through the account's scheduler (limits.py: a 429 is waited out as status text); the accepted task is journaled in the worker thread right after the reply, before
-   anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable.
+4. POST once through the account's scheduler (limits.py: a 429 is waited out as status text); the
+   accepted task is journaled in the worker thread right after the reply, before anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable.
+
+The reuse check and the recovery of an interrupted submit are in reuse.py; which journal, and
+best-effort updates of it, in journal_glue.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import errors as E
+from ..wavespeed.budget import SessionSpend, session_budget_usd
 from ..wavespeed.journal import (
     RETENTION_S,
     STATUS_COMPLETED,
-    STATUS_EXPIRED,
-    STATUS_FAILED,
     STATUS_IN_FLIGHT,
+    Intent,
     Journal,
-    SessionSpend,
+    JournalError,
+    TaskRecord,
     account_tag,
-    default_journal_dir,
     params_hash,
-    session_budget_usd,
 )
 from ..wavespeed.models import KontextRequest, Prediction
+from ..wavespeed.singleflight import (
+    LEASES,
+    STATE_UNCERTAIN,
+    Flights,
+    acquire,
+    new_intent,
+    owner_alive,
+)
 from . import comfy_bridge as bridge
 from . import limits
+from .journal_glue import (  # re-exported: Poll Result and Recent Tasks import them from here
+    current_journal,
+    forget_journals,
+    journal_note,
+    journal_outcome,
+    journal_status,
+    open_journal,
+)
+from .reuse import check_reusable, recover
 from .runtime import CancelCheck, Watch, get_client, run_blocking
 from .task import TaskHandle
 
 if TYPE_CHECKING:
     from ..wavespeed.client import WaveSpeedClient
+
+__all__ = [
+    "current_journal",
+    "journal_note",
+    "journal_outcome",
+    "open_journal",
+    "reset_session_state",
+    "submit_task",
+]
 
 log = logging.getLogger("wavespeed")
 
@@ -50,26 +81,17 @@ ENV_SHOW_BALANCE = "WAVESPEED_SHOW_BALANCE"
 # Reuse only results that will still be on WaveSpeed when Poll Result fetches them.
 REUSE_MAX_AGE_S = RETENTION_S - 3600
 
+# An identical submit waits this long for another process's POST (a sync-mode inference included).
+INTENT_WAIT_S = 240.0
+
 SESSION_SPEND = SessionSpend()
-_journals: dict[str, Journal] = {}
-_journals_lock = threading.Lock()
-
-
-def current_journal() -> Journal:
-    """The journal for the current settings (resolved on each call: env, ComfyUI user dir, ~/.cache)."""
-    directory = default_journal_dir(bridge.user_directory())
-    key = str(directory)
-    with _journals_lock:
-        journal = _journals.get(key)
-        if journal is None:
-            journal = _journals[key] = Journal(directory)
-        return journal
+FLIGHTS: Flights[TaskHandle] = Flights()
 
 
 def reset_session_state() -> None:
     """Forget everything held in memory (journal caches, session spend), as a restart would."""
-    with _journals_lock:
-        _journals.clear()
+    forget_journals()
+    FLIGHTS.clear()
     SESSION_SPEND.reset()
 
 
@@ -91,58 +113,12 @@ def _show_balance() -> bool:
     return os.environ.get(ENV_SHOW_BALANCE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def journal_outcome(journal: Journal | None, prediction: Prediction) -> None:
-    """Best effort: write a terminal (or progressed) server state into the task's record."""
-    if journal is None:
-        return
-    try:
-        if prediction.is_completed:
-            journal.update(
-                prediction.id,
-                status=STATUS_COMPLETED,
-                server_status=prediction.status,
-                outputs=prediction.outputs,
-                inference_ms=prediction.inference_ms,
-                error="",
-                note="",
-            )
-        elif prediction.is_failed:
-            journal.update(
-                prediction.id,
-                status=STATUS_FAILED,
-                server_status=prediction.status,
-                error=prediction.error or "no reason given",
-            )
-        else:
-            journal.update(prediction.id, server_status=prediction.status)
-    except Exception:
-        log.warning("WaveSpeed journal: could not update task %s", prediction.id, exc_info=True)
-
-
-def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> None:
-    """Best effort: set fields of a task's record (e.g. failed with its error, or a wait note)."""
-    if journal is None:
-        return
-    try:
-        journal.update(request_id, **fields)
-    except Exception:
-        log.warning("WaveSpeed journal: could not update task %s", request_id, exc_info=True)
-
-
-def open_journal() -> Journal | None:
-    try:
-        return current_journal()
-    except Exception:
-        log.warning("WaveSpeed journal unavailable; results are not journaled", exc_info=True)
-        return None
-
-
 async def submit_task(
     request: KontextRequest,
     node_id: str | None,
     *,
     force_rerun: bool = False,
-    on_wait: Callable[[str], None] | None = None,
+    on_rate_wait: Callable[[str], None] | None = None,
 ) -> TaskHandle:
     request.validate()  # a typed one-line InvalidRequestError before any key lookup or request
     params = request.payload()
@@ -151,39 +127,173 @@ async def submit_task(
     client = get_client()  # raises ConfigError (missing key) before anything is sent
     account = _account_of(client)
     identity = params_hash(request.model, _content_addressed(params))
+    if journal is None or force_rerun or request.seed == -1:
+        # A new image every time (or no journal to coordinate through): pay for a new task.
+        return await _post(
+            request,
+            params,
+            progress,
+            client,
+            journal,
+            account,
+            identity,
+            None,
+            force_rerun,
+            on_rate_wait=on_rate_wait,
+        )
 
-    if journal is not None and not force_rerun and request.seed != -1:
-        try:
-            # An in-flight record is a task already paid for whose waiter died (crash, restart,
-            # timeout): identical inputs wait for that task instead of paying for a second one.
-            earlier = journal.find_completed(
-                identity,
-                REUSE_MAX_AGE_S,
-                account=account,
-                statuses=(STATUS_COMPLETED, STATUS_IN_FLIGHT),
+    key = (str(journal.directory), account, identity)
+    while True:
+        flight, leader = FLIGHTS.join(key)
+        if leader:
+            break
+        shared, error = await run_blocking(flight.outcome, watch=Watch(progress))
+        if error is not None and (
+            isinstance(error, E.CancelledError)
+            or bridge.is_interrupt(error)
+            or not isinstance(error, Exception)
+        ):
+            continue  # the leader was cancelled (if we were too, our own wait raises): lead a new attempt
+        if error is not None:
+            raise error
+        assert shared is not None
+        progress.update(1.0, f"shared task {shared.request_id} with an identical node (no charge)")
+        return replace(shared, price_usd=0.0)
+    try:
+        handle = await _single_flight(
+            request, params, progress, client, journal, account, identity, on_rate_wait=on_rate_wait
+        )
+    except BaseException as exc:
+        flight.finish(error=exc)
+        raise
+    else:
+        flight.finish(result=handle)
+    finally:
+        FLIGHTS.land(key, flight)
+    return handle
+
+
+async def _single_flight(
+    request: KontextRequest,
+    params: dict[str, Any],
+    progress: bridge.NodeProgress,
+    client: WaveSpeedClient,
+    journal: Journal,
+    account: str,
+    identity: str,
+    *,
+    on_rate_wait: Callable[[str], None] | None = None,
+) -> TaskHandle:
+    """Reuse a journaled task, wait for an identical submit elsewhere, recover an interrupted one,
+    or claim the intent and POST."""
+    intent = new_intent(account, identity, request.model, params_hash(request.model, params))
+    watch = Watch(progress)
+    for _ in range(3):  # a reuse candidate that turns out gone is marked so; then claim again
+
+        def on_wait(other: Intent) -> None:
+            watch.set(0.02, f"an identical task is being submitted by another ComfyUI (pid {other.pid})…")
+
+        def claim(cancel: CancelCheck) -> TaskRecord | Intent | None:
+            return acquire(
+                journal,
+                intent,
+                max_age_s=REUSE_MAX_AGE_S,
+                reuse_statuses=(STATUS_COMPLETED, STATUS_IN_FLIGHT),
+                deadline=time.monotonic() + INTENT_WAIT_S,
+                cancel=cancel,
+                on_wait=on_wait,
             )
-        except Exception:
-            log.warning("WaveSpeed journal lookup failed; submitting a new task", exc_info=True)
-            earlier = None
-        if earlier is not None:
-            still_there, prediction = await _check_reusable(client, journal, earlier.request_id, progress)
-            if still_there:
-                progress.update(1.0, f"reused task {earlier.request_id} (no charge)")
-                log.info(
-                    "reusing %s task %s for identical inputs (no charge)", earlier.status, earlier.request_id
-                )
-                return TaskHandle(
-                    request_id=earlier.request_id,
-                    model=request.model,
-                    params=params,
-                    price_usd=0.0,
-                    submitted_at=earlier.submitted_at,
-                    prediction=prediction,
-                )
 
+        try:
+            got = await run_blocking(claim, watch=watch)
+        except E.WaveSpeedError as exc:
+            if not isinstance(exc, JournalError):
+                raise
+            log.warning("%s Submitting without the journal.", exc.message)
+            return await _post(
+                request,
+                params,
+                progress,
+                client,
+                None,
+                account,
+                identity,
+                None,
+                False,
+                on_rate_wait=on_rate_wait,
+            )
+        except Exception:  # the journal itself failed (disk, lock): submit as without a journal
+            log.warning("WaveSpeed journal: single-flight check failed; submitting", exc_info=True)
+            return await _post(
+                request,
+                params,
+                progress,
+                client,
+                None,
+                account,
+                identity,
+                None,
+                False,
+                on_rate_wait=on_rate_wait,
+            )
+        if got is None:
+            return await _post(
+                request,
+                params,
+                progress,
+                client,
+                journal,
+                account,
+                identity,
+                intent,
+                False,
+                on_rate_wait=on_rate_wait,
+            )
+        if isinstance(got, Intent):
+            return await recover(request, params, progress, client, journal, account, identity, got)
+        # An in-flight record is a task already paid for whose waiter died (crash, restart,
+        # timeout): identical inputs wait for that task instead of paying for a second one.
+        still_there, prediction = await check_reusable(client, journal, got.request_id, progress)
+        if still_there:
+            progress.update(1.0, f"reused task {got.request_id} (no charge)")
+            log.info("reusing %s task %s for identical inputs (no charge)", got.status, got.request_id)
+            return TaskHandle(
+                request_id=got.request_id,
+                model=request.model,
+                params=params,
+                price_usd=0.0,
+                submitted_at=got.submitted_at,
+                prediction=prediction,
+            )
+    raise E.ServerError(
+        "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew."
+    )
+
+
+async def _post(
+    request: KontextRequest,
+    params: dict[str, Any],
+    progress: bridge.NodeProgress,
+    client: WaveSpeedClient,
+    journal: Journal | None,
+    account: str,
+    identity: str,
+    intent: Intent | None,
+    force_rerun: bool,
+    *,
+    on_rate_wait: Callable[[str], None] | None = None,
+) -> TaskHandle:
+    """Book the price, POST once, journal the accepted task (releasing ``intent`` in the same
+    transaction). A submit that may have been paid without an id leaves the intent 'uncertain'."""
     price = request.price_usd
     budget = session_budget_usd()
-    spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
+    try:
+        spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
+    except BaseException:
+        _let_go(journal, intent, drop=True)
+        if intent is not None and journal is not None:
+            LEASES.release(journal)
+        raise
     watch = Watch(progress)
     mode = "sync" if request.enable_sync_mode else "async"
     watch.set(0.02, f"submitting ({mode}) · ${price:.2f}")
@@ -192,35 +302,56 @@ async def submit_task(
 
     def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
         watch.set(0.02, f"{text} · ${price:.2f}")
-        if on_wait is not None:
-            on_wait(text)
+        if on_rate_wait is not None:
+            on_rate_wait(text)
+
+    def record(request_id: str, prediction: Prediction | None, error: str) -> str:
+        if journal is None:
+            return ""
+        try:
+            journal.record_submitted(
+                request_id,
+                model=request.model,
+                params=params,
+                price_usd=price,
+                account=account,
+                status=STATUS_IN_FLIGHT if prediction is None else journal_status(prediction),
+                server_status="" if prediction is None else prediction.status,
+                outputs=prediction.outputs if prediction is not None and prediction.is_completed else (),
+                error=error,
+                identity_hash=identity,
+                release_intent=intent is not None,
+            )
+            if force_rerun:
+                earlier = journal.get_intent(account, identity)
+                if earlier is not None and not owner_alive(earlier):
+                    journal.drop_intent(account, identity)  # paid again knowingly: clear the warning
+        except Exception:
+            log.warning("WaveSpeed journal: could not record task %s", request_id, exc_info=True)
+            return " · not journaled"
+        return ""
 
     def work(cancel: CancelCheck) -> tuple[TaskHandle, str]:
         try:
-            prediction = limits.submit(client, request, cancel=cancel, status=waiting)
-        except BaseException as exc:
-            if _was_not_accepted(exc):
-                SESSION_SPEND.release(price)
-            raise
-        # Journal first, before anything else can fail or anyone waits: the task is paid for.
-        note = ""
-        if journal is not None:
             try:
-                journal.record_submitted(
-                    prediction.id,
-                    model=request.model,
-                    params=params,
-                    price_usd=price,
-                    account=account,
-                    status=_journal_status(prediction),
-                    server_status=prediction.status,
-                    outputs=prediction.outputs if prediction.is_completed else (),
-                    error=prediction.error if prediction.is_failed else "",
-                    identity_hash=identity,
-                )
-            except Exception:
-                log.warning("WaveSpeed journal: could not record task %s", prediction.id, exc_info=True)
-                note = " · not journaled"
+                prediction = limits.submit(client, request, cancel=cancel, status=waiting)
+            except BaseException as exc:
+                rid = getattr(exc, "request_id", None)
+                if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
+                    # Accepted and paid, but something after it went wrong: keep and show the task.
+                    note = record(rid, None, exc.message)
+                    _name_the_task(exc, rid, note)
+                elif _was_not_accepted(exc):
+                    SESSION_SPEND.release(price)
+                    _let_go(journal, intent, drop=True)
+                else:
+                    _let_go(journal, intent, drop=False)  # may have been paid: never silently again
+                raise
+            # Journal first, before anything else can fail or anyone waits: the task is paid for.
+            note = record(prediction.id, prediction, prediction.error if prediction.is_failed else "")
+        finally:
+            if intent is not None and journal is not None:
+                LEASES.release(journal)
         extra = ""
         if budget is not None:
             extra += f" · session ${spent:.2f} of ${budget:.2f}"
@@ -242,34 +373,29 @@ async def submit_task(
     return handle
 
 
-async def _check_reusable(
-    client: WaveSpeedClient, journal: Journal, request_id: str, progress: bridge.NodeProgress
-) -> tuple[bool, Prediction | None]:
-    """Ask WaveSpeed whether a journaled result is still there before reusing it (one GET, which
-    Poll Result then skips). Only a definite answer (unknown task, or failed) means a new task;
-    if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
-    watch = Watch(progress)
-    watch.request_id = request_id
-    watch.set(0.02, f"checking earlier task {request_id[:8]}…")
-    watch.publish()
+def _name_the_task(exc: E.WaveSpeedError, request_id: str, note: str) -> None:
+    """Make sure the error shows the paid task's id, and where to get its result."""
+    if request_id in exc.message:
+        return
+    kept = "not journaled" if note else "journaled"
+    exc.message = (
+        f"{exc.message.rstrip('.')} (task {request_id} was accepted and {kept}: "
+        "paste its id into WaveSpeed Poll Result to fetch the result)."
+    )
+    exc.args = (exc.message,)
 
-    def work(cancel: CancelCheck) -> tuple[bool, Prediction | None]:
-        try:
-            prediction = client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=cancel)
-        except E.NotFoundError as exc:
-            journal_note(journal, request_id, status=STATUS_EXPIRED, error=exc.message)
-            return False, None
-        except E.CancelledError:
-            raise
-        except E.WaveSpeedError as exc:
-            log.info("could not check task %s before reusing it (%s); reusing it", request_id, exc)
-            return True, None
-        if prediction.is_failed:
-            journal_outcome(journal, prediction)
-            return False, None
-        return True, prediction if prediction.is_completed else None
 
-    return await run_blocking(work, watch=watch)
+def _let_go(journal: Journal | None, intent: Intent | None, *, drop: bool) -> None:
+    """Release our intent: deleted when nothing was paid, else left 'uncertain' for the next submit."""
+    if journal is None or intent is None:
+        return
+    try:
+        if drop:
+            journal.drop_intent(intent.account, intent.identity, owner=intent.owner)
+        else:
+            journal.set_intent_state(intent.account, intent.identity, intent.owner, STATE_UNCERTAIN)
+    except Exception:
+        log.warning("WaveSpeed journal: could not release the submit intent", exc_info=True)
 
 
 def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
@@ -286,14 +412,6 @@ def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("images"), list):
         out["images"] = [ident(u) for u in out["images"]]
     return out
-
-
-def _journal_status(prediction: Prediction) -> str:
-    if prediction.is_completed:
-        return STATUS_COMPLETED
-    if prediction.is_failed:
-        return STATUS_FAILED
-    return STATUS_IN_FLIGHT
 
 
 def _balance_text(client: WaveSpeedClient) -> str:

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 
 import pytest
 
-from bench import BenchResult, bench_codec, bench_concurrency, bench_imports, bench_load, bench_overhead
+from bench import (
+    BenchResult,
+    bench_codec,
+    bench_concurrency,
+    bench_imports,
+    bench_journal,
+    bench_load,
+    bench_overhead,
+)
 from bench import run as bench_run
 
 
@@ -47,6 +55,7 @@ def results() -> dict[str, BenchResult]:
         "decode": bench_codec.run(quick=True, sizes=(64,), runs=1, floor_runs=1),
         "imports": bench_imports.run(quick=True, runs=1, importtime_runs=1, lengths=(0.05,)),
         "load": bench_load.run(quick=True, tasks=6, threads=3, inference_s=0.05, fault_rate=0.2),
+        "journal": bench_journal.run(quick=True, sizes=(200,)),
     }
 
 
@@ -90,6 +99,13 @@ def test_load_completes_every_task_once(results: dict[str, BenchResult]) -> None
     _check(result, nan_ok={"hit_p50_s", "hit_p99_s", "clean_p50_s", "clean_p99_s"})
     (row,) = result.rows
     assert row["completed"] == row["tasks"] == row["submissions"] == 6
+
+
+def test_journal_compares_sqlite_with_the_old_json_journal(results: dict[str, BenchResult]) -> None:
+    result = results["journal"]
+    _check(result)
+    (row,) = result.rows
+    assert row["records"] == 200 and row["old_miss_ms"] > 0 and row["record_ms"] > 0
 
 
 def test_results_markdown_and_cli(

@@ -5,9 +5,10 @@ emulator (real sockets); the crash test SIGKILLs a real second process mid-wait.
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from emulator import Emulator
+from wavespeed.journal import Journal
 
 WORKER = Path(__file__).resolve().parent / "journal_crash_worker.py"
 DAY = 86400.0
@@ -63,7 +65,15 @@ async def _chain(pack: ModuleType, prompt: str = "a lighthouse at dusk", **kw: A
 
 
 def _records(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((directory / "tasks").glob("*.json"))]
+    """Every row of the journal in ``directory``, read by a separate connection, as dicts."""
+    if not (directory / "journal.sqlite3").exists():
+        return []
+    journal = Journal(directory)
+    try:
+        rows = journal.recent(limit=10**9)
+    finally:
+        journal.close()
+    return [{**dataclasses.asdict(r), "outputs": list(r.outputs)} for r in rows]
 
 
 def _capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -90,7 +100,7 @@ def test_sigkill_while_waiting_then_recover_from_recent_tasks(
         deadline = time.monotonic() + 40
         record: dict[str, Any] | None = None
         while time.monotonic() < deadline and proc.poll() is None:
-            rows = _records(journal_dir) if (journal_dir / "tasks").is_dir() else []
+            rows = _records(journal_dir)
             if rows and rows[0]["status"] == "in_flight":
                 record = rows[0]
                 break
@@ -134,10 +144,8 @@ def test_fifty_concurrent_tasks_are_all_journaled(
     results = asyncio.run(run_all())
     ids = {r[2] for r in results}
     assert len(ids) == 50 and pack_env.submissions == 50
-    files = list((journal_dir / "tasks").iterdir())
-    assert len(files) == 50 and all(f.suffix == ".json" for f in files)  # no temporary files left
     rows = _records(journal_dir)
-    assert {r["request_id"] for r in rows} == ids
+    assert len(rows) == 50 and {r["request_id"] for r in rows} == ids
     assert all(r["status"] == "completed" and len(r["outputs"]) == 1 for r in rows)
     assert all(r["price_usd"] == pytest.approx(0.08) for r in rows)
     by_id = {r["request_id"]: r for r in rows}
@@ -205,10 +213,11 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     assert pack_env.submissions == 2  # the failed task is not reused
 
     done = asyncio.run(_chain(pack, "an old result", seed=6))
-    path = journal_dir / "tasks" / f"{done[2]}.json"
-    data = json.loads(path.read_text())
-    data["submitted_at"] = time.time() - 7 * DAY - 60  # gone from WaveSpeed by now
-    path.write_text(json.dumps(data))
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # gone from WaveSpeed by now
+        db.execute(
+            "UPDATE tasks SET submitted_at = ?, boot_id = '' WHERE request_id = ?",
+            (time.time() - 7 * DAY - 60, done[2]),
+        )
     asyncio.run(_generate(pack, "an old result", seed=6))
     assert pack_env.submissions == 4
     assert task.request_id != done[2]
@@ -268,7 +277,7 @@ def test_budget_gives_back_rejected_submits_but_not_uncertain_ones(
 
 
 def test_bad_budget_value_is_a_config_error(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    journal = pack.wavespeed.journal
+    journal = pack.wavespeed.budget
     assert journal.session_budget_usd({}) is None
     assert journal.session_budget_usd({"WAVESPEED_SESSION_BUDGET_USD": "$2.5"}) == 2.5
     for bad in ("five", "-1", "nan", "inf"):
@@ -298,10 +307,13 @@ def test_no_key_in_any_journal_file(
     asyncio.run(_chain(pack, seed=1))
     asyncio.run(_chain(pack, f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
     files = [p for p in journal_dir.rglob("*") if p.is_file()]
-    assert len(files) == 2
+    assert {p.name for p in files} >= {"journal.sqlite3"}
     for path in files:
         assert api_key.encode() not in path.read_bytes()
-    assert any("***" in p.read_text() for p in files)
+    assert any(b"***" in p.read_bytes() for p in files)
+    assert any(
+        "***" in r["prompt"] for r in (dict(r, prompt=r["params"]["prompt"]) for r in _records(journal_dir))
+    )
     journal = pack.wavespeed.journal.Journal(journal_dir)
     for field in ("api_key", "token", "Authorization", "secret"):
         with pytest.raises(ValueError, match="key-like"):
@@ -309,37 +321,16 @@ def test_no_key_in_any_journal_file(
     assert journal.get("abc123") is None
 
 
-# --------------------------------------------------------------------------- (f) atomic writes
+# --------------------------------------------------------------------------- (f) private files
 
 
-def test_crash_mid_write_keeps_the_old_record(
-    pack: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    jmod = pack.wavespeed.journal
-    journal = jmod.Journal(tmp_path / "j")
-    before = journal.record_submitted("task01", model="m", params={"prompt": "p", "seed": 1}, price_usd=0.08)
-    real_replace = os.replace
-    seen: list[str] = []
-
-    def crash(src: str, dst: str) -> None:
-        seen.append(Path(src).read_text())  # the new version was fully written to the temporary file
-        raise OSError("simulated power cut")
-
-    monkeypatch.setattr(jmod.os, "replace", crash)
-    with pytest.raises(OSError, match="power cut"):
-        journal.update("task01", status="completed", outputs=["https://x/y.png"])
-    monkeypatch.setattr(jmod.os, "replace", real_replace)
-    assert seen and '"completed"' in seen[0]
-    assert jmod.Journal(tmp_path / "j").get("task01") == before  # old record intact and readable
-    assert [p.name for p in (tmp_path / "j" / "tasks").iterdir()] == ["task01.json"]
-
-    # A process killed between write and rename leaves a temporary file: ignored, then pruned.
-    stale = tmp_path / "j" / "tasks" / ".task01.xyz.tmp"
-    stale.write_text('{"request_id": "task01", "sta')
-    assert [r.request_id for r in journal.recent()] == ["task01"]
-    os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    journal.prune()
-    assert not stale.exists() and journal.get("task01") == before
+def test_journal_files_are_private(pack: ModuleType, tmp_path: Path) -> None:
+    journal = pack.wavespeed.journal.Journal(tmp_path / "j")
+    journal.record_submitted("task01", model="m", params={"prompt": "p", "seed": 1}, price_usd=0.08)
+    assert (tmp_path / "j").stat().st_mode & 0o777 == 0o700
+    names = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "j").iterdir()}
+    assert "journal.sqlite3" in names and "journal.sqlite3-wal" in names
+    assert set(names.values()) == {0o600}, names
 
 
 def test_unknown_fields_and_bad_ids_are_refused(pack: ModuleType, tmp_path: Path) -> None:
@@ -361,23 +352,24 @@ def test_prune_drops_records_older_than_seven_days(pack: ModuleType, tmp_path: P
     jmod = pack.wavespeed.journal
     journal = jmod.Journal(tmp_path)
     now = time.time()
-    journal._last_prune = now  # no opportunistic prune for this part
-    journal.record_submitted(
-        "old", model="m", params={"prompt": "o"}, price_usd=0.08, submitted_at=now - 8 * DAY
-    )
-    journal.record_submitted(
-        "recent", model="m", params={"prompt": "r"}, price_usd=0.08, submitted_at=now - DAY
-    )
+    journal._last_prune = time.monotonic()  # no opportunistic prune for this part
+    for rid, age in (("old", 8 * DAY), ("recent", DAY), ("unfetched", 8 * DAY)):
+        journal.record_submitted(
+            rid, model="m", params={"prompt": rid}, price_usd=0.08, submitted_at=now - age
+        )
+    journal.update("old", status="completed")
+    journal.update("recent", status="completed")
     assert journal.prune(now) == 1
     assert journal.get("old") is None and journal.get("recent") is not None
-    assert [r.request_id for r in journal.recent()] == ["recent"]
-    assert journal.prune(now + 6 * DAY + 60) == 1 and journal.recent() == []
+    # Never seen terminal: a paid result nobody fetched yet is never pruned.
+    assert [r.request_id for r in journal.recent()] == ["recent", "unfetched"]
 
     # A process prunes on its first journal write (then at most hourly), so nothing piles up.
     journal.record_submitted("stale", model="m", params={}, price_usd=0.0, submitted_at=now - 8 * DAY)
+    journal.update("stale", status="failed")
     fresh = jmod.Journal(tmp_path)
     fresh.record_submitted("new", model="m", params={}, price_usd=0.0)
-    assert [r.request_id for r in fresh.recent()] == ["new"]
+    assert [r.request_id for r in fresh.recent()] == ["new", "recent", "unfetched"]
 
 
 # --------------------------------------------------------------------------- Poll keeps the record current

@@ -1,204 +1,207 @@
-"""The task journal: every accepted (paid) task on disk, so no result is ever lost.
+"""The task journal: every accepted (paid) task in one SQLite file, so no result is ever lost.
 
-One JSON file per task, ``<dir>/tasks/<request_id>.json``, written atomically (temporary file in
-the same directory, fsync, ``os.replace``): concurrent tasks never touch each other's files, and a
-crash mid-write leaves the previous version of the record intact. A record holds what is needed
-to find the result again and to decide whether a re-queue may reuse it:
+``<dir>/journal.sqlite3`` (stdlib sqlite3, WAL, ``synchronous=FULL``, mode 0600), shared by every
+ComfyUI process that uses the directory. Two tables:
 
-    request_id, model, params (the request body, never the key), params_hash, account (a one-way
-    tag of base URL + key, so a result is only reused where it can be fetched), submitted_at,
-    status (in_flight | completed | failed | expired), server_status, updated_at, outputs (URLs
-    only; base64 outputs are not stored), files (local paths, if a node saved them), price_usd,
-    error, note, inference_ms.
+* ``tasks``: one row per accepted task, typed columns, an index on (identity, account): the lookup
+  a fixed-seed re-queue makes is one indexed query, whatever the journal's size.
+* ``intents``: one UNIQUE (account, identity) row claimed in a ``BEGIN IMMEDIATE`` transaction
+  before an identical-input POST (cross-process single-flight, see singleflight.py). The transaction
+  that records the accepted task deletes it.
 
-WaveSpeed keeps tasks and outputs for 7 days, so records older than that are pruned and never
-reused. This module is pure (no ComfyUI): the node layer decides where the directory is.
+Decisions:
 
-It also holds the per-process spend counter behind ``WAVESPEED_SESSION_BUDGET_USD``.
+* Reads are total: a row that does not convert (1e400, NaN, deep nesting, a foreign schema) is
+  skipped with one warning per row; it never disables the other rows or the lookup.
+* Pruning is one DELETE of rows whose task was seen terminal (completed, failed, expired) and is
+  older than the API's 7-day retention. A row never seen terminal is never pruned (it is a paid
+  result nobody fetched yet). Ages are measured on ``CLOCK_BOOTTIME`` for rows written since the
+  last boot (a wall-clock jump of days changes nothing), and on the wall clock only for rows from
+  an earlier boot or from systems without a boot clock.
+* The old JSON records (``<dir>/tasks/*.json``) are imported once, then never read again (a meta
+  row says so); non-regular files (FIFOs) are skipped unopened, oversize or bad files skipped.
+
+This module is pure (no ComfyUI): the node layer decides where the directory is.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
-import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+from .journal_rows import (
+    BOOT_ID,
+    INTENT_COLUMNS,
+    SCHEMA,
+    TASK_COLUMNS,
+    age_sql,
+    boot_seconds,
+    clock_args,
+    intent_from_row,
+    intent_values,
+    json_text,
+    record_from_row,
+    status_filter,
+    task_values,
+)
+from .records import (
+    STATUS_COMPLETED,
+    STATUS_EXPIRED,
+    STATUS_FAILED,
+    STATUS_IN_FLIGHT,
+    STATUSES,
+    TERMINAL_STATUSES,
+    Intent,
+    TaskRecord,
+    account_tag,
+    assert_no_key,
+    check_id,
+    check_status,
+    finite,
+    params_hash,
+    storable,
+    urls_only,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = [
+    "ENV_JOURNAL_DIR",
+    "RETENTION_S",
+    "STATUSES",
+    "STATUS_COMPLETED",
+    "STATUS_EXPIRED",
+    "STATUS_FAILED",
+    "STATUS_IN_FLIGHT",
+    "Intent",
+    "Journal",
+    "JournalError",
+    "TaskRecord",
+    "account_tag",
+    "default_journal_dir",
+    "params_hash",
+]
 
 log = logging.getLogger("wavespeed")
 
 ENV_JOURNAL_DIR = "WAVESPEED_JOURNAL_DIR"
-ENV_SESSION_BUDGET = "WAVESPEED_SESSION_BUDGET_USD"
 RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
+DB_NAME = "journal.sqlite3"
 SCHEMA_VERSION = 1
-
-STATUS_IN_FLIGHT = "in_flight"
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
-STATUS_EXPIRED = "expired"  # the server no longer knows the task (older than 7 days, or another account)
-STATUSES = (STATUS_IN_FLIGHT, STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)
-
-_HASH_EXCLUDED = frozenset({"enable_sync_mode"})  # how we wait, not what we get
-_KEY_LIKE = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|authorization|bearer)$", re.I)
-_DATA_URI_KEEP = 256  # a data: URI longer than this is stored as a short summary (the hash uses it whole)
-_STALE_TMP_S = 3600.0
+BUSY_TIMEOUT_MS = 15000
 _PRUNE_EVERY_S = 3600.0
-_PRUNE_MAX_FILES = 5000
+
+_UPDATABLE = frozenset(
+    [
+        "model",
+        "params",
+        "account",
+        "status",
+        "server_status",
+        "updated_at",
+        "outputs",
+        "files",
+        "price_usd",
+        "error",
+        "note",
+        "inference_ms",
+    ]
+)
 
 
-def _check_id(request_id: str) -> str:
-    rid = (request_id or "").strip() if isinstance(request_id, str) else ""
-    if not rid or len(rid) > 128 or not all(c.isalnum() or c in "-_" for c in rid):
-        raise ValueError(f"{request_id!r} is not a request id (letters, digits, '-' and '_' only)")
-    return rid
+# ---------------------------------------------------------------------- the journal
 
 
-def _assert_no_key(value: object, where: str = "params") -> None:
-    """Refuse to journal anything with a key-like field: the journal must never hold a secret."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if isinstance(k, str) and _KEY_LIKE.search(k):
-                raise ValueError(f"refusing to journal {where}.{k}: key-like fields are never stored")
-            _assert_no_key(v, f"{where}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _assert_no_key(v, f"{where}[{i}]")
-
-
-def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def params_hash(model: str, params: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of model + params (minus transport-only fields like sync mode).
-    Two tasks with the same hash and a fixed seed produce the same image."""
-    kept = {k: v for k, v in params.items() if k not in _HASH_EXCLUDED}
-    return hashlib.sha256(_canonical({"model": model, "params": kept}).encode("utf-8")).hexdigest()
-
-
-def account_tag(base_url: str, api_key: str) -> str:
-    """A one-way tag of (base URL, key): results are only reused where they can be fetched.
-    16 hex characters of a salted sha256 reveal nothing about the key."""
-    digest = hashlib.sha256(f"wavespeed-journal\n{base_url}\n{api_key}".encode()).hexdigest()
-    return digest[:16]
-
-
-def _storable(value: Any) -> Any:
-    """Params as stored: long data: URIs (inline images) become a short summary; the rest is kept."""
-    if isinstance(value, str) and value.startswith("data:") and len(value) > _DATA_URI_KEEP:
-        digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
-        return f"<{value.split(',', 1)[0][:40]} · {len(value)} chars · sha256 {digest}>"
-    if isinstance(value, Mapping):
-        return {str(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_storable(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One journaled task. ``to_json``/``from_json`` are the on-disk form."""
-
-    request_id: str
-    model: str
-    params_hash: str
-    submitted_at: float
-    params: dict[str, Any] = field(default_factory=dict)
-    account: str = ""
-    status: str = STATUS_IN_FLIGHT
-    server_status: str = ""
-    updated_at: float = 0.0
-    outputs: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
-    price_usd: float = 0.0
-    error: str = ""
-    note: str = ""
-    inference_ms: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA_VERSION,
-            "request_id": self.request_id,
-            "model": self.model,
-            "params": self.params,
-            "params_hash": self.params_hash,
-            "account": self.account,
-            "submitted_at": self.submitted_at,
-            "updated_at": self.updated_at,
-            "status": self.status,
-            "server_status": self.server_status,
-            "outputs": list(self.outputs),
-            "files": list(self.files),
-            "price_usd": self.price_usd,
-            "error": self.error,
-            "note": self.note,
-            "inference_ms": self.inference_ms,
-        }
-
-    @classmethod
-    def from_json(cls, data: object) -> TaskRecord:
-        """Parse a stored record; ValueError if it is not one."""
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        try:
-            status = str(data.get("status") or STATUS_IN_FLIGHT)
-            inference = data.get("inference_ms")
-            params = data.get("params") or {}
-            return cls(
-                request_id=_check_id(str(data["request_id"])),
-                model=str(data["model"]),
-                params_hash=str(data["params_hash"]),
-                submitted_at=float(data["submitted_at"]),
-                params=params if isinstance(params, dict) else {},
-                account=str(data.get("account") or ""),
-                status=status if status in STATUSES else STATUS_IN_FLIGHT,
-                server_status=str(data.get("server_status") or ""),
-                updated_at=float(data.get("updated_at") or 0.0),
-                outputs=tuple(str(o) for o in data.get("outputs") or ()),
-                files=tuple(str(f) for f in data.get("files") or ()),
-                price_usd=float(data.get("price_usd") or 0.0),
-                error=str(data.get("error") or ""),
-                note=str(data.get("note") or ""),
-                inference_ms=int(inference) if isinstance(inference, (int, float)) else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed task record ({exc})") from None
-
-    @property
-    def prompt(self) -> str:
-        value = self.params.get("prompt")
-        return value if isinstance(value, str) else ""
-
-    def prompt_snippet(self, limit: int = 48) -> str:
-        flat = " ".join(self.prompt.split())
-        return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-_UPDATABLE = frozenset(f.name for f in fields(TaskRecord)) - {"request_id", "params_hash", "submitted_at"}
+class JournalError(E.WaveSpeedError):
+    """The journal file cannot be opened (damaged, not a database, unwritable folder)."""
 
 
 class Journal:
-    """The on-disk journal in ``directory``. Safe to share between threads; several processes may
-    write the same directory (each record is replaced whole, never partially)."""
+    """The journal in ``directory``: one SQLite connection per instance, guarded by a lock, so it is
+    safe to share between threads; several processes may use the same directory at once."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory).expanduser()
-        self.tasks_dir = self.directory / "tasks"
+        self.path = self.directory / DB_NAME
+        self.tasks_dir = self.directory / "tasks"  # the old JSON journal, imported once
         self._lock = threading.RLock()
-        self._cache: dict[str, tuple[tuple[int, int, int], TaskRecord]] = {}
+        self._conn: sqlite3.Connection | None = None
+        self._warned: set[str] = set()
         self._last_prune = 0.0
 
     def __repr__(self) -> str:
         return f"Journal({str(self.directory)!r})"
+
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> sqlite3.Connection:
+        import sqlite3  # imported on first use: keeps the pack's import fast
+
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file 0600 before SQLite does (it copies the mode to the -wal and -shm files).
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            imported = conn.execute("SELECT value FROM meta WHERE key = 'legacy_json_imported'").fetchone()
+            if imported is None:
+                from .journal_legacy import import_json_records
+
+                import_json_records(conn, self.tasks_dir)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                import sqlite3
+
+                try:
+                    self._conn = self._connect()
+                except (sqlite3.Error, OSError) as exc:
+                    raise JournalError(
+                        f"The WaveSpeed task journal {self.path} cannot be opened ({exc}): move the file "
+                        f"away or set {ENV_JOURNAL_DIR} to another folder (paid results stay fetchable by "
+                        "request id for 7 days)."
+                    ) from None
+            yield self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: takes the write lock first, so a read-then-write is atomic
+        across processes (waits up to the busy timeout for another writer)."""
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # ------------------------------------------------------------------ writing
 
@@ -216,122 +219,97 @@ class Journal:
         error: str = "",
         submitted_at: float | None = None,
         identity_hash: str | None = None,
+        release_intent: bool = False,
     ) -> TaskRecord:
-        """Write the record of a task the server just accepted (before anyone waits on it).
+        """Write the row of a task the server just accepted (before anyone waits on it).
         ``identity_hash`` replaces params_hash(model, params) where the caller knows a more stable
-        identity (uploaded images by content rather than by their per-upload URL)."""
-        _assert_no_key(params)
+        identity (uploaded images by content rather than by their per-upload URL). With
+        ``release_intent`` the (account, identity) intent row goes in the same transaction, so a
+        process waiting on it always finds either the intent or this task."""
+        assert_no_key(params)
         now = time.time()
         record = TaskRecord(
-            request_id=_check_id(request_id),
+            request_id=check_id(request_id),
             model=model,
-            params=_storable(dict(params)),
+            params=storable(dict(params)),
             params_hash=identity_hash or params_hash(model, params),
             account=account,
-            submitted_at=now if submitted_at is None else float(submitted_at),
+            submitted_at=now if submitted_at is None else finite(submitted_at),
             updated_at=now,
-            status=_check_status(status),
+            status=check_status(status),
             server_status=server_status,
-            outputs=_urls_only(outputs),
-            price_usd=float(price_usd),
+            outputs=urls_only(outputs),
+            price_usd=finite(price_usd),
             error=error,
         )
-        with self._lock:
-            self._write(record)
+        boot_s = boot_seconds() - (now - record.submitted_at)
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*task_values(record), BOOT_ID, boot_s),
+            )
+            if release_intent:
+                conn.execute(
+                    "DELETE FROM intents WHERE account = ? AND identity = ?", (account, record.params_hash)
+                )
         self.maybe_prune()
         return record
 
     def update(self, request_id: str, **changes: Any) -> TaskRecord | None:
-        """Change fields of an existing record (None if there is none); updated_at is set for you."""
+        """Change fields of an existing row (None if there is none); updated_at is set for you."""
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"cannot update record field(s): {', '.join(sorted(unknown))}")
-        if "status" in changes:
-            _check_status(changes["status"])
-        if "outputs" in changes:
-            changes["outputs"] = _urls_only(changes["outputs"])
-        if "files" in changes:
-            changes["files"] = tuple(str(f) for f in changes["files"])
-        if "params" in changes:
-            _assert_no_key(changes["params"])
-            changes["params"] = _storable(dict(changes["params"]))
-        with self._lock:
-            current = self.get(request_id)
-            if current is None:
-                return None
-            changes.setdefault("updated_at", time.time())
-            record = replace(current, **changes)
-            self._write(record)
-            return record
-
-    def _path(self, request_id: str) -> Path:
-        return self.tasks_dir / f"{_check_id(request_id)}.json"
-
-    def _write(self, record: TaskRecord) -> None:
-        self.tasks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Last line of defence: a registered secret (the API key) never reaches the disk.
-        text = E.redact(json.dumps(record.to_json(), ensure_ascii=False, indent=1, allow_nan=False))
-        path = self._path(record.request_id)
-        import tempfile  # only needed when writing; keeps the pack's import fast
-
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.request_id}.", suffix=".tmp", dir=self.tasks_dir)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(self.tasks_dir)
+            rid = check_id(request_id)
+        except ValueError:
+            return None
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "status":
+                values[name] = check_status(value)
+            elif name in ("outputs", "files"):
+                items = urls_only(value) if name == "outputs" else tuple(str(f) for f in value)
+                values[name] = json_text(list(items))
+            elif name == "params":
+                assert_no_key(value)
+                values[name] = json_text(storable(dict(value)))
+            elif name in ("price_usd", "updated_at"):
+                values[name] = finite(value)
+            elif name == "inference_ms":
+                values[name] = None if value is None else int(finite(value))
+            else:
+                values[name] = E.redact(str(value))
+        values.setdefault("updated_at", time.time())
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        with self._db() as conn:
+            cursor = conn.execute(
+                f"UPDATE tasks SET {assignments} WHERE request_id = :rid", {**values, "rid": rid}
+            )
+            if cursor.rowcount == 0:
+                return None
+        return self.get(rid)
 
     # ------------------------------------------------------------------ reading
 
     def get(self, request_id: str) -> TaskRecord | None:
         try:
-            path = self._path(request_id)
+            rid = check_id(request_id)
         except ValueError:
             return None
-        return _read(path)
-
-    def _all(self) -> list[TaskRecord]:
-        """Every readable record; unchanged files are served from a small stat-validated cache."""
-        try:
-            entries = list(os.scandir(self.tasks_dir))
-        except FileNotFoundError:
-            return []
-        records: list[TaskRecord] = []
-        seen: set[str] = set()
-        with self._lock:
-            for entry in entries:
-                if entry.name.startswith(".") or not entry.name.endswith(".json"):
-                    continue
-                try:
-                    st = entry.stat()
-                except OSError:
-                    continue
-                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-                seen.add(entry.name)
-                cached = self._cache.get(entry.name)
-                if cached is not None and cached[0] == stamp:
-                    records.append(cached[1])
-                    continue
-                record = _read(Path(entry.path))
-                if record is not None:
-                    self._cache[entry.name] = (stamp, record)
-                    records.append(record)
-            for name in set(self._cache) - seen:
-                del self._cache[name]
-        return records
+        with self._db() as conn:
+            row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+        return None if row is None else self._convert(row)
 
     def recent(self, limit: int = 50, statuses: Iterable[str] | None = None) -> list[TaskRecord]:
         """Newest first; optionally only the given statuses."""
-        wanted = None if statuses is None else frozenset(statuses)
-        rows = [r for r in self._all() if wanted is None or r.status in wanted]
-        rows.sort(key=lambda r: (r.submitted_at, r.request_id), reverse=True)
-        return rows[: max(0, limit)]
+        where, args = status_filter(statuses)
+        return self._select(
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY submitted_at DESC, request_id DESC",
+            args,
+            limit,
+        )
 
     def in_flight(self) -> list[TaskRecord]:
         return self.recent(limit=10**9, statuses=(STATUS_IN_FLIGHT,))
@@ -345,93 +323,175 @@ class Journal:
         now: float | None = None,
         statuses: Iterable[str] = (STATUS_COMPLETED,),
     ) -> TaskRecord | None:
-        """The newest task with these params in one of ``statuses``, younger than max_age_s."""
-        cutoff = (time.time() if now is None else now) - max_age_s
-        for record in self.recent(limit=10**9, statuses=statuses):
-            if record.submitted_at < cutoff:
-                return None  # newest first: everything after is older still
-            if record.params_hash == params_hash and (account is None or record.account == account):
-                return record
-        return None
+        """The newest task with this identity in one of ``statuses``, younger than max_age_s (one
+        indexed query)."""
+        return self._find(None, params_hash, max_age_s, account=account, now=now, statuses=statuses)
+
+    def _find(
+        self,
+        conn: sqlite3.Connection | None,
+        identity: str,
+        max_age_s: float,
+        *,
+        account: str | None,
+        now: float | None,
+        statuses: Iterable[str],
+    ) -> TaskRecord | None:
+        where, args = status_filter(statuses)
+        args.update(clock_args(now), identity=identity, max_age=max_age_s)
+        sql = (
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} {'AND' if where else 'WHERE'} identity = :identity"
+            + ("" if account is None else " AND account = :account")
+            + f" AND {age_sql('submitted_at')} < :max_age ORDER BY submitted_at DESC, request_id DESC"
+        )
+        if account is not None:
+            args["account"] = account
+        found = self._select(sql, args, 1, conn=conn)
+        return found[0] if found else None
+
+    def inference_times(self, model: str, limit: int = 200) -> list[float]:
+        """Inference seconds of the most recent completed tasks of ``model`` (for the scheduler)."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT inference_ms FROM tasks WHERE model = ? AND status = ? AND inference_ms IS NOT NULL "
+                "ORDER BY updated_at DESC LIMIT ?",
+                (model, STATUS_COMPLETED, max(0, limit)),
+            ).fetchall()
+        out: list[float] = []
+        for (ms,) in rows:
+            try:
+                seconds = finite(ms) / 1000.0
+            except ValueError:
+                continue
+            if seconds >= 0:
+                out.append(seconds)
+        return out
+
+    def _select(
+        self, sql: str, args: Mapping[str, Any], limit: int, *, conn: sqlite3.Connection | None = None
+    ) -> list[TaskRecord]:
+        """Run a task query, converting rows until ``limit`` good ones; bad rows are skipped."""
+        records: list[TaskRecord] = []
+        if limit <= 0:
+            return records
+        if conn is None:
+            with self._db() as own:
+                return self._select(sql, args, limit, conn=own)
+        for row in conn.execute(sql, dict(args)):
+            record = self._convert(row)
+            if record is not None:
+                records.append(record)
+                if len(records) >= limit:
+                    break
+        return records
+
+    def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
+        try:
+            return record_from_row(row)
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+            rid = str(row[0])[:64]
+            if rid not in self._warned:
+                self._warned.add(rid)
+                log.warning(
+                    "WaveSpeed journal: skipping unreadable task row %s (%s)", rid, type(exc).__name__
+                )
+            return None
+
+    # ------------------------------------------------------------------ intents (single-flight)
+
+    def claim_intent(
+        self, intent: Intent, *, max_age_s: float, reuse_statuses: Iterable[str]
+    ) -> TaskRecord | Intent | None:
+        """In one ``BEGIN IMMEDIATE`` transaction: a reusable task with this identity (returned), or
+        someone else's intent row (returned), or else ``intent`` is inserted (None: go and POST)."""
+        with self._transaction() as conn:
+            found = self._find(
+                conn,
+                intent.identity,
+                max_age_s,
+                account=intent.account,
+                now=None,
+                statuses=reuse_statuses,
+            )
+            if found is not None:
+                return found
+            existing = intent_from_row(
+                conn.execute(
+                    f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
+                    (intent.account, intent.identity),
+                ).fetchone()
+            )
+            if existing is not None:
+                return existing
+            conn.execute(
+                f"INSERT INTO intents ({INTENT_COLUMNS}, boot_id, boot_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*intent_values(intent), BOOT_ID, boot_seconds()),
+            )
+            return None
+
+    def get_intent(self, account: str, identity: str) -> Intent | None:
+        with self._db() as conn:
+            row = conn.execute(
+                f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
+                (account, identity),
+            ).fetchone()
+        return intent_from_row(row)
+
+    def renew_intents(self, owner: str, lease_until: float) -> int:
+        """Extend the lease of every intent this process is still submitting."""
+        with self._db() as conn:
+            cursor = conn.execute(
+                "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting'",
+                (lease_until, owner),
+            )
+            return cursor.rowcount
+
+    def set_intent_state(self, account: str, identity: str, owner: str, state: str) -> None:
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE intents SET state = ?, lease_until = 0 WHERE account = ? AND identity = ? AND owner = ?",
+                (state, account, identity, owner),
+            )
+
+    def drop_intent(self, account: str, identity: str, owner: str | None = None) -> None:
+        """Delete the intent row (only if ``owner`` holds it, when given)."""
+        with self._db() as conn:
+            if owner is None:
+                conn.execute("DELETE FROM intents WHERE account = ? AND identity = ?", (account, identity))
+            else:
+                conn.execute(
+                    "DELETE FROM intents WHERE account = ? AND identity = ? AND owner = ?",
+                    (account, identity, owner),
+                )
 
     # ------------------------------------------------------------------ housekeeping
 
-    def prune(
-        self, now: float | None = None, retention_s: float = RETENTION_S, max_files: int = _PRUNE_MAX_FILES
-    ) -> int:
-        """Delete records submitted more than retention_s ago (their results are gone from the API)
-        and temporary files left by a crash. Looks at no more than max_files entries per call."""
-        now = time.time() if now is None else now
-        removed = 0
-        try:
-            entries = list(os.scandir(self.tasks_dir))[:max_files]
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            try:
-                if entry.name.endswith(".tmp"):
-                    if entry.stat().st_mtime < now - _STALE_TMP_S:
-                        os.unlink(entry.path)
-                    continue
-                if not entry.name.endswith(".json"):
-                    continue
-                record = _read(Path(entry.path))
-                if record is not None and record.submitted_at < now - retention_s:
-                    os.unlink(entry.path)
-                    removed += 1
-            except OSError:
-                continue
+    def prune(self, now: float | None = None, retention_s: float = RETENTION_S) -> int:
+        """One DELETE: rows whose task was seen terminal and is older than the retention (its result
+        is gone from the API). In-flight rows are never pruned. Intents go after the retention too."""
+        args = {**clock_args(now), "retention": retention_s}
+        terminal = ", ".join(f"'{s}'" for s in TERMINAL_STATUSES)
+        with self._db() as conn:
+            removed = conn.execute(
+                f"DELETE FROM tasks WHERE status IN ({terminal}) AND {age_sql('submitted_at')} > :retention",
+                args,
+            ).rowcount
+            conn.execute(f"DELETE FROM intents WHERE {age_sql('claimed_at')} > :retention", args)
         if removed:
-            log.info("WaveSpeed journal: pruned %d task record(s) older than the 7-day retention", removed)
-        return removed
+            log.info("WaveSpeed journal: pruned %d finished task(s) older than the 7-day retention", removed)
+        return int(removed)
 
     def maybe_prune(self) -> None:
         """Prune at most once an hour per process; never fails the caller."""
-        now = time.time()
-        if now - self._last_prune < _PRUNE_EVERY_S:
+        now = time.monotonic()
+        if self._last_prune and now - self._last_prune < _PRUNE_EVERY_S:
             return
         self._last_prune = now
         try:
-            self.prune(now)
+            self.prune()
         except Exception:
             log.debug("journal prune failed", exc_info=True)
-
-
-def _check_status(status: str) -> str:
-    if status not in STATUSES:
-        raise ValueError(f"unknown task status {status!r}; use one of {', '.join(STATUSES)}")
-    return status
-
-
-def _urls_only(outputs: Iterable[str]) -> tuple[str, ...]:
-    return tuple(o for o in outputs if isinstance(o, str) and o.startswith(("http://", "https://")))
-
-
-def _read(path: Path) -> TaskRecord | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return TaskRecord.from_json(json.load(fh))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("WaveSpeed journal: skipping unreadable record %s (%s)", path.name, exc)
-        return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); best effort elsewhere."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def default_journal_dir(
@@ -445,62 +505,3 @@ def default_journal_dir(
     if comfy_user_dir:
         return Path(comfy_user_dir) / "wavespeed" / "journal"
     return Path("~/.cache/wavespeed-kontext/journal").expanduser()
-
-
-# ---------------------------------------------------------------------- session budget
-
-
-def session_budget_usd(env: Mapping[str, str] | None = None) -> float | None:
-    """The per-session budget from ``WAVESPEED_SESSION_BUDGET_USD`` (None when unset)."""
-    env = os.environ if env is None else env
-    raw = (env.get(ENV_SESSION_BUDGET) or "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw.lstrip("$"))
-    except ValueError:
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise E.ConfigError(
-            f"{ENV_SESSION_BUDGET}={raw!r} is not an amount of US dollars: set it to e.g. 5 or 2.50, "
-            "or unset it for no budget."
-        )
-    return value
-
-
-class SessionSpend:
-    """What this process has committed to paying (accepted submissions); thread-safe.
-
-    ``reserve`` checks and books the price in one step before the request is sent, so concurrent
-    submits cannot jointly overshoot the budget; ``release`` gives it back when the server
-    provably did not accept the task."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._spent = 0.0
-
-    @property
-    def spent_usd(self) -> float:
-        with self._lock:
-            return self._spent
-
-    def reserve(self, price_usd: float, budget_usd: float | None) -> float:
-        """Book ``price_usd``; raise BudgetExceededError (booking nothing) if it would cross the budget."""
-        with self._lock:
-            total = round(self._spent + price_usd, 6)
-            if budget_usd is not None and total > budget_usd + 1e-9:
-                raise E.BudgetExceededError(
-                    f"This task (${price_usd:.2f}) would bring this session's WaveSpeed spend to "
-                    f"${total:.2f}, over the ${budget_usd:.2f} budget ({ENV_SESSION_BUDGET}): raise the "
-                    "budget or restart ComfyUI to reset it."
-                )
-            self._spent = total
-            return total
-
-    def release(self, price_usd: float) -> None:
-        with self._lock:
-            self._spent = max(0.0, round(self._spent - price_usd, 6))
-
-    def reset(self) -> None:
-        with self._lock:
-            self._spent = 0.0

@@ -1,0 +1,124 @@
+"""Reusing a task already paid for: check a journaled one is still there, or find an interrupted one.
+
+``check_reusable`` asks WaveSpeed once whether a journaled task can still be fetched before a
+re-queue reuses it. ``recover`` handles an identical submit that was interrupted (process killed,
+connection lost) and may have been paid without its id reaching us: it looks in the account's
+history (wavespeed/history.py) and journals what it finds, or raises one line saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..wavespeed import errors as E
+from ..wavespeed.journal import STATUS_EXPIRED, Intent, Journal
+from ..wavespeed.models import KontextRequest, Prediction
+from ..wavespeed.singleflight import clock_text, interrupted_message
+from . import comfy_bridge as bridge
+from .journal_glue import journal_note, journal_outcome, journal_status
+from .runtime import CancelCheck, Watch, run_blocking
+from .task import TaskHandle
+
+if TYPE_CHECKING:
+    from ..wavespeed.client import WaveSpeedClient
+
+log = logging.getLogger("wavespeed")
+
+# How long an interrupted submit is looked for in the history while a candidate is still running.
+HISTORY_WAIT_S = 90.0
+
+
+async def check_reusable(
+    client: WaveSpeedClient, journal: Journal, request_id: str, progress: bridge.NodeProgress
+) -> tuple[bool, Prediction | None]:
+    """Ask WaveSpeed whether a journaled result is still there before reusing it (one GET, which
+    Poll Result then skips). Only a definite answer (unknown task, or failed) means a new task;
+    if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
+    watch = Watch(progress)
+    watch.request_id = request_id
+    watch.set(0.02, f"checking earlier task {request_id[:8]}…")
+    watch.publish()
+
+    def work(cancel: CancelCheck) -> tuple[bool, Prediction | None]:
+        try:
+            prediction = client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=cancel)
+        except E.NotFoundError as exc:
+            journal_note(journal, request_id, status=STATUS_EXPIRED, error=exc.message)
+            return False, None
+        except E.CancelledError:
+            raise
+        except E.WaveSpeedError as exc:
+            log.info("could not check task %s before reusing it (%s); reusing it", request_id, exc)
+            return True, None
+        if prediction.is_failed:
+            journal_outcome(journal, prediction)
+            return False, None
+        return True, prediction if prediction.is_completed else None
+
+    return await run_blocking(work, watch=watch)
+
+
+async def recover(
+    request: KontextRequest,
+    params: dict[str, Any],
+    progress: bridge.NodeProgress,
+    client: WaveSpeedClient,
+    journal: Journal,
+    account: str,
+    identity: str,
+    stale: Intent,
+) -> TaskHandle:
+    """An identical submit was interrupted and may have been paid: find its task, or say so."""
+    watch = Watch(progress)
+    watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
+    watch.publish()
+
+    from ..wavespeed.history import find_submitted  # only on this rare path
+
+    def find(cancel: CancelCheck) -> Prediction | None:
+        try:
+            return find_submitted(
+                client,
+                model=request.model,
+                payload_hash=stale.payload_hash,
+                since=stale.claimed_at,
+                deadline=time.monotonic() + HISTORY_WAIT_S,
+                cancel=cancel,
+            )
+        except E.CancelledError:
+            raise
+        except E.WaveSpeedError as exc:
+            log.info("WaveSpeed history lookup failed: %s", exc)
+            return None
+
+    found = await run_blocking(find, watch=watch)
+    if found is None:
+        raise E.SubmitUncertainError(interrupted_message(stale))
+    try:
+        journal.record_submitted(
+            found.id,
+            model=request.model,
+            params=params,
+            price_usd=request.price_usd,
+            account=account,
+            status=journal_status(found),
+            server_status=found.status,
+            outputs=found.outputs if found.is_completed else (),
+            error=found.error if found.is_failed else "",
+            submitted_at=stale.claimed_at,
+            identity_hash=identity,
+            release_intent=True,
+        )
+    except Exception:
+        log.warning("WaveSpeed journal: could not record recovered task %s", found.id, exc_info=True)
+    progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
+    return TaskHandle(
+        request_id=found.id,
+        model=request.model,
+        params=params,
+        price_usd=0.0,
+        submitted_at=stale.claimed_at,
+        prediction=found if found.is_terminal else None,
+    )

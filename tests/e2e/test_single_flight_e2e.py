@@ -1,0 +1,141 @@
+"""Single-flight in real ComfyUI 0.3.75 processes: identical fixed-seed submits pay once within one
+prompt, across two servers sharing one journal directory, and after a kill -9 mid sync-submit.
+
+Two servers for the module (each start costs 15-30 s here), both pointed at the session emulator
+and at one WAVESPEED_JOURNAL_DIR; the kill test kills and restarts the second one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from scripts.comfy_harness import ComfyServer, PromptResult, run_prompt
+
+from .conftest import E2E_API_KEY
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def _chain(prefix: str, prompt: str, seed: int, *, sync_mode: bool = False) -> dict[str, Any]:
+    g, p, s = f"{prefix}g", f"{prefix}p", f"{prefix}s"
+    return {
+        g: {
+            "class_type": "FluxKontextMaxGenerate",
+            "inputs": {
+                "prompt": prompt,
+                "seed": seed,
+                "guidance_scale": 3.5,
+                "aspect_ratio": "1:1",
+                "sync_mode": sync_mode,
+                "force_rerun": False,
+            },
+        },
+        p: {
+            "class_type": "WaveSpeedPollResult",
+            "inputs": {"task": [g, 0], "timeout_s": 120, "nsfw_policy": "pass through", "request_id": ""},
+        },
+        s: {"class_type": "SaveImage", "inputs": {"images": [p, 0], "filename_prefix": f"e2e/{prefix}"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def shared_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared-journal")
+
+
+def _server(emu: Emulator, journal: Path) -> ComfyServer:
+    env = {
+        "WAVESPEED_BASE_URL": emu.base_url,
+        "WAVESPEED_API_KEY": E2E_API_KEY,
+        "WAVESPEED_JOURNAL_DIR": str(journal),
+    }
+    return ComfyServer(env=env, cache_none=True)
+
+
+@pytest.fixture(scope="module")
+def two_servers(
+    comfy_installed: Path, e2e_emulator: Emulator, shared_journal: Path
+) -> Iterator[list[ComfyServer]]:
+    servers = [_server(e2e_emulator, shared_journal) for _ in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _statuses(result: PromptResult) -> list[str]:
+    return [str((e.get("data") or {}).get("text") or "") for e in result.events_of("progress_text")]
+
+
+def test_two_identical_chains_in_one_prompt_pay_once(
+    two_servers: list[ComfyServer], wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.configure(inference_s=1.0)
+    prompt = {**_chain("a", "e2e twins in one prompt", 101), **_chain("b", "e2e twins in one prompt", 101)}
+    result = run_prompt(two_servers[0], prompt)
+    assert result.ok, result.error_line()
+    assert len(result.images) == 2
+    assert wavespeed_emulator.submissions == 1
+    assert any("with an identical node (no charge)" in s for s in _statuses(result)), _statuses(result)
+
+
+def test_two_servers_sharing_a_journal_pay_once(
+    two_servers: list[ComfyServer], wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.configure(inference_s=2.0)
+    prompt = _chain("r", "e2e race between two ComfyUIs", 202, sync_mode=True)
+    results: list[PromptResult | BaseException] = [RuntimeError("not run")] * 2
+    go = threading.Barrier(2)
+
+    def queue(i: int) -> None:
+        go.wait()
+        try:
+            results[i] = run_prompt(two_servers[i], prompt)
+        except BaseException as exc:  # reported by the asserts below
+            results[i] = exc
+
+    threads = [threading.Thread(target=queue, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(200)
+    done = [r for r in results if isinstance(r, PromptResult)]
+    assert len(done) == 2, results
+    assert all(r.ok for r in done), [r.error_line() for r in done]
+    assert wavespeed_emulator.submissions == 1
+
+
+def test_kill_during_sync_submit_restart_requeue_pays_no_second_time(
+    two_servers: list[ComfyServer], wavespeed_emulator: Emulator
+) -> None:
+    wavespeed_emulator.configure(inference_s=3.0)
+    victim = two_servers[1]
+    prompt = _chain("k", "e2e killed during a sync submit", 303, sync_mode=True)
+    status, body = victim.post_json("/prompt", {"prompt": prompt, "client_id": "kill-test"})
+    assert status == 200, body
+    deadline = time.monotonic() + 60
+    while wavespeed_emulator.submissions == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert wavespeed_emulator.submissions == 1  # accepted and charged, the sync reply not yet sent
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.stop()
+    (paid,) = [t.id for t in wavespeed_emulator._all_tasks()]
+
+    victim.start()  # "restart ComfyUI" with the same journal directory
+    again = run_prompt(victim, prompt)
+    assert again.ok, again.error_line()
+    assert wavespeed_emulator.submissions == 1  # never silently paid again
+    texts = _statuses(again)
+    assert any(f"found interrupted task {paid} in WaveSpeed history (no charge)" in t for t in texts), texts

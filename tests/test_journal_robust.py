@@ -1,0 +1,203 @@
+"""The journal survives a hostile disk and clock: garbage records never disable lookups, a FIFO
+among the old JSON records never hangs, a clock jump of +-8 days never prunes or hides a minutes-old
+paid record. Real SQLite files, the real emulator for the node-level cases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+
+DAY = 86400.0
+MODEL = "wavespeed-ai/flux-kontext-max/text-to-image"
+GARBAGE_JSON = (
+    '{"request_id": "huge", "model": "m", "params_hash": "h", "submitted_at": 1e400, "status": "completed"}',
+    '{"request_id": "nested", "model": "m", "params_hash": "h", "submitted_at": 1, "params": '
+    + "[" * 50000
+    + "]" * 50000
+    + "}",
+)
+
+
+@pytest.fixture
+def journal_dir(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    directory = tmp_path / "journal"
+    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
+    pack.nodes.submission.reset_session_state()
+    yield directory
+    pack.nodes.submission.reset_session_state()
+
+
+async def _generate(pack: ModuleType, prompt: str, seed: int = 7) -> Any:
+    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    task, _ = await node.generate(prompt, seed=seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False)
+    return task
+
+
+def _old_record(pack: ModuleType, pack_env: Emulator, api_key: str, prompt: str, rid: str) -> dict[str, Any]:
+    """A completed record in the old JSON journal's format, for a task the emulator really has."""
+    params = {
+        "prompt": prompt,
+        "seed": 7,
+        "guidance_scale": 3.5,
+        "aspect_ratio": "1:1",
+        "enable_sync_mode": False,
+    }
+    journal = pack.wavespeed.journal
+    return {
+        "schema": 1,
+        "request_id": rid,
+        "model": MODEL,
+        "params": params,
+        "params_hash": journal.params_hash(MODEL, params),
+        "account": journal.account_tag(pack_env.base_url, api_key),
+        "submitted_at": time.time() - 60,
+        "updated_at": time.time() - 30,
+        "status": "completed",
+        "outputs": [],
+        "price_usd": 0.08,
+    }
+
+
+# --------------------------------------------------------------------------- garbage never disables lookups
+
+
+@pytest.mark.timeout(60)
+def test_bad_old_records_and_a_fifo_do_not_disable_reuse(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The old JSON journal holds a paid result, two valid-JSON garbage records and a FIFO named
+    *.json: the re-queue still reuses the paid result (today's main: the lookup fails and pays
+    again, or the FIFO hangs Generate)."""
+    paid = asyncio.run(_generate(pack, "paid before the upgrade"))
+    pack.nodes.submission.reset_session_state()
+    for path in journal_dir.iterdir():  # as if only the old JSON journal existed
+        if path.is_file():
+            path.unlink()
+    tasks = journal_dir / "tasks"
+    tasks.mkdir(parents=True, exist_ok=True)
+    record = _old_record(pack, pack_env, api_key, "paid before the upgrade", paid.request_id)
+    (tasks / f"{paid.request_id}.json").write_text(json.dumps(record))
+    for i, text in enumerate(GARBAGE_JSON):
+        (tasks / f"garbage{i}.json").write_text(text)
+    os.mkfifo(tasks / "zzfifo.json")
+    (tasks / "big.json").write_bytes(b" " * (2 << 20))
+
+    with caplog.at_level(logging.WARNING, logger="wavespeed"):
+        again = asyncio.run(_generate(pack, "paid before the upgrade"))
+    assert again.request_id == paid.request_id and again.price_usd == 0.0
+    assert pack_env.submissions == 1
+    skipped = [r.getMessage() for r in caplog.records if "not importing" in r.getMessage()]
+    assert len(skipped) == 4, skipped  # two garbage records, the FIFO, the oversize file: one line each
+
+    # Imported once, never read again: a record added to the old directory later is ignored.
+    (tasks / "later.json").write_text(json.dumps({**record, "request_id": "later"}))
+    pack.nodes.submission.reset_session_state()
+    journal = pack.nodes.submission.current_journal()
+    assert [r.request_id for r in journal.recent()] == [paid.request_id]
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_among_the_old_records_does_not_hang(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    """A FIFO named *.json is never opened (today's main blocks in open() on every submit)."""
+    tasks = journal_dir / "tasks"
+    tasks.mkdir(parents=True)
+    os.mkfifo(tasks / "stuck.json")
+    first = asyncio.run(_generate(pack, "next to a fifo"))
+    again = asyncio.run(_generate(pack, "next to a fifo"))
+    assert again.request_id == first.request_id and pack_env.submissions == 1
+
+
+def test_garbage_rows_are_skipped_with_one_warning(
+    pack: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows another version or a broken disk left behind (1e400, NaN, deep nesting, wrong types)
+    are skipped one by one; the good rows and the indexed lookup keep working."""
+    jmod = pack.wavespeed.journal
+    journal = jmod.Journal(tmp_path)
+    good = journal.record_submitted(
+        "good", model="m", params={"prompt": "p"}, price_usd=0.08, identity_hash="h"
+    )
+    journal.update("good", status="completed", inference_ms=1500)
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        row = "INSERT INTO tasks (request_id, model, identity, params, submitted_at, updated_at, status, price_usd) "
+        now = time.time() + 10  # newer than the good row, so every lookup meets them first
+        db.execute(row + "VALUES ('inf', 'm', 'h', '{}', ?, ?, 'completed', 1e400)", (now, now))
+        db.execute(row + "VALUES ('nan', 'm', 'h', '{\"a\": NaN}', ?, ?, 'completed', 0)", (now, now))
+        db.execute(
+            row + "VALUES ('deep', 'm', 'h', ?, ?, ?, 'completed', 0)",
+            ("[" * 100000 + "]" * 100000, now, now),
+        )
+        db.execute(row + "VALUES ('blob', 'm', 'h', x'00ff', ?, ?, 'completed', 0)", (now, now))
+        db.execute(row + "VALUES ('bad id!', 'm', 'h', '{}', ?, ?, 'completed', 0)", (now, now))
+        db.execute(row + "VALUES ('status', 'm', 'h', '{}', ?, ?, 'bogus', 0)", (now, now))
+        db.execute("UPDATE tasks SET inference_ms = 1e400 WHERE request_id = 'inf'")
+    with caplog.at_level(logging.WARNING, logger="wavespeed"):
+        for _ in range(3):
+            found = journal.find_completed("h")
+            assert found is not None and found.request_id == "good" and found.params == good.params
+            assert [r.request_id for r in journal.recent()] == ["good"]
+            assert journal.get("deep") is None and journal.get("good") is not None
+    warnings = [r.getMessage() for r in caplog.records if "skipping unreadable task row" in r.getMessage()]
+    assert len(warnings) == 6, warnings  # one per bad row, not one per lookup
+    assert journal.inference_times("m") == [1.5]
+
+
+# --------------------------------------------------------------------------- clock jumps
+
+
+@pytest.mark.parametrize("jump_days", [8, -8])
+def test_clock_jumps_keep_minutes_old_paid_records(
+    pack: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jump_days: int
+) -> None:
+    """A record written minutes ago survives pruning and is still reused whichever way the wall
+    clock jumps by 8 days (forward, or written while the clock was 8 days behind and then fixed)."""
+    jmod = pack.wavespeed.journal
+    real_time = time.time
+    written_at = real_time() - 120 - (8 * DAY if jump_days < 0 else 0)
+    monkeypatch.setattr(time, "time", lambda: written_at)
+    journal = jmod.Journal(tmp_path)
+    journal.record_submitted("paid", model="m", params={"prompt": "p"}, price_usd=0.08, identity_hash="h")
+    journal.record_submitted("unpolled", model="m", params={"prompt": "q"}, price_usd=0.08, identity_hash="i")
+    journal.update("paid", status="completed")
+    getattr(journal, "close", lambda: None)()  # (today's main has no connection to close)
+
+    now = real_time() + (8 * DAY if jump_days > 0 else 0)
+    monkeypatch.setattr(time, "time", lambda: now)
+    fresh = jmod.Journal(tmp_path)  # a new process after the jump: it prunes on its first write
+    fresh.record_submitted("other", model="m", params={"prompt": "o"}, price_usd=0.08)
+    assert fresh.prune() == 0 and fresh.prune(now) == 0
+    assert {r.request_id for r in fresh.recent()} == {"paid", "unpolled", "other"}
+    found = fresh.find_completed("h", 7 * DAY - 3600)
+    assert found is not None and found.request_id == "paid"
+    assert fresh.find_completed("i", 7 * DAY - 3600, statuses=("in_flight",)) is not None
+
+
+def test_a_damaged_journal_file_is_one_typed_line_and_submits_still_work(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    journal_dir.mkdir(parents=True)
+    (journal_dir / "journal.sqlite3").write_bytes(b"this is not a database, it is a note" * 100)
+    errors = pack.wavespeed.errors
+    with pytest.raises(errors.WaveSpeedError) as caught:
+        asyncio.run(pack.NODE_CLASS_MAPPINGS["WaveSpeedRecentTasks"]().pick(0, "all"))
+    message = str(caught.value)
+    assert "journal.sqlite3 cannot be opened" in message and "WAVESPEED_JOURNAL_DIR" in message
+    assert "\n" not in message
+    task = asyncio.run(_generate(pack, "with a damaged journal"))  # a submit still goes through
+    assert task.request_id and pack_env.submissions == 1

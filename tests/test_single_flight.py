@@ -1,0 +1,268 @@
+"""Single-flight: identical fixed-seed submits pay once, in one process, across processes, and after
+a kill -9 in the middle of a sync-mode submit. Real emulator (its accepted-submission counter is the
+bill), real SQLite journal files, real subprocesses killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+
+WORKER = Path(__file__).resolve().parent / "journal_crash_worker.py"
+
+
+@pytest.fixture
+def journal_dir(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    directory = tmp_path / "journal"
+    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
+    monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
+    restart(pack)
+    yield directory
+    restart(pack)
+
+
+def restart(pack: ModuleType) -> None:
+    """Forget all in-memory state of the pack, as a new ComfyUI process would."""
+    pack.nodes.submission.reset_session_state()
+    with pack.nodes.runtime._clients_lock:
+        pack.nodes.runtime._clients.clear()
+
+
+def _statuses(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    monkeypatch.setattr(pack.nodes.comfy_bridge, "send_status", lambda node_id, text: seen.append(text))
+    return seen
+
+
+async def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
+    args = {
+        "seed": 7,
+        "guidance_scale": 3.5,
+        "aspect_ratio": "1:1",
+        "sync_mode": False,
+        "unique_id": "5",
+        **kw,
+    }
+    task, _ = await pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]().generate(prompt, **args)
+    return task
+
+
+async def _poll(pack: ModuleType, task: Any) -> Any:
+    return await pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
+
+
+def _worker(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _kill_during_sync_submit(emu: Emulator, prompt: str) -> None:
+    """Start a worker in sync mode, SIGKILL it once the emulator accepted (charged) its task."""
+    proc = _worker(prompt, "11", "--sync")
+    try:
+        deadline = time.monotonic() + 60
+        while emu.submissions == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert emu.submissions == 1, proc.communicate(timeout=5)
+        os.kill(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and "submitted" not in out, err
+
+
+# --------------------------------------------------------------------------- in one process
+
+
+@pytest.mark.parametrize("sync_mode", [False, True], ids=["async", "sync"])
+def test_two_identical_submits_in_one_process_pay_once(
+    pack: ModuleType,
+    pack_env: Emulator,
+    journal_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sync_mode: bool,
+) -> None:
+    pack_env.configure(inference_s=0.8)
+    status = _statuses(pack, monkeypatch)
+
+    async def both() -> list[Any]:
+        tasks = await asyncio.gather(*(_generate(pack, "twin chains", sync_mode=sync_mode) for _ in range(3)))
+        return await asyncio.gather(*(_poll(pack, t) for t in tasks))
+
+    results = asyncio.run(both())
+    assert pack_env.submissions == 1
+    assert len({r[2] for r in results}) == 1
+    assert sum("with an identical node (no charge)" in s for s in status) == 2, status
+    rid = results[0][2]
+    record = pack.nodes.submission.current_journal().get(rid)
+    assert record is not None and record.status == "completed"
+
+
+def test_random_seed_and_force_rerun_are_not_shared(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    pack_env.configure(inference_s=0.5)
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(
+            _generate(pack, "same", seed=-1),
+            _generate(pack, "same", seed=-1),
+            _generate(pack, "forced", force_rerun=True),
+            _generate(pack, "forced", force_rerun=True),
+        )
+
+    tasks = asyncio.run(run())
+    assert pack_env.submissions == 4 and len({t.request_id for t in tasks}) == 4
+
+
+# --------------------------------------------------------------------------- across processes
+
+
+def test_two_processes_racing_pay_once(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, tmp_path: Path
+) -> None:
+    """Two processes (think two ComfyUIs sharing one journal dir) submit the same fixed-seed task at
+    the same moment, in sync mode (the submit's window is the whole inference)."""
+    pack_env.configure(inference_s=1.5)
+    go = tmp_path / "go"
+    procs = [_worker("a race between twins", "21", "--sync", "--go", str(go)) for _ in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        outs = [proc.communicate(timeout=90) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    submitted = sorted(line for out, _ in outs for line in out.splitlines() if line.startswith("submitted"))
+    assert pack_env.submissions == 1, outs
+    rids = {line.split()[1] for line in submitted}
+    assert len(rids) == 1 and sorted(line.split()[2] for line in submitted) == ["$0.00", "$0.08"]
+    journal = pack.nodes.submission.current_journal()
+    assert [r.request_id for r in journal.recent()] == list(rids)
+    assert journal.recent()[0].status == "completed"
+
+
+def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack_env.configure(inference_s=1.0)
+    _kill_during_sync_submit(pack_env, "killed mid sync submit")
+    (paid,) = [t.id for t in pack_env._all_tasks()]
+    restart(pack)
+    status = _statuses(pack, monkeypatch)
+    task = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
+    assert task.request_id == paid and task.price_usd == 0.0
+    assert pack_env.submissions == 1
+    assert f"found interrupted task {paid} in WaveSpeed history (no charge)" in status
+    images, *_ = asyncio.run(_poll(pack, task))
+    assert images.shape[0] == 1 and pack_env.submissions == 1
+    journal = pack.nodes.submission.current_journal()
+    assert journal.get(paid) is not None and journal.get(paid).status == "completed"
+
+    # The intent is gone: the next re-queue is an ordinary journal reuse.
+    again = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
+    assert again.request_id == paid and pack_env.submissions == 1
+
+
+def test_kill_during_sync_submit_not_found_says_so_in_one_line(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors = pack.wavespeed.errors
+    pack_env.next_tasks(never_finish=True)  # still running: the history item carries no input yet
+    _kill_during_sync_submit(pack_env, "killed and not found")
+    restart(pack)
+    monkeypatch.setattr(
+        getattr(pack.nodes, "reuse", pack.nodes.submission), "HISTORY_WAIT_S", 1.0, raising=False
+    )
+    for _ in range(2):  # every re-queue says so; none pays
+        with pytest.raises(errors.SubmitUncertainError) as caught:
+            asyncio.run(_generate(pack, "killed and not found", seed=11, sync_mode=True))
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(
+            "An identical task was being submitted when ComfyUI"
+        )
+        assert (
+            "may have been paid: check your WaveSpeed history, or turn on force_rerun to pay again."
+            in message
+        )
+    assert pack_env.submissions == 1
+
+    forced = asyncio.run(_generate(pack, "killed and not found", seed=11, force_rerun=True))
+    assert pack_env.submissions == 2 and forced.price_usd == pytest.approx(0.08)
+    again = asyncio.run(_generate(pack, "killed and not found", seed=11))  # the forced task is reused
+    assert again.request_id == forced.request_id and pack_env.submissions == 2
+
+
+def test_connection_lost_after_accept_is_found_not_paid_again(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    """The submit's connection breaks after the server accepted (and charged) the task: the error
+    says so, and the re-queue finds the task in the history instead of paying again."""
+    errors = pack.wavespeed.errors
+    pack_env.inject("submit", "reset_after_accept")
+    with pytest.raises(errors.SubmitUncertainError):
+        asyncio.run(_generate(pack, "lost reply"))
+    assert pack_env.submissions == 1
+    (paid,) = [t.id for t in pack_env._all_tasks()]
+    task = asyncio.run(_generate(pack, "lost reply"))
+    assert task.request_id == paid and task.price_usd == 0.0 and pack_env.submissions == 1
+
+
+def test_rejected_submit_releases_the_intent(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
+    """A submit the server refused (nothing paid) leaves no intent: the next one just submits."""
+    errors = pack.wavespeed.errors
+    pack_env.inject("submit", "status", status=400, message="bad request")
+    with pytest.raises(errors.InvalidRequestError):
+        asyncio.run(_generate(pack, "refused once"))
+    task = asyncio.run(_generate(pack, "refused once"))
+    assert pack_env.submissions == 1 and task.price_usd == pytest.approx(0.08)
+
+
+def test_submit_error_with_a_task_id_is_journaled_and_shown(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's contract: a WaveSpeedError with .request_id means the task was accepted and
+    paid. It is journaled in flight with the error noted, the error shows its id, and a re-queue
+    reuses it instead of paying again."""
+    errors = pack.wavespeed.errors
+    client = pack.nodes.runtime.get_client()
+    real_submit = client.submit
+
+    def odd_reply(request: Any, *, cancel: Any = None) -> Any:
+        accepted = real_submit(request, cancel=cancel)  # the emulator really accepts and charges it
+        raise errors.ServerError("WaveSpeed's submit reply holds an absurd number.", request_id=accepted.id)
+
+    monkeypatch.setattr(client, "submit", odd_reply)
+    with pytest.raises(errors.ServerError) as caught:
+        asyncio.run(_generate(pack, "an odd reply"))
+    (paid,) = [t.id for t in pack_env._all_tasks()]
+    assert f"task {paid} was accepted and journaled" in str(caught.value) and "\n" not in str(caught.value)
+    record = pack.nodes.submission.current_journal().get(paid)
+    assert record is not None and record.status == "in_flight" and "absurd number" in record.error
+    monkeypatch.setattr(client, "submit", real_submit)
+    again = asyncio.run(_generate(pack, "an odd reply"))
+    assert again.request_id == paid and pack_env.submissions == 1

@@ -1,0 +1,109 @@
+"""Find an interrupted submit in the account's WaveSpeed history (E3, ``POST /api/v3/predictions``).
+
+A submit killed mid-POST (kill -9 during a sync-mode inference) may have been accepted and paid
+without its id ever reaching us. The history lists the account's tasks of the last 7 days, newest
+first; an item is ours when it is of the same model, was created no earlier than the intent was
+claimed (minus a clock-skew margin) and its ``input`` echo hashes to the payload we sent. Items
+still running may carry no ``input`` yet: while such a candidate exists we look again every few
+seconds, up to the deadline. No match: None (the caller says so in one line).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import errors as E
+from .models import Prediction
+from .records import params_hash
+
+if TYPE_CHECKING:
+    from .client import WaveSpeedClient
+
+log = logging.getLogger("wavespeed")
+
+SKEW_S = 120.0  # our clock and the server's may disagree by this much
+PAGE_SIZE = 100
+MAX_PAGES = 5
+RECHECK_S = 2.0
+
+
+def created_epoch(value: object) -> float | None:
+    """RFC 3339 (with nanoseconds, as the API sends it) to epoch seconds; None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Python 3.11 parses at most 6 fractional digits
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _page(
+    client: WaveSpeedClient, model: str, page: int, since: float, deadline: float, cancel: Callable[[], bool]
+) -> list[Any]:
+    created_after = datetime.fromtimestamp(since).astimezone().isoformat()
+    body = client._api_json(  # noqa: SLF001 - the client has no public history call yet
+        "POST",
+        "/api/v3/predictions",
+        json={"page": page, "page_size": PAGE_SIZE, "model": model, "created_after": created_after},
+        during="history",
+        idempotent=True,
+        deadline=deadline,
+        cancel=cancel,
+    )
+    data = body.get("data")
+    items = data.get("items") if isinstance(data, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def find_submitted(
+    client: WaveSpeedClient,
+    *,
+    model: str,
+    payload_hash: str,
+    since: float,
+    deadline: float,
+    cancel: Callable[[], bool],
+) -> Prediction | None:
+    """The task this payload created at or after ``since`` (epoch), if the history shows it."""
+    start = since - SKEW_S
+    while True:
+        pending = False
+        for page in range(1, MAX_PAGES + 1):
+            items = _page(client, model, page, start, deadline, cancel)
+            older = False
+            for item in items:
+                if not isinstance(item, dict) or item.get("model") != model:
+                    continue
+                created = created_epoch(item.get("created_at"))
+                if created is not None and created < start:
+                    older = True
+                    continue
+                echo = item.get("input")
+                if not isinstance(echo, dict):
+                    pending = pending or item.get("status") not in ("completed", "failed")
+                    continue
+                try:
+                    if params_hash(model, echo) != payload_hash:
+                        continue
+                    return Prediction.from_data(item)
+                except (ValueError, TypeError, RecursionError, OverflowError):
+                    continue
+            if older or len(items) < PAGE_SIZE:
+                break
+        if not pending or time.monotonic() + RECHECK_S > deadline:
+            return None
+        log.info("WaveSpeed history: a task still running may be the interrupted one; looking again")
+        end = time.monotonic() + RECHECK_S
+        while time.monotonic() < end:
+            if cancel():
+                raise E.CancelledError("Cancelled while looking for an interrupted task in the history.")
+            time.sleep(0.1)
