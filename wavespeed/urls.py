@@ -77,7 +77,9 @@ def is_loopback_host(host: str) -> bool:
 
 
 def _bad(url: str, why: str) -> ConfigError:
-    shown = "".join(c if c.isprintable() else "?" for c in url)[:80]
+    # Whatever precedes an "@" may be a password: never echo it.
+    masked = re.sub(r"(?<=://)[^/]*@", "***@", url) if "@" in url else url
+    shown = "".join(c if c.isprintable() else "?" for c in masked)[:80]
     return ConfigError(
         f"WAVESPEED_BASE_URL {shown!r} is refused ({why}): use a plain URL like {DEFAULT_BASE_URL}."
     )
