@@ -13,7 +13,9 @@ from collections.abc import Callable
 Script = Callable[[socket.socket, bytes], None]
 
 
-def http_reply(status: int, body: bytes, *, headers: dict[str, str] | None = None, length: bool = True) -> bytes:
+def http_reply(
+    status: int, body: bytes, *, headers: dict[str, str] | None = None, length: bool = True
+) -> bytes:
     """A complete HTTP/1.1 reply (close-delimited when ``length`` is False)."""
     lines = [f"HTTP/1.1 {status} X", "Content-Type: application/json", "Connection: close"]
     if length:

@@ -125,9 +125,9 @@ def test_api_calls_never_follow_a_redirect(connects: list[Any]) -> None:
         lambda conn, req: conn.sendall(http_reply(302, b"", headers={"Location": target.url + "/steal"}))
     )
     try:
-        with WaveSpeedClient(KEY, bouncer.url, retry=RetryPolicy(attempts=1)) as client:
-            with pytest.raises(E.ConfigError) as info:
-                client.get_result("abc123")
+        client = WaveSpeedClient(KEY, bouncer.url, retry=RetryPolicy(attempts=1))
+        with client, pytest.raises(E.ConfigError) as info:
+            client.get_result("abc123")
         assert "redirect" in str(info.value)
         assert target.accepted == 0 and bouncer.accepted == 1
     finally:

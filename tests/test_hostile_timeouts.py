@@ -66,7 +66,9 @@ def test_wait_on_a_dribbling_result_ends_by_its_timeout(emulator: Emulator, clie
     assert outcome.request_id == task.id and task.id in str(outcome)
 
 
-def test_a_dribbling_poll_without_deadline_is_cut_at_the_request_cap(emulator: Emulator, api_key: str) -> None:
+def test_a_dribbling_poll_without_deadline_is_cut_at_the_request_cap(
+    emulator: Emulator, api_key: str
+) -> None:
     with make_client(emulator, api_key, request_cap_s=1.0) as client:
         task = client.submit(KontextRequest(prompt="dribble"))
         emulator.inject("result", "dribble", delay_s=BYTE_EVERY_S, times=5)
@@ -124,7 +126,9 @@ def test_a_dribbling_submit_reply_is_uncertain_and_never_resent(emulator: Emulat
     assert sum(r.route == "submit" for r in emulator.requests) == 1
 
 
-def test_cancel_does_not_cut_a_submit_whose_body_was_sent(emulator: Emulator, client: WaveSpeedClient) -> None:
+def test_cancel_does_not_cut_a_submit_whose_body_was_sent(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
     """A paid task id must reach the caller: Cancel is checked before the POST, not during it."""
     emulator.inject("submit", "slow", delay_s=0.5)
     cancelled = threading.Event()
