@@ -18,7 +18,8 @@ carry the Authorization header, so they may follow redirects (at most 5).
 Every request (API call, result poll, download, upload) runs inside a wall-clock window:
 min(its own total cap, the caller's deadline). When it closes, or Cancel turns true for a read, the
 socket is shut down and the worker returns at once with a typed error (transport.guard). A submit
-is not cut by Cancel: once its body is sent, only its own cap ends it, so a paid id gets through.
+is not cut by Cancel: once its body is sent, only its own cap ends it, so a paid id gets through;
+nor is an upload (free, and its URL fills the cache for the next run): both end at their window.
 Replies are size-capped and parsed totally (replies.load_json): only our typed errors come out.
 """
 
@@ -348,6 +349,9 @@ class WaveSpeedClient:
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
         cap = cap_s or self.request_cap_s or (self.connect_timeout_s + read_s)
+        # Cancel cuts a read mid-flight; a submit (it may be paid) and an upload (it finishes in the
+        # background and fills the upload cache for the next run) end only at their window.
+        cancel_cuts = idempotent and during != "upload"
         attempt = 0
         while True:
             self._check_cancel(cancel, request_id)
@@ -356,7 +360,7 @@ class WaveSpeedClient:
             failure: E.WaveSpeedError
             wait_s: float | None = None
             try:
-                with transport.guard(end, cancel if idempotent else None) as window:
+                with transport.guard(end, cancel if cancel_cuts else None) as window:
                     reply = self._exchange(
                         method, url, window, headers=headers, json=json, files=files, timeout=timeout
                     )

@@ -22,11 +22,12 @@ import math
 import re
 import time
 from datetime import timezone
-from typing import Any, NoReturn
-
-import requests
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import errors as E
+
+if TYPE_CHECKING:  # the node classes import models (and so this module) at start-up: stay light
+    import requests
 
 MAX_REPLY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
