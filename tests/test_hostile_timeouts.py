@@ -8,9 +8,12 @@ The bound is a hang detector, not a speed assertion.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -140,3 +143,39 @@ def test_cancel_does_not_cut_a_submit_whose_body_was_sent(
 def test_windows_are_closed_after_each_call(emulator: Emulator, client: WaveSpeedClient) -> None:
     client.run(KontextRequest(prompt="tidy"), timeout_s=10)
     assert transport.WATCHDOG.open_guards() == 0
+
+
+def test_cancel_in_poll_result_frees_the_pool_worker(pack: ModuleType, pack_env: Emulator) -> None:
+    """Through the node: Cancel ends the prompt at once (as before) AND the pool thread that was
+    blocked in the dribbling read comes back (before, it stayed until the reply was complete)."""
+    bridge = pack.nodes.comfy_bridge
+    watchdog = importlib.import_module(f"{pack.__name__}.wavespeed.transport").WATCHDOG
+    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
+    gen = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+
+    async def scenario() -> BaseException | None:
+        task, _ = await gen.generate(
+            "cancel me", seed=3, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False
+        )
+        pack_env.inject("result", "dribble", delay_s=BYTE_EVERY_S, times=50)
+        waiting = asyncio.ensure_future(poll.poll(600, "pass through", task=task))
+        while not any(r.route == "result" for r in pack_env.requests):
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        assert watchdog.open_guards() == 1  # the worker is inside the dribbling read
+        bridge.request_interrupt()
+        try:
+            await asyncio.wait_for(waiting, timeout=5)
+        except BaseException as exc:  # noqa: BLE001 - the exception is what we check
+            return exc
+        return None
+
+    try:
+        exc = asyncio.run(scenario())
+    finally:
+        bridge.clear_interrupt()
+    assert isinstance(exc, pack.wavespeed.errors.CancelledError)
+    end = time.monotonic() + transport.WATCH_INTERVAL_S + SLACK_S
+    while watchdog.open_guards() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert watchdog.open_guards() == 0, "the pool worker is still blocked in the read after Cancel"
