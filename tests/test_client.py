@@ -164,7 +164,7 @@ def test_invalid_request_is_refused_before_anything_is_sent(
         KontextRequest(prompt="p", seed=-1, guidance_scale=1.0, aspect_ratio="21:9"),
         KontextRequest(prompt="p", seed=2_147_483_647, guidance_scale=20.0, aspect_ratio="9:21"),
         KontextRequest(prompt="p", seed=0, guidance_scale=20, enable_sync_mode=False),
-        KontextRequest(prompt="p", model=MODEL_MULTI, images=("https://x/a.png",) * 5),
+        KontextRequest(prompt="p", model=MODEL_MULTI, images=("https://x.example/a.png",) * 5),
     ],
     ids=["low-edges", "high-edges", "int-guidance", "multi-5"],
 )

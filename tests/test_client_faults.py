@@ -409,7 +409,9 @@ def test_submit_402_is_insufficient_balance(emulator: Emulator, client: WaveSpee
 def test_server_side_400_is_invalid_request_and_not_retried(
     emulator: Emulator, client: WaveSpeedClient
 ) -> None:
-    req = KontextRequest(prompt="x", model="wavespeed-ai/flux-kontext-max", image="http://nowhere/x.png")
+    req = KontextRequest(
+        prompt="x", model="wavespeed-ai/flux-kontext-max", image="https://nowhere.example/x.png"
+    )
     emulator.inject("submit", "status", status=400, message="image: could not be fetched")
     with pytest.raises(E.InvalidRequestError) as info:
         client.submit(req)

@@ -212,7 +212,7 @@ class WaveSpeedClient:
         checked before the POST; once the body is sent only the request's own cap ends it, so a
         paid id is never dropped by a Cancel.
         """
-        request.validate()  # raises InvalidRequestError before any request
+        request.validate(api_base=self.base_url)  # InvalidRequestError before any request
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
         prediction = self._api_json(
             "POST",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,19 +62,18 @@ class KontextRequest:
     image: str | None = None
     images: tuple[str, ...] = field(default_factory=tuple)
 
-    def validate(self) -> KontextRequest:
-        """Raise ValidationError naming the first bad field; return self so calls chain."""
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise ValidationError("prompt is empty: describe the image you want (the API requires a prompt).")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
+    def validate(self, *, api_base: str | None = None) -> KontextRequest:
+        """Raise ValidationError naming the first bad field; return self so calls chain.
+
+        ``api_base``: the API base URL the request goes to (default: the configured one); image
+        URLs on its own origin pass even when it is local (the emulator serves its own files).
+        """
+        _check_prompt(self.prompt)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValidationError(
-                f"prompt is {len(self.prompt)} characters; keep it under {MAX_PROMPT_CHARS}."
+                f"seed must be a whole number, got {type(self.seed).__name__}: use -1 (random) or 0..{SEED_MAX}."
             )
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int)
-            or not SEED_MIN <= self.seed <= SEED_MAX
-        ):
+        if not SEED_MIN <= self.seed <= SEED_MAX:
             raise ValidationError(f"seed {self.seed!r} is out of range: use -1 (random) or 0..{SEED_MAX}.")
         g = self.guidance_scale
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g):
@@ -90,15 +90,19 @@ class KontextRequest:
             )
         if not isinstance(self.enable_sync_mode, bool):
             raise ValidationError("enable_sync_mode must be true or false.")
-        self._validate_images()
+        self._validate_images(api_base)
         return self
 
-    def _validate_images(self) -> None:
+    def _validate_images(self, api_base: str | None) -> None:
         if self.model == MODEL_EDIT:
             if not self.image or not isinstance(self.image, str):
                 raise ValidationError("image is missing: connect an IMAGE or give an image URL to edit.")
-            _check_image_ref(self.image, "image")
+            _check_image_ref(self.image, "image", api_base)
         elif self.model == MODEL_MULTI:
+            if isinstance(self.images, str) or not isinstance(self.images, (tuple, list)):
+                raise ValidationError(
+                    f"images must be a list of URLs, got {type(self.images).__name__}: pass a tuple of strings."
+                )
             if not self.images:
                 raise ValidationError("images is empty: connect 1 to 5 reference images.")
             if len(self.images) > MAX_REFERENCE_IMAGES:
@@ -106,7 +110,7 @@ class KontextRequest:
                     f"{len(self.images)} reference images given; the API takes at most {MAX_REFERENCE_IMAGES}."
                 )
             for i, ref in enumerate(self.images, 1):
-                _check_image_ref(ref, f"reference image {i}")
+                _check_image_ref(ref, f"reference image {i}", api_base)
         elif self.model != MODEL_TEXT_TO_IMAGE:
             raise ValidationError(f"unknown model {self.model!r}.")
 
@@ -129,9 +133,52 @@ class KontextRequest:
         return price_of(self.model, 1)
 
 
-def _check_image_ref(ref: str, what: str) -> None:
-    if not (ref.startswith(("https://", "http://", "data:image/"))):
-        raise ValidationError(f"{what} must be an http(s) URL or a data:image URI, got {ref[:40]!r}.")
+def _check_image_ref(ref: str, what: str, api_base: str | None) -> None:
+    """An http(s) URL WaveSpeed can fetch (see ``refs``) or a ``data:image/`` URI."""
+    from .refs import FROM_ENV, check_image_url
+
+    if not isinstance(ref, str):
+        raise ValidationError(f"{what} must be a URL string, got {type(ref).__name__}.")
+    if ref.startswith("data:image/"):
+        return
+    check_image_url(ref, what, api_base=FROM_ENV if api_base is None else api_base)
+
+
+# Invisible, but not in the categories below: Hangul fillers (Lo) and the blank braille pattern (So).
+_INVISIBLE_EXTRA = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Control, format, surrogate, unassigned, separators and combining marks: nothing a model can read.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp", "Mn", "Mc", "Me"})
+
+
+def _visible(char: str) -> bool:
+    return char not in _INVISIBLE_EXTRA and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+
+
+def _check_prompt(prompt: object) -> None:
+    """Refuse a prompt the API would bill for but could not use: not text, not valid Unicode
+    (a lone surrogate cannot be sent as UTF-8), or nothing visible in it (zero-width spaces,
+    word joiners, BOMs, bare combining marks: a blank prompt in disguise)."""
+    if not isinstance(prompt, str):
+        raise ValidationError(f"prompt must be text, got {type(prompt).__name__}: connect a STRING.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValidationError(f"prompt is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS}.")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ord(prompt[exc.start])
+        raise ValidationError(
+            f"prompt has a broken character (unpaired surrogate U+{bad:04X} at position {exc.start + 1}), "
+            "usually from a bad copy-paste: retype that part of the prompt."
+        ) from None
+    if not any(_visible(c) for c in prompt):
+        if not prompt.strip():
+            raise ValidationError("prompt is empty: describe the image you want (the API requires a prompt).")
+        first = next(c for c in prompt if not c.isspace())
+        name = unicodedata.name(first, "unnamed")
+        raise ValidationError(
+            f"prompt is empty: it holds only invisible characters (such as U+{ord(first):04X} {name}); "
+            "describe the image you want (the API requires a prompt)."
+        )
 
 
 _TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")

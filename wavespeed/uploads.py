@@ -7,7 +7,9 @@ client's ``upload`` function. Decisions, and why:
   the model sees is exactly the 8-bit picture in the graph.
 * **Channels.** 3 channels as is; 4 channels: alpha is dropped (the colour under it is sent as is,
   like ComfyUI's own LoadImage, which splits alpha off into a MASK); 1 channel: grey, replicated
-  to RGB. Anything else is refused.
+  to RGB. Anything else is refused, and so is an image holding NaN or infinite values, or values
+  far outside 0..1 (``VALUE_RANGE``): a broken upstream node, whose picture would be uploaded and
+  paid for as black or white.
 * **Limits (our guards, checked before any upload or charge).** At least ``MIN_SIDE_PX`` (64) px on
   each side: the API states no minimum, but Kontext works on 16 px patches, so a smaller picture
   leaves it almost nothing to edit and is far more likely a wiring mistake (a mask, a preview).
@@ -22,13 +24,16 @@ client's ``upload`` function. Decisions, and why:
   link will expire soon"), so a URL reused from an earlier run is first checked with a HEAD request
   (no Authorization header) and uploaded again if it has gone, and entries are dropped after
   ``CACHE_TTL_S`` (6 h) anyway. A fresh upload is free; a task on a dead URL fails (code 1402).
-* **URLs** typed or wired in must be ``http(s)://host/...``; a URL the server cannot fetch makes the
-  task fail with code 1402, which WaveSpeed Poll Result reports with the server's message.
+* **URLs** typed or wired in must be ``http(s)://host/...`` on a host WaveSpeed can reach
+  (``refs.py``: loopback, private, link-local names and addresses are refused before any spend);
+  a public URL the server still cannot fetch makes the task fail with code 1402, which WaveSpeed
+  Poll Result reports with the server's message.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -37,15 +42,17 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from .errors import CancelledError, InvalidRequestError
+from .refs import check_image_url
 
 MIN_SIDE_PX = 64
 MAX_SIDE_PX = 4096
 MAX_UPLOAD_BYTES = 20_000_000
 CACHE_TTL_S = 6 * 3600.0
 CACHE_MAX_ENTRIES = 512
+VALUE_RANGE = (-1.0, 2.0)
+"""IMAGE values outside this are refused: far beyond any overshoot, clearly another scale."""
 _FAST_PNG_LEVEL = 1
 _SMALL_PNG_LEVEL = 6
 _WAIT_SLICE_S = 0.1
@@ -114,6 +121,43 @@ def check_size(image: Any, label: str) -> tuple[int, int]:
     return width, height
 
 
+def check_values(image: Any, index: int, label: str) -> None:
+    """Refuse image ``index`` if it holds NaN or infinite values, or values far outside 0..1.
+
+    Either would be sent (and paid for) as a black or white picture, and neither comes from a
+    picture: NaN from a broken upstream node (a VAE decoding in too low a precision), 0..255
+    values from a node that forgot to scale. A little overshoot (resampling, sharpening) is a
+    picture and is sent clipped, so only values beyond ``VALUE_RANGE`` are refused.
+    """
+    import torch
+
+    one = image if image.dim() == 3 else image[index]
+    if one.numel() == 0:
+        return
+    if not one.is_floating_point():  # e.g. a uint8 tensor of 0..255 from a custom node
+        one = one.to(torch.float32)
+    # One pass: amin/amax propagate NaN and keep inf, so finite extremes mean finite values.
+    low, high = (float(v) for v in torch.aminmax(one))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        nan, inf = int(torch.isnan(one).sum()), int(torch.isinf(one).sum())
+        what = " and ".join(p for p in (f"{nan} NaN" if nan else "", f"{inf} infinite" if inf else "") if p)
+        raise InvalidRequestError(
+            f"{label} has {what} values out of {one.numel()} (not a picture: it would be sent as black); "
+            "check the node that makes this image, e.g. a VAE Decode in too low a precision."
+        )
+    lowest, highest = VALUE_RANGE
+    if high > highest:
+        raise InvalidRequestError(
+            f"{label} has values up to {high:.1f}, but an IMAGE holds 0..1 (it would be sent as a white "
+            "picture): the node that makes it forgot to divide by 255; fix or replace that node."
+        )
+    if low < lowest:
+        raise InvalidRequestError(
+            f"{label} has values down to {low:.1f}, but an IMAGE holds 0..1 (it would be sent as a black "
+            "picture): rescale it to 0..1 first (e.g. the node that makes it outputs -1..1 data)."
+        )
+
+
 def rgb_image(image: Any, index: int) -> Any:
     """Image ``index`` of the batch as a ``[1, H, W, 3]`` tensor: alpha dropped, grey replicated."""
     one = image.unsqueeze(0) if image.dim() == 3 else image[index : index + 1]
@@ -134,6 +178,7 @@ def prepare(image: Any, index: int, label: str, *, max_bytes: int | None = None)
     if not 0 <= index < batch:
         raise InvalidRequestError(f"{label}: image {index} is out of range for a batch of {batch}.")
     width, height = check_size(image, label)
+    check_values(image, index, label)
     rgb = rgb_image(image, index)
     png = tensor_to_png(rgb, 0, compress_level=_FAST_PNG_LEVEL)
     if len(png) > limit:
@@ -147,20 +192,9 @@ def prepare(image: Any, index: int, label: str, *, max_bytes: int | None = None)
 
 
 def check_url(url: str, label: str) -> str:
-    """A stripped http(s) URL with a host, or a one-line InvalidRequestError naming the input."""
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        ok = False
-    if not ok or any(c.isspace() for c in text):
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise InvalidRequestError(
-            f"{label} must be an http(s) URL (e.g. the image_urls output of WaveSpeed Poll Result), "
-            f"got {shown!r}."
-        )
-    return text
+    """A stripped http(s) URL WaveSpeed can fetch, or a one-line InvalidRequestError naming the
+    input (see ``refs``: local, private and ambiguous URLs are refused before any spend)."""
+    return check_image_url(url, label)
 
 
 def parse_urls(text: str | None, label: str) -> list[str]:
