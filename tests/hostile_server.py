@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -49,7 +50,8 @@ def _read_request(conn: socket.socket) -> bytes:
 class RawServer:
     """Accept on 127.0.0.1:<free port>; run ``script(conn, request_bytes)`` per connection."""
 
-    def __init__(self, script: Script | None = None) -> None:
+    def __init__(self, script: Script | None = None, *, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.script = script or (lambda conn, req: conn.sendall(http_reply(200, b"{}")))
         self.accepted = 0
         self.requests: list[bytes] = []
@@ -66,7 +68,7 @@ class RawServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -81,6 +83,8 @@ class RawServer:
         with conn:
             try:
                 conn.settimeout(30)
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
                 request = _read_request(conn)
                 self.requests.append(request)
                 self.script(conn, request)

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from emulator import Emulator
+from tests.hostile_server import RawServer, http_reply
 from wavespeed import errors as E
 from wavespeed import transport
 from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
@@ -179,3 +185,52 @@ def test_cancel_in_poll_result_frees_the_pool_worker(pack: ModuleType, pack_env:
     while watchdog.open_guards() and time.monotonic() < end:
         time.sleep(0.02)
     assert watchdog.open_guards() == 0, "the pool worker is still blocked in the read after Cancel"
+
+
+def _dribble(conn: socket.socket, _: bytes) -> None:
+    for byte in http_reply(200, b'{"code":200,"data":{"id":"abc","status":"processing"}}'):
+        conn.sendall(bytes([byte]))
+        time.sleep(BYTE_EVERY_S)
+
+
+def test_https_dribble_is_cut_too(tmp_path: Path) -> None:
+    """The production path: the watchdog must reach the TLS socket that replaced the raw one."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = RawServer(_dribble, tls=context)
+    try:
+        client = WaveSpeedClient(
+            "tls-key-0123456789", server.url, request_cap_s=1.0, retry=RetryPolicy(attempts=1)
+        )
+        client._session.verify = str(cert)
+        with client:
+            outcome = run_bounded(lambda: client.get_result("abc"), 1.0 + SLACK_S)
+    finally:
+        server.stop()
+    assert isinstance(outcome, E.ServerError) and "within 1 s" in str(outcome), outcome
+    assert server.accepted == 1
