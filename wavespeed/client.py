@@ -31,7 +31,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,8 +41,8 @@ from . import errors as E
 from . import replies as R
 from . import transport
 from .config import load_settings
-from .models import KontextRequest, Prediction, is_task_id
-from .replies import MAX_REPLY_BYTES, MalformedReply, load_json, retry_after_s, server_message
+from .models import KontextRequest, Prediction
+from .replies import MAX_REPLY_BYTES, retry_after_s
 from .urls import DEFAULT_BASE_URL, parse_origin
 
 log = logging.getLogger("wavespeed")
@@ -101,20 +101,6 @@ class PollSchedule:
 
 class _NotSent(Exception):
     """The request provably never reached the server (safe to retry even a submit)."""
-
-
-@dataclass(frozen=True)
-class _Reply:
-    """One HTTP reply, its body read up to the cap inside the request's window."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    truncated: bool
-
-    @property
-    def content_type(self) -> str:
-        return str(self.headers.get("Content-Type", ""))
 
 
 class _Broken(Exception):
@@ -375,8 +361,13 @@ class WaveSpeedClient:
                 failure = self._broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
             else:
                 wait_s = retry_after_s(reply.headers.get("Retry-After"))
-                parsed = self._parse(
-                    reply, reader, during=during, request_id=request_id, idempotent=idempotent
+                parsed = R.interpret(
+                    reply,
+                    reader,
+                    during=during,
+                    request_id=request_id,
+                    idempotent=idempotent,
+                    base_url=self.base_url,
                 )
                 if not isinstance(parsed, tuple):
                     return parsed
@@ -429,7 +420,7 @@ class WaveSpeedClient:
         json: dict[str, Any] | None,
         files: dict[str, Any] | None,
         timeout: tuple[float, float],
-    ) -> _Reply:
+    ) -> R.Reply:
         """Send one request and read its body up to MAX_REPLY_BYTES, inside ``window``."""
         with self._lock:
             self.request_count += 1
@@ -457,7 +448,7 @@ class WaveSpeedClient:
                 body, truncated = R.read_up_to(resp, MAX_REPLY_BYTES)
         except (requests.RequestException, OSError) as exc:
             raise _Broken(window.fired, type(exc).__name__) from None
-        return _Reply(resp.status_code, resp.headers, body, truncated)
+        return R.Reply(resp.status_code, resp.headers, body, truncated)
 
     def _broken(
         self,
@@ -493,69 +484,6 @@ class WaveSpeedClient:
             f"Network error talking to WaveSpeed during {during} ({exc.reason}); retries ran out.",
             request_id=request_id,
         )
-
-    def _parse(
-        self, reply: _Reply, reader: Reader[T], *, during: str, request_id: str | None, idempotent: bool
-    ) -> T | tuple[E.WaveSpeedError, int, str]:
-        """A 200 envelope with code 200 -> ``reader(envelope)``; anything else -> (error, effective
-        status, server message), where the status is the HTTP one or, inside a 200 reply, the
-        envelope's code (200 for a malformed reply), so both go through the same retry rule.
-        A submit reply naming a task id never comes back as a retryable failure: see submit()."""
-        if 300 <= reply.status < 400:
-            raise E.ConfigError(
-                f"WaveSpeed at {self.base_url} answered the {during} with a redirect (HTTP {reply.status}); "
-                "API calls do not follow redirects: set WAVESPEED_BASE_URL to the API's own address.",
-                status=reply.status,
-            )
-        body: Any = None
-        why = f"over {MAX_REPLY_BYTES} bytes"
-        if not reply.truncated:
-            try:
-                body = load_json(reply.body)
-            except MalformedReply as exc:
-                why = str(exc)
-        envelope = body if isinstance(body, dict) else None
-        data = envelope.get("data") if envelope is not None else None
-        accepted = (
-            None if idempotent or not isinstance(data, dict) or not is_task_id(data.get("id")) else data["id"]
-        )
-        if reply.status != 200:
-            message = server_message(body, reply.status, reply.content_type)
-            if accepted and reply.status >= 500:
-                R.raise_accepted(accepted, f"HTTP {reply.status} ({message})")
-            error = R.error_for_status(reply.status, message, during=during, request_id=request_id)
-            return error, reply.status, message
-        if envelope is None:
-            if body is not None:
-                why = "not a JSON object"
-            if not idempotent:
-                raise E.SubmitUncertainError(
-                    f"WaveSpeed answered the submit with a malformed reply ({why}); it was not resent to "
-                    "avoid a double charge: check your WaveSpeed history before queuing again."
-                )
-            error = E.ServerError(
-                f"WaveSpeed sent a malformed {during} reply ({why}); retries ran out.", request_id=request_id
-            )
-            return error, 200, why
-        code = envelope.get("code", 200)
-        if isinstance(code, int) and not isinstance(code, bool) and code != 200:
-            message = server_message(envelope, code, "")
-            if accepted:
-                R.raise_accepted(accepted, f"code {code} ({message})")
-            return R.error_for_status(code, message, during=during, request_id=request_id), code, message
-        try:
-            return reader(envelope)
-        except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
-            if not idempotent:
-                raise E.SubmitUncertainError(
-                    f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
-                    "a double charge: check your WaveSpeed history before queuing again."
-                ) from None
-            error = E.ServerError(
-                f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
-                request_id=request_id,
-            )
-            return error, 200, str(exc)
 
     def _download_url(self, url: str, *, cancel: CancelCheck | None, deadline: float | None) -> bytes:
         attempt = 0

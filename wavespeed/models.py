@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequestError
-from .replies import clean_text
+from .replies import clean_text, is_task_id
 
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
@@ -181,13 +181,7 @@ def _check_prompt(prompt: object) -> None:
         )
 
 
-_TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _STATUS_RE = re.compile(r"[A-Za-z_ -]{1,32}")
-
-
-def is_task_id(value: object) -> bool:
-    """A syntactically valid WaveSpeed task id (ASCII letters, digits, - and _, at most 128)."""
-    return isinstance(value, str) and _TASK_ID_RE.fullmatch(value) is not None
 
 
 def _text(value: object, limit: int) -> str:

@@ -9,6 +9,9 @@ Decisions, and why:
   (absent), so an absurd field cannot sink the fields next to it. Containers nested deeper than
   ``MAX_DEPTH`` are replaced by ``None`` before parsing (the envelope and its task id survive;
   the deep part is refused), and RecursionError, OverflowError and UnicodeDecodeError are caught.
+* **Meaning.** :func:`interpret` turns one capped reply into the reader's value or (typed error,
+  status, message) for the client's retry rule; a submit reply that names a valid task id never
+  becomes a retryable failure (the id is returned, or raised with the error as ``request_id``).
 * **Retry-After.** Seconds or an HTTP date; garbage (``soon``), NaN and unparsable dates give
   None (normal backoff), negative gives 0, huge and infinite values are clamped to
   ``MAX_RETRY_AFTER_S``; the client then refuses to sleep past its deadline.
@@ -21,8 +24,10 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timezone
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from . import errors as E
 
@@ -33,11 +38,18 @@ MAX_REPLY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_RETRY_AFTER_S = 24 * 3600.0
 _MAX_INT_CHARS = 20
+_TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 SUBMIT_RETRYABLE_STATUS = frozenset({429, 503})
 
 # A JSON string (unrolled loop: no backtracking blow-up) or a bracket.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def is_task_id(value: object) -> bool:
+    """A syntactically valid WaveSpeed task id (ASCII letters, digits, - and _, at most 128)."""
+    return isinstance(value, str) and _TASK_ID_RE.fullmatch(value) is not None
 
 
 class MalformedReply(ValueError):
@@ -252,3 +264,87 @@ def read_balance(body: dict[str, Any]) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("no balance number")
     return float(value)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP reply, its body read up to the cap inside the request's window."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    truncated: bool
+
+    @property
+    def content_type(self) -> str:
+        return str(self.headers.get("Content-Type", ""))
+
+
+def interpret(
+    reply: Reply,
+    reader: Callable[[dict[str, Any]], T],
+    *,
+    during: str,
+    request_id: str | None,
+    idempotent: bool,
+    base_url: str,
+) -> T | tuple[E.WaveSpeedError, int, str]:
+    """A 200 envelope with code 200 -> ``reader(envelope)``; anything else -> (error, effective
+    status, server message), where the status is the HTTP one or, inside a 200 reply, the
+    envelope's code (200 for a malformed reply), so both go through the same retry rule.
+    A submit reply naming a task id never comes back as a retryable failure: see submit()."""
+    if 300 <= reply.status < 400:
+        raise E.ConfigError(
+            f"WaveSpeed at {base_url} answered the {during} with a redirect (HTTP {reply.status}); "
+            "API calls do not follow redirects: set WAVESPEED_BASE_URL to the API's own address.",
+            status=reply.status,
+        )
+    body: Any = None
+    why = f"over {MAX_REPLY_BYTES} bytes"
+    if not reply.truncated:
+        try:
+            body = load_json(reply.body)
+        except MalformedReply as exc:
+            why = str(exc)
+    envelope = body if isinstance(body, dict) else None
+    data = envelope.get("data") if envelope is not None else None
+    accepted = (
+        None if idempotent or not isinstance(data, dict) or not is_task_id(data.get("id")) else data["id"]
+    )
+    if reply.status != 200:
+        message = server_message(body, reply.status, reply.content_type)
+        if accepted and reply.status >= 500:
+            raise_accepted(accepted, f"HTTP {reply.status} ({message})")
+        error = error_for_status(reply.status, message, during=during, request_id=request_id)
+        return error, reply.status, message
+    if envelope is None:
+        if body is not None:
+            why = "not a JSON object"
+        if not idempotent:
+            raise E.SubmitUncertainError(
+                f"WaveSpeed answered the submit with a malformed reply ({why}); it was not resent to "
+                "avoid a double charge: check your WaveSpeed history before queuing again."
+            )
+        error = E.ServerError(
+            f"WaveSpeed sent a malformed {during} reply ({why}); retries ran out.", request_id=request_id
+        )
+        return error, 200, why
+    code = envelope.get("code", 200)
+    if isinstance(code, int) and not isinstance(code, bool) and code != 200:
+        message = server_message(envelope, code, "")
+        if accepted:
+            raise_accepted(accepted, f"code {code} ({message})")
+        return error_for_status(code, message, during=during, request_id=request_id), code, message
+    try:
+        return reader(envelope)
+    except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
+        if not idempotent:
+            raise E.SubmitUncertainError(
+                f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
+                "a double charge: check your WaveSpeed history before queuing again."
+            ) from None
+        error = E.ServerError(
+            f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
+            request_id=request_id,
+        )
+        return error, 200, str(exc)
