@@ -309,7 +309,35 @@ class WaveSpeedClient:
         )
 
     def balance(self) -> float:
+        """The account balance in USD (``GET /api/v3/balance``)."""
         return self._api_json("GET", "/api/v3/balance", R.read_balance, during="balance", idempotent=True)
+
+    def history_page(
+        self,
+        query: dict[str, Any],
+        *,
+        deadline: float | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> list[Any]:
+        """One page of the account's task history (``POST /api/v3/predictions``, last 7 days).
+
+        Args:
+            query: the API's filter body (page, page_size, model, created_after, ...).
+        Returns:
+            The page's raw items (an empty list when the reply has none); callers match them.
+        Raises:
+            WaveSpeedError: typed, after the read retry rule.
+        """
+        return self._api_json(
+            "POST",
+            "/api/v3/predictions",
+            R.read_history_items,
+            json=query,
+            during="history",
+            idempotent=True,
+            deadline=deadline,
+            cancel=cancel,
+        )
 
     # ------------------------------------------------------------------ internals
 

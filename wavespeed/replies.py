@@ -258,6 +258,13 @@ def read_download_url(body: dict[str, Any]) -> str:
     return url
 
 
+def read_history_items(body: dict[str, Any]) -> list[Any]:
+    """The ``data.items`` list of a history page; an odd page reads as empty (nothing to match)."""
+    data = body.get("data")
+    items = data.get("items") if isinstance(data, dict) else None
+    return items if isinstance(items, list) else []
+
+
 def read_balance(body: dict[str, Any]) -> float:
     data = body.get("data")
     value = data.get("balance") if isinstance(data, dict) else None
