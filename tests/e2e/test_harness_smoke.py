@@ -332,11 +332,12 @@ def test_interrupt_stops_a_running_prompt(comfy_server: ComfyServer) -> None:
 
     canceller = threading.Thread(target=cancel_when_running, daemon=True)
     canceller.start()
-    t0 = time.monotonic()
     result = run_prompt(comfy_server, _slow(30.0), timeout=60)
     canceller.join(5)
     assert result.status == "interrupted", result.error_line()
-    assert time.monotonic() - t0 < 10
+    # stopped part-way, proven by the node's own progress events rather than a wall-clock bound
+    steps = [e["data"]["text"] for e in result.events_of("progress_text")]
+    assert steps and steps[-1] != "step 600/600", steps[-1:]
     assert result.error_line() == "interrupted at node 1 (HarnessSlowNode)"
 
 
