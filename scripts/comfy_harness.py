@@ -1,4 +1,4 @@
-"""Drive a real headless ComfyUI (0.3.75) over its HTTP + websocket API, for e2e tests and the demo.
+"""Drive a real headless ComfyUI (0.33.0; 0.3.75 and others via COMFYUI_DIR) over its HTTP + websocket API, for e2e tests and the demo.
 
 Why a harness: unit tests cannot prove that ComfyUI loads the pack, that the shipped UI-format
 workflows still match the nodes' widget order, or that a prompt really runs and saves images. This
@@ -15,8 +15,10 @@ collects every websocket event. It never imports the pack's own code.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,7 +38,12 @@ from types import TracebackType
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_COMFY_DIR = REPO_ROOT / ".cache" / "comfyui" / "ComfyUI"
+COMFY_CACHE = REPO_ROOT / ".cache" / "comfyui"
+#: The main target (newest supported release) and the oldest supported one, as scripts/bootstrap.sh lays them out.
+NEWEST_VERSION = "0.33.0"
+OLDEST_VERSION = "0.3.75"
+DEFAULT_COMFY_DIR = COMFY_CACHE / f"ComfyUI-{NEWEST_VERSION}"
+OLDEST_COMFY_DIR = COMFY_CACHE / f"ComfyUI-{OLDEST_VERSION}"
 SHIM_DIR = REPO_ROOT / "scripts" / "comfy_shim"
 PACK_NAME = "comfyui-wavespeed-kontext"
 SHIM_NAME = "torchvision_cpu_shim"
@@ -65,7 +72,7 @@ class ComfyServerError(RuntimeError):
 
 
 def comfy_dir() -> Path:
-    """The ComfyUI tree to run: $COMFYUI_DIR if set, else .cache/comfyui/ComfyUI (made by bootstrap)."""
+    """The ComfyUI tree to run: $COMFYUI_DIR if set, else .cache/comfyui/ComfyUI-0.33.0 (bootstrap)."""
     env = os.environ.get("COMFYUI_DIR")
     return Path(env).expanduser().resolve() if env else DEFAULT_COMFY_DIR
 
@@ -77,10 +84,43 @@ def ensure_installed() -> Path:
         hint = (
             "COMFYUI_DIR points at a directory without main.py"
             if os.environ.get("COMFYUI_DIR")
-            else "run scripts/bootstrap.sh (it downloads ComfyUI 0.3.75 into .cache/comfyui/ComfyUI)"
+            else f"run scripts/bootstrap.sh (it installs ComfyUI {NEWEST_VERSION} into {DEFAULT_COMFY_DIR})"
         )
         raise ComfyNotInstalledError(f"ComfyUI not found at {path}: {hint}")
     return path
+
+
+def comfy_version(path: str | os.PathLike[str]) -> str:
+    """The release of a ComfyUI tree, from its comfyui_version.py ("" if it has none)."""
+    try:
+        text = (Path(path) / "comfyui_version.py").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    match = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", text)
+    return match.group(1) if match else ""
+
+
+def frontend_root(path: str | os.PathLike[str]) -> Path | None:
+    """The frontend a ComfyUI tree was released with, when it is not the installed one.
+
+    Why: 0.3.75 and 0.33.0 pin different comfyui-frontend-package versions, yet share one venv (the
+    newest's). bootstrap.sh unpacks the older frontend into .cache/comfyui/frontend-X; this returns
+    that folder (for --front-end-root) when the tree's requirements.txt pins X and X is not installed.
+    """
+    try:
+        reqs = (Path(path) / "requirements.txt").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    match = re.search(r"^comfyui-frontend-package==(\S+)", reqs, re.MULTILINE)
+    if not match:
+        return None
+    want = match.group(1)
+    try:
+        have = importlib.metadata.version("comfyui-frontend-package")
+    except importlib.metadata.PackageNotFoundError:
+        have = ""
+    root = COMFY_CACHE / f"frontend-{want}"
+    return root if have != want and (root / "index.html").is_file() else None
 
 
 def free_port() -> int:
@@ -124,6 +164,7 @@ class ComfyServer:
         pack_dir: str | os.PathLike[str] | None = REPO_ROOT,
         extra_packs: Mapping[str, str | os.PathLike[str]] | None = None,
         keep_dir: bool = False,
+        log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 90.0,
         port: int | None = None,
     ) -> None:
@@ -136,6 +177,7 @@ class ComfyServer:
         self.pack_dir = Path(pack_dir).resolve() if pack_dir is not None else None
         self.extra_packs = {k: Path(v).resolve() for k, v in (extra_packs or {}).items()}
         self.keep_dir = keep_dir
+        self._log_path = Path(log_path).resolve() if log_path is not None else None
         self.startup_timeout = startup_timeout
         self.port = port or 0
         self.base_dir = Path()
@@ -168,7 +210,8 @@ class ComfyServer:
 
     @property
     def log_path(self) -> Path:
-        return self.base_dir / "comfyui.log"
+        """The server's log: `log_path` if given (it outlives the server), else inside the base dir."""
+        return self._log_path or self.base_dir / "comfyui.log"
 
     @property
     def pid(self) -> int | None:
@@ -209,6 +252,9 @@ class ComfyServer:
         ]
         if self.disable_api_nodes:
             cmd.append("--disable-api-nodes")
+        front_end = frontend_root(self.comfy_path)
+        if front_end is not None:
+            cmd += ["--front-end-root", str(front_end)]
         if self.cache_none:
             cmd.append("--cache-none")
         return cmd + self.extra_args
@@ -237,6 +283,7 @@ class ComfyServer:
         env = os.environ.copy()
         env.update(self.env)
         env["PYTHONUNBUFFERED"] = "1"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115  # closed in stop()
         try:
             self._proc = subprocess.Popen(
@@ -781,8 +828,10 @@ __all__ = [
     "ComfyServerError",
     "PromptResult",
     "comfy_dir",
+    "comfy_version",
     "ensure_installed",
     "free_port",
+    "frontend_root",
     "interrupt",
     "load_workflow",
     "object_info",

@@ -101,6 +101,7 @@ def empty_to_save_workflow(width: int, height: int, prefix: str) -> dict[str, An
 # ------------------------------------------------------------------------------------ (a) a real run
 
 
+@pytest.mark.smoke
 def test_builtin_workflow_runs_and_saves_png(comfy_server: ComfyServer) -> None:
     prefix = f"smoke/{uuid.uuid4().hex[:8]}"
     api = ui_to_api(empty_to_save_workflow(96, 40, prefix), comfy_server.object_info())
@@ -186,6 +187,7 @@ def test_invalid_prompt_is_reported_as_rejected(comfy_server: ComfyServer) -> No
     assert "images" in result.error_line()
 
 
+@pytest.mark.smoke
 def test_pack_and_shim_load_without_import_errors(comfy_server: ComfyServer) -> None:
     log = comfy_server.log_text()
     assert "Failed to execute startup-script" not in log
@@ -347,6 +349,7 @@ def test_interrupt_stops_a_running_prompt(comfy_server: ComfyServer) -> None:
 SHIPPED = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_workflow_converts_strictly_and_runs(
     path: Path, comfy_server: ComfyServer, wavespeed_emulator: Any
