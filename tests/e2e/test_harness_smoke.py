@@ -20,6 +20,7 @@ from scripts.comfy_harness import (
     PACK_NAME,
     REPO_ROOT,
     ComfyServer,
+    frontend_root,
     interrupt,
     load_workflow,
     run_prompt,
@@ -202,6 +203,17 @@ def test_pack_and_shim_load_without_import_errors(comfy_server: ComfyServer) -> 
     assert ours, "the pack registered no nodes:\n" + comfy_server.log_tail(80)
 
 
+@pytest.mark.smoke
+def test_server_serves_the_frontend_its_release_pins(comfy_server: ComfyServer) -> None:
+    """0.3.75 runs in 0.33.0's venv but must get its own frontend (1.32.9), not the installed 1.49.6."""
+    expected = frontend_root(comfy_server.comfy_path)
+    (line,) = [ln for ln in comfy_server.log_text().splitlines() if "web root:" in ln]
+    if expected is None:  # the release pins the installed frontend package
+        assert "comfyui_frontend_package" in line, line
+    else:
+        assert line.rstrip().endswith(str(expected)), line
+
+
 # ------------------------------------------------------------------------- (b) strict conversion
 
 
@@ -364,3 +376,22 @@ def test_shipped_workflow_converts_strictly_and_runs(
     result = run_prompt(comfy_server, api, timeout=120)
     assert result.ok, result.error_line()
     assert result.images and all(p.is_file() for p in result.images)
+
+
+# ------------------------------------------------------------------------------------ the demo itself
+
+
+def test_demo_run_keeps_images_and_the_printed_log_under_out(
+    comfy_installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ./scripts/demo.sh runs, against its own emulator: the log path it prints exists afterwards."""
+    from scripts import run_workflow
+
+    monkeypatch.delenv("WAVESPEED_API_KEY", raising=False)
+    out = tmp_path / "out"
+    assert run_workflow.main([str(run_workflow.DEFAULT_WORKFLOW), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    log = out / "comfyui.log"
+    assert f"(log: {log})" in printed
+    assert log.is_file() and "Starting server" in log.read_text(encoding="utf-8")
+    assert [p.suffix for p in out.iterdir() if p != log] == [".png"]
