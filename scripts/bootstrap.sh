@@ -11,7 +11,7 @@
 #   ./scripts/bootstrap.sh [--comfyui 0.33.0|0.3.75|all|none]   (default 0.33.0)
 # A stamp (hash of the requirement files) makes a second run skip pip entirely (~1 s).
 # Never lets pip resolve an unpinned torch: every install runs with -c constraints.txt.
-# The first run takes about 4 minutes and 2.3 GB on 2 cores (see README); it prints progress every 15 s.
+# The first run takes 4 to 6 minutes and 2.7 GB on 2 cores (see README); it prints progress every 15 s.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

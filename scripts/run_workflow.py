@@ -32,7 +32,7 @@ usage: ./scripts/demo.sh [WORKFLOW.json] [--out DIR] [--timeout S] [--keep-serve
 Runs a workflow (default: example_workflows/flux_kontext_max_text_to_image.json) in a headless
 ComfyUI with this pack loaded and copies the images it saves into DIR (default: out/), next to
 ComfyUI's log (DIR/comfyui.log). The first run installs everything into .venv/ and .cache/
-(about 4 minutes and 2.3 GB); later runs start in about 20 s.
+(4 to 6 minutes and 2.7 GB); later runs start in about 20 s.
 
 environment:
   WAVESPEED_API_KEY  set: the real WaveSpeed API is used, and that COSTS MONEY:

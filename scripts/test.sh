@@ -3,7 +3,8 @@
 # the oldest supported ComfyUI's smoke.
 #   ./scripts/test.sh                 everything: unit, emulator, real-ComfyUI e2e and browser (chromium
 #                                     needed) on ComfyUI 0.33.0, then the load + workflows smoke
-#                                     (-m smoke) on ComfyUI 0.3.75 with its own frontend 1.32.9
+#                                     and the browser tests (-m "smoke or browser") on ComfyUI 0.3.75
+#                                     with its own frontend 1.32.9
 #   ./scripts/test.sh -m "not e2e"    skip the real-ComfyUI tests (and the 0.3.75 smoke: args were given)
 #   COMFYUI_DIR=/path/to/ComfyUI ./scripts/test.sh   the e2e tests on another ComfyUI release
 # Runs every step even if an earlier one fails; exits non-zero if any failed. Prints each step's time.
@@ -40,7 +41,7 @@ step mypy bash scripts/typecheck.sh
 step pytest .venv/bin/python -m pytest "$@"
 if ((oldest)); then
   step pytest-comfyui-0.3.75 env COMFYUI_DIR="$REPO/.cache/comfyui/ComfyUI-0.3.75" \
-    .venv/bin/python -m pytest -m smoke tests/e2e
+    .venv/bin/python -m pytest -m "smoke or browser" tests/e2e
 fi
 
 echo "test.sh: step times: ${times[*]}"
