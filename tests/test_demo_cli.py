@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import comfy_harness
+from scripts import comfy_server
 from scripts.comfy_harness import PromptResult, comfy_version, frontend_root
 from scripts.run_workflow import WorkflowFileError, failure_line, read_workflow
 
@@ -118,7 +118,7 @@ def _tree(root: Path, version: str, frontend: str) -> Path:
 def test_frontend_root_serves_an_older_release_its_own_frontend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(comfy_harness, "COMFY_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(comfy_server, "COMFY_CACHE", tmp_path / "cache")
     old = _tree(tmp_path / "old", "0.3.75", "1.32.9")
     assert comfy_version(old) == "0.3.75"
     assert frontend_root(old) is None  # not unpacked: the installed frontend serves it
