@@ -44,7 +44,7 @@ def _node(
     outputs: list[dict[str, Any]] | None = None,
     mode: int = 0,
 ) -> dict[str, Any]:
-    """A node as the 1.32 frontend saves it (pos/size/flags included so the shape is realistic)."""
+    """A node as the frontend saves it (pos/size/flags included so the shape is realistic)."""
     return {
         "id": nid,
         "type": ntype,
