@@ -13,8 +13,9 @@ One browser page for the module, on the session ComfyUI server and emulator (see
     "View details" panel) carry the node's one-line message.
 
 Screenshots go to artifacts/screenshots/ (gitignored). UPDATE_SCREENSHOTS=1 also refreshes
-docs/screenshots/workflow_after_run.png (the README picture) and docs/screenshots/price_badge.png. Skipped when /usr/bin/chromium or the
-playwright package is missing (never runs `playwright install`), but fails instead when CI=true.
+docs/screenshots/workflow_after_run.png (the README picture) and docs/screenshots/price_badge.png.
+Skipped when /usr/bin/chromium or the playwright package is missing (never runs `playwright
+install`), but fails instead when CI=true.
 """
 
 from __future__ import annotations
