@@ -133,15 +133,19 @@ class WaveSpeedNode(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
         result = await run(**{**kwargs, "unique_id": cls.hidden.unique_id})
         return io.NodeOutput(*result)
 
+
+class FingerprintedNode(WaveSpeedNode):
+    """For a V1 class with ``IS_CHANGED`` only: ComfyUI evaluates a fingerprint only when one is defined."""
+
     @classmethod
     def fingerprint_inputs(cls, **kwargs: Any) -> Any:
-        """ComfyUI's cache key part (V1 ``IS_CHANGED``): NaN re-runs, the seed otherwise."""
-        is_changed = getattr(cls.V1, "IS_CHANGED", None)
-        return is_changed(**kwargs) if is_changed is not None else ""
+        """The V1 ``IS_CHANGED``: NaN (never equal) re-runs, e.g. seed -1 or force_rerun."""
+        return cls.V1.IS_CHANGED(**kwargs)  # type: ignore[attr-defined]
 
 
 def _v3_class(node_id: str, v1: type) -> type[WaveSpeedNode]:
-    return type(node_id, (WaveSpeedNode,), {"NODE_ID": node_id, "V1": v1, "__module__": __name__})
+    base = FingerprintedNode if hasattr(v1, "IS_CHANGED") else WaveSpeedNode
+    return type(node_id, (base,), {"NODE_ID": node_id, "V1": v1, "__module__": __name__})
 
 
 V3_NODES: list[type[WaveSpeedNode]] = [_v3_class(node_id, v1) for node_id, v1 in NODE_CLASS_MAPPINGS.items()]

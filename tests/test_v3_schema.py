@@ -49,13 +49,15 @@ v1 = pack.nodes.NODE_CLASS_MAPPINGS
 for node in nodes:
     info = node.GET_NODE_INFO_V1()
     old = v1[info["name"]]
-    fp = lambda **kw: node.fingerprint_inputs(**kw)
+    own = node.fingerprint_inputs.__func__ is not io.ComfyNode.fingerprint_inputs.__func__
+    fp = lambda **kw: node.fingerprint_inputs(**kw) if own else None
     out["nodes"][info["name"]] = {
         "v3": info,
         "v1": {"input": old.INPUT_TYPES(), "output": list(old.RETURN_TYPES), "output_name": list(old.RETURN_NAMES),
                "output_tooltips": list(old.OUTPUT_TOOLTIPS), "display_name": pack.nodes.NODE_DISPLAY_NAME_MAPPINGS[info["name"]],
                "category": old.CATEGORY, "description": old.DESCRIPTION},
         "is_v3": issubclass(node, io.ComfyNode), "async": asyncio.iscoroutinefunction(node.execute),
+        "fingerprinted": [own, hasattr(old, "IS_CHANGED")],
         "fingerprint": {"minus_one": repr(fp(seed=-1, index=0)), "seed5": repr(fp(seed=5, index=0)),
                         "forced": repr(fp(seed=5, force_rerun=True, index=0))},
     }
@@ -140,6 +142,10 @@ def test_fingerprint_inputs_reruns_seed_minus_one_and_force_rerun(probe: dict[st
         assert math.isnan(float(fingerprint["minus_one"])) and math.isnan(float(fingerprint["forced"]))
         assert fingerprint["seed5"] == "5", name
     assert math.isnan(float(probe["nodes"]["WaveSpeedRecentTasks"]["fingerprint"]["seed5"]))
+    for name, node in probe["nodes"].items():  # defined exactly where the V1 class has IS_CHANGED
+        own, v1_has = node["fingerprinted"]
+        assert own == v1_has, name
+    assert probe["nodes"]["WaveSpeedPollResult"]["fingerprinted"] == [False, False]
 
 
 def test_v3_execute_runs_the_node_code(probe: dict[str, Any]) -> None:
