@@ -8,11 +8,9 @@ outputs, in the same order with the same names and options, so a workflow saved 
 loads unchanged (tests/test_v3_schema.py compares ComfyUI's own V1 view of both).
 
 The price badge (``io.PriceBadge``, ComfyUI 0.33.0+; 0.3.75 has none, so there the node has no
-badge) is the node's model price per output image times every input named in ``PRICE_MULTIPLIERS``
-that the node declares: adding a ``count`` widget to a node is all it takes for its badge to follow
-it. The frontend draws price badges only on API nodes, so a priced node is flagged ``is_api_node``;
-the badge is a plain-text dollar amount, because the frontend shows ``usd`` results as Comfy
-credits, which is not what WaveSpeed bills.
+badge) prices a node with a ``MODEL`` by nodes/pricing.py: adding a ``count`` widget to a node is
+all it takes for its badge to follow it. The frontend draws price badges only on API nodes, so a
+priced node is flagged ``is_api_node``.
 """
 
 from __future__ import annotations
@@ -23,10 +21,8 @@ from comfy_api.latest import ComfyExtension, io
 
 from ..wavespeed.models import PRICE_PER_IMAGE_USD
 from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .pricing import multipliers_of, price_badge_expr
 from .task import TASK_TYPE
-
-#: Widgets that multiply the per-image price (JSONata over the frontend's widget values).
-PRICE_MULTIPLIERS: dict[str, str] = {"count": "widgets.count"}
 
 _NUMBER_KEYS = ("default", "min", "max", "step")
 #: Socket types by V1 name (widget inputs are translated one by one in ``v3_input``).
@@ -40,18 +36,12 @@ _IO_TYPES: dict[str, Any] = {
 }
 
 
-def price_badge_expr(unit_usd: float, multipliers: list[str]) -> str:
-    """The JSONata price expression: unit price times each multiplier widget, as "$0.08/Run"."""
-    usd = " * ".join([repr(unit_usd), *(PRICE_MULTIPLIERS[name] for name in multipliers)])
-    return '{"type": "text", "text": "$" & $formatNumber(' + usd + ', "0.00") & "/Run"}'
-
-
 def _price_badge(v1: type, input_names: list[str]) -> dict[str, Any]:
     """Schema arguments for the node's price badge; none for a free node or an older ComfyUI."""
     model = getattr(v1, "MODEL", None)
     if model is None or not hasattr(io, "PriceBadge"):
         return {}
-    multipliers = [name for name in PRICE_MULTIPLIERS if name in input_names]
+    multipliers = multipliers_of(input_names)
     badge = io.PriceBadge(
         expr=price_badge_expr(PRICE_PER_IMAGE_USD[model], multipliers),
         depends_on=io.PriceBadgeDepends(widgets=multipliers),

@@ -20,6 +20,8 @@ install`), but fails instead when CI=true.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import os
 import re
 import shutil
@@ -35,6 +37,7 @@ from PIL import Image
 from emulator import Emulator
 from emulator.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer
+from scripts.pack_loader import load_pack
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
@@ -284,10 +287,39 @@ def test_price_badge_is_on_the_paid_nodes_before_anything_is_queued(
         ui.js(f"() => {{ const n = LiteGraph.createNode({cls!r}); n.pos = [60, 700]; app.graph.add(n); }}")
         ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({cls!r}).includes('$0.08/Run')", timeout=10_000)
         ui.js(f"() => app.graph.remove(window.__wsk.node({cls!r}))")
+    _badge_follows_a_count_widget(ui, comfy_object_info)
     _frame_graph(ui)
     shot = ui.shot("ui_1b_price_badge.png", clip=_graph_clip(ui))
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         _save_readme_shot(shot, PRICE_SHOT)
+
+
+def _badge_follows_a_count_widget(ui: UI, object_info: dict[str, Any]) -> None:
+    """Generate as it will be once it gains a `count` widget: the definition ComfyUI would serve
+    (nodes/pricing.py's expression, depends_on count), registered in the page; the badge follows it."""
+    pricing = importlib.import_module(load_pack().__name__ + ".nodes.pricing")
+    probe = copy.deepcopy(object_info[GEN])
+    probe["name"] = probe["display_name"] = "WaveSpeedPriceProbe"
+    probe["input"]["required"]["count"] = ["INT", {"default": 1, "min": 1, "max": 4}]
+    probe["input_order"]["required"].append("count")
+    probe["price_badge"] = {
+        "engine": "jsonata",
+        "depends_on": {"widgets": [{"name": "count", "type": "INT"}], "inputs": [], "input_groups": []},
+        "expr": pricing.price_badge_expr(0.08, pricing.multipliers_of(["prompt", "count"])),
+    }
+    ui.js(
+        """async (def) => { await app.registerNodeDef(def.name, def);
+             const n = LiteGraph.createNode(def.name); n.pos = [60, 700]; app.graph.add(n); }""",
+        probe,
+    )
+    try:
+        texts = f"({BADGE_TEXTS})('WaveSpeedPriceProbe')"
+        ui.page.wait_for_function(f"() => {texts}.includes('$0.08/Run')", timeout=10_000)
+        for count, price in ((3, "$0.24/Run"), (4, "$0.32/Run"), (1, "$0.08/Run")):
+            ui.set_widget("WaveSpeedPriceProbe", "count", count)
+            ui.page.wait_for_function(f"() => {texts}.includes({price!r})", timeout=10_000)
+    finally:
+        ui.js("() => app.graph.remove(window.__wsk.node('WaveSpeedPriceProbe'))")
 
 
 def test_nodes_render_their_widgets_tooltips_and_colours(ui: UI, comfy_object_info: dict[str, Any]) -> None:
