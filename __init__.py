@@ -30,8 +30,11 @@ def _v3_available() -> bool:
 
 async def comfy_entrypoint() -> Any:
     """ComfyUI's V3 hook: the extension listing this pack's five nodes."""
-    from .nodes.v3 import WaveSpeedExtension
-
+    try:
+        from .nodes.v3 import WaveSpeedExtension
+    except Exception:  # ComfyUI logs only the message: give the traceback, then let it skip us
+        _log.exception("WaveSpeed Kontext nodes failed to load; please report this with the log above.")
+        raise
     return WaveSpeedExtension()
 
 
