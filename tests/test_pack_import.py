@@ -88,3 +88,24 @@ def test_a_missing_dependency_inside_comfyui_registers_nothing_either() -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["nodes"] == [] and result["entrypoint"] is False
     assert "missing Python package(s) requests" in out.stderr
+
+
+def test_a_broken_node_import_inside_comfyui_logs_its_traceback_and_registers_nothing() -> None:
+    """ComfyUI logs only the message of a failing comfy_entrypoint; the pack adds the traceback."""
+    call = (
+        "import asyncio\n"
+        "try:\n"
+        "    asyncio.run(module.comfy_entrypoint())\n"
+        "except ImportError as exc:\n"
+        "    print('raised', type(exc).__name__)\n"
+    )
+    # the stand-in comfy_api.latest has no ComfyExtension: importing nodes/v3.py fails
+    out = subprocess.run(
+        [sys.executable, "-c", IN_COMFYUI.format() + LOADER + call],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
+    assert out.stdout.strip().splitlines()[-1] == "raised ImportError"
+    assert "WaveSpeed Kontext nodes failed to load" in out.stderr and "Traceback" in out.stderr
