@@ -18,6 +18,13 @@ Kinds (the request is NOT processed unless stated, so a faulted submit creates n
                        timing out in front of a sync-mode request (an extra beyond the brief)
   truncate             download only: full Content-Length header, half the body, then close
   corrupt              download only: full length, garbage from the middle on (not decodable)
+  dribble              handle normally (processed), then send the whole reply (status line,
+                       headers, body) one byte every delay_s seconds
+  huge                 200, application/json, a HUGE_BYTES body (a never-ending JSON string)
+  absurd               submit/result, processed: the normal reply plus a 1e400 inference time,
+                       a NaN field and a deeply nested array (the task id stays valid)
+  retry_after          HTTP `status` (429) with the raw header `Retry-After: <message>` (default
+                       "soon"), for garbage, negative, huge or date values
 """
 
 from __future__ import annotations
@@ -40,8 +47,15 @@ FAULT_KINDS: frozenset[str] = frozenset(
         "envelope_error",
         "truncate",
         "corrupt",
+        "dribble",
+        "huge",
+        "absurd",
+        "retry_after",
     }
 )
+
+HUGE_BYTES = 100 * 1024 * 1024
+ABSURD_DEPTH = 5000
 
 # Kinds that only make sense on one route (they act on a created task or on a file body).
 _ROUTE_ONLY: dict[str, str] = {
@@ -79,6 +93,10 @@ class FaultRule:
             raise ValueError("status must be an HTTP status code (100-599)")
         if self.kind == "slow" and (self.delay_s is None or self.delay_s < 0):
             raise ValueError("a 'slow' fault needs delay_s >= 0")
+        if self.kind == "dribble" and (self.delay_s is None or self.delay_s <= 0):
+            raise ValueError("a 'dribble' fault needs delay_s > 0 (seconds per byte)")
+        if self.kind == "absurd" and self.route not in ("submit", "result"):
+            raise ValueError("fault kind 'absurd' only applies to routes 'submit' and 'result'")
 
 
 @dataclass

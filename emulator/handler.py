@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from .faults import FaultRule
+from .faults import ABSURD_DEPTH, HUGE_BYTES, FaultRule
 from .imagegen import UPLOAD_FORMATS, is_decodable, sniff_image_format
 from .models import MODELS, ValidationError
 from .multipart import MultipartError, parse_multipart
@@ -162,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.record = None
         self.body = b""
         self.body_too_large = False
+        self.dribble_s: float | None = None
+        self.absurd = False
         path = urlsplit(self.path).path
         try:
             if path.startswith("/_emulator/"):
@@ -265,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
         send_bytes: bytes | None = None,
     ) -> None:
         """Send a complete reply; Content-Length is always len(body) (send_bytes may lie)."""
+        if self.dribble_s is not None:
+            self._send_dribbled(status, body, content_type, headers)
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -279,8 +284,48 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body if send_bytes is None else send_bytes)
         self.wfile.flush()
 
+    def _send_huge(self) -> None:
+        """The 'huge' fault: a HUGE_BYTES JSON reply, written in chunks until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(HUGE_BYTES))
+        self.end_headers()
+        if self.record is not None:
+            self.record.status = 200
+        head = b'{"code":200,"message":"'
+        chunk = b"x" * (1 << 16)
+        self.wfile.write(head)
+        sent = len(head)
+        while sent < HUGE_BYTES - 2:
+            piece = chunk[: HUGE_BYTES - 2 - sent]
+            self.wfile.write(piece)
+            sent += len(piece)
+        self.wfile.write(b'"}')
+        self.wfile.flush()
+
+    def _send_dribbled(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None
+    ) -> None:
+        """The 'dribble' fault: the whole reply, one byte every dribble_s seconds."""
+        lines = [f"HTTP/1.1 {status} {_reason(status)}", f"Content-Type: {content_type}"]
+        lines += [f"Content-Length: {len(body)}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if self.command == "HEAD" else body)
+        self.close_connection = True
+        if self.record is not None:
+            self.record.status = status
+        for i in range(len(raw)):
+            self.wfile.write(raw[i : i + 1])
+            self.wfile.flush()
+            if not self.emu._wait(self.dribble_s or 0.0):
+                return
+
     def _json(self, status: int, obj: object, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(obj, separators=(",", ":")).encode()
+        if self.absurd and status == 200 and body.endswith(b"}}"):
+            extra = b',"timings":{"inference":1e400},"score":NaN,"deep":'
+            extra += b"[" * ABSURD_DEPTH + b"]" * ABSURD_DEPTH
+            body = body[:-2] + extra + b"}}"
         self._send(status, body, "application/json", headers)
 
     def _ok(self, data: object) -> None:
@@ -330,6 +375,19 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             self.emu._wait(rule.delay_s or 0.0)
             return True
+        if kind == "dribble":
+            self.dribble_s = rule.delay_s
+            return True
+        if kind == "absurd":
+            self.absurd = True
+            return True
+        if kind == "retry_after":
+            status = rule.status or 429
+            self._error(status, rule.message or _reason(status), {"Retry-After": rule.message or "soon"})
+            return False
+        if kind == "huge":
+            self._send_huge()
+            return False
         if kind == "status":
             status = rule.status or 500
             headers = (

@@ -85,6 +85,7 @@ class FluxKontextMaxEdit(KontextSubmitNode):
         "Result, to chain edits without re-uploading. Connect 'task' to WaveSpeed Poll Result."
     )
     FUNCTION = "edit"
+    MODEL = MODEL_EDIT
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -167,6 +168,7 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
         "as exact PNG, once per distinct image. Connect 'task' to WaveSpeed Poll Result."
     )
     FUNCTION = "edit"
+    MODEL = MODEL_MULTI
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class FluxKontextMaxGenerate(KontextSubmitNode):
         "Result to get the image. The API key comes from WAVESPEED_API_KEY, never from the workflow."
     )
     FUNCTION = "generate"
+    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image is the node's price badge (nodes/v3.py)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:

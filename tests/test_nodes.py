@@ -274,3 +274,19 @@ def test_node_functions_are_async_and_do_not_block_the_loop(pack: ModuleType, pa
 
     asyncio.run(scenario())
     assert ticks > 30
+
+
+def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
+    pack: ModuleType, pack_env: Emulator
+) -> None:
+    """nodes/v3.py prices a node's badge by its MODEL: Generate must really submit to that model."""
+    models = pack.wavespeed.models
+    mapping = pack.NODE_CLASS_MAPPINGS
+    assert mapping["FluxKontextMaxGenerate"].MODEL == models.MODEL_TEXT_TO_IMAGE
+    assert mapping["FluxKontextMaxEdit"].MODEL == models.MODEL_EDIT
+    assert mapping["FluxKontextMaxMultiReference"].MODEL == models.MODEL_MULTI
+    assert not hasattr(mapping["WaveSpeedPollResult"], "MODEL")  # free: no badge
+    assert not hasattr(mapping["WaveSpeedRecentTasks"], "MODEL")
+    asyncio.run(_generate(pack))
+    (submit,) = [r for r in pack_env.requests if r.route == "submit"]
+    assert submit.path == f"/api/v3/{mapping['FluxKontextMaxGenerate'].MODEL}"

@@ -10,39 +10,52 @@ The retry rule that keeps one click from billing twice:
     body was sent (reset, read timeout, 500/502/504, a garbled 200) may hide an accepted task, so
     it raises SubmitUncertainError and is never repeated automatically.
 
-The API key goes only to the configured base URL. Output downloads (CDN URLs) never carry the
-Authorization header: the session holds no default auth; it is added per API request.
+The API key goes only to the configured base URL: added per API request (the session holds no
+default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),
+and API calls never follow redirects (a 3xx is a ConfigError). Output downloads (CDN URLs) never
+carry the Authorization header, so they may follow redirects (at most 5).
+
+Every request (API call, result poll, download, upload) runs inside a wall-clock window:
+min(its own total cap, the caller's deadline). When it closes, or Cancel turns true for a read, the
+socket is shut down and the worker returns at once with a typed error (transport.guard). A submit
+is not cut by Cancel: once its body is sent, only its own cap ends it, so a paid id gets through;
+nor is an upload (free, and its URL fills the cache for the next run): both end at their window.
+Replies are size-capped and parsed totally (replies.load_json): only our typed errors come out.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from . import errors as E
-from .config import DEFAULT_BASE_URL, check_base_url, load_settings
+from . import replies as R
+from . import transport
+from .config import load_settings
 from .models import KontextRequest, Prediction
+from .replies import MAX_REPLY_BYTES, retry_after_s
+from .urls import DEFAULT_BASE_URL, parse_origin
 
 log = logging.getLogger("wavespeed")
 
 CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
 
+T = TypeVar("T")
+Reader = Callable[[dict[str, Any]], T]
+
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+MAX_DOWNLOAD_REDIRECTS = 5
 _CANCEL_SLICE_S = 0.1  # how often sleeps look at the cancel callback (issue asks for <= 0.25 s)
-_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_SUBMIT_RETRYABLE_STATUS = frozenset({429, 503})
 
 
 class _RedactingFilter(logging.Filter):
@@ -64,6 +77,7 @@ class RetryPolicy:
     attempts: int = 6
     base_delay_s: float = 0.25
     max_delay_s: float = 8.0
+    max_retry_after_s: float = 120.0  # a server asking for longer gets a typed error now, not a nap
 
     def delay(self, attempt: int) -> float:
         return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
@@ -89,65 +103,13 @@ class _NotSent(Exception):
     """The request provably never reached the server (safe to retry even a submit)."""
 
 
-def _retry_after_s(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+class _Broken(Exception):
+    """The exchange broke after the connection was made; ``fired`` says whether our window did it."""
 
-
-def _server_message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        ctype = resp.headers.get("Content-Type", "unknown type")
-        return f"HTTP {resp.status_code} with a non-JSON reply ({ctype.split(';')[0]})"
-    if isinstance(body, dict):
-        for key in ("message", "error", "detail"):
-            if isinstance(body.get(key), str) and body[key]:
-                return str(body[key])
-    return f"HTTP {resp.status_code}"
-
-
-def _error_for_status(
-    status: int, message: str, *, during: str, request_id: str | None = None
-) -> E.WaveSpeedError:
-    """Map an HTTP (or envelope) status to the typed error with an actionable one-line message."""
-    low = message.lower()
-    if status == 402 or (status == 403 and ("balance" in low or "credit" in low or "insufficient" in low)):
-        return E.InsufficientBalanceError(
-            f"WaveSpeed balance too low ({message}): top up at wavespeed.ai, then queue again.", status=status
-        )
-    if status in (401, 403):
-        return E.AuthenticationError(
-            f"WaveSpeed rejected the API key (HTTP {status}: {message}): check WAVESPEED_API_KEY; "
-            "new keys work only after the account's first top-up.",
-            status=status,
-        )
-    if status == 404 and during == "result":
-        return E.NotFoundError(
-            f"WaveSpeed has no task {request_id}: check the request id (results are kept for 7 days).",
-            request_id=request_id,
-            status=status,
-        )
-    if status in (400, 404, 413, 422):
-        return E.InvalidRequestError(f"WaveSpeed rejected the {during} request: {message}", status=status)
-    if status == 429:
-        return E.RateLimitedError(
-            f"WaveSpeed rate limit hit during {during} (HTTP 429) and retries ran out: wait a minute "
-            "or lower the number of parallel tasks.",
-            request_id=request_id,
-            status=status,
-        )
-    return E.ServerError(
-        f"WaveSpeed server error during {during} (HTTP {status}: {message}); retries ran out, try again later.",
-        request_id=request_id,
-        status=status,
-    )
+    def __init__(self, fired: str | None, reason: str) -> None:
+        self.fired = fired
+        self.reason = reason
+        super().__init__(reason)
 
 
 class WaveSpeedClient:
@@ -160,11 +122,17 @@ class WaveSpeedClient:
         *,
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 30.0,
+        request_cap_s: float | None = None,
+        download_cap_s: float = 120.0,
+        upload_cap_s: float = 120.0,
         retry: RetryPolicy | None = None,
         poll: PollSchedule | None = None,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
         client_name: str = "comfyui-wavespeed-kontext",
     ) -> None:
+        """``request_cap_s`` is the wall-clock cap of one API call (default: connect + read
+        timeout); downloads and uploads have their own caps. A caller's deadline can only shorten
+        them."""
         if not api_key:
             raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
         E.register_secret(api_key)
@@ -174,18 +142,23 @@ class WaveSpeedClient:
                 "set WAVESPEED_API_KEY to the key exactly as wavespeed.ai shows it."
             )
         self._api_key = api_key
-        self.base_url = check_base_url(base_url)
+        self.origin = parse_origin(base_url)
+        self.base_url = self.origin.base_url
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.request_cap_s = request_cap_s
+        self.download_cap_s = download_cap_s
+        self.upload_cap_s = upload_cap_s
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollSchedule()
         self.max_download_bytes = max_download_bytes
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        adapter = transport.GuardedAdapter(self.origin, pool_connections=4, pool_maxsize=64, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({"X-Client-Name": client_name, "User-Agent": client_name})
         self._session.trust_env = False  # no proxy/netrc surprises; .netrc could otherwise add auth
+        self._session.max_redirects = MAX_DOWNLOAD_REDIRECTS
         self._lock = threading.Lock()
         self.request_count = 0
 
@@ -208,20 +181,36 @@ class WaveSpeedClient:
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, request: KontextRequest, *, cancel: CancelCheck | None = None) -> Prediction:
-        """Validate locally, then POST the task once. In sync mode the reply may already be final."""
+    def submit(
+        self, request: KontextRequest, *, cancel: CancelCheck | None = None, retry_rate_limit: bool = True
+    ) -> Prediction:
+        """Validate locally, then POST the task once. In sync mode the reply may already be final.
+
+        Contract for callers (the journal codes against it):
+          * returns a Prediction whenever the reply names a valid task id, even if other fields
+            are garbage (they are dropped; an unreadable status becomes "created");
+          * a WaveSpeedError with ``request_id`` set means the task was accepted and paid:
+            journal it (it is a SubmitUncertainError whose message gives the id);
+          * SubmitUncertainError without ``request_id``: the task may exist; it is never resent;
+          * any other WaveSpeedError: no task was created (the price can be given back).
+        ``retry_rate_limit=False`` raises RateLimitedError (with ``retry_after_s``) on the first
+        429 instead of backing off, for a scheduler that paces submits itself. ``cancel`` is
+        checked before the POST; once the body is sent only the request's own cap ends it, so a
+        paid id is never dropped by a Cancel.
+        """
         request.validate(api_base=self.base_url)  # InvalidRequestError before any request
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
-        body = self._api_json(
+        prediction = self._api_json(
             "POST",
             f"/api/v3/{request.model}",
+            lambda body: Prediction.from_data(body.get("data"), lenient=True),
             json=request.payload(),
             during="submit",
             idempotent=False,
             read_timeout_s=read_timeout,
             cancel=cancel,
+            retry_rate_limit=retry_rate_limit,
         )
-        prediction = Prediction.from_data(body.get("data"))  # shape already checked by _parse
         log.info("submitted %s as task %s (status %s)", request.model, prediction.id, prediction.status)
         return prediction
 
@@ -229,16 +218,16 @@ class WaveSpeedClient:
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
         request_id = _check_request_id(request_id)
-        body = self._api_json(
+        return self._api_json(
             "GET",
             f"/api/v3/predictions/{request_id}/result",
+            lambda body: Prediction.from_data(body.get("data")),
             during="result",
             idempotent=True,
             request_id=request_id,
             deadline=deadline,
             cancel=cancel,
         )
-        return Prediction.from_data(body.get("data"))  # shape already checked by _parse
 
     def wait(
         self,
@@ -307,27 +296,48 @@ class WaveSpeedClient:
     ) -> str:
         """Upload bytes to WaveSpeed's media store; return the URL to pass as ``image``.
         Uploads cost nothing, so they are retried like reads."""
-        body = self._api_json(
+        return self._api_json(
             "POST",
             "/api/v3/media/upload/binary",
+            R.read_download_url,
             files={"file": (filename, data, content_type)},
             during="upload",
             idempotent=True,
             cancel=cancel,
             deadline=deadline,
+            cap_s=self.upload_cap_s,
         )
-        url = body.get("data", {}).get("download_url") if isinstance(body.get("data"), dict) else None
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise E.ServerError("WaveSpeed upload reply has no download_url; try again.")
-        return url
 
     def balance(self) -> float:
-        body = self._api_json("GET", "/api/v3/balance", during="balance", idempotent=True)
-        data = body.get("data")
-        value = data.get("balance") if isinstance(data, dict) else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise E.ServerError("WaveSpeed balance reply has no balance number.")
-        return float(value)
+        """The account balance in USD (``GET /api/v3/balance``)."""
+        return self._api_json("GET", "/api/v3/balance", R.read_balance, during="balance", idempotent=True)
+
+    def history_page(
+        self,
+        query: dict[str, Any],
+        *,
+        deadline: float | None = None,
+        cancel: CancelCheck | None = None,
+    ) -> list[Any]:
+        """One page of the account's task history (``POST /api/v3/predictions``, last 7 days).
+
+        Args:
+            query: the API's filter body (page, page_size, model, created_after, ...).
+        Returns:
+            The page's raw items (an empty list when the reply has none); callers match them.
+        Raises:
+            WaveSpeedError: typed, after the read retry rule.
+        """
+        return self._api_json(
+            "POST",
+            "/api/v3/predictions",
+            R.read_history_items,
+            json=query,
+            during="history",
+            idempotent=True,
+            deadline=deadline,
+            cancel=cancel,
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -335,6 +345,7 @@ class WaveSpeedClient:
         self,
         method: str,
         path: str,
+        reader: Reader[T],
         *,
         during: str,
         idempotent: bool,
@@ -344,153 +355,207 @@ class WaveSpeedClient:
         deadline: float | None = None,
         cancel: CancelCheck | None = None,
         read_timeout_s: float | None = None,
-    ) -> dict[str, Any]:
-        """One API call with the retry rule above; returns the parsed 200 envelope."""
+        cap_s: float | None = None,
+        retry_rate_limit: bool = True,
+    ) -> T:
+        """One API call with the retry rule above; returns what ``reader`` makes of the 200 envelope."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
+        read_s = read_timeout_s or self.read_timeout_s
+        cap = cap_s or self.request_cap_s or (self.connect_timeout_s + read_s)
+        # Cancel cuts a read mid-flight; a submit (it may be paid) and an upload (it finishes in the
+        # background and fills the upload cache for the next run) end only at their window.
+        cancel_cuts = idempotent and during != "upload"
         attempt = 0
         while True:
             self._check_cancel(cancel, request_id)
-            timeout = self._timeouts(deadline, read_timeout_s or self.read_timeout_s, request_id)
+            timeout = self._timeouts(deadline, read_s, request_id)
+            end, by_caller = _window(deadline, cap)
             failure: E.WaveSpeedError
             wait_s: float | None = None
             try:
-                resp = self._send(method, url, headers=headers, json=json, files=files, timeout=timeout)
+                with transport.guard(end, cancel if cancel_cuts else None) as window:
+                    reply = self._exchange(
+                        method, url, window, headers=headers, json=json, files=files, timeout=timeout
+                    )
             except _NotSent as exc:
                 reason = str(exc)
                 failure = E.ServerError(
                     f"Cannot reach WaveSpeed at {self.base_url} during {during} ({exc}); check your network.",
                     request_id=request_id,
                 )
-            except requests.RequestException as exc:
-                reason = type(exc).__name__
-                if not idempotent:
-                    raise E.SubmitUncertainError(
-                        f"The connection failed after the submit was sent ({reason}); it was not resent to "
-                        "avoid a double charge: check your WaveSpeed history before queuing again."
-                    ) from None
-                failure = E.ServerError(
-                    f"Network error talking to WaveSpeed during {during} ({reason}); retries ran out.",
-                    request_id=request_id,
-                )
+            except _Broken as exc:
+                reason = exc.reason
+                failure = self._broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
             else:
-                parsed = self._parse(resp, during=during, request_id=request_id, idempotent=idempotent)
-                if isinstance(parsed, dict):
+                wait_s = retry_after_s(reply.headers.get("Retry-After"))
+                parsed = R.interpret(
+                    reply,
+                    reader,
+                    during=during,
+                    request_id=request_id,
+                    idempotent=idempotent,
+                    base_url=self.base_url,
+                )
+                if not isinstance(parsed, tuple):
                     return parsed
                 failure, status, message = parsed
-                reason = f"HTTP {status}" if resp.status_code != 200 or status != 200 else "malformed reply"
-                wait_s = _retry_after_s(resp)
-                _raise_unless_retryable(failure, status, message, idempotent=idempotent)
+                if isinstance(failure, E.RateLimitedError):
+                    failure.retry_after_s = wait_s
+                    if not idempotent and not retry_rate_limit:
+                        raise failure
+                reason = f"HTTP {status}" if reply.status != 200 or status != 200 else "malformed reply"
+                R.raise_unless_retryable(failure, status, message, idempotent=idempotent)
             attempt += 1
             if attempt >= self.retry.attempts:
                 raise failure
-            delay = self.retry.delay(attempt - 1) if wait_s is None else wait_s
-            if deadline is not None and time.monotonic() + delay > deadline:
-                if wait_s is not None:
-                    raise failure  # the server asks us to wait beyond the deadline: say why now
-                delay = max(0.0, deadline - time.monotonic())
+            delay = self._delay(attempt, wait_s, deadline, failure, during)
             log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
             self._sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
 
-    def _send(
+    def _delay(
+        self,
+        attempt: int,
+        wait_s: float | None,
+        deadline: float | None,
+        failure: E.WaveSpeedError,
+        during: str,
+    ) -> float:
+        """Backoff, or the server's Retry-After; a Retry-After past the deadline (or past
+        ``max_retry_after_s``) raises the failure now, saying so, instead of sleeping."""
+        if wait_s is None:
+            delay = self.retry.delay(attempt - 1)
+            return delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+        limit = self.retry.max_retry_after_s
+        if deadline is not None:
+            limit = min(limit, deadline - time.monotonic())
+        if wait_s > limit:
+            failure.message = E.redact(
+                f"{failure.message.rstrip('.')} (WaveSpeed asked to wait {wait_s:.0f} s before retrying "
+                f"the {during}, longer than this call may wait)."
+            )
+            failure.args = (failure.message,)
+            raise failure
+        return wait_s
+
+    def _exchange(
         self,
         method: str,
         url: str,
+        window: transport.Guard,
         *,
         headers: dict[str, str],
         json: dict[str, Any] | None,
         files: dict[str, Any] | None,
         timeout: tuple[float, float],
-    ) -> requests.Response:
+    ) -> R.Reply:
+        """Send one request and read its body up to MAX_REPLY_BYTES, inside ``window``."""
         with self._lock:
             self.request_count += 1
         try:
-            return self._session.request(
-                method, url, headers=headers, json=json, files=files, timeout=timeout
+            resp = self._session.request(
+                method,
+                url,
+                headers=headers,
+                json=json,
+                files=files,
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
             )
         except requests.exceptions.ConnectTimeout as exc:
             raise _NotSent("connect timeout") from exc
         except requests.exceptions.ConnectionError as exc:
-            if _is_connect_failure(exc):
+            if _is_connect_failure(exc) and window.fired is None:
                 raise _NotSent("connection refused") from exc
-            raise
-
-    def _parse(
-        self, resp: requests.Response, *, during: str, request_id: str | None, idempotent: bool
-    ) -> dict[str, Any] | tuple[E.WaveSpeedError, int, str]:
-        """A 200 envelope with code 200 -> dict; anything else -> (error, effective status, server
-        message), where the status is the HTTP one or, inside a 200 reply, the envelope's code
-        (200 for a malformed reply), so both go through the same retry rule."""
-        if resp.status_code != 200:
-            message = _server_message(resp)
-            error = _error_for_status(resp.status_code, message, during=during, request_id=request_id)
-            return error, resp.status_code, message
+            raise _Broken(window.fired, type(exc).__name__) from None
+        except (requests.RequestException, OSError) as exc:
+            raise _Broken(window.fired, type(exc).__name__) from None
         try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            if not idempotent:
-                raise E.SubmitUncertainError(
-                    "WaveSpeed answered the submit with a malformed reply; it was not resent to avoid a "
-                    "double charge: check your WaveSpeed history before queuing again."
-                )
-            error = E.ServerError(
-                f"WaveSpeed sent a malformed {during} reply (not JSON); retries ran out.",
+            with resp:
+                body, truncated = R.read_up_to(resp, MAX_REPLY_BYTES)
+        except (requests.RequestException, OSError) as exc:
+            raise _Broken(window.fired, type(exc).__name__) from None
+        return R.Reply(resp.status_code, resp.headers, body, truncated)
+
+    def _broken(
+        self,
+        exc: _Broken,
+        during: str,
+        idempotent: bool,
+        request_id: str | None,
+        *,
+        by_caller: bool,
+        cap: float,
+    ) -> E.WaveSpeedError:
+        """The typed error for an exchange that broke mid-way; raises it when it must not be retried."""
+        if exc.fired == transport.FIRED_CANCEL:
+            raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
+        stalled = exc.fired == transport.FIRED_DEADLINE
+        if not idempotent:
+            why = (
+                f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
+            )
+            raise E.SubmitUncertainError(
+                f"The submit was sent but {why}; it was not resent to avoid a double charge: check "
+                "your WaveSpeed history before queuing again."
+            )
+        if stalled and by_caller:
+            raise self._timeout_error(request_id)
+        if stalled:
+            return E.ServerError(
+                f"WaveSpeed did not finish its {during} reply within {cap:.0f} s (a stalled connection); "
+                "retries ran out, try again later.",
                 request_id=request_id,
             )
-            return error, 200, "not JSON"
-        code = body.get("code", 200)
-        if isinstance(code, int) and not isinstance(code, bool) and code != 200:
-            message = str(body.get("message") or body.get("error") or f"code {code}")
-            return _error_for_status(code, message, during=during, request_id=request_id), code, message
-        if during in ("submit", "result"):
-            try:
-                Prediction.from_data(body.get("data"))
-            except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
-                if not idempotent:
-                    raise E.SubmitUncertainError(
-                        f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
-                        "a double charge: check your WaveSpeed history before queuing again."
-                    ) from None
-                error = E.ServerError(
-                    f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
-                    request_id=request_id,
-                )
-                return error, 200, str(exc)
-        return body
+        return E.ServerError(
+            f"Network error talking to WaveSpeed during {during} ({exc.reason}); retries ran out.",
+            request_id=request_id,
+        )
 
     def _download_url(self, url: str, *, cancel: CancelCheck | None, deadline: float | None) -> bytes:
         attempt = 0
         while True:
             self._check_cancel(cancel, None)
             timeout = self._timeouts(deadline, self.read_timeout_s, None)
+            end, by_caller = _window(deadline, self.download_cap_s)
             wait_s: float | None = None
             try:
                 with self._lock:
                     self.request_count += 1
                 # No Authorization header: outputs live on a CDN that must never see the key.
-                with self._session.get(url, stream=True, timeout=timeout) as resp:
-                    if resp.status_code != 200:
-                        wait_s = _retry_after_s(resp)
-                        failure = E.DownloadError(
-                            f"Downloading an output failed with HTTP {resp.status_code} ({_short_url(url)})."
-                        )
-                        if resp.status_code not in _RETRYABLE_STATUS:
-                            raise failure
-                    else:
-                        return self._read_capped(resp, url, cancel)
-            except requests.RequestException as exc:
-                failure = E.DownloadError(
-                    f"Downloading an output failed ({type(exc).__name__}) from {_short_url(url)}."
-                )
+                with transport.guard(end, cancel) as window:
+                    try:
+                        with self._session.get(url, stream=True, timeout=timeout) as resp:
+                            if resp.status_code != 200:
+                                wait_s = retry_after_s(resp.headers.get("Retry-After"))
+                                failure: E.WaveSpeedError = E.DownloadError(
+                                    f"Downloading an output failed with HTTP {resp.status_code} ({_short_url(url)})."
+                                )
+                                if resp.status_code not in R.RETRYABLE_STATUS:
+                                    raise failure
+                            else:
+                                return self._read_capped(resp, url, cancel)
+                    except (requests.RequestException, OSError) as exc:
+                        raise _Broken(window.fired, type(exc).__name__) from None
+            except _Broken as exc:
+                failure = self._broken_download(exc, url, by_caller=by_caller)
             attempt += 1
             if attempt >= self.retry.attempts:
                 raise failure
-            delay = self.retry.delay(attempt - 1) if wait_s is None else wait_s
-            if deadline is not None:
-                delay = min(delay, max(0.0, deadline - time.monotonic()))
+            delay = self._delay(attempt, wait_s, deadline, failure, "download")
             self._sleep(delay, cancel=cancel, deadline=deadline, request_id=None)
+
+    def _broken_download(self, exc: _Broken, url: str, *, by_caller: bool) -> E.WaveSpeedError:
+        if exc.fired == transport.FIRED_CANCEL:
+            raise E.CancelledError("Cancelled during a download.")
+        if exc.fired == transport.FIRED_DEADLINE and by_caller:
+            raise self._timeout_error(None)
+        if exc.fired == transport.FIRED_DEADLINE:
+            return E.DownloadError(
+                f"Downloading an output did not finish within {self.download_cap_s:.0f} s ({_short_url(url)})."
+            )
+        return E.DownloadError(f"Downloading an output failed ({exc.reason}) from {_short_url(url)}.")
 
     def _read_capped(self, resp: requests.Response, url: str, cancel: CancelCheck | None) -> bytes:
         declared = resp.headers.get("Content-Length")
@@ -538,42 +603,22 @@ class WaveSpeedClient:
     @staticmethod
     def _check_cancel(cancel: CancelCheck | None, request_id: str | None) -> None:
         if cancel is not None and cancel():
-            raise E.CancelledError(_later_hint("Cancelled", request_id), request_id=request_id)
+            raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
 
     @staticmethod
     def _timeout_error(request_id: str | None) -> E.WaitTimeoutError:
         return E.WaitTimeoutError(
-            _later_hint("Timed out waiting for WaveSpeed", request_id), request_id=request_id
+            R.later_hint("Timed out waiting for WaveSpeed", request_id), request_id=request_id
         )
 
 
-def _raise_unless_retryable(
-    failure: E.WaveSpeedError, status: int, message: str, *, idempotent: bool
-) -> None:
-    """The retry rule of the module docstring, for one failed reply; returns only if it may be retried."""
-    if idempotent:
-        if status in _RETRYABLE_STATUS or status == 200:  # 200 here means a malformed reply
-            return
-        raise failure
-    if status in _SUBMIT_RETRYABLE_STATUS:
-        return
-    if status >= 500:
-        # 500/502/504 after the body was sent may hide an accepted (paid) task.
-        raise E.SubmitUncertainError(
-            f"WaveSpeed answered the submit with HTTP {status} ({message}); it was not resent to avoid "
-            "a double charge: check your WaveSpeed history before queuing again.",
-            status=status,
-        )
-    raise failure
-
-
-def _later_hint(what: str, request_id: str | None) -> str:
-    if not request_id:
-        return f"{what}."
-    return (
-        f"{what}; task {request_id} may still finish and is already paid for: paste this request id "
-        "into WaveSpeed Poll Result to fetch it later without a new charge."
-    )
+def _window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
+    """End of one request's window: min(now + its own cap, the caller's deadline), and whether
+    the caller's deadline is the one that ends it."""
+    own = time.monotonic() + cap_s
+    if deadline is not None and deadline <= own:
+        return deadline, True
+    return own, False
 
 
 def _check_request_id(request_id: str) -> str:

@@ -3,25 +3,32 @@
 Order for the key: the ``WAVESPEED_API_KEY`` environment variable, then the first key file that
 exists: ``$WAVESPEED_CONFIG_FILE``, ``~/.config/wavespeed/api_key``, then any file the caller adds
 (the node pack adds ``wavespeed_api_key.txt`` in its own folder, which is git-ignored). A key file
-holds the key on its first non-comment line, either bare or as ``WAVESPEED_API_KEY=<key>``.
+holds the key on its first non-comment line, either bare or as ``WAVESPEED_API_KEY=<key>``. Only a
+``NAME=value`` line with an environment-variable-like NAME is split, so a bare base64-like key
+ending in ``=`` is kept whole. A key file that group or others can read gets one warning (per file)
+naming the ``chmod 600`` that fixes it.
 
 The base URL is ``https://api.wavespeed.ai`` unless ``WAVESPEED_BASE_URL`` says otherwise (tests
-and the demo point it at the local emulator). Plain ``http`` is refused unless the host is a
-loopback address, so the key can never cross a network in clear text.
+and the demo point it at the local emulator). It is parsed once, strictly, by :mod:`.urls`: plain
+``http`` is refused unless the host is a loopback address, so the key can never cross a network in
+clear text.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import os
+import re
+import stat
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .errors import ConfigError, register_secret
+from .urls import DEFAULT_BASE_URL, parse_origin
 
-DEFAULT_BASE_URL = "https://api.wavespeed.ai"
+log = logging.getLogger("wavespeed")
 ENV_API_KEY = "WAVESPEED_API_KEY"
 ENV_BASE_URL = "WAVESPEED_BASE_URL"
 ENV_CONFIG_FILE = "WAVESPEED_CONFIG_FILE"
@@ -51,17 +58,45 @@ def default_key_files(env: Mapping[str, str]) -> list[Path]:
     return files
 
 
+# ``NAME=value`` (optionally ``export NAME=value``) with an env-var-like NAME; the value must not
+# start with "=", so a bare base64 key such as ``QUJDRA==`` is never split at its padding. An empty
+# value counts as an assignment only for a NAME ending in KEY (``WAVESPEED_API_KEY=``).
+_ASSIGNMENT = re.compile(r"(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*([^=\s].*)")
+_EMPTY_ASSIGNMENT = re.compile(r"(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*KEY\s*=", re.IGNORECASE)
+_warned_files: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_if_shared(path: Path) -> None:
+    """One warning per file when group or others may read the key (POSIX permissions only)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if os.name != "posix" or not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return
+    with _warned_lock:
+        if str(path) in _warned_files:
+            return
+        _warned_files.add(str(path))
+    log.warning("WaveSpeed key file %s is readable by other users: run chmod 600 %s", path, path)
+
+
 def _key_from_file(path: Path) -> str | None:
     try:
         text = path.read_text(encoding="utf-8-sig")  # a Notepad BOM must not stick to the key
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if "=" in line:
-            line = line.split("=", 1)[1].strip()
+        match = _ASSIGNMENT.fullmatch(line)
+        if match:
+            line = match.group(1).strip()
+        elif _EMPTY_ASSIGNMENT.fullmatch(line):
+            line = ""
+        _warn_if_shared(path)
         return line.strip("\"'")
     return None
 
@@ -78,30 +113,13 @@ def resolve_api_key(env: Mapping[str, str] | None = None, extra_files: Iterable[
     raise ConfigError(MISSING_KEY_HELP)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(url: str) -> str:
-    """Normalise ``url`` and refuse one that would send the key in clear text over a network."""
-    url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"WAVESPEED_BASE_URL must be an http(s) URL like {DEFAULT_BASE_URL}, got {url!r}.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            f"Refusing to send the API key over plain http to {parts.hostname}: use https "
-            "(plain http is only allowed for 127.0.0.1/localhost, e.g. the local emulator)."
-        )
-    return url
+    """Normalise ``url`` (see :func:`.urls.parse_origin`) and refuse one that could expose the key."""
+    return parse_origin(url).base_url
 
 
 def resolve_base_url(env: Mapping[str, str] | None = None) -> str:
+    """``WAVESPEED_BASE_URL`` checked and normalised, or the public API."""
     env = os.environ if env is None else env
     return check_base_url(env.get(ENV_BASE_URL) or DEFAULT_BASE_URL)
 

@@ -8,16 +8,32 @@ echoes the key back, or a URL that carries it, cannot leak it through an error.
 from __future__ import annotations
 
 import threading
+from urllib.parse import quote, quote_plus
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
 
+def _encoded_forms(secret: str) -> set[str]:
+    """The secret as a server may echo it back: raw, and URL-encoded (upper and lower hex)."""
+    forms = {secret}
+    for encoded in (quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
+        forms.add(encoded)
+        forms.add(_lower_hex(encoded))
+    return forms
+
+
+def _lower_hex(text: str) -> str:
+    parts = text.split("%")
+    return parts[0] + "".join("%" + p[:2].lower() + p[2:] for p in parts[1:])
+
+
 def register_secret(secret: str) -> None:
-    """Remember a value (the API key) that must never appear in an error or log line."""
+    """Remember a value (the API key) that must never appear in an error or log line, in any of
+    the URL-encoded forms a server could echo it in."""
     if secret and len(secret) >= 4:
         with _secrets_lock:
-            _secrets.add(secret)
+            _secrets.update(_encoded_forms(secret))
 
 
 def redact(text: str) -> str:
@@ -66,7 +82,20 @@ class NotFoundError(WaveSpeedError):
 
 
 class RateLimitedError(WaveSpeedError):
-    """HTTP 429 persisted past the retry budget."""
+    """HTTP 429 persisted past the retry budget, or was not to be retried (``submit(...,
+    retry_rate_limit=False)``). ``retry_after_s`` is the server's Retry-After, clamped (None if
+    absent or unreadable): a scheduler can wait that long before trying again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, request_id=request_id, status=status)
 
 
 class ServerError(WaveSpeedError):

@@ -50,18 +50,8 @@ def _page(
     client: WaveSpeedClient, model: str, page: int, since: float, deadline: float, cancel: Callable[[], bool]
 ) -> list[Any]:
     created_after = datetime.fromtimestamp(since).astimezone().isoformat()
-    body = client._api_json(  # noqa: SLF001 - the client has no public history call yet
-        "POST",
-        "/api/v3/predictions",
-        json={"page": page, "page_size": PAGE_SIZE, "model": model, "created_after": created_after},
-        during="history",
-        idempotent=True,
-        deadline=deadline,
-        cancel=cancel,
-    )
-    data = body.get("data")
-    items = data.get("items") if isinstance(data, dict) else None
-    return items if isinstance(items, list) else []
+    query = {"page": page, "page_size": PAGE_SIZE, "model": model, "created_after": created_after}
+    return client.history_page(query, deadline=deadline, cancel=cancel)
 
 
 def find_submitted(

@@ -8,11 +8,13 @@ This module imports nothing heavy: the node classes read its constants at ComfyU
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequestError
+from .replies import clean_text, is_task_id
 
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
@@ -179,6 +181,22 @@ def _check_prompt(prompt: object) -> None:
         )
 
 
+_STATUS_RE = re.compile(r"[A-Za-z_ -]{1,32}")
+
+
+def _text(value: object, limit: int) -> str:
+    """A reply string made printable (lone surrogates replaced, capped); anything else is absent."""
+    return clean_text(value, limit) if isinstance(value, str) else ""
+
+
+def _milliseconds(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not (math.isfinite(value) and 0 <= value < 1e12):
+        return None
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A task as the server reports it (the ``data`` object of the v3 envelope)."""
@@ -194,34 +212,47 @@ class Prediction:
     created_at: str = ""
 
     @classmethod
-    def from_data(cls, data: object) -> Prediction:
-        """Parse and check ``data``; raise ValueError on anything malformed (the caller says so)."""
+    def from_data(cls, data: object, *, lenient: bool = False) -> Prediction:
+        """Parse ``data`` (already through :func:`.replies.load_json`); never raises anything but
+        ValueError. Garbage in optional fields is dropped. Strict (a result poll): a missing
+        status, or a completed task without a list of output strings, is malformed (the poll is
+        retried). ``lenient`` (a submit reply): only a valid task id is required, because once the
+        server named a task it is paid for and that id must reach the caller."""
         if not isinstance(data, dict):
             raise ValueError("reply has no 'data' object")
-        pid, status = data.get("id"), data.get("status")
-        if not isinstance(pid, str) or not pid:
-            raise ValueError("reply has no task id")
-        if not isinstance(status, str) or not status:
+        pid = data.get("id")
+        if not is_task_id(pid):
+            raise ValueError("reply has no valid task id")
+        assert isinstance(pid, str)
+        status = data.get("status")
+        if isinstance(status, str) and _STATUS_RE.fullmatch(status):
+            status = status.lower()
+        elif lenient:
+            status = "created"  # the task exists; polling will tell how it is doing
+        else:
             raise ValueError("reply has no task status")
-        outputs = data.get("outputs") or []
-        if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        outputs = data.get("outputs")
+        if isinstance(outputs, list) and all(isinstance(o, str) for o in outputs):
+            kept: tuple[str, ...] = tuple(outputs)
+        elif outputs in (None, []) or lenient or status != "completed":
+            kept = ()
+        else:
             raise ValueError("reply 'outputs' is not a list of strings")
-        nsfw = data.get("has_nsfw_contents") or []
-        if not isinstance(nsfw, list):
-            raise ValueError("reply 'has_nsfw_contents' is not a list")
+        nsfw = data.get("has_nsfw_contents")
+        flags = tuple(bool(x) for x in nsfw if isinstance(x, (bool, int))) if isinstance(nsfw, list) else ()
         timings = data.get("timings")
         inference = timings.get("inference") if isinstance(timings, dict) else None
         code = data.get("code")
         return cls(
             id=pid,
-            status=status.lower(),
-            model=str(data.get("model") or ""),
-            outputs=tuple(outputs),
-            has_nsfw_contents=tuple(bool(x) for x in nsfw),
-            error=str(data.get("error") or ""),
-            code=code if isinstance(code, int) and not isinstance(code, bool) else None,
-            inference_ms=int(inference) if isinstance(inference, (int, float)) else None,
-            created_at=str(data.get("created_at") or ""),
+            status=status,
+            model=_text(data.get("model"), 200),
+            outputs=kept,
+            has_nsfw_contents=flags,
+            error=_text(data.get("error"), 2000),
+            code=code if isinstance(code, int) and not isinstance(code, bool) and abs(code) < 2**31 else None,
+            inference_ms=_milliseconds(inference),
+            created_at=_text(data.get("created_at"), 64),
         )
 
     @property

@@ -127,7 +127,7 @@ def comfy_installed() -> Path:
 def comfy_server(
     comfy_installed: Path, e2e_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ComfyServer]:
-    """A real ComfyUI 0.3.75 with the pack loaded, pointed at the e2e emulator, for the whole session."""
+    """A real ComfyUI (0.33.0, or $COMFYUI_DIR) with the pack, pointed at the e2e emulator, for the session."""
     harness_pack = tmp_path_factory.mktemp("packs") / "harness_test_nodes"
     harness_pack.mkdir()
     (harness_pack / "__init__.py").write_text(HARNESS_NODES_SOURCE, encoding="utf-8")

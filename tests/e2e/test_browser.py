@@ -1,20 +1,27 @@
-"""The pack in the real ComfyUI frontend (1.32.9), driven in Debian's chromium through Playwright.
+"""The pack in the real ComfyUI frontend, driven in Debian's chromium through Playwright.
 
+Runs on frontend 1.49.6 (ComfyUI 0.33.0, COMFYUI_DIR) and 1.32.9 (0.3.75); where the two differ
+(a few selectors, the price badge, how ComfyUI reports a node error) each test says so.
 One browser page for the module, on the session ComfyUI server and emulator (see conftest.py):
   * the Templates dialog lists our example under Extensions -> comfyui-wavespeed-kontext; it loads;
+  * the paid nodes carry a "$0.08/Run" price badge before anything is queued (1.49.6; 1.32.9 has none);
   * both nodes render with their widgets, values, options, tooltips (canvas state, the hover tooltip
     element and the prompt <textarea>), in the pack's colours from web/wavespeed_kontext.js;
   * Run: the Poll node shows our status text and a moving progress bar while the task runs, then the
     Save node shows the image;
-  * a failed task: our toast and ComfyUI's error dialog carry the node's one-line message.
+  * a failed task: our toast and ComfyUI's error report (1.32.9: a dialog; 1.49.6: the overlay's
+    "View details" panel) carry the node's one-line message.
 
 Screenshots go to artifacts/screenshots/ (gitignored). UPDATE_SCREENSHOTS=1 also refreshes
-docs/screenshots/workflow_after_run.png, the README picture. Skipped when /usr/bin/chromium or the
-playwright package is missing (never runs `playwright install`), but fails instead when CI=true.
+docs/screenshots/workflow_after_run.png (the README picture) and docs/screenshots/price_badge.png.
+Skipped when /usr/bin/chromium or the playwright package is missing (never runs `playwright
+install`), but fails instead when CI=true.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
 import os
 import re
 import shutil
@@ -30,6 +37,7 @@ from PIL import Image
 from emulator import Emulator
 from emulator.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer
+from scripts.pack_loader import load_pack
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
@@ -51,6 +59,9 @@ TEMPLATE = "flux_kontext_max_text_to_image"
 GEN, POLL, SAVE = "FluxKontextMaxGenerate", "WaveSpeedPollResult", "SaveImage"
 FAIL_MESSAGE = "Failed to download image from the provided URL."
 VIEWPORT = {"width": 1480, "height": 900}
+# selectors that differ between frontends: 1.32.9 (ComfyUI 0.3.75) first, then 1.49.6 (0.33.0)
+CLOSE_DIALOG = "button:has(i.pi-times), button[aria-label='Close dialog']"
+TEMPLATES_BUTTON = "button.templates-tab-button, button[aria-label='Templates']"
 
 # helpers installed in the page once the app is up
 PAGE_HELPERS = """() => {
@@ -125,7 +136,11 @@ class UI:
     def run(self) -> None:
         """Press the Run button of the action bar (what a user does), away from any tooltip."""
         self.page.mouse.move(5, VIEWPORT["height"] - 5)
-        self.page.get_by_role("button", name="Run", exact=True).click()
+        by_test_id = self.page.get_by_test_id("queue-button")  # 1.49.6: "Run" also names its menu
+        if by_test_id.count():
+            by_test_id.click()
+        else:
+            self.page.get_by_role("button", name="Run", exact=True).click()
 
 
 def _frame_graph(ui: UI) -> None:
@@ -214,10 +229,10 @@ def _open_template(ui: UI) -> None:
         # a new user gets the Templates dialog on first load: it must list our pack; close it and
         # open Templates again the way a returning user does
         dialog.wait_for(timeout=20_000)
-        assert dialog.get_by_text(PACK_NAME, exact=True).is_visible()
-        dialog.locator("button:has(i.pi-times)").click()  # its close (x) button
+        dialog.get_by_text(PACK_NAME, exact=True).wait_for(timeout=20_000)  # listed under Extensions
+        dialog.locator(CLOSE_DIALOG).first.click()  # its close (x) button
         dialog.wait_for(state="hidden", timeout=10_000)
-    page.locator("button.templates-tab-button").click()  # the sidebar's Templates button
+    page.locator(TEMPLATES_BUTTON).first.click()  # the sidebar's Templates button
     dialog.wait_for(timeout=20_000)
     dialog.get_by_text(PACK_NAME, exact=True).click()  # Extensions -> comfyui-wavespeed-kontext
     card = dialog.get_by_test_id(f"template-workflow-{TEMPLATE}")
@@ -250,6 +265,61 @@ def test_template_loads_our_three_node_graph(ui: UI) -> None:
     assert ui.js("() => app.extensions.some((e) => e.name === 'wavespeed.kontext')")
     script = f"/extensions/{PACK_NAME}/wavespeed_kontext.js"
     assert [s for u, s in ui.script_status.items() if u.endswith(script)] == [200]
+
+
+BADGE_TEXTS = """(cls) => (window.__wsk.node(cls).badges || [])
+  .map((b) => (typeof b === "function" ? b() : b)).map((b) => String(b?.text ?? ""))"""
+PRICE_SHOT = ROOT / "docs" / "screenshots" / "price_badge.png"
+
+
+def test_price_badge_is_on_the_paid_nodes_before_anything_is_queued(
+    ui: UI, comfy_object_info: dict[str, Any]
+) -> None:
+    if comfy_object_info[GEN].get("price_badge") is None:
+        # ComfyUI 0.3.75 has no io.PriceBadge, and frontend 1.32.9 prices only Comfy's own API nodes
+        # (a built-in table): no badge; the price is in the node's description (its hover tooltip)
+        assert not any("$" in t for t in ui.js(BADGE_TEXTS, GEN))
+        assert "$0.08 per image" in comfy_object_info[GEN]["description"]
+        return
+    ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({GEN!r}).includes('$0.08/Run')", timeout=10_000)
+    assert not any("$" in t for t in ui.js(BADGE_TEXTS, POLL))  # fetching a result is free
+    for cls in ("FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):  # fresh from the node library
+        ui.js(f"() => {{ const n = LiteGraph.createNode({cls!r}); n.pos = [60, 700]; app.graph.add(n); }}")
+        ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({cls!r}).includes('$0.08/Run')", timeout=10_000)
+        ui.js(f"() => app.graph.remove(window.__wsk.node({cls!r}))")
+    _badge_follows_a_count_widget(ui, comfy_object_info)
+    _frame_graph(ui)
+    shot = ui.shot("ui_1b_price_badge.png", clip=_graph_clip(ui))
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        _save_readme_shot(shot, PRICE_SHOT)
+
+
+def _badge_follows_a_count_widget(ui: UI, object_info: dict[str, Any]) -> None:
+    """Generate as it will be once it gains a `count` widget: the definition ComfyUI would serve
+    (nodes/pricing.py's expression, depends_on count), registered in the page; the badge follows it."""
+    pricing = importlib.import_module(load_pack().__name__ + ".nodes.pricing")
+    probe = copy.deepcopy(object_info[GEN])
+    probe["name"] = probe["display_name"] = "WaveSpeedPriceProbe"
+    probe["input"]["required"]["count"] = ["INT", {"default": 1, "min": 1, "max": 4}]
+    probe["input_order"]["required"].append("count")
+    probe["price_badge"] = {
+        "engine": "jsonata",
+        "depends_on": {"widgets": [{"name": "count", "type": "INT"}], "inputs": [], "input_groups": []},
+        "expr": pricing.price_badge_expr(0.08, pricing.multipliers_of(["prompt", "count"])),
+    }
+    ui.js(
+        """async (def) => { await app.registerNodeDef(def.name, def);
+             const n = LiteGraph.createNode(def.name); n.pos = [60, 700]; app.graph.add(n); }""",
+        probe,
+    )
+    try:
+        texts = f"({BADGE_TEXTS})('WaveSpeedPriceProbe')"
+        ui.page.wait_for_function(f"() => {texts}.includes('$0.08/Run')", timeout=10_000)
+        for count, price in ((3, "$0.24/Run"), (4, "$0.32/Run"), (1, "$0.08/Run")):
+            ui.set_widget("WaveSpeedPriceProbe", "count", count)
+            ui.page.wait_for_function(f"() => {texts}.includes({price!r})", timeout=10_000)
+    finally:
+        ui.js("() => app.graph.remove(window.__wsk.node('WaveSpeedPriceProbe'))")
 
 
 def test_nodes_render_their_widgets_tooltips_and_colours(ui: UI, comfy_object_info: dict[str, Any]) -> None:
@@ -403,16 +473,30 @@ def test_failed_task_shows_our_one_line_message(ui: UI, wavespeed_emulator: Emul
         toast.wait_for(timeout=20_000)
         toast_text = toast.inner_text()
         assert "WaveSpeed Poll Result" in toast_text and "(code 1402)" in toast_text
+        # ComfyUI's own report: 1.32.9 opens a dialog with the message; 1.49.6 shows an overlay naming
+        # the node, whose "View details" opens the Errors tab of the properties panel
+        overlay = ui.page.get_by_test_id("error-overlay")
         dialog = ui.page.get_by_role("dialog").filter(has_text=FAIL_MESSAGE)
-        dialog.wait_for(timeout=10_000)
-        line = next(t for t in dialog.inner_text().splitlines() if FAIL_MESSAGE in t)
-        assert re.fullmatch(
-            rf"WaveSpeed task [0-9a-f]+ failed: {re.escape(FAIL_MESSAGE)} \(code 1402\)", line
-        )
+        overlay.or_(dialog).first.wait_for(timeout=10_000)
+        if overlay.count():
+            assert "WaveSpeed Poll Result failed" in overlay.inner_text()
+            ui.page.get_by_test_id("error-overlay-see-errors").click()
+            report = ui.page.get_by_test_id("runtime-error-panel").filter(has_text=FAIL_MESSAGE)
+            report.wait_for(timeout=10_000)
+            text = report.inner_text()
+        else:
+            text = dialog.inner_text()
+        line = next(t for t in text.splitlines() if FAIL_MESSAGE in t)
+        assert re.search(
+            rf"WaveSpeed task [0-9a-f]+ failed: {re.escape(FAIL_MESSAGE)} \(code 1402\)$", line
+        ), line
         ui.page.wait_for_timeout(400)  # the dialog fades in
         ui.shot("ui_5_error.png")
-        ui.page.keyboard.press("Escape")
-        dialog.wait_for(state="hidden", timeout=10_000)
+        if overlay.count():
+            ui.page.get_by_role("button", name="Toggle properties panel").click()
+        else:
+            ui.page.keyboard.press("Escape")
+            dialog.wait_for(state="hidden", timeout=10_000)
     finally:
         ui.set_widget(GEN, "force_rerun", False)
 

@@ -1,4 +1,4 @@
-"""The pack inside a real headless ComfyUI 0.3.75, talking to the emulator over loopback."""
+"""The pack inside a real headless ComfyUI (0.33.0 or 0.3.75), talking to the emulator over loopback."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from scripts.comfy_harness import ComfyServer, interrupt, load_workflow, run_pro
 
 ROOT = Path(__file__).resolve().parents[2]
 T2I_WORKFLOW = ROOT / "example_workflows" / "flux_kontext_max_text_to_image.json"
+# saved by ComfyUI 0.33.0's frontend 1.49.6 with the V1 nodes, before the V3 port (tests/fixtures/)
+SAVED_BY_FRONTEND = ROOT / "tests" / "fixtures" / "saved_by_frontend_1_49_6.json"
 PACK_NAME = "comfyui-wavespeed-kontext"
 
 
@@ -132,6 +134,44 @@ def test_saved_png_metadata_and_templates_hold_no_key(
         timeout=10,
     )
     assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+
+
+def test_workflow_saved_by_the_current_frontend_converts_strictly_and_runs(
+    comfy_server: ComfyServer, comfy_object_info: dict[str, Any], wavespeed_emulator: Emulator
+) -> None:
+    """All five nodes, as frontend 1.49.6 saved them: same ids, input names and widget order today."""
+    workflow = load_workflow(SAVED_BY_FRONTEND)
+    assert workflow["extra"]["frontendVersion"] == "1.49.6"
+    ours = {n["type"] for n in workflow["nodes"] if n["type"].startswith(("FluxKontext", "WaveSpeed"))}
+    assert ours == {
+        "FluxKontextMaxGenerate",
+        "FluxKontextMaxEdit",
+        "FluxKontextMaxMultiReference",
+        "WaveSpeedPollResult",
+        "WaveSpeedRecentTasks",
+    }
+    api = ui_to_api(workflow, comfy_object_info)  # raises on a changed widget order or name
+    gen = next(v["inputs"] for v in api.values() if v["class_type"] == "FluxKontextMaxGenerate")
+    assert (gen["seed"], gen["guidance_scale"], gen["aspect_ratio"]) == (1234, 4.5, "3:2")
+    edit = next(v["inputs"] for v in api.values() if v["class_type"] == "FluxKontextMaxEdit")
+    assert (edit["aspect_ratio"], edit["sync_mode"], edit["image_url"]) == ("4:3", True, "")
+    # Recent Tasks lists the journal: give it one task whatever ran before in this session
+    warm = run_prompt(comfy_server, _chain("w", "a task for Recent Tasks to list"))
+    assert warm.ok, warm.error_line()
+    result = run_prompt(comfy_server, api, timeout=120)
+    assert result.ok, result.error_line()
+    assert len(result.images) == 3  # Generate, Edit and Multi-Reference, each through Poll Result
+    submits = sorted(r.path for r in wavespeed_emulator.requests if r.route == "submit")
+    assert submits == sorted(
+        [
+            "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image",  # the warm-up chain
+            "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image",
+            "/api/v3/wavespeed-ai/flux-kontext-max",
+            "/api/v3/wavespeed-ai/flux-kontext-max/multi",
+        ]
+    )
+    listing = [o for o in result.outputs.values() if "text" in o]
+    assert listing and "WaveSpeed journal" in str(listing[0]["text"])
 
 
 def test_two_chains_in_one_prompt_run_concurrently(

@@ -61,12 +61,12 @@ def test_side_by_side_runs_every_chain_concurrently_and_saves_the_right_sizes(
             assert img.size == size_for_aspect_ratio(ratio), (prefix, img.size)
         saved[ratio] = path
 
-    # all four tasks were in flight before the first finished: about one inference time, not four
+    # all four tasks were in flight before the first finished (the emulator's event order proves the
+    # overlap; no wall-time assertion: a loaded machine must not fail it, and timings live in bench/)
     submits = sorted(r.t for r in wavespeed_emulator.requests if r.route == "submit")
     downloads = sorted(r.t for r in wavespeed_emulator.requests if r.route == "download")
     assert len(submits) == 4 and len(downloads) == 4
     assert submits[-1] < downloads[0]
-    assert result.wall_s < 2 * INFERENCE_S + 1.0, result.wall_s
 
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         write_thumbnail(saved, THUMBNAIL)

@@ -1,0 +1,357 @@
+"""Reading what a server sends back, totally: any bytes in, a value or one of our errors out.
+
+Decisions, and why:
+
+* **Size.** An API reply is read up to ``MAX_REPLY_BYTES`` (1 MiB; a real one is a few hundred
+  bytes) and refused beyond, so a 100 MB reply costs 1 MiB of reading, never its whole size.
+* **JSON.** ``load_json`` raises only :class:`MalformedReply` (a ValueError). ``NaN``/``Infinity``
+  constants, floats that overflow (``1e400``) and integers longer than 20 digits become ``None``
+  (absent), so an absurd field cannot sink the fields next to it. Containers nested deeper than
+  ``MAX_DEPTH`` are replaced by ``None`` before parsing (the envelope and its task id survive;
+  the deep part is refused), and RecursionError, OverflowError and UnicodeDecodeError are caught.
+* **Meaning.** :func:`interpret` turns one capped reply into the reader's value or (typed error,
+  status, message) for the client's retry rule; a submit reply that names a valid task id never
+  becomes a retryable failure (the id is returned, or raised with the error as ``request_id``).
+* **Retry-After.** Seconds or an HTTP date; garbage (``soon``), NaN and unparsable dates give
+  None (normal backoff), negative gives 0, huge and infinite values are clamped to
+  ``MAX_RETRY_AFTER_S``; the client then refuses to sleep past its deadline.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from . import errors as E
+
+if TYPE_CHECKING:  # the node classes import models (and so this module) at start-up: stay light
+    import requests
+
+MAX_REPLY_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_RETRY_AFTER_S = 24 * 3600.0
+_MAX_INT_CHARS = 20
+_TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+SUBMIT_RETRYABLE_STATUS = frozenset({429, 503})
+
+# A JSON string (unrolled loop: no backtracking blow-up) or a bracket.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def is_task_id(value: object) -> bool:
+    """A syntactically valid WaveSpeed task id (ASCII letters, digits, - and _, at most 128)."""
+    return isinstance(value, str) and _TASK_ID_RE.fullmatch(value) is not None
+
+
+class MalformedReply(ValueError):
+    """A reply body that is not the JSON we can read; the message says why in a few words."""
+
+
+def _int_or_absent(text: str) -> int | None:
+    return int(text) if len(text) <= _MAX_INT_CHARS else None
+
+
+def _float_or_absent(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _absent(_: str) -> None:
+    return None
+
+
+def _prune_deep(text: str, max_depth: int) -> str:
+    """``text`` with every container that opens deeper than ``max_depth`` replaced by ``null``."""
+    pieces: list[str] = []
+    depth = 0
+    cut_from: int | None = None
+    last = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            continue
+        if token in "[{":
+            depth += 1
+            if depth == max_depth + 1 and cut_from is None:
+                cut_from = match.start()
+        else:
+            if depth == max_depth + 1 and cut_from is not None:
+                pieces += [text[last:cut_from], "null"]
+                last, cut_from = match.end(), None
+            depth -= 1
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def load_json(data: bytes) -> Any:
+    """Parse a reply body; raise MalformedReply (and nothing else) when it cannot be read."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MalformedReply("not UTF-8") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        text = _prune_deep(text, MAX_DEPTH)
+    try:
+        return json.loads(
+            text, parse_int=_int_or_absent, parse_float=_float_or_absent, parse_constant=_absent
+        )
+    except RecursionError:
+        raise MalformedReply("nested too deeply") from None
+    except (ValueError, OverflowError, TypeError):
+        raise MalformedReply("not JSON") from None
+
+
+def server_message(body: Any, status: int, content_type: str) -> str:
+    """The human part of an error reply: its message/error/detail string, else a short summary."""
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return clean_text(value, 300)
+        return f"HTTP {status}"
+    return f"HTTP {status} with a non-JSON reply ({content_type.split(';')[0] or 'unknown type'})"
+
+
+def clean_text(value: str, limit: int) -> str:
+    """A server string made safe to print and log: lone surrogates replaced, length capped."""
+    return value[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
+def retry_after_s(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header, clamped to 0..MAX_RETRY_AFTER_S; None if absent
+    or unreadable (the caller then uses its own backoff)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    seconds: float | None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = _http_date_in(text, time.time() if now is None else now)
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_S)
+
+
+def _http_date_in(text: str, now: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------- meaning
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    during: str,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> E.WaveSpeedError:
+    """Map an HTTP (or envelope) status to the typed error with an actionable one-line message."""
+    low = message.lower()
+    if status == 402 or (status == 403 and ("balance" in low or "credit" in low or "insufficient" in low)):
+        return E.InsufficientBalanceError(
+            f"WaveSpeed balance too low ({message}): top up at wavespeed.ai, then queue again.", status=status
+        )
+    if status in (401, 403):
+        return E.AuthenticationError(
+            f"WaveSpeed rejected the API key (HTTP {status}: {message}): check WAVESPEED_API_KEY; "
+            "new keys work only after the account's first top-up.",
+            status=status,
+        )
+    if status == 404 and during == "result":
+        return E.NotFoundError(
+            f"WaveSpeed has no task {request_id}: check the request id (results are kept for 7 days).",
+            request_id=request_id,
+            status=status,
+        )
+    if status in (400, 404, 413, 422):
+        return E.InvalidRequestError(f"WaveSpeed rejected the {during} request: {message}", status=status)
+    if status == 429:
+        return E.RateLimitedError(
+            f"WaveSpeed rate limit hit during {during} (HTTP 429) and retries ran out: wait a minute "
+            "or lower the number of parallel tasks.",
+            request_id=request_id,
+            status=status,
+            retry_after_s=retry_after,
+        )
+    return E.ServerError(
+        f"WaveSpeed server error during {during} (HTTP {status}: {message}); retries ran out, try again later.",
+        request_id=request_id,
+        status=status,
+    )
+
+
+def raise_unless_retryable(failure: E.WaveSpeedError, status: int, message: str, *, idempotent: bool) -> None:
+    """The retry rule of the module docstring, for one failed reply; returns only if it may be retried."""
+    if idempotent:
+        if status in RETRYABLE_STATUS or status == 200:  # 200 here means a malformed reply
+            return
+        raise failure
+    if status in SUBMIT_RETRYABLE_STATUS:
+        return
+    if status >= 500:
+        # 500/502/504 after the body was sent may hide an accepted (paid) task.
+        raise E.SubmitUncertainError(
+            f"WaveSpeed answered the submit with HTTP {status} ({message}); it was not resent to avoid "
+            "a double charge: check your WaveSpeed history before queuing again.",
+            status=status,
+        )
+    raise failure
+
+
+def later_hint(what: str, request_id: str | None) -> str:
+    if not request_id:
+        return f"{what}."
+    return (
+        f"{what}; task {request_id} may still finish and is already paid for: paste this request id "
+        "into WaveSpeed Poll Result to fetch it later without a new charge."
+    )
+
+
+def read_up_to(resp: requests.Response, cap: int) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes of the body, and whether there was more (never reads past cap + 1 chunk)."""
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        return b"", True
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_content(chunk_size=64 * 1024):
+        total += len(chunk)
+        if total > cap:
+            return b"", True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def raise_accepted(request_id: str, what: str) -> NoReturn:
+    raise E.SubmitUncertainError(
+        f"WaveSpeed accepted task {request_id} but its reply reports {what}; the task is paid for: "
+        "paste this request id into WaveSpeed Poll Result to fetch it instead of queuing again.",
+        request_id=request_id,
+    )
+
+
+def read_download_url(body: dict[str, Any]) -> str:
+    data = body.get("data")
+    url = data.get("download_url") if isinstance(data, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 4096:
+        raise ValueError("no download_url")
+    return url
+
+
+def read_history_items(body: dict[str, Any]) -> list[Any]:
+    """The ``data.items`` list of a history page; an odd page reads as empty (nothing to match)."""
+    data = body.get("data")
+    items = data.get("items") if isinstance(data, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def read_balance(body: dict[str, Any]) -> float:
+    data = body.get("data")
+    value = data.get("balance") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("no balance number")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP reply, its body read up to the cap inside the request's window."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    truncated: bool
+
+    @property
+    def content_type(self) -> str:
+        return str(self.headers.get("Content-Type", ""))
+
+
+def interpret(
+    reply: Reply,
+    reader: Callable[[dict[str, Any]], T],
+    *,
+    during: str,
+    request_id: str | None,
+    idempotent: bool,
+    base_url: str,
+) -> T | tuple[E.WaveSpeedError, int, str]:
+    """A 200 envelope with code 200 -> ``reader(envelope)``; anything else -> (error, effective
+    status, server message), where the status is the HTTP one or, inside a 200 reply, the
+    envelope's code (200 for a malformed reply), so both go through the same retry rule.
+    A submit reply naming a task id never comes back as a retryable failure: see submit()."""
+    if 300 <= reply.status < 400:
+        raise E.ConfigError(
+            f"WaveSpeed at {base_url} answered the {during} with a redirect (HTTP {reply.status}); "
+            "API calls do not follow redirects: set WAVESPEED_BASE_URL to the API's own address.",
+            status=reply.status,
+        )
+    body: Any = None
+    why = f"over {MAX_REPLY_BYTES} bytes"
+    if not reply.truncated:
+        try:
+            body = load_json(reply.body)
+        except MalformedReply as exc:
+            why = str(exc)
+    envelope = body if isinstance(body, dict) else None
+    data = envelope.get("data") if envelope is not None else None
+    accepted = (
+        None if idempotent or not isinstance(data, dict) or not is_task_id(data.get("id")) else data["id"]
+    )
+    if reply.status != 200:
+        message = server_message(body, reply.status, reply.content_type)
+        if accepted and reply.status >= 500:
+            raise_accepted(accepted, f"HTTP {reply.status} ({message})")
+        error = error_for_status(reply.status, message, during=during, request_id=request_id)
+        return error, reply.status, message
+    if envelope is None:
+        if body is not None:
+            why = "not a JSON object"
+        if not idempotent:
+            raise E.SubmitUncertainError(
+                f"WaveSpeed answered the submit with a malformed reply ({why}); it was not resent to "
+                "avoid a double charge: check your WaveSpeed history before queuing again."
+            )
+        error = E.ServerError(
+            f"WaveSpeed sent a malformed {during} reply ({why}); retries ran out.", request_id=request_id
+        )
+        return error, 200, why
+    code = envelope.get("code", 200)
+    if isinstance(code, int) and not isinstance(code, bool) and code != 200:
+        message = server_message(envelope, code, "")
+        if accepted:
+            raise_accepted(accepted, f"code {code} ({message})")
+        return error_for_status(code, message, during=during, request_id=request_id), code, message
+    try:
+        return reader(envelope)
+    except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
+        if not idempotent:
+            raise E.SubmitUncertainError(
+                f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
+                "a double charge: check your WaveSpeed history before queuing again."
+            ) from None
+        error = E.ServerError(
+            f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
+            request_id=request_id,
+        )
+        return error, 200, str(exc)
