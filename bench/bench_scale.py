@@ -114,7 +114,9 @@ def _batch(
     submitter = WaveSpeedClient(API_KEY, base_url, retry=type(client.retry)(attempts=1))
     sched = SubmitScheduler(window_s=window_s)
     poller = Poller(
-        lambda rid, dl: client.get_result(rid, deadline=dl), budget_rps=budget, history=lambda m: history
+        lambda rid, dl, cancel: client.get_result(rid, deadline=dl, cancel=cancel),
+        budget_rps=budget,
+        history=lambda m: history,
     )
     tag = random.getrandbits(32)
 

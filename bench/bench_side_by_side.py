@@ -98,7 +98,9 @@ def _row(emu: Any, nominal: float, tasks: int, seed: int, sdk: bool, failures: l
     rng = random.Random(seed)
     history = [rng.uniform(lo, hi) for _ in range(HISTORY)]
     client = WaveSpeedClient(API_KEY, emu.base_url)
-    poller = Poller(lambda rid, dl: client.get_result(rid, deadline=dl), history=lambda m: history)
+    poller = Poller(
+        lambda rid, dl, cancel: client.get_result(rid, deadline=dl, cancel=cancel), history=lambda m: history
+    )
     done: list[Done] = []
     lock = threading.Lock()
 

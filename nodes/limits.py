@@ -59,7 +59,10 @@ def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | 
     caller that makes it."""
 
     def make() -> Poller:
-        return Poller(lambda rid, deadline: client.get_result(rid, deadline=deadline), history=history)
+        return Poller(
+            lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel),
+            history=history,
+        )
 
     return poller_for(account_key(client), make)
 

@@ -20,7 +20,9 @@ KEY = "poller-key-0123456789"
 
 
 def _poller(client: WaveSpeedClient, **kw: object) -> Poller:
-    return Poller(lambda rid, deadline: client.get_result(rid, deadline=deadline), **kw)  # type: ignore[arg-type]
+    return Poller(
+        lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel), **kw
+    )  # type: ignore[arg-type]
 
 
 def _history(lo: float, hi: float, n: int = 40) -> list[float]:
@@ -193,7 +195,9 @@ def test_one_poller_per_account() -> None:
         made: list[Poller] = []
 
         def make() -> Poller:
-            made.append(Poller(lambda rid, dl: Prediction.from_data({"id": rid, "status": "completed"})))
+            made.append(
+                Poller(lambda rid, dl, cancel: Prediction.from_data({"id": rid, "status": "completed"}))
+            )
             return made[-1]
 
         assert poller_for("a", make) is poller_for("a", make) and len(made) == 1

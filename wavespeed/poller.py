@@ -38,7 +38,9 @@ from .models import Prediction
 
 CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
-Fetch = Callable[[str, float], Prediction]  # (request_id, deadline) -> the task's state now
+# (request_id, deadline, cancel) -> the task's state now; cancel turns true once nobody waits for the
+# task any more, so a poll stuck in a slow reply is abandoned (its worker thread comes back).
+Fetch = Callable[[str, float, CancelCheck], Prediction]
 History = Callable[[str], Sequence[float]]  # model -> past inference times in seconds
 
 ENV_BUDGET = "WAVESPEED_POLL_BUDGET_RPS"
@@ -298,8 +300,11 @@ class Poller:
                 self._cond.wait(max(0.002, min(waits, default=1.0)))
 
     def _poll(self, entry: _Entry) -> None:
+        def abandoned() -> bool:
+            return self._closed or entry.waiters <= 0
+
         try:
-            prediction = self._fetch(entry.request_id, self._clock() + _POLL_DEADLINE_S)
+            prediction = self._fetch(entry.request_id, self._clock() + _POLL_DEADLINE_S, abandoned)
         except BaseException as exc:
             with self._cond:
                 self.requests += 1
