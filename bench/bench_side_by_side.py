@@ -237,7 +237,7 @@ def run(
         "start minus the task's inference time; polls/s: result requests per second of inference "
         "(the submit is one request for every poller and is not counted).",
         f"ours: history = {HISTORY} earlier inference times of the model (what the journal holds); "
-        "default budget 30 requests/s for the account.",
+        "default budget 50 requests/s for the account.",
     ]
     if failures:
         notes.append(f"Chains that failed (left out of the figures): {', '.join(sorted(failures))}.")

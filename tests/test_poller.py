@@ -181,7 +181,7 @@ def test_plan_shape() -> None:
 
 def test_budget_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WAVESPEED_POLL_BUDGET_RPS", raising=False)
-    assert budget_from_env() == 30.0
+    assert budget_from_env() == 50.0
     monkeypatch.setenv("WAVESPEED_POLL_BUDGET_RPS", "50")
     assert budget_from_env() == 50.0
     monkeypatch.setenv("WAVESPEED_POLL_BUDGET_RPS", "0")

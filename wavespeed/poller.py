@@ -11,7 +11,7 @@ and floods the API with hundreds of tasks in flight. The decisions here, and why
   past it the step doubles to ``tail_cap_s``. Without history (fewer than ``MIN_HISTORY`` samples)
   it falls back to the fast schedule the client always used (0.1 s, x1.5, 0.3 s cap).
 * **One budget for the account.** A token bucket (``budget_rps``, env
-  ``WAVESPEED_POLL_BUDGET_RPS``, default 30) bounds the requests of all waits together. When more
+  ``WAVESPEED_POLL_BUDGET_RPS``, default 50) bounds the requests of all waits together. When more
   polls are due than tokens, the tasks most likely to have finished since their last poll go first
   (hazard from the same history), so hundreds of tasks lose a little lag each instead of flooding.
 * **Queued is not processing.** A task WaveSpeed holds in ``created`` (over the account's
@@ -44,7 +44,7 @@ Fetch = Callable[[str, float, CancelCheck], Prediction]
 History = Callable[[str], Sequence[float]]  # model -> past inference times in seconds
 
 ENV_BUDGET = "WAVESPEED_POLL_BUDGET_RPS"
-DEFAULT_BUDGET_RPS = 30.0
+DEFAULT_BUDGET_RPS = 50.0
 MIN_HISTORY = 5
 HISTORY_KEEP = 200
 QUEUED_STATUSES = frozenset({"created", "pending", "queued"})
