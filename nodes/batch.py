@@ -13,7 +13,8 @@ Bronze account simply takes its minutes and never errors on a 429. The decisions
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
 * Memory: the output tensor is allocated once and each task's image is copied into its slot as it
-  arrives, so the decoded images are never held twice (peak: the batch plus one task's images); the
+  arrives, and at most DECODING tasks download and decode at once, so the decoded images are never
+  held twice (peak: the batch plus two tasks' images); the
   number of tasks is bounded by the IMAGE batch budget of images.py (MAX_BATCH_BYTES).
 """
 
@@ -51,6 +52,7 @@ from .task import TaskHandle
 MAX_BATCH_BYTES = 1 << 30
 MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)
 IN_FLIGHT = 24  # tasks of one batch holding a worker thread at once (the pool has 64)
+DECODING = 2  # tasks of one batch downloading and decoding at once: their images exist twice briefly
 RETURN_SUCCEEDED, FAIL = "return what succeeded", "fail"
 SEED_INCREMENT, SEED_RANDOM = "increment", "random"
 
@@ -211,6 +213,7 @@ class FluxKontextMaxBatch:
         out: list[Any] = [None]
 
         gate = asyncio.Semaphore(IN_FLIGHT)
+        decoding = asyncio.Semaphore(DECODING)  # few decoded images exist beside the batch at once
 
         async def one(i: int, request: KontextRequest) -> None:
             handle: TaskHandle | None = None
@@ -219,9 +222,13 @@ class FluxKontextMaxBatch:
                     handle = await submit_task(
                         request, None, on_rate_wait=lambda text: waiting.__setitem__("text", text)
                     )
-                    prediction, images = await self._wait_and_fetch(handle, float(timeout_s))
-                    _place(out, images, i, len(requests))
-                    del images  # the batch tensor holds the pixels now
+                    prediction = await self._wait(handle, float(timeout_s))
+                    async with decoding:
+                        images = await run_blocking(
+                            lambda cancel: fetch_images(get_client(), prediction, cancel)
+                        )
+                        _place(out, images, i, len(requests))
+                        del images  # the batch tensor holds the pixels now
                 results[i] = (handle, prediction, None)
                 state["done"] += 1
             except E.WaveSpeedError as exc:
@@ -252,13 +259,13 @@ class FluxKontextMaxBatch:
             tick.cancel()
         return _finish(results, out[0], on_failure, progress)
 
-    async def _wait_and_fetch(self, handle: TaskHandle, timeout_s: float) -> tuple[Any, Any]:
+    async def _wait(self, handle: TaskHandle, timeout_s: float) -> Any:
         client = get_client()
         journal = open_journal()
         history = getattr(journal, "inference_times", None)
         poller = limits.poller(client, history=history if callable(history) else None)
 
-        def work(cancel: CancelCheck) -> tuple[Any, Any]:
+        def work(cancel: CancelCheck) -> Any:
             prediction = poller.wait(
                 handle.request_id,
                 model=handle.model,
@@ -268,7 +275,7 @@ class FluxKontextMaxBatch:
                 age_s=0.0,
             )
             journal_outcome(journal, prediction)
-            return prediction, fetch_images(client, prediction, cancel)
+            return prediction
 
         return await run_blocking(work)
 

@@ -17,11 +17,11 @@ def test_side_by_side_has_a_row_per_poller() -> None:
 
 
 def test_scale_reports_silver_and_bronze() -> None:
-    result = bench_scale.run(quick=True, sizes=(4,), budgets=(30.0,), minute_s=1.0)
-    silver, bronze = result.rows[0], result.rows[-1]
+    result = bench_scale.run(quick=True, sizes=(4,), budgets=(50.0,), minute_s=1.0, memory_images=2)
+    silver, bronze, memory = result.rows[0], result.rows[-3], result.rows[-1]
     assert silver["tasks"] == 4 and silver["peak_rss_mb"] > 0 and silver["requests_per_s"] > 0
     assert bronze["submissions"] == bronze["tasks"] == 6  # one accepted submit per image
-    assert len(result.tables) == 2
+    assert len(result.tables) == 3 and memory["images"] == 2 and memory["shape"] == "2x1024x1024x3"
 
 
 def test_run_py_knows_the_new_parts() -> None:
