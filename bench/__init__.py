@@ -7,6 +7,8 @@ Parts (each a ``bench_*.py`` module with ``run(quick=False, **params) -> BenchRe
                plus conversion floors
   imports      cold import of the pack in a fresh interpreter; requests per task
   load         200 tasks through one client with 5% injected transient faults
+  side_by_side time added on top of inference: our poller, the wavespeed SDK 2.0.5, ComfyUI's poll_op
+  scale        100/300 tasks in flight on a Silver-like account; the Bronze batch against its ideal
 
 ``python bench/run.py`` runs all of them and writes bench/RESULTS.md; ``--only NAME`` and ``--quick``
 run a part alone or a fast smoke version. This package only holds the shared helpers (stdlib at

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .faults import FAULT_KINDS, ROUTES
 from .imagegen import render_edit, render_text_to_image, size_for_aspect_ratio
+from .limits import TIERS, Tier
 from .models import MODELS
 from .server import MAX_UPLOAD_BYTES, Emulator, RequestRecord
 from .tasks import Task
@@ -20,9 +21,11 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "MODELS",
     "ROUTES",
+    "TIERS",
     "Emulator",
     "RequestRecord",
     "Task",
+    "Tier",
     "render_edit",
     "render_text_to_image",
     "size_for_aspect_ratio",

@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 from .imagegen import OUTPUT_FORMATS
+from .limits import TIERS
 from .server import Emulator
 
 
@@ -28,6 +29,24 @@ def _parser() -> argparse.ArgumentParser:
         help="accepted Bearer key (repeatable; default: emulator-key)",
     )
     p.add_argument("--output-format", choices=sorted(OUTPUT_FORMATS), default="jpeg")
+    p.add_argument(
+        "--tier",
+        choices=sorted(TIERS),
+        default="none",
+        help="account level: its per-minute submit limit (429 beyond) and concurrency limit (tasks "
+        "beyond it stay 'created'); WAVESPEED_API.md section 8",
+    )
+    p.add_argument(
+        "--minute-s", type=float, default=60.0, help="length of the rate window (scaled-down minute)"
+    )
+    p.add_argument(
+        "--inference-max-s",
+        type=float,
+        default=None,
+        help="draw each task's inference time uniformly from [--inference-s, this]",
+    )
+    p.add_argument("--retry-after", action="store_true", help="send Retry-After with 429s (the API does not)")
+    p.add_argument("--seed", type=int, default=None, help="seed for the random inference times")
     return p
 
 
@@ -43,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         output_format=args.output_format,
         balance=args.balance,
         host=args.host,
+        tier=args.tier,
+        minute_s=args.minute_s,
+        inference_max_s=args.inference_max_s,
+        retry_after_on_429=args.retry_after,
+        seed=args.seed,
     )
     stop = threading.Event()
 
@@ -53,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     base_url = emu.start(port=args.port)
     print(f"WaveSpeed emulator listening on {base_url} (api key: {len(keys)} accepted)", flush=True)
+    if args.tier != "none":
+        tier = TIERS[args.tier]
+        print(
+            f"account tier {tier.name}: {tier.per_minute} tasks per {args.minute_s:g} s, "
+            f"{tier.concurrency} at once",
+            flush=True,
+        )
     try:
         while not stop.wait(0.5):
             pass

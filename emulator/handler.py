@@ -79,6 +79,9 @@ class ApiServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 overflows when dozens of clients connect at once (a batch
+    # of tasks): the kernel then drops handshakes and clients see resets. A real API takes them all.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
@@ -467,6 +470,10 @@ class _Handler(BaseHTTPRequestHandler):
             created = self.emu._create_task(model, body, self._public_base())
         except ValidationError as exc:
             self._error(400, str(exc))
+            return
+        if created == 429:  # the account's per-minute window is full (limits.py): no task
+            message, headers = self.emu.rate_limit_reply()
+            self._error(429, message, headers)
             return
         if isinstance(created, int):
             self._error(402, INSUFFICIENT_BALANCE)

@@ -7,6 +7,8 @@ ThreadingHTTPServer (handler.py) in a daemon thread on loopback.
 from __future__ import annotations
 
 import hmac
+import math
+import random
 import secrets
 import threading
 import time
@@ -19,13 +21,25 @@ from urllib.parse import urlsplit
 from .faults import FaultBook, FaultRule, TaskPlan
 from .handler import MAX_UPLOAD_BYTES, ApiServer, UploadTicket
 from .imagegen import OUTPUT_FORMATS
+from .limits import Account, Tier, tier_named
 from .models import MODELS, validate_request
 from .records import LiveRecord, RequestRecord
 from .tasks import Task, decode_data_uri, prediction_object, render, rfc3339_ns
 
 __all__ = ["MAX_UPLOAD_BYTES", "Emulator", "RequestRecord"]
 
-_CONFIG_KEYS = ("inference_s", "queue_s", "sync_timeout_s", "output_format", "balance")
+_CONFIG_KEYS = (
+    "inference_s",
+    "queue_s",
+    "sync_timeout_s",
+    "output_format",
+    "balance",
+    "tier",
+    "minute_s",
+    "inference_max_s",
+    "retry_after_on_429",
+)
+RATE_LIMITED_STATUS = 429
 
 
 def _check_nonneg(name: str, value: object) -> float:
@@ -39,6 +53,11 @@ class Emulator:
 
     Config values (inference_s, queue_s, output_format) are snapshotted per task at submit time, so
     configure() affects later submissions only. reset() restores the configured balance.
+
+    Account limits (limits.py): ``tier`` bronze | silver | gold | ultra | none (default) and
+    ``minute_s`` (the window, 60 s on the API) give 429s past the per-minute rate and keep tasks past
+    the concurrency limit in ``created``. ``inference_max_s`` draws each task's inference time
+    uniformly from [inference_s, inference_max_s] (``seed`` makes the draws repeatable).
     """
 
     def __init__(
@@ -50,6 +69,12 @@ class Emulator:
         output_format: str = "jpeg",
         balance: float = 100.0,
         host: str = "127.0.0.1",
+        *,
+        tier: str | Tier = "none",
+        minute_s: float = 60.0,
+        inference_max_s: float | None = None,
+        retry_after_on_429: bool = False,
+        seed: int | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             api_keys = (api_keys,)
@@ -70,12 +95,20 @@ class Emulator:
         self.output_format = "jpeg"
         self._balance = 0.0
         self._configured_balance = 0.0
+        self.inference_max_s: float | None = None
+        self.retry_after_on_429 = False
+        self._rng = random.Random(seed)
+        self._account = Account(tier_named(tier), minute_s, time.monotonic())
         self.configure(
             inference_s=inference_s,
             queue_s=queue_s,
             sync_timeout_s=sync_timeout_s,
             output_format=output_format,
             balance=balance,
+            tier=tier,
+            minute_s=minute_s,
+            inference_max_s=inference_max_s,
+            retry_after_on_429=retry_after_on_429,
         )
         self._tasks: dict[str, Task] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -199,7 +232,9 @@ class Emulator:
         )
 
     def configure(self, **kw: Any) -> None:
-        """Change inference_s, queue_s, sync_timeout_s, output_format and/or balance at runtime."""
+        """Change inference_s, queue_s, sync_timeout_s, output_format, balance, the account limits
+        (tier, minute_s: a new tier or minute starts a fresh window and frees every slot),
+        inference_max_s and/or retry_after_on_429 at runtime."""
         unknown = set(kw) - set(_CONFIG_KEYS)
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
@@ -212,7 +247,22 @@ class Emulator:
             if fmt not in OUTPUT_FORMATS:
                 raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}")
             updates["output_format"] = fmt
+        if "inference_max_s" in kw and kw["inference_max_s"] is not None:
+            updates["inference_max_s"] = _check_nonneg("inference_max_s", kw["inference_max_s"])
+        elif "inference_max_s" in kw:
+            updates["inference_max_s"] = None
+        if "retry_after_on_429" in kw:
+            updates["retry_after_on_429"] = bool(kw["retry_after_on_429"])
+        account: Account | None = None
+        if "tier" in kw or "minute_s" in kw:
+            account = Account(
+                tier_named(kw.get("tier", self._account.tier)),
+                kw.get("minute_s", self._account.minute_s),
+                time.monotonic(),
+            )
         with self._lock:
+            if account is not None:
+                self._account = account
             for name, value in updates.items():
                 if name == "balance":
                     self._balance = self._configured_balance = value
@@ -230,6 +280,7 @@ class Emulator:
             self._records.clear()
             self._submissions = 0
             self._balance = self._configured_balance
+            self._account = Account(self._account.tier, self._account.minute_s, time.monotonic())
 
     @property
     def submissions(self) -> int:
@@ -270,7 +321,32 @@ class Emulator:
                 "requests": [asdict(r) for r in self.requests],
                 "uploads": len(self._uploads),
                 "balance": self._balance,
+                "tier": self._account.tier.name,
+                "rate_limited": self._account.refused,
             }
+
+    @property
+    def tier(self) -> Tier:
+        """The account level in force (limits.TIERS)."""
+        with self._lock:
+            return self._account.tier
+
+    @property
+    def rate_limited(self) -> int:
+        """Submits refused with 429 by the per-minute window since the tier was (re)configured."""
+        with self._lock:
+            return self._account.refused
+
+    def rate_limit_reply(self) -> tuple[str, dict[str, str]]:
+        """The 429 message and headers (Retry-After only if retry_after_on_429 is set)."""
+        with self._lock:
+            account, with_header = self._account, self.retry_after_on_429
+        wait = account.resets_in(time.monotonic())
+        message = (
+            f"Too many requests: your account level ({account.tier.name}) allows "
+            f"{account.tier.per_minute} tasks per minute; the limit resets every minute."
+        )
+        return message, ({"Retry-After": str(max(1, math.ceil(wait)))} if with_header else {})
 
     # ------------------------------------------------- package-internal: called by handler.py only
 
@@ -341,13 +417,17 @@ class Emulator:
         return prediction_object(task, now)
 
     def _create_task(self, model: str, body: dict[str, Any], base_url: str) -> Task | int:
-        """Charge and create a task; returns the HTTP status (402) instead if the balance is short."""
+        """Charge and create a task; returns the HTTP status instead if the balance is short (402) or
+        the account's per-minute window is full (429)."""
         spec = MODELS[model]
         req = validate_request(spec, body)
         with self._lock:
             cost = spec.price * req.num_images
             if self._balance + 1e-9 < cost:
                 return 402
+            now = time.monotonic()
+            if not self._account.admit(now):
+                return RATE_LIMITED_STATUS
             plan = self._faults.take_plan()
             self._balance = round(self._balance - cost, 6)
             self._submissions += 1
@@ -360,9 +440,9 @@ class Emulator:
                 request=req,
                 seed=seed,
                 created_at=rfc3339_ns(time.time_ns()),
-                submitted_mono=time.monotonic(),
+                submitted_mono=now,
                 queue_s=self.queue_s,
-                inference_s=self.inference_s,
+                inference_s=self._draw_inference_s(),
                 output_format=self.output_format,
                 base_url=base_url,
             )
@@ -375,11 +455,22 @@ class Emulator:
                     task.inference_s = plan.inference_s
                 if plan.queue_s is not None:
                     task.queue_s = plan.queue_s
+            # Over the concurrency limit the task waits in `created` until a slot frees.
+            run_s = math.inf if task.never_finish else task.inference_s
+            start = self._account.start_at(now + task.queue_s, run_s)
+            task.queue_s = start - now
             self._tasks[task.id] = task
         if not task.never_finish and task.fail is None:
             # Render ahead in the background so the first poll after completion is fast.
             threading.Thread(target=self._render, args=(task,), daemon=True).start()
         return task
+
+    def _draw_inference_s(self) -> float:
+        """The configured inference time, or a uniform draw up to inference_max_s (lock held)."""
+        top = self.inference_max_s
+        if top is None or top <= self.inference_s:
+            return self.inference_s
+        return self._rng.uniform(self.inference_s, top)
 
     def _wait(self, seconds: float) -> bool:
         """Sleep up to seconds; False if the emulator is stopping."""

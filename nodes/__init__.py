@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .batch import FluxKontextMaxBatch
 from .edit import FluxKontextMaxEdit, FluxKontextMaxMultiReference
 from .generate import FluxKontextMaxGenerate
 from .poll import WaveSpeedPollResult
@@ -11,6 +12,7 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
     "FluxKontextMaxGenerate": FluxKontextMaxGenerate,
     "FluxKontextMaxEdit": FluxKontextMaxEdit,
     "FluxKontextMaxMultiReference": FluxKontextMaxMultiReference,
+    "FluxKontextMaxBatch": FluxKontextMaxBatch,
     "WaveSpeedPollResult": WaveSpeedPollResult,
     "WaveSpeedRecentTasks": WaveSpeedRecentTasks,
 }
@@ -19,6 +21,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "FluxKontextMaxGenerate": "FLUX.1 Kontext [max] Generate (WaveSpeed)",
     "FluxKontextMaxEdit": "FLUX.1 Kontext [max] Edit (WaveSpeed)",
     "FluxKontextMaxMultiReference": "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
+    "FluxKontextMaxBatch": "FLUX.1 Kontext [max] Batch (WaveSpeed)",
     "WaveSpeedPollResult": "WaveSpeed Poll Result",
     "WaveSpeedRecentTasks": "WaveSpeed Recent Tasks",
 }

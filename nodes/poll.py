@@ -1,8 +1,12 @@
-"""WaveSpeed Poll Result: wait for a task, download every output, return ComfyUI IMAGE tensors."""
+"""WaveSpeed Poll Result: wait for a task, download every output, return ComfyUI IMAGE tensors.
+
+The wait goes through the account's shared poller (limits.py), so many Poll nodes in flight share
+one request budget and poll where completion is likely."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +14,7 @@ from ..wavespeed import errors as E
 from ..wavespeed.journal import STATUS_EXPIRED, STATUS_FAILED
 from ..wavespeed.models import Prediction
 from . import comfy_bridge as bridge
+from . import limits
 from .generate import CATEGORY
 from .progress import fraction_for, status_line
 from .runtime import CancelCheck, Watch, get_client, run_blocking
@@ -21,6 +26,12 @@ if TYPE_CHECKING:
 
 NSFW_PASS, NSFW_FAIL = "pass through", "fail"
 DOWNLOAD_BUDGET_S = 180.0
+
+
+def _history_of(journal: Any) -> Callable[[str], Sequence[float]] | None:
+    """Past inference times per model from the journal, if it keeps them (the poller's plan)."""
+    times = getattr(journal, "inference_times", None)
+    return times if callable(times) else None
 
 
 def _resolve_request_id(task: TaskHandle | None, request_id: str) -> str:
@@ -148,10 +159,19 @@ class WaveSpeedPollResult:
                 seen.append(prediction.status)
                 journal_outcome(journal, prediction)  # the record follows the task as it moves on
 
+        poller = limits.poller(client, history=_history_of(journal))
+        age_s = max(0.0, time.time() - task.submitted_at) if task is not None else None
+
         def work(cancel: CancelCheck) -> tuple[Prediction, Any]:
             try:
-                prediction = client.wait(
-                    rid, timeout_s=float(timeout_s), cancel=cancel, progress=on_progress, first=first
+                prediction = poller.wait(
+                    rid,
+                    model=task.model if task is not None else "",
+                    timeout_s=float(timeout_s),
+                    cancel=cancel,
+                    progress=on_progress,
+                    first=first,
+                    age_s=age_s,
                 )
             except E.TaskFailedError as exc:
                 journal_note(journal, rid, status=STATUS_FAILED, error=exc.message)

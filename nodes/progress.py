@@ -11,16 +11,20 @@ import math
 from ..wavespeed.models import Prediction
 
 _TYPICAL_INFERENCE_S = 12.0
+QUEUED_STATUSES = frozenset({"created", "pending", "queued"})
 
 
 def fraction_for(prediction: Prediction, elapsed_s: float) -> float:
     if prediction.is_completed:
         return 0.95
-    if prediction.status in ("created", "pending", "queued"):
+    if prediction.status in QUEUED_STATUSES:
         return 0.05
     return 0.1 + 0.85 * (1.0 - math.exp(-elapsed_s / _TYPICAL_INFERENCE_S))
 
 
 def status_line(prediction: Prediction, elapsed_s: float) -> str:
+    """``processing · 12s · task 1a2b3c4d…``; a task WaveSpeed holds back (over the account's
+    concurrency limit, status ``created``) reads "queued at WaveSpeed", not "processing"."""
     short = prediction.id[:8]
-    return f"{prediction.status} · {elapsed_s:.0f}s · task {short}…"
+    status = "queued at WaveSpeed" if prediction.status in QUEUED_STATUSES else prediction.status
+    return f"{status} · {elapsed_s:.0f}s · task {short}…"

@@ -11,8 +11,8 @@ task journal, reuse of a paid result and the session budget work the same way ev
    that task is handed back instead of paying again; an identical submit that was interrupted and
    may have been paid is looked for in the history, or reported in one line, never paid again.
 3. Book the price against ``WAVESPEED_SESSION_BUDGET_USD`` (BudgetExceededError before any request).
-4. POST once; the accepted task is journaled in the worker thread right after the reply, before
-   anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable.
+4. POST once through the account's scheduler (limits.py: a 429 is waited out as status text); the
+   accepted task is journaled in the worker thread right after the reply, before anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable.
 
 The reuse check and the recovery of an interrupted submit are in reuse.py; which journal, and
 best-effort updates of it, in journal_glue.py.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,7 @@ from ..wavespeed.singleflight import (
     owner_alive,
 )
 from . import comfy_bridge as bridge
+from . import limits
 from .journal_glue import (  # re-exported: Poll Result and Recent Tasks import them from here
     current_journal,
     forget_journals,
@@ -112,7 +114,11 @@ def _show_balance() -> bool:
 
 
 async def submit_task(
-    request: KontextRequest, node_id: str | None, *, force_rerun: bool = False
+    request: KontextRequest,
+    node_id: str | None,
+    *,
+    force_rerun: bool = False,
+    on_rate_wait: Callable[[str], None] | None = None,
 ) -> TaskHandle:
     request.validate()  # a typed one-line InvalidRequestError before any key lookup or request
     params = request.payload()
@@ -123,7 +129,18 @@ async def submit_task(
     identity = params_hash(request.model, _content_addressed(params))
     if journal is None or force_rerun or request.seed == -1:
         # A new image every time (or no journal to coordinate through): pay for a new task.
-        return await _post(request, params, progress, client, journal, account, identity, None, force_rerun)
+        return await _post(
+            request,
+            params,
+            progress,
+            client,
+            journal,
+            account,
+            identity,
+            None,
+            force_rerun,
+            on_rate_wait=on_rate_wait,
+        )
 
     key = (str(journal.directory), account, identity)
     while True:
@@ -143,7 +160,9 @@ async def submit_task(
         progress.update(1.0, f"shared task {shared.request_id} with an identical node (no charge)")
         return replace(shared, price_usd=0.0)
     try:
-        handle = await _single_flight(request, params, progress, client, journal, account, identity)
+        handle = await _single_flight(
+            request, params, progress, client, journal, account, identity, on_rate_wait=on_rate_wait
+        )
     except BaseException as exc:
         flight.finish(error=exc)
         raise
@@ -162,6 +181,8 @@ async def _single_flight(
     journal: Journal,
     account: str,
     identity: str,
+    *,
+    on_rate_wait: Callable[[str], None] | None = None,
 ) -> TaskHandle:
     """Reuse a journaled task, wait for an identical submit elsewhere, recover an interrupted one,
     or claim the intent and POST."""
@@ -189,12 +210,45 @@ async def _single_flight(
             if not isinstance(exc, JournalError):
                 raise
             log.warning("%s Submitting without the journal.", exc.message)
-            return await _post(request, params, progress, client, None, account, identity, None, False)
+            return await _post(
+                request,
+                params,
+                progress,
+                client,
+                None,
+                account,
+                identity,
+                None,
+                False,
+                on_rate_wait=on_rate_wait,
+            )
         except Exception:  # the journal itself failed (disk, lock): submit as without a journal
             log.warning("WaveSpeed journal: single-flight check failed; submitting", exc_info=True)
-            return await _post(request, params, progress, client, None, account, identity, None, False)
+            return await _post(
+                request,
+                params,
+                progress,
+                client,
+                None,
+                account,
+                identity,
+                None,
+                False,
+                on_rate_wait=on_rate_wait,
+            )
         if got is None:
-            return await _post(request, params, progress, client, journal, account, identity, intent, False)
+            return await _post(
+                request,
+                params,
+                progress,
+                client,
+                journal,
+                account,
+                identity,
+                intent,
+                False,
+                on_rate_wait=on_rate_wait,
+            )
         if isinstance(got, Intent):
             return await recover(request, params, progress, client, journal, account, identity, got)
         # An in-flight record is a task already paid for whose waiter died (crash, restart,
@@ -226,6 +280,8 @@ async def _post(
     identity: str,
     intent: Intent | None,
     force_rerun: bool,
+    *,
+    on_rate_wait: Callable[[str], None] | None = None,
 ) -> TaskHandle:
     """Book the price, POST once, journal the accepted task (releasing ``intent`` in the same
     transaction). A submit that may have been paid without an id leaves the intent 'uncertain'."""
@@ -243,6 +299,11 @@ async def _post(
     watch.set(0.02, f"submitting ({mode}) · ${price:.2f}")
     watch.publish()
     show_balance = _show_balance()
+
+    def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
+        watch.set(0.02, f"{text} · ${price:.2f}")
+        if on_rate_wait is not None:
+            on_rate_wait(text)
 
     def record(request_id: str, prediction: Prediction | None, error: str) -> str:
         if journal is None:
@@ -273,7 +334,7 @@ async def _post(
     def work(cancel: CancelCheck) -> tuple[TaskHandle, str]:
         try:
             try:
-                prediction = client.submit(request, cancel=cancel)
+                prediction = limits.submit(client, request, cancel=cancel, status=waiting)
             except BaseException as exc:
                 rid = getattr(exc, "request_id", None)
                 if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:

@@ -62,7 +62,7 @@ def test_inside_comfyui_loading_exports_only_the_v3_entry_point_and_stays_light(
 def test_outside_comfyui_the_v1_mapping_is_exported_without_an_entry_point() -> None:
     out = subprocess.run([sys.executable, "-c", LOADER], capture_output=True, text=True, check=True, cwd="/")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["entrypoint"] is False and len(result["nodes"]) == 5
+    assert result["entrypoint"] is False and len(result["nodes"]) == 6
 
 
 def test_a_missing_dependency_logs_one_clear_line_instead_of_breaking_startup() -> None:

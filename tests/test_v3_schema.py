@@ -26,6 +26,7 @@ NODE_IDS = [
     "FluxKontextMaxGenerate",
     "FluxKontextMaxEdit",
     "FluxKontextMaxMultiReference",
+    "FluxKontextMaxBatch",
     "WaveSpeedPollResult",
     "WaveSpeedRecentTasks",
 ]

@@ -1,0 +1,98 @@
+"""The account's limits in the node layer: every submit goes through the account's scheduler, every
+wait through the account's poller (wavespeed/scheduler.py, wavespeed/poller.py).
+
+"Per account" is per client: runtime.get_client caches one client per key and base URL, so the
+key-free tag of that pair names the account here. The submit wait has its own deadline
+(``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a minute per two
+tasks); Cancel stops it at once and nothing is sent or charged while waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ..wavespeed import errors as E
+from ..wavespeed.poller import Poller, poller_for
+from ..wavespeed.scheduler import SubmitScheduler, scheduler_for
+
+if TYPE_CHECKING:
+    from ..wavespeed.client import WaveSpeedClient
+    from ..wavespeed.models import KontextRequest, Prediction
+
+CancelCheck = Callable[[], bool]
+ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
+SUBMIT_WAIT_S = 1800.0
+
+
+def account_key(client: WaveSpeedClient) -> str:
+    """A key-free tag of the client's account (base URL + a hash of the key)."""
+    secret = str(getattr(client, "_api_key", ""))
+    digest = hashlib.sha256(f"{client.base_url}\0{secret}".encode()).hexdigest()[:20]
+    return f"{client.base_url}#{digest}"
+
+
+def submit_wait_s() -> float:
+    raw = os.environ.get(ENV_SUBMIT_WAIT, "").strip()
+    if not raw:
+        return SUBMIT_WAIT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise E.ConfigError(f"{ENV_SUBMIT_WAIT} must be a number of seconds > 0, not {raw!r}.")
+    return value
+
+
+def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
+    return scheduler_for(account_key(client))
+
+
+def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | None = None) -> Poller:
+    """The account's poller; ``history`` (model -> past inference seconds) is used by the first
+    caller that makes it."""
+
+    def make() -> Poller:
+        return Poller(
+            lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel),
+            history=history,
+        )
+
+    return poller_for(account_key(client), make)
+
+
+def submit(
+    client: WaveSpeedClient,
+    request: KontextRequest,
+    *,
+    cancel: CancelCheck,
+    status: Callable[[str], None],
+) -> Prediction:
+    """POST the task once the account's window has room; a 429 is waited out (status text), not an
+    error, inside WAVESPEED_SUBMIT_WAIT_S."""
+    deadline = time.monotonic() + submit_wait_s()
+    return scheduler(client).submit(
+        lambda: _submit_once(client, request, cancel), deadline=deadline, cancel=cancel, status=status
+    )
+
+
+def _submit_once(client: WaveSpeedClient, request: KontextRequest, cancel: CancelCheck) -> Prediction:
+    """One POST whose 429 comes straight back, so the scheduler waits for the window instead of the
+    client's short retry loop (a client without ``retry_rate_limit`` retries a little first)."""
+    if supports_immediate_429(client):
+        return client.submit(request, cancel=cancel, retry_rate_limit=False)  # type: ignore[call-arg,unused-ignore]
+    return client.submit(request, cancel=cancel)
+
+
+def supports_immediate_429(client: WaveSpeedClient) -> bool:
+    """Whether client.submit takes ``retry_rate_limit`` (WaveSpeedClient from issue 11 on)."""
+    try:
+        return "retry_rate_limit" in inspect.signature(client.submit).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,107 @@
+"""A new user's account in a real ComfyUI: the side-by-side template on an emulated Bronze account
+(2 images a minute, 2 at once; the minute scaled down to MINUTE_S for the test).
+
+Its own ComfyUI and emulator (module scope): the account's scheduler lives in the ComfyUI process
+and learns the limit, which must not leak into the session server's other tests.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from scripts.comfy_harness import ComfyServer, load_workflow, run_prompt, ui_to_api
+from wavespeed.client import WaveSpeedClient
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / "example_workflows" / "flux_kontext_max_side_by_side.json"
+KEY = "bronze-key-0123456789"
+MINUTE_S = 6.0
+
+
+@pytest.fixture(scope="module")
+def bronze() -> Iterator[Emulator]:
+    emu = Emulator(api_keys=(KEY,), inference_s=0.5, tier="bronze", minute_s=MINUTE_S)
+    emu.start(port=0)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="module")
+def bronze_server(comfy_installed: Path, bronze: Emulator) -> Iterator[ComfyServer]:
+    server = ComfyServer(
+        env={
+            "WAVESPEED_BASE_URL": bronze.base_url,
+            "WAVESPEED_API_KEY": KEY,
+            "WAVESPEED_RATE_WINDOW_S": str(MINUTE_S),
+        },
+        cache_none=True,
+        keep_dir=os.environ.get("COMFY_E2E_KEEP") == "1",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_side_by_side_on_bronze_completes_every_chain_with_one_submission_each(
+    bronze_server: ComfyServer, bronze: Emulator
+) -> None:
+    bronze.configure(tier="bronze", minute_s=MINUTE_S)  # the first window starts now
+    workflow = load_workflow(WORKFLOW)
+    prompt: dict[str, Any] = ui_to_api(workflow, bronze_server.object_info())
+    result = run_prompt(bronze_server, prompt, timeout=120)
+    assert result.ok, result.error_line()
+    saved = [n for n, out in result.outputs.items() if out.get("images")]
+    assert len(saved) == 4
+    assert bronze.submissions == 4  # exactly one accepted submission per image
+    assert bronze.rate_limited >= 1  # the account's limit was really hit ...
+    texts = [e["data"]["text"] for e in result.events_of("progress_text")]
+    # ... and shown as waiting, never as an error
+    if "retry_rate_limit" in inspect.signature(WaveSpeedClient.submit).parameters:
+        assert any("waiting for WaveSpeed's rate limit, resets in ~" in t for t in texts), texts
+    assert not any("429" in t or "rate limit hit" in t for t in texts)
+
+
+def test_a_batch_of_six_variations_on_bronze_completes_with_one_submission_each(
+    bronze_server: ComfyServer, bronze: Emulator
+) -> None:
+    bronze.reset()
+    bronze.configure(tier="bronze", minute_s=MINUTE_S)
+    prompt: dict[str, Any] = {
+        "1": {
+            "class_type": "FluxKontextMaxBatch",
+            "inputs": {
+                "prompts": "a lighthouse on a cliff at dusk, oil painting",
+                "variations": 6,
+                "seed": 4242,
+                "seed_mode": "increment",
+                "guidance_scale": 3.5,
+                "aspect_ratio": "1:1",
+                "on_failure": "return what succeeded",
+                "timeout_s": 600,
+            },
+        },
+        "2": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["1", 0], "filename_prefix": "wavespeed/batch"},
+        },
+    }
+    result = run_prompt(bronze_server, prompt, timeout=150)
+    assert result.ok, result.error_line()
+    assert len(result.outputs["2"]["images"]) == 6
+    assert bronze.submissions == 6  # exactly one accepted submission per image
+    texts = [e["data"]["text"] for e in result.events_of("progress_text")]
+    assert any("batch of 6 · $0.48" in t for t in texts), texts  # the price before it is spent
+    if "retry_rate_limit" in inspect.signature(WaveSpeedClient.submit).parameters:
+        assert any("waiting for WaveSpeed's rate limit" in t for t in texts) or bronze.rate_limited == 0
+    assert not any("429" in t or "rate limit hit" in t for t in texts)
