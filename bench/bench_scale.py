@@ -424,7 +424,7 @@ def run(
             f"Silver-like: `python -m emulator --tier silver` in its own process; inference uniform "
             f"{inference[0]:g}-{inference[1]:g} s; one scheduler, one poller (history: 40 earlier "
             "inference times); RSS is this process's, sampled every 20 ms during the batch "
-            "(before it, and the peak); no downloads (waiting only: item 5's decode memory is not measured here).",
+            "(before it, and the peak); no downloads (waiting only; the memory of decoding is the third table).",
             "vs one: the batch's wall time over one task alone. Two things stretch it: the emulator "
             "takes submits at ~25-30/s here (it renders each image as it accepts the task, on 2 shared "
             "cores: 'all submitted s'), and with a fixed budget the drain of N finished tasks needs "
