@@ -102,6 +102,7 @@ class FluxKontextMaxBatch:
         "Request ids of the images, one per line (Poll Result fetches any of them again, no charge).",
         "Failed tasks, one per line with id and reason (empty when all succeeded).",
     )
+    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge (nodes/v3.py)
     FUNCTION = "run"
 
     @classmethod

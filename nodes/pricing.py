@@ -9,7 +9,12 @@ shows ``usd`` results as Comfy credits, which is not what WaveSpeed bills.
 from __future__ import annotations
 
 #: Widgets that multiply the per-image price, with their JSONata value (the frontend's widget values).
-PRICE_MULTIPLIERS: dict[str, str] = {"count": "widgets.count"}
+#: ``prompts`` (the Batch node) counts its non-blank lines, as nodes/batch.py splits them.
+PRICE_MULTIPLIERS: dict[str, str] = {
+    "count": "widgets.count",
+    "variations": "widgets.variations",
+    "prompts": '$count($split(widgets.prompts, "\\n")[$trim($) != ""])',
+}
 
 
 def multipliers_of(input_names: list[str]) -> list[str]:

@@ -151,15 +151,12 @@ def test_four_chains_are_in_flight_at_once(pack: ModuleType, pack_env: Emulator)
     async def scenario() -> list[Any]:
         return await asyncio.gather(*[_chain(pack, f"prompt {i}") for i in range(4)])
 
-    started = time.monotonic()
     results = asyncio.run(scenario())
-    wall = time.monotonic() - started
     assert len({r[2] for r in results}) == 4
     submits = sorted(r.t for r in pack_env.requests if r.route == "submit")
     first_download = min(r.t for r in pack_env.requests if r.route == "download")
     # All four tasks were submitted before any result came back: they overlapped, not queued.
-    assert len(submits) == 4 and submits[-1] < first_download
-    assert wall < 2.0  # serial would take >= 4 s of inference alone
+    assert len(submits) == 4 and submits[-1] < first_download  # wall-time figures: bench_concurrency
 
 
 def test_sync_mode_needs_no_poll_request(pack: ModuleType, pack_env: Emulator) -> None:

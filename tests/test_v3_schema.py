@@ -161,6 +161,11 @@ def test_price_badge_on_paid_nodes_only_where_comfyui_has_price_badges(probe: di
             assert node["v3"]["api_node"] is True  # the frontend draws price badges on API nodes only
             assert badge["engine"] == "jsonata" and badge["depends_on"]["widgets"] == []
             assert badge["expr"] == '{"type": "text", "text": "$" & $formatNumber(0.08, "0.00") & "/Run"}'
+        elif probe["price_badges"] and name == "FluxKontextMaxBatch":  # the whole batch's price
+            assert node["v3"]["api_node"] is True
+            widgets = [w["name"] for w in badge["depends_on"]["widgets"]]
+            assert widgets == ["variations", "prompts"]
+            assert "0.08 * widgets.variations * $count($split(widgets.prompts" in badge["expr"]
         else:  # free nodes, and every node on a ComfyUI without io.PriceBadge (0.3.75)
             assert badge is None and not node["v3"]["api_node"], name
 

@@ -288,6 +288,7 @@ def test_price_badge_is_on_the_paid_nodes_before_anything_is_queued(
         ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({cls!r}).includes('$0.08/Run')", timeout=10_000)
         ui.js(f"() => app.graph.remove(window.__wsk.node({cls!r}))")
     _badge_follows_a_count_widget(ui, comfy_object_info)
+    _batch_badge_counts_prompts_and_variations(ui)
     _frame_graph(ui)
     shot = ui.shot("ui_1b_price_badge.png", clip=_graph_clip(ui))
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
@@ -320,6 +321,24 @@ def _badge_follows_a_count_widget(ui: UI, object_info: dict[str, Any]) -> None:
             ui.page.wait_for_function(f"() => {texts}.includes({price!r})", timeout=10_000)
     finally:
         ui.js("() => app.graph.remove(window.__wsk.node('WaveSpeedPriceProbe'))")
+
+
+def _batch_badge_counts_prompts_and_variations(ui: UI) -> None:
+    """The Batch node's badge is the whole batch: non-blank prompt lines x variations x $0.08."""
+    cls = "FluxKontextMaxBatch"
+    ui.js(f"() => {{ const n = LiteGraph.createNode({cls!r}); n.pos = [60, 700]; app.graph.add(n); }}")
+    try:
+        texts = f"({BADGE_TEXTS})({cls!r})"
+        for prompts, variations, price in (
+            ("a cat", 1, "$0.08/Run"),
+            ("a cat\n\n  \na dog\na fox", 2, "$0.48/Run"),
+            ("", 3, "$0.00/Run"),
+        ):
+            ui.set_widget(cls, "prompts", prompts)
+            ui.set_widget(cls, "variations", variations)
+            ui.page.wait_for_function(f"() => {texts}.includes({price!r})", timeout=10_000)
+    finally:
+        ui.js(f"() => app.graph.remove(window.__wsk.node({cls!r}))")
 
 
 def test_nodes_render_their_widgets_tooltips_and_colours(ui: UI, comfy_object_info: dict[str, Any]) -> None:
