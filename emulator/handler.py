@@ -16,7 +16,7 @@ import traceback
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
-from .backend import MAX_UPLOAD_BYTES, PAYMENT_REQUIRED, RATE_LIMITED, Backend
+from .backend import MAX_UPLOAD_BYTES, RATE_LIMITED, Backend
 from .fault_acts import corrupt, pre_fault
 from .faults import FaultRule
 from .models import MODELS, ValidationError
@@ -193,10 +193,9 @@ class _Handler(ReplyHandler):
             message, headers = self.backend.rate_limit_reply()
             self.reply_error(429, message, headers)
             return
-        if task == PAYMENT_REQUIRED:
+        if isinstance(task, int):  # PAYMENT_REQUIRED: the balance is short
             self.reply_error(402, INSUFFICIENT_BALANCE)
             return
-        assert not isinstance(task, int)
         if rule is not None and rule.kind == "reset_after_accept":
             raise ResetConnection()
         if rule is not None and rule.kind == "status_after_accept":
