@@ -160,36 +160,21 @@ def _git_state() -> str:
 
 
 @contextlib.contextmanager
-def emulator_nodelay(enabled: bool = True) -> Iterator[None]:
-    """Give the emulator's sockets TCP_NODELAY, as production HTTP servers have, for connections
-    accepted inside the block.
-
-    Why: the emulator (http.server) writes each reply as two segments, headers then body. With
-    Nagle's algorithm on, the body waits for the client's ACK of the headers, and Linux delays that
-    ACK by up to 40 ms: an emulator artifact that would be counted as the pack's overhead. The
-    overhead bench measures it once both ways (see its second table).
-    """
-    from emulator import handler
-
-    cls: Any = handler._Handler
-    saved = cls.disable_nagle_algorithm
-    cls.disable_nagle_algorithm = enabled
-    try:
-        yield
-    finally:
-        cls.disable_nagle_algorithm = saved
-
-
-@contextlib.contextmanager
 def emulator_env(*, nodelay: bool = True, **config: Any) -> Iterator[Emulator]:
     """A started emulator on loopback, with the pack's environment pointed at it (key, base URL,
-    a throw-away task journal dir); everything is restored afterwards. ``nodelay``: see
-    emulator_nodelay()."""
+    a throw-away task journal dir); everything is restored afterwards.
+
+    ``nodelay`` gives the emulator's sockets TCP_NODELAY, as production HTTP servers have. Why: the
+    emulator (http.server) writes each reply as two segments, headers then body. With Nagle's
+    algorithm on, the body waits for the client's ACK of the headers, and Linux delays that ACK by
+    up to 40 ms: an emulator artifact that would be counted as the pack's overhead. The overhead
+    bench measures it once both ways (see its second table).
+    """
     from emulator import Emulator
 
-    emu = Emulator(api_keys=(API_KEY,), **config)
+    emu = Emulator(api_keys=(API_KEY,), nodelay=nodelay, **config)
     saved = {k: os.environ.get(k) for k in _ENV_KEYS}
-    with tempfile.TemporaryDirectory(prefix="wavespeed-bench-") as journal, emulator_nodelay(nodelay):
+    with tempfile.TemporaryDirectory(prefix="wavespeed-bench-") as journal:
         emu.start(port=0)
         try:
             os.environ.pop("WAVESPEED_CONFIG_FILE", None)

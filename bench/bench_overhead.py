@@ -22,7 +22,7 @@ arrival of the download request to the node returning (download + decode + handi
 
 A second table runs sync mode (no polling, so no phase) against the emulator as it is and with
 TCP_NODELAY on its sockets: the difference is the emulator's Nagle/delayed-ACK stall, not the pack's
-(see bench.emulator_nodelay); the main table uses TCP_NODELAY.
+(see bench.emulator_env); the main table uses TCP_NODELAY.
 
 Run: ``python bench/bench_overhead.py [--quick]``. Figures only; nothing here asserts timings.
 """
