@@ -196,7 +196,6 @@ class EmulatorState:
         with self._lock:
             return list(self._tasks.values())
 
-    _all_tasks = history  # the name tests/e2e used before history() was public
 
     def prediction(self, task: Task, now: float) -> dict[str, Any]:
         """The API's prediction object for task at monotonic time now (renders outputs once due)."""

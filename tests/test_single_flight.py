@@ -171,7 +171,7 @@ def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
 ) -> None:
     pack_env.configure(inference_s=1.0)
     _kill_during_sync_submit(pack_env, "killed mid sync submit")
-    (paid,) = [t.id for t in pack_env._all_tasks()]
+    (paid,) = [t.id for t in pack_env.history()]
     restart(pack)
     status = _statuses(pack, monkeypatch)
     task = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
@@ -227,7 +227,7 @@ def test_connection_lost_after_accept_is_found_not_paid_again(
     with pytest.raises(errors.SubmitUncertainError):
         asyncio.run(_generate(pack, "lost reply"))
     assert pack_env.submissions == 1
-    (paid,) = [t.id for t in pack_env._all_tasks()]
+    (paid,) = [t.id for t in pack_env.history()]
     task = asyncio.run(_generate(pack, "lost reply"))
     assert task.request_id == paid and task.price_usd == 0.0 and pack_env.submissions == 1
 
@@ -259,7 +259,7 @@ def test_submit_error_with_a_task_id_is_journaled_and_shown(
     monkeypatch.setattr(client, "submit", odd_reply)
     with pytest.raises(errors.ServerError) as caught:
         asyncio.run(_generate(pack, "an odd reply"))
-    (paid,) = [t.id for t in pack_env._all_tasks()]
+    (paid,) = [t.id for t in pack_env.history()]
     assert f"task {paid} was accepted and journaled" in str(caught.value) and "\n" not in str(caught.value)
     record = pack.nodes.submission.current_journal().get(paid)
     assert record is not None and record.status == "in_flight" and "absurd number" in record.error

@@ -48,7 +48,7 @@ def test_dribbling_result_reply_ends_by_poll_timeout(
     assert result.error is not None and result.error["node_type"] == "WaveSpeedPollResult"
     message = result.error["exception_message"].strip()
     assert "\n" not in message and "Timed out" in message, message
-    task_ids = [t.id for t in wavespeed_emulator._all_tasks()]
+    task_ids = [t.id for t in wavespeed_emulator.history()]
     assert len(task_ids) == 1 and task_ids[0] in message  # the paid task can be fetched later
     assert result.wall_s < POLL_TIMEOUT_S + REQUEST_TIMEOUT_S
     print(f"dribbled result: prompt ended after {result.wall_s:.1f}s (Poll timeout_s {POLL_TIMEOUT_S})")

@@ -131,7 +131,7 @@ def test_kill_during_sync_submit_restart_requeue_pays_no_second_time(
     assert victim.pid is not None
     os.kill(victim.pid, signal.SIGKILL)
     victim.stop()
-    (paid,) = [t.id for t in wavespeed_emulator._all_tasks()]
+    (paid,) = [t.id for t in wavespeed_emulator.history()]
 
     victim.start()  # "restart ComfyUI" with the same journal directory
     again = run_prompt(victim, prompt)
