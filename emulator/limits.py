@@ -7,8 +7,9 @@ none is sent unless asked for); over the concurrency limit a task is accepted bu
 ``created`` until a slot frees ("if you submit a 3rd, it will wait until one finishes").
 
 Decisions where the docs are silent:
-  * The window is fixed (it "resets every minute"), aligned to when the tier was configured, and
-    counts accepted tasks (one per submit): a refused submit does not count.
+  * The window is fixed (it "resets every minute"), aligned to the first submit after the tier was
+    configured (so a test's burst of submits always shares one window, however slowly it starts),
+    and counts accepted tasks (one per submit): a refused submit does not count.
   * Slots are handed out first come, first served. A task's start is computed once, when it is
     accepted, from the end times of the tasks holding slots, so a task's status stays a pure
     function of the clock (tasks.py): the wait for a slot is simply extra time in ``created``.
@@ -54,12 +55,12 @@ def tier_named(name: str | Tier) -> Tier:
 class Account:
     """The limits of one account: admit() for the per-minute window, start_at() for the slots."""
 
-    def __init__(self, tier: Tier, minute_s: float, now: float) -> None:
+    def __init__(self, tier: Tier, minute_s: float) -> None:
         if not (isinstance(minute_s, (int, float)) and minute_s > 0 and math.isfinite(minute_s)):
             raise ValueError("minute_s must be a finite number > 0")
         self.tier = tier
         self.minute_s = float(minute_s)
-        self._epoch = now
+        self._epoch: float | None = None  # set by the first submit: windows are aligned to it
         self._window = -1
         self._count = 0
         self._ends: list[float] = []  # min-heap of the end times of the tasks holding slots
@@ -67,7 +68,9 @@ class Account:
         self.refused = 0
 
     def resets_in(self, now: float) -> float:
-        """Seconds until the current window ends."""
+        """Seconds until the current window ends (a whole minute before the first submit)."""
+        if self._epoch is None:
+            return self.minute_s
         index = math.floor((now - self._epoch) / self.minute_s)
         return max(0.0, self._epoch + (index + 1) * self.minute_s - now)
 
@@ -75,6 +78,8 @@ class Account:
         """Count one accepted submit in the current window; False (and not counted) if it is full."""
         limit = self.tier.per_minute
         with self._lock:
+            if self._epoch is None:
+                self._epoch = now
             index = math.floor((now - self._epoch) / self.minute_s)
             if index != self._window:
                 self._window, self._count = index, 0

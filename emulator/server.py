@@ -9,7 +9,6 @@ methods of the Backend protocol (backend.py); imports point server -> handler ->
 from __future__ import annotations
 
 import threading
-import time
 from types import TracebackType
 from typing import Any
 
@@ -233,7 +232,6 @@ class Emulator(EmulatorState):
             account = Account(
                 tier_named(kw.get("tier", self._account.tier)),
                 kw.get("minute_s", self._account.minute_s),
-                time.monotonic(),
             )
         with self._lock:
             if account is not None:
@@ -255,4 +253,4 @@ class Emulator(EmulatorState):
             self._records.clear()
             self._submissions = 0
             self._balance = self._configured_balance
-            self._account = Account(self._account.tier, self._account.minute_s, time.monotonic())
+            self._account = Account(self._account.tier, self._account.minute_s)

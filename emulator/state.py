@@ -47,7 +47,7 @@ class EmulatorState:
         self.inference_max_s: float | None = None
         self.retry_after_on_429 = False
         self._rng = random.Random(seed)
-        self._account = Account(tier_named(tier), minute_s, time.monotonic())
+        self._account = Account(tier_named(tier), minute_s)
         self._tasks: dict[str, Task] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
         self._tickets: dict[str, UploadTicket] = {}
@@ -195,7 +195,6 @@ class EmulatorState:
         """Every task, oldest first (what GET predictions lists, newest first)."""
         with self._lock:
             return list(self._tasks.values())
-
 
     def prediction(self, task: Task, now: float) -> dict[str, Any]:
         """The API's prediction object for task at monotonic time now (renders outputs once due)."""

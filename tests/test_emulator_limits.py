@@ -113,3 +113,16 @@ def test_tier_and_minute_are_set_by_configure_and_the_control_endpoint() -> None
 def test_command_line_takes_tier_and_minute() -> None:
     args = _parser().parse_args(["--tier", "bronze", "--minute-s", "10", "--inference-max-s", "5"])
     assert (args.tier, args.minute_s, args.inference_max_s) == ("bronze", 10.0, 5.0)
+
+
+def test_the_window_starts_with_the_first_submit() -> None:
+    """A burst of submits shares one window however late after configure() it comes (the Bronze e2e
+    test relies on it: with windows aligned to configure() a slow start could split the burst)."""
+    from emulator.limits import Account, tier_named
+
+    account = Account(tier_named("bronze"), 1.0)
+    assert account.resets_in(50.0) == 1.0  # nothing submitted yet: a whole minute ahead
+    assert account.admit(100.4) and account.admit(100.45)
+    assert not account.admit(101.3)  # still the first submit's minute
+    assert account.resets_in(101.3) == pytest.approx(0.1)
+    assert account.admit(101.41)  # a new minute, one minute after the first submit
