@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 NSFW_PASS, NSFW_FAIL = "pass through", "fail"
 DOWNLOAD_BUDGET_S = 180.0
+_URLS_IN_LINE = 200  # errors are one line of at most 300 characters (errors.one_line)
 
 
 def _history_of(journal: Any) -> Callable[[str], Sequence[float]] | None:
@@ -45,34 +46,74 @@ def _resolve_request_id(task: TaskHandle | None, request_id: str) -> str:
     return rid
 
 
-def _download_all(client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck) -> list[bytes]:
+def _download_all(
+    client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck, request_id: str
+) -> list[bytes]:
     deadline = time.monotonic() + DOWNLOAD_BUDGET_S
+
+    def one(output: str) -> bytes:
+        return client.download(output, cancel=cancel, deadline=deadline, request_id=request_id)
+
     if len(outputs) == 1:
-        return [client.download(outputs[0], cancel=cancel, deadline=deadline)]
+        return [one(outputs[0])]
     with ThreadPoolExecutor(max_workers=min(4, len(outputs))) as pool:
-        return list(pool.map(lambda o: client.download(o, cancel=cancel, deadline=deadline), outputs))
+        return list(pool.map(one, outputs))
+
+
+def _where_outputs_are(prediction: Prediction) -> str:
+    """Where the user can still get the outputs when Poll Result stops with an error (its
+    image_urls output is then never produced): the URLs themselves when they fit in the line,
+    else the places that keep them."""
+    urls = [o for o in prediction.outputs if o.startswith(("http://", "https://"))]
+    if urls and sum(len(u) + 1 for u in urls) <= _URLS_IN_LINE:
+        return f"open the output{'s' if len(urls) > 1 else ''} directly: {' '.join(urls)}"
+    return (
+        "open them one by one from WaveSpeed Recent Tasks (the journal keeps their URLs for 7 days) "
+        "or wavespeed.ai's task history"
+    )
+
+
+def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeError:
+    """The error Poll Result stops with: the task, what was wrong, and where the outputs are."""
+    from ..wavespeed.images import OutputsTooLargeError
+
+    why = exc.message.rstrip(".").split(": refused before decoding")[0].split("; open its image_urls")[0]
+    where = _where_outputs_are(prediction)
+    if isinstance(exc, OutputsTooLargeError):
+        return OutputsTooLargeError(
+            f"Task {prediction.id} is paid and kept, but {why}: {where}.", request_id=prediction.id
+        )
+    return E.ImageDecodeError(
+        f"Output of task {prediction.id} is not a usable image (twice: {why}): {where}.",
+        request_id=prediction.id,
+    )
 
 
 def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: CancelCheck) -> Any:
-    """Download and decode all outputs; a corrupt file is fetched once more before giving up."""
-    from ..wavespeed.images import images_to_tensor
+    """Download and decode all outputs; a corrupt file is fetched once more before giving up.
+
+    The number of outputs is checked before anything is downloaded, and a memory refusal
+    (OutputsTooLargeError) is final: downloading again would give the same sizes."""
+    from ..wavespeed.images import OutputsTooLargeError, check_output_count, images_to_tensor
 
     if not prediction.outputs:
         raise E.ServerError(
             f"WaveSpeed task {prediction.id} completed without outputs; try Poll Result again later.",
             request_id=prediction.id,
         )
+    try:
+        check_output_count(len(prediction.outputs))
+    except OutputsTooLargeError as exc:
+        raise _unusable(prediction, exc) from None
     for attempt in (1, 2):
-        blobs = _download_all(client, prediction.outputs, cancel)
+        blobs = _download_all(client, prediction.outputs, cancel, prediction.id)
         try:
             return images_to_tensor(blobs)
+        except OutputsTooLargeError as exc:
+            raise _unusable(prediction, exc) from None
         except E.ImageDecodeError as exc:
             if attempt == 2:
-                raise E.ImageDecodeError(
-                    f"Output of task {prediction.id} is not a usable image ({exc.message}); it is kept on "
-                    "WaveSpeed for 7 days: run Poll Result with this request id again later.",
-                    request_id=prediction.id,
-                ) from None
+                raise _unusable(prediction, exc) from None
     raise AssertionError("unreachable")
 
 
