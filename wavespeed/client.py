@@ -366,7 +366,16 @@ class WaveSpeedClient:
 
     # ------------------------------------------------------------------ internals
 
-    def _api_json(
+    def _api_json(self, method: str, path: str, reader: Reader[T], **kw: Any) -> T:
+        """One API call with the retry rule above; returns what ``reader`` makes of the 200 envelope.
+        Once a task exists (``request_id``), every error names it in its text."""
+        try:
+            return self._api_json_once(method, path, reader, **kw)
+        except E.WaveSpeedError as exc:
+            _name_the_task(exc, kw.get("request_id"))
+            raise
+
+    def _api_json_once(
         self,
         method: str,
         path: str,
@@ -383,7 +392,6 @@ class WaveSpeedClient:
         cap_s: float | None = None,
         retry_rate_limit: bool = True,
     ) -> T:
-        """One API call with the retry rule above; returns what ``reader`` makes of the 200 envelope."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
@@ -699,6 +707,20 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
     return isinstance(reason, NewConnectionError)
+
+
+def _name_the_task(exc: E.WaveSpeedError, request_id: str | None) -> None:
+    """Put the task id first in an error's text (a one-line cap cannot cut it) with how to fetch it."""
+    if not request_id or request_id in exc.message:
+        return
+    exc.request_id = exc.request_id or request_id
+    exc.message = E.redact(
+        E.one_line(
+            f"Task {request_id}: {exc.message.rstrip('.')}; Poll Result fetches it later by this "
+            "request id (no new charge)."
+        )
+    )
+    exc.args = (exc.message,)
 
 
 def _of_task(request_id: str | None) -> str:

@@ -36,7 +36,6 @@ import socket
 from typing import NamedTuple
 
 from .errors import ConfigError, InvalidRequestError
-from .urls import parse_origin
 
 __all__ = ["MAX_URL_CHARS", "check_image_url", "unreachable_reason"]
 
@@ -150,6 +149,8 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
 def _configured_origin(api_base: str | None | _FromEnv) -> tuple[str, str, int] | None:
     """The API origin exactly as the client reads it (urls.parse_origin, the one parser), or None
     when there is none or the client would refuse it (then no URL is let through on its account)."""
+    from .urls import parse_origin  # urllib3: not at ComfyUI start-up
+
     if isinstance(api_base, _FromEnv):
         from .config import resolve_base_url
 
