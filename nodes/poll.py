@@ -5,6 +5,7 @@ one request budget and poll where completion is likely."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 NSFW_PASS, NSFW_FAIL = "pass through", "fail"
 DOWNLOAD_BUDGET_S = 180.0
-_URLS_IN_LINE = 200  # errors are one line of at most 300 characters (errors.one_line)
+_LINE_LIMIT = 300  # errors.one_line cuts longer messages: URLs go in only when they fit whole
 
 
 def _history_of(journal: Any) -> Callable[[str], Sequence[float]] | None:
@@ -60,31 +61,26 @@ def _download_all(
         return list(pool.map(one, outputs))
 
 
-def _where_outputs_are(prediction: Prediction) -> str:
-    """Where the user can still get the outputs when Poll Result stops with an error (its
-    image_urls output is then never produced): the URLs themselves when they fit in the line,
-    else the places that keep them."""
-    urls = [o for o in prediction.outputs if o.startswith(("http://", "https://"))]
-    if urls and sum(len(u) + 1 for u in urls) <= _URLS_IN_LINE:
-        return f"open the output{'s' if len(urls) > 1 else ''} directly: {' '.join(urls)}"
-    return (
-        "open them one by one from WaveSpeed Recent Tasks (the journal keeps their URLs for 7 days) "
-        "or wavespeed.ai's task history"
-    )
-
-
 def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeError:
-    """The error Poll Result stops with: the task, what was wrong, and where the outputs are."""
+    """The error Poll Result stops with: the task, what was wrong, and where its outputs are.
+    Its image_urls output is never produced then, so the line carries the URLs when they fit in
+    it, else names the places that keep them (polling again would only fail the same way)."""
     from ..wavespeed.images import OutputsTooLargeError
 
     why = exc.message.rstrip(".").split(": refused before decoding")[0].split("; open its image_urls")[0]
-    where = _where_outputs_are(prediction)
+    why = re.sub(r"; limits: [^)]*", "", why)  # room for the URLs; the limits are in the docs
     if isinstance(exc, OutputsTooLargeError):
-        return OutputsTooLargeError(
-            f"Task {prediction.id} is paid and kept, but {why}: {where}.", request_id=prediction.id
-        )
-    return E.ImageDecodeError(
-        f"Output of task {prediction.id} is not a usable image (twice: {why}): {where}.",
+        cls: type[E.ImageDecodeError] = OutputsTooLargeError
+        head = f"Task {prediction.id} (paid, kept): {why}"
+    else:
+        cls = E.ImageDecodeError
+        head = f"Output of task {prediction.id} is not a usable image (twice: {why})"
+    urls = [o for o in prediction.outputs if o.startswith(("http://", "https://"))]
+    direct = f"{head}: open the output{'s' if len(urls) > 1 else ''} directly: {' '.join(urls)}."
+    if urls and len(direct) <= _LINE_LIMIT:
+        return cls(direct, request_id=prediction.id)
+    return cls(
+        f"{head}: open its outputs from your task history on wavespeed.ai (the journal keeps their URLs).",
         request_id=prediction.id,
     )
 

@@ -98,7 +98,7 @@ def test_too_many_outputs_are_refused_before_any_download(pack: ModuleType, serv
     text = str(exc)
     assert TASK_ID in text and exc.request_id == TASK_ID
     assert "not a usable image" not in text and "image_urls" not in text
-    assert "Recent Tasks" in text or f"{server.url}/o0.png" in text
+    assert "task history on wavespeed.ai" in text
 
 
 def test_a_batch_over_the_memory_limit_is_downloaded_once_and_names_its_urls(
@@ -114,6 +114,20 @@ def test_a_batch_over_the_memory_limit_is_downloaded_once_and_names_its_urls(
     assert TASK_ID in text and "35.8 GiB" in text and "not a usable image" not in text
     assert f"{server.url}/a.png" in text and f"{server.url}/b.png" in text  # something to open
     assert "image_urls" not in text and "\n" not in text
+
+
+def test_urls_too_long_for_the_line_are_never_cut_the_line_says_where_they_are(
+    pack: ModuleType, servers: list[RawServer]
+) -> None:
+    """CDN URLs are ~100 characters: a line that cannot hold them whole names the places that do."""
+    long_a, long_b = "a" * 120 + ".png", "b" * 120 + ".png"
+    headers = {f"/{long_a}": _png_header(40_000, 1_000), f"/{long_b}": _png_header(1_000, 40_000)}
+    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
+    exc = _fetch(pack, server, [long_a, long_b])
+    text = str(exc)
+    assert isinstance(exc, _mod(pack, "wavespeed.images").OutputsTooLargeError), exc
+    assert text.endswith(".") and "…" not in text and long_a not in text
+    assert TASK_ID in text and "task history on wavespeed.ai" in text and "journal" in text
 
 
 def test_a_corrupt_output_names_where_to_get_it_instead_of_polling_again(
