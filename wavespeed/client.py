@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import requests
 
@@ -51,6 +52,8 @@ CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
 
 T = TypeVar("T")
+Out = TypeVar("Out")
+P = ParamSpec("P")
 Reader = Callable[[dict[str, Any]], T]
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -110,6 +113,21 @@ class _Broken(Exception):
         self.fired = fired
         self.reason = reason
         super().__init__(reason)
+
+
+def _names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
+    """Once a task exists (the call's ``request_id``), every error it raises names it in its text."""
+
+    @functools.wraps(call)
+    def named(*args: P.args, **kwargs: P.kwargs) -> Out:
+        try:
+            return call(*args, **kwargs)
+        except E.WaveSpeedError as exc:
+            request_id = kwargs.get("request_id")
+            _name_the_task(exc, request_id if isinstance(request_id, str) else None)
+            raise
+
+    return named
 
 
 class WaveSpeedClient:
@@ -366,16 +384,8 @@ class WaveSpeedClient:
 
     # ------------------------------------------------------------------ internals
 
-    def _api_json(self, method: str, path: str, reader: Reader[T], **kw: Any) -> T:
-        """One API call with the retry rule above; returns what ``reader`` makes of the 200 envelope.
-        Once a task exists (``request_id``), every error names it in its text."""
-        try:
-            return self._api_json_once(method, path, reader, **kw)
-        except E.WaveSpeedError as exc:
-            _name_the_task(exc, kw.get("request_id"))
-            raise
-
-    def _api_json_once(
+    @_names_its_task
+    def _api_json(
         self,
         method: str,
         path: str,
