@@ -5,6 +5,7 @@ one request budget and poll where completion is likely."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 NSFW_PASS, NSFW_FAIL = "pass through", "fail"
 DOWNLOAD_BUDGET_S = 180.0
+_LINE_LIMIT = 300  # errors.one_line cuts longer messages: URLs go in only when they fit whole
 
 
 def _history_of(journal: Any) -> Callable[[str], Sequence[float]] | None:
@@ -45,34 +47,69 @@ def _resolve_request_id(task: TaskHandle | None, request_id: str) -> str:
     return rid
 
 
-def _download_all(client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck) -> list[bytes]:
+def _download_all(
+    client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck, request_id: str
+) -> list[bytes]:
     deadline = time.monotonic() + DOWNLOAD_BUDGET_S
+
+    def one(output: str) -> bytes:
+        return client.download(output, cancel=cancel, deadline=deadline, request_id=request_id)
+
     if len(outputs) == 1:
-        return [client.download(outputs[0], cancel=cancel, deadline=deadline)]
+        return [one(outputs[0])]
     with ThreadPoolExecutor(max_workers=min(4, len(outputs))) as pool:
-        return list(pool.map(lambda o: client.download(o, cancel=cancel, deadline=deadline), outputs))
+        return list(pool.map(one, outputs))
+
+
+def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeError:
+    """The error Poll Result stops with: the task, what was wrong, and where its outputs are.
+    Its image_urls output is never produced then, so the line carries the URLs when they fit in
+    it, else names the places that keep them (polling again would only fail the same way)."""
+    from ..wavespeed.images import OutputsTooLargeError
+
+    why = exc.message.rstrip(".").split(": refused before decoding")[0].split("; open its image_urls")[0]
+    why = re.sub(r"; limits: [^)]*", "", why)  # room for the URLs; the limits are in the docs
+    if isinstance(exc, OutputsTooLargeError):
+        cls: type[E.ImageDecodeError] = OutputsTooLargeError
+        head = f"Task {prediction.id} (paid, kept): {why}"
+    else:
+        cls = E.ImageDecodeError
+        head = f"Output of task {prediction.id} is not a usable image (twice: {why})"
+    urls = [o for o in prediction.outputs if o.startswith(("http://", "https://"))]
+    direct = f"{head}: open the output{'s' if len(urls) > 1 else ''} directly: {' '.join(urls)}."
+    if urls and len(direct) <= _LINE_LIMIT:
+        return cls(direct, request_id=prediction.id)
+    return cls(
+        f"{head}: open its outputs from your task history on wavespeed.ai (the journal keeps their URLs).",
+        request_id=prediction.id,
+    )
 
 
 def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: CancelCheck) -> Any:
-    """Download and decode all outputs; a corrupt file is fetched once more before giving up."""
-    from ..wavespeed.images import images_to_tensor
+    """Download and decode all outputs; a corrupt file is fetched once more before giving up.
+
+    The number of outputs is checked before anything is downloaded, and a memory refusal
+    (OutputsTooLargeError) is final: downloading again would give the same sizes."""
+    from ..wavespeed.images import OutputsTooLargeError, check_output_count, images_to_tensor
 
     if not prediction.outputs:
         raise E.ServerError(
             f"WaveSpeed task {prediction.id} completed without outputs; try Poll Result again later.",
             request_id=prediction.id,
         )
+    try:
+        check_output_count(len(prediction.outputs))
+    except OutputsTooLargeError as exc:
+        raise _unusable(prediction, exc) from None
     for attempt in (1, 2):
-        blobs = _download_all(client, prediction.outputs, cancel)
+        blobs = _download_all(client, prediction.outputs, cancel, prediction.id)
         try:
             return images_to_tensor(blobs)
+        except OutputsTooLargeError as exc:
+            raise _unusable(prediction, exc) from None
         except E.ImageDecodeError as exc:
             if attempt == 2:
-                raise E.ImageDecodeError(
-                    f"Output of task {prediction.id} is not a usable image ({exc.message}); it is kept on "
-                    "WaveSpeed for 7 days: run Poll Result with this request id again later.",
-                    request_id=prediction.id,
-                ) from None
+                raise _unusable(prediction, exc) from None
     raise AssertionError("unreachable")
 
 

@@ -101,7 +101,11 @@ def _account_of(client: WaveSpeedClient) -> str:
 
 
 def _was_not_accepted(exc: BaseException) -> bool:
-    """True when a failed submit provably created no task (so its price is given back)."""
+    """True when a failed submit provably created no task (so its price is given back). An error
+    that names a task id came after the task existed: it is paid, whatever its type."""
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        return False
     if isinstance(exc, E.SubmitUncertainError):
         return False
     if isinstance(exc, E.ServerError):

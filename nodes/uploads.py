@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..wavespeed.uploads import CACHE, PreparedImage, batch_size, check_size, prepare, url_is_live
+from ..wavespeed.uploads import CACHE, PreparedImage, batch_size, check_size, prepare
 from . import comfy_bridge as bridge
 from .runtime import CancelCheck, Watch, get_client, run_blocking
 
@@ -92,7 +92,7 @@ async def resolve(references: Sequence[Reference], node_id: str | None) -> list[
         )
 
         def one(p: PreparedImage) -> str:
-            return CACHE.get_or_upload(client.base_url, p, upload, cancel, still_there=url_is_live)
+            return CACHE.get_or_upload(client.base_url, p, upload, cancel, still_there=client.url_is_live)
 
         if len(prepared) == 1:
             urls = [one(prepared[0])]

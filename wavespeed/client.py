@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import requests
 
@@ -51,6 +52,8 @@ CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
 
 T = TypeVar("T")
+Out = TypeVar("Out")
+P = ParamSpec("P")
 Reader = Callable[[dict[str, Any]], T]
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -110,6 +113,21 @@ class _Broken(Exception):
         self.fired = fired
         self.reason = reason
         super().__init__(reason)
+
+
+def _names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
+    """Once a task exists (the call's ``request_id``), every error it raises names it in its text."""
+
+    @functools.wraps(call)
+    def named(*args: P.args, **kwargs: P.kwargs) -> Out:
+        try:
+            return call(*args, **kwargs)
+        except E.WaveSpeedError as exc:
+            request_id = kwargs.get("request_id")
+            _name_the_task(exc, request_id if isinstance(request_id, str) else None)
+            raise
+
+    return named
 
 
 class WaveSpeedClient:
@@ -278,12 +296,37 @@ class WaveSpeedClient:
         return self.wait(first.id, timeout_s=timeout_s, cancel=cancel, progress=progress, first=first)
 
     def download(
-        self, output: str, *, cancel: CancelCheck | None = None, deadline: float | None = None
+        self,
+        output: str,
+        *,
+        cancel: CancelCheck | None = None,
+        deadline: float | None = None,
+        request_id: str | None = None,
     ) -> bytes:
-        """Fetch one output: a CDN URL (no Authorization header) or base64 / a data URI."""
+        """Fetch one output: a CDN URL (no Authorization header) or base64 / a data URI.
+        ``request_id`` (the task the output belongs to) is named in every error, so a failed
+        download still says which paid task to fetch again."""
         if output.startswith(("http://", "https://")):
-            return self._download_url(output, cancel=cancel, deadline=deadline)
-        return _decode_base64_output(output, self.max_download_bytes)
+            return self._download_url(output, cancel=cancel, deadline=deadline, request_id=request_id)
+        return _decode_base64_output(output, self.max_download_bytes, request_id)
+
+    def url_is_live(self, url: str, *, deadline: float | None = None) -> bool:
+        """True if a HEAD of ``url`` answers 2xx: revalidates a cached upload URL before reuse.
+
+        Sends no Authorization header (the file lives on a CDN, never the API host), follows no
+        redirect (a 3xx counts as gone) and runs inside one API call's wall-clock window, so a
+        dribbling CDN cannot hold the node; any failure counts as gone, which only costs a free
+        re-upload."""
+        end, _ = _window(deadline, self.request_cap_s or (self.connect_timeout_s + self.read_timeout_s))
+        with self._lock:
+            self.request_count += 1
+        try:
+            with transport.guard(end, None):
+                timeout = (self.connect_timeout_s, self.read_timeout_s)
+                with self._session.head(url, timeout=timeout, allow_redirects=False) as reply:
+                    return 200 <= reply.status_code < 300
+        except (requests.RequestException, OSError):
+            return False
 
     def upload(
         self,
@@ -341,6 +384,7 @@ class WaveSpeedClient:
 
     # ------------------------------------------------------------------ internals
 
+    @_names_its_task
     def _api_json(
         self,
         method: str,
@@ -358,7 +402,6 @@ class WaveSpeedClient:
         cap_s: float | None = None,
         retry_rate_limit: bool = True,
     ) -> T:
-        """One API call with the retry rule above; returns what ``reader`` makes of the 200 envelope."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
@@ -430,10 +473,7 @@ class WaveSpeedClient:
         if deadline is not None:
             limit = min(limit, deadline - time.monotonic())
         if wait_s > limit:
-            failure.message = E.redact(
-                f"{failure.message.rstrip('.')} (WaveSpeed asked to wait {wait_s:.0f} s before retrying "
-                f"the {during}, longer than this call may wait)."
-            )
+            failure.message = E.redact(_refused_wait_text(failure, wait_s, during, attempt))
             failure.args = (failure.message,)
             raise failure
         return wait_s
@@ -513,11 +553,14 @@ class WaveSpeedClient:
             request_id=request_id,
         )
 
-    def _download_url(self, url: str, *, cancel: CancelCheck | None, deadline: float | None) -> bytes:
+    def _download_url(
+        self, url: str, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
+    ) -> bytes:
         attempt = 0
+        of = _of_task(request_id)
         while True:
-            self._check_cancel(cancel, None)
-            timeout = self._timeouts(deadline, self.read_timeout_s, None)
+            self._check_cancel(cancel, request_id)
+            timeout = self._timeouts(deadline, self.read_timeout_s, request_id)
             end, by_caller = _window(deadline, self.download_cap_s)
             wait_s: float | None = None
             try:
@@ -530,46 +573,65 @@ class WaveSpeedClient:
                             if resp.status_code != 200:
                                 wait_s = retry_after_s(resp.headers.get("Retry-After"))
                                 failure: E.WaveSpeedError = E.DownloadError(
-                                    f"Downloading an output failed with HTTP {resp.status_code} ({_short_url(url)})."
+                                    f"Downloading an output{of} failed with HTTP {resp.status_code} "
+                                    f"({_short_url(url)}).",
+                                    request_id=request_id,
+                                    status=resp.status_code,
                                 )
                                 if resp.status_code not in R.RETRYABLE_STATUS:
                                     raise failure
                             else:
-                                return self._read_capped(resp, url, cancel)
+                                return self._read_capped(resp, cancel, request_id)
                     except (requests.RequestException, OSError) as exc:
                         raise _Broken(window.fired, type(exc).__name__) from None
             except _Broken as exc:
-                failure = self._broken_download(exc, url, by_caller=by_caller)
+                failure = self._broken_download(exc, url, request_id, by_caller=by_caller)
             attempt += 1
             if attempt >= self.retry.attempts:
                 raise failure
             delay = self._delay(attempt, wait_s, deadline, failure, "download")
-            self._sleep(delay, cancel=cancel, deadline=deadline, request_id=None)
+            self._sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
 
-    def _broken_download(self, exc: _Broken, url: str, *, by_caller: bool) -> E.WaveSpeedError:
+    def _broken_download(
+        self, exc: _Broken, url: str, request_id: str | None, *, by_caller: bool
+    ) -> E.WaveSpeedError:
+        of = _of_task(request_id)
         if exc.fired == transport.FIRED_CANCEL:
-            raise E.CancelledError("Cancelled during a download.")
+            raise E.CancelledError(
+                R.later_hint(f"Cancelled during a download{of}", request_id), request_id=request_id
+            )
         if exc.fired == transport.FIRED_DEADLINE and by_caller:
-            raise self._timeout_error(None)
+            raise self._timeout_error(request_id, during=" downloading its outputs")
         if exc.fired == transport.FIRED_DEADLINE:
             return E.DownloadError(
-                f"Downloading an output did not finish within {self.download_cap_s:.0f} s ({_short_url(url)})."
+                f"Downloading an output{of} did not finish within {self.download_cap_s:.0f} s ({_short_url(url)}).",
+                request_id=request_id,
             )
-        return E.DownloadError(f"Downloading an output failed ({exc.reason}) from {_short_url(url)}.")
+        return E.DownloadError(
+            f"Downloading an output{of} failed ({exc.reason}) from {_short_url(url)}.", request_id=request_id
+        )
 
-    def _read_capped(self, resp: requests.Response, url: str, cancel: CancelCheck | None) -> bytes:
+    def _read_capped(
+        self, resp: requests.Response, cancel: CancelCheck | None, request_id: str | None
+    ) -> bytes:
         declared = resp.headers.get("Content-Length")
+        of = _of_task(request_id)
         if declared and declared.isdigit() and int(declared) > self.max_download_bytes:
             raise E.DownloadError(
-                f"Output is {int(declared)} bytes, over the {self.max_download_bytes}-byte cap; refusing to download."
+                f"Output{of} is {int(declared)} bytes, over the {self.max_download_bytes}-byte cap; "
+                "refusing to download.",
+                request_id=request_id,
             )
         chunks: list[bytes] = []
         total = 0
         for chunk in resp.iter_content(chunk_size=256 * 1024):
-            self._check_cancel(cancel, None)
+            self._check_cancel(cancel, request_id)
             total += len(chunk)
             if total > self.max_download_bytes:
-                raise E.DownloadError(f"Output exceeds the {self.max_download_bytes}-byte cap; refusing it.")
+                raise E.DownloadError(
+                    f"Output{of} exceeds the {self.max_download_bytes}-byte cap; refusing it.",
+                    request_id=request_id,
+                )
             chunks.append(chunk)
         data = b"".join(chunks)
         if declared and declared.isdigit() and len(data) != int(declared):
@@ -606,10 +668,27 @@ class WaveSpeedClient:
             raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
 
     @staticmethod
-    def _timeout_error(request_id: str | None) -> E.WaitTimeoutError:
-        return E.WaitTimeoutError(
-            R.later_hint("Timed out waiting for WaveSpeed", request_id), request_id=request_id
-        )
+    def _timeout_error(request_id: str | None, during: str = "") -> E.WaitTimeoutError:
+        what = f"Timed out{during}" if during else "Timed out waiting for WaveSpeed"
+        return E.WaitTimeoutError(R.later_hint(what, request_id), request_id=request_id)
+
+
+def _refused_wait_text(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> str:
+    """What happened when a Retry-After is longer than the call may wait: no "retries ran out"
+    when nothing was retried, and the task id (with how to fetch it) once a task exists."""
+    answer = f"HTTP {failure.status}" if failure.status else "a failed reply"
+    tried = "" if attempt <= 1 else f", after {attempt - 1} retr{'y' if attempt == 2 else 'ies'}"
+    text = (
+        f"WaveSpeed asked to wait {wait_s:.0f} s before the next {during} request ({answer}{tried}), "
+        "longer than this call may wait"
+    )
+    if isinstance(failure, E.RateLimitedError):
+        text += "; lower the number of parallel tasks"
+    if failure.request_id:
+        return f"{text}; task {failure.request_id} is kept: paste its request id into Poll Result later (no new charge)."
+    if during == "submit":
+        return f"{text}; no task was created (nothing charged): queue again later."
+    return f"{text}: try again later."
 
 
 def _window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
@@ -640,15 +719,38 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def _name_the_task(exc: E.WaveSpeedError, request_id: str | None) -> None:
+    """Put the task id first in an error's text (a one-line cap cannot cut it) with how to fetch it."""
+    if not request_id or request_id in exc.message:
+        return
+    exc.request_id = exc.request_id or request_id
+    exc.message = E.redact(
+        E.one_line(
+            f"Task {request_id}: {exc.message.rstrip('.')}; Poll Result fetches it later by this "
+            "request id (no new charge)."
+        )
+    )
+    exc.args = (exc.message,)
+
+
+def _of_task(request_id: str | None) -> str:
+    return f" of task {request_id}" if request_id else ""
+
+
 def _short_url(url: str) -> str:
     return url.split("?", 1)[0][:120]
 
 
-def _decode_base64_output(value: str, cap: int) -> bytes:
+def _decode_base64_output(value: str, cap: int, request_id: str | None = None) -> bytes:
     payload = value.split(",", 1)[1] if value.startswith("data:") else value
+    of = _of_task(request_id)
     if len(payload) * 3 // 4 > cap:
-        raise E.DownloadError(f"Base64 output exceeds the {cap}-byte cap; refusing it.")
+        raise E.DownloadError(
+            f"Base64 output{of} exceeds the {cap}-byte cap; refusing it.", request_id=request_id
+        )
     try:
         return base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise E.DownloadError("An output is neither a URL nor valid base64; cannot read it.") from None
+        raise E.DownloadError(
+            f"An output{of} is neither a URL nor valid base64; cannot read it.", request_id=request_id
+        ) from None

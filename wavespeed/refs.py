@@ -147,7 +147,9 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
 
 
 def _configured_origin(api_base: str | None | _FromEnv) -> tuple[str, str, int] | None:
-    from urllib3.util import parse_url
+    """The API origin exactly as the client reads it (urls.parse_origin, the one parser), or None
+    when there is none or the client would refuse it (then no URL is let through on its account)."""
+    from .urls import parse_origin  # urllib3: not at ComfyUI start-up
 
     if isinstance(api_base, _FromEnv):
         from .config import resolve_base_url
@@ -159,10 +161,8 @@ def _configured_origin(api_base: str | None | _FromEnv) -> tuple[str, str, int] 
     if not api_base:
         return None
     try:
-        base = parse_url(api_base)
-    except ValueError:
-        return None
-    if base.scheme is None or base.host is None:
+        base = parse_origin(api_base)
+    except ConfigError:
         return None
     return _origin(base.scheme, base.host, base.port)
 

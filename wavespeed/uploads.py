@@ -316,19 +316,5 @@ class UploadCache:
                 continue
 
 
-def url_is_live(url: str, *, timeout_s: float = 5.0) -> bool:
-    """True if a HEAD of ``url`` answers 2xx. Sends no Authorization header (the file lives on a
-    CDN, never the API host); any error counts as gone, which only costs a fresh, free upload."""
-    import requests
-
-    try:
-        with requests.Session() as session:
-            session.trust_env = False  # no proxy or .netrc credentials
-            reply = session.head(url, timeout=(timeout_s, timeout_s), allow_redirects=True)
-    except requests.RequestException:
-        return False
-    return 200 <= reply.status_code < 300
-
-
 #: The process-wide cache the nodes share.
 CACHE = UploadCache()
