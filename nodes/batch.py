@@ -37,11 +37,12 @@ from ..wavespeed.models import (
     SEED_MIN,
     KontextRequest,
 )
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from . import limits
 from .generate import CATEGORY
 from .poll import fetch_images
-from .runtime import CancelCheck, get_client, run_blocking
+from .runtime import get_client, run_blocking
 from .submission import SESSION_SPEND, journal_outcome, open_journal, submit_task
 from .task import TaskHandle
 

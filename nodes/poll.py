@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 from ..wavespeed import errors as E
 from ..wavespeed.journal import STATUS_EXPIRED, STATUS_FAILED
 from ..wavespeed.models import Prediction
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from . import limits
 from .generate import CATEGORY
 from .progress import fraction_for, status_line
-from .runtime import CancelCheck, Watch, get_client, run_blocking
+from .runtime import Watch, get_client, run_blocking
 from .submission import journal_note, journal_outcome, open_journal
 from .task import TASK_TYPE, TaskHandle
 

@@ -44,10 +44,10 @@ from .config import load_settings
 from .models import KontextRequest, Prediction
 from .replies import MAX_REPLY_BYTES, retry_after_s
 from .urls import DEFAULT_BASE_URL, parse_origin
+from .vocabulary import CancelCheck, check_request_id
 
 log = logging.getLogger("wavespeed")
 
-CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
 
 T = TypeVar("T")
@@ -217,7 +217,7 @@ class WaveSpeedClient:
     def get_result(
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
-        request_id = _check_request_id(request_id)
+        request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
             f"/api/v3/predictions/{request_id}/result",
@@ -619,15 +619,6 @@ def _window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
     if deadline is not None and deadline <= own:
         return deadline, True
     return own, False
-
-
-def _check_request_id(request_id: str) -> str:
-    rid = (request_id or "").strip()
-    if not rid or not all(c.isalnum() or c in "-_" for c in rid) or len(rid) > 128:
-        raise E.InvalidRequestError(
-            f"{request_id!r} is not a WaveSpeed request id (expected letters and digits, e.g. 32 hex characters)."
-        )
-    return rid
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:

@@ -56,19 +56,16 @@ from .records import (
     STATUS_EXPIRED,
     STATUS_FAILED,
     STATUS_IN_FLIGHT,
-    STATUSES,
-    TERMINAL_STATUSES,
     Intent,
     TaskRecord,
     account_tag,
     assert_no_key,
-    check_id,
-    check_status,
     finite,
     params_hash,
     storable,
     urls_only,
 )
+from .vocabulary import TERMINAL_JOURNAL_STATUSES, JournalStatus, check_journal_status, check_request_id
 
 if TYPE_CHECKING:
     import sqlite3
@@ -76,7 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_JOURNAL_DIR",
     "RETENTION_S",
-    "STATUSES",
+    "JournalStatus",
     "STATUS_COMPLETED",
     "STATUS_EXPIRED",
     "STATUS_FAILED",
@@ -229,14 +226,14 @@ class Journal:
         assert_no_key(params)
         now = time.time()
         record = TaskRecord(
-            request_id=check_id(request_id),
+            request_id=check_request_id(request_id, ValueError),
             model=model,
             params=storable(dict(params)),
             params_hash=identity_hash or params_hash(model, params),
             account=account,
             submitted_at=now if submitted_at is None else finite(submitted_at),
             updated_at=now,
-            status=check_status(status),
+            status=check_journal_status(status),
             server_status=server_status,
             outputs=urls_only(outputs),
             price_usd=finite(price_usd),
@@ -262,13 +259,13 @@ class Journal:
         if unknown:
             raise ValueError(f"cannot update record field(s): {', '.join(sorted(unknown))}")
         try:
-            rid = check_id(request_id)
+            rid = check_request_id(request_id, ValueError)
         except ValueError:
             return None
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "status":
-                values[name] = check_status(value)
+                values[name] = check_journal_status(value)
             elif name in ("outputs", "files"):
                 items = urls_only(value) if name == "outputs" else tuple(str(f) for f in value)
                 values[name] = json_text(list(items))
@@ -295,7 +292,7 @@ class Journal:
 
     def get(self, request_id: str) -> TaskRecord | None:
         try:
-            rid = check_id(request_id)
+            rid = check_request_id(request_id, ValueError)
         except ValueError:
             return None
         with self._db() as conn:
@@ -388,7 +385,14 @@ class Journal:
     def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
         try:
             return record_from_row(row)
-        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        except (
+            ValueError,
+            E.InvalidRequestError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
             rid = str(row[0])[:64]
             if rid not in self._warned:
                 self._warned.add(rid)
@@ -471,7 +475,7 @@ class Journal:
         """One DELETE: rows whose task was seen terminal and is older than the retention (its result
         is gone from the API). In-flight rows are never pruned. Intents go after the retention too."""
         args = {**clock_args(now), "retention": retention_s}
-        terminal = ", ".join(f"'{s}'" for s in TERMINAL_STATUSES)
+        terminal = ", ".join(f"'{s}'" for s in TERMINAL_JOURNAL_STATUSES)
         with self._db() as conn:
             removed = conn.execute(
                 f"DELETE FROM tasks WHERE status IN ({terminal}) AND {age_sql('submitted_at')} > :retention",

@@ -13,8 +13,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidRequestError
-from .replies import clean_text, is_task_id
+from .errors import ValidationError
+from .replies import clean_text
+from .vocabulary import FAILED_STATUSES, TaskStatus, is_request_id
 
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
@@ -35,14 +36,7 @@ PRICE_PER_IMAGE_USD: dict[str, float] = {
     MODEL_MULTI: 0.08,
 }
 
-PENDING_STATUSES = frozenset({"created", "pending", "queued", "processing", "running"})
-FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "timeout", "deleted"})
 SYNC_TIMEOUT_CODE = 5004
-
-
-class ValidationError(InvalidRequestError, ValueError):
-    """A request that must not be sent; the message says which field and how to fix it. It is the
-    typed InvalidRequestError itself, so callers need no translation layer."""
 
 
 def price_of(model: str, images: int = 1) -> float:
@@ -184,6 +178,14 @@ def _check_prompt(prompt: object) -> None:
 _STATUS_RE = re.compile(r"[A-Za-z_ -]{1,32}")
 
 
+def _status(value: str) -> str:
+    """A documented status as its TaskStatus member; any other spelling kept as the server sent it."""
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        return value
+
+
 def _text(value: object, limit: int) -> str:
     """A reply string made printable (lone surrogates replaced, capped); anything else is absent."""
     return clean_text(value, limit) if isinstance(value, str) else ""
@@ -221,20 +223,20 @@ class Prediction:
         if not isinstance(data, dict):
             raise ValueError("reply has no 'data' object")
         pid = data.get("id")
-        if not is_task_id(pid):
+        if not is_request_id(pid):
             raise ValueError("reply has no valid task id")
         assert isinstance(pid, str)
         status = data.get("status")
         if isinstance(status, str) and _STATUS_RE.fullmatch(status):
-            status = status.lower()
+            status = _status(status.lower())
         elif lenient:
-            status = "created"  # the task exists; polling will tell how it is doing
+            status = TaskStatus.CREATED  # the task exists; polling will tell how it is doing
         else:
             raise ValueError("reply has no task status")
         outputs = data.get("outputs")
         if isinstance(outputs, list) and all(isinstance(o, str) for o in outputs):
             kept: tuple[str, ...] = tuple(outputs)
-        elif outputs in (None, []) or lenient or status != "completed":
+        elif outputs in (None, []) or lenient or status != TaskStatus.COMPLETED:
             kept = ()
         else:
             raise ValueError("reply 'outputs' is not a list of strings")
@@ -257,7 +259,7 @@ class Prediction:
 
     @property
     def is_completed(self) -> bool:
-        return self.status == "completed"
+        return self.status == TaskStatus.COMPLETED
 
     @property
     def is_failed(self) -> bool:

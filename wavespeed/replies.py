@@ -30,6 +30,7 @@ from datetime import timezone
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from . import errors as E
+from .vocabulary import is_request_id
 
 if TYPE_CHECKING:  # the node classes import models (and so this module) at start-up: stay light
     import requests
@@ -38,18 +39,12 @@ MAX_REPLY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_RETRY_AFTER_S = 24 * 3600.0
 _MAX_INT_CHARS = 20
-_TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 SUBMIT_RETRYABLE_STATUS = frozenset({429, 503})
 
 # A JSON string (unrolled loop: no backtracking blow-up) or a bracket.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-
-
-def is_task_id(value: object) -> bool:
-    """A syntactically valid WaveSpeed task id (ASCII letters, digits, - and _, at most 128)."""
-    return isinstance(value, str) and _TASK_ID_RE.fullmatch(value) is not None
 
 
 class MalformedReply(ValueError):
@@ -316,7 +311,7 @@ def interpret(
     envelope = body if isinstance(body, dict) else None
     data = envelope.get("data") if envelope is not None else None
     accepted = (
-        None if idempotent or not isinstance(data, dict) or not is_task_id(data.get("id")) else data["id"]
+        None if idempotent or not isinstance(data, dict) or not is_request_id(data.get("id")) else data["id"]
     )
     if reply.status != 200:
         message = server_message(body, reply.status, reply.content_type)
