@@ -279,3 +279,69 @@ class Prediction:
     @property
     def any_nsfw(self) -> bool:
         return any(self.has_nsfw_contents)
+
+
+@dataclass(frozen=True)
+class UploadReply:
+    """The media store's answer to an upload: the URL WaveSpeed fetches the file from."""
+
+    download_url: str
+
+    @classmethod
+    def from_data(cls, data: object) -> UploadReply:
+        """Parse the envelope's ``data``; ValueError (only) unless it holds an http(s) URL."""
+        url = data.get("download_url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 4096:
+            raise ValueError("no download_url")
+        return cls(url)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The account balance (``GET /api/v3/balance``)."""
+
+    usd: float
+
+    @classmethod
+    def from_data(cls, data: object) -> Balance:
+        """Parse the envelope's ``data``; ValueError (only) unless it holds a number."""
+        value = data.get("balance") if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("no balance number")
+        return cls(float(value))
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One task of a history page: what find_submitted matches on, and the task itself."""
+
+    model: str
+    created_at: str
+    status: str
+    input: dict[str, Any] | None
+    prediction: Prediction | None  # None: the item is not a readable task
+
+    @classmethod
+    def from_item(cls, item: object) -> HistoryItem | None:
+        """Parse one item; None for anything that is not a JSON object (never raises)."""
+        if not isinstance(item, dict):
+            return None
+        try:
+            prediction: Prediction | None = Prediction.from_data(item)
+        except ValueError:
+            prediction = None
+        model, created, status, echo = (item.get(k) for k in ("model", "created_at", "status", "input"))
+        return cls(
+            model=model if isinstance(model, str) else "",
+            created_at=created if isinstance(created, str) else "",
+            status=status if isinstance(status, str) else "",
+            input=echo if isinstance(echo, dict) else None,
+            prediction=prediction,
+        )
+
+    @staticmethod
+    def page_from_data(data: object) -> list[HistoryItem]:
+        """The ``items`` of a history page; an odd page reads as empty (nothing to match)."""
+        items = data.get("items") if isinstance(data, dict) else None
+        parsed = (HistoryItem.from_item(i) for i in items) if isinstance(items, list) else ()
+        return [i for i in parsed if i is not None]
