@@ -56,7 +56,7 @@ def _download_all(client: WaveSpeedClient, outputs: tuple[str, ...], cancel: Can
 
 def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: CancelCheck) -> Any:
     """Download and decode all outputs; a corrupt file is fetched once more before giving up."""
-    from ..wavespeed.images import images_to_tensor
+    from ..wavespeed.image_batch import images_to_tensor
 
     if not prediction.outputs:
         raise E.ServerError(
