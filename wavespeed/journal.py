@@ -27,19 +27,15 @@ This module is pure (no ComfyUI): the node layer decides where the directory is.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+from .journal_file import ENV_JOURNAL_DIR, JournalError, JournalFile, default_journal_dir
 from .journal_rows import (
     BOOT_ID,
     INTENT_COLUMNS,
-    SCHEMA,
     TASK_COLUMNS,
     age_sql,
     boot_seconds,
@@ -89,11 +85,7 @@ __all__ = [
 
 log = logging.getLogger("wavespeed")
 
-ENV_JOURNAL_DIR = "WAVESPEED_JOURNAL_DIR"
 RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
-DB_NAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 15000
 _PRUNE_EVERY_S = 3600.0
 
 _UPDATABLE = frozenset(
@@ -117,88 +109,12 @@ _UPDATABLE = frozenset(
 # ---------------------------------------------------------------------- the journal
 
 
-class JournalError(E.WaveSpeedError):
-    """The journal file cannot be opened (damaged, not a database, unwritable folder)."""
+class Journal(JournalFile):
+    """The journal in ``directory``: its task rows, the single-flight intents and pruning. One
+    SQLite connection per instance (see JournalFile), so it is safe to share between threads;
+    several processes may use the same directory at once."""
 
-
-class Journal:
-    """The journal in ``directory``: one SQLite connection per instance, guarded by a lock, so it is
-    safe to share between threads; several processes may use the same directory at once."""
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory).expanduser()
-        self.path = self.directory / DB_NAME
-        self.tasks_dir = self.directory / "tasks"  # the old JSON journal, imported once
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._warned: set[str] = set()
-        self._last_prune = 0.0
-
-    def __repr__(self) -> str:
-        return f"Journal({str(self.directory)!r})"
-
-    # ------------------------------------------------------------------ connection
-
-    def _connect(self) -> sqlite3.Connection:
-        import sqlite3  # imported on first use: keeps the pack's import fast
-
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Create the file 0600 before SQLite does (it copies the mode to the -wal and -shm files).
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            imported = conn.execute("SELECT value FROM meta WHERE key = 'legacy_json_imported'").fetchone()
-            if imported is None:
-                from .journal_legacy import import_json_records
-
-                import_json_records(conn, self.tasks_dir)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._conn is None:
-                import sqlite3
-
-                try:
-                    self._conn = self._connect()
-                except (sqlite3.Error, OSError) as exc:
-                    raise JournalError(
-                        f"The WaveSpeed task journal {self.path} cannot be opened ({exc}): move the file "
-                        f"away or set {ENV_JOURNAL_DIR} to another folder (paid results stay fetchable by "
-                        "request id for 7 days)."
-                    ) from None
-            yield self._conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: takes the write lock first, so a read-then-write is atomic
-        across processes (waits up to the busy timeout for another writer)."""
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    _last_prune = 0.0
 
     # ------------------------------------------------------------------ writing
 
@@ -496,16 +412,3 @@ class Journal:
             self.prune()
         except Exception:
             log.debug("journal prune failed", exc_info=True)
-
-
-def default_journal_dir(
-    comfy_user_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
-) -> Path:
-    """``$WAVESPEED_JOURNAL_DIR``, else ComfyUI's user directory, else ``~/.cache``; never a workflow."""
-    env = os.environ if env is None else env
-    override = (env.get(ENV_JOURNAL_DIR) or "").strip()
-    if override:
-        return Path(override).expanduser()
-    if comfy_user_dir:
-        return Path(comfy_user_dir) / "wavespeed" / "journal"
-    return Path("~/.cache/wavespeed-kontext/journal").expanduser()
