@@ -57,10 +57,15 @@ class KontextRequest:
     images: tuple[str, ...] = field(default_factory=tuple)
 
     def validate(self, *, api_base: str | None = None) -> KontextRequest:
-        """Raise ValidationError naming the first bad field; return self so calls chain.
+        """Check every field before any request, so a typo never costs money.
 
-        ``api_base``: the API base URL the request goes to (default: the configured one); image
-        URLs on its own origin pass even when it is local (the emulator serves its own files).
+        Args:
+            api_base: the API base URL the request goes to (default: the configured one); image
+                URLs on its own origin pass even when it is local (the emulator serves its own files).
+        Returns:
+            self, so calls chain (``client.submit`` calls it for you).
+        Raises:
+            ValidationError: (an InvalidRequestError) naming the first bad field and its fix.
         """
         _check_prompt(self.prompt)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -215,11 +220,21 @@ class Prediction:
 
     @classmethod
     def from_data(cls, data: object, *, lenient: bool = False) -> Prediction:
-        """Parse ``data`` (already through :func:`.replies.load_json`); never raises anything but
-        ValueError. Garbage in optional fields is dropped. Strict (a result poll): a missing
-        status, or a completed task without a list of output strings, is malformed (the poll is
-        retried). ``lenient`` (a submit reply): only a valid task id is required, because once the
-        server named a task it is paid for and that id must reach the caller."""
+        """Parse the envelope's ``data`` (already through :func:`.replies.load_json`), totally.
+
+        Garbage in optional fields is dropped; a documented status becomes its TaskStatus member.
+
+        Args:
+            data: the ``data`` object of a v3 reply, or one history item.
+            lenient: a submit reply: only a valid task id is required, because once the server
+                named a task it is paid for and that id must reach the caller. Strict (a result
+                poll): a missing status, or a completed task without a list of output strings, is
+                malformed (the poll is retried).
+        Returns:
+            The task as the server reports it.
+        Raises:
+            ValueError: (only) the reply is not a task.
+        """
         if not isinstance(data, dict):
             raise ValueError("reply has no 'data' object")
         pid = data.get("id")
