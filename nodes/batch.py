@@ -15,7 +15,7 @@ Bronze account simply takes its minutes and never errors on a 429. The decisions
 * Memory: the output tensor is allocated once and each task's image is copied into its slot as it
   arrives, and at most DECODING tasks download and decode at once, so the decoded images are never
   held twice (peak: the batch plus two tasks' images); the
-  number of tasks is bounded by the IMAGE batch budget of images.py (MAX_BATCH_BYTES).
+  number of tasks is bounded by the IMAGE batch budget of image_batch.py (MAX_BATCH_BYTES).
 """
 
 from __future__ import annotations
@@ -37,17 +37,18 @@ from ..wavespeed.models import (
     SEED_MIN,
     KontextRequest,
 )
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from . import limits
 from .generate import CATEGORY
 from .poll import fetch_images
-from .runtime import CancelCheck, get_client, run_blocking
+from .runtime import get_client, run_blocking
 from .submission import SESSION_SPEND, journal_outcome, open_journal, submit_task
 from .task import TaskHandle
 
-# One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images.py); a Kontext output is
+# One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/image_batch.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
-# (images.py pulls numpy and torch, which the pack must not import at start-up: the value is
+# (image_batch.py pulls numpy and torch, which the pack must not import at start-up: the value is
 # repeated here and a test keeps the two equal.)
 MAX_BATCH_BYTES = 1 << 30
 MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)

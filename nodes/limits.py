@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 from ..wavespeed import errors as E
 from ..wavespeed.poller import Poller, poller_for
 from ..wavespeed.scheduler import SubmitScheduler, scheduler_for
+from ..wavespeed.vocabulary import CancelCheck
 
 if TYPE_CHECKING:
     from ..wavespeed.client import WaveSpeedClient
     from ..wavespeed.models import KontextRequest, Prediction
 
-CancelCheck = Callable[[], bool]
 ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
 

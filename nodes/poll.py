@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from ..wavespeed import errors as E
 from ..wavespeed.journal import STATUS_EXPIRED, STATUS_FAILED
 from ..wavespeed.models import Prediction
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from . import limits
 from .generate import CATEGORY
 from .progress import fraction_for, status_line
-from .runtime import CancelCheck, Watch, get_client, run_blocking
+from .runtime import Watch, get_client, run_blocking
 from .submission import journal_note, journal_outcome, open_journal
 from .task import TASK_TYPE, TaskHandle
 
@@ -65,7 +66,7 @@ def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeE
     """The error Poll Result stops with: the task, what was wrong, and where its outputs are.
     Its image_urls output is never produced then, so the line carries the URLs when they fit in
     it, else names the places that keep them (polling again would only fail the same way)."""
-    from ..wavespeed.images import OutputsTooLargeError
+    from ..wavespeed.image_batch import OutputsTooLargeError
 
     why = exc.message.rstrip(".").split(": refused before decoding")[0].split("; open its image_urls")[0]
     why = re.sub(r"; limits: [^)]*", "", why)  # room for the URLs; the limits are in the docs
@@ -90,7 +91,7 @@ def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: Cancel
 
     The number of outputs is checked before anything is downloaded, and a memory refusal
     (OutputsTooLargeError) is final: downloading again would give the same sizes."""
-    from ..wavespeed.images import OutputsTooLargeError, check_output_count, images_to_tensor
+    from ..wavespeed.image_batch import OutputsTooLargeError, check_output_count, images_to_tensor
 
     if not prediction.outputs:
         raise E.ServerError(

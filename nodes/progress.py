@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 from ..wavespeed.models import Prediction
+from ..wavespeed.vocabulary import QUEUED_STATUSES
 
 _TYPICAL_INFERENCE_S = 12.0
-QUEUED_STATUSES = frozenset({"created", "pending", "queued"})
 
 
 def fraction_for(prediction: Prediction, elapsed_s: float) -> float:

@@ -16,9 +16,10 @@ from ..wavespeed import errors as E
 from ..wavespeed.journal import STATUS_EXPIRED, Intent, Journal
 from ..wavespeed.models import KontextRequest, Prediction
 from ..wavespeed.singleflight import clock_text, interrupted_message
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from .journal_glue import journal_note, journal_outcome, journal_status
-from .runtime import CancelCheck, Watch, run_blocking
+from .runtime import Watch, run_blocking
 from .task import TaskHandle
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..wavespeed import errors as E
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from ..wavespeed.client import WaveSpeedClient
 
 T = TypeVar("T")
-CancelCheck = Callable[[], bool]
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 PACK_KEY_FILE = PACK_DIR / "wavespeed_api_key.txt"

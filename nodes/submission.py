@@ -49,6 +49,7 @@ from ..wavespeed.singleflight import (
     new_intent,
     owner_alive,
 )
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from . import limits
 from .journal_glue import (  # re-exported: Poll Result and Recent Tasks import them from here
@@ -60,7 +61,7 @@ from .journal_glue import (  # re-exported: Poll Result and Recent Tasks import 
     open_journal,
 )
 from .reuse import check_reusable, recover
-from .runtime import CancelCheck, Watch, get_client, run_blocking
+from .runtime import Watch, get_client, run_blocking
 from .task import TaskHandle
 
 if TYPE_CHECKING:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..wavespeed.uploads import CACHE, PreparedImage, batch_size, check_size, prepare
+from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
-from .runtime import CancelCheck, Watch, get_client, run_blocking
+from .runtime import Watch, get_client, run_blocking
 
 log = logging.getLogger("wavespeed")
 

@@ -47,7 +47,7 @@ def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: Mod
 
 
 def test_the_task_bound_follows_the_image_batch_budget(pack: ModuleType) -> None:
-    images = importlib.import_module(f"{pack.__name__}.wavespeed.images")
+    images = importlib.import_module(f"{pack.__name__}.wavespeed.image_batch")
     assert pack.nodes.batch.MAX_BATCH_BYTES == images.MAX_BATCH_BYTES
 
 

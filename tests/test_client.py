@@ -21,7 +21,7 @@ import requests
 from emulator import Emulator, size_for_aspect_ratio
 from wavespeed import errors as E
 from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
-from wavespeed.images import images_to_tensor
+from wavespeed.image_batch import images_to_tensor
 from wavespeed.models import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
 
 FAST_POLL = PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1)

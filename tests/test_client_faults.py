@@ -22,7 +22,7 @@ import requests
 from emulator import Emulator
 from wavespeed import errors as E
 from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
-from wavespeed.images import images_to_tensor
+from wavespeed.image_batch import images_to_tensor
 from wavespeed.models import KontextRequest
 
 ATTEMPTS = 4

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from emulator import Emulator
-from wavespeed import images as codec
+from wavespeed import image_batch
 from wavespeed.errors import ImageDecodeError, InvalidRequestError
 from wavespeed.models import MODEL_EDIT, KontextRequest
 from wavespeed.refs import check_image_url, unreachable_reason
@@ -478,8 +478,8 @@ def test_a_padded_canvas_over_the_pixel_limit_is_refused_before_allocating() -> 
     blobs = [_png_header(40_000, 1_000), _png_header(1_000, 40_000)]
     tracemalloc.start()
     try:
-        with pytest.raises(codec.OutputsTooLargeError) as info:
-            codec.images_to_tensor(blobs)
+        with pytest.raises(image_batch.OutputsTooLargeError) as info:
+            image_batch.images_to_tensor(blobs)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -492,39 +492,44 @@ def test_a_padded_canvas_over_the_pixel_limit_is_refused_before_allocating() -> 
 def test_a_batch_over_the_bytes_budget_is_refused_before_decoding() -> None:
     """Eight same-size outputs, each under the pixel limit, would be 4 GiB of float32."""
     blobs = [_png_header(6_000, 6_000)] * 8
-    with pytest.raises(codec.OutputsTooLargeError, match=r"8 x 6000x6000 batch \(3.2 GiB"):
-        codec.images_to_tensor(blobs)
-    with pytest.raises(codec.OutputsTooLargeError, match="3.2 GiB"):
-        codec.images_to_tensor(blobs, policy=codec.SizePolicy.RESIZE)
+    with pytest.raises(image_batch.OutputsTooLargeError, match=r"8 x 6000x6000 batch \(3.2 GiB"):
+        image_batch.images_to_tensor(blobs)
+    with pytest.raises(image_batch.OutputsTooLargeError, match="3.2 GiB"):
+        image_batch.images_to_tensor(blobs, policy=image_batch.SizePolicy.RESIZE)
 
 
 def test_resize_policy_budgets_the_first_images_size() -> None:
     """RESIZE makes every image the first one's size: a huge first image sizes the whole batch."""
     blobs = [_png_header(6_000, 6_000)] * 4 + [_png_header(64, 64)]
-    with pytest.raises(codec.OutputsTooLargeError, match="5 x 6000x6000"):
-        codec.images_to_tensor(blobs, policy=codec.SizePolicy.RESIZE)
+    with pytest.raises(image_batch.OutputsTooLargeError, match="5 x 6000x6000"):
+        image_batch.images_to_tensor(blobs, policy=image_batch.SizePolicy.RESIZE)
 
 
 def test_the_limits_are_parameters_and_real_batches_pass() -> None:
     blobs = [_png(64, 48), _png(48, 64)]
-    assert tuple(codec.images_to_tensor(blobs).shape) == (2, 64, 64, 3)
-    with pytest.raises(codec.OutputsTooLargeError, match="2 x 64x64"):
-        codec.images_to_tensor(blobs, max_pixels=64 * 63)
-    with pytest.raises(codec.OutputsTooLargeError):
-        codec.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12 - 1)
-    assert tuple(codec.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12).shape) == (2, 64, 64, 3)
+    assert tuple(image_batch.images_to_tensor(blobs).shape) == (2, 64, 64, 3)
+    with pytest.raises(image_batch.OutputsTooLargeError, match="2 x 64x64"):
+        image_batch.images_to_tensor(blobs, max_pixels=64 * 63)
+    with pytest.raises(image_batch.OutputsTooLargeError):
+        image_batch.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12 - 1)
+    assert tuple(image_batch.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12).shape) == (2, 64, 64, 3)
 
 
 def test_more_outputs_than_the_cap_are_refused_before_reading_any_header() -> None:
-    assert codec.MAX_OUTPUTS >= 4  # the API's own maximum (num_images 1..4) always fits
-    with pytest.raises(codec.OutputsTooLargeError, match=f"9 outputs, more than the {codec.MAX_OUTPUTS}"):
-        codec.images_to_tensor([b"not even an image"] * (codec.MAX_OUTPUTS + 1))
-    assert codec.images_to_tensor([_png(8, 8)] * codec.MAX_OUTPUTS).shape[0] == codec.MAX_OUTPUTS
-    codec.check_output_count(codec.MAX_OUTPUTS)
-    with pytest.raises(codec.OutputsTooLargeError):
-        codec.check_output_count(codec.MAX_OUTPUTS + 1)
+    assert image_batch.MAX_OUTPUTS >= 4  # the API's own maximum (num_images 1..4) always fits
+    with pytest.raises(
+        image_batch.OutputsTooLargeError, match=f"9 outputs, more than the {image_batch.MAX_OUTPUTS}"
+    ):
+        image_batch.images_to_tensor([b"not even an image"] * (image_batch.MAX_OUTPUTS + 1))
+    assert (
+        image_batch.images_to_tensor([_png(8, 8)] * image_batch.MAX_OUTPUTS).shape[0]
+        == image_batch.MAX_OUTPUTS
+    )
+    image_batch.check_output_count(image_batch.MAX_OUTPUTS)
+    with pytest.raises(image_batch.OutputsTooLargeError):
+        image_batch.check_output_count(image_batch.MAX_OUTPUTS + 1)
 
 
 def test_too_large_is_an_image_decode_error() -> None:
     """Callers that handle ImageDecodeError (Poll Result) handle this one too."""
-    assert issubclass(codec.OutputsTooLargeError, ImageDecodeError)
+    assert issubclass(image_batch.OutputsTooLargeError, ImageDecodeError)

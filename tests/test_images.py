@@ -15,13 +15,12 @@ import torch
 from PIL import Image
 
 from wavespeed.errors import ImageDecodeError
+from wavespeed.image_batch import SizePolicy, images_to_tensor
 from wavespeed.images import (
     MAX_PIXELS,
-    SizePolicy,
     decode_image,
     decode_to_uint8,
     image_size,
-    images_to_tensor,
     tensor_to_jpeg,
     tensor_to_png,
 )

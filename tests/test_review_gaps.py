@@ -91,9 +91,9 @@ def _serve(servers: list[RawServer], script: Callable[[socket.socket, bytes], No
 
 def test_too_many_outputs_are_refused_before_any_download(pack: ModuleType, servers: list[RawServer]) -> None:
     server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, _png_header(8, 8))))
-    count = _mod(pack, "wavespeed.images").MAX_OUTPUTS + 1
+    count = _mod(pack, "wavespeed.image_batch").MAX_OUTPUTS + 1
     exc = _fetch(pack, server, [f"o{i}.png" for i in range(count)])
-    assert isinstance(exc, _mod(pack, "wavespeed.images").OutputsTooLargeError), exc
+    assert isinstance(exc, _mod(pack, "wavespeed.image_batch").OutputsTooLargeError), exc
     assert server.accepted == 0  # nothing was downloaded
     text = str(exc)
     assert TASK_ID in text and exc.request_id == TASK_ID
@@ -108,7 +108,7 @@ def test_a_batch_over_the_memory_limit_is_downloaded_once_and_names_its_urls(
     headers = {"/a.png": _png_header(40_000, 1_000), "/b.png": _png_header(1_000, 40_000)}
     server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
     exc = _fetch(pack, server, ["a.png", "b.png"])
-    assert isinstance(exc, _mod(pack, "wavespeed.images").OutputsTooLargeError), exc
+    assert isinstance(exc, _mod(pack, "wavespeed.image_batch").OutputsTooLargeError), exc
     assert server.accepted == 2  # one download per output: a memory refusal is not retried
     text = str(exc)
     assert TASK_ID in text and "35.8 GiB" in text and "not a usable image" not in text
@@ -125,7 +125,7 @@ def test_urls_too_long_for_the_line_are_never_cut_the_line_says_where_they_are(
     server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
     exc = _fetch(pack, server, [long_a, long_b])
     text = str(exc)
-    assert isinstance(exc, _mod(pack, "wavespeed.images").OutputsTooLargeError), exc
+    assert isinstance(exc, _mod(pack, "wavespeed.image_batch").OutputsTooLargeError), exc
     assert text.endswith(".") and "…" not in text and long_a not in text
     assert TASK_ID in text and "task history on wavespeed.ai" in text and "journal" in text
 

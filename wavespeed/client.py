@@ -42,19 +42,19 @@ from . import errors as E
 from . import replies as R
 from . import transport
 from .config import load_settings
-from .models import KontextRequest, Prediction
+from .models import Balance, HistoryItem, KontextRequest, Prediction, UploadReply
 from .replies import MAX_REPLY_BYTES, retry_after_s
 from .urls import DEFAULT_BASE_URL, parse_origin
+from .vocabulary import CancelCheck, check_request_id
 
 log = logging.getLogger("wavespeed")
 
-CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
 
 T = TypeVar("T")
 Out = TypeVar("Out")
 P = ParamSpec("P")
-Reader = Callable[[dict[str, Any]], T]
+Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
@@ -221,7 +221,7 @@ class WaveSpeedClient:
         prediction = self._api_json(
             "POST",
             f"/api/v3/{request.model}",
-            lambda body: Prediction.from_data(body.get("data"), lenient=True),
+            lambda data: Prediction.from_data(data, lenient=True),
             json=request.payload(),
             during="submit",
             idempotent=False,
@@ -235,11 +235,11 @@ class WaveSpeedClient:
     def get_result(
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
-        request_id = _check_request_id(request_id)
+        request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
             f"/api/v3/predictions/{request_id}/result",
-            lambda body: Prediction.from_data(body.get("data")),
+            Prediction.from_data,
             during="result",
             idempotent=True,
             request_id=request_id,
@@ -342,7 +342,7 @@ class WaveSpeedClient:
         return self._api_json(
             "POST",
             "/api/v3/media/upload/binary",
-            R.read_download_url,
+            lambda data: UploadReply.from_data(data).download_url,
             files={"file": (filename, data, content_type)},
             during="upload",
             idempotent=True,
@@ -353,7 +353,10 @@ class WaveSpeedClient:
 
     def balance(self) -> float:
         """The account balance in USD (``GET /api/v3/balance``)."""
-        return self._api_json("GET", "/api/v3/balance", R.read_balance, during="balance", idempotent=True)
+        balance = self._api_json(
+            "GET", "/api/v3/balance", Balance.from_data, during="balance", idempotent=True
+        )
+        return balance.usd
 
     def history_page(
         self,
@@ -361,20 +364,20 @@ class WaveSpeedClient:
         *,
         deadline: float | None = None,
         cancel: CancelCheck | None = None,
-    ) -> list[Any]:
+    ) -> list[HistoryItem]:
         """One page of the account's task history (``POST /api/v3/predictions``, last 7 days).
 
         Args:
             query: the API's filter body (page, page_size, model, created_after, ...).
         Returns:
-            The page's raw items (an empty list when the reply has none); callers match them.
+            The page's items, parsed (an empty list when the reply has none); callers match them.
         Raises:
             WaveSpeedError: typed, after the read retry rule.
         """
         return self._api_json(
             "POST",
             "/api/v3/predictions",
-            R.read_history_items,
+            HistoryItem.page_from_data,
             json=query,
             during="history",
             idempotent=True,
@@ -698,15 +701,6 @@ def _window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
     if deadline is not None and deadline <= own:
         return deadline, True
     return own, False
-
-
-def _check_request_id(request_id: str) -> str:
-    rid = (request_id or "").strip()
-    if not rid or not all(c.isalnum() or c in "-_" for c in rid) or len(rid) > 128:
-        raise E.InvalidRequestError(
-            f"{request_id!r} is not a WaveSpeed request id (expected letters and digits, e.g. 32 hex characters)."
-        )
-    return rid
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:

@@ -77,6 +77,11 @@ class InvalidRequestError(WaveSpeedError):
     """The request is wrong (found locally before any spend, or reported by the server)."""
 
 
+class ValidationError(InvalidRequestError, ValueError):
+    """A request (or request id) that must not be sent; the message says which field and how to fix
+    it. Also a ValueError, so total parsers that catch ValueError catch it too."""
+
+
 class NotFoundError(WaveSpeedError):
     """Unknown request id (expired after 7 days, mistyped, or from another account)."""
 

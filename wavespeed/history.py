@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import errors as E
-from .models import Prediction
+from .models import HistoryItem, Prediction
 from .records import params_hash
+from .vocabulary import CancelCheck, TaskStatus
 
 if TYPE_CHECKING:
     from .client import WaveSpeedClient
@@ -47,8 +47,8 @@ def created_epoch(value: object) -> float | None:
 
 
 def _page(
-    client: WaveSpeedClient, model: str, page: int, since: float, deadline: float, cancel: Callable[[], bool]
-) -> list[Any]:
+    client: WaveSpeedClient, model: str, page: int, since: float, deadline: float, cancel: CancelCheck
+) -> list[HistoryItem]:
     created_after = datetime.fromtimestamp(since).astimezone().isoformat()
     query = {"page": page, "page_size": PAGE_SIZE, "model": model, "created_after": created_after}
     return client.history_page(query, deadline=deadline, cancel=cancel)
@@ -61,7 +61,7 @@ def find_submitted(
     payload_hash: str,
     since: float,
     deadline: float,
-    cancel: Callable[[], bool],
+    cancel: CancelCheck,
 ) -> Prediction | None:
     """The task this payload created at or after ``since`` (epoch), if the history shows it."""
     start = since - SKEW_S
@@ -71,22 +71,22 @@ def find_submitted(
             items = _page(client, model, page, start, deadline, cancel)
             older = False
             for item in items:
-                if not isinstance(item, dict) or item.get("model") != model:
+                if item.model != model:
                     continue
-                created = created_epoch(item.get("created_at"))
+                created = created_epoch(item.created_at)
                 if created is not None and created < start:
                     older = True
                     continue
-                echo = item.get("input")
-                if not isinstance(echo, dict):
-                    pending = pending or item.get("status") not in ("completed", "failed")
+                if item.input is None:
+                    pending = pending or item.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED)
                     continue
                 try:
-                    if params_hash(model, echo) != payload_hash:
+                    if params_hash(model, item.input) != payload_hash:
                         continue
-                    return Prediction.from_data(item)
                 except (ValueError, TypeError, RecursionError, OverflowError):
                     continue
+                if item.prediction is not None:
+                    return item.prediction
             if older or len(items) < PAGE_SIZE:
                 break
         if not pending or time.monotonic() + RECHECK_S > deadline:

@@ -27,19 +27,15 @@ This module is pure (no ComfyUI): the node layer decides where the directory is.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import errors as E
+from .journal_file import ENV_JOURNAL_DIR, JournalError, JournalFile, default_journal_dir
 from .journal_rows import (
     BOOT_ID,
     INTENT_COLUMNS,
-    SCHEMA,
     TASK_COLUMNS,
     age_sql,
     boot_seconds,
@@ -56,19 +52,16 @@ from .records import (
     STATUS_EXPIRED,
     STATUS_FAILED,
     STATUS_IN_FLIGHT,
-    STATUSES,
-    TERMINAL_STATUSES,
     Intent,
     TaskRecord,
     account_tag,
     assert_no_key,
-    check_id,
-    check_status,
     finite,
     params_hash,
     storable,
     urls_only,
 )
+from .vocabulary import TERMINAL_JOURNAL_STATUSES, JournalStatus, check_journal_status, check_request_id
 
 if TYPE_CHECKING:
     import sqlite3
@@ -76,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_JOURNAL_DIR",
     "RETENTION_S",
-    "STATUSES",
+    "JournalStatus",
     "STATUS_COMPLETED",
     "STATUS_EXPIRED",
     "STATUS_FAILED",
@@ -92,11 +85,7 @@ __all__ = [
 
 log = logging.getLogger("wavespeed")
 
-ENV_JOURNAL_DIR = "WAVESPEED_JOURNAL_DIR"
 RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
-DB_NAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 15000
 _PRUNE_EVERY_S = 3600.0
 
 _UPDATABLE = frozenset(
@@ -120,88 +109,12 @@ _UPDATABLE = frozenset(
 # ---------------------------------------------------------------------- the journal
 
 
-class JournalError(E.WaveSpeedError):
-    """The journal file cannot be opened (damaged, not a database, unwritable folder)."""
+class Journal(JournalFile):
+    """The journal in ``directory``: its task rows, the single-flight intents and pruning. One
+    SQLite connection per instance (see JournalFile), so it is safe to share between threads;
+    several processes may use the same directory at once."""
 
-
-class Journal:
-    """The journal in ``directory``: one SQLite connection per instance, guarded by a lock, so it is
-    safe to share between threads; several processes may use the same directory at once."""
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory).expanduser()
-        self.path = self.directory / DB_NAME
-        self.tasks_dir = self.directory / "tasks"  # the old JSON journal, imported once
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._warned: set[str] = set()
-        self._last_prune = 0.0
-
-    def __repr__(self) -> str:
-        return f"Journal({str(self.directory)!r})"
-
-    # ------------------------------------------------------------------ connection
-
-    def _connect(self) -> sqlite3.Connection:
-        import sqlite3  # imported on first use: keeps the pack's import fast
-
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Create the file 0600 before SQLite does (it copies the mode to the -wal and -shm files).
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            imported = conn.execute("SELECT value FROM meta WHERE key = 'legacy_json_imported'").fetchone()
-            if imported is None:
-                from .journal_legacy import import_json_records
-
-                import_json_records(conn, self.tasks_dir)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._conn is None:
-                import sqlite3
-
-                try:
-                    self._conn = self._connect()
-                except (sqlite3.Error, OSError) as exc:
-                    raise JournalError(
-                        f"The WaveSpeed task journal {self.path} cannot be opened ({exc}): move the file "
-                        f"away or set {ENV_JOURNAL_DIR} to another folder (paid results stay fetchable by "
-                        "request id for 7 days)."
-                    ) from None
-            yield self._conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: takes the write lock first, so a read-then-write is atomic
-        across processes (waits up to the busy timeout for another writer)."""
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    _last_prune = 0.0
 
     # ------------------------------------------------------------------ writing
 
@@ -229,14 +142,14 @@ class Journal:
         assert_no_key(params)
         now = time.time()
         record = TaskRecord(
-            request_id=check_id(request_id),
+            request_id=check_request_id(request_id, ValueError),
             model=model,
             params=storable(dict(params)),
             params_hash=identity_hash or params_hash(model, params),
             account=account,
             submitted_at=now if submitted_at is None else finite(submitted_at),
             updated_at=now,
-            status=check_status(status),
+            status=check_journal_status(status),
             server_status=server_status,
             outputs=urls_only(outputs),
             price_usd=finite(price_usd),
@@ -262,13 +175,13 @@ class Journal:
         if unknown:
             raise ValueError(f"cannot update record field(s): {', '.join(sorted(unknown))}")
         try:
-            rid = check_id(request_id)
+            rid = check_request_id(request_id, ValueError)
         except ValueError:
             return None
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "status":
-                values[name] = check_status(value)
+                values[name] = check_journal_status(value)
             elif name in ("outputs", "files"):
                 items = urls_only(value) if name == "outputs" else tuple(str(f) for f in value)
                 values[name] = json_text(list(items))
@@ -295,7 +208,7 @@ class Journal:
 
     def get(self, request_id: str) -> TaskRecord | None:
         try:
-            rid = check_id(request_id)
+            rid = check_request_id(request_id, ValueError)
         except ValueError:
             return None
         with self._db() as conn:
@@ -388,7 +301,14 @@ class Journal:
     def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
         try:
             return record_from_row(row)
-        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        except (
+            ValueError,
+            E.InvalidRequestError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
             rid = str(row[0])[:64]
             if rid not in self._warned:
                 self._warned.add(rid)
@@ -471,7 +391,7 @@ class Journal:
         """One DELETE: rows whose task was seen terminal and is older than the retention (its result
         is gone from the API). In-flight rows are never pruned. Intents go after the retention too."""
         args = {**clock_args(now), "retention": retention_s}
-        terminal = ", ".join(f"'{s}'" for s in TERMINAL_STATUSES)
+        terminal = ", ".join(f"'{s}'" for s in TERMINAL_JOURNAL_STATUSES)
         with self._db() as conn:
             removed = conn.execute(
                 f"DELETE FROM tasks WHERE status IN ({terminal}) AND {age_sql('submitted_at')} > :retention",
@@ -492,16 +412,3 @@ class Journal:
             self.prune()
         except Exception:
             log.debug("journal prune failed", exc_info=True)
-
-
-def default_journal_dir(
-    comfy_user_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
-) -> Path:
-    """``$WAVESPEED_JOURNAL_DIR``, else ComfyUI's user directory, else ``~/.cache``; never a workflow."""
-    env = os.environ if env is None else env
-    override = (env.get(ENV_JOURNAL_DIR) or "").strip()
-    if override:
-        return Path(override).expanduser()
-    if comfy_user_dir:
-        return Path(comfy_user_dir) / "wavespeed" / "journal"
-    return Path("~/.cache/wavespeed-kontext/journal").expanduser()

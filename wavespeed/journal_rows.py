@@ -16,14 +16,14 @@ from typing import Any
 
 from . import errors as E
 from .records import (
-    STATUSES,
     Intent,
     TaskRecord,
-    check_id,
-    check_status,
     finite,
     urls_only,
 )
+from .vocabulary import JournalStatus, check_journal_status, check_request_id
+
+_STATUS_NAMES = frozenset(s.value for s in JournalStatus)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -150,14 +150,14 @@ def record_from_row(row: tuple[Any, ...]) -> TaskRecord:
         raise ValueError("params or outputs of the wrong type")
     json.dumps(params_value, allow_nan=False)  # nesting too deep or 1e400 inside: RecursionError / ValueError
     return TaskRecord(
-        request_id=check_id(rid),
+        request_id=check_request_id(rid, ValueError),
         model=text(model),
         params_hash=text(identity),
         account=text(account),
         params=params_value,
         submitted_at=finite(submitted),
         updated_at=finite(updated),
-        status=check_status(status),
+        status=check_journal_status(status),
         server_status=text(server_status),
         outputs=urls_only(outputs_value),
         files=tuple(str(f) for f in files_value) if isinstance(files_value, list) else (),
@@ -171,7 +171,7 @@ def record_from_row(row: tuple[Any, ...]) -> TaskRecord:
 def status_filter(statuses: Iterable[str] | None) -> tuple[str, dict[str, Any]]:
     if statuses is None:
         return "", {}
-    wanted = [s for s in statuses if s in STATUSES]
+    wanted = [s for s in statuses if s in _STATUS_NAMES]
     if not wanted:
         return "WHERE 0", {}
     names = [f"s{i}" for i in range(len(wanted))]

@@ -13,8 +13,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidRequestError
-from .replies import clean_text, is_task_id
+from .errors import ValidationError
+from .replies import clean_text
+from .vocabulary import FAILED_STATUSES, TaskStatus, is_request_id
 
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
@@ -35,14 +36,7 @@ PRICE_PER_IMAGE_USD: dict[str, float] = {
     MODEL_MULTI: 0.08,
 }
 
-PENDING_STATUSES = frozenset({"created", "pending", "queued", "processing", "running"})
-FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "timeout", "deleted"})
 SYNC_TIMEOUT_CODE = 5004
-
-
-class ValidationError(InvalidRequestError, ValueError):
-    """A request that must not be sent; the message says which field and how to fix it. It is the
-    typed InvalidRequestError itself, so callers need no translation layer."""
 
 
 def price_of(model: str, images: int = 1) -> float:
@@ -63,10 +57,15 @@ class KontextRequest:
     images: tuple[str, ...] = field(default_factory=tuple)
 
     def validate(self, *, api_base: str | None = None) -> KontextRequest:
-        """Raise ValidationError naming the first bad field; return self so calls chain.
+        """Check every field before any request, so a typo never costs money.
 
-        ``api_base``: the API base URL the request goes to (default: the configured one); image
-        URLs on its own origin pass even when it is local (the emulator serves its own files).
+        Args:
+            api_base: the API base URL the request goes to (default: the configured one); image
+                URLs on its own origin pass even when it is local (the emulator serves its own files).
+        Returns:
+            self, so calls chain (``client.submit`` calls it for you).
+        Raises:
+            ValidationError: (an InvalidRequestError) naming the first bad field and its fix.
         """
         _check_prompt(self.prompt)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -184,6 +183,14 @@ def _check_prompt(prompt: object) -> None:
 _STATUS_RE = re.compile(r"[A-Za-z_ -]{1,32}")
 
 
+def _status(value: str) -> str:
+    """A documented status as its TaskStatus member; any other spelling kept as the server sent it."""
+    try:
+        return TaskStatus(value)
+    except ValueError:
+        return value
+
+
 def _text(value: object, limit: int) -> str:
     """A reply string made printable (lone surrogates replaced, capped); anything else is absent."""
     return clean_text(value, limit) if isinstance(value, str) else ""
@@ -213,28 +220,38 @@ class Prediction:
 
     @classmethod
     def from_data(cls, data: object, *, lenient: bool = False) -> Prediction:
-        """Parse ``data`` (already through :func:`.replies.load_json`); never raises anything but
-        ValueError. Garbage in optional fields is dropped. Strict (a result poll): a missing
-        status, or a completed task without a list of output strings, is malformed (the poll is
-        retried). ``lenient`` (a submit reply): only a valid task id is required, because once the
-        server named a task it is paid for and that id must reach the caller."""
+        """Parse the envelope's ``data`` (already through :func:`.replies.load_json`), totally.
+
+        Garbage in optional fields is dropped; a documented status becomes its TaskStatus member.
+
+        Args:
+            data: the ``data`` object of a v3 reply, or one history item.
+            lenient: a submit reply: only a valid task id is required, because once the server
+                named a task it is paid for and that id must reach the caller. Strict (a result
+                poll): a missing status, or a completed task without a list of output strings, is
+                malformed (the poll is retried).
+        Returns:
+            The task as the server reports it.
+        Raises:
+            ValueError: (only) the reply is not a task.
+        """
         if not isinstance(data, dict):
             raise ValueError("reply has no 'data' object")
         pid = data.get("id")
-        if not is_task_id(pid):
+        if not is_request_id(pid):
             raise ValueError("reply has no valid task id")
         assert isinstance(pid, str)
         status = data.get("status")
         if isinstance(status, str) and _STATUS_RE.fullmatch(status):
-            status = status.lower()
+            status = _status(status.lower())
         elif lenient:
-            status = "created"  # the task exists; polling will tell how it is doing
+            status = TaskStatus.CREATED  # the task exists; polling will tell how it is doing
         else:
             raise ValueError("reply has no task status")
         outputs = data.get("outputs")
         if isinstance(outputs, list) and all(isinstance(o, str) for o in outputs):
             kept: tuple[str, ...] = tuple(outputs)
-        elif outputs in (None, []) or lenient or status != "completed":
+        elif outputs in (None, []) or lenient or status != TaskStatus.COMPLETED:
             kept = ()
         else:
             raise ValueError("reply 'outputs' is not a list of strings")
@@ -257,7 +274,7 @@ class Prediction:
 
     @property
     def is_completed(self) -> bool:
-        return self.status == "completed"
+        return self.status == TaskStatus.COMPLETED
 
     @property
     def is_failed(self) -> bool:
@@ -277,3 +294,69 @@ class Prediction:
     @property
     def any_nsfw(self) -> bool:
         return any(self.has_nsfw_contents)
+
+
+@dataclass(frozen=True)
+class UploadReply:
+    """The media store's answer to an upload: the URL WaveSpeed fetches the file from."""
+
+    download_url: str
+
+    @classmethod
+    def from_data(cls, data: object) -> UploadReply:
+        """Parse the envelope's ``data``; ValueError (only) unless it holds an http(s) URL."""
+        url = data.get("download_url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 4096:
+            raise ValueError("no download_url")
+        return cls(url)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The account balance (``GET /api/v3/balance``)."""
+
+    usd: float
+
+    @classmethod
+    def from_data(cls, data: object) -> Balance:
+        """Parse the envelope's ``data``; ValueError (only) unless it holds a number."""
+        value = data.get("balance") if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("no balance number")
+        return cls(float(value))
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One task of a history page: what find_submitted matches on, and the task itself."""
+
+    model: str
+    created_at: str
+    status: str
+    input: dict[str, Any] | None
+    prediction: Prediction | None  # None: the item is not a readable task
+
+    @classmethod
+    def from_item(cls, item: object) -> HistoryItem | None:
+        """Parse one item; None for anything that is not a JSON object (never raises)."""
+        if not isinstance(item, dict):
+            return None
+        try:
+            prediction: Prediction | None = Prediction.from_data(item)
+        except ValueError:
+            prediction = None
+        model, created, status, echo = (item.get(k) for k in ("model", "created_at", "status", "input"))
+        return cls(
+            model=model if isinstance(model, str) else "",
+            created_at=created if isinstance(created, str) else "",
+            status=status if isinstance(status, str) else "",
+            input=echo if isinstance(echo, dict) else None,
+            prediction=prediction,
+        )
+
+    @staticmethod
+    def page_from_data(data: object) -> list[HistoryItem]:
+        """The ``items`` of a history page; an odd page reads as empty (nothing to match)."""
+        items = data.get("items") if isinstance(data, dict) else None
+        parsed = (HistoryItem.from_item(i) for i in items) if isinstance(items, list) else ()
+        return [i for i in parsed if i is not None]

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 from . import errors as E
 from .models import Prediction
+from .vocabulary import QUEUED_STATUSES, CancelCheck
 
-CancelCheck = Callable[[], bool]
 ProgressCallback = Callable[[Prediction, float], None]
 # (request_id, deadline, cancel) -> the task's state now; cancel turns true once nobody waits for the
 # task any more, so a poll stuck in a slow reply is abandoned (its worker thread comes back).
@@ -47,7 +47,6 @@ ENV_BUDGET = "WAVESPEED_POLL_BUDGET_RPS"
 DEFAULT_BUDGET_RPS = 50.0
 MIN_HISTORY = 5
 HISTORY_KEEP = 200
-QUEUED_STATUSES = frozenset({"created", "pending", "queued"})
 _POLL_DEADLINE_S = 30.0
 _SLICE_S = 0.1
 _FRESH_S = 60.0  # a task submitted longer ago than this is looked at at once

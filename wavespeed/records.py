@@ -14,30 +14,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUS_IN_FLIGHT = "in_flight"
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
-STATUS_EXPIRED = "expired"  # the server no longer knows the task (older than 7 days, or another account)
-STATUSES = (STATUS_IN_FLIGHT, STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)
-TERMINAL_STATUSES = (STATUS_COMPLETED, STATUS_FAILED, STATUS_EXPIRED)
+from .vocabulary import JournalStatus, check_journal_status, check_request_id
+
+# Short spellings of the journal statuses for the node layer (the members themselves, not copies).
+STATUS_IN_FLIGHT = JournalStatus.IN_FLIGHT
+STATUS_COMPLETED = JournalStatus.COMPLETED
+STATUS_FAILED = JournalStatus.FAILED
+STATUS_EXPIRED = JournalStatus.EXPIRED
 
 _HASH_EXCLUDED = frozenset({"enable_sync_mode"})  # how we wait, not what we get
 _KEY_LIKE = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|authorization|bearer)$", re.I)
 _DATA_URI_KEEP = 256  # a data: URI longer than this is stored as a short summary (the hash uses it whole)
-
-
-def check_id(request_id: object) -> str:
-    """The request id, stripped; ValueError unless it is 1-128 letters, digits, '-' or '_'."""
-    rid = request_id.strip() if isinstance(request_id, str) else ""
-    if not rid or len(rid) > 128 or not all(c.isascii() and (c.isalnum() or c in "-_") for c in rid):
-        raise ValueError(f"{request_id!r} is not a request id (letters, digits, '-' and '_' only)")
-    return rid
-
-
-def check_status(status: object) -> str:
-    if status not in STATUSES:
-        raise ValueError(f"unknown task status {status!r}; use one of {', '.join(STATUSES)}")
-    return str(status)
 
 
 def assert_no_key(value: object, where: str = "params") -> None:
@@ -124,17 +111,20 @@ class TaskRecord:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         try:
-            status = str(data.get("status") or STATUS_IN_FLIGHT)
+            try:
+                status = check_journal_status(data.get("status"))
+            except ValueError:
+                status = JournalStatus.IN_FLIGHT
             inference = data.get("inference_ms")
             params = data.get("params") or {}
             return cls(
-                request_id=check_id(data["request_id"]),
+                request_id=check_request_id(data["request_id"], ValueError),
                 model=str(data["model"]),
                 params_hash=str(data["params_hash"]),
                 submitted_at=finite(data["submitted_at"]),
                 params=params if isinstance(params, dict) else {},
                 account=str(data.get("account") or ""),
-                status=status if status in STATUSES else STATUS_IN_FLIGHT,
+                status=status,
                 server_status=str(data.get("server_status") or ""),
                 updated_at=finite(data.get("updated_at")),
                 outputs=urls_only(data.get("outputs") or ()),

@@ -30,6 +30,7 @@ from datetime import timezone
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from . import errors as E
+from .vocabulary import is_request_id
 
 if TYPE_CHECKING:  # the node classes import models (and so this module) at start-up: stay light
     import requests
@@ -38,18 +39,12 @@ MAX_REPLY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_RETRY_AFTER_S = 24 * 3600.0
 _MAX_INT_CHARS = 20
-_TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 SUBMIT_RETRYABLE_STATUS = frozenset({429, 503})
 
 # A JSON string (unrolled loop: no backtracking blow-up) or a bracket.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
-
-
-def is_task_id(value: object) -> bool:
-    """A syntactically valid WaveSpeed task id (ASCII letters, digits, - and _, at most 128)."""
-    return isinstance(value, str) and _TASK_ID_RE.fullmatch(value) is not None
 
 
 class MalformedReply(ValueError):
@@ -110,15 +105,39 @@ def load_json(data: bytes) -> Any:
         raise MalformedReply("not JSON") from None
 
 
-def server_message(body: Any, status: int, content_type: str) -> str:
+def server_message(envelope: Envelope | None, status: int, content_type: str) -> str:
     """The human part of an error reply: its message/error/detail string, else a short summary."""
-    if isinstance(body, dict):
-        for key in ("message", "error", "detail"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return clean_text(value, 300)
-        return f"HTTP {status}"
+    if envelope is not None:
+        return envelope.message or f"HTTP {status}"
     return f"HTTP {status} with a non-JSON reply ({content_type.split(';')[0] or 'unknown type'})"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The v3 reply envelope (``{"code", "message", "data"}``), read once; every field total."""
+
+    code: int  # 200 when absent or not a whole number
+    message: str  # the message/error/detail string, cleaned and capped; "" when there is none
+    data: Any  # handed to the caller's reader, which parses it into its typed reply
+    task_id: str | None  # ``data.id`` when it is a valid task id (a submit was accepted)
+
+    @classmethod
+    def parse(cls, body: object) -> Envelope | None:
+        """None unless ``body`` (already through :func:`load_json`) is a JSON object."""
+        if not isinstance(body, dict):
+            return None
+        code = body.get("code", 200)
+        message = next(
+            (v for k in ("message", "error", "detail") if isinstance(v := body.get(k), str) and v), ""
+        )
+        data = body.get("data")
+        task_id = data.get("id") if isinstance(data, dict) else None
+        return cls(
+            code=code if isinstance(code, int) and not isinstance(code, bool) else 200,
+            message=clean_text(message, 300),
+            data=data,
+            task_id=task_id if is_request_id(task_id) else None,
+        )
 
 
 def clean_text(value: str, limit: int) -> str:
@@ -250,29 +269,6 @@ def raise_accepted(request_id: str, what: str) -> NoReturn:
     )
 
 
-def read_download_url(body: dict[str, Any]) -> str:
-    data = body.get("data")
-    url = data.get("download_url") if isinstance(data, dict) else None
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 4096:
-        raise ValueError("no download_url")
-    return url
-
-
-def read_history_items(body: dict[str, Any]) -> list[Any]:
-    """The ``data.items`` list of a history page; an odd page reads as empty (nothing to match)."""
-    data = body.get("data")
-    items = data.get("items") if isinstance(data, dict) else None
-    return items if isinstance(items, list) else []
-
-
-def read_balance(body: dict[str, Any]) -> float:
-    data = body.get("data")
-    value = data.get("balance") if isinstance(data, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("no balance number")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class Reply:
     """One HTTP reply, its body read up to the cap inside the request's window."""
@@ -289,14 +285,14 @@ class Reply:
 
 def interpret(
     reply: Reply,
-    reader: Callable[[dict[str, Any]], T],
+    reader: Callable[[Any], T],
     *,
     during: str,
     request_id: str | None,
     idempotent: bool,
     base_url: str,
 ) -> T | tuple[E.WaveSpeedError, int, str]:
-    """A 200 envelope with code 200 -> ``reader(envelope)``; anything else -> (error, effective
+    """A 200 envelope with code 200 -> ``reader(envelope["data"])`` (None when absent); anything else -> (error, effective
     status, server message), where the status is the HTTP one or, inside a 200 reply, the
     envelope's code (200 for a malformed reply), so both go through the same retry rule.
     A submit reply naming a task id never comes back as a retryable failure: see submit()."""
@@ -313,13 +309,10 @@ def interpret(
             body = load_json(reply.body)
         except MalformedReply as exc:
             why = str(exc)
-    envelope = body if isinstance(body, dict) else None
-    data = envelope.get("data") if envelope is not None else None
-    accepted = (
-        None if idempotent or not isinstance(data, dict) or not is_task_id(data.get("id")) else data["id"]
-    )
+    envelope = Envelope.parse(body)
+    accepted = None if idempotent or envelope is None else envelope.task_id
     if reply.status != 200:
-        message = server_message(body, reply.status, reply.content_type)
+        message = server_message(envelope, reply.status, reply.content_type)
         if accepted and reply.status >= 500:
             raise_accepted(accepted, f"HTTP {reply.status} ({message})")
         error = error_for_status(reply.status, message, during=during, request_id=request_id)
@@ -336,14 +329,14 @@ def interpret(
             f"WaveSpeed sent a malformed {during} reply ({why}); retries ran out.", request_id=request_id
         )
         return error, 200, why
-    code = envelope.get("code", 200)
-    if isinstance(code, int) and not isinstance(code, bool) and code != 200:
+    code = envelope.code
+    if code != 200:
         message = server_message(envelope, code, "")
         if accepted:
             raise_accepted(accepted, f"code {code} ({message})")
         return error_for_status(code, message, during=during, request_id=request_id), code, message
     try:
-        return reader(envelope)
+        return reader(envelope.data)
     except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
         if not idempotent:
             raise E.SubmitUncertainError(

@@ -34,9 +34,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from . import errors as E
+from .vocabulary import CancelCheck
 
 T = TypeVar("T")
-CancelCheck = Callable[[], bool]
 StatusCallback = Callable[[str], None]
 
 ENV_TIER = "WAVESPEED_ACCOUNT_TIER"

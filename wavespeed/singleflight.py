@@ -29,9 +29,9 @@ from . import errors as E
 from .journal import Journal
 from .journal_rows import BOOT_ID
 from .records import Intent, TaskRecord
+from .vocabulary import CancelCheck
 
 T = TypeVar("T")
-CancelCheck = Callable[[], bool]
 
 LEASE_S = 30.0
 RENEW_S = 5.0

@@ -21,7 +21,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from requests import PreparedRequest, Response
@@ -31,9 +31,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import ConfigError
 from .urls import Origin
+from .vocabulary import CancelCheck
 
 WATCH_INTERVAL_S = 0.1
-CancelCheck = Callable[[], bool]
 
 FIRED_DEADLINE = "deadline"
 FIRED_CANCEL = "cancel"

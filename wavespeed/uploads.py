@@ -45,6 +45,7 @@ from typing import Any
 
 from .errors import CancelledError, InvalidRequestError
 from .refs import check_image_url
+from .vocabulary import CancelCheck
 
 MIN_SIDE_PX = 64
 MAX_SIDE_PX = 4096
@@ -58,7 +59,6 @@ _SMALL_PNG_LEVEL = 6
 _WAIT_SLICE_S = 0.1
 
 Upload = Callable[[bytes], str]
-CancelCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True)
