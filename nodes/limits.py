@@ -9,7 +9,6 @@ tasks); Cancel stops it at once and nothing is sent or charged while waiting.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import os
@@ -18,13 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..wavespeed import errors as E
-from ..wavespeed.poller import Poller, poller_for
-from ..wavespeed.scheduler import SubmitScheduler, scheduler_for
 from ..wavespeed.vocabulary import CancelCheck
 
 if TYPE_CHECKING:
     from ..wavespeed.client import WaveSpeedClient
     from ..wavespeed.models import KontextRequest, Prediction
+    from ..wavespeed.poller import Poller
+    from ..wavespeed.scheduler import SubmitScheduler
 
 ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
@@ -33,6 +32,8 @@ SUBMIT_WAIT_S = 1800.0
 def account_key(client: WaveSpeedClient) -> str:
     """A key-free tag of the client's account (base URL + a hash of the key)."""
     secret = str(getattr(client, "_api_key", ""))
+    import hashlib  # loaded on first use, like the poller and scheduler: the pack imports fast
+
     digest = hashlib.sha256(f"{client.base_url}\0{secret}".encode()).hexdigest()[:20]
     return f"{client.base_url}#{digest}"
 
@@ -51,12 +52,16 @@ def submit_wait_s() -> float:
 
 
 def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
+    from ..wavespeed.scheduler import scheduler_for
+
     return scheduler_for(account_key(client))
 
 
 def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | None = None) -> Poller:
     """The account's poller; ``history`` (model -> past inference seconds) is used by the first
     caller that makes it."""
+
+    from ..wavespeed.poller import Poller, poller_for
 
     def make() -> Poller:
         return Poller(

@@ -19,7 +19,6 @@ Decisions, and why:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import re
@@ -165,6 +164,8 @@ def retry_after_s(value: str | None, *, now: float | None = None) -> float | Non
 
 def _http_date_in(text: str, now: float) -> float | None:
     try:
+        import email.utils  # only for HTTP-date Retry-After values: keeps the pack import light
+
         when = email.utils.parsedate_to_datetime(text)
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
