@@ -21,6 +21,13 @@ socket is shut down and the worker returns at once with a typed error (transport
 is not cut by Cancel: once its body is sent, only its own cap ends it, so a paid id gets through;
 nor is an upload (free, and its URL fills the cache for the next run): both end at their window.
 Replies are size-capped and parsed totally (replies.load_json): only our typed errors come out.
+
+Where the rest lives: the loop's mechanics (backoff, windows, Cancel, one exchange and its typed
+failures) in request_loop.py; what a download's body must be (size cap, base64) in downloads.py;
+the download loop in downloads.py; reply parsing in replies.py / models.py. This file is the
+public facade plus the API call's retry loop; it is over ~400 lines only because each public call
+documents its Args / Returns / Raises for callers (about a quarter of it), which we keep here
+rather than split one facade across files.
 """
 
 from __future__ import annotations
@@ -37,15 +44,7 @@ from . import errors as E
 from . import replies as R
 from . import transport
 from .config import load_settings
-from .downloads import (
-    MAX_DOWNLOAD_BYTES,
-    MAX_DOWNLOAD_REDIRECTS,
-    broken_download,
-    decode_base64_output,
-    is_retryable,
-    read_capped,
-    status_error,
-)
+from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS, decode_base64_output, fetch_url
 from .models import Balance, HistoryItem, KontextRequest, Prediction, UploadReply
 from .replies import retry_after_s
 from .request_loop import (
@@ -107,7 +106,11 @@ class WaveSpeedClient:
     ) -> None:
         """``request_cap_s`` is the wall-clock cap of one API call (default: connect + read
         timeout); downloads and uploads have their own caps. A caller's deadline can only shorten
-        them."""
+        them.
+
+        Raises:
+            ConfigError: no key, a key with spaces or non-ASCII characters, or a bad ``base_url``.
+        """
         if not api_key:
             raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
         E.register_secret(api_key)
@@ -142,6 +145,8 @@ class WaveSpeedClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> WaveSpeedClient:
+        """A client for the key and base URL of the environment / key files (config.load_settings);
+        ``kwargs`` go to the constructor. Raises ConfigError when no key is found."""
         settings = load_settings(extra_files=kwargs.pop("extra_key_files", ()))
         return cls(settings.api_key, settings.base_url, **kwargs)
 
@@ -172,6 +177,14 @@ class WaveSpeedClient:
         429 instead of backing off, for a scheduler that paces submits itself. ``cancel`` is
         checked before the POST; once the body is sent only the request's own cap ends it, so a
         paid id is never dropped by a Cancel.
+
+        Returns:
+            The accepted task (``id`` always valid; ``outputs`` filled when sync mode finished it).
+        Raises:
+            InvalidRequestError: the request fails local validation (nothing was sent).
+            SubmitUncertainError: see the contract above.
+            RateLimitedError: a 429 with ``retry_rate_limit=False``, or 429s past the retries.
+            WaveSpeedError: the typed rest (auth, balance, validation by the server, ...).
         """
         request.validate(api_base=self.base_url)  # InvalidRequestError before any request
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
@@ -192,6 +205,19 @@ class WaveSpeedClient:
     def get_result(
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
+        """One poll of a task (``GET /api/v3/predictions/{id}/result``), retried like any read.
+
+        Args:
+            request_id: the task id (checked: ASCII letters, digits, ``-`` and ``_`` only).
+            deadline: a ``time.monotonic()`` instant the call must end by, retries included.
+        Returns:
+            The task as it stands now (any status; ``wait`` loops over this).
+        Raises:
+            InvalidRequestError: a malformed request id (nothing was sent).
+            NotFoundError: the server does not know the task.
+            WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
+            WaveSpeedError: the typed rest; every error names the task.
+        """
         request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
@@ -213,9 +239,19 @@ class WaveSpeedClient:
         progress: ProgressCallback | None = None,
         first: Prediction | None = None,
     ) -> Prediction:
-        """Poll until completed; raise TaskFailedError, WaitTimeoutError or CancelledError.
+        """Poll until the task completes.
 
-        ``first`` is a reply already in hand (e.g. the submit's), used instead of an immediate poll.
+        Args:
+            timeout_s: the whole wait's budget, polls and their retries included.
+            progress: called with each reply and the seconds waited so far.
+            first: a reply already in hand (e.g. the submit's), used instead of an immediate poll.
+        Returns:
+            The completed task (its ``outputs`` are what ``download`` takes).
+        Raises:
+            TaskFailedError: the task failed (its reason and code in the message).
+            WaitTimeoutError / CancelledError: ``timeout_s`` ran out / Cancel turned true; the task
+                is kept and its id is in the message.
+            WaveSpeedError: a poll failed past its retries (see ``get_result``).
         """
         start = time.monotonic()
         deadline = start + timeout_s
@@ -261,8 +297,17 @@ class WaveSpeedClient:
         request_id: str | None = None,
     ) -> bytes:
         """Fetch one output: a CDN URL (no Authorization header) or base64 / a data URI.
-        ``request_id`` (the task the output belongs to) is named in every error, so a failed
-        download still says which paid task to fetch again."""
+
+        Args:
+            output: one entry of a completed task's ``outputs``.
+            request_id: the task the output belongs to; named in every error, so a failed
+                download still says which paid task to fetch again.
+        Returns:
+            The file's bytes (at most ``max_download_bytes``).
+        Raises:
+            DownloadError: an HTTP error, a broken or oversized body, or unreadable base64.
+            WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
+        """
         if output.startswith(("http://", "https://")):
             return self._download_url(output, cancel=cancel, deadline=deadline, request_id=request_id)
         return decode_base64_output(output, self.max_download_bytes, request_id)
@@ -293,8 +338,16 @@ class WaveSpeedClient:
         cancel: CancelCheck | None = None,
         deadline: float | None = None,
     ) -> str:
-        """Upload bytes to WaveSpeed's media store; return the URL to pass as ``image``.
-        Uploads cost nothing, so they are retried like reads."""
+        """Upload bytes to WaveSpeed's media store (``POST /api/v3/media/upload/binary``).
+
+        Uploads cost nothing, so they are retried like reads; Cancel is checked between attempts
+        but does not cut one in flight (its URL fills the upload cache for the next run).
+
+        Returns:
+            The file's URL, to pass as the request's ``image``.
+        Raises:
+            WaveSpeedError: typed, after the read retry rule (ServerError for an unreadable reply).
+        """
         return self._api_json(
             "POST",
             "/api/v3/media/upload/binary",
@@ -308,7 +361,12 @@ class WaveSpeedClient:
         )
 
     def balance(self) -> float:
-        """The account balance in USD (``GET /api/v3/balance``)."""
+        """The account balance in USD (``GET /api/v3/balance``).
+
+        Raises:
+            AuthenticationError: the key is refused.
+            WaveSpeedError: typed, after the read retry rule.
+        """
         balance = self._api_json(
             "GET", "/api/v3/balance", Balance.from_data, during="balance", idempotent=True
         )
@@ -325,6 +383,7 @@ class WaveSpeedClient:
 
         Args:
             query: the API's filter body (page, page_size, model, created_after, ...).
+            deadline: a ``time.monotonic()`` instant the call must end by, retries included.
         Returns:
             The page's items, parsed (an empty list when the reply has none); callers match them.
         Raises:
@@ -426,35 +485,18 @@ class WaveSpeedClient:
     def _download_url(
         self, url: str, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
     ) -> bytes:
-        attempt = 0
-        while True:
-            check_cancel(cancel, request_id)
-            timeout = timeouts(self.connect_timeout_s, self.read_timeout_s, deadline, request_id)
-            end, by_caller = window(deadline, self.download_cap_s)
-            wait_s: float | None = None
-            try:
-                self._count()
-                # No Authorization header: outputs live on a CDN that must never see the key.
-                with transport.guard(end, cancel) as guard:
-                    try:
-                        with self._session.get(url, stream=True, timeout=timeout) as resp:
-                            if resp.status_code == 200:
-                                return read_capped(resp, self.max_download_bytes, cancel, request_id)
-                            wait_s = retry_after_s(resp.headers.get("Retry-After"))
-                            failure: E.WaveSpeedError = status_error(url, resp.status_code, request_id)
-                            if not is_retryable(resp.status_code):
-                                raise failure
-                    except (requests.RequestException, OSError) as exc:
-                        raise Broken(guard.fired, type(exc).__name__) from None
-            except Broken as exc:
-                failure = broken_download(
-                    exc, url, request_id, by_caller=by_caller, cap_s=self.download_cap_s
-                )
-            attempt += 1
-            if attempt >= self.retry.attempts:
-                raise failure
-            delay = backoff(self.retry, attempt, wait_s, deadline, failure, "download")
-            sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
+        return fetch_url(
+            self._session,
+            url,
+            retry=self.retry,
+            timeouts_s=(self.connect_timeout_s, self.read_timeout_s),
+            cap_s=self.download_cap_s,
+            max_bytes=self.max_download_bytes,
+            count=self._count,
+            cancel=cancel,
+            deadline=deadline,
+            request_id=request_id,
+        )
 
     def _count(self) -> None:
         """One more request sent (tests and benchmarks read ``request_count``)."""

@@ -1,7 +1,7 @@
-"""Reading one task output: the size cap, base64 / data-URI outputs, and download failures' text.
+"""The download path of one task output: the retry loop, the size cap, base64 / data-URI outputs.
 
-Outputs are fetched from a CDN without the Authorization header (the client's loop does the
-request, retries and window); this module checks what comes back: a declared or streamed size
+Outputs are fetched from a CDN without the Authorization header, retried like reads (connection
+errors, 429, 5xx) inside min(the download cap, the caller's deadline); a declared or streamed size
 over the cap is refused before it fills memory, a body shorter than its Content-Length (or empty)
 counts as a broken exchange (so it is retried), and every error names the task the output
 belongs to, so a failed download still says which paid task to fetch again.
@@ -11,17 +11,68 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 
 import requests
 
 from . import errors as E
 from . import replies as R
 from . import transport
-from .request_loop import Broken, check_cancel, timeout_error
+from .replies import retry_after_s
+from .request_loop import Broken, RetryPolicy, backoff, check_cancel, sleep, timeout_error, timeouts, window
 from .vocabulary import CancelCheck
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
+
+
+def fetch_url(
+    session: requests.Session,
+    url: str,
+    *,
+    retry: RetryPolicy,
+    timeouts_s: tuple[float, float],
+    cap_s: float,
+    max_bytes: int,
+    count: Callable[[], None],
+    cancel: CancelCheck | None,
+    deadline: float | None,
+    request_id: str | None,
+) -> bytes:
+    """GET one output URL with the read retry rule; ``count`` is called once per request sent.
+
+    Raises:
+        DownloadError: an HTTP error, a broken or oversized body, after the retries.
+        WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
+    """
+    connect_s, read_s = timeouts_s
+    attempt = 0
+    while True:
+        check_cancel(cancel, request_id)
+        timeout = timeouts(connect_s, read_s, deadline, request_id)
+        end, by_caller = window(deadline, cap_s)
+        wait_s: float | None = None
+        try:
+            count()
+            # No Authorization header: outputs live on a CDN that must never see the key.
+            with transport.guard(end, cancel) as guard:
+                try:
+                    with session.get(url, stream=True, timeout=timeout) as resp:
+                        if resp.status_code == 200:
+                            return read_capped(resp, max_bytes, cancel, request_id)
+                        wait_s = retry_after_s(resp.headers.get("Retry-After"))
+                        failure: E.WaveSpeedError = status_error(url, resp.status_code, request_id)
+                        if resp.status_code not in R.RETRYABLE_STATUS:
+                            raise failure
+                except (requests.RequestException, OSError) as exc:
+                    raise Broken(guard.fired, type(exc).__name__) from None
+        except Broken as exc:
+            failure = broken_download(exc, url, request_id, by_caller=by_caller, cap_s=cap_s)
+        attempt += 1
+        if attempt >= retry.attempts:
+            raise failure
+        delay = backoff(retry, attempt, wait_s, deadline, failure, "download")
+        sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
 
 
 def of_task(request_id: str | None) -> str:
@@ -69,10 +120,6 @@ def status_error(url: str, status: int, request_id: str | None) -> E.DownloadErr
         request_id=request_id,
         status=status,
     )
-
-
-def is_retryable(status: int) -> bool:
-    return status in R.RETRYABLE_STATUS
 
 
 def broken_download(
