@@ -1,7 +1,7 @@
 """Numeric settings read from environment variables, checked the same way everywhere.
 
-Apart from config.py (key and base URL) because the poller and the scheduler read theirs when the
-pack loads, and config.py pulls in urllib3, which the pack must not import at ComfyUI start-up.
+Apart from config.py (key and base URL) because the poller, the scheduler and the submit wait read
+theirs when the pack loads, and config.py pulls in urllib3, which must not load at ComfyUI start-up.
 """
 
 from __future__ import annotations
