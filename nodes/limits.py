@@ -10,13 +10,11 @@ tasks); Cancel stops it at once and nothing is sent or charged while waiting.
 from __future__ import annotations
 
 import inspect
-import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..wavespeed import errors as E
+from ..wavespeed.env_settings import positive_float_from_env
 from ..wavespeed.vocabulary import CancelCheck
 
 if TYPE_CHECKING:
@@ -39,16 +37,7 @@ def account_key(client: WaveSpeedClient) -> str:
 
 
 def submit_wait_s() -> float:
-    raw = os.environ.get(ENV_SUBMIT_WAIT, "").strip()
-    if not raw:
-        return SUBMIT_WAIT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise E.ConfigError(f"{ENV_SUBMIT_WAIT} must be a number of seconds > 0, not {raw!r}.")
-    return value
+    return positive_float_from_env(ENV_SUBMIT_WAIT, SUBMIT_WAIT_S, "seconds")
 
 
 def scheduler(client: WaveSpeedClient) -> SubmitScheduler:

@@ -211,24 +211,13 @@ async def _single_flight(
 
         try:
             got = await run_blocking(claim, watch=watch)
-        except E.WaveSpeedError as exc:
-            if not isinstance(exc, JournalError):
+        except Exception as exc:  # the journal itself failed (disk, lock): submit as without a journal
+            if isinstance(exc, E.WaveSpeedError) and not isinstance(exc, JournalError):
                 raise
-            log.warning("%s Submitting without the journal.", exc.message)
-            return await _post(
-                request,
-                params,
-                progress,
-                client,
-                None,
-                account,
-                identity,
-                None,
-                False,
-                on_rate_wait=on_rate_wait,
-            )
-        except Exception:  # the journal itself failed (disk, lock): submit as without a journal
-            log.warning("WaveSpeed journal: single-flight check failed; submitting", exc_info=True)
+            if isinstance(exc, JournalError):
+                log.warning("%s Submitting without the journal.", exc.message)
+            else:
+                log.warning("WaveSpeed journal: single-flight check failed; submitting", exc_info=True)
             return await _post(
                 request,
                 params,

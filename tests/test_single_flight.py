@@ -266,3 +266,33 @@ def test_submit_error_with_a_task_id_is_journaled_and_shown(
     monkeypatch.setattr(client, "submit", real_submit)
     again = asyncio.run(_generate(pack, "an odd reply"))
     assert again.request_id == paid and pack_env.submissions == 1
+
+
+@pytest.mark.parametrize("failure", ["journal", "disk", "other"])
+def test_a_failed_single_flight_check_submits_without_the_journal_unless_the_error_is_ours(
+    pack: ModuleType,
+    pack_env: Emulator,
+    journal_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """The two ways the journal check can fail (its own JournalError, or anything unexpected from
+    the disk) both submit once without it; any other typed error (e.g. Cancel) is not swallowed."""
+    errors = pack.wavespeed.errors
+    raised = {
+        "journal": pack.wavespeed.journal_file.JournalError("journal damaged."),
+        "disk": OSError("disk full"),
+        "other": errors.CancelledError("Cancelled."),
+    }[failure]
+
+    def broken_acquire(*args: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(pack.nodes.submission, "acquire", broken_acquire)
+    if failure == "other":
+        with pytest.raises(errors.CancelledError):
+            asyncio.run(_generate(pack, "journal trouble"))
+        assert pack_env.submissions == 0
+        return
+    asyncio.run(_generate(pack, "journal trouble"))
+    assert pack_env.submissions == 1

@@ -21,20 +21,22 @@ socket is shut down and the worker returns at once with a typed error (transport
 is not cut by Cancel: once its body is sent, only its own cap ends it, so a paid id gets through;
 nor is an upload (free, and its URL fills the cache for the next run): both end at their window.
 Replies are size-capped and parsed totally (replies.load_json): only our typed errors come out.
+
+Where the rest lives: the loop's mechanics (backoff, windows, Cancel, one exchange and its typed
+failures) in request_loop.py; what a download's body must be (size cap, base64) in downloads.py;
+the download loop in downloads.py; reply parsing in replies.py / models.py. This file is the
+public facade plus the API call's retry loop; it is over ~400 lines only because each public call
+documents its Args / Returns / Raises for callers (about a quarter of it), which we keep here
+rather than split one facade across files.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 
@@ -42,23 +44,34 @@ from . import errors as E
 from . import replies as R
 from . import transport
 from .config import load_settings
+from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS, decode_base64_output, fetch_url
 from .models import Balance, HistoryItem, KontextRequest, Prediction, UploadReply
-from .replies import MAX_REPLY_BYTES, retry_after_s
+from .replies import retry_after_s
+from .request_loop import (
+    Broken,
+    NotSent,
+    PollSchedule,
+    RetryPolicy,
+    backoff,
+    broken,
+    check_cancel,
+    exchange,
+    names_its_task,
+    sleep,
+    timeouts,
+    window,
+)
 from .urls import DEFAULT_BASE_URL, parse_origin
 from .vocabulary import CancelCheck, check_request_id
+
+__all__ = ["MAX_DOWNLOAD_BYTES", "PollSchedule", "ProgressCallback", "RetryPolicy", "WaveSpeedClient"]
 
 log = logging.getLogger("wavespeed")
 
 ProgressCallback = Callable[[Prediction, float], None]
 
 T = TypeVar("T")
-Out = TypeVar("Out")
-P = ParamSpec("P")
 Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
-
-MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-MAX_DOWNLOAD_REDIRECTS = 5
-_CANCEL_SLICE_S = 0.1  # how often sleeps look at the cancel callback (issue asks for <= 0.25 s)
 
 
 class _RedactingFilter(logging.Filter):
@@ -71,63 +84,6 @@ class _RedactingFilter(logging.Filter):
 
 
 log.addFilter(_RedactingFilter())
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: delay_n = uniform(0.5, 1) * min(cap, base * 2**n)."""
-
-    attempts: int = 6
-    base_delay_s: float = 0.25
-    max_delay_s: float = 8.0
-    max_retry_after_s: float = 120.0  # a server asking for longer gets a typed error now, not a nap
-
-    def delay(self, attempt: int) -> float:
-        return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
-
-
-@dataclass(frozen=True)
-class PollSchedule:
-    """First look fast, then back off to a cap. The cap bounds the polling lag by design:
-    a task that finishes just after a poll is seen at most ``cap_s`` later."""
-
-    first_s: float = 0.1
-    factor: float = 1.5
-    cap_s: float = 0.3
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first_s
-        while True:
-            yield min(delay, self.cap_s)
-            delay *= self.factor
-
-
-class _NotSent(Exception):
-    """The request provably never reached the server (safe to retry even a submit)."""
-
-
-class _Broken(Exception):
-    """The exchange broke after the connection was made; ``fired`` says whether our window did it."""
-
-    def __init__(self, fired: str | None, reason: str) -> None:
-        self.fired = fired
-        self.reason = reason
-        super().__init__(reason)
-
-
-def _names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
-    """Once a task exists (the call's ``request_id``), every error it raises names it in its text."""
-
-    @functools.wraps(call)
-    def named(*args: P.args, **kwargs: P.kwargs) -> Out:
-        try:
-            return call(*args, **kwargs)
-        except E.WaveSpeedError as exc:
-            request_id = kwargs.get("request_id")
-            _name_the_task(exc, request_id if isinstance(request_id, str) else None)
-            raise
-
-    return named
 
 
 class WaveSpeedClient:
@@ -150,7 +106,11 @@ class WaveSpeedClient:
     ) -> None:
         """``request_cap_s`` is the wall-clock cap of one API call (default: connect + read
         timeout); downloads and uploads have their own caps. A caller's deadline can only shorten
-        them."""
+        them.
+
+        Raises:
+            ConfigError: no key, a key with spaces or non-ASCII characters, or a bad ``base_url``.
+        """
         if not api_key:
             raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
         E.register_secret(api_key)
@@ -185,6 +145,8 @@ class WaveSpeedClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> WaveSpeedClient:
+        """A client for the key and base URL of the environment / key files (config.load_settings);
+        ``kwargs`` go to the constructor. Raises ConfigError when no key is found."""
         settings = load_settings(extra_files=kwargs.pop("extra_key_files", ()))
         return cls(settings.api_key, settings.base_url, **kwargs)
 
@@ -215,6 +177,14 @@ class WaveSpeedClient:
         429 instead of backing off, for a scheduler that paces submits itself. ``cancel`` is
         checked before the POST; once the body is sent only the request's own cap ends it, so a
         paid id is never dropped by a Cancel.
+
+        Returns:
+            The accepted task (``id`` always valid; ``outputs`` filled when sync mode finished it).
+        Raises:
+            InvalidRequestError: the request fails local validation (nothing was sent).
+            SubmitUncertainError: see the contract above.
+            RateLimitedError: a 429 with ``retry_rate_limit=False``, or 429s past the retries.
+            WaveSpeedError: the typed rest (auth, balance, validation by the server, ...).
         """
         request.validate(api_base=self.base_url)  # InvalidRequestError before any request
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
@@ -235,6 +205,19 @@ class WaveSpeedClient:
     def get_result(
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
+        """One poll of a task (``GET /api/v3/predictions/{id}/result``), retried like any read.
+
+        Args:
+            request_id: the task id (checked: ASCII letters, digits, ``-`` and ``_`` only).
+            deadline: a ``time.monotonic()`` instant the call must end by, retries included.
+        Returns:
+            The task as it stands now (any status; ``wait`` loops over this).
+        Raises:
+            InvalidRequestError: a malformed request id (nothing was sent).
+            NotFoundError: the server does not know the task.
+            WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
+            WaveSpeedError: the typed rest; every error names the task.
+        """
         request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
@@ -256,16 +239,26 @@ class WaveSpeedClient:
         progress: ProgressCallback | None = None,
         first: Prediction | None = None,
     ) -> Prediction:
-        """Poll until completed; raise TaskFailedError, WaitTimeoutError or CancelledError.
+        """Poll until the task completes.
 
-        ``first`` is a reply already in hand (e.g. the submit's), used instead of an immediate poll.
+        Args:
+            timeout_s: the whole wait's budget, polls and their retries included.
+            progress: called with each reply and the seconds waited so far.
+            first: a reply already in hand (e.g. the submit's), used instead of an immediate poll.
+        Returns:
+            The completed task (its ``outputs`` are what ``download`` takes).
+        Raises:
+            TaskFailedError: the task failed (its reason and code in the message).
+            WaitTimeoutError / CancelledError: ``timeout_s`` ran out / Cancel turned true; the task
+                is kept and its id is in the message.
+            WaveSpeedError: a poll failed past its retries (see ``get_result``).
         """
         start = time.monotonic()
         deadline = start + timeout_s
         delays = self.poll.delays()
         prediction = first
         while True:
-            self._check_cancel(cancel, request_id)
+            check_cancel(cancel, request_id)
             if prediction is None:
                 prediction = self.get_result(request_id, deadline=deadline, cancel=cancel)
             if progress is not None:
@@ -280,7 +273,7 @@ class WaveSpeedClient:
                     request_id=request_id,
                     code=prediction.code,
                 )
-            self._sleep(next(delays), cancel=cancel, deadline=deadline, request_id=request_id)
+            sleep(next(delays), cancel=cancel, deadline=deadline, request_id=request_id)
             prediction = None
 
     def run(
@@ -304,11 +297,20 @@ class WaveSpeedClient:
         request_id: str | None = None,
     ) -> bytes:
         """Fetch one output: a CDN URL (no Authorization header) or base64 / a data URI.
-        ``request_id`` (the task the output belongs to) is named in every error, so a failed
-        download still says which paid task to fetch again."""
+
+        Args:
+            output: one entry of a completed task's ``outputs``.
+            request_id: the task the output belongs to; named in every error, so a failed
+                download still says which paid task to fetch again.
+        Returns:
+            The file's bytes (at most ``max_download_bytes``).
+        Raises:
+            DownloadError: an HTTP error, a broken or oversized body, or unreadable base64.
+            WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
+        """
         if output.startswith(("http://", "https://")):
             return self._download_url(output, cancel=cancel, deadline=deadline, request_id=request_id)
-        return _decode_base64_output(output, self.max_download_bytes, request_id)
+        return decode_base64_output(output, self.max_download_bytes, request_id)
 
     def url_is_live(self, url: str, *, deadline: float | None = None) -> bool:
         """True if a HEAD of ``url`` answers 2xx: revalidates a cached upload URL before reuse.
@@ -317,9 +319,8 @@ class WaveSpeedClient:
         redirect (a 3xx counts as gone) and runs inside one API call's wall-clock window, so a
         dribbling CDN cannot hold the node; any failure counts as gone, which only costs a free
         re-upload."""
-        end, _ = _window(deadline, self.request_cap_s or (self.connect_timeout_s + self.read_timeout_s))
-        with self._lock:
-            self.request_count += 1
+        end, _ = window(deadline, self.request_cap_s or (self.connect_timeout_s + self.read_timeout_s))
+        self._count()
         try:
             with transport.guard(end, None):
                 timeout = (self.connect_timeout_s, self.read_timeout_s)
@@ -337,8 +338,16 @@ class WaveSpeedClient:
         cancel: CancelCheck | None = None,
         deadline: float | None = None,
     ) -> str:
-        """Upload bytes to WaveSpeed's media store; return the URL to pass as ``image``.
-        Uploads cost nothing, so they are retried like reads."""
+        """Upload bytes to WaveSpeed's media store (``POST /api/v3/media/upload/binary``).
+
+        Uploads cost nothing, so they are retried like reads; Cancel is checked between attempts
+        but does not cut one in flight (its URL fills the upload cache for the next run).
+
+        Returns:
+            The file's URL, to pass as the request's ``image``.
+        Raises:
+            WaveSpeedError: typed, after the read retry rule (ServerError for an unreadable reply).
+        """
         return self._api_json(
             "POST",
             "/api/v3/media/upload/binary",
@@ -352,7 +361,12 @@ class WaveSpeedClient:
         )
 
     def balance(self) -> float:
-        """The account balance in USD (``GET /api/v3/balance``)."""
+        """The account balance in USD (``GET /api/v3/balance``).
+
+        Raises:
+            AuthenticationError: the key is refused.
+            WaveSpeedError: typed, after the read retry rule.
+        """
         balance = self._api_json(
             "GET", "/api/v3/balance", Balance.from_data, during="balance", idempotent=True
         )
@@ -369,6 +383,7 @@ class WaveSpeedClient:
 
         Args:
             query: the API's filter body (page, page_size, model, created_after, ...).
+            deadline: a ``time.monotonic()`` instant the call must end by, retries included.
         Returns:
             The page's items, parsed (an empty list when the reply has none); callers match them.
         Raises:
@@ -387,7 +402,7 @@ class WaveSpeedClient:
 
     # ------------------------------------------------------------------ internals
 
-    @_names_its_task
+    @names_its_task
     def _api_json(
         self,
         method: str,
@@ -414,25 +429,33 @@ class WaveSpeedClient:
         cancel_cuts = idempotent and during != "upload"
         attempt = 0
         while True:
-            self._check_cancel(cancel, request_id)
-            timeout = self._timeouts(deadline, read_s, request_id)
-            end, by_caller = _window(deadline, cap)
+            check_cancel(cancel, request_id)
+            timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
+            end, by_caller = window(deadline, cap)
             failure: E.WaveSpeedError
             wait_s: float | None = None
             try:
-                with transport.guard(end, cancel if cancel_cuts else None) as window:
-                    reply = self._exchange(
-                        method, url, window, headers=headers, json=json, files=files, timeout=timeout
+                with transport.guard(end, cancel if cancel_cuts else None) as guard:
+                    self._count()
+                    reply = exchange(
+                        self._session,
+                        method,
+                        url,
+                        guard,
+                        headers=headers,
+                        json=json,
+                        files=files,
+                        timeout=timeout,
                     )
-            except _NotSent as exc:
+            except NotSent as exc:
                 reason = str(exc)
                 failure = E.ServerError(
                     f"Cannot reach WaveSpeed at {self.base_url} during {during} ({exc}); check your network.",
                     request_id=request_id,
                 )
-            except _Broken as exc:
+            except Broken as exc:
                 reason = exc.reason
-                failure = self._broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
+                failure = broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
             else:
                 wait_s = retry_after_s(reply.headers.get("Retry-After"))
                 parsed = R.interpret(
@@ -455,296 +478,27 @@ class WaveSpeedClient:
             attempt += 1
             if attempt >= self.retry.attempts:
                 raise failure
-            delay = self._delay(attempt, wait_s, deadline, failure, during)
+            delay = backoff(self.retry, attempt, wait_s, deadline, failure, during)
             log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
-            self._sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
-
-    def _delay(
-        self,
-        attempt: int,
-        wait_s: float | None,
-        deadline: float | None,
-        failure: E.WaveSpeedError,
-        during: str,
-    ) -> float:
-        """Backoff, or the server's Retry-After; a Retry-After past the deadline (or past
-        ``max_retry_after_s``) raises the failure now, saying so, instead of sleeping."""
-        if wait_s is None:
-            delay = self.retry.delay(attempt - 1)
-            return delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-        limit = self.retry.max_retry_after_s
-        if deadline is not None:
-            limit = min(limit, deadline - time.monotonic())
-        if wait_s > limit:
-            failure.message = E.redact(_refused_wait_text(failure, wait_s, during, attempt))
-            failure.args = (failure.message,)
-            raise failure
-        return wait_s
-
-    def _exchange(
-        self,
-        method: str,
-        url: str,
-        window: transport.Guard,
-        *,
-        headers: dict[str, str],
-        json: dict[str, Any] | None,
-        files: dict[str, Any] | None,
-        timeout: tuple[float, float],
-    ) -> R.Reply:
-        """Send one request and read its body up to MAX_REPLY_BYTES, inside ``window``."""
-        with self._lock:
-            self.request_count += 1
-        try:
-            resp = self._session.request(
-                method,
-                url,
-                headers=headers,
-                json=json,
-                files=files,
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise _NotSent("connect timeout") from exc
-        except requests.exceptions.ConnectionError as exc:
-            if _is_connect_failure(exc) and window.fired is None:
-                raise _NotSent("connection refused") from exc
-            raise _Broken(window.fired, type(exc).__name__) from None
-        except (requests.RequestException, OSError) as exc:
-            raise _Broken(window.fired, type(exc).__name__) from None
-        try:
-            with resp:
-                body, truncated = R.read_up_to(resp, MAX_REPLY_BYTES)
-        except (requests.RequestException, OSError) as exc:
-            raise _Broken(window.fired, type(exc).__name__) from None
-        return R.Reply(resp.status_code, resp.headers, body, truncated)
-
-    def _broken(
-        self,
-        exc: _Broken,
-        during: str,
-        idempotent: bool,
-        request_id: str | None,
-        *,
-        by_caller: bool,
-        cap: float,
-    ) -> E.WaveSpeedError:
-        """The typed error for an exchange that broke mid-way; raises it when it must not be retried."""
-        if exc.fired == transport.FIRED_CANCEL:
-            raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
-        stalled = exc.fired == transport.FIRED_DEADLINE
-        if not idempotent:
-            why = (
-                f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
-            )
-            raise E.SubmitUncertainError(
-                f"The submit was sent but {why}; it was not resent to avoid a double charge: check "
-                "your WaveSpeed history before queuing again."
-            )
-        if stalled and by_caller:
-            raise self._timeout_error(request_id)
-        if stalled:
-            return E.ServerError(
-                f"WaveSpeed did not finish its {during} reply within {cap:.0f} s (a stalled connection); "
-                "retries ran out, try again later.",
-                request_id=request_id,
-            )
-        return E.ServerError(
-            f"Network error talking to WaveSpeed during {during} ({exc.reason}); retries ran out.",
-            request_id=request_id,
-        )
+            sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
 
     def _download_url(
         self, url: str, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
     ) -> bytes:
-        attempt = 0
-        of = _of_task(request_id)
-        while True:
-            self._check_cancel(cancel, request_id)
-            timeout = self._timeouts(deadline, self.read_timeout_s, request_id)
-            end, by_caller = _window(deadline, self.download_cap_s)
-            wait_s: float | None = None
-            try:
-                with self._lock:
-                    self.request_count += 1
-                # No Authorization header: outputs live on a CDN that must never see the key.
-                with transport.guard(end, cancel) as window:
-                    try:
-                        with self._session.get(url, stream=True, timeout=timeout) as resp:
-                            if resp.status_code != 200:
-                                wait_s = retry_after_s(resp.headers.get("Retry-After"))
-                                failure: E.WaveSpeedError = E.DownloadError(
-                                    f"Downloading an output{of} failed with HTTP {resp.status_code} "
-                                    f"({_short_url(url)}).",
-                                    request_id=request_id,
-                                    status=resp.status_code,
-                                )
-                                if resp.status_code not in R.RETRYABLE_STATUS:
-                                    raise failure
-                            else:
-                                return self._read_capped(resp, cancel, request_id)
-                    except (requests.RequestException, OSError) as exc:
-                        raise _Broken(window.fired, type(exc).__name__) from None
-            except _Broken as exc:
-                failure = self._broken_download(exc, url, request_id, by_caller=by_caller)
-            attempt += 1
-            if attempt >= self.retry.attempts:
-                raise failure
-            delay = self._delay(attempt, wait_s, deadline, failure, "download")
-            self._sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
-
-    def _broken_download(
-        self, exc: _Broken, url: str, request_id: str | None, *, by_caller: bool
-    ) -> E.WaveSpeedError:
-        of = _of_task(request_id)
-        if exc.fired == transport.FIRED_CANCEL:
-            raise E.CancelledError(
-                R.later_hint(f"Cancelled during a download{of}", request_id), request_id=request_id
-            )
-        if exc.fired == transport.FIRED_DEADLINE and by_caller:
-            raise self._timeout_error(request_id, during=" downloading its outputs")
-        if exc.fired == transport.FIRED_DEADLINE:
-            return E.DownloadError(
-                f"Downloading an output{of} did not finish within {self.download_cap_s:.0f} s ({_short_url(url)}).",
-                request_id=request_id,
-            )
-        return E.DownloadError(
-            f"Downloading an output{of} failed ({exc.reason}) from {_short_url(url)}.", request_id=request_id
+        return fetch_url(
+            self._session,
+            url,
+            retry=self.retry,
+            timeouts_s=(self.connect_timeout_s, self.read_timeout_s),
+            cap_s=self.download_cap_s,
+            max_bytes=self.max_download_bytes,
+            count=self._count,
+            cancel=cancel,
+            deadline=deadline,
+            request_id=request_id,
         )
 
-    def _read_capped(
-        self, resp: requests.Response, cancel: CancelCheck | None, request_id: str | None
-    ) -> bytes:
-        declared = resp.headers.get("Content-Length")
-        of = _of_task(request_id)
-        if declared and declared.isdigit() and int(declared) > self.max_download_bytes:
-            raise E.DownloadError(
-                f"Output{of} is {int(declared)} bytes, over the {self.max_download_bytes}-byte cap; "
-                "refusing to download.",
-                request_id=request_id,
-            )
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in resp.iter_content(chunk_size=256 * 1024):
-            self._check_cancel(cancel, request_id)
-            total += len(chunk)
-            if total > self.max_download_bytes:
-                raise E.DownloadError(
-                    f"Output{of} exceeds the {self.max_download_bytes}-byte cap; refusing it.",
-                    request_id=request_id,
-                )
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        if declared and declared.isdigit() and len(data) != int(declared):
-            raise requests.exceptions.ChunkedEncodingError(f"truncated: {len(data)} of {declared} bytes")
-        if not data:
-            raise requests.exceptions.ChunkedEncodingError("empty body")
-        return data
-
-    def _timeouts(self, deadline: float | None, read_s: float, request_id: str | None) -> tuple[float, float]:
-        if deadline is None:
-            return (self.connect_timeout_s, read_s)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise self._timeout_error(request_id)
-        return (min(self.connect_timeout_s, remaining), min(read_s, remaining))
-
-    def _sleep(
-        self, seconds: float, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
-    ) -> None:
-        """Sleep in short slices so Cancel and the deadline are noticed quickly."""
-        end = time.monotonic() + seconds
-        while True:
-            self._check_cancel(cancel, request_id)
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise self._timeout_error(request_id)
-            if now >= end:
-                return
-            time.sleep(min(_CANCEL_SLICE_S, end - now))
-
-    @staticmethod
-    def _check_cancel(cancel: CancelCheck | None, request_id: str | None) -> None:
-        if cancel is not None and cancel():
-            raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
-
-    @staticmethod
-    def _timeout_error(request_id: str | None, during: str = "") -> E.WaitTimeoutError:
-        what = f"Timed out{during}" if during else "Timed out waiting for WaveSpeed"
-        return E.WaitTimeoutError(R.later_hint(what, request_id), request_id=request_id)
-
-
-def _refused_wait_text(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> str:
-    """What happened when a Retry-After is longer than the call may wait: no "retries ran out"
-    when nothing was retried, and the task id (with how to fetch it) once a task exists."""
-    answer = f"HTTP {failure.status}" if failure.status else "a failed reply"
-    tried = "" if attempt <= 1 else f", after {attempt - 1} retr{'y' if attempt == 2 else 'ies'}"
-    text = (
-        f"WaveSpeed asked to wait {wait_s:.0f} s before the next {during} request ({answer}{tried}), "
-        "longer than this call may wait"
-    )
-    if isinstance(failure, E.RateLimitedError):
-        text += "; lower the number of parallel tasks"
-    if failure.request_id:
-        return f"{text}; task {failure.request_id} is kept: paste its request id into Poll Result later (no new charge)."
-    if during == "submit":
-        return f"{text}; no task was created (nothing charged): queue again later."
-    return f"{text}: try again later."
-
-
-def _window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
-    """End of one request's window: min(now + its own cap, the caller's deadline), and whether
-    the caller's deadline is the one that ends it."""
-    own = time.monotonic() + cap_s
-    if deadline is not None and deadline <= own:
-        return deadline, True
-    return own, False
-
-
-def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
-    """True only when the TCP connection was never established (so nothing was sent)."""
-    from urllib3.exceptions import MaxRetryError, NewConnectionError
-
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, NewConnectionError)
-
-
-def _name_the_task(exc: E.WaveSpeedError, request_id: str | None) -> None:
-    """Put the task id first in an error's text (a one-line cap cannot cut it) with how to fetch it."""
-    if not request_id or request_id in exc.message:
-        return
-    exc.request_id = exc.request_id or request_id
-    exc.message = E.redact(
-        E.one_line(
-            f"Task {request_id}: {exc.message.rstrip('.')}; Poll Result fetches it later by this "
-            "request id (no new charge)."
-        )
-    )
-    exc.args = (exc.message,)
-
-
-def _of_task(request_id: str | None) -> str:
-    return f" of task {request_id}" if request_id else ""
-
-
-def _short_url(url: str) -> str:
-    return url.split("?", 1)[0][:120]
-
-
-def _decode_base64_output(value: str, cap: int, request_id: str | None = None) -> bytes:
-    payload = value.split(",", 1)[1] if value.startswith("data:") else value
-    of = _of_task(request_id)
-    if len(payload) * 3 // 4 > cap:
-        raise E.DownloadError(
-            f"Base64 output{of} exceeds the {cap}-byte cap; refusing it.", request_id=request_id
-        )
-    try:
-        return base64.b64decode("".join(payload.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise E.DownloadError(
-            f"An output{of} is neither a URL nor valid base64; cannot read it.", request_id=request_id
-        ) from None
+    def _count(self) -> None:
+        """One more request sent (tests and benchmarks read ``request_count``)."""
+        with self._lock:
+            self.request_count += 1

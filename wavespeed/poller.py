@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import errors as E
+from .env_settings import positive_float_from_env
 from .models import Prediction
 from .vocabulary import QUEUED_STATUSES, CancelCheck
 
@@ -99,16 +99,7 @@ def cdf(data: Sequence[float], x: float) -> float:
 
 
 def budget_from_env() -> float:
-    raw = os.environ.get(ENV_BUDGET, "").strip()
-    if not raw:
-        return DEFAULT_BUDGET_RPS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise E.ConfigError(f"{ENV_BUDGET} must be a number of requests per second > 0, not {raw!r}.")
-    return value
+    return positive_float_from_env(ENV_BUDGET, DEFAULT_BUDGET_RPS, "requests per second")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from . import errors as E
+from .env_settings import positive_float_from_env
 from .vocabulary import CancelCheck
 
 T = TypeVar("T")
@@ -251,16 +252,7 @@ def limit_from_env() -> int | None:
 
 
 def window_from_env() -> float:
-    raw = os.environ.get(ENV_WINDOW, "").strip()
-    if not raw:
-        return WINDOW_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise E.ConfigError(f"{ENV_WINDOW} must be a number of seconds > 0, not {raw!r}.")
-    return value
+    return positive_float_from_env(ENV_WINDOW, WINDOW_S, "seconds")
 
 
 _schedulers: dict[str, SubmitScheduler] = {}

@@ -1,0 +1,30 @@
+"""Numeric settings read from environment variables, checked the same way everywhere.
+
+Apart from config.py (key and base URL) because the poller, the scheduler and the submit wait read
+theirs when the pack loads, and config.py pulls in urllib3, which must not load at ComfyUI start-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .errors import ConfigError
+
+
+def positive_float_from_env(name: str, default: float, unit: str) -> float:
+    """Environment variable ``name`` as a number; ``default`` when it is unset or blank.
+
+    Raises:
+        ConfigError: unless it is a finite number > 0 (``unit`` says what it counts).
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a number of {unit} > 0, not {raw!r}.")
+    return value

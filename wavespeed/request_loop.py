@@ -1,0 +1,276 @@
+"""The pieces of the client's retry/deadline loop: backoff, windows, Cancel, and typed failures.
+
+Every request runs inside a wall-clock window, min(its own cap, the caller's deadline)
+(``window``); sleeps between attempts are sliced so Cancel and the deadline are seen within
+``CANCEL_SLICE_S`` (``sleep``); a server's ``Retry-After`` is honoured unless it is longer than
+the call may wait, which raises now with the reason (``backoff``). The rule of which failures
+are retried (and why a submit almost never is) is written in ``client``'s docstring; this module
+holds the mechanics, with no session and no client state.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import requests
+
+from . import errors as E
+from . import replies as R
+from . import transport
+from .replies import MAX_REPLY_BYTES
+from .vocabulary import CancelCheck
+
+Out = TypeVar("Out")
+P = ParamSpec("P")
+
+CANCEL_SLICE_S = 0.1  # how often sleeps look at the cancel callback (issue asks for <= 0.25 s)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: delay_n = uniform(0.5, 1) * min(cap, base * 2**n)."""
+
+    attempts: int = 6
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 120.0  # a server asking for longer gets a typed error now, not a nap
+
+    def delay(self, attempt: int) -> float:
+        return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """First look fast, then back off to a cap. The cap bounds the polling lag by design:
+    a task that finishes just after a poll is seen at most ``cap_s`` later."""
+
+    first_s: float = 0.1
+    factor: float = 1.5
+    cap_s: float = 0.3
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first_s
+        while True:
+            yield min(delay, self.cap_s)
+            delay *= self.factor
+
+
+class NotSent(Exception):
+    """The request provably never reached the server (safe to retry even a submit)."""
+
+
+class Broken(Exception):
+    """The exchange broke after the connection was made; ``fired`` says whether our window did it."""
+
+    def __init__(self, fired: str | None, reason: str) -> None:
+        self.fired = fired
+        self.reason = reason
+        super().__init__(reason)
+
+
+def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
+    """Once a task exists (the call's ``request_id``), every error it raises names it in its text."""
+
+    @functools.wraps(call)
+    def named(*args: P.args, **kwargs: P.kwargs) -> Out:
+        try:
+            return call(*args, **kwargs)
+        except E.WaveSpeedError as exc:
+            request_id = kwargs.get("request_id")
+            name_the_task(exc, request_id if isinstance(request_id, str) else None)
+            raise
+
+    return named
+
+
+def name_the_task(exc: E.WaveSpeedError, request_id: str | None) -> None:
+    """Put the task id first in an error's text (a one-line cap cannot cut it) with how to fetch it."""
+    if not request_id or request_id in exc.message:
+        return
+    exc.request_id = exc.request_id or request_id
+    exc.message = E.redact(
+        E.one_line(
+            f"Task {request_id}: {exc.message.rstrip('.')}; Poll Result fetches it later by this "
+            "request id (no new charge)."
+        )
+    )
+    exc.args = (exc.message,)
+
+
+def window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
+    """End of one request's window: min(now + its own cap, the caller's deadline), and whether
+    the caller's deadline is the one that ends it."""
+    own = time.monotonic() + cap_s
+    if deadline is not None and deadline <= own:
+        return deadline, True
+    return own, False
+
+
+def timeouts(
+    connect_s: float, read_s: float, deadline: float | None, request_id: str | None
+) -> tuple[float, float]:
+    """The (connect, read) timeouts of one attempt, shortened to what is left of the deadline."""
+    if deadline is None:
+        return (connect_s, read_s)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise timeout_error(request_id)
+    return (min(connect_s, remaining), min(read_s, remaining))
+
+
+def check_cancel(cancel: CancelCheck | None, request_id: str | None) -> None:
+    if cancel is not None and cancel():
+        raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
+
+
+def timeout_error(request_id: str | None, during: str = "") -> E.WaitTimeoutError:
+    what = f"Timed out{during}" if during else "Timed out waiting for WaveSpeed"
+    return E.WaitTimeoutError(R.later_hint(what, request_id), request_id=request_id)
+
+
+def sleep(
+    seconds: float, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
+) -> None:
+    """Sleep in short slices so Cancel and the deadline are noticed quickly."""
+    end = time.monotonic() + seconds
+    while True:
+        check_cancel(cancel, request_id)
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise timeout_error(request_id)
+        if now >= end:
+            return
+        time.sleep(min(CANCEL_SLICE_S, end - now))
+
+
+def backoff(
+    retry: RetryPolicy,
+    attempt: int,
+    wait_s: float | None,
+    deadline: float | None,
+    failure: E.WaveSpeedError,
+    during: str,
+) -> float:
+    """Backoff, or the server's Retry-After; a Retry-After past the deadline (or past
+    ``max_retry_after_s``) raises the failure now, saying so, instead of sleeping."""
+    if wait_s is None:
+        delay = retry.delay(attempt - 1)
+        return delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+    limit = retry.max_retry_after_s
+    if deadline is not None:
+        limit = min(limit, deadline - time.monotonic())
+    if wait_s > limit:
+        failure.message = E.redact(refused_wait_text(failure, wait_s, during, attempt))
+        failure.args = (failure.message,)
+        raise failure
+    return wait_s
+
+
+def refused_wait_text(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> str:
+    """What happened when a Retry-After is longer than the call may wait: no "retries ran out"
+    when nothing was retried, and the task id (with how to fetch it) once a task exists."""
+    answer = f"HTTP {failure.status}" if failure.status else "a failed reply"
+    tried = "" if attempt <= 1 else f", after {attempt - 1} retr{'y' if attempt == 2 else 'ies'}"
+    text = (
+        f"WaveSpeed asked to wait {wait_s:.0f} s before the next {during} request ({answer}{tried}), "
+        "longer than this call may wait"
+    )
+    if isinstance(failure, E.RateLimitedError):
+        text += "; lower the number of parallel tasks"
+    if failure.request_id:
+        return f"{text}; task {failure.request_id} is kept: paste its request id into Poll Result later (no new charge)."
+    if during == "submit":
+        return f"{text}; no task was created (nothing charged): queue again later."
+    return f"{text}: try again later."
+
+
+def exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    guard: transport.Guard,
+    *,
+    headers: dict[str, str],
+    json: dict[str, Any] | None,
+    files: dict[str, Any] | None,
+    timeout: tuple[float, float],
+) -> R.Reply:
+    """Send one request and read its body up to MAX_REPLY_BYTES, inside ``guard``'s window.
+
+    Raises:
+        NotSent: the connection was never opened (nothing reached the server).
+        Broken: it failed after that (``fired`` says whether our window cut it).
+    """
+    try:
+        resp = session.request(
+            method,
+            url,
+            headers=headers,
+            json=json,
+            files=files,
+            timeout=timeout,
+            stream=True,
+            allow_redirects=False,
+        )
+    except requests.exceptions.ConnectTimeout as exc:
+        raise NotSent("connect timeout") from exc
+    except requests.exceptions.ConnectionError as exc:
+        if is_connect_failure(exc) and guard.fired is None:
+            raise NotSent("connection refused") from exc
+        raise Broken(guard.fired, type(exc).__name__) from None
+    except (requests.RequestException, OSError) as exc:
+        raise Broken(guard.fired, type(exc).__name__) from None
+    try:
+        with resp:
+            body, truncated = R.read_up_to(resp, MAX_REPLY_BYTES)
+    except (requests.RequestException, OSError) as exc:
+        raise Broken(guard.fired, type(exc).__name__) from None
+    return R.Reply(resp.status_code, resp.headers, body, truncated)
+
+
+def broken(
+    exc: Broken,
+    during: str,
+    idempotent: bool,
+    request_id: str | None,
+    *,
+    by_caller: bool,
+    cap: float,
+) -> E.WaveSpeedError:
+    """The typed error for an exchange that broke mid-way; raises it when it must not be retried."""
+    if exc.fired == transport.FIRED_CANCEL:
+        raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
+    stalled = exc.fired == transport.FIRED_DEADLINE
+    if not idempotent:
+        why = f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
+        raise E.SubmitUncertainError(
+            f"The submit was sent but {why}; it was not resent to avoid a double charge: check "
+            "your WaveSpeed history before queuing again."
+        )
+    if stalled and by_caller:
+        raise timeout_error(request_id)
+    if stalled:
+        return E.ServerError(
+            f"WaveSpeed did not finish its {during} reply within {cap:.0f} s (a stalled connection); "
+            "retries ran out, try again later.",
+            request_id=request_id,
+        )
+    return E.ServerError(
+        f"Network error talking to WaveSpeed during {during} ({exc.reason}); retries ran out.",
+        request_id=request_id,
+    )
+
+
+def is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
+    """True only when the TCP connection was never established (so nothing was sent)."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)
