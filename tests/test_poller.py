@@ -179,6 +179,20 @@ def test_plan_shape() -> None:
     assert plan.next_delay([], 0.0, 0) == 0.1  # no history: the client's fast schedule
 
 
+def test_a_task_far_longer_than_its_history_keeps_the_per_second_pace() -> None:
+    """History of 1-3 s tasks, a task still running at 10 s: polled at the per_task_rps pace (lag
+    about 1 / per_task_rps), not the tail cap; and never faster than that pace once it is spent."""
+    plan = PollPlan()
+    history = sorted([1.0, 1.5, 2.0, 2.5, 3.0] * 4)
+    pace = 1.0 / plan.per_task_rps
+    assert plan.next_delay(history, 10.0, 6) == plan.max_step_s  # few polls so far: the fine grid
+    # polls so far match the pace: the next one comes one pace period on, well under the tail cap
+    delay = plan.next_delay(history, 10.0, round(10.0 * plan.per_task_rps))
+    assert delay == pytest.approx(pace, abs=0.01) and delay < plan.tail_cap_s
+    # a task that already spent more than its pace backs off (the cap bounds it)
+    assert plan.next_delay(history, 10.0, 40) == plan.tail_cap_s
+
+
 def test_budget_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WAVESPEED_POLL_BUDGET_RPS", raising=False)
     assert budget_from_env() == 50.0

@@ -8,7 +8,7 @@ and floods the API with hundreds of tasks in flight. The decisions here, and why
   is polled once shortly before the central part of that distribution (its 10th..90th
   percentiles, ``PollPlan``), then on a grid across it whose step spends about ``per_task_rps``
   requests per second of inference but never exceeds ``max_step_s`` (the lag bound for most tasks);
-  past it the step doubles to ``tail_cap_s``. Without history (fewer than ``MIN_HISTORY`` samples)
+  past it the step grows towards ``tail_cap_s``, never slower than the ``per_task_rps`` pace. Without history (fewer than ``MIN_HISTORY`` samples)
   it falls back to the fast schedule the client always used (0.1 s, x1.5, 0.3 s cap).
 * **One budget for the account.** A token bucket (``budget_rps``, env
   ``WAVESPEED_POLL_BUDGET_RPS``, default 50) bounds the requests of all waits together. When more
@@ -77,8 +77,13 @@ class PollPlan:
             return min(start - elapsed_s, self.lead_gap_s)
         if elapsed_s <= hi + step:
             return step
-        over = elapsed_s - hi
-        return min(self.tail_cap_s, max(step, over / 2.0))
+        # Past the likely window: back off towards tail_cap_s, but never below the pace the promise
+        # allows (per_task_rps polls per second of the task's run so far). A task far longer than
+        # every one seen before (a slow day, a new model) then keeps a lag of about 1/per_task_rps
+        # instead of tail_cap_s, and its polls still stay within per_task_rps of its inference.
+        backoff = min(self.tail_cap_s, max(step, (elapsed_s - hi) / 2.0))
+        pace = (polls_processing + 1) / self.per_task_rps - elapsed_s
+        return min(backoff, max(step, pace))
 
     @staticmethod
     def queued_delay(queued_s: float) -> float:
