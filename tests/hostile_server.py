@@ -11,6 +11,8 @@ import ssl
 import threading
 from collections.abc import Callable
 
+from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
+
 Script = Callable[[socket.socket, bytes], None]
 
 
@@ -107,3 +109,33 @@ class RawServer:
         with contextlib.suppress(OSError):
             self._sock.close()
         self._thread.join(timeout=2)
+
+
+def run_bounded(fn: Callable[[], object], bound_s: float, what: str = "the call") -> object:
+    """Run fn in a thread; fail if it is still running after bound_s (a deadline that did not hold);
+    return its result or the exception it raised."""
+    out: list[object] = []
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:
+            out.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(bound_s)
+    assert not worker.is_alive(), f"{what} was still running after {bound_s:.1f}s"
+    return out[0]
+
+
+def fast_client(base_url: str, api_key: str) -> WaveSpeedClient:
+    """A client with short timeouts and near-instant retries, so hostile-reply tests run in seconds."""
+    return WaveSpeedClient(
+        api_key,
+        base_url,
+        connect_timeout_s=2.0,
+        read_timeout_s=3.0,
+        retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.02, max_retry_after_s=5.0),
+        poll=PollSchedule(0.05, 1.5, 0.1),
+    )

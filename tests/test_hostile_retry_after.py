@@ -4,7 +4,6 @@ submit that created no task comes out typed, so the session budget is given back
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -12,8 +11,9 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
+from tests.hostile_server import fast_client, run_bounded
 from wavespeed import errors as E
-from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed.client import WaveSpeedClient
 from wavespeed.models import KontextRequest
 from wavespeed.replies import MAX_RETRY_AFTER_S, retry_after_s
 
@@ -22,31 +22,12 @@ SLACK_S = 2.0
 
 @pytest.fixture
 def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with WaveSpeedClient(
-        api_key,
-        emulator.base_url,
-        connect_timeout_s=2.0,
-        read_timeout_s=3.0,
-        retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.02, max_retry_after_s=5.0),
-        poll=PollSchedule(0.05, 1.5, 0.1),
-    ) as c:
+    with fast_client(emulator.base_url, api_key) as c:
         yield c
 
 
 def bounded(fn: Callable[[], object], bound_s: float) -> object:
-    out: list[object] = []
-
-    def target() -> None:
-        try:
-            out.append(fn())
-        except BaseException as exc:
-            out.append(exc)
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(bound_s)
-    assert not worker.is_alive(), f"still sleeping after {bound_s:.1f}s"
-    return out[0]
+    return run_bounded(fn, bound_s, "the wait (still sleeping on Retry-After)")
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ import pytest
 
 from emulator import Emulator
 from tests.hostile_server import RawServer, http_reply
+from tests.hostile_server import run_bounded as shared_run_bounded
 from wavespeed import errors as E
 from wavespeed import transport
 from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
@@ -49,19 +50,7 @@ def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
 
 def run_bounded(fn: Callable[[], object], bound_s: float) -> BaseException | object:
     """Run fn in a thread; fail if it is still running after bound_s; return its result or error."""
-    out: list[object] = []
-
-    def target() -> None:
-        try:
-            out.append(fn())
-        except BaseException as exc:
-            out.append(exc)
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(bound_s)
-    assert not worker.is_alive(), f"the call was still running after {bound_s:.1f}s (dribbling reply)"
-    return out[0]
+    return shared_run_bounded(fn, bound_s, "the call (dribbling reply)")
 
 
 def test_wait_on_a_dribbling_result_ends_by_its_timeout(emulator: Emulator, client: WaveSpeedClient) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from tests.hostile_server import RawServer, http_reply
+from tests.hostile_server import RawServer, fast_client, http_reply
 from wavespeed import errors as E
-from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed.client import WaveSpeedClient
 from wavespeed.models import KontextRequest
 from wavespeed.refs import unreachable_reason
 
@@ -176,14 +176,7 @@ def test_the_download_budget_names_the_task(
 
 @pytest.fixture
 def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with WaveSpeedClient(
-        api_key,
-        emulator.base_url,
-        connect_timeout_s=2.0,
-        read_timeout_s=3.0,
-        retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.02, max_retry_after_s=5.0),
-        poll=PollSchedule(0.05, 1.5, 0.1),
-    ) as c:
+    with fast_client(emulator.base_url, api_key) as c:
         yield c
 
 
