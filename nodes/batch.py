@@ -316,6 +316,21 @@ class BatchCanvas:
         self.count, self.paid, self.max_bytes = count, paid, max_bytes
         self.tensor: Any = None
 
+    def _over_budget(self, width: int, height: int) -> OutputsOverBudget:
+        """One line naming the paid tasks (as many ids as the line holds; Recent Tasks lists all)."""
+        need = self.count * height * width * 3 * 4
+        text = (
+            f"Batch of {self.count} at {width}x{height} needs {need / 2**30:.2f} GiB (budget "
+            f"{self.max_bytes / 2**30:.2f} GiB), not allocated; paid tasks kept, fetch by id in Poll Result:"
+        )
+        shown = 0
+        while shown < len(self.paid) and len(text) + 34 * (shown + 1) + 30 <= 300:
+            shown += 1
+        text += " " + ", ".join(self.paid[:shown]) if shown else " none yet"
+        if shown < len(self.paid):
+            text += f" +{len(self.paid) - shown} more (Recent Tasks)"
+        return OutputsOverBudget(text, request_id=self.paid[0] if self.paid else None)
+
     def place(self, index: int, images: Any) -> None:
         import torch
 
@@ -325,12 +340,8 @@ class BatchCanvas:
         if self.tensor is None:
             try:
                 plan_batch(self.count, (width, height), max_bytes=self.max_bytes)
-            except OutputsTooLargeError as exc:
-                raise OutputsOverBudget(
-                    f"{exc.message}: refused before allocating; the paid tasks are kept (journaled), fetch "
-                    f"each by id in WaveSpeed Poll Result (no new charge): {', '.join(self.paid)}.",
-                    request_id=self.paid[0] if self.paid else None,
-                ) from None
+            except OutputsTooLargeError:
+                raise self._over_budget(width, height) from None
             self.tensor = torch.zeros((self.count, height, width, 3), dtype=images.dtype)
         batch = self.tensor
         if tuple(images.shape[1:]) != tuple(batch.shape[1:]):
