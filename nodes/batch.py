@@ -1,21 +1,25 @@
 """FLUX.1 Kontext [max] Batch: several prompts (one per line) x a count of variations -> one IMAGE batch.
 
-Every task goes the way a Generate -> Poll chain goes (validated, priced, journaled, reused for a fixed
-seed, submitted through the account's scheduler, waited for by the account's poller), so a batch on a
-Bronze account simply takes its minutes and never errors on a 429. The decisions:
+A loop over the paid path (paid_path.py): every task is one PaidSubmit, so it is validated, priced,
+journaled, reused for a fixed seed and submitted through the account's scheduler exactly as a
+Generate -> Poll chain is, and a batch on a Bronze account simply takes its minutes. The decisions:
 
 * Seeds: variation v of a prompt uses seed + v ("increment"), or -1 for each ("random": the API picks).
 * The whole batch's price is shown before anything is spent, and if WAVESPEED_SESSION_BUDGET_USD
-  cannot cover all of it, nothing is submitted (BudgetExceededError naming the total).
+  cannot cover all of it, nothing is submitted (``afford``: BudgetExceededError naming the total).
+* Cancel: one CancelRule for the whole batch. Once Cancel is seen it stays seen, every task is
+  stopped, and no task that has not started its POST ever starts it (not even one waiting for the
+  batch's in-flight gate, which a Cancel frees).
 * Partial failure never throws away paid results. ``on_failure`` = "return what succeeded" (default):
   the batch holds every image that arrived and ``failures`` names each failed task with its id and
   reason (re-queue, or paste an id into Poll Result); only when nothing succeeded does it raise.
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
-* Memory: the output tensor is allocated once and each task's image is copied into its slot as it
-  arrives, and at most DECODING tasks download and decode at once, so the decoded images are never
-  held twice (peak: the batch plus two tasks' images); the
-  number of tasks is bounded by the IMAGE batch budget of image_batch.py (MAX_BATCH_BYTES).
+* Memory: the batch tensor is planned from the first output's size x the number of tasks before it is
+  allocated (image_batch.plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
+  OutputsOverBudget naming the paid tasks, nothing allocated. Each task's image is copied into its
+  slot as it arrives and at most DECODING tasks download and decode at once (peak: the batch plus
+  two tasks' images). The number of tasks is bounded by the same budget for ~1 MP outputs.
 """
 
 from __future__ import annotations
