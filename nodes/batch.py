@@ -316,8 +316,9 @@ class BatchCanvas:
     """The batch tensor: planned from the first output's size x the task count before it is allocated
     (``MAX_BATCH_BYTES``); each task's image is then copied into its slot."""
 
-    def __init__(self, count: int, paid: list[str], max_bytes: int = MAX_BATCH_BYTES) -> None:
-        self.count, self.paid, self.max_bytes = count, paid, max_bytes
+    def __init__(self, count: int, paid: list[str], max_bytes: int | None = None) -> None:
+        self.count, self.paid = count, paid
+        self.max_bytes = MAX_BATCH_BYTES if max_bytes is None else max_bytes
         self.tensor: Any = None
 
     def _over_budget(self, width: int, height: int) -> OutputsOverBudget:

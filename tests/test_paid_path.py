@@ -187,6 +187,34 @@ def _canvas(batch: ModuleType, count: int, paid: list[str], budget: int) -> Any:
     return OnMain()
 
 
+def test_a_batch_over_its_memory_budget_names_its_paid_tasks_before_allocating(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Case 5 through the node: 3 outputs of 1024x1024 (36 MiB) against a 30 MiB budget (as 8 of
+    4000x4000 against 1 GiB): a typed error naming paid task ids, and the batch never allocated."""
+    import torch
+
+    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
+    pack.nodes.submission.reset_session_state()
+    budget = 30 * MiB
+    monkeypatch.setattr(pack.nodes.batch, "MAX_BATCH_BYTES", budget)
+    asked: list[int] = []
+    zeros = torch.zeros
+
+    def spy(shape: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(shape, tuple) and len(shape) == 4:
+            asked.append(int(torch.Size(shape).numel()) * 4)
+        return zeros(shape, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "zeros", spy)
+    with pytest.raises(pack.wavespeed.errors.WaveSpeedError) as caught:
+        _run_batch(pack, 3, 11)
+    assert all(n <= budget for n in asked), asked
+    named = [t.id for t in pack_env.history() if t.id in str(caught.value)]
+    assert named and caught.value.request_id in named and "\n" not in str(caught.value)
+    assert "not allocated" in str(caught.value) and pack_env.submissions == 3
+
+
 PAID_PATH = ["nodes/paid_path.py", "nodes/paid_post.py", "nodes/reuse.py", "nodes/submission.py"]
 
 
