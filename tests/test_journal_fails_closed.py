@@ -7,7 +7,6 @@ force_rerun still pays. Real SQLite files, real processes, the emulator over rea
 from __future__ import annotations
 
 import asyncio
-import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,6 +89,7 @@ def test_a_journal_locked_past_its_wait_pays_nothing(
 
 def test_a_full_disk_pays_nothing(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
     """RLIMIT_FSIZE of one byte in a real ComfyUI-like process: every journal write fails (EFBIG)."""
+    resource = pytest.importorskip("resource")  # POSIX only
     _paid_once(pack, pack_env)
 
     def tiny_files() -> None:
