@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..wavespeed import errors as E  # re-exported: tests reach the pack's error family through here
 from ..wavespeed.models import KontextRequest
 from .journal_glue import (  # re-exported: Poll Result and Recent Tasks import them from here
     current_journal,
@@ -24,6 +25,7 @@ from .paid_post import SESSION_SPEND, was_not_accepted
 from .task import TaskHandle
 
 __all__ = [
+    "E",
     "INTENT_WAIT_S",
     "REUSE_MAX_AGE_S",
     "SESSION_SPEND",
