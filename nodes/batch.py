@@ -1,21 +1,25 @@
 """FLUX.1 Kontext [max] Batch: several prompts (one per line) x a count of variations -> one IMAGE batch.
 
-Every task goes the way a Generate -> Poll chain goes (validated, priced, journaled, reused for a fixed
-seed, submitted through the account's scheduler, waited for by the account's poller), so a batch on a
-Bronze account simply takes its minutes and never errors on a 429. The decisions:
+A loop over the paid path (paid_path.py): every task is one PaidSubmit, so it is validated, priced,
+journaled, reused for a fixed seed and submitted through the account's scheduler exactly as a
+Generate -> Poll chain is, and a batch on a Bronze account simply takes its minutes. The decisions:
 
 * Seeds: variation v of a prompt uses seed + v ("increment"), or -1 for each ("random": the API picks).
 * The whole batch's price is shown before anything is spent, and if WAVESPEED_SESSION_BUDGET_USD
-  cannot cover all of it, nothing is submitted (BudgetExceededError naming the total).
+  cannot cover all of it, nothing is submitted (``afford``: BudgetExceededError naming the total).
+* Cancel: one CancelRule for the whole batch. Once Cancel is seen it stays seen, every task is
+  stopped, and no task that has not started its POST ever starts it (not even one waiting for the
+  batch's in-flight gate, which a Cancel frees).
 * Partial failure never throws away paid results. ``on_failure`` = "return what succeeded" (default):
   the batch holds every image that arrived and ``failures`` names each failed task with its id and
   reason (re-queue, or paste an id into Poll Result); only when nothing succeeded does it raise.
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
-* Memory: the output tensor is allocated once and each task's image is copied into its slot as it
-  arrives, and at most DECODING tasks download and decode at once, so the decoded images are never
-  held twice (peak: the batch plus two tasks' images); the
-  number of tasks is bounded by the IMAGE batch budget of image_batch.py (MAX_BATCH_BYTES).
+* Memory: the batch tensor is planned from the first output's size x the number of tasks before it is
+  allocated (image_batch.plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
+  OutputsOverBudget naming the paid tasks, nothing allocated. Each task's image is copied into its
+  slot as it arrives and at most DECODING tasks download and decode at once (peak: the batch plus
+  two tasks' images). The number of tasks is bounded by the same budget for ~1 MP outputs.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import contextlib
 from typing import Any
 
 from ..wavespeed import errors as E
-from ..wavespeed.budget import session_budget_usd
 from ..wavespeed.models import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
@@ -41,9 +44,10 @@ from ..wavespeed.vocabulary import CancelCheck
 from . import comfy_bridge as bridge
 from . import limits
 from .generate import CATEGORY
+from .journal_glue import journal_outcome
+from .paid_path import CancelRule, PaidSubmit, afford, submit
 from .poll import fetch_images
-from .runtime import get_client, run_blocking
-from .submission import SESSION_SPEND, journal_outcome, open_journal, submit_task
+from .runtime import run_blocking
 from .task import TaskHandle
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/image_batch.py); a Kontext output is
@@ -194,107 +198,163 @@ class FluxKontextMaxBatch:
         timeout_s: int = 1800,
         unique_id: str | None = None,
     ) -> tuple[Any, str, str, str]:
-        import asyncio  # on first use: the pack's import stays light
-
         requests = batch_requests(prompts, variations, seed, seed_mode, guidance_scale, aspect_ratio)
-        total = sum(r.price_usd for r in requests)
-        budget = session_budget_usd()
-        if budget is not None and SESSION_SPEND.spent_usd + total > budget + 1e-9:
-            raise E.BudgetExceededError(
-                f"This batch costs ${total:.2f} ({len(requests)} images); the session budget has "
-                f"${max(0.0, budget - SESSION_SPEND.spent_usd):.2f} left of ${budget:.2f}: nothing was "
-                "submitted. Raise WAVESPEED_SESSION_BUDGET_USD or make the batch smaller."
-            )
+        total = afford(requests)  # the whole price, refused before anything is spent
         progress = bridge.NodeProgress(unique_id)
         progress.update(0.01, f"batch of {len(requests)} · ${total:.2f}")
-        state = {"done": 0, "failed": 0}
-        waiting: dict[str, str] = {}  # the latest rate-limit text, set from worker threads
-        results: list[tuple[TaskHandle | None, Any, BaseException | None]] = [(None, None, None)] * len(
-            requests
-        )
-        out: list[Any] = [None]
+        run = _BatchRun(len(requests), total, progress, CancelRule(), float(timeout_s))
+        await run.all(requests)
+        return _finish(run.results, run.canvas.tensor, on_failure, progress)
 
-        gate = asyncio.Semaphore(IN_FLIGHT)
-        decoding = asyncio.Semaphore(DECODING)  # few decoded images exist beside the batch at once
 
-        async def one(i: int, request: KontextRequest) -> None:
-            handle: TaskHandle | None = None
-            try:
-                async with gate:
-                    handle = await submit_task(
-                        request, None, on_rate_wait=lambda text: waiting.__setitem__("text", text)
-                    )
-                    prediction = await self._wait(handle, float(timeout_s))
-                    async with decoding:
-                        images = await run_blocking(
-                            lambda cancel: fetch_images(get_client(), prediction, cancel)
-                        )
-                        _place(out, images, i, len(requests))
-                        del images  # the batch tensor holds the pixels now
-                results[i] = (handle, prediction, None)
-                state["done"] += 1
-            except E.WaveSpeedError as exc:
-                results[i] = (handle, None, exc)
-                state["failed"] += 1
-            waiting.pop("text", None)
-            publish()
+class _BatchRun:
+    """One run of the Batch node: a loop over the paid path (one PaidSubmit per task, one Cancel
+    rule for all), a wait per task, and the batch tensor planned before it is allocated."""
 
-        def publish() -> None:
-            finished = state["done"] + state["failed"]
-            text = f"batch {state['done']}/{len(requests)} done"
-            text += f", {state['failed']} failed" if state["failed"] else ""
-            if "text" in waiting and finished < len(requests):
-                text += f" · {waiting['text']}"
-            progress.update(0.05 + 0.9 * finished / len(requests), text + f" · ${total:.2f}")
+    def __init__(
+        self, count: int, total: float, progress: bridge.NodeProgress, cancel: CancelRule, timeout_s: float
+    ) -> None:
+        import asyncio  # on first use: the pack's import stays light
 
-        async def ticker() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                # A Cancel raised by the progress hook is seen by every task's own watch (epoch).
-                with contextlib.suppress(Exception):
-                    publish()
+        self.count, self.total, self.progress, self.cancel = count, total, progress, cancel
+        self.timeout_s = timeout_s
+        self.results: list[tuple[TaskHandle | None, Any, BaseException | None]] = [(None, None, None)] * count
+        self.paid: list[str] = []  # ids of accepted tasks, in the order they were accepted
+        self.canvas = BatchCanvas(count, self.paid)
+        self.done = self.failed = 0
+        self.waiting: dict[str, str] = {}  # the latest rate-limit text, set from worker threads
+        self.gate = asyncio.Semaphore(IN_FLIGHT)
+        self.decoding = asyncio.Semaphore(DECODING)  # few decoded images exist beside the batch at once
 
-        tick = asyncio.ensure_future(ticker())
+    async def all(self, requests: list[KontextRequest]) -> None:
+        """Every task; a Cancel (or a batch that cannot be held) stops them all: no POST after it."""
+        import asyncio
+
+        tasks = [asyncio.ensure_future(self.one(i, r)) for i, r in enumerate(requests)]
+        tick = asyncio.ensure_future(self.ticker())
         try:
-            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            self.cancel.latch()  # decided once: nothing that has not POSTed yet will
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             tick.cancel()
-        return _finish(results, out[0], on_failure, progress)
 
-    async def _wait(self, handle: TaskHandle, timeout_s: float) -> Any:
-        client = get_client()
-        journal = open_journal()
-        history = getattr(journal, "inference_times", None)
-        poller = limits.poller(client, history=history if callable(history) else None)
+    async def one(self, i: int, request: KontextRequest) -> None:
+        """One task: the paid path, its wait, its image into its slot. A task's own failure is kept
+        in ``results``; a Cancel or an over-budget batch ends the whole batch."""
+        handle: TaskHandle | None = None
+        try:
+            async with self.gate:
+                paid = PaidSubmit.prepare(request, None, cancel=self.cancel, on_rate_wait=self.rate_wait)
+                handle = await submit(paid)
+                self.paid.append(handle.request_id)
+                prediction = await _wait(paid, handle, self.timeout_s)
+                async with self.decoding:
+                    images = await run_blocking(lambda cancel: fetch_images(paid.client, prediction, cancel))
+                    self.canvas.place(i, images)
+                    del images  # the batch tensor holds the pixels now
+            self.results[i] = (handle, prediction, None)
+            self.done += 1
+        except (E.CancelledError, OutputsOverBudget):
+            raise
+        except E.WaveSpeedError as exc:
+            self.results[i] = (handle, None, exc)
+            self.failed += 1
+        self.waiting.pop("text", None)
+        self.publish()
 
-        def work(cancel: CancelCheck) -> Any:
-            prediction = poller.wait(
-                handle.request_id,
-                model=handle.model,
-                timeout_s=timeout_s,
-                cancel=cancel,
-                first=handle.prediction,
-                age_s=0.0,
-            )
-            journal_outcome(journal, prediction)
-            return prediction
+    def rate_wait(self, text: str) -> None:
+        self.waiting["text"] = text
 
-        return await run_blocking(work)
+    def publish(self) -> None:
+        finished = self.done + self.failed
+        text = f"batch {self.done}/{self.count} done"
+        text += f", {self.failed} failed" if self.failed else ""
+        if "text" in self.waiting and finished < self.count:
+            text += f" · {self.waiting['text']}"
+        self.progress.update(0.05 + 0.9 * finished / self.count, text + f" · ${self.total:.2f}")
+
+    async def ticker(self) -> None:
+        import asyncio
+
+        while True:
+            await asyncio.sleep(0.25)
+            # A Cancel raised by the progress hook is seen by every task's own watch (epoch).
+            with contextlib.suppress(Exception):
+                self.publish()
 
 
-def _place(out: list[Any], images: Any, index: int, count: int) -> None:
-    """Copy one task's images into the batch tensor (allocated on the first arrival)."""
-    import torch
+async def _wait(paid: PaidSubmit, handle: TaskHandle, timeout_s: float) -> Any:
+    journal = paid.journal
+    history = getattr(journal, "inference_times", None)
+    poller = limits.poller(paid.client, history=history if callable(history) else None)
 
-    if out[0] is None:
-        out[0] = torch.zeros((count, *images.shape[1:]), dtype=images.dtype)
-    batch = out[0]
-    if tuple(images.shape[1:]) != tuple(batch.shape[1:]):
-        raise E.ImageDecodeError(
-            f"An output is {tuple(images.shape[1:])}, the batch is {tuple(batch.shape[1:])}: one aspect "
-            "ratio per batch."
+    def work(cancel: CancelCheck) -> Any:
+        prediction = poller.wait(
+            handle.request_id,
+            model=handle.model,
+            timeout_s=timeout_s,
+            cancel=cancel,
+            first=handle.prediction,
+            age_s=0.0,
         )
-    batch[index] = images[0]
+        journal_outcome(journal, prediction)
+        return prediction
+
+    return await run_blocking(work)
+
+
+class OutputsOverBudget(E.ImageDecodeError):
+    """The batch's outputs, as one IMAGE batch, would pass its memory budget: refused before allocating."""
+
+
+class BatchCanvas:
+    """The batch tensor: planned from the first output's size x the task count before it is allocated
+    (``MAX_BATCH_BYTES``); each task's image is then copied into its slot."""
+
+    def __init__(self, count: int, paid: list[str], max_bytes: int | None = None) -> None:
+        self.count, self.paid = count, paid
+        self.max_bytes = MAX_BATCH_BYTES if max_bytes is None else max_bytes
+        self.tensor: Any = None
+
+    def _over_budget(self, width: int, height: int) -> OutputsOverBudget:
+        """One line naming the paid tasks (as many ids as the line holds; Recent Tasks lists all)."""
+        need = self.count * height * width * 3 * 4
+        text = (
+            f"Batch of {self.count} at {width}x{height} needs {need / 2**30:.2f} GiB (budget "
+            f"{self.max_bytes / 2**30:.2f} GiB), not allocated; paid tasks kept, fetch by id in Poll Result:"
+        )
+        shown = 0
+        while shown < len(self.paid) and len(text) + 34 * (shown + 1) + 30 <= 300:
+            shown += 1
+        text += " " + ", ".join(self.paid[:shown]) if shown else " none yet"
+        if shown < len(self.paid):
+            text += f" +{len(self.paid) - shown} more (Recent Tasks)"
+        return OutputsOverBudget(text, request_id=self.paid[0] if self.paid else None)
+
+    def place(self, index: int, images: Any) -> None:
+        import torch
+
+        from ..wavespeed.image_batch import OutputsTooLargeError, plan_batch
+
+        height, width = int(images.shape[1]), int(images.shape[2])
+        if self.tensor is None:
+            try:
+                plan_batch(self.count, (width, height), max_bytes=self.max_bytes)
+            except OutputsTooLargeError:
+                raise self._over_budget(width, height) from None
+            self.tensor = torch.zeros((self.count, height, width, 3), dtype=images.dtype)
+        batch = self.tensor
+        if tuple(images.shape[1:]) != tuple(batch.shape[1:]):
+            raise E.ImageDecodeError(
+                f"An output is {tuple(images.shape[1:])}, the batch is {tuple(batch.shape[1:])}: one aspect "
+                "ratio per batch."
+            )
+        batch[index] = images[0]
 
 
 def _finish(

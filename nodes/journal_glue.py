@@ -85,10 +85,12 @@ def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> Non
 
 
 def open_journal() -> Journal | None:
+    """Best effort, for readers and notes (Poll Result): the journal, or None with one log line.
+    A submit never uses this: PaidSubmit.prepare fails closed instead (paid_path.py)."""
     try:
         return current_journal()
-    except Exception:
-        log.warning("WaveSpeed journal unavailable; results are not journaled", exc_info=True)
+    except Exception as exc:
+        log.warning("WaveSpeed journal unavailable (%s); results are not journaled", exc)
         return None
 
 

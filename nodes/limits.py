@@ -28,12 +28,8 @@ SUBMIT_WAIT_S = 1800.0
 
 
 def account_key(client: WaveSpeedClient) -> str:
-    """A key-free tag of the client's account (base URL + a hash of the key)."""
-    secret = str(getattr(client, "_api_key", ""))
-    import hashlib  # loaded on first use, like the poller and scheduler: the pack imports fast
-
-    digest = hashlib.sha256(f"{client.base_url}\0{secret}".encode()).hexdigest()[:20]
-    return f"{client.base_url}#{digest}"
+    """A key-free tag of the client's account (base URL + the client's one-way account tag)."""
+    return f"{client.base_url}#{client.account_tag}"
 
 
 def submit_wait_s() -> float:

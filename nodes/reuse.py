@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..wavespeed import errors as E
 from ..wavespeed.journal import STATUS_EXPIRED, Intent, Journal
-from ..wavespeed.models import KontextRequest, Prediction
+from ..wavespeed.models import Prediction
 from ..wavespeed.singleflight import clock_text, interrupted_message
 from ..wavespeed.vocabulary import CancelCheck
-from . import comfy_bridge as bridge
 from .journal_glue import journal_note, journal_outcome, journal_status
-from .runtime import Watch, run_blocking
+from .runtime import Watch
 from .task import TaskHandle
 
 if TYPE_CHECKING:
-    from ..wavespeed.client import WaveSpeedClient
+    from .paid_path import PaidSubmit
 
 log = logging.getLogger("wavespeed")
 
@@ -32,15 +31,16 @@ HISTORY_WAIT_S = 90.0
 
 
 async def check_reusable(
-    client: WaveSpeedClient, journal: Journal, request_id: str, progress: bridge.NodeProgress
+    paid: PaidSubmit, journal: Journal, request_id: str
 ) -> tuple[bool, Prediction | None]:
     """Ask WaveSpeed whether a journaled result is still there before reusing it (one GET, which
     Poll Result then skips). Only a definite answer (unknown task, or failed) means a new task;
     if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
-    watch = Watch(progress)
+    watch = Watch(paid.progress)
     watch.request_id = request_id
     watch.set(0.02, f"checking earlier task {request_id[:8]}…")
     watch.publish()
+    client = paid.client
 
     def work(cancel: CancelCheck) -> tuple[bool, Prediction | None]:
         try:
@@ -58,30 +58,22 @@ async def check_reusable(
             return False, None
         return True, prediction if prediction.is_completed else None
 
-    return await run_blocking(work, watch=watch)
+    return await paid.run(work, watch)
 
 
-async def recover(
-    request: KontextRequest,
-    params: dict[str, Any],
-    progress: bridge.NodeProgress,
-    client: WaveSpeedClient,
-    journal: Journal,
-    account: str,
-    identity: str,
-    stale: Intent,
-) -> TaskHandle:
+async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
     """An identical submit was interrupted and may have been paid: find its task, or say so."""
-    watch = Watch(progress)
+    watch = Watch(paid.progress)
     watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
     watch.publish()
+    request = paid.request
 
     from ..wavespeed.history import find_submitted  # only on this rare path
 
     def find(cancel: CancelCheck) -> Prediction | None:
         try:
             return find_submitted(
-                client,
+                paid.client,
                 model=request.model,
                 payload_hash=stale.payload_hash,
                 since=stale.claimed_at,
@@ -94,32 +86,25 @@ async def recover(
             log.info("WaveSpeed history lookup failed: %s", exc)
             return None
 
-    found = await run_blocking(find, watch=watch)
+    found = await paid.run(find, watch)
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
     try:
         journal.record_submitted(
             found.id,
             model=request.model,
-            params=params,
+            params=paid.params,
             price_usd=request.price_usd,
-            account=account,
+            account=paid.account,
             status=journal_status(found),
             server_status=found.status,
             outputs=found.outputs if found.is_completed else (),
             error=found.error if found.is_failed else "",
             submitted_at=stale.claimed_at,
-            identity_hash=identity,
+            identity_hash=paid.identity,
             release_intent=True,
         )
-    except Exception:
-        log.warning("WaveSpeed journal: could not record recovered task %s", found.id, exc_info=True)
-    progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
-    return TaskHandle(
-        request_id=found.id,
-        model=request.model,
-        params=params,
-        price_usd=0.0,
-        submitted_at=stale.claimed_at,
-        prediction=found if found.is_terminal else None,
-    )
+    except Exception as exc:
+        log.warning("WaveSpeed journal: could not record recovered task %s (%s)", found.id, exc)
+    paid.progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
+    return paid.reused(found.id, found, stale.claimed_at)

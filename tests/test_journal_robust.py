@@ -188,16 +188,19 @@ def test_clock_jumps_keep_minutes_old_paid_records(
     assert fresh.find_completed("i", 7 * DAY - 3600, statuses=("in_flight",)) is not None
 
 
-def test_a_damaged_journal_file_is_one_typed_line_and_submits_still_work(
+def test_a_damaged_journal_file_is_one_typed_line_kept_aside_then_a_new_journal_starts(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     journal_dir.mkdir(parents=True)
-    (journal_dir / "journal.sqlite3").write_bytes(b"this is not a database, it is a note" * 100)
+    note = b"this is not a database, it is a note" * 100
+    (journal_dir / "journal.sqlite3").write_bytes(note)
     errors = pack.wavespeed.errors
     with pytest.raises(errors.WaveSpeedError) as caught:
         asyncio.run(pack.NODE_CLASS_MAPPINGS["WaveSpeedRecentTasks"]().pick(0, "all"))
     message = str(caught.value)
-    assert "journal.sqlite3 cannot be opened" in message and "WAVESPEED_JOURNAL_DIR" in message
+    assert "journal.sqlite3 is corrupt" in message and "kept aside as journal.sqlite3.corrupt-" in message
     assert "\n" not in message
-    task = asyncio.run(_generate(pack, "with a damaged journal"))  # a submit still goes through
+    (aside,) = journal_dir.glob("journal.sqlite3.corrupt-*")
+    assert aside.read_bytes() == note  # kept, never deleted
+    task = asyncio.run(_generate(pack, "with a new journal"))  # queued again: a new journal
     assert task.request_id and pack_env.submissions == 1

@@ -269,30 +269,30 @@ def test_submit_error_with_a_task_id_is_journaled_and_shown(
 
 
 @pytest.mark.parametrize("failure", ["journal", "disk", "other"])
-def test_a_failed_single_flight_check_submits_without_the_journal_unless_the_error_is_ours(
+def test_a_failed_single_flight_check_submits_nothing(
     pack: ModuleType,
     pack_env: Emulator,
     journal_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     failure: str,
 ) -> None:
-    """The two ways the journal check can fail (its own JournalError, or anything unexpected from
-    the disk) both submit once without it; any other typed error (e.g. Cancel) is not swallowed."""
+    """The journal fails closed (issue 17 case 2): its own JournalError, or anything unexpected from
+    the disk, stops a fixed-seed submit with one line and no POST; any other typed error (e.g.
+    Cancel) passes through unchanged."""
     errors = pack.wavespeed.errors
     raised = {
         "journal": pack.wavespeed.journal_file.JournalError("journal damaged."),
-        "disk": OSError("disk full"),
+        "disk": OSError(28, "No space left on device"),
         "other": errors.CancelledError("Cancelled."),
     }[failure]
 
     def broken_acquire(*args: Any, **kwargs: Any) -> Any:
         raise raised
 
-    monkeypatch.setattr(pack.nodes.submission, "acquire", broken_acquire)
-    if failure == "other":
-        with pytest.raises(errors.CancelledError):
-            asyncio.run(_generate(pack, "journal trouble"))
-        assert pack_env.submissions == 0
-        return
-    asyncio.run(_generate(pack, "journal trouble"))
-    assert pack_env.submissions == 1
+    monkeypatch.setattr(pack.nodes.paid_path, "acquire", broken_acquire)
+    expected = errors.CancelledError if failure == "other" else pack.wavespeed.journal_file.JournalError
+    with pytest.raises(expected) as caught:
+        asyncio.run(_generate(pack, "journal trouble"))
+    assert pack_env.submissions == 0
+    if failure == "disk":
+        assert caught.value.kind == "full" and "force_rerun" in str(caught.value)

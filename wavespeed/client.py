@@ -161,6 +161,14 @@ class WaveSpeedClient:
 
     # ------------------------------------------------------------------ public API
 
+    @property
+    def account_tag(self) -> str:
+        """A one-way, key-free tag of this client's account (base URL + key), the name the journal,
+        the scheduler and the poller know the account by; the key itself never leaves the client."""
+        from .records import account_tag
+
+        return account_tag(self.base_url, self._api_key)
+
     def submit(
         self, request: KontextRequest, *, cancel: CancelCheck | None = None, retry_rate_limit: bool = True
     ) -> Prediction:

@@ -8,6 +8,7 @@ echoes the key back, or a URL that carries it, cannot leak it through an error.
 from __future__ import annotations
 
 import threading
+from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
 _secrets: set[str] = set()
@@ -51,6 +52,9 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+_Err = TypeVar("_Err", bound="WaveSpeedError")
+
+
 class WaveSpeedError(Exception):
     """Base class. ``request_id`` is set whenever a task exists, so the result can be fetched later."""
 
@@ -59,6 +63,19 @@ class WaveSpeedError(Exception):
         self.request_id = request_id
         self.status = status
         super().__init__(self.message)
+
+    def with_task(self: _Err, request_id: str, *, journaled: bool) -> _Err:
+        """Record the paid task this error is about (its id, and whether the journal kept it)."""
+        self.request_id = request_id
+        self.journaled = journaled
+        if request_id not in self.message:
+            kept = "journaled" if journaled else "not journaled"
+            self.message = (
+                f"{self.message.rstrip('.')} (task {request_id} was accepted and {kept}: "
+                "paste its id into WaveSpeed Poll Result to fetch the result)."
+            )
+            self.args = (self.message,)
+        return self
 
 
 class ConfigError(WaveSpeedError):

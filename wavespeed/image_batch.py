@@ -33,6 +33,7 @@ __all__ = [
     "SizePolicy",
     "check_output_count",
     "images_to_tensor",
+    "plan_batch",
 ]
 
 MAX_OUTPUTS: int = 8
@@ -112,11 +113,32 @@ class _SizeChanged(Exception):
     """Decoded size differs from the header's (orientation only visible after decoding)."""
 
 
+def batch_nbytes(count: int, size: tuple[int, int]) -> int:
+    """Bytes of a ``[count, H, W, 3]`` float32 batch of images of ``size`` (width, height)."""
+    width, height = size
+    return count * height * width * 3 * 4
+
+
+def plan_batch(count: int, size: tuple[int, int], *, max_bytes: int = MAX_BATCH_BYTES) -> int:
+    """The bytes a batch of ``count`` images of ``size`` needs, planned before it is allocated.
+
+    Raises:
+        OutputsTooLargeError: over ``max_bytes`` (nothing was allocated).
+    """
+    nbytes = batch_nbytes(count, size)
+    if nbytes > max_bytes:
+        raise OutputsTooLargeError(
+            f"{count} images of {_fmt(size)} would need {nbytes / 2**30:.2f} GiB as one IMAGE batch, over "
+            f"its {max_bytes / 2**30:.2f} GiB budget"
+        )
+    return nbytes
+
+
 def _check_batch(sizes: list[tuple[int, int]], canvas: tuple[int, int], limits: tuple[int, int]) -> None:
     """Refuse a batch whose canvas or total float32 size is over the limits, before allocating it."""
     max_pixels, max_bytes = limits
     width, height = canvas
-    nbytes = len(sizes) * height * width * 3 * 4
+    nbytes = batch_nbytes(len(sizes), canvas)
     if width * height <= max_pixels and nbytes <= max_bytes:
         return
     listed = ", ".join(_fmt(s) for s in sizes[:MAX_OUTPUTS])

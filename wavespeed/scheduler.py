@@ -95,7 +95,8 @@ class SubmitScheduler:
     ) -> T:
         """Call ``fn`` (one POST) when the account's window has room; on RateLimitedError wait and
         call it again. Other errors pass through. Raises RateLimitedError if the wait would pass the
-        deadline (``time.monotonic()`` based), CancelledError on Cancel."""
+        deadline (``time.monotonic()`` based), CancelledError on Cancel: ``cancel`` is asked last
+        right before each call of ``fn``, so after a Cancel no POST starts from this queue."""
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
@@ -103,6 +104,9 @@ class SubmitScheduler:
         try:
             while True:
                 self._admit(ticket, deadline, cancel, status)
+                if cancel is not None and cancel():  # pressed between admission and the POST
+                    self._finished(accepted=False)
+                    raise E.CancelledError("Cancelled before the submit was sent; nothing was sent.")
                 try:
                     result = fn()
                 except E.RateLimitedError as exc:
