@@ -266,13 +266,7 @@ class WaveSpeedClient:
             if prediction.is_completed:
                 return prediction
             if prediction.is_failed:
-                raise E.TaskFailedError(
-                    f"WaveSpeed task {request_id} {prediction.status}: "
-                    f"{prediction.error or 'no reason given'}"
-                    + (f" (code {prediction.code})" if prediction.code else ""),
-                    request_id=request_id,
-                    code=prediction.code,
-                )
+                raise prediction.failure()
             sleep(next(delays), cancel=cancel, deadline=deadline, request_id=request_id)
             prediction = None
 

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import errors as E
 from .errors import ValidationError
 from .replies import clean_text
 from .vocabulary import FAILED_STATUSES, TaskStatus, is_request_id
@@ -37,6 +38,7 @@ PRICE_PER_IMAGE_USD: dict[str, float] = {
 }
 
 SYNC_TIMEOUT_CODE = 5004
+MODERATION_CODE = 1200  # a Kontext moderation refusal: "potentially sensitive" (WAVESPEED_API.md 12.4)
 
 
 def price_of(model: str, images: int = 1) -> float:
@@ -294,6 +296,39 @@ class Prediction:
     @property
     def any_nsfw(self) -> bool:
         return any(self.has_nsfw_contents)
+
+    @property
+    def refused_by_moderation(self) -> bool:
+        """Code 1200, or a failure whose text says "potentially sensitive" (the code may be absent)."""
+        return self.is_failed and (
+            self.code == MODERATION_CODE or "potentially sensitive" in self.error.lower()
+        )
+
+    def failure(self) -> E.TaskFailedError:
+        """The one line a task that ended without outputs raises: a moderation refusal, a task
+        cancelled, timed out or deleted on the server, or failed with the server's reason."""
+        why = self.error or "no reason given"
+        code = f" (code {self.code})" if self.code else ""
+        if self.refused_by_moderation:
+            return E.ModerationRefusedError(
+                f"WaveSpeed's moderation refused task {self.id} as potentially sensitive ({why}, code "
+                f"{self.code or MODERATION_CODE}): change the prompt or input image; queuing the same "
+                "input again is refused again.",
+                request_id=self.id,
+                code=self.code or MODERATION_CODE,
+            )
+        lines = {
+            TaskStatus.CANCELLED: f"WaveSpeed task {self.id} was cancelled on the server ({why}){code}: "
+            "queue it again to make a new one.",
+            "canceled": f"WaveSpeed task {self.id} was cancelled on the server ({why}){code}: "
+            "queue it again to make a new one.",
+            TaskStatus.TIMEOUT: f"WaveSpeed task {self.id} timed out on the server ({why}){code}: "
+            "queue it again, perhaps later.",
+            TaskStatus.DELETED: f"WaveSpeed task {self.id} was deleted on the server and its result is "
+            "gone: queue it again to make a new one.",
+        }
+        text = lines.get(self.status, f"WaveSpeed task {self.id} {self.status}: {why}{code}")
+        return E.TaskFailedError(text, request_id=self.id, code=self.code)
 
 
 @dataclass(frozen=True)
