@@ -76,9 +76,9 @@ async def recover(
     watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
     watch.publish()
 
-    from ..wavespeed.history import find_submitted  # only on this rare path
+    from ..wavespeed.history import Unconfirmed, find_submitted  # only on this rare path
 
-    def find(cancel: CancelCheck) -> Prediction | None:
+    def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:
         try:
             return find_submitted(
                 client,
@@ -87,6 +87,8 @@ async def recover(
                 since=stale.claimed_at,
                 deadline=time.monotonic() + HISTORY_WAIT_S,
                 cancel=cancel,
+                sent=params,
+                loose=_uploaded_again(params),
             )
         except E.CancelledError:
             raise
@@ -95,6 +97,12 @@ async def recover(
             return None
 
     found = await run_blocking(find, watch=watch)
+    if isinstance(found, Unconfirmed):  # candidates, but WaveSpeed echoes no inputs to match on
+        raise E.SubmitUncertainError(
+            f"An identical task interrupted at {clock_text(stale.claimed_at)} may have been paid; "
+            f"WaveSpeed does not echo its inputs, so check {found.text()}: paste the right id into "
+            "Poll Result, or turn on force_rerun to pay again."
+        )
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
     try:
@@ -123,3 +131,18 @@ async def recover(
         submitted_at=stale.claimed_at,
         prediction=found if found.is_terminal else None,
     )
+
+
+def _uploaded_again(params: dict[str, Any]) -> frozenset[str]:
+    """The image keys whose URLs this process uploaded: after a restart the same image has a new
+    URL, so the interrupted task's echo is matched on the other keys (and the image count)."""
+    from ..wavespeed.uploads import CACHE
+
+    def ours(url: object) -> bool:
+        return isinstance(url, str) and CACHE.content_id(url) is not None
+
+    keys = {"image"} if ours(params.get("image")) else set()
+    images = params.get("images")
+    if isinstance(images, list) and any(ours(u) for u in images):
+        keys.add("images")
+    return frozenset(keys)

@@ -394,6 +394,27 @@ class WaveSpeedClient:
             cancel=cancel,
         )
 
+    def task_record(
+        self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
+    ) -> HistoryItem:
+        """A task's ``/result`` with the request echo the server may add (``inputs`` / ``input``):
+        what the history lookup matches an interrupted submit on when list items carry none.
+
+        Raises:
+            InvalidRequestError / NotFoundError / WaveSpeedError: as ``get_result``.
+        """
+        request_id = check_request_id(request_id)
+        return self._api_json(
+            "GET",
+            f"/api/v3/predictions/{request_id}/result",
+            HistoryItem.task_from_data,
+            during="history",
+            idempotent=True,
+            request_id=request_id,
+            deadline=deadline,
+            cancel=cancel,
+        )
+
     # ------------------------------------------------------------------ internals
 
     @names_its_task

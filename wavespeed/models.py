@@ -363,7 +363,8 @@ class Balance:
 
 @dataclass(frozen=True)
 class HistoryItem:
-    """One task of a history page: what find_submitted matches on, and the task itself."""
+    """One task of a history page (or a task's ``/result``): what find_submitted matches on (the
+    ``inputs`` or ``input`` echo, None when the server sends neither), and the task itself."""
 
     model: str
     created_at: str
@@ -380,7 +381,9 @@ class HistoryItem:
             prediction: Prediction | None = Prediction.from_data(item)
         except ValueError:
             prediction = None
-        model, created, status, echo = (item.get(k) for k in ("model", "created_at", "status", "input"))
+        model, created, status = (item.get(k) for k in ("model", "created_at", "status"))
+        # The official CLI reads ``inputs`` first, then ``input`` (WAVESPEED_API.md 12.1).
+        echo = next((e for e in (item.get("inputs"), item.get("input")) if isinstance(e, dict)), None)
         return cls(
             model=model if isinstance(model, str) else "",
             created_at=created if isinstance(created, str) else "",
@@ -388,6 +391,15 @@ class HistoryItem:
             input=echo if isinstance(echo, dict) else None,
             prediction=prediction,
         )
+
+    @classmethod
+    def task_from_data(cls, data: object) -> HistoryItem:
+        """A task's ``/result`` read as a history item (its echo, if any, and the task itself);
+        ValueError (only) unless it is a readable task."""
+        item = cls.from_item(data)
+        if item is None or item.prediction is None:
+            raise ValueError("reply is not a task")
+        return item
 
     @staticmethod
     def page_from_data(data: object) -> list[HistoryItem]:
