@@ -6,10 +6,16 @@ connection it accepted, so a test can prove that nothing was sent to it.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import ssl
+import struct
+import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
@@ -139,3 +145,60 @@ def fast_client(base_url: str, api_key: str) -> WaveSpeedClient:
         retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.02, max_retry_after_s=5.0),
         poll=PollSchedule(0.05, 1.5, 0.1),
     )
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1, and the cert's path
+    (a client trusts it only when told to); skips when the openssl CLI is missing."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
+class ResetServer:
+    """Accept on 127.0.0.1 and reset each connection (RST, SO_LINGER 0) without reading a byte:
+    at once (``after_data=False``), or once the client's first bytes have arrived unread."""
+
+    def __init__(self, *, after_data: bool) -> None:
+        self.after_data = after_data
+        self.accepted = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def url(self, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.accepted += 1
+            with contextlib.suppress(OSError):
+                if self.after_data:
+                    conn.settimeout(10)
+                    conn.recv(1, socket.MSG_PEEK)  # wait for the request's bytes; leave them unread
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        self._thread.join(timeout=2)

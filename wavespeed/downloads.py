@@ -1,10 +1,23 @@
 """The download path of one task output: the retry loop, the size cap, base64 / data-URI outputs.
 
 Outputs are fetched from a CDN without the Authorization header, retried like reads (connection
-errors, 429, 5xx) inside min(the download cap, the caller's deadline); a declared or streamed size
-over the cap is refused before it fills memory, a body shorter than its Content-Length (or empty)
-counts as a broken exchange (so it is retried), and every error names the task the output
-belongs to, so a failed download still says which paid task to fetch again.
+errors, 429, 5xx) inside min(the download cap, the caller's deadline), and every error names the
+task the output belongs to, so a failed download still says which paid task to fetch again.
+
+Decisions, and why:
+
+* **Size.** The cap holds for the DECODED bytes: a body sent with ``Content-Encoding: gzip`` or
+  ``deflate`` is decoded by urllib3 (which inflates at most one chunk per read), counted chunk by
+  chunk, and refused the moment it passes the cap, so a gzip bomb never fills memory. A declared
+  Content-Length over the cap is refused before reading when the body is not encoded.
+* **Truncation.** A Content-Length counts the bytes on the wire (encoded), so it is compared with
+  what urllib3 read from the socket (``raw.tell()``), never with the decoded length; a shorter (or
+  empty) body counts as a broken exchange and is retried.
+* **Redirects.** Followed only within the output URL's own origin (scheme, host, port), at most
+  ``MAX_DOWNLOAD_REDIRECTS``: the host WaveSpeed named is the one trusted to serve the output; a
+  redirect elsewhere (an internal address, a metadata service) is a destination nobody vetted, so
+  it is refused in one line (no retry) and the task stays fetchable by its id. No key is at stake:
+  downloads never carry it.
 """
 
 from __future__ import annotations
@@ -12,8 +25,10 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from urllib.parse import urljoin
 
 import requests
+from urllib3.util import parse_url
 
 from . import errors as E
 from . import replies as R
@@ -53,11 +68,10 @@ def fetch_url(
         end, by_caller = window(deadline, cap_s)
         wait_s: float | None = None
         try:
-            count()
             # No Authorization header: outputs live on a CDN that must never see the key.
             with transport.guard(end, cancel) as guard:
                 try:
-                    with session.get(url, stream=True, timeout=timeout) as resp:
+                    with get_within_origin(session, url, timeout, count, request_id) as resp:
                         if resp.status_code == 200:
                             return read_capped(resp, max_bytes, cancel, request_id)
                         wait_s = retry_after_s(resp.headers.get("Retry-After"))
@@ -75,6 +89,46 @@ def fetch_url(
         sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
 
 
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) as urllib3 would connect, the default port filled in."""
+    parsed = parse_url(url)
+    scheme = (parsed.scheme or "").lower()
+    return scheme, (parsed.host or "").lower(), parsed.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def get_within_origin(
+    session: requests.Session,
+    url: str,
+    timeout: tuple[float, float],
+    count: Callable[[], None],
+    request_id: str | None,
+) -> requests.Response:
+    """GET ``url`` following redirects only within its own origin; the final reply (not a 3xx)."""
+    target = url
+    for _hop in range(MAX_DOWNLOAD_REDIRECTS + 1):
+        count()
+        resp = session.get(target, stream=True, timeout=timeout, allow_redirects=False)
+        location = resp.headers.get("Location") if resp.is_redirect else None
+        if location is None:
+            return resp
+        resp.close()
+        following = urljoin(target, location)
+        if origin_of(following) != origin_of(url):
+            raise E.DownloadError(
+                f"An output{of_task(request_id)} at {short_url(url)} redirects to another host "
+                f"({short_url(following)[:60]}); downloads follow redirects only within the output's "
+                "own host: open the URL yourself, the task is kept.",
+                request_id=request_id,
+                status=resp.status_code,
+            )
+        target = following
+    raise E.DownloadError(
+        f"An output{of_task(request_id)} at {short_url(url)} redirected more than "
+        f"{MAX_DOWNLOAD_REDIRECTS} times; the task is kept.",
+        request_id=request_id,
+    )
+
+
 def of_task(request_id: str | None) -> str:
     return f" of task {request_id}" if request_id else ""
 
@@ -88,26 +142,30 @@ def read_capped(
 ) -> bytes:
     """The body of a 200 reply, refused over ``max_bytes``; Cancel is checked between chunks."""
     declared = resp.headers.get("Content-Length")
+    encoded = resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
     of = of_task(request_id)
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isdigit() and int(declared) > max_bytes and not encoded:
         raise E.DownloadError(
             f"Output{of} is {int(declared)} bytes, over the {max_bytes}-byte cap; refusing to download.",
             request_id=request_id,
         )
     chunks: list[bytes] = []
     total = 0
+    # iter_content decodes gzip/deflate; urllib3 inflates at most about one chunk per read.
     for chunk in resp.iter_content(chunk_size=256 * 1024):
         check_cancel(cancel, request_id)
         total += len(chunk)
         if total > max_bytes:
+            how = " once decoded" if encoded else ""
             raise E.DownloadError(
-                f"Output{of} exceeds the {max_bytes}-byte cap; refusing it.",
+                f"Output{of} exceeds the {max_bytes}-byte cap{how}; refusing it.",
                 request_id=request_id,
             )
         chunks.append(chunk)
     data = b"".join(chunks)
-    if declared and declared.isdigit() and len(data) != int(declared):
-        raise requests.exceptions.ChunkedEncodingError(f"truncated: {len(data)} of {declared} bytes")
+    on_wire = resp.raw.tell() if hasattr(resp.raw, "tell") else len(data)
+    if declared and declared.isdigit() and on_wire != int(declared):
+        raise requests.exceptions.ChunkedEncodingError(f"truncated: {on_wire} of {declared} bytes")
     if not data:
         raise requests.exceptions.ChunkedEncodingError("empty body")
     return data

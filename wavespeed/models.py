@@ -151,14 +151,44 @@ _INVISIBLE_EXTRA = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp", "Mn", "Mc", "Me"})
 
 
+# Bidirectional embeddings, overrides and isolates: they reorder how the text is SHOWN, so the
+# prompt on screen is not the prompt sent ("Trojan Source", CVE-2021-42574). The marks LRM, RLM
+# and ALM only nudge one character's direction and are normal in right-to-left writing: allowed.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_CONTROL_NAMES = {
+    0x00: "NUL",
+    0x0B: "VT",
+    0x0C: "FF",
+    0x0D: "CR",
+    0x1B: "ESC",
+    0x7F: "DEL",
+    0x85: "NEL",
+    0x9B: "CSI",
+}
+
+
+def _refused_control(prompt: str) -> tuple[int, str] | None:
+    """The first character a prompt may not hold, and its index: a C0 control other than tab and
+    line feed (a CR is allowed just before a LF: a Windows line ending), DEL, a C1 control (ANSI
+    escapes start with ESC or CSI), or a bidirectional control."""
+    for index, char in enumerate(prompt):
+        code = ord(char)
+        if char in "\t\n" or (char == "\r" and prompt[index + 1 : index + 2] == "\n"):
+            continue
+        if code < 0x20 or 0x7F <= code <= 0x9F or char in _BIDI_CONTROLS:
+            return index, char
+    return None
+
+
 def _visible(char: str) -> bool:
     return char not in _INVISIBLE_EXTRA and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
 
 
 def _check_prompt(prompt: object) -> None:
     """Refuse a prompt the API would bill for but could not use: not text, not valid Unicode
-    (a lone surrogate cannot be sent as UTF-8), or nothing visible in it (zero-width spaces,
-    word joiners, BOMs, bare combining marks: a blank prompt in disguise)."""
+    (a lone surrogate cannot be sent as UTF-8), a control character (NUL, an ANSI escape, a
+    bidirectional override: see ``_refused_control``), or nothing visible in it (zero-width
+    spaces, word joiners, BOMs, bare combining marks: a blank prompt in disguise)."""
     if not isinstance(prompt, str):
         raise ValidationError(f"prompt must be text, got {type(prompt).__name__}: connect a STRING.")
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -179,6 +209,20 @@ def _check_prompt(prompt: object) -> None:
         raise ValidationError(
             f"prompt is empty: it holds only invisible characters (such as U+{ord(first):04X} {name}); "
             "describe the image you want (the API requires a prompt)."
+        )
+    refused = _refused_control(prompt)
+    if refused is not None:
+        index, char = refused
+        code = ord(char)
+        label = _CONTROL_NAMES.get(code) or unicodedata.name(char, "a control character")
+        if char in _BIDI_CONTROLS:
+            why = "a bidirectional control: the text shown would not be the text sent"
+        elif code in (0x1B, 0x9B):
+            why = "the start of an ANSI escape sequence, as pasted from a terminal"
+        else:
+            why = "a control character; only line breaks and tabs are allowed"
+        raise ValidationError(
+            f"prompt has U+{code:04X} {label} at position {index + 1} ({why}): remove it and queue again."
         )
 
 

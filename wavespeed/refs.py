@@ -13,6 +13,7 @@ task code 1402, so a URL on this machine or this network costs money for nothing
   IPv4 inside IPv4-mapped, 6to4 and NAT64 addresses (Python 3.11.7's ``is_private`` does not).
   A public address spelled in any form but ``a.b.c.d`` is refused too: another parser may read it
   differently.
+* **Port 0** is refused: no server can listen there, so the fetch is sure to fail after payment.
 * **Only globally routable unicast passes**: loopback, private, link-local, CGNAT (100.64/10),
   reserved, documentation, multicast and unspecified addresses are refused, each by name.
 * **Names**: ``localhost``, single-label names (only a local resolver knows them) and the
@@ -190,6 +191,10 @@ def _refusal(url: str, api_base: str | None | _FromEnv) -> _Refusal | None:
     scheme = (parts.scheme or "").lower()
     if scheme not in ("http", "https") or not parts.host:
         return _Refusal("must be an http(s) URL", None)
+    if parts.port == 0:  # no server listens on port 0: the task would be paid and fail to fetch
+        return _Refusal(
+            "has port 0, where no server can listen", "remove ':0' from the URL or use its real port"
+        )
     authority = _AUTHORITY.match(url)
     if parts.auth is not None or (authority is not None and "@" in authority.group(1)):
         return _Refusal("carries a user name or password (user@host), which parsers split differently")

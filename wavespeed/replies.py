@@ -9,6 +9,9 @@ Decisions, and why:
   (absent), so an absurd field cannot sink the fields next to it. Containers nested deeper than
   ``MAX_DEPTH`` are replaced by ``None`` before parsing (the envelope and its task id survive;
   the deep part is refused), and RecursionError, OverflowError and UnicodeDecodeError are caught.
+  Duplicate keys: the last value wins (as in JSON parsers generally), except that a valid task
+  id under ``"id"`` (or a ``"data"`` object holding one) is never replaced by a later duplicate:
+  the first valid id is the task that was paid for, and it must reach the journal.
 * **Meaning.** :func:`interpret` turns one capped reply into the reader's value or (typed error,
   status, message) for the client's retry rule; a submit reply that names a valid task id never
   becomes a retryable failure (the id is returned, or raised with the error as ``request_id``).
@@ -86,6 +89,22 @@ def _prune_deep(text: str, max_depth: int) -> str:
     return "".join(pieces)
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose duplicate keys never drop a valid task id (see the module docstring)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out and _names_a_task(key, out[key]):
+            continue
+        out[key] = value
+    return out
+
+
+def _names_a_task(key: str, value: Any) -> bool:
+    if key == "id":
+        return is_request_id(value)
+    return key == "data" and isinstance(value, dict) and is_request_id(value.get("id"))
+
+
 def load_json(data: bytes) -> Any:
     """Parse a reply body; raise MalformedReply (and nothing else) when it cannot be read."""
     try:
@@ -96,7 +115,11 @@ def load_json(data: bytes) -> Any:
         text = _prune_deep(text, MAX_DEPTH)
     try:
         return json.loads(
-            text, parse_int=_int_or_absent, parse_float=_float_or_absent, parse_constant=_absent
+            text,
+            parse_int=_int_or_absent,
+            parse_float=_float_or_absent,
+            parse_constant=_absent,
+            object_pairs_hook=_object,
         )
     except RecursionError:
         raise MalformedReply("nested too deeply") from None
@@ -327,12 +350,6 @@ def interpret(
     status, server message), where the status is the HTTP one or, inside a 200 reply, the
     envelope's code (200 for a malformed reply), so both go through the same retry rule.
     A submit reply naming a task id never comes back as a retryable failure: see submit()."""
-    if 300 <= reply.status < 400:
-        raise E.ConfigError(
-            f"WaveSpeed at {base_url} answered the {during} with a redirect (HTTP {reply.status}); "
-            "API calls do not follow redirects: set WAVESPEED_BASE_URL to the API's own address.",
-            status=reply.status,
-        )
     body: Any = None
     why = f"over {MAX_REPLY_BYTES} bytes"
     if not reply.truncated:
@@ -342,9 +359,17 @@ def interpret(
             why = str(exc)
     envelope = Envelope.parse(body)
     accepted = None if idempotent or envelope is None else envelope.task_id
+    if 300 <= reply.status < 400:
+        if accepted:
+            raise_accepted(accepted, f"a redirect (HTTP {reply.status})")
+        raise E.ConfigError(
+            f"WaveSpeed at {base_url} answered the {during} with a redirect (HTTP {reply.status}); "
+            "API calls do not follow redirects: set WAVESPEED_BASE_URL to the API's own address.",
+            status=reply.status,
+        )
     if reply.status != 200:
         message = server_message(envelope, reply.status, reply.content_type)
-        if accepted and reply.status >= 500:
+        if accepted:  # whatever the status says, a reply that names a task: it exists, it is paid
             raise_accepted(accepted, f"HTTP {reply.status} ({message})")
         error = error_for_status(reply.status, message, during=during, request_id=request_id)
         return error, reply.status, message
@@ -369,6 +394,8 @@ def interpret(
     try:
         return reader(envelope.data)
     except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
+        if accepted:
+            raise_accepted(accepted, f"a malformed task ({exc})")
         if not idempotent:
             raise E.SubmitUncertainError(
                 f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "

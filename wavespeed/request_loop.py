@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import functools
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import requests
+from urllib3.exceptions import NameResolutionError
+from urllib3.util import parse_url
 
 from . import errors as E
 from . import replies as R
@@ -203,8 +206,10 @@ def exchange(
     """Send one request and read its body up to MAX_REPLY_BYTES, inside ``guard``'s window.
 
     Raises:
-        NotSent: the connection was never opened (nothing reached the server).
-        Broken: it failed after that (``fired`` says whether our window cut it).
+        NotSent: no request byte reached the socket (refused, DNS, connect or TLS failure).
+        ServerError: the same for a TLS certificate the system does not trust (not retried).
+        Broken: it failed after request bytes were written (``fired`` says whether our window
+            cut it): the server may have read them, so a submit may have been accepted.
     """
     try:
         resp = session.request(
@@ -217,13 +222,9 @@ def exchange(
             stream=True,
             allow_redirects=False,
         )
-    except requests.exceptions.ConnectTimeout as exc:
-        raise NotSent("connect timeout") from exc
-    except requests.exceptions.ConnectionError as exc:
-        if is_connect_failure(exc) and guard.fired is None:
-            raise NotSent("connection refused") from exc
-        raise Broken(guard.fired, type(exc).__name__) from None
     except (requests.RequestException, OSError) as exc:
+        if guard.sent == 0 and guard.fired != transport.FIRED_CANCEL:
+            raise not_sent(exc, url) from exc
         raise Broken(guard.fired, type(exc).__name__) from None
     try:
         with resp:
@@ -266,11 +267,36 @@ def broken(
     )
 
 
-def is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
-    """True only when the TCP connection was never established (so nothing was sent)."""
-    from urllib3.exceptions import MaxRetryError, NewConnectionError
-
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, NewConnectionError)
+def not_sent(exc: BaseException, url: str) -> NotSent:
+    """What failed before any request byte was written, in a few words ending with "nothing was
+    sent, nothing charged"; raises at once (no retry can change it) for an untrusted certificate."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and len(chain) < 16:
+        chain.append(link)
+        args = getattr(link, "args", ())
+        inner = getattr(link, "reason", None)
+        if not isinstance(inner, BaseException) and args and isinstance(args[0], BaseException):
+            inner = args[0]
+        link = inner if isinstance(inner, BaseException) else (link.__cause__ or link.__context__)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        parsed = parse_url(url)
+        origin = f"{parsed.scheme}://{parsed.netloc}"
+        raise E.ServerError(
+            f"Could not reach WaveSpeed at {origin} (TLS certificate verify failed): nothing was sent, "
+            "nothing charged; check WAVESPEED_BASE_URL (the API's own https address) and the system's "
+            "CA certificates."
+        )
+    if any(isinstance(e, NameResolutionError) for e in chain):
+        what = "DNS lookup failed"
+    elif any(isinstance(e, ssl.SSLError) for e in chain):
+        what = "TLS handshake failed"
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain):
+        what = "connection refused"
+    elif any(isinstance(e, ConnectionResetError) for e in chain):
+        what = "connection reset before the request was written"
+    elif any(isinstance(e, TimeoutError | requests.exceptions.ConnectTimeout) for e in chain):
+        what = "connect timeout"
+    else:
+        what = f"{type(exc).__name__} before the request was written"
+    return NotSent(f"{what}: nothing was sent, nothing charged")

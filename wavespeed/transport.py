@@ -10,6 +10,10 @@ Decisions, and why:
   shuts a window's sockets down (``SHUT_RDWR``) when its deadline passes or its cancel check turns
   true; the blocked read returns at once and the caller turns ``Guard.fired`` into a typed error.
   The watchdog sleeps while no window is open.
+* **Sent or not.** A failed submit may have been paid only if request bytes reached the socket.
+  The connections write every request byte through :meth:`_SendCounted.send`, which adds what the
+  kernel accepted to the window's ``Guard.sent``; a TLS, DNS or connect failure leaves it at 0, so
+  the caller knows "nothing was sent" from the bytes themselves, not from an exception's type.
 * **Key origin.** :class:`GuardedAdapter` refuses (typed ConfigError, before any connection) to
   send a request that carries ``Authorization`` anywhere but the configured :class:`.urls.Origin`,
   over https or loopback http; this holds whatever a caller or a redirect does to the URL.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +51,7 @@ class Guard:
         self.deadline = deadline
         self.cancel = cancel
         self.fired: str | None = None  # FIRED_DEADLINE or FIRED_CANCEL once the watchdog acted
+        self.sent = 0  # request bytes the kernel accepted inside this window (0: nothing was sent)
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -151,7 +157,35 @@ def _attach_current(sock: socket.socket | None) -> None:
         g.attach(sock)
 
 
-class _GuardedHTTPConnection(HTTPConnection):
+def _note_sent(count: int) -> None:
+    g: Guard | None = getattr(_local, "guard", None)
+    if g is not None:
+        g.sent += count
+
+
+class _SendCounted(HTTPConnection):
+    """Every request byte (urllib3 sends headers and body chunks through ``send``) is written by a
+    loop of ``socket.send`` that counts what the kernel took, so a window knows whether anything
+    of its request left this process."""
+
+    def send(self, data: Any) -> None:
+        if self.sock is None:
+            self.connect()
+        if not isinstance(data, bytes | bytearray | memoryview):
+            _note_sent(1)  # a shape urllib3 never uses: count it as sent (the safe side)
+            super().send(data)
+            return
+        sock = self.sock
+        assert sock is not None
+        sys.audit("http.client.send", self, data)
+        view = memoryview(data).cast("B")
+        while view:
+            written = sock.send(view)
+            _note_sent(written)
+            view = view[written:]
+
+
+class _GuardedHTTPConnection(_SendCounted):
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
         _attach_current(sock)
@@ -166,7 +200,7 @@ class _GuardedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
+class _GuardedHTTPSConnection(HTTPSConnection, _SendCounted):
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
         _attach_current(sock)  # bounds the TLS handshake too
