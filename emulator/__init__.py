@@ -10,22 +10,31 @@ Pure Python + numpy + Pillow; it knows nothing of ComfyUI or of the client packa
 from __future__ import annotations
 
 from .faults import FAULT_KINDS, ROUTES
-from .imagegen import render_edit, render_text_to_image, size_for_aspect_ratio
+from .imagegen import (
+    PREFERRED_KONTEXT_RESOLUTIONS,
+    nearest_kontext_size,
+    render_edit,
+    render_text_to_image,
+    size_for_aspect_ratio,
+)
 from .limits import TIERS, Tier
 from .models import MODELS
-from .server import MAX_UPLOAD_BYTES, Emulator, RequestRecord
+from .server import KIND, MAX_UPLOAD_BYTES, Emulator, RequestRecord
 from .tasks import Task
 
 __all__ = [
     "FAULT_KINDS",
+    "KIND",
     "MAX_UPLOAD_BYTES",
     "MODELS",
+    "PREFERRED_KONTEXT_RESOLUTIONS",
     "ROUTES",
     "TIERS",
     "Emulator",
     "RequestRecord",
     "Task",
     "Tier",
+    "nearest_kontext_size",
     "render_edit",
     "render_text_to_image",
     "size_for_aspect_ratio",

@@ -7,10 +7,12 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
+from .echo import ECHO_KEYS, ECHO_STYLES
 from .imagegen import OUTPUT_FORMATS
 from .limits import TIERS
-from .server import Emulator
+from .server import KIND, Emulator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +49,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retry-after", action="store_true", help="send Retry-After with 429s (the API does not)")
     p.add_argument("--seed", type=int, default=None, help="seed for the random inference times")
+    kind = p.add_argument_group(
+        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12)"
+    )
+    kind.add_argument("--kind", action="store_true", help="every switch below at its older, kinder value")
+    kind.add_argument("--history-echo", choices=ECHO_KEYS, help="request echo on history items (none)")
+    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (inputs)")
+    kind.add_argument("--echo-style", choices=ECHO_STYLES, help="go: re-encoded, schema keys only (go)")
+    kind.add_argument(
+        "--history-lenient", action="store_true", help="page/page_size optional on the history call"
+    )
+    kind.add_argument(
+        "--low-balance-status", type=int, choices=(400, 402, 403), help='"Insufficient credits" status (400)'
+    )
+    kind.add_argument("--error-body", choices=("full", "plain"), help="error bodies with data.error (full)")
+    kind.add_argument("--edit-size", choices=("kontext", "input"), help="edit size without a ratio (kontext)")
+    kind.add_argument(
+        "--created-at-digits", type=int, choices=range(10), help="created_at fraction digits (3)"
+    )
     return p
+
+
+def _switches(args: argparse.Namespace) -> dict[str, Any]:
+    """The kindness switches the command line sets (--kind first, then each flag given)."""
+    out: dict[str, Any] = dict(KIND) if args.kind else {}
+    if args.history_lenient:
+        out["history_strict"] = False
+    names = ("history_echo", "result_echo", "echo_style", "low_balance_status", "error_body", "edit_size")
+    for name in (*names, "created_at_digits"):
+        if getattr(args, name) is not None:
+            out[name] = getattr(args, name)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         inference_max_s=args.inference_max_s,
         retry_after_on_429=args.retry_after,
         seed=args.seed,
+        **_switches(args),
     )
     stop = threading.Event()
 

@@ -50,7 +50,13 @@ def pre_fault(h: ReplyHandler, rule: FaultRule) -> bool:
         return False
     if kind == "status":
         status = rule.status or 500
-        h.reply_error(status, rule.message or reason(status), _retry_after(rule))
+        h.reply_error(
+            status,
+            rule.message or reason(status),
+            _retry_after(rule),
+            detail=rule.detail,
+            error_code=rule.error_code,
+        )
         return False
     if kind == "html":
         status = rule.status or 502

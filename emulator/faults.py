@@ -77,6 +77,8 @@ class FaultRule:
     retry_after: float | None = None
     delay_s: float | None = None
     message: str | None = None
+    detail: str | None = None  # the error body's data.error, when it says more than the message
+    error_code: int | None = None  # the error body's error_code
 
     def validate(self) -> None:
         """Reject rules that could never fire or would fire nonsensically (fail at inject time)."""
@@ -110,6 +112,7 @@ class TaskPlan:
     nsfw: bool = False
     inference_s: float | None = None
     queue_s: float | None = None
+    end_status: str | None = None  # "cancelled" / "timeout" (tasks.END_STATUSES)
 
 
 class FaultBook:
@@ -130,6 +133,8 @@ class FaultBook:
             raise ValueError("times must be a positive integer")
         if plan.fail is not None and plan.never_finish:
             raise ValueError("a task cannot both fail and never finish")
+        if plan.end_status is not None and (plan.fail is not None or plan.never_finish):
+            raise ValueError("a task ends one way: end_status, fail or never_finish")
         with self._lock:
             self._plans.append(plan)
 

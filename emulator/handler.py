@@ -17,8 +17,10 @@ from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 from .backend import MAX_UPLOAD_BYTES, RATE_LIMITED, Backend
+from .echo import parse_time
 from .fault_acts import corrupt, pre_fault
 from .faults import FaultRule
+from .history import parse_query
 from .models import MODELS, ValidationError
 from .records import LiveRecord
 from .tasks import prediction_object, sync_timeout_object
@@ -30,7 +32,9 @@ __all__ = ["MAX_UPLOAD_BYTES", "ApiServer", "make_server"]
 _MAX_JSON_BYTES = 64 * 1024 * 1024
 
 UNAUTHORIZED = "Unauthorized: invalid authentication"
-INSUFFICIENT_BALANCE = "Insufficient balance: top up your WaveSpeed account"
+# Low balance on the live API: an HTTP error whose text contains "Insufficient credits", status
+# unknown (WAVESPEED_API.md 12.4); the emulator's status is the low_balance_status switch.
+INSUFFICIENT_BALANCE = "Insufficient credits: top up your WaveSpeed account"
 WEBHOOK_BASE64_ERROR = (
     "webhook callback does not support base64 output, please use the normal API to use base64 output"
 )
@@ -194,7 +198,7 @@ class _Handler(ReplyHandler):
             self.reply_error(429, message, headers)
             return
         if isinstance(task, int):  # PAYMENT_REQUIRED: the balance is short
-            self.reply_error(402, INSUFFICIENT_BALANCE)
+            self.reply_error(self.backend.low_balance_status, INSUFFICIENT_BALANCE)
             return
         if rule is not None and rule.kind == "reset_after_accept":
             raise ResetConnection()
@@ -225,31 +229,25 @@ class _Handler(ReplyHandler):
         except KeyError:
             self.reply_error(404, f"Prediction not found: {request_id}")
             return
-        self.reply_ok(self.backend.prediction(task, time.monotonic()))
+        self.reply_ok(self.backend.prediction(task, time.monotonic(), where="result"))
 
     def _list_predictions(self) -> None:
         try:
             body = self.json_body() if self.body.strip() else {}
+            query = parse_query(body, strict=self.backend.history_strict)
         except ValidationError as exc:
             self.reply_error(400, str(exc))
             return
-        if not isinstance(body, dict):
-            self.reply_error(400, "request body must be a JSON object")
-            return
-        page, size = body.get("page", 1), body.get("page_size", 20)
-        if not isinstance(page, int) or page < 1 or not isinstance(size, int) or not 1 <= size <= 100:
-            self.reply_error(400, "page must be >= 1 and page_size between 1 and 100")
-            return
         now = time.monotonic()
-        items = [self.backend.prediction(t, now) for t in reversed(self.backend.history())]
-        if isinstance(body.get("model"), str):
-            items = [i for i in items if i["model"] == body["model"]]
-        if isinstance(body.get("status"), str):
-            items = [i for i in items if i["status"] == body["status"]]
-        start = (page - 1) * size
-        self.reply_ok(
-            {"items": items[start : start + size], "page": page, "page_size": size, "total": len(items)}
-        )
+        items = []
+        for task in sorted(self.backend.history(), key=lambda t: t.created_ns, reverse=True):
+            item = self.backend.prediction(task, now, where="list")
+            created = parse_time(task.created_at)  # what the client sees, not the finer clock
+            if query.keeps(task.model, item["status"], task.created_ns / 1e9 if created is None else created):
+                items.append(item)
+        start = (query.page - 1) * query.page_size
+        page = items[start : start + query.page_size]
+        self.reply_ok({"items": page, "page": query.page, "page_size": query.page_size, "total": len(items)})
 
     def _download(self, path: str, rule: FaultRule | None) -> None:
         found = self.backend.file(path)

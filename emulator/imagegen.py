@@ -30,6 +30,15 @@ KONTEXT_SIZES: dict[str, tuple[int, int]] = {
     "9:21": (672, 1568),
 }
 
+#: FLUX.1 Kontext's preferred resolutions (width, height), about 1 MP from 3:7 to 7:3: without an
+#: aspect_ratio an edit comes back at the one nearest the input's aspect ratio, not at the input's
+#: own size (WAVESPEED_API.md section 12.5; diffusers' PREFERRED_KONTEXT_RESOLUTIONS) [inferred].
+PREFERRED_KONTEXT_RESOLUTIONS: tuple[tuple[int, int], ...] = (
+    (672, 1568), (688, 1504), (720, 1456), (752, 1392), (800, 1328), (832, 1248), (880, 1184),
+    (944, 1104), (1024, 1024), (1104, 944), (1184, 880), (1248, 832), (1328, 800), (1392, 752),
+    (1456, 720), (1504, 688), (1568, 672),
+)  # fmt: skip
+
 #: Output formats the emulator can encode, mapped to (Pillow format name, MIME type).
 OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "jpeg": ("JPEG", "image/jpeg"),
@@ -57,6 +66,13 @@ MAX_INPUT_PIXELS = 64_000_000
 def size_for_aspect_ratio(ratio: str) -> tuple[int, int]:
     """Return (width, height) for an API aspect ratio such as "16:9"; KeyError if unknown."""
     return KONTEXT_SIZES[ratio]
+
+
+def nearest_kontext_size(width: int, height: int) -> tuple[int, int]:
+    """The preferred Kontext resolution whose aspect ratio is nearest width/height (first on a tie,
+    as diffusers' ``min`` picks it)."""
+    aspect = width / max(1, height)
+    return min(PREFERRED_KONTEXT_RESOLUTIONS, key=lambda wh: abs(aspect - wh[0] / wh[1]))
 
 
 def _unit(digest: bytes, i: int) -> float:
@@ -144,12 +160,14 @@ def _resize(arr: RGB, width: int, height: int) -> RGB:
     return out
 
 
-def render_edit(images: list[RGB], aspect_ratio: str | None) -> RGB:
+def render_edit(images: list[RGB], aspect_ratio: str | None, *, keep_input_size: bool = False) -> RGB:
     """The emulator's "edit": colour-invert the reference(s), so a test can predict every pixel.
 
-    One image: 255 - RGB at the input's size. Several (multi-reference): each is resized to the first
-    image's height, they are joined left to right in the given order, then inverted. If aspect_ratio
-    is given the result is finally resized (bicubic) to that ratio's Kontext size.
+    One image: 255 - RGB. Several (multi-reference): each is resized to the first image's height,
+    they are joined left to right in the given order, then inverted. The result is finally resized
+    (bicubic) to aspect_ratio's Kontext size; without one, to the preferred Kontext resolution
+    nearest the joined image's aspect ratio (``keep_input_size``: the older, kinder reading that
+    keeps the input's own size).
     """
     if not images:
         raise ValueError("render_edit needs at least one image")
@@ -161,9 +179,12 @@ def render_edit(images: list[RGB], aspect_ratio: str | None) -> RGB:
         parts.append(_resize(np.ascontiguousarray(im[..., :3]), new_w, h0))
     joined = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
     inverted: RGB = (255 - joined).astype(np.uint8)
-    if aspect_ratio is None:
+    if aspect_ratio is None and keep_input_size:
         return inverted
-    w, h = size_for_aspect_ratio(aspect_ratio)
+    if aspect_ratio is None:
+        w, h = nearest_kontext_size(inverted.shape[1], inverted.shape[0])
+    else:
+        w, h = size_for_aspect_ratio(aspect_ratio)
     return _resize(inverted, w, h)
 
 

@@ -15,6 +15,19 @@ ModelKind = Literal["t2i", "edit", "multi"]
 
 ASPECT_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 SEED_MAX = 2147483647
+SCHEMA_COMMON = frozenset(
+    {
+        "prompt",
+        "seed",
+        "guidance_scale",
+        "aspect_ratio",
+        "enable_sync_mode",
+        "enable_base64_output",
+        "num_images",
+        "safety_tolerance",
+        "enable_safety_checker",
+    }
+)
 MAX_NUM_IMAGES = 4
 
 assert set(ASPECT_RATIOS) == set(KONTEXT_SIZES)
@@ -29,6 +42,13 @@ class ModelSpec:
     price: float
     guidance_max: float = 20.0
     max_images: int = 5
+
+    @property
+    def schema(self) -> frozenset[str]:
+        """The body keys the model knows; the server drops any other key silently (and echoes the
+        rest re-encoded: echo.py) [CLI src/lib/validate-inputs.ts, WAVESPEED_API.md 12.2]."""
+        extra = {"edit": {"image"}, "multi": {"images"}, "t2i": set()}[self.kind]
+        return SCHEMA_COMMON | frozenset(extra)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -82,7 +102,7 @@ def _optional_bool(body: dict[str, object], name: str) -> bool:
 
 
 def validate_request(spec: ModelSpec, body: object) -> ParsedRequest:
-    """Check a submit body against the model's schema; unknown extra fields are ignored."""
+    """Check a submit body against the model's schema; keys outside it are ignored (never a 400)."""
     if not isinstance(body, dict):
         raise ValidationError("request body must be a JSON object")
 

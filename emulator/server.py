@@ -13,12 +13,14 @@ from types import TracebackType
 from typing import Any
 
 from .backend import MAX_UPLOAD_BYTES
+from .echo import ECHO_KEYS, ECHO_STYLES
 from .faults import FaultRule, TaskPlan
 from .handler import ApiServer, make_server
 from .imagegen import OUTPUT_FORMATS
 from .limits import Account, Tier, tier_named
 from .records import RequestRecord
 from .state import EmulatorState
+from .tasks import END_STATUSES, MODERATION_CODE, MODERATION_MESSAGE
 
 __all__ = ["MAX_UPLOAD_BYTES", "Emulator", "RequestRecord"]
 
@@ -32,7 +34,41 @@ _CONFIG_KEYS = (
     "minute_s",
     "inference_max_s",
     "retry_after_on_429",
+    *(
+        "history_echo",
+        "result_echo",
+        "echo_style",
+        "history_strict",
+        "low_balance_status",
+        "error_body",
+        "edit_size",
+        "created_at_digits",
+    ),
 )
+
+# The switches of how kind the emulator is (Emulator's docstring), and the values each may take.
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "history_echo": ECHO_KEYS,
+    "result_echo": ECHO_KEYS,
+    "echo_style": ECHO_STYLES,
+    "history_strict": (True, False),
+    "low_balance_status": (400, 402, 403),
+    "error_body": ("full", "plain"),
+    "edit_size": ("kontext", "input"),
+    "created_at_digits": tuple(range(10)),
+}
+
+#: The older, kinder behaviour in one dict: ``Emulator(**KIND)`` or ``configure(**KIND)``.
+KIND: dict[str, object] = {
+    "history_echo": "input",
+    "result_echo": "input",
+    "echo_style": "raw",
+    "history_strict": False,
+    "low_balance_status": 402,
+    "error_body": "plain",
+    "edit_size": "input",
+    "created_at_digits": 9,
+}
 
 
 def _check_nonneg(name: str, value: object) -> float:
@@ -52,6 +88,20 @@ class Emulator(EmulatorState):
     the concurrency limit in ``created``. ``inference_max_s`` draws each task's inference time
     uniformly from [inference_s, inference_max_s] (``seed`` makes the draws repeatable).
     ``nodelay`` gives accepted sockets TCP_NODELAY (off: replies show the 40 ms Nagle stall).
+
+    By default the emulator is the least kind reading of the public evidence (WAVESPEED_API.md
+    section 12); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
+      history_echo        "none" | "input" | "inputs": the request echo on history list items
+                          (default none: the docs' items and the desktop app's type have none)
+      result_echo         the same on a task's ``/result`` (default "inputs", as the CLI reads it)
+      echo_style          "go" (keys outside the schema dropped, 4.0 as 4, keys sorted) | "raw"
+      history_strict      page and page_size (1..100) required on the history call (else defaults)
+      low_balance_status  400 | 402 | 403: the HTTP status of "Insufficient credits" (default 400)
+      error_body          "full" ({code, message, error_code, data: {error}}) | "plain" (data null)
+      edit_size           "kontext" (an edit without aspect_ratio: the preferred Kontext size
+                          nearest the input's ratio) | "input" (the input's own size)
+      created_at_digits   fraction digits of ``created_at`` before Go cuts trailing zeros (3;
+                          9 keeps all nine, as the docs' example shows)
 
     Raises:
         ValueError: an empty api_keys, or a config value configure() refuses.
@@ -73,6 +123,7 @@ class Emulator(EmulatorState):
         retry_after_on_429: bool = False,
         seed: int | None = None,
         nodelay: bool = True,
+        **switches: Any,
     ) -> None:
         if isinstance(api_keys, str):
             api_keys = (api_keys,)
@@ -93,6 +144,7 @@ class Emulator(EmulatorState):
             minute_s=minute_s,
             inference_max_s=inference_max_s,
             retry_after_on_429=retry_after_on_429,
+            **switches,
         )
 
     # ----------------------------------------------------------------- lifecycle
@@ -159,11 +211,15 @@ class Emulator(EmulatorState):
         retry_after: float | None = None,
         delay_s: float | None = None,
         message: str | None = None,
+        detail: str | None = None,
+        error_code: int | None = None,
     ) -> None:
         """Arm a fault on the next `times` requests to route; kinds are described in faults.py.
 
         route: submit | result | download | upload | balance | any. Raises ValueError for a kind
         that cannot apply to the route (e.g. truncate on result), so a typo never silently passes.
+        ``detail`` / ``error_code``: what a "status" fault's body carries as ``data.error`` and
+        ``error_code`` (with error_body="full"), e.g. a generic message and the real reason apart.
         """
         self._faults.add_rule(
             FaultRule(
@@ -174,6 +230,8 @@ class Emulator(EmulatorState):
                 retry_after=retry_after,
                 delay_s=delay_s,
                 message=message,
+                detail=detail,
+                error_code=error_code,
             )
         )
 
@@ -187,8 +245,18 @@ class Emulator(EmulatorState):
         nsfw: bool = False,
         inference_s: float | None = None,
         queue_s: float | None = None,
+        moderated: bool = False,
+        end_status: str | None = None,
     ) -> None:
-        """Decide how the next `times` accepted submissions end (fail, hang, NSFW, timing)."""
+        """Decide how the next `times` accepted submissions end (fail, hang, NSFW, timing).
+
+        ``moderated``: fail with code 1200 and a "potentially sensitive" message (a Kontext [max]
+        moderation refusal). ``end_status``: "cancelled" or "timeout" instead of completed.
+        """
+        if moderated:
+            fail, fail_code = fail or MODERATION_MESSAGE, MODERATION_CODE
+        if end_status is not None and end_status not in END_STATUSES:
+            raise ValueError(f"end_status must be one of {', '.join(END_STATUSES)}")
         if inference_s is not None:
             _check_nonneg("inference_s", inference_s)
         if queue_s is not None:
@@ -202,13 +270,14 @@ class Emulator(EmulatorState):
                 nsfw=bool(nsfw),
                 inference_s=inference_s,
                 queue_s=queue_s,
+                end_status=end_status,
             )
         )
 
     def configure(self, **kw: Any) -> None:
         """Change inference_s, queue_s, sync_timeout_s, output_format, balance, the account limits
         (tier, minute_s: a new tier or minute starts a fresh window and frees every slot),
-        inference_max_s and/or retry_after_on_429 at runtime."""
+        inference_max_s, retry_after_on_429 and/or the kindness switches (class docstring) at runtime."""
         unknown = set(kw) - set(_CONFIG_KEYS)
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
@@ -227,6 +296,12 @@ class Emulator(EmulatorState):
             updates["inference_max_s"] = None
         if "retry_after_on_429" in kw:
             updates["retry_after_on_429"] = bool(kw["retry_after_on_429"])
+        for name, choices in _CHOICES.items():
+            if name in kw:
+                value = kw[name]
+                if isinstance(value, bool) != isinstance(choices[0], bool) or value not in choices:
+                    raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}")
+                updates[name] = value
         account: Account | None = None
         if "tier" in kw or "minute_s" in kw:
             account = Account(

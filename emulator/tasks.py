@@ -29,10 +29,23 @@ from .models import ModelKind, ParsedRequest
 
 MEDIA_FAILED_CODE = 1402
 MEDIA_FAILED_MESSAGE = "Failed to download image from the provided URL."
+# A Kontext [max] moderation refusal: the task fails with code 1200 and a message that says
+# "potentially sensitive" (WAVESPEED_API.md 12.4, from a third-party live pipeline; exact text inferred).
+MODERATION_CODE = 1200
+MODERATION_MESSAGE = (
+    "Your request was flagged as potentially sensitive content and was not processed; "
+    "change the prompt or image and try again."
+)
+# Terminal statuses besides completed/failed (WAVESPEED_API.md 12.3): what a task says then.
+END_STATUSES: dict[str, tuple[int | None, str]] = {
+    "cancelled": (None, "The prediction was cancelled."),
+    "timeout": (5004, "The prediction timed out."),
+}
 
 
 def rfc3339_ns(ns: int) -> str:
-    """Format a time.time_ns() value like the API: 2025-05-19T06:09:15.948268264Z."""
+    """Format a time.time_ns() value with all nine digits: 2025-05-19T06:09:15.948268264Z (the
+    docs' example; the ``created_at_digits`` switch keeps it, echo.go_time is the default)."""
     secs, frac = divmod(ns, 1_000_000_000)
     stamp = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{frac:09d}Z"
@@ -58,6 +71,9 @@ class Task:
     fail_code: int = 1403
     never_finish: bool = False
     nsfw: bool = False
+    end_status: str | None = None  # "cancelled" / "timeout": the task ends so (END_STATUSES)
+    keep_input_size: bool = False  # an edit without aspect_ratio keeps the input's size (kinder)
+    created_ns: int = 0  # time.time_ns() at submit: what created_after / created_before compare
     # Filled in once by render(): output URLs or bare base64 strings, or the reason it failed.
     outputs: list[str] = field(default_factory=list)
     failure: tuple[int, str] | None = None
@@ -121,7 +137,7 @@ def render_images(task: Task, fetch: Callable[[str], bytes | None]) -> list[RGB]
             refs.append(decode_image(data))
         except Exception as exc:  # undecodable bytes count as a failed download, as on the API
             raise LookupError(url) from exc
-    edited = render_edit(refs, req.aspect_ratio)
+    edited = render_edit(refs, req.aspect_ratio, keep_input_size=task.keep_input_size)
     return [edited] * req.num_images
 
 
@@ -135,6 +151,8 @@ def render(
         try:
             if task.fail is not None:
                 task.failure = (task.fail_code, task.fail)
+                return
+            if task.end_status is not None:
                 return
             try:
                 images = render_images(task, fetch)
@@ -172,18 +190,23 @@ def prediction_object(task: Task, now: float, *, force_status: str | None = None
     }
     if phase != "terminal":
         return obj
+    ms = int(round(task.inference_s * 1000))
+    if task.end_status is not None:
+        end_code, text = END_STATUSES[task.end_status]
+        obj.update(status=task.end_status, error=text, executionTime=ms)
+        if end_code is not None:
+            obj["code"] = end_code
+        return obj
     if task.failure is not None:
         code, message = task.failure
-        obj.update(status="failed", code=code, error=message, input=task.input)
+        obj.update(status="failed", code=code, error=message, executionTime=ms)
         return obj
-    ms = int(round(task.inference_s * 1000))
     obj.update(
         status="completed",
         outputs=list(task.outputs),
         has_nsfw_contents=[task.nsfw] * len(task.outputs),
         timings={"inference": ms},
         executionTime=ms,
-        input=task.input,
     )
     return obj
 

@@ -254,9 +254,28 @@ class ReplyHandler(BaseHTTPRequestHandler):
         """The API's success envelope around data."""
         self.reply_json(200, {"code": 200, "message": "success", "data": data})
 
-    def reply_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        """The API's error envelope: HTTP status, the same code, message, data null."""
-        self.reply_json(status, {"code": status, "message": message, "data": None}, headers)
+    def reply_error(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        detail: str | None = None,
+        error_code: int | None = None,
+    ) -> None:
+        """The API's error envelope: HTTP status, the same code, message; with the backend's
+        ``error_body`` "full" also ``error_code`` and ``data: {error}`` (the Java spec's shape and
+        a third-party SDK's ``error_code``, WAVESPEED_API.md 12.4), "plain": data null."""
+        if getattr(self.backend, "error_body", "full") == "plain":
+            self.reply_json(status, {"code": status, "message": message, "data": None}, headers)
+            return
+        body = {
+            "code": status,
+            "message": message,
+            "error_code": status if error_code is None else error_code,
+            "data": {"error": detail or message},
+        }
+        self.reply_json(status, body, headers)
 
     def reset_connection(self) -> None:
         """Abort with RST: SO_LINGER(on, 0), then close the descriptor at once.

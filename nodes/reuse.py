@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import errors as E
 from ..wavespeed.journal import STATUS_EXPIRED, Intent, Journal
@@ -68,9 +68,9 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
     watch.publish()
     request = paid.request
 
-    from ..wavespeed.history import find_submitted  # only on this rare path
+    from ..wavespeed.history import Unconfirmed, find_submitted  # only on this rare path
 
-    def find(cancel: CancelCheck) -> Prediction | None:
+    def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:
         try:
             return find_submitted(
                 paid.client,
@@ -79,6 +79,8 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
                 since=stale.claimed_at,
                 deadline=time.monotonic() + HISTORY_WAIT_S,
                 cancel=cancel,
+                sent=paid.params,
+                loose=_uploaded_again(paid.params),
             )
         except E.CancelledError:
             raise
@@ -87,6 +89,12 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
             return None
 
     found = await paid.run(find, watch)
+    if isinstance(found, Unconfirmed):  # candidates, but WaveSpeed echoes no inputs to match on
+        raise E.SubmitUncertainError(
+            f"An identical task interrupted at {clock_text(stale.claimed_at)} may have been paid; "
+            f"WaveSpeed does not echo its inputs, so check {found.text()}: paste the right id into "
+            "Poll Result, or turn on force_rerun to pay again."
+        )
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
     try:
@@ -108,3 +116,18 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
         log.warning("WaveSpeed journal: could not record recovered task %s (%s)", found.id, exc)
     paid.progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
     return paid.reused(found.id, found, stale.claimed_at)
+
+
+def _uploaded_again(params: dict[str, Any]) -> frozenset[str]:
+    """The image keys whose URLs this process uploaded: after a restart the same image has a new
+    URL, so the interrupted task's echo is matched on the other keys (and the image count)."""
+    from ..wavespeed.uploads import CACHE
+
+    def ours(url: object) -> bool:
+        return isinstance(url, str) and CACHE.content_id(url) is not None
+
+    keys = {"image"} if ours(params.get("image")) else set()
+    images = params.get("images")
+    if isinstance(images, list) and any(ours(u) for u in images):
+        keys.add("images")
+    return frozenset(keys)

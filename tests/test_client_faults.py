@@ -391,11 +391,14 @@ def test_injected_401_on_a_poll_is_not_retried(emulator: Emulator, client: WaveS
     assert len(records(emulator, "result")) == 1
 
 
-def test_submit_402_is_insufficient_balance(emulator: Emulator, client: WaveSpeedClient) -> None:
-    emulator.configure(balance=0.05)  # less than one 0.08 USD image
+@pytest.mark.parametrize("status", [400, 402, 403])  # the live status is unknown (WAVESPEED_API.md 12.4)
+def test_submit_insufficient_credits_is_insufficient_balance(
+    emulator: Emulator, client: WaveSpeedClient, status: int
+) -> None:
+    emulator.configure(balance=0.05, low_balance_status=status)  # less than one 0.08 USD image
     with pytest.raises(E.InsufficientBalanceError) as info:
         client.submit(t2i())
-    assert info.value.status == 402
+    assert info.value.status == status
     check_message(info.value, "top up")
     assert len(records(emulator, "submit")) == 1
     assert emulator.submissions == 0

@@ -134,7 +134,9 @@ def test_is_changed_follows_generate(pack: ModuleType, key: str) -> None:
 
 
 def test_edit_uploads_exact_png_and_returns_the_inverted_image(pack: ModuleType, pack_env: Emulator) -> None:
-    pack_env.configure(output_format="png")
+    # Pixel-exact inversion at the input's own size: kinder than the evidence (an edit without
+    # aspect_ratio comes back at the nearest preferred Kontext size; issue 18).
+    pack_env.configure(output_format="png", edit_size="input")
     image = _image(seed=1)
 
     async def scenario() -> tuple[Any, Any, str]:
@@ -228,6 +230,9 @@ def test_failed_upload_is_not_cached(pack: ModuleType, pack_env: Emulator) -> No
 
 def test_a_cached_url_that_has_gone_is_uploaded_again(pack: ModuleType, pack_env: Emulator) -> None:
     """The cache lives as long as ComfyUI; uploaded files may not (expiry, or an emulator reset)."""
+    # Pixel-exact inversion at the input's own size: kinder than the evidence (an edit without
+    # aspect_ratio comes back at the nearest preferred Kontext size; issue 18).
+    pack_env.configure(edit_size="input")
     image = _image(seed=9)
     asyncio.run(_edit(pack, image=image))
     pack_env.reset()  # forgets every stored file, as an expired upload would be gone
@@ -341,7 +346,9 @@ def test_unreachable_url_fails_the_task_with_the_server_message(pack: ModuleType
 
 
 def test_sync_mode_edit_needs_no_poll_request(pack: ModuleType, pack_env: Emulator) -> None:
-    pack_env.configure(output_format="png")
+    # Pixel-exact inversion at the input's own size: kinder than the evidence (an edit without
+    # aspect_ratio comes back at the nearest preferred Kontext size; issue 18).
+    pack_env.configure(output_format="png", edit_size="input")
     image = _image(seed=7)
 
     async def scenario() -> Any:

@@ -93,7 +93,9 @@ def gradient(h: int, w: int, tint: int) -> RGB:
 def assert_error(r: requests.Response, status: int, contains: str = "") -> None:
     assert r.status_code == status, r.text
     body = r.json()
-    assert body["code"] == status and body["data"] is None
+    # The default error body (error_body="full"): code, message, error_code and data.error.
+    assert body["code"] == status and body["data"] == {"error": body["message"]}
+    assert body["error_code"] == status
     assert contains.lower() in body["message"].lower()
 
 
@@ -111,7 +113,8 @@ def test_auth_is_required_on_every_api_route(api: Api, emulator: Emulator, api_k
         ):
             r = requests.request(method, base + path, headers=headers, json={"prompt": "p"}, timeout=5)
             assert r.status_code == 401
-            assert r.json() == {"code": 401, "message": "Unauthorized: invalid authentication", "data": None}
+            text = "Unauthorized: invalid authentication"
+            assert r.json() == {"code": 401, "message": text, "error_code": 401, "data": {"error": text}}
     assert emulator.submissions == 0
     extra = {"X-Client-Name": "test", "X-Client-Version": "1", "X-Client-OS": "linux"}
     assert api.submit(T2I, {"prompt": "p"}, headers=extra).status_code == 200
@@ -192,7 +195,8 @@ def test_lifecycle_created_processing_completed(api: Api, emulator: Emulator) ->
     assert re.fullmatch(r"[0-9a-f]{32}", rid)
     assert data["status"] == "created" and data["outputs"] == [] and data["has_nsfw_contents"] == []
     assert data["urls"]["get"] == f"{emulator.base_url}/api/v3/predictions/{rid}/result"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", data["created_at"])
+    # Go's RFC3339Nano at millisecond precision: trailing zeros cut (".027Z", ".92Z", none at all).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,2}[1-9])?Z", data["created_at"])
     assert data["error"] == "" and data["timings"] == {"inference": 0}
     assert api.result(rid).json()["data"]["status"] == "created"
     time.sleep(max(0.0, t0 + 0.45 - time.monotonic()))
@@ -201,7 +205,9 @@ def test_lifecycle_created_processing_completed(api: Api, emulator: Emulator) ->
     assert done["status"] == "completed"
     assert done["timings"] == {"inference": 300} and done["executionTime"] == 300
     assert done["has_nsfw_contents"] == [False]
-    assert done["input"] == {"prompt": "a lighthouse", "seed": 7, "aspect_ratio": "16:9"}
+    # /result echoes the request as "inputs" (Go style: schema keys only, sorted); no "input".
+    assert done["inputs"] == {"aspect_ratio": "16:9", "prompt": "a lighthouse", "seed": 7}
+    assert "input" not in done
     (url,) = done["outputs"]
     assert url == f"{emulator.base_url}/cdn/output/{rid}-0.jpeg"
     img = requests.get(url, timeout=5)
@@ -329,26 +335,31 @@ def test_unknown_prediction_id_is_404(api: Api) -> None:
         api.s.get(f"{api.base}/api/v3/predictions/abc"),
     ):
         assert r.status_code == 404
-        assert r.json()["data"] is None and r.json()["message"].startswith("Prediction not found: ")
+        assert r.json()["data"] == {"error": r.json()["message"]}
+        assert r.json()["message"].startswith("Prediction not found: ")
 
 
 # --------------------------------------------------------------------------- balance
 
 
-def test_balance_decreases_and_402_when_short(api: Api, emulator: Emulator) -> None:
-    """Each accepted image costs 0.08 USD; a short balance is refused with 402 and creates nothing."""
+@pytest.mark.parametrize("status", [None, 400, 402, 403])
+def test_balance_decreases_and_insufficient_credits_when_short(
+    api: Api, emulator: Emulator, status: int | None
+) -> None:
+    """Each accepted image costs 0.08 USD; a short balance is refused with an HTTP error saying
+    "Insufficient credits" (400 by default; low_balance_status switches it) and creates nothing."""
+    if status is not None:
+        emulator.configure(low_balance_status=status)
+    expected = status or 400
     emulator.configure(balance=0.2)
     bal = api.s.get(f"{api.base}/api/v3/balance", timeout=5).json()
     assert bal == {"code": 200, "message": "success", "data": {"balance": 0.2}}
     api.create(T2I, {"prompt": "p", "num_images": 2})
     assert api.s.get(f"{api.base}/api/v3/balance", timeout=5).json()["data"]["balance"] == pytest.approx(0.04)
     r = api.submit(T2I, {"prompt": "p"})
-    assert r.json() == {
-        "code": 402,
-        "message": "Insufficient balance: top up your WaveSpeed account",
-        "data": None,
-    }
-    assert r.status_code == 402 and emulator.submissions == 1
+    text = "Insufficient credits: top up your WaveSpeed account"
+    assert r.json() == {"code": expected, "message": text, "error_code": expected, "data": {"error": text}}
+    assert r.status_code == expected and emulator.submissions == 1
     assert api.submit("wavespeed-ai/flux-kontext-pro/text-to-image", {"prompt": "p"}).status_code == 200
     assert emulator.balance == pytest.approx(0.0)
 
@@ -517,13 +528,18 @@ def test_direct_upload_ticket_and_put(api: Api, emulator: Emulator) -> None:
 
 
 def test_edit_output_is_inverted_input(api: Api, emulator: Emulator) -> None:
-    """Edit = 255 - input at the input's size, or resized to the aspect ratio when one is given."""
+    """Edit = 255 - input, at the preferred Kontext size nearest the input's ratio (200x120 is
+    5:3, nearest 1328x800), or resized to the aspect ratio when one is given."""
     emulator.configure(inference_s=0.05, output_format="png")
     src = gradient(120, 200, 30)
     url = api.upload(png_bytes(src)).json()["data"]["download_url"]
     out = api.image(api.wait(api.create(EDIT, {"prompt": "invert", "image": url}))["outputs"][0])
-    np.testing.assert_array_equal(out, 255 - src)
+    assert out.shape == (800, 1328, 3)
     np.testing.assert_array_equal(out, render_edit([src], None))
+    emulator.configure(edit_size="input")  # the kinder switch keeps the input's own size
+    out = api.image(api.wait(api.create(EDIT, {"prompt": "invert", "image": url}))["outputs"][0])
+    np.testing.assert_array_equal(out, 255 - src)
+    np.testing.assert_array_equal(out, render_edit([src], None, keep_input_size=True))
     data_uri = "data:image/png;base64," + base64.b64encode(png_bytes(src)).decode()
     out = api.image(
         api.wait(api.create(EDIT, {"prompt": "x", "image": data_uri, "aspect_ratio": "4:3"}))["outputs"][0]
@@ -533,15 +549,17 @@ def test_edit_output_is_inverted_input(api: Api, emulator: Emulator) -> None:
 
 
 def test_multi_joins_references_in_order(api: Api, emulator: Emulator) -> None:
-    """Multi output = references side by side in the given order, inverted: order is observable."""
-    emulator.configure(inference_s=0.05, output_format="png")
+    """Multi output = references side by side in the given order, inverted: order is observable.
+    The input's own size (edit_size="input") keeps every pixel checkable; the default size is
+    tested in test_edit_size_without_a_ratio_is_the_nearest_kontext_resolution."""
+    emulator.configure(inference_s=0.05, output_format="png", edit_size="input")
     a, b = gradient(100, 80, 0), gradient(50, 120, 255)
     ua = api.upload(png_bytes(a)).json()["data"]["download_url"]
     ub = api.upload(png_bytes(b)).json()["data"]["download_url"]
     ab = api.image(api.wait(api.create(MULTI, {"prompt": "p", "images": [ua, ub]}))["outputs"][0])
     ba = api.image(api.wait(api.create(MULTI, {"prompt": "p", "images": [ub, ua]}))["outputs"][0])
-    np.testing.assert_array_equal(ab, render_edit([a, b], None))
-    np.testing.assert_array_equal(ba, render_edit([b, a], None))
+    np.testing.assert_array_equal(ab, render_edit([a, b], None, keep_input_size=True))
+    np.testing.assert_array_equal(ba, render_edit([b, a], None, keep_input_size=True))
     assert ab.shape == (100, 80 + 240, 3) and ba.shape == (50, 120 + 40, 3)
     np.testing.assert_array_equal(ab[:, :80], 255 - a)
     sized = api.image(

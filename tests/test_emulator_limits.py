@@ -47,7 +47,8 @@ def test_bronze_refuses_the_third_submit_of_a_minute_with_429_and_no_task() -> N
         refused = _post(emu)
         assert refused.status_code == 429
         body = refused.json()
-        assert body["code"] == 429 and body["data"] is None and "per minute" in body["message"]
+        assert body["code"] == 429 and body["data"] == {"error": body["message"]}
+        assert "per minute" in body["message"]
         assert "Retry-After" not in refused.headers  # the docs document none
         assert emu.submissions == 2 and emu.rate_limited == 1
         assert emu.balance == pytest.approx(100.0 - 2 * 0.08)  # a refused submit costs nothing

@@ -166,10 +166,22 @@ def test_two_processes_racing_pay_once(
     assert journal.recent()[0].status == "completed"
 
 
+# What the history and a task's /result echo of the request (WAVESPEED_API.md 12.1): the evidence's
+# default (list items none, /result "inputs" re-encoded), the list carrying "inputs" or "input"
+# (Go-encoded), and the older kinder emulator (the raw body as "input" everywhere).
+ECHO_MODES = {
+    "result-inputs": {},
+    "list-inputs": {"history_echo": "inputs", "result_echo": "none"},
+    "list-input": {"history_echo": "input", "result_echo": "none"},
+    "raw-input": {"history_echo": "input", "result_echo": "input", "echo_style": "raw"},
+}
+
+
+@pytest.mark.parametrize("echo", list(ECHO_MODES))
 def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
-    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch, echo: str
 ) -> None:
-    pack_env.configure(inference_s=1.0)
+    pack_env.configure(inference_s=1.0, **ECHO_MODES[echo])
     _kill_during_sync_submit(pack_env, "killed mid sync submit")
     (paid,) = [t.id for t in pack_env.history()]
     restart(pack)
@@ -188,16 +200,38 @@ def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
     assert again.request_id == paid and pack_env.submissions == 1
 
 
+def test_kill_during_sync_submit_without_any_echo_names_the_candidates_in_one_line(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No echo on the list nor on /result: the one line names the candidate task (id, created
+    time) so the user can check it, and nothing is paid, on every re-queue."""
+    errors = pack.wavespeed.errors
+    pack_env.configure(inference_s=0.5, history_echo="none", result_echo="none")
+    _kill_during_sync_submit(pack_env, "killed and not echoed")
+    (paid,) = pack_env.history()
+    restart(pack)
+    monkeypatch.setattr(pack.nodes.reuse, "HISTORY_WAIT_S", 3.0)
+    for _ in range(2):
+        with pytest.raises(errors.SubmitUncertainError) as caught:
+            asyncio.run(_generate(pack, "killed and not echoed", seed=11, sync_mode=True))
+        message = str(caught.value)
+        created = pack.wavespeed.history.created_epoch(paid.created_at)
+        assert "\n" not in message and "may have been paid" in message and "force_rerun" in message
+        assert f"{paid.id} (created {time.strftime('%H:%M:%S', time.localtime(created))})" in message
+    assert pack_env.submissions == 1
+
+
 def test_kill_during_sync_submit_not_found_says_so_in_one_line(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The history shows no task in the window (the emulator forgets the one it took, as if the
+    POST had never arrived): the old one line, and nothing is paid."""
     errors = pack.wavespeed.errors
-    pack_env.next_tasks(never_finish=True)  # still running: the history item carries no input yet
+    pack_env.next_tasks(never_finish=True)
     _kill_during_sync_submit(pack_env, "killed and not found")
+    pack_env.reset()
     restart(pack)
-    monkeypatch.setattr(
-        getattr(pack.nodes, "reuse", pack.nodes.submission), "HISTORY_WAIT_S", 1.0, raising=False
-    )
+    monkeypatch.setattr(pack.nodes.reuse, "HISTORY_WAIT_S", 1.0)
     for _ in range(2):  # every re-queue says so; none pays
         with pytest.raises(errors.SubmitUncertainError) as caught:
             asyncio.run(_generate(pack, "killed and not found", seed=11, sync_mode=True))
@@ -209,12 +243,12 @@ def test_kill_during_sync_submit_not_found_says_so_in_one_line(
             "may have been paid: check your WaveSpeed history, or turn on force_rerun to pay again."
             in message
         )
-    assert pack_env.submissions == 1
+    assert pack_env.submissions == 0
 
     forced = asyncio.run(_generate(pack, "killed and not found", seed=11, force_rerun=True))
-    assert pack_env.submissions == 2 and forced.price_usd == pytest.approx(0.08)
+    assert pack_env.submissions == 1 and forced.price_usd == pytest.approx(0.08)
     again = asyncio.run(_generate(pack, "killed and not found", seed=11))  # the forced task is reused
-    assert again.request_id == forced.request_id and pack_env.submissions == 2
+    assert again.request_id == forced.request_id and pack_env.submissions == 1
 
 
 def test_connection_lost_after_accept_is_found_not_paid_again(

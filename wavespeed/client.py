@@ -274,13 +274,7 @@ class WaveSpeedClient:
             if prediction.is_completed:
                 return prediction
             if prediction.is_failed:
-                raise E.TaskFailedError(
-                    f"WaveSpeed task {request_id} {prediction.status}: "
-                    f"{prediction.error or 'no reason given'}"
-                    + (f" (code {prediction.code})" if prediction.code else ""),
-                    request_id=request_id,
-                    code=prediction.code,
-                )
+                raise prediction.failure()
             sleep(next(delays), cancel=cancel, deadline=deadline, request_id=request_id)
             prediction = None
 
@@ -404,6 +398,27 @@ class WaveSpeedClient:
             json=query,
             during="history",
             idempotent=True,
+            deadline=deadline,
+            cancel=cancel,
+        )
+
+    def task_record(
+        self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
+    ) -> HistoryItem:
+        """A task's ``/result`` with the request echo the server may add (``inputs`` / ``input``):
+        what the history lookup matches an interrupted submit on when list items carry none.
+
+        Raises:
+            InvalidRequestError / NotFoundError / WaveSpeedError: as ``get_result``.
+        """
+        request_id = check_request_id(request_id)
+        return self._api_json(
+            "GET",
+            f"/api/v3/predictions/{request_id}/result",
+            HistoryItem.task_from_data,
+            during="history",
+            idempotent=True,
+            request_id=request_id,
             deadline=deadline,
             cancel=cancel,
         )

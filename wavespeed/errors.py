@@ -136,6 +136,11 @@ class TaskFailedError(WaveSpeedError):
         super().__init__(message, request_id=request_id)
 
 
+class ModerationRefusedError(TaskFailedError):
+    """WaveSpeed's moderation refused the input (task code 1200, "potentially sensitive"): the same
+    input is refused again, so it is never retried; the user changes the prompt or image."""
+
+
 class ContentFlaggedError(TaskFailedError):
     """The output was flagged NSFW and the node was told to fail on it."""
 

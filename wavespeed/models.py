@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import errors as E
 from .errors import ValidationError
 from .replies import clean_text
 from .vocabulary import FAILED_STATUSES, TaskStatus, is_request_id
@@ -37,6 +38,7 @@ PRICE_PER_IMAGE_USD: dict[str, float] = {
 }
 
 SYNC_TIMEOUT_CODE = 5004
+MODERATION_CODE = 1200  # a Kontext moderation refusal: "potentially sensitive" (WAVESPEED_API.md 12.4)
 
 
 def price_of(model: str, images: int = 1) -> float:
@@ -339,6 +341,39 @@ class Prediction:
     def any_nsfw(self) -> bool:
         return any(self.has_nsfw_contents)
 
+    @property
+    def refused_by_moderation(self) -> bool:
+        """Code 1200, or a failure whose text says "potentially sensitive" (the code may be absent)."""
+        return self.is_failed and (
+            self.code == MODERATION_CODE or "potentially sensitive" in self.error.lower()
+        )
+
+    def failure(self) -> E.TaskFailedError:
+        """The one line a task that ended without outputs raises: a moderation refusal, a task
+        cancelled, timed out or deleted on the server, or failed with the server's reason."""
+        why = self.error or "no reason given"
+        code = f" (code {self.code})" if self.code else ""
+        if self.refused_by_moderation:
+            return E.ModerationRefusedError(
+                f"WaveSpeed's moderation refused task {self.id} as potentially sensitive ({why}, code "
+                f"{self.code or MODERATION_CODE}): change the prompt or input image; queuing the same "
+                "input again is refused again.",
+                request_id=self.id,
+                code=self.code or MODERATION_CODE,
+            )
+        lines = {
+            TaskStatus.CANCELLED: f"WaveSpeed task {self.id} was cancelled on the server ({why}){code}: "
+            "queue it again to make a new one.",
+            "canceled": f"WaveSpeed task {self.id} was cancelled on the server ({why}){code}: "
+            "queue it again to make a new one.",
+            TaskStatus.TIMEOUT: f"WaveSpeed task {self.id} timed out on the server ({why}){code}: "
+            "queue it again, perhaps later.",
+            TaskStatus.DELETED: f"WaveSpeed task {self.id} was deleted on the server and its result is "
+            "gone: queue it again to make a new one.",
+        }
+        text = lines.get(self.status, f"WaveSpeed task {self.id} {self.status}: {why}{code}")
+        return E.TaskFailedError(text, request_id=self.id, code=self.code)
+
 
 @dataclass(frozen=True)
 class UploadReply:
@@ -372,7 +407,8 @@ class Balance:
 
 @dataclass(frozen=True)
 class HistoryItem:
-    """One task of a history page: what find_submitted matches on, and the task itself."""
+    """One task of a history page (or a task's ``/result``): what find_submitted matches on (the
+    ``inputs`` or ``input`` echo, None when the server sends neither), and the task itself."""
 
     model: str
     created_at: str
@@ -389,7 +425,9 @@ class HistoryItem:
             prediction: Prediction | None = Prediction.from_data(item)
         except ValueError:
             prediction = None
-        model, created, status, echo = (item.get(k) for k in ("model", "created_at", "status", "input"))
+        model, created, status = (item.get(k) for k in ("model", "created_at", "status"))
+        # The official CLI reads ``inputs`` first, then ``input`` (WAVESPEED_API.md 12.1).
+        echo = next((e for e in (item.get("inputs"), item.get("input")) if isinstance(e, dict)), None)
         return cls(
             model=model if isinstance(model, str) else "",
             created_at=created if isinstance(created, str) else "",
@@ -397,6 +435,15 @@ class HistoryItem:
             input=echo if isinstance(echo, dict) else None,
             prediction=prediction,
         )
+
+    @classmethod
+    def task_from_data(cls, data: object) -> HistoryItem:
+        """A task's ``/result`` read as a history item (its echo, if any, and the task itself);
+        ValueError (only) unless it is a readable task."""
+        item = cls.from_item(data)
+        if item is None or item.prediction is None:
+            raise ValueError("reply is not a task")
+        return item
 
     @staticmethod
     def page_from_data(data: object) -> list[HistoryItem]:

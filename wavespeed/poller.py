@@ -333,13 +333,8 @@ class Poller:
 
 
 def _finished(prediction: Prediction) -> Prediction:
-    if prediction.is_failed:
-        raise E.TaskFailedError(
-            f"WaveSpeed task {prediction.id} {prediction.status}: {prediction.error or 'no reason given'}"
-            + (f" (code {prediction.code})" if prediction.code else ""),
-            request_id=prediction.id,
-            code=prediction.code,
-        )
+    if prediction.is_failed:  # failed, cancelled, timeout, deleted: terminal, each with its own line
+        raise prediction.failure()
     return prediction
 
 

@@ -130,7 +130,7 @@ def load_json(data: bytes) -> Any:
 def server_message(envelope: Envelope | None, status: int, content_type: str) -> str:
     """The human part of an error reply: its message/error/detail string, else a short summary."""
     if envelope is not None:
-        return envelope.message or f"HTTP {status}"
+        return error_text(envelope) or f"HTTP {status}"
     return f"HTTP {status} with a non-JSON reply ({content_type.split(';')[0] or 'unknown type'})"
 
 
@@ -142,6 +142,7 @@ class Envelope:
     message: str  # the message/error/detail string, cleaned and capped; "" when there is none
     data: Any  # handed to the caller's reader, which parses it into its typed reply
     task_id: str | None  # ``data.id`` when it is a valid task id (a submit was accepted)
+    error_code: str = ""  # a non-2xx body's ``error_code`` (WAVESPEED_API.md 12.4), as text
 
     @classmethod
     def parse(cls, body: object) -> Envelope | None:
@@ -154,12 +155,34 @@ class Envelope:
         )
         data = body.get("data")
         task_id = data.get("id") if isinstance(data, dict) else None
+        error_code = body.get("error_code")
         return cls(
             code=code if isinstance(code, int) and not isinstance(code, bool) else 200,
             message=clean_text(message, 300),
             data=data,
             task_id=task_id if is_request_id(task_id) else None,
+            error_code=clean_text(str(error_code), 40)
+            if isinstance(error_code, (str, int)) and not isinstance(error_code, bool) and error_code != ""
+            else "",
         )
+
+
+def error_text(envelope: Envelope) -> str:
+    """An error reply's text: its message, then ``data.error`` where it says more (the Java
+    spec's ``{code, message, data: {error}}``), then ``error_code`` where it is not the status."""
+    text = envelope.message
+    data = envelope.data
+    detail = data.get("error") if isinstance(data, dict) and "id" not in data else None
+    if isinstance(detail, str) and detail.strip():
+        detail = clean_text(detail, 300)
+        text = (
+            detail
+            if not text or text.lower() in detail.lower()
+            else (text if detail.lower() in text.lower() else f"{text}: {detail}")
+        )
+    if envelope.error_code and envelope.error_code != str(envelope.code) and envelope.error_code not in text:
+        text = f"{text} (error_code {envelope.error_code})" if text else f"error_code {envelope.error_code}"
+    return text
 
 
 def clean_text(value: str, limit: int) -> str:
@@ -210,7 +233,12 @@ def error_for_status(
 ) -> E.WaveSpeedError:
     """Map an HTTP (or envelope) status to the typed error with an actionable one-line message."""
     low = message.lower()
-    if status == 402 or (status == 403 and ("balance" in low or "credit" in low or "insufficient" in low)):
+    # "Insufficient credits" is the live text, under a status nobody has seen (12.4): any status.
+    if (
+        status == 402
+        or "insufficient credits" in low
+        or (status == 403 and ("balance" in low or "credit" in low or "insufficient" in low))
+    ):
         return E.InsufficientBalanceError(
             f"WaveSpeed balance too low ({message}): top up at wavespeed.ai, then queue again.", status=status
         )
@@ -245,6 +273,8 @@ def error_for_status(
 
 def raise_unless_retryable(failure: E.WaveSpeedError, status: int, message: str, *, idempotent: bool) -> None:
     """The retry rule of the module docstring, for one failed reply; returns only if it may be retried."""
+    if isinstance(failure, E.InsufficientBalanceError):  # refused, whatever the status: never retried
+        raise failure
     if idempotent:
         if status in RETRYABLE_STATUS or status == 200:  # 200 here means a malformed reply
             return

@@ -3,8 +3,9 @@ task statuses (the server's and the journal's).
 
 Statuses are ``str`` Enums: a member compares equal to the plain string SQLite stores and the API
 sends, so a value read back from either needs no conversion to be compared. The server's
-vocabulary is open (it also says ``pending``, ``queued``, ``cancelled``, ...): the members name
-the four the API documents, and the frozensets group every spelling we have seen by meaning.
+vocabulary is open (it also says ``pending``, ``queued``, ...): the members name the six the
+official CLI cites from the server's model, plus ``deleted`` (a third-party SDK; WAVESPEED_API.md
+12.3), and the frozensets group every spelling we have seen by meaning.
 This module imports only the error types: the node classes load it at ComfyUI start-up.
 """
 
@@ -58,18 +59,25 @@ class _StrEnum(str, Enum):
 
 
 class TaskStatus(_StrEnum):
-    """A task's status as the WaveSpeed API reports it (the four it documents)."""
+    """A task's status as the WaveSpeed API reports it. ``cancelled``, ``timeout`` and ``deleted``
+    end a task like ``failed`` does, each with its own line (models.Prediction.failure)."""
 
     CREATED = "created"
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    DELETED = "deleted"
 
 
 QUEUED_STATUSES = frozenset({TaskStatus.CREATED, "pending", "queued"})
 """Accepted but not started (``created``: held back by the account's concurrency limit)."""
 PENDING_STATUSES = QUEUED_STATUSES | {TaskStatus.PROCESSING, "running"}
-FAILED_STATUSES = frozenset({TaskStatus.FAILED, "cancelled", "canceled", "timeout", "deleted"})
+FAILED_STATUSES = frozenset(
+    {TaskStatus.FAILED, TaskStatus.CANCELLED, "canceled", TaskStatus.TIMEOUT, TaskStatus.DELETED}
+)
+"""Terminal without outputs: the poller stops and the task's own line is raised."""
 
 
 class JournalStatus(_StrEnum):

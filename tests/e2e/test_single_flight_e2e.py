@@ -116,26 +116,68 @@ def test_two_servers_sharing_a_journal_pay_once(
     assert wavespeed_emulator.submissions == 1
 
 
-def test_kill_during_sync_submit_restart_requeue_pays_no_second_time(
-    two_servers: list[ComfyServer], wavespeed_emulator: Emulator
-) -> None:
-    wavespeed_emulator.configure(inference_s=3.0)
-    victim = two_servers[1]
-    prompt = _chain("k", "e2e killed during a sync submit", 303, sync_mode=True)
+# How the history and a task's /result echo the request (WAVESPEED_API.md 12.1): the evidence's
+# default (list items none, /result "inputs" re-encoded), then the list carrying "inputs" or
+# "input" (Go-encoded, /result none), then no echo anywhere.
+ECHO_MODES: dict[str, dict[str, Any]] = {
+    "list-none-result-inputs": {},
+    "list-inputs": {"history_echo": "inputs", "result_echo": "none"},
+    "list-input": {"history_echo": "input", "result_echo": "none"},
+}
+NO_ECHO = {"history_echo": "none", "result_echo": "none"}
+
+
+@pytest.fixture
+def echo_mode(wavespeed_emulator: Emulator) -> Iterator[Emulator]:
+    """The session emulator, its echo switches put back afterwards (its reset keeps config)."""
+    keep = {k: getattr(wavespeed_emulator, k) for k in ("history_echo", "result_echo", "echo_style")}
+    try:
+        yield wavespeed_emulator
+    finally:
+        wavespeed_emulator.configure(**keep)
+
+
+def _kill_during_sync_submit(emu: Emulator, victim: ComfyServer, prompt: dict[str, Any]) -> str:
+    """Queue prompt on victim, SIGKILL it once the emulator accepted (charged) the task, restart it."""
     status, body = victim.post_json("/prompt", {"prompt": prompt, "client_id": "kill-test"})
     assert status == 200, body
     deadline = time.monotonic() + 60
-    while wavespeed_emulator.submissions == 0 and time.monotonic() < deadline:
+    while emu.submissions == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert wavespeed_emulator.submissions == 1  # accepted and charged, the sync reply not yet sent
+    assert emu.submissions == 1  # accepted and charged, the sync reply not yet sent
     assert victim.pid is not None
     os.kill(victim.pid, signal.SIGKILL)
     victim.stop()
-    (paid,) = [t.id for t in wavespeed_emulator.history()]
-
+    (paid,) = [t.id for t in emu.history()]
     victim.start()  # "restart ComfyUI" with the same journal directory
+    return paid
+
+
+@pytest.mark.parametrize("mode", list(ECHO_MODES))
+def test_kill_during_sync_submit_restart_requeue_pays_no_second_time(
+    two_servers: list[ComfyServer], echo_mode: Emulator, mode: str
+) -> None:
+    echo_mode.configure(inference_s=3.0, **ECHO_MODES[mode])
+    victim = two_servers[1]
+    prompt = _chain("k", f"e2e killed during a sync submit ({mode})", 303, sync_mode=True)
+    paid = _kill_during_sync_submit(echo_mode, victim, prompt)
     again = run_prompt(victim, prompt)
     assert again.ok, again.error_line()
-    assert wavespeed_emulator.submissions == 1  # never silently paid again
+    assert len(again.images) == 1
+    assert echo_mode.submissions == 1  # never silently paid again
     texts = _statuses(again)
     assert any(f"found interrupted task {paid} in WaveSpeed history (no charge)" in t for t in texts), texts
+
+
+def test_kill_during_sync_submit_without_any_echo_names_the_candidate_and_pays_nothing(
+    two_servers: list[ComfyServer], echo_mode: Emulator
+) -> None:
+    echo_mode.configure(inference_s=3.0, **NO_ECHO)
+    victim = two_servers[1]
+    prompt = _chain("n", "e2e killed, nothing echoed", 304, sync_mode=True)
+    paid = _kill_during_sync_submit(echo_mode, victim, prompt)
+    again = run_prompt(victim, prompt, timeout=200)
+    assert not again.ok
+    line = again.error_line()
+    assert "\n" not in line and paid in line and "may have been paid" in line and "force_rerun" in line, line
+    assert echo_mode.submissions == 1  # nothing paid again
