@@ -231,6 +231,7 @@ class FluxKontextMaxBatch:
                         )
                         _place(out, images, i, len(requests))
                         del images  # the batch tensor holds the pixels now
+                        progress.preview(out[0][i])  # on the node as it arrives, from its slot
                 results[i] = (handle, prediction, None)
                 state["done"] += 1
             except E.WaveSpeedError as exc:
@@ -241,11 +242,10 @@ class FluxKontextMaxBatch:
 
         def publish() -> None:
             finished = state["done"] + state["failed"]
-            text = f"batch {state['done']}/{len(requests)} done"
-            text += f", {state['failed']} failed" if state["failed"] else ""
+            text = batch_status(state["done"], state["failed"], len(requests), _spent_usd(results))
             if "text" in waiting and finished < len(requests):
                 text += f" · {waiting['text']}"
-            progress.update(0.05 + 0.9 * finished / len(requests), text + f" · ${total:.2f}")
+            progress.update(0.05 + 0.9 * finished / len(requests), text)
 
         async def ticker() -> None:
             while True:
@@ -280,6 +280,16 @@ class FluxKontextMaxBatch:
             return prediction
 
         return await run_blocking(work)
+
+
+def batch_status(done: int, failed: int, count: int, spent_usd: float) -> str:
+    """The status line while a batch runs: ``7/24 done, $0.56 so far`` (the price of the images in
+    hand; a reused task costs nothing), then how many failed."""
+    return f"{done}/{count} done, ${spent_usd:.2f} so far" + (f", {failed} failed" if failed else "")
+
+
+def _spent_usd(results: list[tuple[TaskHandle | None, Any, BaseException | None]]) -> float:
+    return sum(h.price_usd for h, p, e in results if h is not None and p is not None and e is None)
 
 
 def _place(out: list[Any], images: Any, index: int, count: int) -> None:
