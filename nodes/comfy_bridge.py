@@ -113,7 +113,10 @@ class NodeProgress:
 
     def update(self, fraction: float, text: str | None = None) -> None:
         value = max(0, min(self.total, int(round(fraction * self.total))))
-        if self._bar is not None and value != self._last_value:
+        # ComfyUI 0.33+ drops an update that follows another (a preview) within 0.1 s and keeps the
+        # value it last sent: until that is ours, the same value goes again (the callers repeat it)
+        dropped = getattr(self._bar, "_last_sent_value", value) != value
+        if self._bar is not None and (value != self._last_value or dropped):
             self._last_value = value
             try:
                 self._bar.update_absolute(value, self.total)

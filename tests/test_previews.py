@@ -204,3 +204,44 @@ def test_a_reused_task_adds_nothing_to_the_price_so_far(pack: ModuleType) -> Non
     done = object()
     results = [(paid, done, None), (reused, done, None), (waiting, None, None), (None, None, ValueError())]
     assert batch._spent_usd(results) == pytest.approx(0.08)
+
+
+def test_a_progress_value_comfyui_throttled_after_a_preview_is_sent_again(
+    pack: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ComfyUI 0.33.0's ProgressBar drops an update within 0.1 s of the previous one (a preview is
+    always sent) and remembers what it last sent. Seen in the browser: after the first image of a
+    batch the bar stayed at 5 % while the status read 1/4 done. The next publish sends it again."""
+    clock = types.SimpleNamespace(now=0.0)
+    sent: list[int] = []
+
+    class ThrottledBar:  # comfy/utils.py of ComfyUI 0.33.0, with a clock the test moves
+        def __init__(self, total: int, node_id: str | None = None) -> None:
+            self.total, self._last_sent_value, self._last_update_time = total, -1, 0.0
+
+        def update_absolute(self, value: int, total: int | None = None, preview: Any = None) -> None:
+            first, final = self._last_sent_value < 0, value >= self.total
+            elapsed = clock.now - self._last_update_time
+            if preview is not None or first or final or elapsed >= 0.1:
+                sent.append(value)
+                self._last_update_time, self._last_sent_value = clock.now, value
+
+    utils = ModuleType("comfy.utils")
+    utils.ProgressBar = ThrottledBar  # type: ignore[attr-defined]
+    comfy = ModuleType("comfy")
+    comfy.utils = utils  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "comfy", comfy)
+    monkeypatch.setitem(sys.modules, "comfy.utils", utils)
+    monkeypatch.setattr(_bridge(pack), "send_status", lambda node_id, text: None)
+
+    progress = _bridge(pack).NodeProgress("9")
+    progress.update(0.05, "0/4 done")
+    clock.now = 1.0
+    progress.preview(torch.zeros((1, 8, 8, 3)))  # the first image: sent at once
+    progress.update(0.275, "1/4 done")  # right after it: ComfyUI drops this one
+    assert sent == [5, 5]
+    clock.now = 1.25
+    progress.update(0.275, "1/4 done")  # Batch's next publish (it repeats every 0.25 s)
+    assert sent == [5, 5, 28]
+    progress.update(0.275, "1/4 done")
+    assert sent == [5, 5, 28]  # once ComfyUI has it, nothing more is sent
