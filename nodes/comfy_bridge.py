@@ -4,7 +4,7 @@ Every ComfyUI import is lazy and guarded, so the node functions also run outside
 scripts). Outside ComfyUI, ``request_interrupt()`` plays the part of the Cancel button.
 
 Previews (images as they arrive) go the way KSampler's do: ``ProgressBar.update_absolute(value, total,
-("JPEG", image, max_size))``. Both supported releases (0.3.75 and 0.33.0) route that one call to the
+("JPEG", image, max_size))``, with an image already within PREVIEW_MAX_PX and max_size None. Both supported releases (0.3.75 and 0.33.0) route that one call to the
 browser, as a plain preview frame or, for a frontend that asks for it, one naming the node
 (``b_preview_with_metadata``); the newer progress-state API is not in 0.3.75, so it is not used.
 The preview is box-filtered straight out of the decoded image into one preview-sized array: no
@@ -144,7 +144,8 @@ class NodeProgress:
             log.debug("preview failed", exc_info=True)
             return
         try:
-            self._bar.update_absolute(max(0, self._last_value), self.total, ("JPEG", picture, PREVIEW_MAX_PX))
+            # max_size None: the picture already fits, and ComfyUI's ImageOps.contain would enlarge it
+            self._bar.update_absolute(max(0, self._last_value), self.total, ("JPEG", picture, None))
         except Exception as exc:
             if is_interrupt(exc):
                 _bump_epoch()

@@ -146,7 +146,8 @@ def test_poll_result_shows_the_image_on_its_node(
         return await poll.poll(600, "pass through", task=task, unique_id="4")
 
     images, *_ = asyncio.run(scenario())
-    assert [(node, kind, size) for node, _, _, (kind, _, size) in hook.previews] == [("4", "JPEG", 512)]
+    # max_size None: ComfyUI would otherwise enlarge a smaller picture to fit it (ImageOps.contain)
+    assert [(node, kind, size) for node, _, _, (kind, _, size) in hook.previews] == [("4", "JPEG", None)]
     picture = hook.previews[0][3][1]
     assert max(picture.size) <= 512
     expected = _bridge(pack).preview_image(images[0])

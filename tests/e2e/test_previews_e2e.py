@@ -167,7 +167,7 @@ def test_batch_previews_arrive_while_later_tasks_still_run(
     assert len(ours) == 4, [(f.node, f.image.size) for f in run.previews]
     for frame in ours:
         width, height = frame.image.size
-        assert max(width, height) <= 512 and width > height  # 16:9, preview-sized
+        assert (width, height) == (464, 250)  # 1392x752 box-filtered by 3, sent as made (not enlarged)
         assert _not_blank(frame.image)
     # the status line counted the image in hand by the time its preview was out, then all four
     batch_texts = [text for node, text in run.texts if node == "1"]
@@ -200,6 +200,8 @@ def test_poll_result_preview_reaches_a_client_without_metadata(
     assert len(run.previews) == 1 and run.previews[0].node is None  # the plain frame: no metadata
     picture = run.previews[0].image
     assert picture.size[0] == picture.size[1] <= 512 and _not_blank(picture)
+    # sent as made (512 is the emulator's 1024 px halved), not enlarged by ComfyUI
+    assert picture.size == (512, 512)
     # it arrived before the Poll node reported its result
     executed = [
         i
