@@ -246,3 +246,27 @@ def test_a_progress_value_comfyui_throttled_after_a_preview_is_sent_again(
     assert sent == [5, 5, 28]
     progress.update(0.275, "1/4 done")
     assert sent == [5, 5, 28]  # once ComfyUI has it, nothing more is sent
+
+
+def test_cancel_raised_while_showing_a_preview_stops_the_node(
+    pack: ModuleType, hook: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ComfyUI's progress hook raises InterruptProcessingException when Cancel was pressed, also on a
+    preview: that is the Cancel itself, so it propagates and every sibling wait stops (epoch)."""
+
+    class InterruptProcessingException(Exception):
+        pass
+
+    mm = ModuleType("comfy.model_management")
+    mm.InterruptProcessingException = InterruptProcessingException  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "comfy.model_management", mm)
+
+    def cancel_pressed(preview: Any) -> None:
+        raise InterruptProcessingException()
+
+    hook.on_preview = cancel_pressed
+    bridge = _bridge(pack)
+    epoch = bridge.current_epoch()
+    with pytest.raises(InterruptProcessingException):
+        bridge.NodeProgress("5").preview(torch.zeros((1, 8, 8, 3)))
+    assert bridge.interrupted(epoch)
