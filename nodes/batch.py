@@ -257,6 +257,7 @@ class _BatchRun:
                     images = await run_blocking(lambda cancel: fetch_images(paid.client, prediction, cancel))
                     self.canvas.place(i, images)
                     del images  # the batch tensor holds the pixels now
+                    self.progress.preview(self.canvas.tensor[i])  # on the node as it arrives, from its slot
             self.results[i] = (handle, prediction, None)
             self.done += 1
         except (E.CancelledError, OutputsOverBudget):
@@ -272,11 +273,10 @@ class _BatchRun:
 
     def publish(self) -> None:
         finished = self.done + self.failed
-        text = f"batch {self.done}/{self.count} done"
-        text += f", {self.failed} failed" if self.failed else ""
+        text = batch_status(self.done, self.failed, self.count, _spent_usd(self.results))
         if "text" in self.waiting and finished < self.count:
             text += f" · {self.waiting['text']}"
-        self.progress.update(0.05 + 0.9 * finished / self.count, text + f" · ${self.total:.2f}")
+        self.progress.update(0.05 + 0.9 * finished / self.count, text)
 
     async def ticker(self) -> None:
         import asyncio
@@ -286,6 +286,16 @@ class _BatchRun:
             # A Cancel raised by the progress hook is seen by every task's own watch (epoch).
             with contextlib.suppress(Exception):
                 self.publish()
+
+
+def batch_status(done: int, failed: int, count: int, spent_usd: float) -> str:
+    """The status line while a batch runs: ``7/24 done, $0.56 so far`` (the price of the images in
+    hand; a reused task costs nothing), then how many failed."""
+    return f"{done}/{count} done, ${spent_usd:.2f} so far" + (f", {failed} failed" if failed else "")
+
+
+def _spent_usd(results: list[tuple[TaskHandle | None, Any, BaseException | None]]) -> float:
+    return sum(h.price_usd for h, p, e in results if h is not None and p is not None and e is None)
 
 
 async def _wait(paid: PaidSubmit, handle: TaskHandle, timeout_s: float) -> Any:

@@ -1,12 +1,20 @@
-"""The only place that touches ComfyUI internals: interrupt flag, progress bar, status text.
+"""The only place that touches ComfyUI internals: interrupt flag, progress bar, previews, status text.
 
 Every ComfyUI import is lazy and guarded, so the node functions also run outside ComfyUI (tests,
 scripts). Outside ComfyUI, ``request_interrupt()`` plays the part of the Cancel button.
+
+Previews (images as they arrive) go the way KSampler's do: ``ProgressBar.update_absolute(value, total,
+("JPEG", image, max_size))``, with an image already within PREVIEW_MAX_PX and max_size None. Both supported releases (0.3.75 and 0.33.0) route that one call to the
+browser, as a plain preview frame or, for a frontend that asks for it, one naming the node
+(``b_preview_with_metadata``); the newer progress-state API is not in 0.3.75, so it is not used.
+The preview is box-filtered straight out of the decoded image into one preview-sized array: no
+second full-size copy exists at any time (tests/test_previews.py measures it).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Any
 
@@ -14,6 +22,7 @@ from ..wavespeed.errors import CancelledError
 
 log = logging.getLogger("wavespeed")
 
+PREVIEW_MAX_PX = 512  # the longer side of a preview; a node shows it at about this size
 _local_interrupt = threading.Event()
 _epoch_lock = threading.Lock()
 _epoch = 0
@@ -104,7 +113,10 @@ class NodeProgress:
 
     def update(self, fraction: float, text: str | None = None) -> None:
         value = max(0, min(self.total, int(round(fraction * self.total))))
-        if self._bar is not None and value != self._last_value:
+        # ComfyUI 0.33+ drops an update that follows another (a preview) within 0.1 s and keeps the
+        # value it last sent: until that is ours, the same value goes again (the callers repeat it)
+        dropped = getattr(self._bar, "_last_sent_value", value) != value
+        if self._bar is not None and (value != self._last_value or dropped):
             self._last_value = value
             try:
                 self._bar.update_absolute(value, self.total)
@@ -119,6 +131,52 @@ class NodeProgress:
         if text is not None and text != self._last_text:
             self._last_text = text
             send_status(self.node_id, text)
+
+    def preview(self, image: Any) -> None:
+        """Show one decoded image ([H,W,C] or [1,H,W,C], floats in 0..1) on the running node, as
+        KSampler shows its steps. A no-op outside ComfyUI; a failure never breaks a paid task,
+        but Cancel (raised by ComfyUI's progress hook) propagates as in ``update``."""
+        if self._bar is None:
+            return
+        try:
+            picture = preview_image(image)
+        except Exception:
+            log.debug("preview failed", exc_info=True)
+            return
+        try:
+            # max_size None: the picture already fits, and ComfyUI's ImageOps.contain would enlarge it
+            self._bar.update_absolute(max(0, self._last_value), self.total, ("JPEG", picture, None))
+        except Exception as exc:
+            if is_interrupt(exc):
+                _bump_epoch()
+                raise
+            log.debug("preview update failed", exc_info=True)
+
+
+def preview_image(image: Any, max_px: int = PREVIEW_MAX_PX) -> Any:
+    """A PIL image at most ``max_px`` on its longer side, box-filtered from ``image`` (a torch tensor
+    or numpy array [H,W,C] or [1,H,W,C], floats in 0..1; the first three channels are used).
+
+    Sums ``step x step`` strided views of the image (views, not copies) into one preview-sized
+    accumulator, so the only new memory is that preview (a 1024x1024 output: 1.5 MB, not 12)."""
+    import torch
+    from PIL import Image
+
+    pixels = torch.as_tensor(image)  # a numpy array is shared, not copied
+    if pixels.ndim == 4:
+        pixels = pixels[0]
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        raise ValueError(f"a preview needs an [H,W,3] image, got shape {tuple(pixels.shape)}")
+    height, width = int(pixels.shape[0]), int(pixels.shape[1])
+    step = max(1, math.ceil(max(height, width) / max_px))
+    rows, cols = max(1, height // step), max(1, width // step)
+    crop = pixels[: rows * step, : cols * step, :3]
+    acc = torch.zeros((rows, cols, 3), dtype=torch.float32)
+    for dy in range(min(step, height)):
+        for dx in range(min(step, width)):
+            acc += crop[dy::step, dx::step]
+    acc.mul_(255.0 / (min(step, height) * min(step, width))).clamp_(0, 255).round_()
+    return Image.fromarray(acc.to(torch.uint8).numpy(), "RGB")
 
 
 def send_status(node_id: str | None, text: str) -> None:

@@ -239,6 +239,8 @@ class WaveSpeedPollResult:
             return prediction, fetch_images(client, prediction, cancel)
 
         prediction, images = await run_blocking(work, watch=watch)
+        for image in images:  # on the node as soon as it is in hand (images as they arrive)
+            progress.preview(image)
         height, width = int(images.shape[1]), int(images.shape[2])
         progress.update(1.0, f"done · {images.shape[0]}× {width}x{height} · task {rid[:8]}…")
         urls = "\n".join(o for o in prediction.outputs if o.startswith(("http://", "https://")))
