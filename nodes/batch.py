@@ -42,6 +42,7 @@ from . import comfy_bridge as bridge
 from . import limits
 from .generate import CATEGORY
 from .poll import fetch_images
+from .pricing import prompt_lines
 from .runtime import get_client, run_blocking
 from .submission import SESSION_SPEND, journal_outcome, open_journal, submit_task
 from .task import TaskHandle
@@ -62,7 +63,7 @@ def batch_requests(
     prompts: str, variations: int, seed: int, seed_mode: str, guidance_scale: float, aspect_ratio: str
 ) -> list[KontextRequest]:
     """One validated request per (prompt line, variation), in output order."""
-    lines = [line.strip() for line in prompts.splitlines() if line.strip()]
+    lines = prompt_lines(prompts)
     if not lines:
         raise E.InvalidRequestError("prompts is empty: write one prompt per line.")
     if not 1 <= variations <= MAX_TASKS:
