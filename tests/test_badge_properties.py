@@ -267,3 +267,19 @@ def test_the_frontends_trim_and_lowercase_never_change_the_count(
             assert all(c in pricing.BLANKS for c in seen), hex(ord(raw))
         else:  # a prompt character stays one: a non-blank, and no break inside
             assert pricing.prompt_lines(seen) == [seen.strip(pricing.BLANKS)], hex(ord(raw))
+
+
+def test_the_definition_is_pythons_line_breaks_and_whitespace_plus_bom(pack_module: ModuleType) -> None:
+    """LINE_BREAK breaks where str.splitlines always has, BLANKS is str.isspace plus U+FEFF, and the
+    badge's NOT_BLANK class holds exactly the rest, read by Python's re (no engine needed)."""
+    import re
+
+    pricing = pack_module.nodes.pricing
+    breaks, not_blank = re.compile(pricing.LINE_BREAK), re.compile(pricing.NOT_BLANK)
+    for c in map(chr, range(sys.maxunicode + 1)):
+        assert len(breaks.split("a" + c + "b")) == len(("a" + c + "b").splitlines()), hex(ord(c))
+        assert (c in pricing.BLANKS) == (c.isspace() or c == "\ufeff") == (not not_blank.match(c)), hex(
+            ord(c)
+        )
+    assert len(breaks.split("a\r\nb")) == 2
+    assert pricing.prompt_lines(" a cat \r\n\ufeff\n\u3000a dog\u2028\xa0") == ["a cat", "a dog"]
