@@ -50,6 +50,14 @@ SHOWN = """() => app.graph._nodes.filter((n) => n.imgs && n.imgs.length)
   .map((n) => [n.pos[0], n.pos[1], n.comfyClass, n.imgs.map((i) => [i.src, i.complete ? i.naturalWidth : 0, i.naturalHeight])])
   .sort((a, b) => a[0] - b[0] || a[1] - b[1])"""
 
+# the whole graph on screen, as an artist looks at the result
+FIT_VIEW = """() => { const ns = app.graph._nodes, r = app.canvas.canvas.getBoundingClientRect();
+  const x0 = Math.min(...ns.map((n) => n.pos[0])), y0 = Math.min(...ns.map((n) => n.pos[1])) - 40;
+  const x1 = Math.max(...ns.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...ns.map((n) => n.pos[1] + n.size[1]));
+  const scale = Math.min(1, 0.9 * Math.min(r.width / (x1 - x0), r.height / (y1 - y0)));
+  app.canvas.ds.scale = scale; app.canvas.ds.offset = [90 / scale - x0, 60 / scale - y0];
+  app.canvas.setDirty(true, true); }"""
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -135,6 +143,7 @@ def test_each_template_is_found_by_its_title_opened_and_run(
     run = page.get_by_test_id("queue-button")  # 1.49.6: "Run" also names its menu
     (run if run.count() else page.get_by_role("button", name="Run", exact=True)).click()
     saves = sum(1 for n in workflow["nodes"] if n["type"] == "SaveImage")
+    page.evaluate(FIT_VIEW)  # (1.32.9 gives a node its images only once the node is drawn)
     page.wait_for_function(
         f"""() => {{ const s = ({SHOWN})().filter((n) => n[2] === 'SaveImage');
              return s.length === {saves} && s.every((n) => n[3].every((i) => i[1] > 0)); }}""",
