@@ -19,7 +19,7 @@
 const path = require("path");
 const readline = require("readline");
 
-const dir = process.argv[2] || path.join(__dirname, "..", "..", ".cache", "jsonata");
+const dir = path.resolve(process.argv[2] || path.join(__dirname, "..", "..", ".cache", "jsonata"));
 const jsonata = require(path.join(dir, "node_modules", "jsonata"));
 const { version } = require(path.join(dir, "node_modules", "jsonata", "package.json"));
 
