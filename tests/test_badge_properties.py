@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from emulator import Emulator
@@ -141,12 +141,15 @@ def _badge(engine: Engine, served: dict[str, Any], prompts: str, variations: int
 # knows, every blank either trims, invisible and case-changing characters, emoji.
 BREAKS = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
 ODD = "\t \xa0\u3000\ufeff\u1680\u2007\u200a\u202f\u205f\x1f\u200b\u2060\u0301\u0130\u03a3\u1e9e\x00🦊🎨"
-LINE = st.text(alphabet=sorted(set("ab" + ODD + "".join(BREAKS))), max_size=12) | st.text(
-    st.characters(blacklist_categories=("Cs",)), max_size=8
+ODD_TEXT = st.text(alphabet=sorted(set("ab" + ODD + "".join(BREAKS))), max_size=5)
+WORDS = st.sampled_from(["a cat", "🦊", "ΣΟΦΟΣ", "İzmir", "x"])
+PROMPT_LINE = st.builds(lambda before, word, after: before + word + after, ODD_TEXT, WORDS, ODD_TEXT)
+LINE = st.one_of(
+    PROMPT_LINE, PROMPT_LINE, ODD_TEXT, st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
 )
 PROMPTS = st.builds(
     lambda parts, seps: "".join(p + s for p, s in zip(parts, seps, strict=False)),
-    st.lists(LINE, max_size=6),
+    st.lists(LINE, min_size=1, max_size=6),
     st.lists(st.sampled_from(BREAKS), min_size=6, max_size=6),
 )
 VARIATIONS = st.integers(1, 4) | st.integers(1, 85)
@@ -188,7 +191,9 @@ def test_the_badge_is_the_price_of_the_requests_the_node_makes(
         tasks = round(float(badge.removeprefix("$").removesuffix("/Run")) / 0.08)
         assert badge == f"${0.08 * tasks:.2f}/Run"
         assert tasks == 0 or f"is {tasks} tasks" in str(exc) or str(exc).startswith("prompt "), (badge, exc)
+        event("refused")
         return
+    event("accepted")
     assert badge == f"${sum(r.price_usd for r in requests):.2f}/Run"
 
 
@@ -220,8 +225,10 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
         )
     except pack_module.wavespeed.errors.InvalidRequestError:
         assert pack_env.submissions == before  # refused before anything was paid
+        event("refused")
         return
     sent = pack_env.submissions - before
+    event(f"sent {min(sent, 5)}{'+' if sent > 5 else ''}")
     assert badge == f"${0.08 * sent:.2f}/Run"
     assert f"batch of {sent} · {badge.removesuffix('/Run')}" in caplog.text
 
