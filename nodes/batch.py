@@ -47,6 +47,7 @@ from .generate import CATEGORY
 from .journal_glue import journal_outcome
 from .paid_path import CancelRule, PaidSubmit, afford, submit
 from .poll import fetch_images
+from .pricing import prompt_lines
 from .runtime import run_blocking
 from .task import TaskHandle
 
@@ -66,7 +67,7 @@ def batch_requests(
     prompts: str, variations: int, seed: int, seed_mode: str, guidance_scale: float, aspect_ratio: str
 ) -> list[KontextRequest]:
     """One validated request per (prompt line, variation), in output order."""
-    lines = [line.strip() for line in prompts.splitlines() if line.strip()]
+    lines = prompt_lines(prompts)
     if not lines:
         raise E.InvalidRequestError("prompts is empty: write one prompt per line.")
     if not 1 <= variations <= MAX_TASKS:

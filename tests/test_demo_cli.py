@@ -86,7 +86,7 @@ def test_read_workflow_names_the_file_and_why(tmp_path: Path, content: bytes, wh
 
 
 def test_read_workflow_accepts_ui_and_api_format(tmp_path: Path) -> None:
-    ui = REPO / "example_workflows" / "flux_kontext_max_text_to_image.json"
+    ui = REPO / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
     assert read_workflow(ui)[1] is True
     api = tmp_path / "api.json"
     api.write_text('{"1": {"class_type": "EmptyImage", "inputs": {}}}', encoding="utf-8")

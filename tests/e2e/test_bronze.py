@@ -21,7 +21,7 @@ from scripts.comfy_harness import ComfyServer, load_workflow, run_prompt, ui_to_
 from wavespeed.client import WaveSpeedClient
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW = ROOT / "example_workflows" / "flux_kontext_max_side_by_side.json"
+WORKFLOW = ROOT / "example_workflows" / "Side by side - FLUX.1 Kontext [max].json"
 KEY = "bronze-key-0123456789"
 # What a 429 shown as an error would look like. Not a bare "429": task ids are 32 hex characters, and
 # one in a few hundred contains "429" (a false failure seen once in a cold CI run).

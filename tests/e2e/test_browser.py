@@ -55,7 +55,7 @@ CHROMIUM_ARGS = [
 SHOTS = ROOT / "artifacts" / "screenshots"
 README_SHOT = ROOT / "docs" / "screenshots" / "workflow_after_run.png"
 README_SHOT_MAX_BYTES = 400_000
-TEMPLATE = "flux_kontext_max_text_to_image"
+TEMPLATE = "Text to image - FLUX.1 Kontext [max]"
 GEN, POLL, SAVE = "FluxKontextMaxGenerate", "WaveSpeedPollResult", "SaveImage"
 FAIL_MESSAGE = "Failed to download image from the provided URL."
 VIEWPORT = {"width": 1480, "height": 900}
@@ -332,6 +332,7 @@ def _batch_badge_counts_prompts_and_variations(ui: UI) -> None:
         for prompts, variations, price in (
             ("a cat", 1, "$0.08/Run"),
             ("a cat\n\n  \na dog\na fox", 2, "$0.48/Run"),
+            ("a cat\u2028a dog\n\xa0\n\u3000\na fox", 1, "$0.24/Run"),  # as the node splits (issue 17)
             ("", 3, "$0.00/Run"),
         ):
             ui.set_widget(cls, "prompts", prompts)

@@ -19,7 +19,7 @@ from emulator.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import ComfyServer, interrupt, load_workflow, run_prompt, ui_to_api
 
 ROOT = Path(__file__).resolve().parents[2]
-T2I_WORKFLOW = ROOT / "example_workflows" / "flux_kontext_max_text_to_image.json"
+T2I_WORKFLOW = ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
 # saved by ComfyUI 0.33.0's frontend 1.49.6 with the V1 nodes, before the V3 port (tests/fixtures/)
 SAVED_BY_FRONTEND = ROOT / "tests" / "fixtures" / "saved_by_frontend_1_49_6.json"
 PACK_NAME = "comfyui-wavespeed-kontext"
@@ -128,9 +128,9 @@ def test_saved_png_metadata_and_templates_hold_no_key(
     assert e2e_api_key not in json.dumps(result.history)
     assert e2e_api_key not in comfy_server.log_text()
     templates = requests.get(comfy_server.url + "/workflow_templates", timeout=10).json()
-    assert "flux_kontext_max_text_to_image" in templates[PACK_NAME]
+    assert T2I_WORKFLOW.stem in templates[PACK_NAME]
     thumb = requests.get(
-        f"{comfy_server.url}/api/workflow_templates/{PACK_NAME}/flux_kontext_max_text_to_image.jpg",
+        f"{comfy_server.url}/api/workflow_templates/{PACK_NAME}/{T2I_WORKFLOW.stem}.jpg",
         timeout=10,
     )
     assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"

@@ -1,7 +1,7 @@
 """The side-by-side template: four Generate -> Poll -> Save chains in one graph, run concurrently.
 
 With UPDATE_SCREENSHOTS=1 the run also rewrites the template's thumbnail
-(example_workflows/flux_kontext_max_side_by_side.jpg) as a collage of the four saved images.
+("example_workflows/Side by side - FLUX.1 Kontext [max].jpg") as a collage of the four saved images.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from emulator.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer, load_workflow, run_prompt, ui_to_api
 
 ROOT = Path(__file__).resolve().parents[2]
-STEM = "flux_kontext_max_side_by_side"
+STEM = "Side by side - FLUX.1 Kontext [max]"
 WORKFLOW = ROOT / "example_workflows" / f"{STEM}.json"
 THUMBNAIL = WORKFLOW.with_suffix(".jpg")
 INFERENCE_S = 1.5
