@@ -13,7 +13,8 @@ Decisions, and why:
   also redacted when set, so ``vars(error)`` and ``repr`` show no key either.
 * **One line, with what matters kept.** The line is at most :data:`LINE_LIMIT` characters. When it
   is too long, output URLs go first (they are listed only when they fit whole; otherwise the line
-  says where they are kept), then ``what`` is shortened, never the task id, hint or URL pointer.
+  says where they are kept), then the end of ``what`` (cut with "…"); the task note and the hint
+  stay.
 * **A task, once it exists, is always named**: an error with a ``request_id`` that its ``what``
   does not mention says which task and how to fetch it (Poll Result, no new charge).
 """
@@ -32,6 +33,7 @@ __all__ = ["LINE_LIMIT", "WaveSpeedError", "redact", "register_secret"]
 LINE_LIMIT = 300
 _CUT = "…"
 _URLS_KEPT = "in your task history on wavespeed.ai (the journal keeps them)"
+_MIN_WHAT = 60  # characters of ``what`` a cut keeps before it gives up the tail's extras
 
 _E = TypeVar("_E", bound="WaveSpeedError")
 
@@ -100,34 +102,36 @@ class WaveSpeedError(Exception):
         kept = "journaled" if self.journaled else "not journaled"
         return f" (task {rid} was accepted and {kept}: paste its id into WaveSpeed Poll Result to fetch the result)"
 
-    def _tail(self, *, list_urls: bool) -> str:
-        """Everything after ``what``: the task note, the hint, the URLs or where they are kept."""
+    def _tail(self, urls: str) -> str:
+        """Everything after ``what``: the task note, the hint, and the URLs (``urls`` "list"), where
+        they are kept ("pointer") or nothing of them ("none")."""
         tail = self._task_note()
         if self.hint:
             tail += f"; {self.hint.strip().rstrip('.')}"
-        if self.urls:
+        if self.urls and urls != "none":
             plural = "s" if len(self.urls) > 1 else ""
-            tail += f"; output{plural}: {' '.join(self.urls) if list_urls else _URLS_KEPT}"
+            tail += f"; output{plural}: {' '.join(self.urls) if urls == 'list' else _URLS_KEPT}"
         return tail
 
     def render(self, limit: int = LINE_LIMIT) -> str:
-        """The error as one line of at most ``limit`` characters, with no piece of the key."""
+        """The error as one line of at most ``limit`` characters, with no piece of the key.
+
+        Too long, it gives up, in this order: listing the URLs (it says where they are kept), the
+        end of ``what`` (cut with "…", at least :data:`_MIN_WHAT` characters kept), the pointer to
+        the URLs; a hint and note too long for that are cut like any text."""
         what = _flat(self.what)
-        tail = self._tail(list_urls=True)
-        if not tail:
+        if not self._tail("list"):
             return _cut(what, limit)
         what = what.rstrip(". ")
-        text = _flat(f"{what}{tail}.")
-        if len(text) <= limit:
-            return text
-        tail = _flat(f"|{self._tail(list_urls=False)}.")[1:]  # "|" keeps its leading space
-        text = redact(f"{what}{tail}")
-        if len(text) <= limit:
-            return text
-        room = limit - len(tail) - len(_CUT)
-        if room < limit // 4:  # a tail that long is cut like any text
-            return _cut(text, limit)
-        return redact(f"{what[:room].rstrip()}{_CUT}{tail}")
+        for urls, may_cut in (("list", False), ("pointer", False), ("pointer", True), ("none", True)):
+            tail = _flat(f"|{self._tail(urls)}.")[1:]  # "|" keeps the tail's leading space
+            text = redact(f"{what}{tail}")
+            if len(text) <= limit:
+                return text
+            room = limit - len(tail) - len(_CUT)
+            if may_cut and room >= _MIN_WHAT:
+                return redact(f"{what[:room].rstrip()}{_CUT}{tail}")
+        return _cut(text, limit)
 
     @property
     def message(self) -> str:

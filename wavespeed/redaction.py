@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from urllib.parse import quote, quote_plus
@@ -85,6 +86,11 @@ def _upper_hex(text: str) -> str:
     return "".join(chars)
 
 
+def _lower_hex(text: str) -> str:
+    """Percent-escapes with lower-case hex, as some servers write them."""
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), text)
+
+
 class _Registry:
     """The registered secrets as matching data: the 8-grams of every form (and whole forms
     shorter than that), replaced as one immutable snapshot so readers need no lock."""
@@ -101,7 +107,7 @@ class _Registry:
                 return
             grams, shorts = set(self.grams), set(self.shorts)
             for form in forms(secret):
-                for variant in {form, _upper_hex(form)}:
+                for variant in {form, _upper_hex(form), _lower_hex(form)}:
                     if len(variant) < GRAM:
                         shorts.add(variant)
                     grams.update(variant[i : i + GRAM] for i in range(len(variant) - GRAM + 1))
