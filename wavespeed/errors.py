@@ -125,13 +125,14 @@ class WaveSpeedError(Exception):
         what = what.rstrip(". ")
         for urls, may_cut in (("list", False), ("pointer", False), ("pointer", True), ("none", True)):
             tail = _flat(f"|{self._tail(urls)}.")[1:]  # "|" keeps the tail's leading space
-            text = redact(f"{what}{tail}")
-            if len(text) <= limit:
-                return text
+            if len(what) + len(tail) <= 2 * limit:  # else it cannot fit: no pass over a long text
+                text = redact(f"{what}{tail}")
+                if len(text) <= limit:
+                    return text
             room = limit - len(tail) - len(_CUT)
             if may_cut and room >= _MIN_WHAT:
                 return redact(f"{what[:room].rstrip()}{_CUT}{tail}")
-        return _cut(text, limit)
+        return _cut(redact(f"{what[: 2 * limit]}{tail}"), limit)
 
     @property
     def message(self) -> str:

@@ -28,6 +28,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 __all__ = ["GRAM", "LOGGER_NAME", "MARKER", "RedactingFilter", "forms", "redact", "register_secret"]
@@ -74,16 +75,8 @@ def forms(secret: str) -> set[str]:
 
 
 def _upper_hex(text: str) -> str:
-    """``text`` with the two characters after each ``%`` upper-cased: same length, same positions."""
-    if "%" not in text:
-        return text
-    chars = list(text)
-    for i, char in enumerate(chars):
-        if char == "%":
-            for j in (i + 1, i + 2):
-                if j < len(chars) and chars[j] in "abcdef":
-                    chars[j] = chars[j].upper()
-    return "".join(chars)
+    """``text`` with the hex of each ``%XX`` upper-cased: same length, same positions."""
+    return re.sub(r"%[0-9a-fA-F]{2}", lambda m: m.group().upper(), text) if "%" in text else text
 
 
 def _lower_hex(text: str) -> str:
@@ -100,6 +93,18 @@ class _Registry:
         self.secrets: frozenset[str] = frozenset()
         self.grams: frozenset[str] = frozenset()
         self.shorts: tuple[str, ...] = ()
+        self._hashes: tuple[frozenset[str], Any] | None = None
+
+    def hashes(self) -> Any:
+        """The grams' rolling hashes as a sorted numpy array (built on the first long text)."""
+        grams, cached = self.grams, self._hashes
+        if cached is not None and cached[0] is grams:
+            return cached[1]
+        import numpy as np
+
+        values = np.array(sorted({_hash(g) for g in grams}), dtype=np.uint64)
+        self._hashes = (grams, values)
+        return values
 
     def add(self, secret: str) -> None:
         with self._lock:
@@ -132,18 +137,55 @@ def register_secret(secret: str) -> None:
         REGISTRY.add(secret)
 
 
+_P = 0x100000001B3  # the rolling hash's multiplier (FNV's prime), modulo 2**64
+_MASK = (1 << 64) - 1
+_LONG = 4096  # texts longer than this are scanned with numpy (a hostile reply holds up to 1 MiB)
+
+
+def _hash(gram: str) -> int:
+    value = 0
+    for char in gram:
+        value = (value * _P + ord(char)) & _MASK
+    return value
+
+
+def _starts(view: str, grams: frozenset[str]) -> list[int]:
+    """Where a window of ``view`` is a gram: one set lookup per character, or for a long text a
+    vectorised rolling hash picks the candidates and the set confirms them."""
+    count = len(view) - GRAM + 1
+    if count <= _LONG:
+        return [i for i in range(count) if view[i : i + GRAM] in grams]
+    import numpy as np
+
+    codes = np.frombuffer(view.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    hashes = np.zeros(count, dtype=np.uint64)
+    for k in range(GRAM):
+        hashes = hashes * np.uint64(_P) + codes[k : k + count]
+    known = REGISTRY.hashes()
+    if not len(known):
+        return []
+    at = np.minimum(np.searchsorted(known, hashes), len(known) - 1)
+    candidates = np.flatnonzero(known[at] == hashes).tolist()
+    return [i for i in candidates if view[i : i + GRAM] in grams]
+
+
 def _spans(text: str, grams: frozenset[str], shorts: tuple[str, ...]) -> list[tuple[int, int]]:
     """Merged [start, end) runs of ``text`` covered by a matching window."""
     hexed = _upper_hex(text)
     views = (text,) if hexed == text else (text, hexed)
     hits: list[tuple[int, int]] = []
     for view in views:
-        hits += [(i, i + GRAM) for i in range(len(view) - GRAM + 1) if view[i : i + GRAM] in grams]
+        hits += [(i, i + GRAM) for i in _starts(view, grams)]
         for short in shorts:
             start = view.find(short)
             while start >= 0:
                 hits.append((start, start + len(short)))
                 start = view.find(short, start + 1)
+    return _merge(hits)
+
+
+def _merge(hits: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching [start, end) runs joined."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(hits):
         if merged and start <= merged[-1][1]:
@@ -159,15 +201,24 @@ def redact(text: str) -> str:
     grams, shorts = REGISTRY.grams, REGISTRY.shorts
     if not grams and not shorts:
         return text
-    while True:
-        spans = _spans(text, grams, shorts)
-        if not spans:
-            return text
-        pieces, at = [], 0
+    spans = _spans(text, grams, shorts)
+    while spans:
+        pieces, marks, at, size = [], [], 0, 0
         for start, end in spans:
             pieces += [text[at:start], MARKER]
+            size += start - at
+            marks.append(size)
+            size += len(MARKER)
             at = end
         text = "".join(pieces) + text[at:]
+        # A new match must hold a marker's character: look only around the markers.
+        near = [(max(0, m - GRAM + 1), m + len(MARKER) + GRAM - 1) for m in marks]
+        spans = _merge(
+            (lo + start, lo + end)
+            for lo, hi in _merge(near)
+            for start, end in _spans(text[lo:hi], grams, shorts)
+        )
+    return text
 
 
 class RedactingFilter(logging.Filter):
