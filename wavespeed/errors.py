@@ -25,7 +25,8 @@ import copy
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from .redaction import log as _log  # noqa: F401  (the pack's logger, made with its redacting filter)
+# Importing redaction also makes the pack's "wavespeed" logger, with its redacting filter: every
+# module that logs imports this one first.
 from .redaction import redact, register_secret
 
 __all__ = ["LINE_LIMIT", "WaveSpeedError", "redact", "register_secret"]
