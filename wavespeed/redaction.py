@@ -124,6 +124,9 @@ class _Registry:
 
     def replace(self, secrets: Iterable[str]) -> None:
         """Start over with exactly ``secrets`` (tests use it to undo their registrations)."""
+        secrets = frozenset(secrets)
+        if secrets == self.secrets:
+            return
         with self._lock:
             self.secrets, self.grams, self.shorts = frozenset(), frozenset(), ()
         for secret in secrets:
