@@ -316,3 +316,19 @@ def test_a_long_text_is_scanned_fast_and_redacted_the_same(echo: Echo, length: i
         finally:
             redaction._LONG = saved
     assert fast == slow and not leaks(fast, echo.key)
+
+
+@pytest.mark.parametrize(
+    ("status", "advice"),
+    [
+        (401, "check WAVESPEED_API_KEY; new keys work only after the account's first top-up."),
+        (402, "top up at wavespeed.ai, then queue again."),
+        (500, "retries ran out, try again later."),
+    ],
+)
+def test_a_long_server_message_is_cut_never_the_advice(status: int, advice: str) -> None:
+    """A 1000-character server message pushed the advice past the cut on main; it is a hint now."""
+    from wavespeed.replies import error_for_status
+
+    text = str(error_for_status(status, "the server explains " * 50, during="submit"))
+    assert len(text) <= E.LINE_LIMIT and text.endswith(f"…; {advice}"), text
