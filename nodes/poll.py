@@ -5,7 +5,6 @@ one request budget and poll where completion is likely."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 NSFW_PASS, NSFW_FAIL = "pass through", "fail"
 DOWNLOAD_BUDGET_S = 180.0
-_LINE_LIMIT = 300  # errors.one_line cuts longer messages: URLs go in only when they fit whole
 
 
 def _history_of(journal: Any) -> Callable[[str], Sequence[float]] | None:
@@ -64,25 +62,30 @@ def _download_all(
 
 def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeError:
     """The error Poll Result stops with: the task, what was wrong, and where its outputs are.
-    Its image_urls output is never produced then, so the line carries the URLs when they fit in
-    it, else names the places that keep them (polling again would only fail the same way)."""
+    Its image_urls output is never produced then, so the error carries the URLs (the line lists
+    them when they fit whole, else names the places that keep them); polling again would only
+    fail the same way."""
     from ..wavespeed.image_batch import OutputsTooLargeError
 
-    why = exc.message.rstrip(".").split(": refused before decoding")[0].split("; open its image_urls")[0]
-    why = re.sub(r"; limits: [^)]*", "", why)  # room for the URLs; the limits are in the docs
+    urls = tuple(o for o in prediction.outputs if o.startswith(("http://", "https://")))
+    plural = "s" if len(urls) > 1 else ""
+    hint = (
+        f"open the output{plural} directly"
+        if urls
+        else "open its outputs from your task history on wavespeed.ai"
+    )
     if isinstance(exc, OutputsTooLargeError):
-        cls: type[E.ImageDecodeError] = OutputsTooLargeError
-        head = f"Task {prediction.id} (paid, kept): {why}"
-    else:
-        cls = E.ImageDecodeError
-        head = f"Output of task {prediction.id} is not a usable image (twice: {why})"
-    urls = [o for o in prediction.outputs if o.startswith(("http://", "https://"))]
-    direct = f"{head}: open the output{'s' if len(urls) > 1 else ''} directly: {' '.join(urls)}."
-    if urls and len(direct) <= _LINE_LIMIT:
-        return cls(direct, request_id=prediction.id)
-    return cls(
-        f"{head}: open its outputs from your task history on wavespeed.ai (the journal keeps their URLs).",
+        return OutputsTooLargeError(
+            f"Task {prediction.id} (paid, kept): {exc.what}",
+            request_id=prediction.id,
+            hint=hint,
+            urls=urls,
+        )
+    return E.ImageDecodeError(
+        f"Output of task {prediction.id} is not a usable image (twice: {exc.what})",
         request_id=prediction.id,
+        hint=hint,
+        urls=urls,
     )
 
 

@@ -10,8 +10,26 @@ import pytest
 
 from emulator import Emulator
 from scripts.pack_loader import load_pack
+from wavespeed import redaction
 
 TEST_API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _keys_registered_in_a_module_end_with_it() -> Iterator[None]:
+    """Errors redact any 8 characters of every key registered in the process: a key one test
+    registered would otherwise redact another test's texts (a "...-0123456789" key and a
+    "0123456789abcdef..." task id share 8 characters). Module fixtures register theirs too."""
+    saved = redaction.REGISTRY.secrets
+    yield
+    redaction.REGISTRY.replace(saved)
+
+
+@pytest.fixture(autouse=True)
+def _keys_registered_by_a_test_end_with_it() -> Iterator[None]:
+    saved = redaction.REGISTRY.secrets
+    yield
+    redaction.REGISTRY.replace(saved)
 
 
 @pytest.fixture

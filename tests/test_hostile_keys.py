@@ -3,6 +3,7 @@ server echoing the key URL-encoded cannot leak it through an error or a log line
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -12,6 +13,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from emulator import Emulator
+from tests.key_pieces import CASE_1_KEY, leaks
 from wavespeed import errors as E
 from wavespeed.client import RetryPolicy, WaveSpeedClient
 from wavespeed.config import resolve_api_key
@@ -77,3 +79,31 @@ def test_url_encoded_key_echoed_by_the_server_is_redacted(
 
 
 log = logging.getLogger("wavespeed")
+
+
+@pytest.mark.parametrize("echo", ["near the cut", "base64 in Basic", "lower-hex piece"])
+def test_a_key_echoed_near_the_cut_or_in_base64_leaves_no_piece_in_the_error_or_log(
+    echo: str, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17, case 1, over a real socket: the 300-character cut came before redaction (30 of 32
+    characters shown) and a base64 echo was not redacted at all."""
+    key = ODD_KEY if echo == "lower-hex piece" else CASE_1_KEY
+    caplog.set_level(logging.DEBUG)
+    if echo == "near the cut":  # the key straddles the cut at one of these offsets
+        messages = [f"{'x' * pad} {key} rejected" for pad in range(200, 300, 4)]
+    elif echo == "base64 in Basic":
+        messages = [f"bad credentials: Basic {base64.b64encode(f'user:{key}'.encode()).decode()}"]
+    else:
+        lower_hex = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(key, safe=""))
+        messages = [f"bad key fragment {lower_hex[4:24]}"]
+    client = WaveSpeedClient(key, emulator.base_url, retry=RetryPolicy(attempts=1))
+    with client:
+        for message in messages:
+            emulator.inject("submit", "status", status=401, message=message)
+            with pytest.raises(E.AuthenticationError) as info:
+                client.submit(KontextRequest(prompt="echo"))
+            assert leaks(message, key)  # the server really echoed pieces of it
+            assert not leaks(str(info.value), key), str(info.value)
+            assert not leaks(repr(vars(info.value)), key)
+            log.warning("server said: %s", message)
+    assert not leaks(caplog.text, key)

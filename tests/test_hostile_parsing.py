@@ -21,7 +21,9 @@ from wavespeed.models import KontextRequest, Prediction
 from wavespeed.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
 
 KEY = "hostile-parse-key-123456"
-TASK_ID = "0123456789abcdef0123456789abcdef"
+# Not "0123456789abcdef...": it holds 8 characters of the test keys ("...-0123456789"), which
+# errors redact as they would any 8 characters of a key.
+TASK_ID = "9c4e7a1f3b5d8e2a6c0f4b7d1e3a5c9f"
 HUNDRED_MB = 100 * 1024 * 1024
 
 

@@ -4,6 +4,7 @@ onto an output download (CDN) request. Real sockets against the emulator through
 
 from __future__ import annotations
 
+import base64
 import logging
 import traceback
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from emulator import Emulator
+from tests.key_pieces import leaks
 from wavespeed import errors as E
 from wavespeed.client import PollSchedule, RetryPolicy, WaveSpeedClient
 from wavespeed.config import Settings, load_settings
@@ -209,3 +211,21 @@ def test_downloads_never_carry_the_authorization_header(emulator: Emulator, api_
     assert all(not r.authorization for r in downloads), [(r.path, r.authorization) for r in downloads]
     assert {r.route for r in api} == {"submit", "result", "upload", "balance"}
     assert all(r.authorization for r in api), [(r.route, r.authorization) for r in api]
+
+
+def test_a_logged_traceback_holding_the_key_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    """The filter redacted the message only: an exception logged with its traceback (a library's
+    error quoting a header, a base64 blob) printed the key. It renders and redacts the traceback."""
+    key = "traceback-key-Zq8Wm3Xv5Rt7"
+    E.register_secret(key)
+    blob = base64.b64encode(f"user:{key}".encode()).decode()
+    log = logging.getLogger("wavespeed")
+    caplog.set_level(logging.INFO, logger="wavespeed")
+    try:
+        raise ValueError(f"header Authorization: Basic {blob} (raw {key})")
+    except ValueError:
+        log.exception("the reply could not be read")
+    log.info("stack", stack_info=True)
+    (record, _) = caplog.records[-2:]
+    assert record.exc_text and "ValueError" in record.exc_text and "***" in record.exc_text
+    assert not leaks(caplog.text, key), caplog.text

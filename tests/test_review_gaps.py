@@ -193,21 +193,28 @@ def test_a_huge_retry_after_on_a_poll_names_the_task_in_the_text(
 
 
 @pytest.mark.parametrize(
-    ("kind", "status"),
-    [("status", 500), ("malformed", None), ("status", 401), ("reset", None), ("status", 400)],
+    ("kind", "status", "message"),
+    [
+        ("status", 500, None),
+        ("status", 500, "a server message far longer than one line " * 50),
+        ("malformed", None, None),
+        ("status", 401, None),
+        ("reset", None, None),
+        ("status", 400, None),
+    ],
 )
-def test_every_poll_error_names_its_task_first(
-    kind: str, status: int | None, emulator: Emulator, client: WaveSpeedClient
+def test_every_poll_error_names_its_task(
+    kind: str, status: int | None, message: str | None, emulator: Emulator, client: WaveSpeedClient
 ) -> None:
     """Retries ran out, the key was refused, the reply was garbage: the task exists and is paid,
-    so its id leads the line (a 300-character cap cannot cut it)."""
+    so the line names it, and a 300-character cap shortens the server's message, never the id."""
     task = client.submit(KontextRequest(prompt="poll errors"))
-    emulator.inject("result", kind, times=10, status=status)
+    emulator.inject("result", kind, times=10, status=status, message=message)
     with pytest.raises(E.WaveSpeedError) as info:
         client.get_result(task.id)
     text = str(info.value)
-    assert text.startswith(f"Task {task.id}: ") and info.value.request_id == task.id
-    assert "Poll Result" in text and "\n" not in text
+    assert f"task {task.id}" in text and info.value.request_id == task.id
+    assert "Poll Result" in text and "\n" not in text and len(text) <= E.LINE_LIMIT
 
 
 # =========================================================== 3. a huge Retry-After on a submit

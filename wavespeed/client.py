@@ -74,18 +74,6 @@ T = TypeVar("T")
 Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
 
 
-class _RedactingFilter(logging.Filter):
-    """Last line of defence: scrub registered secrets from every record of our logger."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = E.redact(record.getMessage())
-        record.args = ()
-        return True
-
-
-log.addFilter(_RedactingFilter())
-
-
 class WaveSpeedClient:
     """One pooled keep-alive session per client; safe to share between threads."""
 

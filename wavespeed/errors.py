@@ -1,81 +1,155 @@
-"""One exception family for everything that can go wrong talking to WaveSpeed.
+"""One exception family for everything that can go wrong talking to WaveSpeed: errors as data.
 
-Every message is a single actionable line (what went wrong, what to do) and never contains the
-API key: the base class scrubs any registered secret from the text it is given, so a server that
-echoes the key back, or a URL that carries it, cannot leak it through an error.
+Decisions, and why:
+
+* **Fields, rendered once.** An error carries what happened (``what``), the task it concerns
+  (``request_id``), the HTTP ``status``, what to do (``hint``), the task's output ``urls`` and
+  whether the paid task is in the journal (``journaled``). Its text (``message``, ``str()``) is
+  composed from them in one place, :meth:`WaveSpeedError.render`; no code edits an error's text
+  after it is raised (:meth:`with_task` records a paid task as a field).
+* **Redact, then collapse, then cut.** The key is redacted (redaction.py: raw, URL-encoded, base64,
+  any 8+ characters of them) from the whole composed text before whitespace is collapsed and before
+  any cut, and once more after each step, so no cut or join can leave a piece of it. The fields are
+  also redacted when set, so ``vars(error)`` and ``repr`` show no key either.
+* **One line, with what matters kept.** The line is at most :data:`LINE_LIMIT` characters. When it
+  is too long, output URLs go first (they are listed only when they fit whole; otherwise the line
+  says where they are kept), then the end of ``what`` (cut with "…"); the task note and the hint
+  stay.
+* **A task, once it exists, is always named**: an error with a ``request_id`` that its ``what``
+  does not mention says which task and how to fetch it (Poll Result, no new charge).
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TypeVar
-from urllib.parse import quote, quote_plus
+import copy
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
+# Importing redaction also makes the pack's "wavespeed" logger, with its redacting filter: every
+# module that logs imports this one first.
+from .redaction import redact, register_secret
 
+__all__ = ["LINE_LIMIT", "WaveSpeedError", "redact", "register_secret"]
 
-def _encoded_forms(secret: str) -> set[str]:
-    """The secret as a server may echo it back: raw, and URL-encoded (upper and lower hex)."""
-    forms = {secret}
-    for encoded in (quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)):
-        forms.add(encoded)
-        forms.add(_lower_hex(encoded))
-    return forms
+LINE_LIMIT = 300
+_CUT = "…"
+_URLS_KEPT = "in your task history on wavespeed.ai (the journal keeps them)"
+_MIN_WHAT = 60  # characters of ``what`` a cut keeps before it gives up the tail's extras
 
-
-def _lower_hex(text: str) -> str:
-    parts = text.split("%")
-    return parts[0] + "".join("%" + p[:2].lower() + p[2:] for p in parts[1:])
+_E = TypeVar("_E", bound="WaveSpeedError")
 
 
-def register_secret(secret: str) -> None:
-    """Remember a value (the API key) that must never appear in an error or log line, in any of
-    the URL-encoded forms a server could echo it in."""
-    if secret and len(secret) >= 4:
-        with _secrets_lock:
-            _secrets.update(_encoded_forms(secret))
-
-
-def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with a fixed marker."""
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace so a server's multi-line message stays one readable line."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-_Err = TypeVar("_Err", bound="WaveSpeedError")
+def _flat(text: str) -> str:
+    """Whitespace collapsed (a server's multi-line message stays one line), redacted again: a key
+    holding spaces may only match once its whitespace is collapsed."""
+    return redact(" ".join(text.split()))
 
 
 class WaveSpeedError(Exception):
-    """Base class. ``request_id`` is set whenever a task exists, so the result can be fetched later."""
+    """Base class. ``request_id`` is set whenever a task exists, so the result can be fetched later.
 
-    def __init__(self, message: str, *, request_id: str | None = None, status: int | None = None) -> None:
-        self.message = redact(one_line(message))
+    ``SomeError("text", request_id=..., status=...)``: the text is ``what``; ``hint`` says what to do,
+    ``urls`` lists the task's outputs, ``journaled`` whether the paid task is in the journal.
+    """
+
+    def __init__(
+        self,
+        what: str = "",
+        *,
+        request_id: str | None = None,
+        status: int | None = None,
+        hint: str = "",
+        urls: Iterable[str] = (),
+        journaled: bool | None = None,
+    ) -> None:
+        self.what = redact(str(what))
         self.request_id = request_id
         self.status = status
-        super().__init__(self.message)
-
-    def with_task(self: _Err, request_id: str, *, journaled: bool) -> _Err:
-        """Record the paid task this error is about (its id, and whether the journal kept it)."""
-        self.request_id = request_id
+        self.hint = redact(hint)
+        self.urls = tuple(redact(u) for u in urls)
         self.journaled = journaled
-        if request_id not in self.message:
-            kept = "journaled" if journaled else "not journaled"
-            self.message = (
-                f"{self.message.rstrip('.')} (task {request_id} was accepted and {kept}: "
-                "paste its id into WaveSpeed Poll Result to fetch the result)."
-            )
-            self.args = (self.message,)
+        super().__init__(self.what)
+
+    def with_task(self: _E, request_id: str, *, journaled: bool | None) -> _E:
+        """Record the paid task this error concerns (its text then names it, with how to fetch
+        it); ``journaled`` None keeps what was known."""
+        self.request_id = request_id
+        if journaled is not None:
+            self.journaled = journaled
         return self
+
+    def replaced(self: _E, **fields: Any) -> _E:
+        """A copy with some fields changed (a new error, built from this one's data)."""
+        unknown = set(fields) - set(vars(self))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(unknown))}")
+        new = copy.copy(self)
+        for name, value in fields.items():
+            if name in ("what", "hint"):
+                value = redact(str(value))
+            elif name == "urls":
+                value = tuple(redact(u) for u in value)
+            setattr(new, name, value)
+        return new
+
+    # ------------------------------------------------------------------ the one rendering
+
+    def _task_note(self) -> str:
+        rid = self.request_id
+        if not rid or any(r in text for r in {rid, redact(rid)} for text in (self.what, self.hint)):
+            return ""
+        if self.journaled is None:
+            return f" (task {rid}: paste its id into WaveSpeed Poll Result to fetch it, no new charge)"
+        kept = "journaled" if self.journaled else "not journaled"
+        return f" (task {rid} was accepted and {kept}: paste its id into WaveSpeed Poll Result to fetch the result)"
+
+    def _tail(self, urls: str) -> str:
+        """Everything after ``what``: the task note, the hint, and the URLs (``urls`` "list"), where
+        they are kept ("pointer") or nothing of them ("none")."""
+        tail = self._task_note()
+        if self.hint:
+            tail += f"; {self.hint.strip().rstrip('.')}"
+        if self.urls and urls != "none":
+            plural = "s" if len(self.urls) > 1 else ""
+            tail += f"; output{plural}: {' '.join(self.urls) if urls == 'list' else _URLS_KEPT}"
+        return tail
+
+    def render(self, limit: int = LINE_LIMIT) -> str:
+        """The error as one line of at most ``limit`` characters, with no piece of the key.
+
+        Too long, it gives up, in this order: listing the URLs (it says where they are kept), the
+        end of ``what`` (cut with "…", at least :data:`_MIN_WHAT` characters kept), the pointer to
+        the URLs; a hint and note too long for that are cut like any text."""
+        what = _flat(self.what)
+        if not self._tail("list"):
+            return _cut(what, limit)
+        what = what.rstrip(". ")
+        for urls, may_cut in (("list", False), ("pointer", False), ("pointer", True), ("none", True)):
+            tail = _flat(f"|{self._tail(urls)}.")[1:]  # "|" keeps the tail's leading space
+            if len(what) + len(tail) <= 2 * limit:  # else it cannot fit: no pass over a long text
+                text = redact(f"{what}{tail}")
+                if len(text) <= limit:
+                    return text
+            room = limit - len(tail) - len(_CUT)
+            if may_cut and room >= _MIN_WHAT:
+                return redact(f"{what[:room].rstrip()}{_CUT}{tail}")
+        return _cut(redact(f"{what[: 2 * limit]}{tail}"), limit)
+
+    @property
+    def message(self) -> str:
+        """The one-line text shown to the user (and written to the journal)."""
+        return self.render()
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.render()!r})"
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` (already redacted) within ``limit``; redacted again where the cut mark meets it."""
+    return text if len(text) <= limit else redact(text[: limit - len(_CUT)] + _CUT)
 
 
 class ConfigError(WaveSpeedError):
@@ -108,16 +182,9 @@ class RateLimitedError(WaveSpeedError):
     retry_rate_limit=False)``). ``retry_after_s`` is the server's Retry-After, clamped (None if
     absent or unreadable): a scheduler can wait that long before trying again."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        request_id: str | None = None,
-        status: int | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
+    def __init__(self, what: str = "", *, retry_after_s: float | None = None, **fields: Any) -> None:
         self.retry_after_s = retry_after_s
-        super().__init__(message, request_id=request_id, status=status)
+        super().__init__(what, **fields)
 
 
 class ServerError(WaveSpeedError):
@@ -131,9 +198,9 @@ class SubmitUncertainError(ServerError):
 class TaskFailedError(WaveSpeedError):
     """The task ran and failed; carries the server's ``data.error`` and task code."""
 
-    def __init__(self, message: str, *, request_id: str | None = None, code: int | None = None) -> None:
+    def __init__(self, what: str = "", *, code: int | None = None, **fields: Any) -> None:
         self.code = code
-        super().__init__(message, request_id=request_id)
+        super().__init__(what, **fields)
 
 
 class ModerationRefusedError(TaskFailedError):

@@ -76,7 +76,8 @@ def check_output_count(count: int) -> None:
     if count > MAX_OUTPUTS:
         raise OutputsTooLargeError(
             f"the task lists {count} outputs, more than the {MAX_OUTPUTS} this pack decodes (the API "
-            "returns 1 to 4): the reply is not trustworthy; open its image_urls instead."
+            "returns 1 to 4): the reply is not trustworthy",
+            hint="open its image_urls instead",
         )
 
 
@@ -144,8 +145,9 @@ def _check_batch(sizes: list[tuple[int, int]], canvas: tuple[int, int], limits: 
     listed = ", ".join(_fmt(s) for s in sizes[:MAX_OUTPUTS])
     raise OutputsTooLargeError(
         f"{len(sizes)} outputs ({listed}) would need a {len(sizes)} x {width}x{height} batch "
-        f"({nbytes / 2**30:.1f} GiB; limits: {max_pixels} px per image, {max_bytes / 2**30:.1f} GiB "
-        "per batch): refused before decoding; open the image_urls output to use them one by one."
+        f"({nbytes / 2**30:.1f} GiB), refused before decoding",
+        hint=f"open the image_urls output to use them one by one (limits: {max_pixels} px per image, "
+        f"{max_bytes / 2**30:.1f} GiB per batch)",
     )
 
 

@@ -231,7 +231,8 @@ def error_for_status(
     request_id: str | None = None,
     retry_after: float | None = None,
 ) -> E.WaveSpeedError:
-    """Map an HTTP (or envelope) status to the typed error with an actionable one-line message."""
+    """Map an HTTP (or envelope) status to the typed error with an actionable one-line message
+    (the advice is its ``hint``: a long server message is cut, never the advice)."""
     low = message.lower()
     # "Insufficient credits" is the live text, under a status nobody has seen (12.4): any status.
     if (
@@ -240,12 +241,14 @@ def error_for_status(
         or (status == 403 and ("balance" in low or "credit" in low or "insufficient" in low))
     ):
         return E.InsufficientBalanceError(
-            f"WaveSpeed balance too low ({message}): top up at wavespeed.ai, then queue again.", status=status
+            f"WaveSpeed balance too low ({message})",
+            hint="top up at wavespeed.ai, then queue again",
+            status=status,
         )
     if status in (401, 403):
         return E.AuthenticationError(
-            f"WaveSpeed rejected the API key (HTTP {status}: {message}): check WAVESPEED_API_KEY; "
-            "new keys work only after the account's first top-up.",
+            f"WaveSpeed rejected the API key (HTTP {status}: {message})",
+            hint="check WAVESPEED_API_KEY; new keys work only after the account's first top-up",
             status=status,
         )
     if status == 404 and during == "result":
@@ -265,7 +268,8 @@ def error_for_status(
             retry_after_s=retry_after,
         )
     return E.ServerError(
-        f"WaveSpeed server error during {during} (HTTP {status}: {message}); retries ran out, try again later.",
+        f"WaveSpeed server error during {during} (HTTP {status}: {message})",
+        hint="retries ran out, try again later",
         request_id=request_id,
         status=status,
     )

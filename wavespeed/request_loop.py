@@ -77,7 +77,8 @@ class Broken(Exception):
 
 
 def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
-    """Once a task exists (the call's ``request_id``), every error it raises names it in its text."""
+    """Once a task exists (the call's ``request_id``), every error it raises records it, so its
+    text names the task and how to fetch it (errors.py renders that)."""
 
     @functools.wraps(call)
     def named(*args: P.args, **kwargs: P.kwargs) -> Out:
@@ -85,24 +86,11 @@ def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
             return call(*args, **kwargs)
         except E.WaveSpeedError as exc:
             request_id = kwargs.get("request_id")
-            name_the_task(exc, request_id if isinstance(request_id, str) else None)
+            if isinstance(request_id, str) and request_id and not exc.request_id:
+                exc.with_task(request_id, journaled=None)
             raise
 
     return named
-
-
-def name_the_task(exc: E.WaveSpeedError, request_id: str | None) -> None:
-    """Put the task id first in an error's text (a one-line cap cannot cut it) with how to fetch it."""
-    if not request_id or request_id in exc.message:
-        return
-    exc.request_id = exc.request_id or request_id
-    exc.message = E.redact(
-        E.one_line(
-            f"Task {request_id}: {exc.message.rstrip('.')}; Poll Result fetches it later by this "
-            "request id (no new charge)."
-        )
-    )
-    exc.args = (exc.message,)
 
 
 def window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
@@ -168,28 +156,27 @@ def backoff(
     if deadline is not None:
         limit = min(limit, deadline - time.monotonic())
     if wait_s > limit:
-        failure.message = E.redact(refused_wait_text(failure, wait_s, during, attempt))
-        failure.args = (failure.message,)
-        raise failure
+        raise refused_wait(failure, wait_s, during, attempt)
     return wait_s
 
 
-def refused_wait_text(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> str:
-    """What happened when a Retry-After is longer than the call may wait: no "retries ran out"
-    when nothing was retried, and the task id (with how to fetch it) once a task exists."""
+def refused_wait(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> E.WaveSpeedError:
+    """The error for a Retry-After longer than the call may wait: no "retries ran out" when
+    nothing was retried; a task that exists is named by the error itself (its ``request_id``)."""
     answer = f"HTTP {failure.status}" if failure.status else "a failed reply"
     tried = "" if attempt <= 1 else f", after {attempt - 1} retr{'y' if attempt == 2 else 'ies'}"
-    text = (
+    what = (
         f"WaveSpeed asked to wait {wait_s:.0f} s before the next {during} request ({answer}{tried}), "
         "longer than this call may wait"
     )
-    if isinstance(failure, E.RateLimitedError):
-        text += "; lower the number of parallel tasks"
-    if failure.request_id:
-        return f"{text}; task {failure.request_id} is kept: paste its request id into Poll Result later (no new charge)."
-    if during == "submit":
-        return f"{text}; no task was created (nothing charged): queue again later."
-    return f"{text}: try again later."
+    hints = ["lower the number of parallel tasks"] if isinstance(failure, E.RateLimitedError) else []
+    if not failure.request_id:
+        hints.append(
+            "no task was created (nothing charged): queue again later"
+            if during == "submit"
+            else "try again later"
+        )
+    return failure.replaced(what=what, hint="; ".join(hints))
 
 
 def exchange(
