@@ -91,7 +91,7 @@ choose_python() {
   fi
   if [[ -n "${PYTHON:-}" ]]; then
     if PYV="$(probe "$PYTHON" 2>/tmp/bootstrap-probe.$$)"; then
-      PY="$PYTHON" WHY="PYTHON=$PYTHON"
+      PY="$PYTHON" WHY="set by PYTHON="
       rm -f /tmp/bootstrap-probe.$$
       return 0
     fi
@@ -179,7 +179,7 @@ PYEXTRACT
 }
 
 cd "$REPO"
-say "Python $PYV ($PY: $WHY) for $venv_dir"
+say "Python $PYV ($PY, $WHY) for $venv_dir"
 
 if [[ "$PY" != "$VENV/bin/python" ]]; then
   if [[ -e "$VENV" || -L "$VENV" ]]; then
