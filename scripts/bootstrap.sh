@@ -164,6 +164,13 @@ long() {
 
 pip_() { "$VENV/bin/python" -m pip "$@" --progress-bar off; }
 
+# the version pip would install for torch==$TORCH with its configured sources (and pip args "$@")
+torch_probe() {
+  pip_ install --dry-run --ignore-installed --no-deps --quiet --report - "$@" "torch==$TORCH" 2>/dev/null |
+    "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["install"][0]["metadata"]["version"])' \
+      2>/dev/null || true
+}
+
 # unzip_prefix WHEEL DEST PREFIX: the files of WHEEL under PREFIX, into DEST (PREFIX stripped)
 unzip_prefix() {
   "$VENV/bin/python" - "$@" <<'PYEXTRACT'
@@ -199,9 +206,9 @@ else
   # torch: pip's choice for torch==$TORCH among every source it is configured with (find-links,
   # indexes): a +cpu build when one fits this Python (the wheel on disk, or a CPU index the user
   # added); else PyPI's build, which for x86_64 Linux is the CUDA one with ~3 GB of nvidia-* packages.
-  torch_pick="$(pip_ install --dry-run --ignore-installed --no-deps --quiet --report - "torch==$TORCH" \
-    2>/dev/null | "$VENV/bin/python" -c \
-    'import json,sys; print(json.load(sys.stdin)["install"][0]["metadata"]["version"])' 2>/dev/null || true)"
+  # (the files on disk first, a few seconds; the indexes only when they hold no CPU build)
+  torch_pick="$(torch_probe --no-index)"
+  [[ "$torch_pick" == "$TORCH+cpu" ]] || torch_pick="$(torch_probe)"
   if [[ "$torch_pick" == "$TORCH+cpu" ]]; then
     torch_build=cpu
     say "installing torch==$torch_pick (CPU wheel, ~200 MB)"
