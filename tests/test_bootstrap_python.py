@@ -21,15 +21,16 @@ TOOLS = ("dirname", "cat", "rm", "sed")  # what the script runs before it stops
 
 
 def _real(minor: int) -> str | None:
-    """A real CPython 3.<minor> here: this interpreter, one on PATH, or a pyenv build."""
-    if sys.version_info[:2] == (3, minor) and sys.implementation.name == "cpython":
-        return sys.executable
-    for path in [
-        shutil.which(f"python3.{minor}"),
-        *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3.{minor}"))),
-    ]:
-        if path and subprocess.run([path, "-c", ""], capture_output=True).returncode == 0:
-            return path
+    """A real CPython 3.<minor> binary here (this one, one on PATH, or a pyenv build), resolved past
+    any pyenv shim: a shim linked under another name would not run."""
+    found = [sys.executable] if sys.version_info[:2] == (3, minor) else []
+    found += [shutil.which(f"python3.{minor}") or ""]
+    found += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3.{minor}")))
+    for path in filter(None, found):
+        ask = 'import sys; print(getattr(sys, "_base_executable", "") or sys.executable)'
+        out = subprocess.run([path, "-c", ask], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
     return None
 
 

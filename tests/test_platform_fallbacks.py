@@ -48,12 +48,14 @@ if mode == "no-proc":
     psutil = types.ModuleType("psutil")
     psutil.Process, psutil.pid_exists = Process, lambda pid: pid in starts
     sys.modules["psutil"] = psutil
+    import functools
     real_open = io.open
-    def no_proc(file, *args, **kwargs):
+    def _no_proc(file, *args, **kwargs):
         if str(file).startswith("/proc"):
             raise FileNotFoundError(2, "No such file or directory", str(file))
         return real_open(file, *args, **kwargs)
-    builtins.open = io.open = no_proc
+    # a partial is no descriptor: Python 3.10's pathlib keeps io.open as a class attribute
+    builtins.open = io.open = functools.partial(_no_proc)
 sys.path.insert(0, repo)
 from scripts.pack_loader import load_pack
 pack = load_pack()

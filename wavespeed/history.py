@@ -36,10 +36,10 @@ def created_epoch(value: object) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.strip().replace("Z", "+00:00")
-    if "." in text:  # Python 3.11 parses at most 6 fractional digits
+    if "." in text:  # Python 3.10 parses exactly 3 or 6 fractional digits
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+        n = len(rest) - len(rest.lstrip("0123456789"))  # the fraction's digits, not the offset's
+        text = f"{head}.{rest[:n][:6].ljust(6, '0')}{rest[n:]}"
     try:
         return datetime.fromisoformat(text).timestamp()
     except (ValueError, OverflowError):
