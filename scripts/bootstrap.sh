@@ -219,8 +219,8 @@ else
     exit 1
   else
     torch_build=cuda
-    say "no CPU wheel of torch $TORCH for Python $PYV: taking PyPI's torch $TORCH (CUDA build, ~3 GB" \
-      "with its nvidia-* packages; it runs on the CPU too; TORCH_CPU_ONLY=1 refuses instead)"
+    say "no CPU wheel of torch $TORCH for Python $PYV: taking PyPI's torch $TORCH (CUDA build, ~3.7 GB" \
+      "more with its nvidia-* packages; it runs on the CPU too; TORCH_CPU_ONLY=1 refuses instead)"
   fi
   long "torch" pip_ install -c constraints.txt "torch==${torch_pick:-$TORCH}"
   say "installing $TORCHVISION and $TORCHAUDIO --no-deps (CPU shim: scripts/comfy_shim)"
