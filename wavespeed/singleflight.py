@@ -12,9 +12,16 @@
 Liveness: the owner renews the lease of its intents every ``RENEW_S`` from one daemon thread (a
 long sync-mode POST keeps it renewed), so a frozen process, or one that died where its pid cannot
 be checked (another container: another hostname), goes stale after ``LEASE_S``; on this host and
-boot a dead pid is stale at once (kill -9 is seen immediately). The lease is wall-clock time: a
-clock jump may make a live intent look stale, which leads to the history search or the one-line
-error, never to a second payment.
+boot a dead pid is stale at once (kill -9 is seen immediately), and so is a pid that now belongs to
+another process: the owner token records its process's start (Linux: boot-clock ticks from /proc,
+immune to wall-clock jumps; elsewhere psutil's create_time), and a live process with another start
+is not the owner. The lease is wall-clock time: a lease further ahead than ``LEASE_S`` (the clock
+jumped back, or was written by a clock ahead) is stale unless its owner is seen alive, so a clock
+jump never blocks a re-queue for the whole wait. A clock jump may make a live intent look stale,
+which leads to the history search or the one-line error, never to a second payment.
+
+Processes are probed without Linux-only calls where they do not exist: on Windows ``os.kill(pid, 0)``
+would send CTRL_C_EVENT, so psutil (a ComfyUI dependency) or ``OpenProcess`` answers instead.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from . import errors as E
@@ -35,11 +43,12 @@ T = TypeVar("T")
 
 LEASE_S = 30.0
 RENEW_S = 5.0
+CLOCK_SLACK_S = RENEW_S  # how far ahead of ours another clock may write a fresh lease
 POLL_S = 0.2
 STATE_SUBMITTING = "submitting"
 STATE_UNCERTAIN = "uncertain"
+PROC = Path("/proc")  # Linux only; elsewhere (or without /proc) psutil tells a process's start
 
-OWNER = os.urandom(16).hex()  # this process
 _NODE = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
 HOST = f"{_NODE}/{BOOT_ID}"  # a pid is only meaningful on the same machine and boot
 
@@ -98,9 +107,72 @@ class Flights(Generic[T]):
 # ---------------------------------------------------------------------- across processes
 
 
+def process_start(pid: int) -> str:
+    """When process ``pid`` started, as a token to compare ("" when it cannot be told): ``b`` + its
+    start in boot-clock ticks from /proc (Linux), else ``c`` + psutil's create_time."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+        return "b" + stat.rsplit(")", 1)[1].split()[19]  # field 22, starttime (after "pid (comm)")
+    except (OSError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return f"c{psutil.Process(pid).create_time():.3f}"
+    except Exception:  # no psutil, no such process, access denied: cannot tell
+        return ""
+
+
+def _new_owner() -> str:
+    """A random token per process, with its start: a reused pid is told apart from the owner."""
+    return f"{os.urandom(16).hex()}@{process_start(os.getpid())}"
+
+
+OWNER = _new_owner()  # this process
+
+
+def _after_fork() -> None:
+    global OWNER
+    OWNER = _new_owner()  # a forked child is another owner
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    """OpenProcess + GetExitCodeProcess (never ``os.kill(pid, 0)``: CTRL_C_EVENT on Windows)."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return bool(ctypes.get_last_error() == 5)  # type: ignore[attr-defined,unused-ignore]  # ACCESS_DENIED: it exists
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: count it alive
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
 def pid_alive(pid: int) -> bool:
+    """Does process ``pid`` exist (True when it cannot be told)? psutil where importable, else
+    ``os.kill(pid, 0)`` on POSIX and OpenProcess on Windows."""
     if pid <= 0:
         return False
+    try:
+        import psutil
+
+        return bool(psutil.pid_exists(pid))
+    except ImportError:
+        pass
+    if os.name == "nt":
+        try:
+            return _windows_pid_alive(pid)
+        except (OSError, AttributeError):
+            return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,15 +182,30 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def same_process(pid: int, owner: str) -> bool | None:
+    """Is the owner of an intent on this host and boot still running? False when its pid is gone or
+    now belongs to a process started at another time; None when that cannot be told."""
+    if not pid_alive(pid):
+        return False
+    recorded = owner.partition("@")[2]  # "" in rows written before the token held the start
+    current = process_start(pid) if recorded else ""
+    if not current or current[0] != recorded[0]:
+        return None
+    return current == recorded
+
+
 def owner_alive(intent: Intent, now: float | None = None) -> bool:
     """Is someone still submitting under this intent?"""
     if intent.state != STATE_SUBMITTING:
         return False
     if intent.owner == OWNER:
         return True
-    if os.name == "posix" and intent.host == HOST and not pid_alive(intent.pid):
-        return False
-    return intent.lease_until >= (time.time() if now is None else now)
+    now = time.time() if now is None else now
+    if intent.host == HOST:
+        same = same_process(intent.pid, intent.owner)
+        if same is not None:  # seen: a live owner pulls a far lease back within RENEW_S
+            return same and intent.lease_until >= now
+    return now <= intent.lease_until <= now + LEASE_S + CLOCK_SLACK_S
 
 
 def new_intent(account: str, identity: str, model: str, payload_hash: str) -> Intent:
