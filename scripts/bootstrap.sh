@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build everything the tests and the demo need, from scratch, idempotently:
 #   .venv/                              a venv of the newest CPython 3.10-3.13 found (python3.13, 3.12,
-#                                       3.11, 3.10 on PATH; PYTHON=/path/to/python wins; an existing
+#                                       3.11, 3.10 on PATH; the newest with a CPU torch wheel on disk
+#                                       first; PYTHON=/path/to/python wins; an existing
 #                                       .venv keeps its Python): torch 2.13 (the CPU wheel when pip finds
 #                                       one on disk, else PyPI's CUDA build, said in one line),
 #                                       torchvision 0.28 + torchaudio 2.11 (--no-deps), ComfyUI 0.33.0's
@@ -41,7 +42,7 @@ while (($#)); do
     --venv) venv_dir="${2:?--venv needs a folder, e.g. .venv-py3.13}"; shift 2 ;;
     --venv=*) venv_dir="${1#*=}"; shift ;;
     --which-python) which_only=1; shift ;;
-    -h | --help) sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,6 +78,22 @@ PYPROBE
   esac
 }
 
+# cpu_torch_on_disk X.Y: a torch-$TORCH+cpu wheel for CPython X.Y lies in one of pip's find-links
+# folders (PIP_FIND_LINKS, or find-links in a pip config file)
+cpu_torch_on_disk() {
+  local tag="cp${1/./}" dirs="${PIP_FIND_LINKS:-}" conf d
+  for conf in /etc/pip.conf /etc/xdg/pip/pip.conf "$HOME/.config/pip/pip.conf" "$HOME/.pip/pip.conf" \
+    "${PIP_CONFIG_FILE:-}"; do
+    [[ -n "$conf" && -f "$conf" ]] || continue
+    dirs+=" $(sed -n 's/^[[:space:]]*find-links[[:space:]]*=[[:space:]]*//p' "$conf" | tr '\n' ' ')"
+  done
+  for d in $dirs; do
+    d="${d#file://}"
+    compgen -G "$d/torch-$TORCH+cpu-$tag-$tag-*.whl" >/dev/null && return 0
+  done
+  return 1
+}
+
 # choose the interpreter: sets PY (a command) and PYV (X.Y.Z) and WHY, or prints one line and exits 1
 choose_python() {
   local v why_not
@@ -100,17 +117,31 @@ choose_python() {
     rm -f /tmp/bootstrap-probe.$$
     exit 1
   fi
-  local tried=()
+  local tried=() usable=()
   for v in $PYTHONS; do
     if command -v "python$v" >/dev/null 2>&1; then
       if PYV="$(probe "python$v" 2>/tmp/bootstrap-probe.$$)"; then
-        PY="python$v" WHY="the newest CPython 3.10-3.13 on PATH"
-        rm -f /tmp/bootstrap-probe.$$
-        return 0
+        usable+=("$v:$PYV")
+      else
+        tried+=("python$v: $(cat /tmp/bootstrap-probe.$$)")
       fi
-      tried+=("python$v: $(cat /tmp/bootstrap-probe.$$)")
     fi
   done
+  # Newest first, but one whose CPU torch wheel is on disk wins over a newer one without (that one
+  # would download PyPI's CUDA build: ~3.7 GB and minutes more, for nothing on a CPU machine).
+  for v in "${usable[@]}"; do
+    PYV="${v#*:}"
+    if cpu_torch_on_disk "${PYV%.*}"; then
+      PY="python${v%%:*}" WHY="the newest CPython 3.10-3.13 on PATH with a CPU torch $TORCH wheel on disk"
+      rm -f /tmp/bootstrap-probe.$$
+      return 0
+    fi
+  done
+  if ((${#usable[@]})); then
+    PY="python${usable[0]%%:*}" PYV="${usable[0]#*:}" WHY="the newest CPython 3.10-3.13 on PATH"
+    rm -f /tmp/bootstrap-probe.$$
+    return 0
+  fi
   if command -v python3 >/dev/null 2>&1; then
     if PYV="$(probe python3 2>/tmp/bootstrap-probe.$$)"; then
       PY="python3" WHY="python3 on PATH"

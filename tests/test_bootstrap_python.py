@@ -125,3 +125,28 @@ def test_an_existing_venv_keeps_its_python_and_a_different_python_is_refused(tmp
     assert rc == 0 and out.startswith(f"{tmp_path / 'v' / 'bin' / 'python'} 3.11.")
     rc, out, err = _which(folder, tmp_path, python=other)
     assert rc == 1 and len(err.splitlines()) == 1 and "remove" in err and "test.sh --python" in err
+
+
+def test_a_python_with_its_cpu_torch_on_disk_wins_over_a_newer_one_without(tmp_path: Path) -> None:
+    """A newer Python without a CPU torch wheel would download PyPI's CUDA build (~3.7 GB): the
+    newest one whose ``torch-2.13.0+cpu`` wheel lies in a pip find-links folder is taken instead."""
+    newer, older = _real(13) or _real(12), _real(11) or _real(10)
+    if not (newer and older):
+        pytest.skip("needs two CPythons of 3.10-3.13")
+    old_minor = subprocess.run(
+        [older, "-c", "import sys; print(sys.version_info[1])"], capture_output=True, text=True
+    )
+    tag = f"cp3{old_minor.stdout.strip()}"
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / f"torch-2.13.0+cpu-{tag}-{tag}-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    folder = _bin(tmp_path, **{"python3.13": newer, "python3.10": older})
+    env = {
+        "PATH": str(folder),
+        "HOME": str(tmp_path),
+        "PIP_FIND_LINKS": str(wheels),
+        "PIP_CONFIG_FILE": "/dev/null",
+    }
+    cmd = [BASH, str(REPO / "scripts/bootstrap.sh"), "--which-python", "--venv", str(tmp_path / "v")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("python3.10 3."), (out.stdout, out.stderr)
