@@ -24,7 +24,7 @@ def test_probe_against_the_emulator_confirms_every_observed_line(
     out = tmp_path / "report.json"
     assert live_probe.main(["--emulator", "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
-    assert "live-probe-emulator-key" not in text
+    assert live_probe.EMULATOR_KEY not in text and live_probe.EMULATOR_KEY[6:14] not in text
     report = json.loads(text)
     assert report["target"] == "emulator"
     verdicts = {r["behaviour"]: r["verdict"] for r in report["behaviours"]}
