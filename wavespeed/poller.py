@@ -3,26 +3,29 @@
 Waiting by polling each task on a fixed short period costs about 3.3 requests per second per task
 and floods the API with hundreds of tasks in flight. The decisions here, and why:
 
-* **Poll where completion is likely.** A model's inference times are consistent, so past ones (the
-  journal's, and those seen by this poller) say when a task will end. With enough history a task
-  is polled once shortly before the central part of that distribution (its 10th..90th
-  percentiles, ``PollPlan``), then on a grid across it whose step spends about ``per_task_rps``
-  requests per second of inference but never exceeds ``max_step_s`` (the lag bound for most tasks);
-  past it the step grows towards ``tail_cap_s``, never slower than the ``per_task_rps`` pace. Without history (fewer than ``MIN_HISTORY`` samples)
-  it falls back to the fast schedule the client always used (0.1 s, x1.5, 0.3 s cap).
+* **Each task follows its model's poll plan** (poll_plan.py: what it knows, what it assumes). In
+  short: the plan's clock starts when the task is last seen queued (``created``) or at submit; its
+  polls are dense where the model's past times (journal plus this process; a heavy-tailed prior
+  while there are few) say completion is likely, sparse elsewhere, and expected to cost at most
+  ``per_task_rps`` (1.5) requests per second of inference, the submit and the download included.
+  No gap exceeds ``max_gap_s``, and every waiter's deadline gets a last look before it.
 * **One budget for the account.** A token bucket (``budget_rps``, env
-  ``WAVESPEED_POLL_BUDGET_RPS``, default 50) bounds the requests of all waits together. When more
-  polls are due than tokens, the tasks most likely to have finished since their last poll go first
-  (hazard from the same history), so hundreds of tasks lose a little lag each instead of flooding.
-* **Queued is not processing.** A task WaveSpeed holds in ``created`` (over the account's
-  concurrency limit) is polled slowly and its clock starts when it is first seen processing.
+  ``WAVESPEED_POLL_BUDGET_RPS``, default 300, allowed 1..10000) bounds the requests of all waits
+  together. 300 because the official SDK polls every task once a second, so Silver's 300 tasks at
+  once already make 300 requests a second from WaveSpeed's own client; the plan needs about 1.2 a
+  second per task in flight, so up to ~250 tasks are never slowed by it, and above that each task
+  loses a little lag instead of the API being flooded. Below 1 a second a finished task could wait
+  minutes to be seen (issue 17 case 8), above 10000 it is no limit: both are refused in one line.
+* **Due polls go first come, first served** when more are due than tokens: a poll due earlier (the
+  plan put it where completion is likely) is sent first, and no task waits more than (tasks in
+  flight) / budget seconds past its due time.
 * Polls run on a small pool of threads, so one slow reply does not stall the others; several waiters
-  of one task share its polls.
+  of one task share its polls. The decisions live in ``PollBook`` (no threads, no clock of its
+  own), so tests drive them with a fake clock.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import math
 import threading
@@ -33,9 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import errors as E
-from .env_settings import positive_float_from_env
+from .env_settings import bounded_float_from_env
 from .models import Prediction
+from .poll_plan import PollPlan, Schedule, TokenBucket, next_due
 from .vocabulary import QUEUED_STATUSES, CancelCheck
+
+__all__ = ["Poller", "PollBook", "PollPlan", "budget_from_env", "check_budget", "poller_for", "reset_pollers"]
 
 ProgressCallback = Callable[[Prediction, float], None]
 # (request_id, deadline, cancel) -> the task's state now; cancel turns true once nobody waits for the
@@ -44,67 +50,31 @@ Fetch = Callable[[str, float, CancelCheck], Prediction]
 History = Callable[[str], Sequence[float]]  # model -> past inference times in seconds
 
 ENV_BUDGET = "WAVESPEED_POLL_BUDGET_RPS"
-DEFAULT_BUDGET_RPS = 50.0
-MIN_HISTORY = 5
+DEFAULT_BUDGET_RPS = 300.0
+MIN_BUDGET_RPS = 1.0
+MAX_BUDGET_RPS = 10000.0
 HISTORY_KEEP = 200
 _POLL_DEADLINE_S = 30.0
 _SLICE_S = 0.1
 _FRESH_S = 60.0  # a task submitted longer ago than this is looked at at once
 
 
-@dataclass(frozen=True)
-class PollPlan:
-    """When to poll a processing task, from its model's past inference times."""
-
-    per_task_rps: float = 1.2
-    min_step_s: float = 0.08
-    max_step_s: float = 0.25
-    tail_cap_s: float = 2.0
-    lead_gap_s: float = 8.0  # before the likely window, look at least this often (early failures)
-    fallback: tuple[float, float, float] = (0.1, 1.5, 0.3)  # first, factor, cap without history
-
-    def next_delay(self, history: Sequence[float], elapsed_s: float, polls_processing: int) -> float:
-        """Seconds from now until the next poll of a task processing for elapsed_s (history sorted)."""
-        if len(history) < MIN_HISTORY:
-            first, factor, cap = self.fallback
-            return min(cap, first * factor**polls_processing)
-        lo, hi = quantile(history, 0.1), quantile(history, 0.9)
-        median = quantile(history, 0.5)
-        core_polls = max(2.0, self.per_task_rps * median - 2.0)
-        step = min(self.max_step_s, max(self.min_step_s, (hi - lo) / core_polls))
-        start = max(0.0, lo - step)
-        if elapsed_s < start:
-            return min(start - elapsed_s, self.lead_gap_s)
-        if elapsed_s <= hi + step:
-            return step
-        # Past the likely window: back off towards tail_cap_s, but never below the pace the promise
-        # allows (per_task_rps polls per second of the task's run so far). A task far longer than
-        # every one seen before (a slow day, a new model) then keeps a lag of about 1/per_task_rps
-        # instead of tail_cap_s, and its polls still stay within per_task_rps of its inference.
-        backoff = min(self.tail_cap_s, max(step, (elapsed_s - hi) / 2.0))
-        pace = (polls_processing + 1) / self.per_task_rps - elapsed_s
-        return min(backoff, max(step, pace))
-
-    @staticmethod
-    def queued_delay(queued_s: float) -> float:
-        """A queued task waits for a slot: look every 0.5..2 s, more slowly the longer it waits."""
-        return min(2.0, max(0.5, queued_s / 4.0))
-
-
-def quantile(data: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile of sorted data (q in 0..1)."""
-    pos = (len(data) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return float(data[lo] + (data[hi] - data[lo]) * (pos - lo))
-
-
-def cdf(data: Sequence[float], x: float) -> float:
-    """Fraction of sorted data <= x."""
-    return bisect.bisect_right(data, x) / len(data) if data else 0.0
-
-
 def budget_from_env() -> float:
-    return positive_float_from_env(ENV_BUDGET, DEFAULT_BUDGET_RPS, "requests per second")
+    """WAVESPEED_POLL_BUDGET_RPS, checked when it is read (ConfigError in one line if out of range)."""
+    return bounded_float_from_env(
+        ENV_BUDGET, DEFAULT_BUDGET_RPS, MIN_BUDGET_RPS, MAX_BUDGET_RPS, "requests per second"
+    )
+
+
+def check_budget(budget_rps: float) -> float:
+    """A budget given in code, held to the same range as the setting."""
+    value = float(budget_rps)
+    if not (MIN_BUDGET_RPS <= value <= MAX_BUDGET_RPS):
+        raise ValueError(
+            f"budget_rps must be from {MIN_BUDGET_RPS:g} to {MAX_BUDGET_RPS:g} requests per second, "
+            f"not {budget_rps!r}."
+        )
+    return value
 
 
 @dataclass
@@ -112,18 +82,154 @@ class _Entry:
     request_id: str
     model: str
     start: float  # when it was last seen queued (or submitted): the inference clock starts here
+    schedule: Schedule
     queued_since: float | None = None
     due: float = 0.0
-    last_poll: float = 0.0
-    polls_processing: int = 0
+    last_poll: float | None = None
     in_flight: bool = False
-    waiters: int = 0
+    deadlines: list[float] = field(default_factory=list)  # one per waiter
     version: int = 0
     prediction: Prediction | None = None
     error: BaseException | None = None
     done: bool = False
     polls: int = 0
-    history: list[float] = field(default_factory=list)
+
+
+class PollBook:
+    """The poller's decisions, without threads or a clock: who joins, which polls are due and may be
+    sent within the budget, what a reply changes. Not thread-safe: the Poller holds its lock."""
+
+    def __init__(
+        self, now: float, *, budget_rps: float, plan: PollPlan | None = None, history: History | None = None
+    ) -> None:
+        self.plan = plan or PollPlan()
+        self.bucket = TokenBucket(check_budget(budget_rps), now)
+        self.entries: dict[str, _Entry] = {}
+        self._source = history
+        self._past: dict[str, deque[float]] = {}
+        self._schedules: dict[str, tuple[int, Schedule]] = {}
+        self.sent = 0
+
+    def join(
+        self,
+        request_id: str,
+        model: str,
+        now: float,
+        deadline: float,
+        first: Prediction | None,
+        age_s: float | None,
+    ) -> _Entry:
+        """A waiter for a task: a new entry (first poll by the plan, or at once for a task of
+        unknown age with no reply in hand), or one more deadline on the task's entry."""
+        entry = self.entries.get(request_id)
+        if entry is None:
+            entry = _Entry(request_id, model, start=now, schedule=self.schedule(model))
+            entry.prediction = first
+            fresh = age_s is not None and 0 <= age_s < _FRESH_S
+            if fresh:
+                entry.start = now - float(age_s or 0.0)
+            entry.deadlines.append(deadline)
+            entry.due = self._next(entry, now, looked_now=False) if first is not None or fresh else now
+            self.entries[request_id] = entry
+        else:
+            entry.deadlines.append(deadline)
+            if not entry.in_flight:
+                entry.due = min(entry.due, self._next(entry, now, looked_now=False))
+        return entry
+
+    def leave(self, entry: _Entry, deadline: float) -> None:
+        with contextlib.suppress(ValueError):
+            entry.deadlines.remove(deadline)
+        if not entry.deadlines and self.entries.get(entry.request_id) is entry:
+            del self.entries[entry.request_id]
+
+    def take_due(self, now: float) -> list[_Entry]:
+        """The polls to send now: due ones, earliest due first, as many as the budget allows."""
+        due = sorted(
+            (e for e in self.entries.values() if not e.in_flight and not e.done and e.due <= now),
+            key=lambda e: e.due,
+        )
+        granted = self.bucket.take(now, len(due)) if due else 0
+        for entry in due[:granted]:
+            entry.in_flight = True
+            entry.last_poll = now
+            self.sent += 1
+        return due[:granted]
+
+    def wake_in(self, now: float) -> float:
+        """Seconds until something may be due (a poll's time, or the next token when polls wait)."""
+        waiting = [e.due for e in self.entries.values() if not e.in_flight and not e.done]
+        if not waiting:
+            return 1.0
+        first = min(waiting)
+        if first <= now:
+            return max(0.002, self.bucket.wait_s(now))
+        return max(0.002, first - now)
+
+    def on_reply(self, entry: _Entry, prediction: Prediction, now: float) -> None:
+        entry.in_flight = False
+        entry.polls += 1
+        entry.prediction = prediction
+        entry.version += 1
+        if prediction.is_terminal:
+            entry.done = True
+            if prediction.is_completed and prediction.inference_ms:
+                self.record(entry.model, prediction.inference_ms / 1000.0)
+        elif prediction.status in QUEUED_STATUSES:
+            entry.queued_since = entry.queued_since if entry.queued_since is not None else now
+            entry.start = now  # not started yet: its inference clock has not begun
+            entry.due = self._next(entry, now, looked_now=True)
+        else:
+            entry.queued_since = None
+            entry.due = self._next(entry, now, looked_now=True)
+
+    def on_error(self, entry: _Entry, exc: BaseException) -> None:
+        entry.in_flight = False
+        entry.error = exc
+        entry.done = True
+
+    def record(self, model: str, inference_s: float) -> None:
+        if inference_s > 0 and math.isfinite(inference_s):
+            self._past_of(model).append(inference_s)
+
+    def schedule(self, model: str) -> Schedule:
+        """The model's plan, rebuilt when its history has grown (by one while short, else by 10 %)."""
+        past = self._past_of(model)
+        cached = self._schedules.get(model)
+        n = len(past)
+        if cached is None or (n != cached[0] and (n < 20 or n >= cached[0] * 1.1 or n < cached[0])):
+            cached = (n, self.plan.schedule(list(past)))
+            self._schedules[model] = cached
+        return cached[1]
+
+    def _past_of(self, model: str) -> deque[float]:
+        past = self._past.get(model)
+        if past is None:
+            past = self._past[model] = deque(maxlen=HISTORY_KEEP)
+            if self._source is not None:
+                # The history only tunes the schedule: a broken source must not stop a wait.
+                with contextlib.suppress(Exception):
+                    past.extend(
+                        x for x in (float(v) for v in self._source(model)) if x > 0 and math.isfinite(x)
+                    )
+        return past
+
+    def _next(self, entry: _Entry, now: float, *, looked_now: bool) -> float:
+        if entry.queued_since is not None:
+            due = now + self.plan.queued_delay(now - entry.queued_since)
+            for deadline in entry.deadlines:  # a queued task's waiters get their last look too
+                last = deadline - self.plan.final_lead_s
+                if not (looked_now and now >= last) and due > last:
+                    due = max(now + self.plan.min_step_s if looked_now else now, last)
+            return due
+        return next_due(
+            entry.schedule,
+            self.plan,
+            start=entry.start,
+            now=now,
+            deadlines=entry.deadlines,
+            looked_now=looked_now,
+        )
 
 
 class Poller:
@@ -141,15 +247,11 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
-        self.budget_rps = budget_from_env() if budget_rps is None else float(budget_rps)
-        self._history_source = history
-        self.plan = plan or PollPlan()
+        self.budget_rps = budget_from_env() if budget_rps is None else check_budget(budget_rps)
         self._clock = clock
+        self._book = PollBook(clock(), budget_rps=self.budget_rps, plan=plan, history=history)
+        self.plan = self._book.plan
         self._cond = threading.Condition()
-        self._entries: dict[str, _Entry] = {}
-        self._seen: dict[str, deque[float]] = {}
-        self._tokens = self.budget_rps
-        self._tokens_at = clock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wavespeed-poll")
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -178,7 +280,12 @@ class Poller:
                 progress(first, 0.0)
             if first.is_terminal:
                 return _finished(first)
-        entry = self._join(request_id, model, first, age_s)
+        with self._cond:
+            entry = self._book.join(request_id, model, start, deadline, first, age_s)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wavespeed-poller", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
         seen = 0
         try:
             with self._cond:
@@ -204,17 +311,17 @@ class Poller:
                         )
                     self._cond.wait(min(_SLICE_S, deadline - now))
         finally:
-            self._leave(entry)
+            with self._cond:
+                self._book.leave(entry, deadline)
 
     def in_flight(self) -> int:
         with self._cond:
-            return len(self._entries)
+            return len(self._book.entries)
 
     def record(self, model: str, inference_s: float) -> None:
         """Remember one finished task's inference time (also done for every task this poller sees)."""
-        if inference_s > 0 and math.isfinite(inference_s):
-            with self._cond:
-                self._seen.setdefault(model, deque(maxlen=HISTORY_KEEP)).append(inference_s)
+        with self._cond:
+            self._book.record(model, inference_s)
 
     def close(self) -> None:
         with self._cond:
@@ -222,113 +329,32 @@ class Poller:
             self._cond.notify_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    # ------------------------------------------------------------------ waiters
-
-    def _join(self, request_id: str, model: str, first: Prediction | None, age_s: float | None) -> _Entry:
-        now = self._clock()
-        with self._cond:
-            entry = self._entries.get(request_id)
-            if entry is None:
-                entry = _Entry(request_id, model, start=now, history=self._history(model))
-                entry.prediction = first
-                # With a reply in hand or a fresh task, the first poll follows the plan; else look now.
-                fresh = age_s is not None and 0 <= age_s < _FRESH_S
-                if fresh:
-                    entry.start = now - float(age_s or 0.0)
-                entry.due = now + self._delay(entry, now) if first is not None or fresh else now
-                self._entries[request_id] = entry
-            entry.waiters += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="wavespeed-poller", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
-            return entry
-
-    def _leave(self, entry: _Entry) -> None:
-        with self._cond:
-            entry.waiters -= 1
-            if entry.waiters <= 0 and self._entries.get(entry.request_id) is entry:
-                del self._entries[entry.request_id]
-
-    def _history(self, model: str) -> list[float]:
-        past: list[float] = list(self._seen.get(model, ()))
-        if self._history_source is not None and len(past) < HISTORY_KEEP:
-            # The history only tunes the schedule: a broken source must not stop a wait.
-            with contextlib.suppress(Exception):
-                past += [float(x) for x in self._history_source(model)][-HISTORY_KEEP:]
-        return sorted(x for x in past if x > 0 and math.isfinite(x))
-
     # ------------------------------------------------------------------ the polling loop
-
-    def _delay(self, entry: _Entry, now: float) -> float:
-        status = entry.prediction.status if entry.prediction is not None else ""
-        if entry.queued_since is not None and status in QUEUED_STATUSES:
-            return self.plan.queued_delay(now - entry.queued_since)
-        return self.plan.next_delay(entry.history, now - entry.start, entry.polls_processing)
-
-    def _priority(self, entry: _Entry, now: float) -> float:
-        """Chance the task finished since its last poll (history), else how overdue it is."""
-        if len(entry.history) >= MIN_HISTORY and entry.queued_since is None:
-            before = cdf(entry.history, entry.last_poll - entry.start)
-            return (cdf(entry.history, now - entry.start) - before) / max(1e-9, 1.0 - before)
-        return min(1.0, (now - entry.due) / 10.0)
 
     def _run(self) -> None:
         with self._cond:
             while not self._closed:
                 now = self._clock()
-                self._tokens = min(self.budget_rps, self._tokens + (now - self._tokens_at) * self.budget_rps)
-                self._tokens_at = now
-                due = [e for e in self._entries.values() if not e.in_flight and not e.done and e.due <= now]
-                if due and self._tokens >= 1.0:
-                    if len(due) > self._tokens:
-                        due.sort(key=lambda e: self._priority(e, now), reverse=True)
-                    for entry in due[: int(self._tokens)]:
-                        self._tokens -= 1.0
-                        entry.in_flight = True
-                        entry.last_poll = now
-                        self._pool.submit(self._poll, entry)
-                    continue
-                waits = [e.due - now for e in self._entries.values() if not e.in_flight and not e.done]
-                if due:
-                    waits.append((1.0 - self._tokens) / self.budget_rps)
-                self._cond.wait(max(0.002, min(waits, default=1.0)))
+                for entry in self._book.take_due(now):
+                    self._pool.submit(self._poll, entry)
+                self._cond.wait(self._book.wake_in(self._clock()))
 
     def _poll(self, entry: _Entry) -> None:
         def abandoned() -> bool:
-            return self._closed or entry.waiters <= 0
+            return self._closed or not entry.deadlines
 
         try:
             prediction = self._fetch(entry.request_id, self._clock() + _POLL_DEADLINE_S, abandoned)
         except BaseException as exc:
             with self._cond:
                 self.requests += 1
-                entry.in_flight = False
-                entry.error = exc
-                entry.done = True
+                self._book.on_error(entry, exc)
                 self._cond.notify_all()
             return
         now = self._clock()
         with self._cond:
             self.requests += 1
-            entry.polls += 1
-            entry.in_flight = False
-            entry.prediction = prediction
-            entry.version += 1
-            if prediction.is_terminal:
-                entry.done = True
-                if prediction.is_completed and prediction.inference_ms:
-                    self._seen.setdefault(entry.model, deque(maxlen=HISTORY_KEEP)).append(
-                        prediction.inference_ms / 1000.0
-                    )
-            elif prediction.status in QUEUED_STATUSES:
-                entry.queued_since = entry.queued_since if entry.queued_since is not None else now
-                entry.start = now  # not started yet: its inference clock has not begun
-                entry.due = now + self._delay(entry, now)
-            else:
-                entry.queued_since = None
-                entry.polls_processing += 1
-                entry.due = now + self._delay(entry, now)
+            self._book.on_reply(entry, prediction, now)
             self._cond.notify_all()
 
 

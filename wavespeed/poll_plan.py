@@ -1,0 +1,255 @@
+"""When to look at a task, from what is known of its model: pure functions, no clock, no I/O.
+
+What the plan knows:
+
+* **Status transitions.** A task reads ``created`` while WaveSpeed holds it (over the account's
+  concurrency limit) and ``processing`` once inference runs. Inference time is what history
+  describes, so the plan's clock starts when the task was last seen queued (or at submit when it
+  never was): time since submit would count the queue and put polls early.
+* **Past inference times of the model** (the journal's ``inference_times`` plus those this process
+  saw). They are smoothed (a log-normal kernel around each, width by Silverman's rule on the logs)
+  and mixed with a **prior** worth ``Prior.weight`` tasks: Kontext max takes a few seconds with a
+  heavy tail (25.7 s in WaveSpeed's own example reply), so log-normal, median 6 s, sigma 0.8. With no
+  history the prior alone plans the polls; each finished task then sharpens it. Never a fixed fast
+  schedule: that costs several times the requests of a plan for the same lag.
+* **A request budget per task**: ``per_task_rps`` requests per second of the expected inference,
+  all of them counted (the submit and one download are ``fixed_requests``; the rest are polls).
+
+How it spends it (``Schedule``): polls are placed with density proportional to the square root of
+the hazard (the chance of finishing in the next instant for a task still running). That density
+minimises the expected lag (about half the local gap) for a given expected number of polls, which
+counts a poll at time t only for tasks still running then: polls are dense where completion is
+likely and cheap late, sparse before the likely window. The density's scale is bisected so that the
+expected requests meet the budget. Gaps never exceed ``max_gap_s`` (early failures, a task far
+longer than all history) and a task's deadline gets one last look ``final_lead_s`` before it.
+
+What it assumes: a task's inference time is a draw from its model's recent times (a fresh spread
+or a slow day shows up as new history within a few tasks, and the prior's tail covers the rest);
+polls cost the same whatever their time. Expected requests meet the budget on that distribution,
+not on every single task: a task shorter than most pays more per second, a long one less.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# 0.05 s .. 30 min, log-spaced (3.3 % apart): where S(t) and f(t) are evaluated
+_GRID: tuple[float, ...] = tuple(0.05 * math.exp(math.log(36000.0) * i / 319) for i in range(320))
+_SQRT2 = math.sqrt(2.0)
+_MAX_POLLS = 4000
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What a model with no history is assumed to take: log-normal, worth ``weight`` past tasks."""
+
+    median_s: float = 6.0
+    sigma: float = 0.8
+    weight: float = 3.0
+
+
+class Distribution:
+    """One model's inference times: past ones smoothed, mixed with the prior; S(t), f(t) on a grid."""
+
+    def __init__(self, history: Sequence[float], prior: Prior = Prior()) -> None:
+        times = [float(x) for x in history if 0 < x < _GRID[-1] and math.isfinite(x)]
+        logs = [math.log(x) for x in times]
+        width = _bandwidth(logs)
+        parts = [(math.log(prior.median_s), prior.sigma, prior.weight)] + [(m, width, 1.0) for m in logs]
+        total = sum(w for _, _, w in parts)
+        self.samples = len(times)
+        self.mean_s = sum(w * math.exp(m + s * s / 2) for m, s, w in parts) / total
+        survival: list[float] = []
+        density: list[float] = []
+        for t in _GRID:
+            lt = math.log(t)
+            s_sum = f_sum = 0.0
+            for m, s, w in parts:
+                z = (lt - m) / s
+                s_sum += w * 0.5 * math.erfc(z / _SQRT2)
+                f_sum += w * math.exp(-0.5 * z * z) / (s * t)
+            survival.append(s_sum / total)
+            density.append(f_sum / total / math.sqrt(2 * math.pi))
+        self.survival_grid = tuple(survival)
+        # Cumulative sqrt-hazard (trapezoid on the grid): polls go at equal steps of it.
+        root = [math.sqrt(f / s) if s > 1e-12 else 0.0 for f, s in zip(density, survival, strict=True)]
+        acc = [0.0]
+        for i in range(1, len(_GRID)):
+            acc.append(acc[-1] + 0.5 * (root[i] + root[i - 1]) * (_GRID[i] - _GRID[i - 1]))
+        self.sqrt_hazard_cum = tuple(acc)
+
+    def survival(self, t: float) -> float:
+        """P(inference > t), interpolated on the grid."""
+        return _interp(_GRID, self.survival_grid, t, left=1.0)
+
+    def horizon(self, tail: float = 1e-4) -> float:
+        """Where fewer than ``tail`` of the tasks are still running: the plan's end."""
+        for t, s in zip(_GRID, self.survival_grid, strict=True):
+            if s < tail:
+                return t
+        return _GRID[-1]
+
+
+def _bandwidth(logs: Sequence[float]) -> float:
+    """Silverman's rule on the log times, floored at 3 % (no kernel narrower than the clock's jitter)."""
+    n = len(logs)
+    if n < 2:
+        return 0.25
+    mean = sum(logs) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
+    ordered = sorted(logs)
+    iqr = ordered[(3 * n) // 4] - ordered[n // 4]
+    spread = min(sd, iqr / 1.34) if iqr > 0 else sd
+    return max(0.03, 0.9 * spread / math.pow(n, 0.2))
+
+
+def _interp(xs: Sequence[float], ys: Sequence[float], x: float, *, left: float) -> float:
+    if x <= xs[0]:
+        return left
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect.bisect_right(xs, x)
+    x0, x1 = xs[i - 1], xs[i]
+    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - x0) / (x1 - x0)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Poll times of one task, in seconds after it started processing; past the last, every max_gap_s."""
+
+    offsets: tuple[float, ...]
+    expected_polls: float
+    budget_polls: float
+    mean_s: float
+    max_gap_s: float
+    min_step_s: float
+
+    def next_offset(self, elapsed_s: float) -> float:
+        """The first planned poll at least min_step_s after elapsed_s (seconds since the start)."""
+        i = bisect.bisect_left(self.offsets, elapsed_s + self.min_step_s)
+        if i < len(self.offsets):
+            return min(self.offsets[i], elapsed_s + self.max_gap_s)
+        return elapsed_s + self.max_gap_s
+
+
+@dataclass(frozen=True)
+class PollPlan:
+    """The settings of the plan; ``schedule(history)`` turns a model's past times into poll times."""
+
+    per_task_rps: float = 1.5
+    fixed_requests: int = 2  # the submit and the download
+    min_step_s: float = 0.05
+    max_gap_s: float = 4.0
+    final_lead_s: float = 1.0
+    queued_min_s: float = 0.5
+    queued_max_s: float = 2.0
+    prior: Prior = field(default_factory=Prior)
+
+    def schedule(self, history: Sequence[float]) -> Schedule:
+        """The cheapest-lag poll times whose expected requests fit per_task_rps x expected inference."""
+        dist = Distribution(history, self.prior)
+        budget = max(1.0, self.per_task_rps * dist.mean_s - self.fixed_requests)
+        end = dist.horizon()
+        lo, hi = math.log(1e-4), math.log(1e3)  # scale of the sqrt-hazard steps: small = dense
+        best = self._offsets(dist, math.exp(hi), end)
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            offsets = self._offsets(dist, math.exp(mid), end)
+            if _expected_polls(dist, offsets, self.max_gap_s) <= budget:
+                best, hi = offsets, mid
+            else:
+                lo = mid
+        return Schedule(
+            best,
+            _expected_polls(dist, best, self.max_gap_s),
+            budget,
+            dist.mean_s,
+            self.max_gap_s,
+            self.min_step_s,
+        )
+
+    def _offsets(self, dist: Distribution, scale: float, end: float) -> tuple[float, ...]:
+        cum = dist.sqrt_hazard_cum
+        out: list[float] = []
+        last = 0.0
+        k = 0.5
+        while len(out) < _MAX_POLLS:
+            target = k * scale
+            t = _interp(cum, _GRID, target, left=_GRID[0]) if target < cum[-1] else math.inf
+            t = max(t, last + self.min_step_s)
+            while t - last > self.max_gap_s and last + self.max_gap_s < end:
+                last += self.max_gap_s
+                out.append(last)
+            t = max(t, last + self.min_step_s)
+            if t >= end:
+                break
+            out.append(t)
+            last = t
+            k += 1.0
+        return tuple(out)
+
+    def queued_delay(self, queued_s: float) -> float:
+        """A queued task waits for a slot: look every 0.5..2 s, more slowly the longer it waits."""
+        return min(self.queued_max_s, max(self.queued_min_s, queued_s / 4.0))
+
+
+def _expected_polls(dist: Distribution, offsets: Sequence[float], max_gap_s: float) -> float:
+    """Polls a task of this distribution gets: the one at t_k happens if it still ran at t_(k-1)."""
+    total, before = 0.0, 0.0
+    for t in offsets:
+        total += dist.survival(before)
+        before = t
+    # Past the plan, one poll every max_gap_s for the few still running (the last one included).
+    tail = dist.survival(before)
+    return total + tail * (1.0 + max(0.0, dist.mean_s - before) / max_gap_s)
+
+
+def next_due(
+    schedule: Schedule,
+    plan: PollPlan,
+    *,
+    start: float,
+    now: float,
+    deadlines: Sequence[float],
+    looked_now: bool,
+) -> float:
+    """When to poll a processing task next (absolute time): its schedule, but every waiter's deadline
+    gets a last look ``final_lead_s`` before it (at once if that is already past). ``looked_now``: a
+    reply came in at ``now`` (it is itself the last look if it fell in that final window)."""
+    due = start + schedule.next_offset(now - start)
+    for deadline in deadlines:
+        last_look = deadline - plan.final_lead_s
+        if due <= last_look or (looked_now and now >= last_look):
+            continue
+        due = max(now + plan.min_step_s if looked_now else now, min(due, last_look))
+    return due
+
+
+class TokenBucket:
+    """The account's budget: ``rate`` requests a second, bursts of at most ``capacity``."""
+
+    def __init__(self, rate: float, now: float, capacity: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate if capacity is None else capacity)
+        self.tokens = self.capacity
+        self._at = now
+
+    def refill(self, now: float) -> float:
+        """Tokens available at ``now`` (a clock going backwards adds none)."""
+        if now > self._at:
+            self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
+            self._at = now
+        return self.tokens
+
+    def take(self, now: float, wanted: int) -> int:
+        """Take up to ``wanted`` whole tokens; how many were granted."""
+        granted = min(wanted, int(self.refill(now)))
+        self.tokens -= granted
+        return max(0, granted)
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until one whole token is there."""
+        return max(0.0, (1.0 - self.refill(now)) / self.rate)
