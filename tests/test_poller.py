@@ -102,7 +102,7 @@ def test_one_budget_bounds_the_requests_of_every_wait() -> None:
 
 
 def test_a_task_queued_at_wavespeed_reads_created_then_completes() -> None:
-    with Emulator(api_keys=(KEY,), inference_s=0.6, tier=Tier("one", 100, 1), minute_s=600) as emu:
+    with Emulator(api_keys=(KEY,), inference_s=1.5, tier=Tier("one", 100, 1), minute_s=600) as emu:
         client = WaveSpeedClient(KEY, emu.base_url)
         poller = _poller(client)
         seen: list[str] = []

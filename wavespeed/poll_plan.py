@@ -61,7 +61,11 @@ class Distribution:
         parts = [(math.log(prior.median_s), prior.sigma, prior.weight)] + [(m, width, 1.0) for m in logs]
         total = sum(w for _, _, w in parts)
         self.samples = len(times)
-        self.mean_s = sum(w * math.exp(m + s * s / 2) for m, s, w in parts) / total
+        self._sorted = sorted(times)
+        self._prior, self._prior_mu, self._total = prior, math.log(prior.median_s), total
+        # The plain mean of the past times (the kernels' widths would inflate it), blended with the prior's.
+        prior_mean = prior.median_s * math.exp(prior.sigma**2 / 2)
+        self.mean_s = (prior.weight * prior_mean + sum(times)) / total
         survival: list[float] = []
         density: list[float] = []
         for t in _GRID:
@@ -82,8 +86,15 @@ class Distribution:
         self.sqrt_hazard_cum = tuple(acc)
 
     def survival(self, t: float) -> float:
-        """P(inference > t), interpolated on the grid."""
+        """P(inference > t), smoothed: interpolated on the grid."""
         return _interp(_GRID, self.survival_grid, t, left=1.0)
+
+    def survival_seen(self, t: float) -> float:
+        """P(inference > t) from the past times as they are (plus the prior): what polls will cost.
+        The smoothing that shapes the plan widens the spread, so it would overstate the cost."""
+        z = (math.log(t) - self._prior_mu) / self._prior.sigma if t > 0 else -math.inf
+        running = len(self._sorted) - bisect.bisect_right(self._sorted, t)
+        return (self._prior.weight * 0.5 * math.erfc(z / _SQRT2) + running) / self._total
 
     def horizon(self, tail: float = 1e-4) -> float:
         """Where fewer than ``tail`` of the tasks are still running: the plan's end."""
@@ -141,6 +152,7 @@ class PollPlan:
 
     per_task_rps: float = 1.5
     fixed_requests: int = 2  # the submit and the download
+    aim: float = 0.95  # plan 5 % under the budget: the distribution is an estimate, the budget a promise
     min_step_s: float = 0.05
     max_gap_s: float = 4.0
     final_lead_s: float = 1.0
@@ -151,7 +163,7 @@ class PollPlan:
     def schedule(self, history: Sequence[float]) -> Schedule:
         """The cheapest-lag poll times whose expected requests fit per_task_rps x expected inference."""
         dist = Distribution(history, self.prior)
-        budget = max(1.0, self.per_task_rps * dist.mean_s - self.fixed_requests)
+        budget = max(1.0, self.aim * self.per_task_rps * dist.mean_s - self.fixed_requests)
         end = dist.horizon()
         lo, hi = math.log(1e-4), math.log(1e3)  # scale of the sqrt-hazard steps: small = dense
         best = self._offsets(dist, math.exp(hi), end)
@@ -200,10 +212,10 @@ def _expected_polls(dist: Distribution, offsets: Sequence[float], max_gap_s: flo
     """Polls a task of this distribution gets: the one at t_k happens if it still ran at t_(k-1)."""
     total, before = 0.0, 0.0
     for t in offsets:
-        total += dist.survival(before)
+        total += dist.survival_seen(before)
         before = t
     # Past the plan, one poll every max_gap_s for the few still running (the last one included).
-    tail = dist.survival(before)
+    tail = dist.survival_seen(before)
     return total + tail * (1.0 + max(0.0, dist.mean_s - before) / max_gap_s)
 
 

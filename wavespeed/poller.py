@@ -251,7 +251,9 @@ class Poller:
         self._clock = clock
         self._book = PollBook(clock(), budget_rps=self.budget_rps, plan=plan, history=history)
         self.plan = self._book.plan
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # the polling loop waits on it
+        self._signals: dict[str, threading.Condition] = {}  # per task, on the same lock: its waiters
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wavespeed-poll")
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -282,6 +284,7 @@ class Poller:
                 return _finished(first)
         with self._cond:
             entry = self._book.join(request_id, model, start, deadline, first, age_s)
+            signal = self._signals.setdefault(request_id, threading.Condition(self._lock))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="wavespeed-poller", daemon=True)
                 self._thread.start()
@@ -293,11 +296,11 @@ class Poller:
                     if entry.version != seen and entry.prediction is not None and progress is not None:
                         seen = entry.version
                         prediction = entry.prediction
-                        self._cond.release()
+                        self._lock.release()
                         try:
                             progress(prediction, self._clock() - start)
                         finally:
-                            self._cond.acquire()
+                            self._lock.acquire()
                     if entry.error is not None:
                         raise entry.error
                     if entry.done and entry.prediction is not None:
@@ -309,10 +312,14 @@ class Poller:
                         raise E.WaitTimeoutError(
                             _later("Timed out waiting for WaveSpeed", request_id), request_id=request_id
                         )
-                    self._cond.wait(min(_SLICE_S, deadline - now))
+                    # Woken by this task's replies only (hundreds of waiters stay asleep), or to look
+                    # at Cancel and the deadline.
+                    signal.wait(min(_SLICE_S, deadline - now))
         finally:
             with self._cond:
                 self._book.leave(entry, deadline)
+                if request_id not in self._book.entries:
+                    self._signals.pop(request_id, None)
 
     def in_flight(self) -> int:
         with self._cond:
@@ -327,6 +334,8 @@ class Poller:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            for signal in self._signals.values():
+                signal.notify_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the polling loop
@@ -349,13 +358,20 @@ class Poller:
             with self._cond:
                 self.requests += 1
                 self._book.on_error(entry, exc)
-                self._cond.notify_all()
+                self._wake(entry)
             return
         now = self._clock()
         with self._cond:
             self.requests += 1
             self._book.on_reply(entry, prediction, now)
-            self._cond.notify_all()
+            self._wake(entry)
+
+    def _wake(self, entry: _Entry) -> None:
+        """After a reply (lock held): the task's waiters, and the loop (the task's next poll moved)."""
+        signal = self._signals.get(entry.request_id)
+        if signal is not None:
+            signal.notify_all()
+        self._cond.notify()
 
 
 def _finished(prediction: Prediction) -> Prediction:
