@@ -1,32 +1,7 @@
-"""When to look at a task, from what is known of its model: pure functions, no clock, no I/O.
-
-What the plan knows:
-
-* **Status transitions.** A task reads ``created`` while WaveSpeed holds it (over the account's
-  concurrency limit) and ``processing`` once inference runs. Inference time is what history
-  describes, so the plan's clock starts when the task was last seen queued (or at submit when it
-  never was): time since submit would count the queue and put polls early.
-* **Past inference times of the model** (the journal's ``inference_times`` plus those this process
-  saw). They are smoothed (a log-normal kernel around each, width by Silverman's rule on the logs)
-  and mixed with a **prior** worth ``Prior.weight`` tasks: Kontext max takes a few seconds with a
-  heavy tail (25.7 s in WaveSpeed's own example reply), so log-normal, median 6 s, sigma 0.8. With no
-  history the prior alone plans the polls; each finished task then sharpens it. Never a fixed fast
-  schedule: that costs several times the requests of a plan for the same lag.
-* **A request budget per task**: ``per_task_rps`` requests per second of the expected inference,
-  all of them counted (the submit and one download are ``fixed_requests``; the rest are polls).
-
-How it spends it (``Schedule``): polls are placed with density proportional to the square root of
-the hazard (the chance of finishing in the next instant for a task still running). That density
-minimises the expected lag (about half the local gap) for a given expected number of polls, which
-counts a poll at time t only for tasks still running then: polls are dense where completion is
-likely and cheap late, sparse before the likely window. The density's scale is bisected so that the
-expected requests meet the budget. Gaps never exceed ``max_gap_s`` (early failures, a task far
-longer than all history) and a task's deadline gets one last look ``final_lead_s`` before it.
-
-What it assumes: a task's inference time is a draw from its model's recent times (a fresh spread
-or a slow day shows up as new history within a few tasks, and the prior's tail covers the rest);
-polls cost the same whatever their time. Expected requests meet the budget on that distribution,
-not on every single task: a task shorter than most pays more per second, a long one less.
+"""The poll plan of one task, as pure functions: a model's past inference times and a prior become a
+smoothed distribution (``Distribution``), and the distribution and a request budget become poll
+times (``PollPlan.schedule``): density proportional to the square root of the hazard, scaled so the
+expected requests meet the budget. What the plan knows and assumes, and why: poller.py's docstring.
 """
 
 from __future__ import annotations

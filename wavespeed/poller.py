@@ -1,235 +1,93 @@
-"""One poller per account for every task in flight: few requests, small lag, a global budget.
+"""One poller per account for every task in flight: few requests, small lag, one budget.
 
-Waiting by polling each task on a fixed short period costs about 3.3 requests per second per task
-and floods the API with hundreds of tasks in flight. The decisions here, and why:
+**The poll plan** (poll_plan.py computes it, poll_book.py applies it; both pure, tested on a fake
+clock). A task gives no sign of how far along it is, so every poll is a bet that it has finished.
 
-* **Each task follows its model's poll plan** (poll_plan.py: what it knows, what it assumes). In
-  short: the plan's clock starts when the task is last seen queued (``created``) or at submit; its
-  polls are dense where the model's past times (journal plus this process; a heavy-tailed prior
-  while there are few) say completion is likely, sparse elsewhere, and expected to cost at most
-  ``per_task_rps`` (1.5) requests per second of inference, the submit and the download included.
-  No gap exceeds ``max_gap_s``, and every waiter's deadline gets a last look before it.
-* **One budget for the account.** A token bucket (``budget_rps``, env
-  ``WAVESPEED_POLL_BUDGET_RPS``, default 300, allowed 1..10000) bounds the requests of all waits
-  together. 300 because the official SDK polls every task once a second, so Silver's 300 tasks at
-  once already make 300 requests a second from WaveSpeed's own client; the plan needs about 1.2 a
-  second per task in flight, so up to ~250 tasks are never slowed by it, and above that each task
-  loses a little lag instead of the API being flooded. Below 1 a second a finished task could wait
-  minutes to be seen (issue 17 case 8), above 10000 it is no limit: both are refused in one line.
-* **Due polls go first come, first served** when more are due than tokens: a poll due earlier (the
-  plan put it where completion is likely) is sent first, and no task waits more than (tasks in
-  flight) / budget seconds past its due time.
-* Polls run on a small pool of threads, so one slow reply does not stall the others; several waiters
-  of one task share its polls. The decisions live in ``PollBook`` (no threads, no clock of its
-  own), so tests drive them with a fake clock.
+What it knows:
+
+* **Status transitions.** ``created`` while WaveSpeed holds the task (over the account's
+  concurrency limit), ``processing`` once inference runs. Past times describe inference, not the
+  queue, so the plan's clock starts when the task was last seen ``created`` (at submit if it never
+  was); a queued task is looked at every 0.5..2 s, more slowly the longer it waits.
+* **Past inference times of its model**: the journal's ``inference_times`` plus those this process
+  saw (the last 200), smoothed (a log-normal kernel around each, Silverman's width on the logs)
+  and mixed with a **prior** worth 3 tasks: log-normal, median 6 s, sigma 0.8, because Kontext max
+  takes a few seconds with a heavy tail (25.7 s in WaveSpeed's own example reply). A new model is
+  planned by the prior alone and each finished task sharpens it: never a fixed fast schedule, which
+  costs several times the requests for the lag it buys.
+* **Its budget**: 1.5 requests per second of expected inference, all of them counted (the submit
+  and the download too), aimed 5 % under because the distribution is an estimate.
+
+How it spends it: the polls' density follows the square root of the hazard (the chance that a
+task still running ends in the next instant). For a given expected number of polls, where a poll
+at t is paid only by tasks still running then, that density minimises the expected lag (half the
+local gap): dense where completion is likely, sparse before it, cheap late. Its scale is bisected
+until the expected requests meet the budget. No gap exceeds 4 s (early failures, a task far
+longer than all history), and every waiter's deadline gets a last look 1 s before it.
+
+What it assumes: a task's time is a draw from its model's recent ones (a slower day shows up as new
+history within a few tasks; the prior's tail covers the rest), and every poll costs the same. The
+budget holds on average over the model's tasks, not for each: a short task pays more per second,
+a long one less. On a wide spread the budget, not the plan, bounds the lag: over 2-15 s even a
+plan that knows the spread exactly waits a median ~0.3 s at 1.5 requests per second
+(bench/RESULTS.md); halving that takes about twice the requests.
+
+**One budget for the account.** A token bucket (``WAVESPEED_POLL_BUDGET_RPS``, default 300, allowed
+1..10000) bounds all waits together. 300 because WaveSpeed's own SDK polls every task once a
+second, so Silver's 300 tasks at once already send it 300 requests a second; the plan needs about
+1.2 a second per task in flight, so ~250 tasks are never slowed, and beyond that each loses a little
+lag instead of the API being flooded. Under 1 a second a finished task could wait minutes to be seen
+(issue 17 case 8); over 10000 it is no limit: both are refused in one line when read. When more
+polls are due than tokens, the earliest due goes first, so no task waits more than (tasks in
+flight) / budget seconds past its plan.
+
+Polls run on a small pool of threads, so one slow reply does not stall the others; several waiters
+of one task share its polls, and only its replies wake them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from . import errors as E
-from .env_settings import bounded_float_from_env
 from .models import Prediction
-from .poll_plan import PollPlan, Schedule, TokenBucket, next_due
-from .vocabulary import QUEUED_STATUSES, CancelCheck
+from .poll_book import (
+    DEFAULT_BUDGET_RPS,
+    ENV_BUDGET,
+    MAX_BUDGET_RPS,
+    MIN_BUDGET_RPS,
+    History,
+    PollBook,
+    TaskEntry,
+    budget_from_env,
+    check_budget,
+)
+from .poll_plan import PollPlan
+from .vocabulary import CancelCheck
 
-__all__ = ["Poller", "PollBook", "PollPlan", "budget_from_env", "check_budget", "poller_for", "reset_pollers"]
+__all__ = [
+    "DEFAULT_BUDGET_RPS",
+    "ENV_BUDGET",
+    "MAX_BUDGET_RPS",
+    "MIN_BUDGET_RPS",
+    "PollBook",
+    "PollPlan",
+    "Poller",
+    "budget_from_env",
+    "check_budget",
+    "poller_for",
+    "reset_pollers",
+]
 
 ProgressCallback = Callable[[Prediction, float], None]
 # (request_id, deadline, cancel) -> the task's state now; cancel turns true once nobody waits for the
 # task any more, so a poll stuck in a slow reply is abandoned (its worker thread comes back).
 Fetch = Callable[[str, float, CancelCheck], Prediction]
-History = Callable[[str], Sequence[float]]  # model -> past inference times in seconds
-
-ENV_BUDGET = "WAVESPEED_POLL_BUDGET_RPS"
-DEFAULT_BUDGET_RPS = 300.0
-MIN_BUDGET_RPS = 1.0
-MAX_BUDGET_RPS = 10000.0
-HISTORY_KEEP = 200
 _POLL_DEADLINE_S = 30.0
 _SLICE_S = 0.1
-_FRESH_S = 60.0  # a task submitted longer ago than this is looked at at once
-
-
-def budget_from_env() -> float:
-    """WAVESPEED_POLL_BUDGET_RPS, checked when it is read (ConfigError in one line if out of range)."""
-    return bounded_float_from_env(
-        ENV_BUDGET, DEFAULT_BUDGET_RPS, MIN_BUDGET_RPS, MAX_BUDGET_RPS, "requests per second"
-    )
-
-
-def check_budget(budget_rps: float) -> float:
-    """A budget given in code, held to the same range as the setting."""
-    value = float(budget_rps)
-    if not (MIN_BUDGET_RPS <= value <= MAX_BUDGET_RPS):
-        raise ValueError(
-            f"budget_rps must be from {MIN_BUDGET_RPS:g} to {MAX_BUDGET_RPS:g} requests per second, "
-            f"not {budget_rps!r}."
-        )
-    return value
-
-
-@dataclass
-class _Entry:
-    request_id: str
-    model: str
-    start: float  # when it was last seen queued (or submitted): the inference clock starts here
-    schedule: Schedule
-    queued_since: float | None = None
-    due: float = 0.0
-    last_poll: float | None = None
-    in_flight: bool = False
-    deadlines: list[float] = field(default_factory=list)  # one per waiter
-    version: int = 0
-    prediction: Prediction | None = None
-    error: BaseException | None = None
-    done: bool = False
-    polls: int = 0
-
-
-class PollBook:
-    """The poller's decisions, without threads or a clock: who joins, which polls are due and may be
-    sent within the budget, what a reply changes. Not thread-safe: the Poller holds its lock."""
-
-    def __init__(
-        self, now: float, *, budget_rps: float, plan: PollPlan | None = None, history: History | None = None
-    ) -> None:
-        self.plan = plan or PollPlan()
-        self.bucket = TokenBucket(check_budget(budget_rps), now)
-        self.entries: dict[str, _Entry] = {}
-        self._source = history
-        self._past: dict[str, deque[float]] = {}
-        self._schedules: dict[str, tuple[int, Schedule]] = {}
-        self.sent = 0
-
-    def join(
-        self,
-        request_id: str,
-        model: str,
-        now: float,
-        deadline: float,
-        first: Prediction | None,
-        age_s: float | None,
-    ) -> _Entry:
-        """A waiter for a task: a new entry (first poll by the plan, or at once for a task of
-        unknown age with no reply in hand), or one more deadline on the task's entry."""
-        entry = self.entries.get(request_id)
-        if entry is None:
-            entry = _Entry(request_id, model, start=now, schedule=self.schedule(model))
-            entry.prediction = first
-            fresh = age_s is not None and 0 <= age_s < _FRESH_S
-            if fresh:
-                entry.start = now - float(age_s or 0.0)
-            entry.deadlines.append(deadline)
-            entry.due = self._next(entry, now, looked_now=False) if first is not None or fresh else now
-            self.entries[request_id] = entry
-        else:
-            entry.deadlines.append(deadline)
-            if not entry.in_flight:
-                entry.due = min(entry.due, self._next(entry, now, looked_now=False))
-        return entry
-
-    def leave(self, entry: _Entry, deadline: float) -> None:
-        with contextlib.suppress(ValueError):
-            entry.deadlines.remove(deadline)
-        if not entry.deadlines and self.entries.get(entry.request_id) is entry:
-            del self.entries[entry.request_id]
-
-    def take_due(self, now: float) -> list[_Entry]:
-        """The polls to send now: due ones, earliest due first, as many as the budget allows."""
-        due = sorted(
-            (e for e in self.entries.values() if not e.in_flight and not e.done and e.due <= now),
-            key=lambda e: e.due,
-        )
-        granted = self.bucket.take(now, len(due)) if due else 0
-        for entry in due[:granted]:
-            entry.in_flight = True
-            entry.last_poll = now
-            self.sent += 1
-        return due[:granted]
-
-    def wake_in(self, now: float) -> float:
-        """Seconds until something may be due (a poll's time, or the next token when polls wait)."""
-        waiting = [e.due for e in self.entries.values() if not e.in_flight and not e.done]
-        if not waiting:
-            return 1.0
-        first = min(waiting)
-        if first <= now:
-            return max(0.002, self.bucket.wait_s(now))
-        return max(0.002, first - now)
-
-    def on_reply(self, entry: _Entry, prediction: Prediction, now: float) -> None:
-        entry.in_flight = False
-        entry.polls += 1
-        entry.prediction = prediction
-        entry.version += 1
-        if prediction.is_terminal:
-            entry.done = True
-            if prediction.is_completed and prediction.inference_ms:
-                self.record(entry.model, prediction.inference_ms / 1000.0)
-        elif prediction.status in QUEUED_STATUSES:
-            entry.queued_since = entry.queued_since if entry.queued_since is not None else now
-            entry.start = now  # not started yet: its inference clock has not begun
-            entry.due = self._next(entry, now, looked_now=True)
-        else:
-            entry.queued_since = None
-            entry.due = self._next(entry, now, looked_now=True)
-
-    def on_error(self, entry: _Entry, exc: BaseException) -> None:
-        entry.in_flight = False
-        entry.error = exc
-        entry.done = True
-
-    def record(self, model: str, inference_s: float) -> None:
-        if inference_s > 0 and math.isfinite(inference_s):
-            self._past_of(model).append(inference_s)
-
-    def schedule(self, model: str) -> Schedule:
-        """The model's plan, rebuilt when its history has grown (by one while short, else by 10 %)."""
-        past = self._past_of(model)
-        cached = self._schedules.get(model)
-        n = len(past)
-        if cached is None or (n != cached[0] and (n < 20 or n >= cached[0] * 1.1 or n < cached[0])):
-            cached = (n, self.plan.schedule(list(past)))
-            self._schedules[model] = cached
-        return cached[1]
-
-    def _past_of(self, model: str) -> deque[float]:
-        past = self._past.get(model)
-        if past is None:
-            past = self._past[model] = deque(maxlen=HISTORY_KEEP)
-            if self._source is not None:
-                # The history only tunes the schedule: a broken source must not stop a wait.
-                with contextlib.suppress(Exception):
-                    past.extend(
-                        x for x in (float(v) for v in self._source(model)) if x > 0 and math.isfinite(x)
-                    )
-        return past
-
-    def _next(self, entry: _Entry, now: float, *, looked_now: bool) -> float:
-        if entry.queued_since is not None:
-            due = now + self.plan.queued_delay(now - entry.queued_since)
-            for deadline in entry.deadlines:  # a queued task's waiters get their last look too
-                last = deadline - self.plan.final_lead_s
-                if not (looked_now and now >= last) and due > last:
-                    due = max(now + self.plan.min_step_s if looked_now else now, last)
-            return due
-        return next_due(
-            entry.schedule,
-            self.plan,
-            start=entry.start,
-            now=now,
-            deadlines=entry.deadlines,
-            looked_now=looked_now,
-        )
 
 
 class Poller:
@@ -348,7 +206,7 @@ class Poller:
                     self._pool.submit(self._poll, entry)
                 self._cond.wait(self._book.wake_in(self._clock()))
 
-    def _poll(self, entry: _Entry) -> None:
+    def _poll(self, entry: TaskEntry) -> None:
         def abandoned() -> bool:
             return self._closed or not entry.deadlines
 
@@ -366,7 +224,7 @@ class Poller:
             self._book.on_reply(entry, prediction, now)
             self._wake(entry)
 
-    def _wake(self, entry: _Entry) -> None:
+    def _wake(self, entry: TaskEntry) -> None:
         """After a reply (lock held): the task's waiters, and the loop (the task's next poll moved)."""
         signal = self._signals.get(entry.request_id)
         if signal is not None:
