@@ -4,14 +4,17 @@ budget in the allowed range, any set of tasks."""
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from emulator import Emulator
 from wavespeed import errors as E
 from wavespeed.models import Prediction
 from wavespeed.poll_plan import PollPlan, TokenBucket
@@ -39,6 +42,17 @@ def test_an_absurd_budget_is_refused_in_one_line_when_read(monkeypatch: pytest.M
     assert "\n" not in text and ENV in text and repr(raw) in text and "from 1 to 10000" in text
     with pytest.raises(E.ConfigError):  # the poller reads it when it is made: refused there too
         Poller(lambda rid, deadline, cancel: Prediction.from_data({"id": rid, "status": "completed"}))
+
+
+def test_an_absurd_budget_stops_generate_before_it_pays(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (issue 17 case 8): the task was submitted and paid, then never polled."""
+    monkeypatch.setenv(ENV, "1e-300")
+    generate = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    with pytest.raises(Exception, match=ENV) as caught:
+        asyncio.run(generate.generate("a lighthouse", 7, 3.5, "1:1", False, unique_id="budget"))
+    assert "\n" not in str(caught.value) and pack_env.submissions == 0
 
 
 @pytest.mark.parametrize("raw, value", [("", 300.0), ("1", 1.0), ("50", 50.0), (" 10000 ", 10000.0)])
