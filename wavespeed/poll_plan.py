@@ -7,6 +7,7 @@ expected requests meet the budget. What the plan knows and assumes, and why: pol
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ class Distribution:
         parts = [(math.log(prior.median_s), prior.sigma, prior.weight)] + [(m, width, 1.0) for m in logs]
         total = sum(w for _, _, w in parts)
         self.samples = len(times)
-        self._sorted = sorted(times)
+        self._sorted = self.times = sorted(times)
         self._prior, self._prior_mu, self._total = prior, math.log(prior.median_s), total
         # The plain mean of the past times (the kernels' widths would inflate it), blended with the prior's.
         prior_mean = prior.median_s * math.exp(prior.sigma**2 / 2)
@@ -104,7 +105,8 @@ def _interp(xs: Sequence[float], ys: Sequence[float], x: float, *, left: float) 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Poll times of one task, in seconds after it started processing; past the last, every max_gap_s."""
+    """Poll times of one task, in seconds after it started processing; between and past them, gaps of
+    at most max_gap_s, and at most tail_gap_s once the task has outlived every past time."""
 
     offsets: tuple[float, ...]
     expected_polls: float
@@ -112,13 +114,23 @@ class Schedule:
     mean_s: float
     max_gap_s: float
     min_step_s: float
+    tail_gap_s: float
+    tail_from_s: float  # the longest past time (inf without history: the prior's tail then rules)
+
+    def latest_after(self, last_s: float) -> float:
+        """The latest next poll after one at last_s: max_gap_s on; past all history, the next point
+        of a tail_gap_s grid that starts half a gap after the longest past time."""
+        cap = last_s + self.max_gap_s
+        if math.isinf(self.tail_from_s):
+            return cap
+        j = max(0, math.floor((last_s + self.min_step_s - self.tail_from_s) / self.tail_gap_s - 0.5) + 1)
+        return min(cap, self.tail_from_s + (j + 0.5) * self.tail_gap_s)
 
     def next_offset(self, elapsed_s: float) -> float:
         """The first planned poll at least min_step_s after elapsed_s (seconds since the start)."""
         i = bisect.bisect_left(self.offsets, elapsed_s + self.min_step_s)
-        if i < len(self.offsets):
-            return min(self.offsets[i], elapsed_s + self.max_gap_s)
-        return elapsed_s + self.max_gap_s
+        limit = self.latest_after(elapsed_s)
+        return min(self.offsets[i], limit) if i < len(self.offsets) else limit
 
 
 @dataclass(frozen=True)
@@ -130,35 +142,40 @@ class PollPlan:
     aim: float = 0.95  # plan 5 % under the budget: the distribution is an estimate, the budget a promise
     min_step_s: float = 0.05
     max_gap_s: float = 4.0
+    min_polls: float = 3.0  # a task expected under ~3.5 s still gets a useful plan (see schedule)
     final_lead_s: float = 1.0
     queued_min_s: float = 0.5
     queued_max_s: float = 2.0
     prior: Prior = field(default_factory=Prior)
 
     def schedule(self, history: Sequence[float]) -> Schedule:
-        """The cheapest-lag poll times whose expected requests fit per_task_rps x expected inference."""
+        """The cheapest-lag poll times whose expected requests fit per_task_rps x expected inference.
+
+        Two floors keep the plan useful where the budget alone would not: at least ``min_polls``
+        (the submit and the download alone are 2 requests, so a task expected under ~3.5 s could
+        not otherwise buy a look near its end), and a task that outlives every past time (a slow
+        day, a longer spread) is looked at every 1 / (aim x per_task_rps) seconds: it pays for those
+        extra seconds at the per-second budget itself, and keeps a lag under ~0.7 s.
+        """
         dist = Distribution(history, self.prior)
-        budget = max(1.0, self.aim * self.per_task_rps * dist.mean_s - self.fixed_requests)
+        budget = max(self.min_polls, self.aim * self.per_task_rps * dist.mean_s - self.fixed_requests)
+        tail_from = max(dist.times) if dist.times else math.inf
+        gap = 1.0 / (self.aim * self.per_task_rps)
+        shape = Schedule((), 0.0, budget, dist.mean_s, self.max_gap_s, self.min_step_s, gap, tail_from)
+        body = dataclasses.replace(shape, tail_from_s=math.inf)  # the tail pays for itself
         end = dist.horizon()
         lo, hi = math.log(1e-4), math.log(1e3)  # scale of the sqrt-hazard steps: small = dense
-        best = self._offsets(dist, math.exp(hi), end)
+        best = self._offsets(dist, math.exp(hi), end, body)
         for _ in range(40):
             mid = 0.5 * (lo + hi)
-            offsets = self._offsets(dist, math.exp(mid), end)
-            if _expected_polls(dist, offsets, self.max_gap_s) <= budget:
+            offsets = self._offsets(dist, math.exp(mid), end, body)
+            if _expected_polls(dist, offsets, body) <= budget:
                 best, hi = offsets, mid
             else:
                 lo = mid
-        return Schedule(
-            best,
-            _expected_polls(dist, best, self.max_gap_s),
-            budget,
-            dist.mean_s,
-            self.max_gap_s,
-            self.min_step_s,
-        )
+        return dataclasses.replace(shape, offsets=best, expected_polls=_expected_polls(dist, best, body))
 
-    def _offsets(self, dist: Distribution, scale: float, end: float) -> tuple[float, ...]:
+    def _offsets(self, dist: Distribution, scale: float, end: float, shape: Schedule) -> tuple[float, ...]:
         cum = dist.sqrt_hazard_cum
         out: list[float] = []
         last = 0.0
@@ -167,8 +184,8 @@ class PollPlan:
             target = k * scale
             t = _interp(cum, _GRID, target, left=_GRID[0]) if target < cum[-1] else math.inf
             t = max(t, last + self.min_step_s)
-            while t - last > self.max_gap_s and last + self.max_gap_s < end:
-                last += self.max_gap_s
+            while t > shape.latest_after(last) and shape.latest_after(last) < end:
+                last = shape.latest_after(last)
                 out.append(last)
             t = max(t, last + self.min_step_s)
             if t >= end:
@@ -183,15 +200,15 @@ class PollPlan:
         return min(self.queued_max_s, max(self.queued_min_s, queued_s / 4.0))
 
 
-def _expected_polls(dist: Distribution, offsets: Sequence[float], max_gap_s: float) -> float:
+def _expected_polls(dist: Distribution, offsets: Sequence[float], shape: Schedule) -> float:
     """Polls a task of this distribution gets: the one at t_k happens if it still ran at t_(k-1)."""
     total, before = 0.0, 0.0
     for t in offsets:
         total += dist.survival_seen(before)
         before = t
-    # Past the plan, one poll every max_gap_s for the few still running (the last one included).
+    # Past the plan (S < 1e-4), one poll per gap for the few still running (the last one included).
     tail = dist.survival_seen(before)
-    return total + tail * (1.0 + max(0.0, dist.mean_s - before) / max_gap_s)
+    return total + tail * (1.0 + max(0.0, dist.mean_s - before) / (shape.latest_after(before) - before))
 
 
 def next_due(
