@@ -259,3 +259,15 @@ def test_a_task_longer_than_all_history_keeps_a_short_lag() -> None:
         looks.append(t)
     assert looks[0] - 5.9 <= schedule.tail_gap_s / 2 + 1e-9 and schedule.tail_gap_s <= 0.71
     assert all(b - a <= schedule.tail_gap_s + 1e-9 for a, b in zip(looks, looks[1:], strict=False))
+
+
+def test_the_plan_follows_new_times_even_with_a_full_history() -> None:
+    """The history keeps the last 200 times; a plan built on a full history is still rebuilt once
+    new times are a tenth of it (a model that got slower is followed)."""
+    book = PollBook(0.0, budget_rps=50.0, history=lambda model: [2.0] * 200)
+    old = book.schedule("m")
+    for _ in range(19):
+        book.record("m", 10.0)
+    assert book.schedule("m") is old  # 19 new of 200: not yet
+    book.record("m", 10.0)
+    assert book.schedule("m").mean_s > old.mean_s
