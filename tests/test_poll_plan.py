@@ -251,14 +251,18 @@ def test_a_token_bucket_refuses_more_than_it_holds() -> None:
 
 def test_a_task_longer_than_all_history_keeps_a_short_lag() -> None:
     """Issue 21: tasks longer than any before lost 0.6-0.9 s. Past the longest past time a task is
-    looked at every 1 / (0.95 x 1.5) s, paying for those seconds at the per-second budget."""
+    looked at every 1 / (0.95 x 1.5) s, paying for those seconds at the per-second budget; one that
+    already spent its budget waits until its seconds pay (never past the max gap)."""
     schedule = PLAN.schedule([2.0 + 0.1 * i for i in range(40)])  # 2.0 .. 5.9 s
     looks, t = [], 5.9
-    for _ in range(10):
-        t = schedule.next_offset(t)
+    for polls in range(10):  # one poll per 0.7 s of its life so far: its seconds pay for more
+        t = schedule.next_offset(t, polls)
         looks.append(t)
     assert looks[0] - 5.9 <= schedule.tail_gap_s / 2 + 1e-9 and schedule.tail_gap_s <= 0.71
     assert all(b - a <= schedule.tail_gap_s + 1e-9 for a, b in zip(looks, looks[1:], strict=False))
+    # 20 polls by 8 s: more than its seconds pay for, so the tail waits, but never past the max gap.
+    assert schedule.latest_after(8.0, polls=20) == pytest.approx(min(8.0 + 4.0, 23 * schedule.tail_gap_s))
+    assert schedule.latest_after(8.0, polls=8) == pytest.approx(8.0 + schedule.tail_gap_s, abs=0.36)
 
 
 def test_the_plan_follows_new_times_even_with_a_full_history() -> None:

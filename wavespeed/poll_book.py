@@ -199,4 +199,5 @@ class PollBook:
             now=now,
             deadlines=entry.deadlines,
             looked_now=looked_now,
+            polls=entry.polls,
         )

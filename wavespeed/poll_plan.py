@@ -116,20 +116,26 @@ class Schedule:
     min_step_s: float
     tail_gap_s: float
     tail_from_s: float  # the longest past time (inf without history: the prior's tail then rules)
+    fixed_requests: int = 2
 
-    def latest_after(self, last_s: float) -> float:
+    def latest_after(self, last_s: float, polls: int = 0) -> float:
         """The latest next poll after one at last_s: max_gap_s on; past all history, the next point
-        of a tail_gap_s grid that starts half a gap after the longest past time."""
+        of a tail_gap_s grid that starts half a gap after the longest past time, but no sooner than
+        the task's own seconds pay for it (``polls`` so far, one per tail_gap_s, the submit and the
+        download included): a history biased short (the first few of a burst to finish) cannot
+        make a long task spend more than its budget."""
         cap = last_s + self.max_gap_s
         if math.isinf(self.tail_from_s):
             return cap
         j = max(0, math.floor((last_s + self.min_step_s - self.tail_from_s) / self.tail_gap_s - 0.5) + 1)
-        return min(cap, self.tail_from_s + (j + 0.5) * self.tail_gap_s)
+        paid = (polls + 1 + self.fixed_requests) * self.tail_gap_s
+        return min(cap, max(self.tail_from_s + (j + 0.5) * self.tail_gap_s, paid))
 
-    def next_offset(self, elapsed_s: float) -> float:
-        """The first planned poll at least min_step_s after elapsed_s (seconds since the start)."""
+    def next_offset(self, elapsed_s: float, polls: int = 0) -> float:
+        """The first planned poll at least min_step_s after elapsed_s (seconds since the start);
+        ``polls``: how many this task had so far."""
         i = bisect.bisect_left(self.offsets, elapsed_s + self.min_step_s)
-        limit = self.latest_after(elapsed_s)
+        limit = self.latest_after(elapsed_s, polls)
         return min(self.offsets[i], limit) if i < len(self.offsets) else limit
 
 
@@ -161,7 +167,9 @@ class PollPlan:
         budget = max(self.min_polls, self.aim * self.per_task_rps * dist.mean_s - self.fixed_requests)
         tail_from = max(dist.times) if dist.times else math.inf
         gap = 1.0 / (self.aim * self.per_task_rps)
-        shape = Schedule((), 0.0, budget, dist.mean_s, self.max_gap_s, self.min_step_s, gap, tail_from)
+        shape = Schedule(
+            (), 0.0, budget, dist.mean_s, self.max_gap_s, self.min_step_s, gap, tail_from, self.fixed_requests
+        )
         body = dataclasses.replace(shape, tail_from_s=math.inf)  # the tail pays for itself
         end = dist.horizon()
         lo, hi = math.log(1e-4), math.log(1e3)  # scale of the sqrt-hazard steps: small = dense
@@ -219,11 +227,13 @@ def next_due(
     now: float,
     deadlines: Sequence[float],
     looked_now: bool,
+    polls: int = 0,
 ) -> float:
     """When to poll a processing task next (absolute time): its schedule, but every waiter's deadline
     gets a last look ``final_lead_s`` before it (at once if that is already past). ``looked_now``: a
-    reply came in at ``now`` (it is itself the last look if it fell in that final window)."""
-    due = start + schedule.next_offset(now - start)
+    reply came in at ``now`` (it is itself the last look if it fell in that final window); ``polls``:
+    the task's polls so far."""
+    due = start + schedule.next_offset(now - start, polls)
     for deadline in deadlines:
         last_look = deadline - plan.final_lead_s
         if due <= last_look or (looked_now and now >= last_look):
