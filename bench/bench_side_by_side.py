@@ -2,7 +2,9 @@
 fixed schedule, the official ``wavespeed`` SDK 2.0.5 (1 s polling) and ComfyUI's ``poll_op`` (5 s).
 
 Every run draws its tasks' inference times from a seeded random generator, and task i of every
-client runs the same time (the emulator's submit is wrapped to set it from the prompt's ``#i``):
+client runs the same time (the emulator's submit is wrapped to set it from the prompt's ``#i``).
+Concurrent tasks arrive evenly over ARRIVALS_S (2 s), so 80 submits at once do not measure the
+emulator's (in-process) submit queue instead of the pollers:
 
   4 / 10 / 30 s +-15 %  uniform draws near a few centres, 10 tasks each, all four clients at once
   uniform 2-15 s        a busy queue at WaveSpeed: 40 tasks; ours knows 40 earlier times of the model
@@ -53,6 +55,7 @@ NOMINALS_S = (4.0, 10.0, 30.0)
 SPREAD = 0.15
 TASKS = 10
 HISTORY = 40
+ARRIVALS_S = 2.0  # a run's tasks arrive over this long (one every 50 ms for 40), as a queue would
 POLL_OP_INTERVAL_S = 5.0
 SDK_INTERVAL_S = 1.0
 TARGET_ADDED_S, TARGET_P90_S, TARGET_RPS, TARGET_LAG_300_S = 0.15, 0.35, 1.5, 0.5
@@ -112,7 +115,8 @@ args = json.loads(sys.argv[1])
 client = Client(api_key=args["key"], base_url=args["base_url"])
 out = []
 lock = threading.Lock()
-def one(prompt, seed):
+def one(prompt, seed, delay=0.0):
+    time.sleep(delay)
     t0 = time.monotonic()
     result = client.run(args["model"], {"prompt": prompt, "seed": seed}, poll_interval=args["interval"])
     t1 = time.monotonic()
@@ -122,7 +126,7 @@ def one(prompt, seed):
 if args["sequential"]:
     for p, s in args["tasks"]: one(p, s)
 else:
-    threads = [threading.Thread(target=one, args=(p, s)) for p, s in args["tasks"]]
+    threads = [threading.Thread(target=one, args=(p, s, i * args["stagger"])) for i, (p, s) in enumerate(args["tasks"])]
     for t in threads: t.start()
     for t in threads: t.join()
 print(json.dumps(out))
@@ -180,7 +184,10 @@ def _clients(
     lock = threading.Lock()
     timeout = 300.0
 
+    stagger = 0.0 if run.sequential else ARRIVALS_S / run.tasks
+
     def chain(name: str, i: int, wait: Callable[[Any], None]) -> None:
+        time.sleep(i * stagger)
         start = time.monotonic()
         try:
             first = client.submit(KontextRequest(prompt=f"{tag} {name} #{i}", seed=i))
@@ -227,6 +234,7 @@ def _clients(
             "model": MODEL,
             "interval": SDK_INTERVAL_S,
             "sequential": run.sequential,
+            "stagger": stagger,
             "tasks": [[f"{tag} sdk #{i}", i] for i in range(run.tasks)],
         }
         sdk_proc = subprocess.Popen(

@@ -117,6 +117,7 @@ class Schedule:
     tail_gap_s: float
     tail_from_s: float  # the longest past time (inf without history: the prior's tail then rules)
     fixed_requests: int = 2
+    min_polls: float = 3.0
 
     def latest_after(self, last_s: float, polls: int = 0) -> float:
         """The latest next poll after one at last_s: max_gap_s on; past all history, the next point
@@ -128,7 +129,8 @@ class Schedule:
         if math.isinf(self.tail_from_s):
             return cap
         j = max(0, math.floor((last_s + self.min_step_s - self.tail_from_s) / self.tail_gap_s - 0.5) + 1)
-        paid = (polls + 1 + self.fixed_requests) * self.tail_gap_s
+        # The first min_polls are every task's (see PollPlan.schedule); beyond, its seconds pay.
+        paid = (polls + 1 + self.fixed_requests) * self.tail_gap_s if polls + 1 > self.min_polls else 0.0
         return min(cap, max(self.tail_from_s + (j + 0.5) * self.tail_gap_s, paid))
 
     def next_offset(self, elapsed_s: float, polls: int = 0) -> float:
@@ -168,7 +170,16 @@ class PollPlan:
         tail_from = max(dist.times) if dist.times else math.inf
         gap = 1.0 / (self.aim * self.per_task_rps)
         shape = Schedule(
-            (), 0.0, budget, dist.mean_s, self.max_gap_s, self.min_step_s, gap, tail_from, self.fixed_requests
+            (),
+            0.0,
+            budget,
+            dist.mean_s,
+            self.max_gap_s,
+            self.min_step_s,
+            gap,
+            tail_from,
+            self.fixed_requests,
+            self.min_polls,
         )
         body = dataclasses.replace(shape, tail_from_s=math.inf)  # the tail pays for itself
         end = dist.horizon()

@@ -25,22 +25,24 @@ local gap): dense where completion is likely, sparse before it, cheap late. Its 
 until the expected requests meet the budget, but never below 3 polls (the submit and the download
 are already 2 requests: a task expected under ~3.5 s could not otherwise buy a look near its end).
 A task that outlives every past time (a slow day, a wider spread) is then looked at every 0.7 s,
-paying for those extra seconds at the per-second budget itself. No gap exceeds 4 s (early
-failures), and every waiter's deadline gets a last look 1 s before it.
+but no sooner than its own seconds pay for (1.43 requests a second of its life, all counted): the
+first tasks of a burst to finish are its shortest, and must not make the others overspend. No gap
+exceeds 4 s (early failures), and every waiter's deadline gets a last look 1 s before it.
 
 What it assumes: a task's time is a draw from its model's recent ones (a slower day shows up as new
 history within a few tasks; the prior's tail covers the rest), and every poll costs the same. The
 budget holds on average over the model's tasks, not for each: a short task pays more per second,
 a long one less. On a wide spread the budget, not the plan, bounds the lag: over 2-15 s even a
-plan that knows the spread exactly waits a median ~0.3 s at 1.5 requests per second
+plan that knows the spread well (500 past times) waits a median ~0.3 s at 1.5 requests per second
 (bench/RESULTS.md); halving that takes about twice the requests.
 
 **One budget for the account.** A token bucket (``WAVESPEED_POLL_BUDGET_RPS``, default 300, allowed
 1..10000) bounds all waits together. 300 because WaveSpeed's own SDK polls every task once a
 second, so Silver's 300 tasks at once already send it 300 requests a second; the plan needs about
-1.2 polls a second per task in flight, so ~250 tasks are never slowed, and beyond that each loses a little
-lag instead of the API being flooded. Under 1 a second a finished task could wait minutes to be seen
-(issue 17 case 8); over 10000 it is no limit: both are refused in one line when read. When more
+1.2 polls a second per task in flight, so ~250 tasks are never slowed, and beyond that each loses a
+little lag instead of the API being flooded. Under 1 a second a finished task could wait minutes to
+be seen (issue 17 case 8); over 10000 it is no limit: both are refused in one line when read, and
+a submit reads it first (nodes/limits.py), so nothing is paid for a wait that cannot work. When more
 polls are due than tokens, the earliest due goes first, so no task waits more than (tasks in
 flight) / budget seconds past its plan.
 
