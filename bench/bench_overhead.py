@@ -17,7 +17,7 @@ run their repeats concurrently in one asyncio.gather, started STAGGER_S apart so
 decodes do not overlap (they are independent tasks; the table says which way each length ran).
 
 The breakdown comes from the emulator's request log: "poll lag" is from the moment the task
-completed to the arrival of the poll that saw it (bounded by PollSchedule.cap_s), "fetch" from the
+completed to the arrival of the poll that saw it (the poll plan's, wavespeed/poller.py), "fetch" from the
 arrival of the download request to the node returning (download + decode + handing back).
 
 A second table runs sync mode (no polling, so no phase) against the emulator as it is and with
@@ -160,8 +160,9 @@ def run(
         "(one poll period), so the median covers every phase of the poll schedule against completion.",
         "Lengths above 3 s ran their repeats concurrently in one asyncio.gather, each task started "
         f"{stagger_s:g} s after the previous one so downloads and decodes do not overlap.",
-        "Polling mode: the poll that sees completion comes at most PollSchedule.cap_s (0.3 s) plus one "
-        "round trip after the task finished; in sync mode there is no poll (the submit reply is the result).",
+        "Polling mode: the poll plan learns the model from the tasks before (the lengths run in order, so "
+        "each new length is longer than all history: then it is looked at every 0.7 s past the longest "
+        "past time); in sync mode there is no poll (the submit reply is the result).",
     ]
     if nagle:
         stall = nagle[0]["overhead_median_s"] - nagle[1]["overhead_median_s"]
@@ -260,8 +261,9 @@ def _miss_note(rows: list[dict[str, Any]]) -> str:
     return (
         "Why missed: "
         + "; ".join(parts)
-        + ". In polling mode the lag is bounded by PollSchedule.cap_s; a lower cap (e.g. 0.2 s) cuts the "
-        "expected lag by about (0.3 - 0.2) / 2 = 0.05 s at the cost of more result polls per task."
+        + ". In polling mode the lag follows the poll plan (wavespeed/poller.py) at about 1.5 requests "
+        "per second of inference: a 0.5 s task cannot meet that (submit and download are 2 requests) and "
+        "gets 3 polls; a length longer than all history before it is looked at every 0.7 s."
     )
 
 

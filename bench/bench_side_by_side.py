@@ -1,23 +1,31 @@
-"""Time added on top of inference, side by side in one run on one emulator: our shared poller, the
-client's old fixed schedule, the official ``wavespeed`` SDK 2.0.5 (1 s polling) and ComfyUI's
-``poll_op`` loop (5 s).
+"""Time added on top of inference, side by side on one emulator: our shared poller, the client's old
+fixed schedule, the official ``wavespeed`` SDK 2.0.5 (1 s polling) and ComfyUI's ``poll_op`` (5 s).
 
-Every task's inference time is drawn at random (continuous, uniform within +-SPREAD of the row's
-nominal time), so no poller gets lucky with a phase. The four pollers run at the same time against
-the same emulator, each with TASKS tasks per row:
+Every run draws its tasks' inference times from a seeded random generator, and task i of every
+client runs the same time (the emulator's submit is wrapped to set it from the prompt's ``#i``).
+Concurrent tasks arrive evenly over ARRIVALS_S (2 s), so 80 submits at once do not measure the
+emulator's (in-process) submit queue instead of the pollers:
 
-  ours        wavespeed.poller.Poller; its history (the journal's past inference times of the model)
-              is HISTORY draws from the row's distribution
-  old wait    WaveSpeedClient.wait (0.1 s, x1.5, 0.3 s cap), what the pack did before
+  4 / 10 / 30 s +-15 %  uniform draws near a few centres, 10 tasks each, all four clients at once
+  uniform 2-15 s        a busy queue at WaveSpeed: 40 tasks; ours knows 40 earlier times of the model
+  log-normal tail       median 5 s, sigma 0.7 (capped at 45 s): 40 tasks; ours knows 40 earlier times
+  first 5, new model    5 tasks of 2-15 s one after another, no history (ours learns from each)
+  300 in flight         300 tasks of 2-15 s submitted at once, no history; each client alone in turn
+                        (three at once would measure the emulator's load, not the clients)
+
+Clients:
+  ours        wavespeed.poller.Poller at its default budget (300 requests/s for the account)
+  old wait    WaveSpeedClient.wait (0.1 s, x1.5, 0.3 s cap), what the pack did before (first rows)
   sdk 2.0.5   the official SDK's Client.run(poll_interval=1.0), in a subprocess (its package is
               also named ``wavespeed``), unchanged
   poll_op     ComfyUI 0.3.75 comfy_api_nodes/util/client.py poll_op_raw's loop: poll at once, then
               every poll_interval=5.0 s until a terminal status (replicated over our HTTP client)
 
-Per task: lag = when the completed reply was in hand - when the emulator completed the task;
-added = in hand - submit start - the task's inference time (so it includes the submit);
-polls/s = result requests / inference seconds. Target (issue 12): ours median lag <= 0.15 s with
-<= 1.5 requests per second of inference per task.
+Per task: added = completed reply in hand - submit start - the task's inference time (so it holds
+the submit's round trip); lag = in hand - the emulator's completion; requests = 1 submit + result
+polls + 1 download, all counted (the download, one GET per output for every client, is counted
+rather than made, so it does not load the shared CPU while others are measured); requests per second
+of inference = all requests / all inference seconds of the run.
 
 Run: ``python bench/bench_side_by_side.py [--quick]``. Figures only; nothing here asserts timings.
 """
@@ -25,7 +33,9 @@ Run: ``python bench/bench_side_by_side.py [--quick]``. Figures only; nothing her
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,12 +55,58 @@ NOMINALS_S = (4.0, 10.0, 30.0)
 SPREAD = 0.15
 TASKS = 10
 HISTORY = 40
+ARRIVALS_S = 2.0  # a run's tasks arrive over this long (one every 50 ms for 40), as a queue would
 POLL_OP_INTERVAL_S = 5.0
 SDK_INTERVAL_S = 1.0
-TARGET_LAG_S = 0.15
-TARGET_RPS = 1.5
+TARGET_ADDED_S, TARGET_P90_S, TARGET_RPS, TARGET_LAG_300_S = 0.15, 0.35, 1.5, 0.5
 POLLERS = ("ours", "old wait", "sdk 2.0.5", "poll_op")
 MODEL = "wavespeed-ai/flux-kontext-max/text-to-image"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One seeded run: how inference times are drawn, how many tasks, what ours knows."""
+
+    name: str
+    draw: Callable[[random.Random], float]
+    tasks: int
+    history: bool
+    clients: tuple[str, ...] = ("ours", "sdk 2.0.5", "poll_op")
+    sequential: bool = False  # each client's tasks one after another (a new model's first tasks)
+    alone: bool = False  # each client on the emulator alone, one after another (300 in flight)
+
+
+def _uniform(lo: float, hi: float) -> Callable[[random.Random], float]:
+    return lambda rng: rng.uniform(lo, hi)
+
+
+def _lognormal(rng: random.Random) -> float:
+    return min(45.0, math.exp(rng.gauss(math.log(5.0), 0.7)))
+
+
+def runs(quick: bool, nominals: tuple[float, ...] | None, tasks: int | None) -> list[Run]:
+    if quick:
+        n = tasks or 2
+        fixed = [
+            Run(f"{x:g} s ±15%", _uniform(x * 0.85, x * 1.15), n, True, POLLERS) for x in nominals or (0.3,)
+        ]
+        return [
+            *fixed,
+            Run("uniform 0.3-1 s", _uniform(0.3, 1.0), n, True),
+            Run("first 2", _uniform(0.3, 1.0), 2, False, sequential=True),
+        ]
+    fixed = [
+        Run(f"{x:g} s ±15%", _uniform(x * 0.85, x * 1.15), tasks or TASKS, True, POLLERS)
+        for x in nominals or NOMINALS_S
+    ]
+    return [
+        *fixed,
+        Run("uniform 2-15 s", _uniform(2.0, 15.0), 40, True),
+        Run("log-normal tail", _lognormal, 40, True),
+        Run("first 5, new model", _uniform(2.0, 15.0), 5, False, sequential=True),
+        Run("300 in flight", _uniform(2.0, 15.0), 300, False, alone=True),
+    ]
+
 
 _SDK_WORKER = r"""
 import json, sys, threading, time
@@ -59,17 +115,20 @@ args = json.loads(sys.argv[1])
 client = Client(api_key=args["key"], base_url=args["base_url"])
 out = []
 lock = threading.Lock()
-def one(prompt, seed):
+def one(prompt, seed, delay=0.0):
+    time.sleep(delay)
     t0 = time.monotonic()
     result = client.run(args["model"], {"prompt": prompt, "seed": seed}, poll_interval=args["interval"])
     t1 = time.monotonic()
-    url = result["outputs"][0]
-    rid = url.rsplit("/", 1)[1].split("-", 1)[0]
+    rid = result["outputs"][0].rsplit("/", 1)[1].split("-", 1)[0]
     with lock:
         out.append({"id": rid, "start": t0, "end": t1})
-threads = [threading.Thread(target=one, args=(p, s)) for p, s in args["tasks"]]
-for t in threads: t.start()
-for t in threads: t.join()
+if args["sequential"]:
+    for p, s in args["tasks"]: one(p, s)
+else:
+    threads = [threading.Thread(target=one, args=(p, s, i * args["stagger"])) for i, (p, s) in enumerate(args["tasks"])]
+    for t in threads: t.start()
+    for t in threads: t.join()
 print(json.dumps(out))
 """
 
@@ -88,67 +147,99 @@ def _sdk_available() -> bool:
         return subprocess.run([sys.executable, "-I", "-c", probe], cwd=cwd, check=False).returncode == 0
 
 
-def _row(emu: Any, nominal: float, tasks: int, seed: int, sdk: bool, failures: list[str]) -> list[Done]:
+def _draws_by_prompt(emu: Any, times: list[float]) -> None:
+    """Task i of every client runs times[i]: the emulator's submit is wrapped to set it from '#i'."""
+    original = type(emu).submit.__get__(emu)
+
+    def submit(model: str, body: dict[str, Any], base_url: str) -> Any:
+        task = original(model, body, base_url)
+        found = re.search(r"#(\d+)\b", str(body.get("prompt", "")))
+        if not isinstance(task, int) and found:
+            task.inference_s = times[int(found.group(1)) % len(times)]  # before the reply is sent
+        return task
+
+    setattr(emu, "submit", submit)  # noqa: B010  (an instance attribute over the class's method)
+
+
+def _clients(
+    emu: Any,
+    run: Run,
+    clients: tuple[str, ...],
+    history: list[float],
+    tag: str,
+    use_sdk: bool,
+    failures: list[str],
+) -> list[Done]:
     from wavespeed.client import WaveSpeedClient
     from wavespeed.models import KontextRequest
-    from wavespeed.poller import Poller
+    from wavespeed.poller import DEFAULT_BUDGET_RPS, Poller
 
-    lo, hi = nominal * (1 - SPREAD), nominal * (1 + SPREAD)
-    emu.configure(inference_s=lo, inference_max_s=hi)
-    rng = random.Random(seed)
-    history = [rng.uniform(lo, hi) for _ in range(HISTORY)]
     client = WaveSpeedClient(API_KEY, emu.base_url)
     poller = Poller(
-        lambda rid, dl, cancel: client.get_result(rid, deadline=dl, cancel=cancel), history=lambda m: history
+        lambda rid, dl, cancel: client.get_result(rid, deadline=dl, cancel=cancel),
+        budget_rps=DEFAULT_BUDGET_RPS,
+        history=(lambda m: history) if history else None,
     )
     done: list[Done] = []
     lock = threading.Lock()
+    timeout = 300.0
+
+    stagger = 0.0 if run.sequential else ARRIVALS_S / run.tasks
 
     def chain(name: str, i: int, wait: Callable[[Any], None]) -> None:
+        time.sleep(i * stagger)
         start = time.monotonic()
         try:
-            first = client.submit(KontextRequest(prompt=f"{name} {nominal} {i} {seed}", seed=i))
+            first = client.submit(KontextRequest(prompt=f"{tag} {name} #{i}", seed=i))
             wait(first)
         except Exception as exc:  # counted and named in the notes, never hidden
             with lock:
-                failures.append(f"{name}: {type(exc).__name__}")
+                failures.append(f"{run.name} {name}: {type(exc).__name__}")
             return
         end = time.monotonic()
         with lock:
             done.append(Done(name, first.id, start, end))
 
     def ours(first: Any) -> None:
-        poller.wait(first.id, model=MODEL, timeout_s=nominal * 4 + 60, first=first)
+        poller.wait(first.id, model=MODEL, timeout_s=timeout, first=first)
 
     def old(first: Any) -> None:
-        client.wait(first.id, timeout_s=nominal * 4 + 60, first=first)
+        client.wait(first.id, timeout_s=timeout, first=first)
 
     def poll_op(first: Any) -> None:
         # poll_op_raw: request at once, then sleep poll_interval after every non-terminal reply.
-        while True:
-            p = client.get_result(first.id)
-            if p.is_terminal:
-                return
+        while not client.get_result(first.id).is_terminal:
             time.sleep(POLL_OP_INTERVAL_S)
 
-    threads = [
-        threading.Thread(target=chain, args=(name, i, fn))
-        for i in range(tasks)
-        for name, fn in (("ours", ours), ("old wait", old), ("poll_op", poll_op))
-    ]
+    waits = {"ours": ours, "old wait": old, "poll_op": poll_op}
+    chains = [(name, waits[name]) for name in clients if name in waits]
+
+    def serial(name: str, fn: Callable[[Any], None]) -> None:
+        for i in range(run.tasks):
+            chain(name, i, fn)
+
+    if run.sequential:
+        threads = [threading.Thread(target=serial, args=(name, fn)) for name, fn in chains]
+    else:
+        threads = [
+            threading.Thread(target=chain, args=(name, i, fn))
+            for i in range(run.tasks)
+            for name, fn in chains
+        ]
     sdk_proc = None
-    if sdk:
+    if use_sdk and "sdk 2.0.5" in clients:
         args = {
             "key": API_KEY,
             "base_url": emu.base_url,
             "model": MODEL,
             "interval": SDK_INTERVAL_S,
-            "tasks": [[f"sdk {nominal} {i} {seed}", i] for i in range(tasks)],
+            "sequential": run.sequential,
+            "stagger": stagger,
+            "tasks": [[f"{tag} sdk #{i}", i] for i in range(run.tasks)],
         }
-        sdk_dir = tempfile.mkdtemp(prefix="wavespeed-sdk-")
         sdk_proc = subprocess.Popen(
             [sys.executable, "-I", "-c", _SDK_WORKER, json.dumps(args)],
-            cwd=sdk_dir,
+            cwd=tempfile.mkdtemp(prefix="wavespeed-sdk-"),
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -157,12 +248,77 @@ def _row(emu: Any, nominal: float, tasks: int, seed: int, sdk: bool, failures: l
     for t in threads:
         t.join()
     if sdk_proc is not None:
-        out, _ = sdk_proc.communicate(timeout=nominal * 4 + 120)
-        for item in json.loads(out):
+        out, _ = sdk_proc.communicate(timeout=timeout * (run.tasks if run.sequential else 1) + 120)
+        for item in json.loads(out or "[]"):
             done.append(Done("sdk 2.0.5", item["id"], item["start"], item["end"]))
     poller.close()
     client.close()
     return done
+
+
+def _measure(emu: Any, done: list[Done], run: Run) -> list[dict[str, Any]]:
+    polls: dict[str, int] = {}
+    for rec in emu.requests:
+        if rec.route == "result":
+            rid = rec.path.rsplit("/", 2)[-2]
+            polls[rid] = polls.get(rid, 0) + 1
+    out = []
+    for d in done:
+        task = emu.task(d.request_id)
+        out.append(
+            {
+                "run": run.name,
+                "poller": d.poller,
+                "lag": d.end - float(task.terminal_at or d.end),
+                "added": d.end - d.start - task.inference_s,
+                "requests": 1 + polls.get(d.request_id, 0) + 1,
+                "inference": task.inference_s,
+            }
+        )
+    return out
+
+
+def _row(run: Run, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    added = [x["added"] for x in items]
+    lags = [x["lag"] for x in items]
+    return {
+        "run": run.name,
+        "poller": name,
+        "tasks": len(items),
+        "added_median_s": median(added),
+        "added_p90_s": percentile(added, 90),
+        "added_max_s": max(added) if added else math.nan,
+        "lag_median_s": median(lags),
+        "lag_p90_s": percentile(lags, 90),
+        "requests_per_task": sum(x["requests"] for x in items) / max(1, len(items)),
+        "rps_of_inference": sum(x["requests"] for x in items) / max(1e-9, sum(x["inference"] for x in items)),
+    }
+
+
+def bound(draw: Callable[[random.Random], float], rps: float) -> tuple[float, float]:
+    """Median and p90 lag of the plan (optimal for the mean lag at its cost) when the distribution is
+    known well (500 past times), at ``rps`` requests per second of inference: what no plan with
+    that budget does much better than."""
+    from wavespeed.poll_plan import PollPlan, Prior
+
+    rng = random.Random(7)
+    schedule = PollPlan(per_task_rps=rps, prior=Prior(weight=0.01)).schedule([draw(rng) for _ in range(500)])
+    lags = []
+    for _ in range(3000):
+        t, inference = 0.0, draw(rng)
+        while t < inference:
+            t = schedule.next_offset(t)
+        lags.append(t - inference)
+    return median(lags), percentile(lags, 90)
+
+
+def _needed_rps(draw: Callable[[random.Random], float]) -> str:
+    """The smallest budget (req/s of inference) at which the well-informed plan meets both lag targets."""
+    for rps in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0):
+        med, p90 = bound(draw, rps)
+        if med <= TARGET_ADDED_S - 0.01 and p90 <= TARGET_P90_S - 0.01:  # 10 ms for the submit
+            return f"{rps:g}"
+    return "> 5"
 
 
 def run(
@@ -173,72 +329,105 @@ def run(
     sdk: bool | None = None,
 ) -> BenchResult:
     from bench import emulator_env
+    from wavespeed.poller import DEFAULT_BUDGET_RPS
 
     t_start = time.monotonic()
-    nominals = nominals or ((1.0,) if quick else NOMINALS_S)
-    tasks = tasks or (3 if quick else TASKS)
     use_sdk = _sdk_available() if sdk is None else sdk
+    plan = runs(quick, nominals, tasks)
     rows: list[dict[str, Any]] = []
-    per_poller: dict[str, list[dict[str, float]]] = {p: [] for p in POLLERS}
+    table: list[list[Any]] = []
+    targets: list[Target] = []
     failures: list[str] = []
+    fixed_items: list[dict[str, Any]] = []
     with emulator_env(inference_s=1.0, seed=11) as emu:
-        for n, nominal in enumerate(nominals):
-            done = _row(emu, nominal, tasks, seed=100 + n, sdk=use_sdk, failures=failures)
-            polls: dict[str, int] = {}
-            for rec in emu.requests:
-                if rec.route == "result":
-                    rid = rec.path.rsplit("/", 2)[-2]
-                    polls[rid] = polls.get(rid, 0) + 1
-            for d in done:
-                task = emu.task(d.request_id)
-                per_poller[d.poller].append(
-                    {
-                        "nominal": nominal,
-                        "lag": d.end - float(task.terminal_at or d.end),
-                        "added": d.end - d.start - task.inference_s,
-                        "polls": polls.get(d.request_id, 0),
-                        "inference": task.inference_s,
-                    }
+        for k, r in enumerate(plan):
+            rng = random.Random(1000 + k)
+            times = [r.draw(rng) for _ in range(r.tasks)]
+            history = [r.draw(rng) for _ in range(HISTORY)] if r.history else []
+            _draws_by_prompt(emu, times)
+            groups = [(c,) for c in r.clients] if r.alone else [r.clients]
+            items: list[dict[str, Any]] = []
+            for group in groups:
+                if group == ("sdk 2.0.5",) and not use_sdk:
+                    continue
+                tag = f"run{k}-{random.getrandbits(24):06x}"
+                items += _measure(emu, _clients(emu, r, group, history, tag, use_sdk, failures), r)
+                emu.reset()
+            if r.clients == POLLERS:
+                fixed_items += [x for x in items if x["poller"] == "ours"]
+            for name in r.clients:
+                mine = [x for x in items if x["poller"] == name]
+                if not mine:
+                    continue
+                row = _row(r, name, mine)
+                rows.append(row)
+                table.append(
+                    [
+                        r.name,
+                        name,
+                        row["tasks"],
+                        fmt_s(row["added_median_s"]),
+                        fmt_s(row["added_p90_s"]),
+                        fmt_s(row["added_max_s"]),
+                        fmt_s(row["lag_median_s"]),
+                        fmt_s(row["lag_p90_s"]),
+                        f"{row['requests_per_task']:.1f}",
+                        f"{row['rps_of_inference']:.2f}",
+                    ]
                 )
-            emu.reset()
-    table_rows = []
-    for name in POLLERS:
-        for nominal in (*nominals, None):
-            items = [x for x in per_poller[name] if nominal is None or x["nominal"] == nominal]
-            if not items:
-                continue
-            lags = [x["lag"] for x in items]
-            row = {
-                "poller": name,
-                "nominal_s": nominal if nominal is not None else -1.0,
-                "tasks": len(items),
-                "lag_median_s": median(lags),
-                "lag_p90_s": percentile(lags, 90),
-                "added_median_s": median([x["added"] for x in items]),
-                "polls_per_inference_s": sum(x["polls"] for x in items) / sum(x["inference"] for x in items),
-            }
-            rows.append(row)
-            table_rows.append(
-                [
-                    name,
-                    "all" if nominal is None else f"{nominal:g} s ±{SPREAD:.0%}",
-                    len(items),
-                    fmt_s(row["lag_median_s"]),
-                    fmt_s(row["lag_p90_s"]),
-                    fmt_s(row["added_median_s"]),
-                    f"{row['polls_per_inference_s']:.2f}",
-                ]
-            )
-    ours_all = next(r for r in rows if r["poller"] == "ours" and r["nominal_s"] == -1.0)
+                if name != "ours" or r.clients == POLLERS:
+                    continue
+                if r.alone:
+                    met = row["lag_median_s"] <= TARGET_LAG_300_S and row["rps_of_inference"] <= TARGET_RPS
+                    text = f"ours, {r.name}: median lag <= {TARGET_LAG_300_S} s, <= {TARGET_RPS} req/s of inference"
+                    measured = f"{row['lag_median_s']:.3f} s, {row['rps_of_inference']:.2f} req/s"
+                else:
+                    met = (
+                        row["added_median_s"] <= TARGET_ADDED_S
+                        and row["added_p90_s"] <= TARGET_P90_S
+                        and row["rps_of_inference"] <= TARGET_RPS
+                    )
+                    text = (
+                        f"ours, {r.name}: added median <= {TARGET_ADDED_S} s, p90 <= {TARGET_P90_S} s, "
+                        f"<= {TARGET_RPS} req/s of inference"
+                    )
+                    measured = (
+                        f"{row['added_median_s']:.3f} / {row['added_p90_s']:.3f} s, "
+                        f"{row['rps_of_inference']:.2f} req/s"
+                    )
+                targets.append(Target(text, met, measured))
+    if fixed_items:
+        pooled = _row(plan[0], "ours", fixed_items)
+        targets.insert(
+            0,
+            Target(
+                f"ours, fixed centres ±15% together: median lag <= {TARGET_ADDED_S} s, <= {TARGET_RPS} req/s",
+                pooled["lag_median_s"] <= TARGET_ADDED_S and pooled["rps_of_inference"] <= TARGET_RPS,
+                f"{pooled['lag_median_s']:.3f} s, {pooled['rps_of_inference']:.2f} req/s",
+            ),
+        )
     notes = [
-        f"Inference per task: uniform within ±{SPREAD:.0%} of the nominal time (continuous draws); "
-        f"{tasks} tasks per poller per row, all four pollers at once on one emulator (TCP_NODELAY).",
-        "lag: completed reply in hand minus the emulator's completion; added: in hand minus submit "
-        "start minus the task's inference time; polls/s: result requests per second of inference "
-        "(the submit is one request for every poller and is not counted).",
-        f"ours: history = {HISTORY} earlier inference times of the model (what the journal holds); "
-        "default budget 50 requests/s for the account.",
+        "Inference per task: seeded draws (see the module docstring), task i of every client the same "
+        "time; added = completed reply in hand - submit start - inference (it holds the submit's round "
+        "trip); lag = in hand - the emulator's completion.",
+        "Requests: 1 submit + result polls + 1 download per task, all counted; req/s of inference = all "
+        "requests of the run / all its inference seconds. The SDK and poll_op do not download; the one "
+        "GET per output they would need is counted for them too.",
+        f"ours: default budget {DEFAULT_BUDGET_RPS:g} requests/s for the account; history = {HISTORY} earlier inference times "
+        "of the model (what the journal holds) where the run says so, else none (the prior plans).",
     ]
+    if not quick:
+        u_med, u_p90 = bound(_uniform(2.0, 15.0), TARGET_RPS)
+        l_med, l_p90 = bound(_lognormal, TARGET_RPS)
+        notes.append(
+            f"Why the lag targets are missed on wide spreads: at {TARGET_RPS} requests per second of inference, "
+            "all counted, even a plan that knows the distribution well (500 past times) and spends its "
+            f"polls where they cut the mean lag most waits a median {u_med:.2f} s / p90 {u_p90:.2f} s on "
+            f"uniform 2-15 s and {l_med:.2f} / {l_p90:.2f} s on the log-normal tail; the lag targets "
+            f"(median {TARGET_ADDED_S} s, p90 {TARGET_P90_S} s) need {_needed_rps(_uniform(2.0, 15.0))} and "
+            f"{_needed_rps(_lognormal)} req/s there. Over 13 s of spread, a task gives no sign of when it "
+            "will end: lag costs polls, and the request target wins (the plan's per_task_rps)."
+        )
     if failures:
         notes.append(f"Chains that failed (left out of the figures): {', '.join(sorted(failures))}.")
     if not use_sdk:
@@ -248,23 +437,24 @@ def run(
         title="Time added on top of inference: ours vs the SDK vs ComfyUI's poll_op",
         tables=[
             md_table(
-                ["poller", "inference", "tasks", "lag median s", "lag p90 s", "added median s", "polls/s"],
-                table_rows,
+                [
+                    "run",
+                    "poller",
+                    "tasks",
+                    "added median s",
+                    "added p90 s",
+                    "added max s",
+                    "lag median s",
+                    "lag p90 s",
+                    "requests/task",
+                    "req/s of inference",
+                ],
+                table,
+                align="llrrrrrrrr",
             )
         ],
         rows=rows,
-        targets=[
-            Target(
-                f"ours: median lag <= {TARGET_LAG_S} s",
-                ours_all["lag_median_s"] <= TARGET_LAG_S,
-                f"{ours_all['lag_median_s']:.3f} s",
-            ),
-            Target(
-                f"ours: <= {TARGET_RPS} requests per second of inference per task",
-                ours_all["polls_per_inference_s"] <= TARGET_RPS,
-                f"{ours_all['polls_per_inference_s']:.2f}",
-            ),
-        ],
+        targets=targets,
         notes=notes,
         seconds=time.monotonic() - t_start,
         quick=quick,

@@ -66,6 +66,9 @@ def submit(
 ) -> Prediction:
     """POST the task once the account's window has room; a 429 is waited out (status text), not an
     error, inside WAVESPEED_SUBMIT_WAIT_S."""
+    from ..wavespeed.poll_book import budget_from_env
+
+    budget_from_env()  # the poller's budget setting, refused before anything is paid (issue 17 case 8)
     deadline = time.monotonic() + submit_wait_s()
     return scheduler(client).submit(
         lambda: _submit_once(client, request, cancel), deadline=deadline, cancel=cancel, status=status

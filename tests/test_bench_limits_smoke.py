@@ -12,8 +12,9 @@ from bench import run as bench_run
 def test_side_by_side_has_a_row_per_poller() -> None:
     result = bench_side_by_side.run(quick=True, nominals=(0.3,), tasks=2)
     assert {r["poller"] for r in result.rows} == set(bench_side_by_side.POLLERS)
-    assert all(math.isfinite(r["lag_median_s"]) and r["polls_per_inference_s"] > 0 for r in result.rows)
-    assert len(result.targets) == 2 and result.tables[0].startswith("| poller |")
+    assert all(math.isfinite(r["added_median_s"]) and r["rps_of_inference"] > 0 for r in result.rows)
+    assert {r["run"] for r in result.rows} == {"0.3 s ±15%", "uniform 0.3-1 s", "first 2"}
+    assert len(result.targets) == 3 and result.tables[0].startswith("| run | poller |")
 
 
 def test_scale_reports_silver_and_bronze() -> None:

@@ -48,7 +48,9 @@ def test_four_chains_on_bronze_all_complete_with_one_submission_each(
 def test_a_task_held_by_the_concurrency_limit_reads_queued(
     pack: ModuleType, pack_env: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pack_env.configure(tier=Tier("one-at-once", 100, 1), minute_s=600, inference_s=0.8)
+    pack_env.configure(
+        tier=Tier("one-at-once", 100, 1), minute_s=600, inference_s=2.0
+    )  # queued 2 s: past the first look (~1.2 s)
     caplog.set_level(logging.DEBUG, logger="wavespeed")
 
     async def two() -> list[Any]:

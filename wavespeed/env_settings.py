@@ -28,3 +28,27 @@ def positive_float_from_env(name: str, default: float, unit: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"{name} must be a number of {unit} > 0, not {raw!r}.")
     return value
+
+
+def bounded_float_from_env(name: str, default: float, low: float, high: float, unit: str) -> float:
+    """Environment variable ``name`` as a number within [low, high]; ``default`` when unset or blank.
+
+    Why a range and not just > 0: a setting like ``1e-300`` requests per second passes "> 0" yet means
+    "never", so a finished task would never be looked at (issue 17 case 8); a huge one means "no limit".
+
+    Raises:
+        ConfigError: one line naming the variable, the range and the value read.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (low <= value <= high):  # also refuses nan and +-inf
+        raise ConfigError(
+            f"{name} must be a number of {unit} from {low:g} to {high:g}, not {raw!r}: "
+            f"set it in that range or unset it (default {default:g})."
+        )
+    return value
