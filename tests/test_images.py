@@ -15,13 +15,12 @@ import torch
 from PIL import Image
 
 from wavespeed.errors import ImageDecodeError
-from wavespeed.image_batch import SizePolicy, images_to_tensor
+from wavespeed.image_batch import images_to_tensor
 from wavespeed.images import (
     MAX_PIXELS,
     decode_image,
     decode_to_uint8,
     image_size,
-    tensor_to_jpeg,
     tensor_to_png,
 )
 
@@ -342,23 +341,6 @@ def test_pad_centres_each_image_on_black() -> None:
     np.testing.assert_array_equal(t[0, 10, 10].numpy(), arrays[0][0, 0] / F32(255))
 
 
-def test_resize_to_first_image_size() -> None:
-    arrays, blobs = mixed_outputs()
-    t = images_to_tensor(blobs, policy=SizePolicy.RESIZE)
-    assert tuple(t.shape) == (3, 30, 40, 3)
-    np.testing.assert_array_equal(t[0].numpy(), arrays[0] / F32(255))
-    for i in (1, 2):
-        ref = np.asarray(Image.fromarray(arrays[i]).resize((40, 30), Image.Resampling.BICUBIC))
-        np.testing.assert_array_equal(t[i].numpy(), ref / F32(255))
-
-
-def test_error_policy_names_the_sizes() -> None:
-    _, blobs = mixed_outputs()
-    with pytest.raises(ImageDecodeError, match=r"different sizes \(40x30, 20x50, 60x10\)"):
-        images_to_tensor(blobs, policy=SizePolicy.ERROR)
-    assert tuple(images_to_tensor(blobs[:1] * 2, policy="error").shape) == (2, 30, 40, 3)  # type: ignore[arg-type]
-
-
 def test_empty_batch_and_bare_bytes_refused() -> None:
     with pytest.raises(ImageDecodeError, match="no images"):
         images_to_tensor([])
@@ -402,19 +384,8 @@ def test_png_picks_the_indexed_image() -> None:
     np.testing.assert_array_equal(decode_to_uint8(tensor_to_png(t, 1)), arrays[1])
 
 
-def test_jpeg_round_trip_close_and_alpha_dropped() -> None:
-    arr = smooth_array(64, 48)
-    t = images_to_tensor([encode(arr)])
-    back = decode_image(tensor_to_jpeg(t, quality=95))
-    assert back.shape == (48, 64, 3)
-    assert np.abs(back - arr / 255.0).mean() < 0.01
-    rgba = torch.cat([t, torch.ones(1, 48, 64, 1)], dim=-1)
-    img = Image.open(io.BytesIO(tensor_to_jpeg(rgba)))
-    assert img.format == "JPEG" and img.mode == "RGB"
-
-
-@pytest.mark.parametrize("fn", [tensor_to_png, tensor_to_jpeg])
-def test_encode_argument_errors(fn: Any) -> None:
+def test_encode_argument_errors() -> None:
+    fn = tensor_to_png
     t = torch.zeros(2, 4, 4, 3)
     with pytest.raises(ValueError, match="index 2 is out of range for a batch of 2"):
         fn(t, 2)

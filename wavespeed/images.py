@@ -50,7 +50,6 @@ __all__ = [
     "decode_image",
     "decode_to_uint8",
     "image_size",
-    "tensor_to_jpeg",
     "tensor_to_png",
 ]
 
@@ -326,20 +325,4 @@ def tensor_to_png(image: torch.Tensor, index: int = 0, *, compress_level: int = 
         raise ValueError(f"compress_level must be 0..9, got {compress_level}")
     buf = io.BytesIO()
     _to_pil(_select_uint8(image, index)).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-def tensor_to_jpeg(image: torch.Tensor, index: int = 0, *, quality: int = 95) -> bytes:
-    """One image of an IMAGE batch -> JPEG bytes (alpha dropped).
-
-    At quality >= 90 chroma is not subsampled (4:4:4), so colour edges in edit inputs survive.
-    """
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be 1..100, got {quality}")
-    arr = _select_uint8(image, index)
-    if arr.shape[2] == 4:
-        arr = arr[..., :3]
-    buf = io.BytesIO()
-    subsampling = 0 if quality >= 90 else 2
-    _to_pil(arr).save(buf, format="JPEG", quality=quality, subsampling=subsampling)
     return buf.getvalue()
