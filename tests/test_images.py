@@ -245,6 +245,46 @@ def test_exif_orientation_applied(orientation: int, shape: tuple[int, int], corn
     assert tuple(images_to_tensor([data]).shape) == (1, h, w, 3)
 
 
+_DISPLAYED = {  # what each EXIF orientation shows, as numpy operations on the stored pixels
+    1: lambda a: a,
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(_DISPLAYED))
+def test_every_exif_orientation_is_exact(orientation: int) -> None:
+    """All eight orientations, mirrored ones included, pixel for pixel (lossless PNG)."""
+    arr = rgb_array(7, 5, seed=orientation)
+    data = encode(arr, exif=exif_bytes(orientation))
+    want = _DISPLAYED[orientation](arr)
+    np.testing.assert_array_equal(decode_to_uint8(data), want)
+    assert image_size(data) == (want.shape[1], want.shape[0])
+    np.testing.assert_array_equal(images_to_tensor([data])[0].numpy(), want / F32(255))
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_an_orientation_outside_1_to_8_is_ignored(orientation: int) -> None:
+    arr = rgb_array(7, 5)
+    data = encode(arr, exif=exif_bytes(orientation))
+    np.testing.assert_array_equal(decode_to_uint8(data), arr)
+    assert image_size(data) == (7, 5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns "Corrupt EXIF data"
+@pytest.mark.parametrize("exif", [b"garbage", b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff"])
+def test_a_broken_exif_block_does_not_cost_the_picture(exif: bytes) -> None:
+    arr = smooth_array(16, 8)
+    data = encode(arr, "JPEG", quality=95, exif=exif)
+    assert decode_image(data).shape == (8, 16, 3)
+    assert image_size(data) == (16, 8)
+
+
 def test_png_exif_after_idat_is_still_applied_in_batches() -> None:
     """eXIf after IDAT is invisible in the header: the batch must notice and re-plan its size."""
     png = encode(marked(40, 20), exif=exif_bytes(6))
@@ -488,7 +528,7 @@ def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
     mangled package name, so an absolute ``wavespeed.`` import would fail there."""
     source = Path(__file__).resolve().parent.parent / "wavespeed" / "images.py"
     allowed_third_party = {"numpy", "PIL", "torch"}
-    stdlib = {"__future__", "io", "re", "warnings", "collections", "enum", "typing"}
+    stdlib = {"__future__", "contextlib", "io", "re", "warnings", "collections", "enum", "typing"}
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
