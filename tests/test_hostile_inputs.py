@@ -494,15 +494,6 @@ def test_a_batch_over_the_bytes_budget_is_refused_before_decoding() -> None:
     blobs = [_png_header(6_000, 6_000)] * 8
     with pytest.raises(image_batch.OutputsTooLargeError, match=r"8 x 6000x6000 batch \(3.2 GiB"):
         image_batch.images_to_tensor(blobs)
-    with pytest.raises(image_batch.OutputsTooLargeError, match="3.2 GiB"):
-        image_batch.images_to_tensor(blobs, policy=image_batch.SizePolicy.RESIZE)
-
-
-def test_resize_policy_budgets_the_first_images_size() -> None:
-    """RESIZE makes every image the first one's size: a huge first image sizes the whole batch."""
-    blobs = [_png_header(6_000, 6_000)] * 4 + [_png_header(64, 64)]
-    with pytest.raises(image_batch.OutputsTooLargeError, match="5 x 6000x6000"):
-        image_batch.images_to_tensor(blobs, policy=image_batch.SizePolicy.RESIZE)
 
 
 def test_the_limits_are_parameters_and_real_batches_pass() -> None:

@@ -4,10 +4,8 @@ Decoding one image is images.py's job; this module decides the batch's shape and
 
 Decisions, and why:
 
-* **Mixed sizes** (:class:`SizePolicy`): ``PAD`` centres each image on a black canvas of the largest
-  height and width (nothing cropped or resampled), ``RESIZE`` resizes every image to the *first*
-  image's size (Pillow bicubic on the decoded 8-bit data, or 16-bit/float where the source is),
-  ``ERROR`` refuses.
+* **Mixed sizes** are padded: each image is centred on a black canvas of the largest height and
+  width (nothing cropped or resampled).
 * **Batch memory.** The batch is planned from the headers alone and refused before any pixel is
   decoded or any buffer allocated when it lists more than ``MAX_OUTPUTS`` images, when its canvas
   is over ``max_pixels`` (a 40000x1000 and a 1000x40000 output would pad to 40000x40000), or when
@@ -17,11 +15,9 @@ Decisions, and why:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .errors import ImageDecodeError
 from .images import _SWAPS_AXES, MAX_PIXELS, _fill, _header_orientation, _load, _normalise, _open
@@ -30,7 +26,6 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_OUTPUTS",
     "OutputsTooLargeError",
-    "SizePolicy",
     "check_output_count",
     "images_to_tensor",
     "plan_batch",
@@ -47,14 +42,6 @@ about 50 MB, and one image at MAX_PIXELS 480 MB, so only a pathological mix of s
 
 class OutputsTooLargeError(ImageDecodeError):
     """The outputs, batched as one IMAGE, would not fit the memory budget: refused before allocating."""
-
-
-class SizePolicy(str, Enum):
-    """What images_to_tensor does when the outputs of one task differ in size."""
-
-    PAD = "pad"
-    RESIZE = "resize"
-    ERROR = "error"
 
 
 def _planned_size(data: bytes, max_pixels: int, *, exact: bool) -> tuple[int, int]:
@@ -84,11 +71,10 @@ def check_output_count(count: int) -> None:
 def images_to_tensor(
     blobs: Sequence[bytes],
     *,
-    policy: SizePolicy = SizePolicy.PAD,
     max_pixels: int = MAX_PIXELS,
     max_bytes: int = MAX_BATCH_BYTES,
 ) -> torch.Tensor:
-    """Several encoded outputs of one task -> one ``[B, H, W, 3]`` float32 batch.
+    """Several encoded outputs of one task -> one ``[B, H, W, 3]`` float32 batch, mixed sizes padded.
 
     Every header is checked before anything is decoded, and so is the batch they make (count,
     canvas pixels, bytes): a bad or oversized output fails fast; the result is allocated once and
@@ -99,15 +85,14 @@ def images_to_tensor(
     if len(blobs) == 0:
         raise ImageDecodeError("no images to decode (the task returned no outputs)")
     check_output_count(len(blobs))
-    policy = SizePolicy(policy)
     limits = (max_pixels, max_bytes)
     sizes = [_planned_size(b, max_pixels, exact=False) for b in blobs]
     try:
-        return _assemble(blobs, sizes, policy, limits)
+        return _assemble(blobs, sizes, limits)
     except _SizeChanged:
         # A PNG whose eXIf (orientation) chunk sits after IDAT: header sizes were wrong.
         sizes = [_planned_size(b, max_pixels, exact=True) for b in blobs]
-        return _assemble(blobs, sizes, policy, limits)
+        return _assemble(blobs, sizes, limits)
 
 
 class _SizeChanged(Exception):
@@ -151,16 +136,8 @@ def _check_batch(sizes: list[tuple[int, int]], canvas: tuple[int, int], limits: 
     )
 
 
-def _assemble(
-    blobs: Sequence[bytes], sizes: list[tuple[int, int]], policy: SizePolicy, limits: tuple[int, int]
-) -> torch.Tensor:
-    same = all(s == sizes[0] for s in sizes)
-    if not same and policy is SizePolicy.ERROR:
-        listed = ", ".join(_fmt(s) for s in sizes)
-        raise ImageDecodeError(
-            f"outputs have different sizes ({listed}); use size policy 'pad' or 'resize' to batch them"
-        )
-    pad = not same and policy is SizePolicy.PAD
+def _assemble(blobs: Sequence[bytes], sizes: list[tuple[int, int]], limits: tuple[int, int]) -> torch.Tensor:
+    pad = not all(s == sizes[0] for s in sizes)
     width, height = (max(s[0] for s in sizes), max(s[1] for s in sizes)) if pad else sizes[0]
     _check_batch(sizes, (width, height), limits)
     shape = (len(blobs), height, width, 3)
@@ -171,9 +148,6 @@ def _assemble(
             raise _SizeChanged
         img = _normalise(img)
         if img.size == (width, height):
-            dest = result[i]
-        elif policy is SizePolicy.RESIZE:
-            img = img.resize((width, height), Image.Resampling.BICUBIC)
             dest = result[i]
         else:
             w, h = img.size

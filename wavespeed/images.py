@@ -11,8 +11,9 @@ Decisions, and why:
 * **Bad bytes fail loudly.** Empty, corrupt and truncated data raise :class:`ImageDecodeError` with a
   one-line reason; ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download cannot silently
   turn into a half-grey picture.
-* **EXIF orientation** is applied (only when the tag is present and not 1, so the usual case costs
-  nothing); multi-frame files (GIF, APNG, animated WebP) give their first frame.
+* **EXIF orientation** is applied by Pillow's ``ImageOps.exif_transpose``, in place (so the usual
+  case, no tag or 1, copies nothing); a broken EXIF block leaves the picture as decoded. Multi-frame
+  files (GIF, APNG, animated WebP) give their first frame.
 * **Alpha is composited over black**, i.e. colour is premultiplied by alpha
   (``c * a / 65025`` in float32, no 8-bit rounding). Deterministic, and hidden colour under
   ``alpha = 0`` (often garbage left by encoders) can never leak into the picture. ComfyUI's
@@ -35,13 +36,14 @@ Decisions, and why:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageDecodeError
 
@@ -50,7 +52,6 @@ __all__ = [
     "decode_image",
     "decode_to_uint8",
     "image_size",
-    "tensor_to_jpeg",
     "tensor_to_png",
 ]
 
@@ -58,17 +59,8 @@ MAX_PIXELS: int = 40_000_000
 """Per-image pixel limit: generous for any generated output, far below what exhausts RAM. A padded
 canvas is an image too: its height x width is held to the same limit."""
 
-_ORIENTATION_TAG = 0x0112
-_TRANSPOSE: dict[int, Image.Transpose] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
+"""EXIF orientations that exchange width and height (transpose, rotate 90 or 270, transverse)."""
 _GREY16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Modes _fill understands directly; anything else is converted first by _normalise.
 _NORMAL = frozenset({"RGB", "L", "RGBA", "LA", "F"} | _GREY16)
@@ -132,20 +124,16 @@ def _open(data: bytes, max_pixels: int, *, pillow_warning: str = "error") -> Ima
     return img
 
 
-def _orientation(img: Image.Image) -> int:
-    """EXIF orientation 1..8 (1 when absent or unreadable)."""
-    try:
-        value = img.getexif().get(_ORIENTATION_TAG, 1)
-    except Exception:  # a broken EXIF block must not cost the picture
-        return 1
-    return value if isinstance(value, int) and value in _TRANSPOSE else 1
-
-
 def _header_orientation(img: Image.Image) -> int:
-    """Orientation without decoding pixels (a PNG eXIf chunk after IDAT is only seen by load)."""
+    """EXIF orientation 1..8 without decoding pixels (1 when absent or unreadable; a PNG eXIf chunk
+    after IDAT is only seen by load)."""
     if img.format == "PNG" and "exif" not in img.info:
         return 1
-    return _orientation(img)
+    try:
+        value = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a broken EXIF block must not cost the picture
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _load(data: bytes, max_pixels: int) -> Image.Image:
@@ -156,9 +144,8 @@ def _load(data: bytes, max_pixels: int) -> Image.Image:
     except Exception as exc:
         kind = f"{img.format} image" if img.format else "image"
         raise ImageDecodeError(f"could not decode {kind} ({len(data)} bytes): {_reason(exc)}") from None
-    orientation = _orientation(img)
-    if orientation != 1:
-        img = img.transpose(_TRANSPOSE[orientation])
+    with contextlib.suppress(Exception):  # a broken EXIF block must not cost the picture
+        ImageOps.exif_transpose(img, in_place=True)
     return img
 
 
@@ -326,20 +313,4 @@ def tensor_to_png(image: torch.Tensor, index: int = 0, *, compress_level: int = 
         raise ValueError(f"compress_level must be 0..9, got {compress_level}")
     buf = io.BytesIO()
     _to_pil(_select_uint8(image, index)).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-def tensor_to_jpeg(image: torch.Tensor, index: int = 0, *, quality: int = 95) -> bytes:
-    """One image of an IMAGE batch -> JPEG bytes (alpha dropped).
-
-    At quality >= 90 chroma is not subsampled (4:4:4), so colour edges in edit inputs survive.
-    """
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be 1..100, got {quality}")
-    arr = _select_uint8(image, index)
-    if arr.shape[2] == 4:
-        arr = arr[..., :3]
-    buf = io.BytesIO()
-    subsampling = 0 if quality >= 90 else 2
-    _to_pil(arr).save(buf, format="JPEG", quality=quality, subsampling=subsampling)
     return buf.getvalue()

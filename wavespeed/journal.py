@@ -18,8 +18,6 @@ Decisions:
   result nobody fetched yet). Ages are measured on ``CLOCK_BOOTTIME`` for rows written since the
   last boot (a wall-clock jump of days changes nothing), and on the wall clock only for rows from
   an earlier boot or from systems without a boot clock.
-* The old JSON records (``<dir>/tasks/*.json``) are imported once, then never read again (a meta
-  row says so); non-regular files (FIFOs) are skipped unopened, oversize or bad files skipped.
 
 This module is pure (no ComfyUI): the node layer decides where the directory is.
 """

@@ -1,6 +1,6 @@
 """The journal's SQLite file: where it lives, how it is opened (0600, WAL, ``synchronous=FULL``,
-the schema, the one-time import of the old JSON records) and the locked connection and
-``BEGIN IMMEDIATE`` transactions the journal's queries run in. The queries live in journal.py.
+the schema) and the locked connection and ``BEGIN IMMEDIATE`` transactions the journal's queries
+run in. The queries live in journal.py.
 """
 
 from __future__ import annotations
@@ -109,7 +109,6 @@ class JournalFile:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory).expanduser()
         self.path = self.directory / DB_NAME
-        self.tasks_dir = self.directory / "tasks"  # the old JSON journal, imported once
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._warned: set[str] = set()
@@ -134,11 +133,6 @@ class JournalFile:
             conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
             conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            imported = conn.execute("SELECT value FROM meta WHERE key = 'legacy_json_imported'").fetchone()
-            if imported is None:
-                from .journal_legacy import import_json_records
-
-                import_json_records(conn, self.tasks_dir)
         except BaseException:
             conn.close()
             raise

@@ -64,7 +64,6 @@ CREATE TABLE IF NOT EXISTS intents (
     boot_s       REAL NOT NULL DEFAULT 0,
     UNIQUE (account, identity)
 );
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 TASK_COLUMNS = (

@@ -1,7 +1,6 @@
 """What the journal stores about a task, and the identity that decides whether a re-queue may reuse it.
 
-Pure functions and one frozen dataclass, shared by the SQLite journal, the one-time import of the
-old JSON records and the single-flight logic.
+Pure functions and one frozen dataclass, shared by the SQLite journal and the single-flight logic.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .vocabulary import JournalStatus, check_journal_status, check_request_id
+from .vocabulary import JournalStatus
 
 # Short spellings of the journal statuses for the node layer (the members themselves, not copies).
 STATUS_IN_FLIGHT = JournalStatus.IN_FLIGHT
@@ -104,38 +103,6 @@ class TaskRecord:
     error: str = ""
     note: str = ""
     inference_ms: int | None = None
-
-    @classmethod
-    def from_json(cls, data: object) -> TaskRecord:
-        """Parse a record of the old JSON journal; ValueError if it is not one (whatever is wrong)."""
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        try:
-            try:
-                status = check_journal_status(data.get("status"))
-            except ValueError:
-                status = JournalStatus.IN_FLIGHT
-            inference = data.get("inference_ms")
-            params = data.get("params") or {}
-            return cls(
-                request_id=check_request_id(data["request_id"], ValueError),
-                model=str(data["model"]),
-                params_hash=str(data["params_hash"]),
-                submitted_at=finite(data["submitted_at"]),
-                params=params if isinstance(params, dict) else {},
-                account=str(data.get("account") or ""),
-                status=status,
-                server_status=str(data.get("server_status") or ""),
-                updated_at=finite(data.get("updated_at")),
-                outputs=urls_only(data.get("outputs") or ()),
-                files=tuple(str(f) for f in data.get("files") or ()),
-                price_usd=finite(data.get("price_usd")),
-                error=str(data.get("error") or ""),
-                note=str(data.get("note") or ""),
-                inference_ms=int(finite(inference)) if isinstance(inference, (int, float)) else None,
-            )
-        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
-            raise ValueError(f"malformed task record ({type(exc).__name__}: {exc})") from None
 
     @property
     def prompt(self) -> str:
