@@ -12,19 +12,28 @@ import os
 from .errors import ConfigError
 
 
+def _number_from_env(name: str) -> tuple[str, float] | None:
+    """The variable's text and its value as a float (nan when it is not a number); None when unset
+    or blank."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return raw, float(raw)
+    except ValueError:
+        return raw, math.nan
+
+
 def positive_float_from_env(name: str, default: float, unit: str) -> float:
     """Environment variable ``name`` as a number; ``default`` when it is unset or blank.
 
     Raises:
         ConfigError: unless it is a finite number > 0 (``unit`` says what it counts).
     """
-    raw = os.environ.get(name, "").strip()
-    if not raw:
+    read = _number_from_env(name)
+    if read is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
+    raw, value = read
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"{name} must be a number of {unit} > 0, not {raw!r}.")
     return value
@@ -39,13 +48,10 @@ def bounded_float_from_env(name: str, default: float, low: float, high: float, u
     Raises:
         ConfigError: one line naming the variable, the range and the value read.
     """
-    raw = os.environ.get(name, "").strip()
-    if not raw:
+    read = _number_from_env(name)
+    if read is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
+    raw, value = read
     if not (low <= value <= high):  # also refuses nan and +-inf
         raise ConfigError(
             f"{name} must be a number of {unit} from {low:g} to {high:g}, not {raw!r}: "
