@@ -62,3 +62,26 @@ def pack_env(emulator: Emulator, api_key: str, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("HOME", str(tmp_path))  # no stray ~/.config key file
     monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
     return emulator
+
+
+def restart_pack(pack: ModuleType) -> None:
+    """Forget all in-memory state of the pack (session spend, journals, flights, clients), as a new
+    ComfyUI process would."""
+    pack.nodes.submission.reset_session_state()
+    with pack.nodes.runtime._clients_lock:
+        pack.nodes.runtime._clients.clear()
+
+
+@pytest.fixture
+def journal_dir(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Path]:
+    """A fresh journal directory and fresh in-memory state (as after a ComfyUI restart), with no
+    session budget or balance display set."""
+    directory = tmp_path / "journal"
+    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
+    monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
+    monkeypatch.delenv("WAVESPEED_SHOW_BALANCE", raising=False)
+    restart_pack(pack)
+    yield directory
+    restart_pack(pack)

@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,20 +24,6 @@ from wavespeed.journal import Journal
 
 WORKER = Path(__file__).resolve().parent / "journal_crash_worker.py"
 DAY = 86400.0
-
-
-@pytest.fixture
-def journal_dir(
-    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Path]:
-    """A fresh journal directory and fresh in-memory state (as after a ComfyUI restart)."""
-    directory = tmp_path / "journal"
-    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
-    monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
-    monkeypatch.delenv("WAVESPEED_SHOW_BALANCE", raising=False)
-    restart(pack)
-    yield directory
-    restart(pack)
 
 
 def restart(pack: ModuleType) -> None:

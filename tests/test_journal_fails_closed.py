@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,16 +23,9 @@ LOCK_HOLDER = HERE / "journal_lock_holder.py"
 PROMPT = "a paid fixed-seed prompt"
 
 
-@pytest.fixture
-def journal_dir(
-    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Path]:
-    directory = tmp_path / "journal"
-    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
+@pytest.fixture(autouse=True)
+def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVESPEED_JOURNAL_LOCK_WAIT_S", "0.5")  # the lock is held far longer
-    pack.nodes.submission.reset_session_state()
-    yield directory
-    pack.nodes.submission.reset_session_state()
 
 
 async def _generate(pack: ModuleType, force_rerun: bool = False) -> Any:

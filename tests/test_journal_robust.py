@@ -8,7 +8,6 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,17 +17,6 @@ import pytest
 from emulator import Emulator
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def journal_dir(
-    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Path]:
-    directory = tmp_path / "journal"
-    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
-    pack.nodes.submission.reset_session_state()
-    yield directory
-    pack.nodes.submission.reset_session_state()
 
 
 async def _generate(pack: ModuleType, prompt: str, seed: int = 7) -> Any:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,18 +19,6 @@ import pytest
 from emulator import Emulator
 
 WORKER = Path(__file__).resolve().parent / "journal_crash_worker.py"
-
-
-@pytest.fixture
-def journal_dir(
-    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[Path]:
-    directory = tmp_path / "journal"
-    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
-    monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
-    restart(pack)
-    yield directory
-    restart(pack)
 
 
 def restart(pack: ModuleType) -> None:
