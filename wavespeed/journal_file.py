@@ -125,18 +125,30 @@ class JournalFile:
         # Create the file 0600 before SQLite does (it copies the mode to the -wal and -shm files).
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
+        import time
+
         wait_s = lock_wait_s()
-        conn = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        deadline = time.monotonic() + wait_s
+        while True:
+            conn = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
+                conn.executescript(SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                # Two processes opening a new file at once: switching it to WAL (and its first
+                # schema write) can fail "locked" at once, without SQLite's busy wait. Try again
+                # within the same wait; past it, the caller reports the lock in one line.
+                if classify(exc) != LOCKED or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+            except BaseException:
+                conn.close()
+                raise
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
