@@ -151,7 +151,7 @@ choose_python() {
     tried+=("python3: $(cat /tmp/bootstrap-probe.$$)")
   fi
   rm -f /tmp/bootstrap-probe.$$
-  why_not="none of python3.13, python3.12, python3.11, python3.10, python3 is on PATH"
+  why_not="none of $(printf 'python%s, ' $PYTHONS)python3 is on PATH"
   ((${#tried[@]})) && why_not="$(IFS=';'; echo "${tried[*]}" | sed 's/;/; /g')"
   echo "bootstrap.sh: no CPython 3.10 to 3.13 found ($why_not): install one (Debian/Ubuntu:" \
     "apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.X" >&2
