@@ -214,17 +214,7 @@ class WaveSpeedClient:
             WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
             WaveSpeedError: the typed rest; every error names the task.
         """
-        request_id = check_request_id(request_id)
-        return self._api_json(
-            "GET",
-            f"/api/v3/predictions/{request_id}/result",
-            Prediction.from_data,
-            during="result",
-            idempotent=True,
-            request_id=request_id,
-            deadline=deadline,
-            cancel=cancel,
-        )
+        return self._read_result(request_id, Prediction.from_data, "result", deadline, cancel)
 
     def wait(
         self,
@@ -399,19 +389,30 @@ class WaveSpeedClient:
         Raises:
             InvalidRequestError / NotFoundError / WaveSpeedError: as ``get_result``.
         """
+        return self._read_result(request_id, HistoryItem.task_from_data, "history", deadline, cancel)
+
+    # ------------------------------------------------------------------ internals
+
+    def _read_result(
+        self,
+        request_id: str,
+        reader: Reader[T],
+        during: str,
+        deadline: float | None,
+        cancel: CancelCheck | None,
+    ) -> T:
+        """``GET /api/v3/predictions/{id}/result`` read by ``reader`` (a poll, or the recovery's echo)."""
         request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
             f"/api/v3/predictions/{request_id}/result",
-            HistoryItem.task_from_data,
-            during="history",
+            reader,
+            during=during,
             idempotent=True,
             request_id=request_id,
             deadline=deadline,
             cancel=cancel,
         )
-
-    # ------------------------------------------------------------------ internals
 
     @names_its_task
     def _api_json(
