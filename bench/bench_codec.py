@@ -53,7 +53,7 @@ def _comfy_idiom(blob: bytes) -> Any:
 def floor_rows(sizes: tuple[int, ...], runs: int) -> list[dict[str, Any]]:
     """bare / one-pass / ComfyUI idiom / images_to_tensor, interleaved, per format x size."""
     from bench import bench_decode as bd
-    from wavespeed.image_batch import images_to_tensor
+    from wavespeed.images.batch_plan import images_to_tensor
 
     rows = []
     for size in sizes:

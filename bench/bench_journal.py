@@ -104,8 +104,8 @@ def _fill_sqlite(journal: Any, n: int, now: float) -> None:
 
 
 def _measure_sqlite(n: int, work: Path) -> dict[str, float]:
-    from wavespeed.journal import Journal
-    from wavespeed.singleflight import new_intent
+    from wavespeed.journal.singleflight import new_intent
+    from wavespeed.journal.task_journal import Journal
 
     journal = Journal(work / f"sqlite-{n}")
     now = time.time()

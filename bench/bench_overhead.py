@@ -17,7 +17,7 @@ run their repeats concurrently in one asyncio.gather, started STAGGER_S apart so
 decodes do not overlap (they are independent tasks; the table says which way each length ran).
 
 The breakdown comes from the emulator's request log: "poll lag" is from the moment the task
-completed to the arrival of the poll that saw it (the poll plan's, wavespeed/poller.py), "fetch" from the
+completed to the arrival of the poll that saw it (the poll plan's, wavespeed/limits/poller.py), "fetch" from the
 arrival of the download request to the node returning (download + decode + handing back).
 
 A second table runs sync mode (no polling, so no phase) against the emulator as it is and with
@@ -85,7 +85,7 @@ def run(
         return repeats if isinstance(repeats, int) else repeats.get(length, 5)
 
     pack = load_pack()
-    runtime = sys.modules[f"{pack.__name__}.nodes.runtime"]
+    runtime = sys.modules[f"{pack.__name__}.nodes.shared.runtime"]
     rows: list[dict[str, Any]] = []
     with emulator_env(inference_s=0.5) as emu:
         warm_up(pack, emu)
@@ -261,7 +261,7 @@ def _miss_note(rows: list[dict[str, Any]]) -> str:
     return (
         "Why missed: "
         + "; ".join(parts)
-        + ". In polling mode the lag follows the poll plan (wavespeed/poller.py) at about 1.5 requests "
+        + ". In polling mode the lag follows the poll plan (wavespeed/limits/poller.py) at about 1.5 requests "
         "per second of inference: a 0.5 s task cannot meet that (submit and download are 2 requests) and "
         "gets 3 polls; a length longer than all history before it is looked at every 0.7 s."
     )

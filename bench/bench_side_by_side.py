@@ -14,7 +14,7 @@ emulator's (in-process) submit queue instead of the pollers:
                         (three at once would measure the emulator's load, not the clients)
 
 Clients:
-  ours        wavespeed.poller.Poller at its default budget (300 requests/s for the account)
+  ours        wavespeed.limits.poller.Poller at its default budget (300 requests/s for the account)
   old wait    WaveSpeedClient.wait (0.1 s, x1.5, 0.3 s cap), what the pack did before (first rows)
   sdk 2.0.5   the official SDK's Client.run(poll_interval=1.0), in a subprocess (its package is
               also named ``wavespeed``), unchanged
@@ -170,9 +170,9 @@ def _clients(
     use_sdk: bool,
     failures: list[str],
 ) -> list[Done]:
-    from wavespeed.client import WaveSpeedClient
-    from wavespeed.models import KontextRequest
-    from wavespeed.poller import DEFAULT_BUDGET_RPS, Poller
+    from wavespeed.api.models import KontextRequest
+    from wavespeed.limits.poller import DEFAULT_BUDGET_RPS, Poller
+    from wavespeed.net.client import WaveSpeedClient
 
     client = WaveSpeedClient(API_KEY, emu.base_url)
     poller = Poller(
@@ -299,7 +299,7 @@ def bound(draw: Callable[[random.Random], float], rps: float) -> tuple[float, fl
     """Median and p90 lag of the plan (optimal for the mean lag at its cost) when the distribution is
     known well (500 past times), at ``rps`` requests per second of inference: what no plan with
     that budget does much better than."""
-    from wavespeed.poll_plan import PollPlan, Prior
+    from wavespeed.limits.poll_plan import PollPlan, Prior
 
     rng = random.Random(7)
     schedule = PollPlan(per_task_rps=rps, prior=Prior(weight=0.01)).schedule([draw(rng) for _ in range(500)])
@@ -329,7 +329,7 @@ def run(
     sdk: bool | None = None,
 ) -> BenchResult:
     from bench import emulator_env
-    from wavespeed.poller import DEFAULT_BUDGET_RPS
+    from wavespeed.limits.poller import DEFAULT_BUDGET_RPS
 
     t_start = time.monotonic()
     use_sdk = _sdk_available() if sdk is None else sdk

@@ -9,18 +9,18 @@ Pure Python + numpy + Pillow; it knows nothing of ComfyUI or of the client packa
 
 from __future__ import annotations
 
-from .faults import FAULT_KINDS, ROUTES
-from .imagegen import (
+from .behaviour.fault_rules import FAULT_KINDS, ROUTES
+from .behaviour.imagegen import (
     PREFERRED_KONTEXT_RESOLUTIONS,
     nearest_kontext_size,
     render_edit,
     render_text_to_image,
     size_for_aspect_ratio,
 )
-from .limits import TIERS, Tier
-from .models import MODELS
+from .behaviour.model_registry import MODELS
+from .behaviour.tasks import Task
+from .behaviour.tiers import TIERS, Tier
 from .server import KIND, MAX_UPLOAD_BYTES, Emulator, RequestRecord
-from .tasks import Task
 
 __all__ = [
     "FAULT_KINDS",

@@ -9,9 +9,9 @@ import threading
 from types import FrameType
 from typing import Any
 
-from .echo import ECHO_KEYS, ECHO_STYLES
-from .imagegen import OUTPUT_FORMATS
-from .limits import TIERS
+from .behaviour.imagegen import OUTPUT_FORMATS
+from .behaviour.tiers import TIERS
+from .routes.echo import ECHO_KEYS, ECHO_STYLES
 from .server import KIND, Emulator
 
 

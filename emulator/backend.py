@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from .faults import FaultRule
+from .behaviour.fault_rules import FaultRule
+from .behaviour.tasks import Task
 from .records import LiveRecord
-from .tasks import Task
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 PAYMENT_REQUIRED: Literal[402] = 402

@@ -13,14 +13,14 @@ from types import TracebackType
 from typing import Any
 
 from .backend import MAX_UPLOAD_BYTES
-from .echo import ECHO_KEYS, ECHO_STYLES
-from .faults import FaultRule, TaskPlan
-from .handler import ApiServer, make_server
-from .imagegen import OUTPUT_FORMATS
-from .limits import Account, Tier, tier_named
+from .behaviour.fault_rules import FaultRule, TaskPlan
+from .behaviour.imagegen import OUTPUT_FORMATS
+from .behaviour.tasks import END_STATUSES, MODERATION_CODE, MODERATION_MESSAGE
+from .behaviour.tiers import Account, Tier, tier_named
 from .records import RequestRecord
+from .routes.echo import ECHO_KEYS, ECHO_STYLES
+from .routes.handler import ApiServer, make_server
 from .state import EmulatorState
-from .tasks import END_STATUSES, MODERATION_CODE, MODERATION_MESSAGE
 
 __all__ = ["MAX_UPLOAD_BYTES", "Emulator", "RequestRecord"]
 

@@ -19,12 +19,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .backend import PAYMENT_REQUIRED, RATE_LIMITED, UploadTicket
-from .echo import echo_of, go_time, with_echo
-from .faults import FaultBook, FaultRule
-from .limits import Account, Tier, tier_named
-from .models import MODELS, validate_request
+from .behaviour.fault_rules import FaultBook, FaultRule
+from .behaviour.model_registry import MODELS, validate_request
+from .behaviour.tasks import Task, decode_data_uri, prediction_object, render, rfc3339_ns
+from .behaviour.tiers import Account, Tier, tier_named
 from .records import LiveRecord, RequestRecord
-from .tasks import Task, decode_data_uri, prediction_object, render, rfc3339_ns
+from .routes.echo import echo_of, go_time, with_echo
 
 
 class EmulatorState:

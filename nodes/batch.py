@@ -27,8 +27,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..wavespeed import errors as E
-from ..wavespeed.models import (
+from ..wavespeed.api import errors as E
+from ..wavespeed.api.models import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
     GUIDANCE_DEFAULT,
@@ -40,18 +40,18 @@ from ..wavespeed.models import (
     SEED_MIN,
     KontextRequest,
 )
-from ..wavespeed.vocabulary import CancelCheck
-from . import comfy_bridge as bridge
-from . import limits
+from ..wavespeed.api.vocabulary import CancelCheck
 from .generate import CATEGORY
-from .journal_glue import journal_outcome
-from .paid_path import CancelRule, PaidSubmit, afford, submit
+from .paid import account_limits as limits
+from .paid.journal_glue import journal_outcome
+from .paid.paid_path import CancelRule, PaidSubmit, afford, submit
 from .poll import fetch_images
-from .pricing import prompt_lines
-from .runtime import run_blocking
-from .task import TaskHandle
+from .shared import comfy_bridge as bridge
+from .shared.pricing import prompt_lines
+from .shared.runtime import run_blocking
+from .shared.task_value import TaskHandle
 
-# One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/image_batch.py); a Kontext output is
+# One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
 # (image_batch.py pulls numpy and torch, which the pack must not import at start-up: the value is
 # repeated here and a test keeps the two equal.)
@@ -350,7 +350,7 @@ class BatchCanvas:
     def place(self, index: int, images: Any) -> None:
         import torch
 
-        from ..wavespeed.image_batch import OutputsTooLargeError, plan_batch
+        from ..wavespeed.images.batch_plan import OutputsTooLargeError, plan_batch
 
         height, width = int(images.shape[1]), int(images.shape[2])
         if self.tensor is None:

@@ -21,8 +21,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from ..wavespeed.errors import InvalidRequestError
-from ..wavespeed.models import (
+from ..wavespeed.api.errors import InvalidRequestError
+from ..wavespeed.api.models import (
     ASPECT_RATIOS,
     MAX_REFERENCE_IMAGES,
     MODEL_EDIT,
@@ -30,11 +30,11 @@ from ..wavespeed.models import (
     PRICE_PER_IMAGE_USD,
     KontextRequest,
 )
-from ..wavespeed.uploads import parse_urls
+from ..wavespeed.net.reference_uploads import parse_urls
 from .generate import KontextSubmitNode, common_inputs
-from .submission import submit_task
-from .task import TaskHandle
-from .uploads import Reference, check_sizes, image_references, resolve, url_references
+from .paid.submission import submit_task
+from .shared.image_inputs import Reference, check_sizes, image_references, resolve, url_references
+from .shared.task_value import TaskHandle
 
 log = logging.getLogger("wavespeed")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..wavespeed.models import (
+from ..wavespeed.api.models import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
     GUIDANCE_DEFAULT,
@@ -16,8 +16,8 @@ from ..wavespeed.models import (
     SEED_MIN,
     KontextRequest,
 )
-from .submission import submit_task
-from .task import TASK_TYPE
+from .paid.submission import submit_task
+from .shared.task_value import TASK_TYPE
 
 CATEGORY = "WaveSpeed/FLUX Kontext"
 

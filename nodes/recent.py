@@ -10,17 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..wavespeed.errors import InvalidRequestError
-from ..wavespeed.journal import (
-    STATUS_COMPLETED,
-    STATUS_FAILED,
-    STATUS_IN_FLIGHT,
-    TaskRecord,
-)
-from . import comfy_bridge as bridge
+from ..wavespeed.api.errors import InvalidRequestError
+from ..wavespeed.journal.task_journal import STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_FLIGHT, TaskRecord
 from .generate import CATEGORY
-from .runtime import submit_blocking
-from .submission import current_journal
+from .paid.submission import current_journal
+from .shared import comfy_bridge as bridge
+from .shared.runtime import submit_blocking
 
 FILTER_ALL, FILTER_IN_FLIGHT, FILTER_COMPLETED, FILTER_FAILED = "all", "in flight", "completed", "failed"
 STATUS_FILTERS: dict[str, tuple[str, ...] | None] = {

@@ -5,10 +5,10 @@ Each node is declared once, in the V1 form its class keeps (``INPUT_TYPES``, ``R
 that form needs no ComfyUI import, so the unit tests, the scripts and a ComfyUI without
 ``comfy_api.latest`` use it as it is. Here it is translated input by input into ``io`` inputs and
 outputs, in the same order with the same names and options, so a workflow saved before the port
-loads unchanged (tests/test_v3_schema.py compares ComfyUI's own V1 view of both).
+loads unchanged (tests/nodes/test_v3_schema.py compares ComfyUI's own V1 view of both).
 
 The price badge (``io.PriceBadge``, ComfyUI 0.33.0+; 0.3.75 has none, so there the node has no
-badge) prices a node with a ``MODEL`` by nodes/pricing.py: adding a ``count`` widget to a node is
+badge) prices a node with a ``MODEL`` by nodes/shared/pricing.py: adding a ``count`` widget to a node is
 all it takes for its badge to follow it. The frontend draws price badges only on API nodes, so a
 priced node is flagged ``is_api_node``.
 """
@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 from comfy_api.latest import ComfyExtension, io
 
-from ..wavespeed.models import PRICE_PER_IMAGE_USD
+from ..wavespeed.api.models import PRICE_PER_IMAGE_USD
 from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from .pricing import multipliers_of, price_badge_expr
-from .task import TASK_TYPE
+from .shared.pricing import multipliers_of, price_badge_expr
+from .shared.task_value import TASK_TYPE
 
 _NUMBER_KEYS = ("default", "min", "max", "step")
 #: Socket types by V1 name (widget inputs are translated one by one in ``v3_input``).
@@ -51,7 +51,7 @@ def _price_badge(v1: type, input_names: list[str]) -> dict[str, Any]:
 
 def v3_input(name: str, spec: tuple[Any, ...], optional: bool) -> Any:
     """One V1 input spec ``(type, options)`` as the equivalent ``io`` input (an option left out here
-    fails tests/test_v3_schema.py, which compares every V1 option with ComfyUI's view of this one)."""
+    fails tests/nodes/test_v3_schema.py, which compares every V1 option with ComfyUI's view of this one)."""
     kind, opts = spec[0], dict(spec[1]) if len(spec) > 1 else {}
     common: dict[str, Any] = {"optional": optional, "tooltip": opts.get("tooltip")}
     if isinstance(kind, (list, tuple)):

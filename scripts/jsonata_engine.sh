@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the JSONata engine ComfyUI frontend 1.49.6 evaluates price badges with (its bundle holds
 # jsonata@2.2.1) into .cache/jsonata, from the lockfile in scripts/jsonata/, for
-# tests/test_badge_properties.py. Idempotent: does nothing when that exact version is in place.
+# tests/nodes/paid/test_badge_properties.py. Idempotent: does nothing when that exact version is in place.
 #   bash scripts/jsonata_engine.sh [DIR]      (default DIR: .cache/jsonata)
 # Needs node and npm (any node >= 18); exits non-zero, saying what is missing, otherwise.
 set -euo pipefail

@@ -36,12 +36,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from emulator import Emulator, nearest_kontext_size, size_for_aspect_ratio  # noqa: E402
-from wavespeed import errors as E  # noqa: E402
-from wavespeed import history as H  # noqa: E402
-from wavespeed.client import WaveSpeedClient  # noqa: E402
-from wavespeed.config import load_settings  # noqa: E402
-from wavespeed.models import MODEL_EDIT, MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction  # noqa: E402
-from wavespeed.records import params_hash  # noqa: E402
+from wavespeed.api import errors as E  # noqa: E402
+from wavespeed.api.models import MODEL_EDIT, MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction  # noqa: E402
+from wavespeed.journal import history_search as H  # noqa: E402
+from wavespeed.journal.task_records import params_hash  # noqa: E402
+from wavespeed.net.client import WaveSpeedClient  # noqa: E402
+from wavespeed.settings.config import load_settings  # noqa: E402
 
 # A key for the local emulator with no word in it: any 8 characters of a key are redacted from the
 # report, so a key like "probe-emulator-key" would also redact the word "emulator".

@@ -10,7 +10,7 @@ import pytest
 
 from emulator import Emulator
 from scripts.pack_loader import load_pack
-from wavespeed import redaction
+from wavespeed.api import redaction
 
 TEST_API_KEY = "test-key-0123456789"
 
@@ -67,9 +67,9 @@ def pack_env(emulator: Emulator, api_key: str, monkeypatch: pytest.MonkeyPatch, 
 def restart_pack(pack: ModuleType) -> None:
     """Forget all in-memory state of the pack (session spend, journals, flights, clients), as a new
     ComfyUI process would."""
-    pack.nodes.submission.reset_session_state()
-    with pack.nodes.runtime._clients_lock:
-        pack.nodes.runtime._clients.clear()
+    pack.nodes.paid.submission.reset_session_state()
+    with pack.nodes.shared.runtime._clients_lock:
+        pack.nodes.shared.runtime._clients.clear()
 
 
 @pytest.fixture

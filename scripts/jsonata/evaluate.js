@@ -1,4 +1,4 @@
-// Evaluate price badges as ComfyUI frontend 1.49.6 does, for tests/test_badge_properties.py.
+// Evaluate price badges as ComfyUI frontend 1.49.6 does, for tests/nodes/paid/test_badge_properties.py.
 //
 //   node scripts/jsonata/evaluate.js ENGINE_DIR     (ENGINE_DIR: where scripts/jsonata_engine.sh installed
 //                                                    jsonata, .cache/jsonata by default)
@@ -13,7 +13,7 @@
 //
 // normalizeWidgetValue, asFiniteNumber and the text branch of formatPricingResult are copied from
 // the frontend's src/composables/node/useNodePricing.ts (1.49.6, in the package's source map);
-// tests/test_badge_properties.py checks that the shipped frontend still holds those lines.
+// tests/nodes/paid/test_badge_properties.py checks that the shipped frontend still holds those lines.
 "use strict";
 
 const path = require("path");

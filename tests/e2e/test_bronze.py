@@ -18,9 +18,10 @@ import pytest
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, load_workflow, run_prompt, ui_to_api
-from wavespeed.client import WaveSpeedClient
+from scripts.pack_loader import REPO_ROOT
+from wavespeed.net.client import WaveSpeedClient
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 WORKFLOW = ROOT / "example_workflows" / "Side by side - FLUX.1 Kontext [max].json"
 KEY = "bronze-key-0123456789"
 # What a 429 shown as an error would look like. Not a bare "429": task ids are 32 hex characters, and

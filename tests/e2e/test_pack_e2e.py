@@ -7,7 +7,6 @@ import io
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,10 +14,11 @@ import requests
 from PIL import Image
 
 from emulator import Emulator
-from emulator.imagegen import size_for_aspect_ratio
+from emulator.behaviour.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import ComfyServer, interrupt, load_workflow, run_prompt, ui_to_api
+from scripts.pack_loader import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 T2I_WORKFLOW = ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
 # saved by ComfyUI 0.33.0's frontend 1.49.6 with the V1 nodes, before the V3 port (tests/fixtures/)
 SAVED_BY_FRONTEND = ROOT / "tests" / "fixtures" / "saved_by_frontend_1_49_6.json"

@@ -23,10 +23,11 @@ import pytest
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, interrupt, run_prompt
+from scripts.pack_loader import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 LOCK_HOLDER = ROOT / "tests" / "journal_lock_holder.py"
 KEY = "bronze-key-0123456789"
 MINUTE_S = 4.0  # Bronze: 2 submits a (scaled) minute

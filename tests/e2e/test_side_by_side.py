@@ -14,10 +14,11 @@ import requests
 from PIL import Image, ImageDraw, ImageFont
 
 from emulator import Emulator
-from emulator.imagegen import size_for_aspect_ratio
+from emulator.behaviour.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer, load_workflow, run_prompt, ui_to_api
+from scripts.pack_loader import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 STEM = "Side by side - FLUX.1 Kontext [max]"
 WORKFLOW = ROOT / "example_workflows" / f"{STEM}.json"
 THUMBNAIL = WORKFLOW.with_suffix(".jpg")

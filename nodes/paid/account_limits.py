@@ -1,0 +1,91 @@
+"""The account's limits in the node layer: every submit goes through the account's scheduler, every
+wait through the account's poller (wavespeed/limits/scheduler.py, wavespeed/limits/poller.py).
+
+"Per account" is per client: runtime.get_client caches one client per key and base URL, so the
+key-free tag of that pair names the account here. The submit wait has its own deadline
+(``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a minute per two
+tasks); Cancel stops it at once and nothing is sent or charged while waiting.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from ...wavespeed.api.vocabulary import CancelCheck
+from ...wavespeed.settings.env_numbers import positive_float_from_env
+
+if TYPE_CHECKING:
+    from ...wavespeed.api.models import KontextRequest, Prediction
+    from ...wavespeed.limits.poller import Poller
+    from ...wavespeed.limits.scheduler import SubmitScheduler
+    from ...wavespeed.net.client import WaveSpeedClient
+
+ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
+SUBMIT_WAIT_S = 1800.0
+
+
+def account_key(client: WaveSpeedClient) -> str:
+    """A key-free tag of the client's account (base URL + the client's one-way account tag)."""
+    return f"{client.base_url}#{client.account_tag}"
+
+
+def submit_wait_s() -> float:
+    return positive_float_from_env(ENV_SUBMIT_WAIT, SUBMIT_WAIT_S, "seconds")
+
+
+def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
+    from ...wavespeed.limits.scheduler import scheduler_for
+
+    return scheduler_for(account_key(client))
+
+
+def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | None = None) -> Poller:
+    """The account's poller; ``history`` (model -> past inference seconds) is used by the first
+    caller that makes it."""
+
+    from ...wavespeed.limits.poller import Poller, poller_for
+
+    def make() -> Poller:
+        return Poller(
+            lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel),
+            history=history,
+        )
+
+    return poller_for(account_key(client), make)
+
+
+def submit(
+    client: WaveSpeedClient,
+    request: KontextRequest,
+    *,
+    cancel: CancelCheck,
+    status: Callable[[str], None],
+) -> Prediction:
+    """POST the task once the account's window has room; a 429 is waited out (status text), not an
+    error, inside WAVESPEED_SUBMIT_WAIT_S."""
+    from ...wavespeed.limits.poll_book import budget_from_env
+
+    budget_from_env()  # the poller's budget setting, refused before anything is paid (issue 17 case 8)
+    deadline = time.monotonic() + submit_wait_s()
+    return scheduler(client).submit(
+        lambda: _submit_once(client, request, cancel), deadline=deadline, cancel=cancel, status=status
+    )
+
+
+def _submit_once(client: WaveSpeedClient, request: KontextRequest, cancel: CancelCheck) -> Prediction:
+    """One POST whose 429 comes straight back, so the scheduler waits for the window instead of the
+    client's short retry loop (a client without ``retry_rate_limit`` retries a little first)."""
+    if supports_immediate_429(client):
+        return client.submit(request, cancel=cancel, retry_rate_limit=False)  # type: ignore[call-arg,unused-ignore]
+    return client.submit(request, cancel=cancel)
+
+
+def supports_immediate_429(client: WaveSpeedClient) -> bool:
+    """Whether client.submit takes ``retry_rate_limit`` (WaveSpeedClient from issue 11 on)."""
+    try:
+        return "retry_rate_limit" in inspect.signature(client.submit).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,102 @@
+"""The node layer's handle on the task journal: which journal, and best-effort updates from the nodes.
+
+Submit, Poll Result and Recent Tasks all go through here, so the journal's directory is resolved
+the same way everywhere (env, ComfyUI's user directory, ~/.cache) and a journal problem never
+fails a node that only wanted to note something.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ...wavespeed.api.models import Prediction
+from ...wavespeed.journal.task_journal import (
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_IN_FLIGHT,
+    Journal,
+    default_journal_dir,
+)
+from ..shared import comfy_bridge as bridge
+
+log = logging.getLogger("wavespeed")
+
+_journals: dict[str, Journal] = {}
+_journals_lock = threading.Lock()
+
+
+def current_journal() -> Journal:
+    """The journal for the current settings (resolved on each call: env, ComfyUI user dir, ~/.cache)."""
+    directory = default_journal_dir(bridge.user_directory())
+    key = str(directory)
+    with _journals_lock:
+        journal = _journals.get(key)
+        if journal is None:
+            journal = _journals[key] = Journal(directory)
+        return journal
+
+
+def forget_journals() -> None:
+    """Close and forget every open journal (as a restart would)."""
+    with _journals_lock:
+        for journal in _journals.values():
+            journal.close()
+        _journals.clear()
+
+
+def journal_outcome(journal: Journal | None, prediction: Prediction) -> None:
+    """Best effort: write a terminal (or progressed) server state into the task's record."""
+    if journal is None:
+        return
+    try:
+        if prediction.is_completed:
+            journal.update(
+                prediction.id,
+                status=STATUS_COMPLETED,
+                server_status=prediction.status,
+                outputs=prediction.outputs,
+                inference_ms=prediction.inference_ms,
+                error="",
+                note="",
+            )
+        elif prediction.is_failed:
+            journal.update(
+                prediction.id,
+                status=STATUS_FAILED,
+                server_status=prediction.status,
+                error=prediction.error or "no reason given",
+            )
+        else:
+            journal.update(prediction.id, server_status=prediction.status)
+    except Exception:
+        log.warning("WaveSpeed journal: could not update task %s", prediction.id, exc_info=True)
+
+
+def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> None:
+    """Best effort: set fields of a task's record (e.g. failed with its error, or a wait note)."""
+    if journal is None:
+        return
+    try:
+        journal.update(request_id, **fields)
+    except Exception:
+        log.warning("WaveSpeed journal: could not update task %s", request_id, exc_info=True)
+
+
+def open_journal() -> Journal | None:
+    """Best effort, for readers and notes (Poll Result): the journal, or None with one log line.
+    A submit never uses this: PaidSubmit.prepare fails closed instead (paid_path.py)."""
+    try:
+        return current_journal()
+    except Exception as exc:
+        log.warning("WaveSpeed journal unavailable (%s); results are not journaled", exc)
+        return None
+
+
+def journal_status(prediction: Prediction) -> str:
+    if prediction.is_completed:
+        return STATUS_COMPLETED
+    if prediction.is_failed:
+        return STATUS_FAILED
+    return STATUS_IN_FLIGHT

@@ -1,0 +1,178 @@
+"""The paying step of the paid path (paid_path.py): book the price, POST once, journal the task.
+
+* The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` before any request
+  (BudgetExceededError), and given back only when the submit provably created no task.
+* The POST goes through the account's scheduler (limits.py: a 429 is waited out as status text),
+  which asks the submit's Cancel rule right before it: after a Cancel no POST starts.
+* The accepted task is journaled in the worker thread right after the reply, before anyone waits on
+  it, so even a Cancel or a crash a moment later leaves it recoverable. The intent row goes in the
+  same transaction; a submit that may have been paid without an id leaves it 'uncertain'.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from ...wavespeed.api import errors as E
+from ...wavespeed.api.models import Prediction
+from ...wavespeed.api.vocabulary import CancelCheck
+from ...wavespeed.journal.singleflight import LEASES, STATE_UNCERTAIN, owner_alive
+from ...wavespeed.journal.task_journal import STATUS_IN_FLIGHT, Intent
+from ...wavespeed.settings.session_budget import SessionSpend, session_budget_usd
+from ..shared.runtime import Watch
+from ..shared.task_value import TaskHandle
+from . import account_limits as limits
+from .journal_glue import journal_status
+
+if TYPE_CHECKING:
+    from ...wavespeed.net.client import WaveSpeedClient
+    from .paid_path import PaidSubmit
+
+log = logging.getLogger("wavespeed")
+
+ENV_SHOW_BALANCE = "WAVESPEED_SHOW_BALANCE"
+SESSION_SPEND = SessionSpend()
+
+
+def was_not_accepted(exc: BaseException) -> bool:
+    """True when a failed submit provably created no task (so its price is given back). An error
+    that names a task id came after the task existed: it is paid, whatever its type."""
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        return False
+    if isinstance(exc, E.SubmitUncertainError):
+        return False
+    if isinstance(exc, E.ServerError):
+        return exc.status in (None, 429, 503)  # not sent, or rejected before a task existed
+    return isinstance(exc, E.WaveSpeedError)
+
+
+class _Payment:
+    """One POST's bookkeeping in the worker thread: the journal record and the intent's release."""
+
+    def __init__(self, paid: PaidSubmit, intent: Intent | None) -> None:
+        self.paid = paid
+        self.intent = intent
+        self.journal = paid.journal
+
+    def record(self, request_id: str, prediction: Prediction | None, error: str) -> bool:
+        """Journal the accepted task; False (and a log line) when the journal could not keep it."""
+        paid, journal = self.paid, self.journal
+        if journal is None:
+            return False
+        try:
+            journal.record_submitted(
+                request_id,
+                model=paid.request.model,
+                params=paid.params,
+                price_usd=paid.request.price_usd,
+                account=paid.account,
+                status=STATUS_IN_FLIGHT if prediction is None else journal_status(prediction),
+                server_status="" if prediction is None else prediction.status,
+                outputs=prediction.outputs if prediction is not None and prediction.is_completed else (),
+                error=error,
+                identity_hash=paid.identity,
+                release_intent=self.intent is not None,
+            )
+            if paid.force_rerun:
+                earlier = journal.get_intent(paid.account, paid.identity)
+                if earlier is not None and not owner_alive(earlier):
+                    journal.drop_intent(paid.account, paid.identity)  # paid again knowingly
+        except Exception as exc:
+            log.warning("WaveSpeed journal: could not record task %s (%s)", request_id, exc)
+            return False
+        return True
+
+    def let_go(self, *, drop: bool) -> None:
+        """Release our intent: deleted when nothing was paid, else left 'uncertain' for the next submit."""
+        journal, intent = self.journal, self.intent
+        if journal is None or intent is None:
+            return
+        try:
+            if drop:
+                journal.drop_intent(intent.account, intent.identity, owner=intent.owner)
+            else:
+                journal.set_intent_state(intent.account, intent.identity, intent.owner, STATE_UNCERTAIN)
+        except Exception as exc:
+            log.warning("WaveSpeed journal: could not release the submit intent (%s)", exc)
+
+    def end_lease(self) -> None:
+        if self.intent is not None and self.journal is not None:
+            LEASES.release(self.journal)
+
+
+async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
+    """Book the price, POST once, journal the accepted task (releasing ``intent`` with it)."""
+    payment = _Payment(paid, intent)
+    price = paid.request.price_usd
+    budget = session_budget_usd()
+    try:
+        paid.stop_if_cancelled()
+        spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
+    except BaseException:
+        payment.let_go(drop=True)
+        payment.end_lease()
+        raise
+    watch = Watch(paid.progress)
+    mode = "sync" if paid.request.enable_sync_mode else "async"
+    watch.set(0.02, f"submitting ({mode}) · ${price:.2f}")
+    watch.publish()
+    show_balance = _show_balance()
+
+    def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
+        watch.set(0.02, f"{text} · ${price:.2f}")
+        if paid.on_rate_wait is not None:
+            paid.on_rate_wait(text)
+
+    def work(cancel: CancelCheck) -> tuple[TaskHandle, str]:
+        try:
+            try:
+                prediction = limits.submit(paid.client, paid.request, cancel=cancel, status=waiting)
+            except BaseException as exc:
+                rid = getattr(exc, "request_id", None)
+                if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
+                    # Accepted and paid, but something after it went wrong: keep and show the task.
+                    exc.with_task(rid, journaled=payment.record(rid, None, exc.message))
+                    raise
+                if was_not_accepted(exc):
+                    SESSION_SPEND.release(price)
+                    payment.let_go(drop=True)
+                else:
+                    payment.let_go(drop=False)  # may have been paid: never silently again
+                raise
+            # Journal first, before anything else can fail or anyone waits: the task is paid for.
+            kept = payment.record(prediction.id, prediction, prediction.error if prediction.is_failed else "")
+        finally:
+            payment.end_lease()
+        extra = f" · session ${spent:.2f} of ${budget:.2f}" if budget is not None else ""
+        if show_balance:
+            extra += _balance_text(paid.client)
+        extra += "" if kept else " · not journaled"
+        handle = TaskHandle(
+            request_id=prediction.id,
+            model=paid.request.model,
+            params=paid.params,
+            price_usd=price,
+            prediction=prediction if prediction.is_terminal else None,
+        )
+        return handle, extra
+
+    handle, extra = await paid.run(work, watch)
+    state = "done" if handle.prediction is not None else "submitted"
+    paid.progress.update(1.0, f"{state} · ${price:.2f} · task {handle.request_id}{extra}")
+    return handle
+
+
+def _show_balance() -> bool:
+    return os.environ.get(ENV_SHOW_BALANCE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _balance_text(client: WaveSpeedClient) -> str:
+    """`` · balance $N``, or nothing: the balance check never fails a submit."""
+    try:
+        return f" · balance ${client.balance():.2f}"
+    except Exception as exc:
+        log.info("WaveSpeed balance check failed: %s", exc)
+        return ""

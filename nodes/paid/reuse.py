@@ -1,0 +1,133 @@
+"""Reusing a task already paid for: check a journaled one is still there, or find an interrupted one.
+
+``check_reusable`` asks WaveSpeed once whether a journaled task can still be fetched before a
+re-queue reuses it. ``recover`` handles an identical submit that was interrupted (process killed,
+connection lost) and may have been paid without its id reaching us: it looks in the account's
+history (wavespeed/journal/history_search.py) and journals what it finds, or raises one line saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ...wavespeed.api import errors as E
+from ...wavespeed.api.models import Prediction
+from ...wavespeed.api.vocabulary import CancelCheck
+from ...wavespeed.journal.singleflight import clock_text, interrupted_message
+from ...wavespeed.journal.task_journal import STATUS_EXPIRED, Intent, Journal
+from ..shared.runtime import Watch
+from ..shared.task_value import TaskHandle
+from .journal_glue import journal_note, journal_outcome, journal_status
+
+if TYPE_CHECKING:
+    from .paid_path import PaidSubmit
+
+log = logging.getLogger("wavespeed")
+
+# How long an interrupted submit is looked for in the history while a candidate is still running.
+HISTORY_WAIT_S = 90.0
+
+
+async def check_reusable(
+    paid: PaidSubmit, journal: Journal, request_id: str
+) -> tuple[bool, Prediction | None]:
+    """Ask WaveSpeed whether a journaled result is still there before reusing it (one GET, which
+    Poll Result then skips). Only a definite answer (unknown task, or failed) means a new task;
+    if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
+    watch = Watch(paid.progress)
+    watch.request_id = request_id
+    watch.set(0.02, f"checking earlier task {request_id[:8]}…")
+    watch.publish()
+    client = paid.client
+
+    def work(cancel: CancelCheck) -> tuple[bool, Prediction | None]:
+        try:
+            prediction = client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=cancel)
+        except E.NotFoundError as exc:
+            journal_note(journal, request_id, status=STATUS_EXPIRED, error=exc.message)
+            return False, None
+        except E.CancelledError:
+            raise
+        except E.WaveSpeedError as exc:
+            log.info("could not check task %s before reusing it (%s); reusing it", request_id, exc)
+            return True, None
+        if prediction.is_failed:
+            journal_outcome(journal, prediction)
+            return False, None
+        return True, prediction if prediction.is_completed else None
+
+    return await paid.run(work, watch)
+
+
+async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
+    """An identical submit was interrupted and may have been paid: find its task, or say so."""
+    watch = Watch(paid.progress)
+    watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
+    watch.publish()
+    request = paid.request
+
+    from ...wavespeed.journal.history_search import Unconfirmed, find_submitted  # only on this rare path
+
+    def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:
+        try:
+            return find_submitted(
+                paid.client,
+                model=request.model,
+                payload_hash=stale.payload_hash,
+                since=stale.claimed_at,
+                deadline=time.monotonic() + HISTORY_WAIT_S,
+                cancel=cancel,
+                sent=paid.params,
+                loose=_uploaded_again(paid.params),
+            )
+        except E.CancelledError:
+            raise
+        except E.WaveSpeedError as exc:
+            log.info("WaveSpeed history lookup failed: %s", exc)
+            return None
+
+    found = await paid.run(find, watch)
+    if isinstance(found, Unconfirmed):  # candidates, but WaveSpeed echoes no inputs to match on
+        raise E.SubmitUncertainError(
+            f"An identical task interrupted at {clock_text(stale.claimed_at)} may have been paid; "
+            f"WaveSpeed does not echo its inputs, so check {found.text()}: paste the right id into "
+            "Poll Result, or turn on force_rerun to pay again."
+        )
+    if found is None:
+        raise E.SubmitUncertainError(interrupted_message(stale))
+    try:
+        journal.record_submitted(
+            found.id,
+            model=request.model,
+            params=paid.params,
+            price_usd=request.price_usd,
+            account=paid.account,
+            status=journal_status(found),
+            server_status=found.status,
+            outputs=found.outputs if found.is_completed else (),
+            error=found.error if found.is_failed else "",
+            submitted_at=stale.claimed_at,
+            identity_hash=paid.identity,
+            release_intent=True,
+        )
+    except Exception as exc:
+        log.warning("WaveSpeed journal: could not record recovered task %s (%s)", found.id, exc)
+    paid.progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
+    return paid.reused(found.id, found, stale.claimed_at)
+
+
+def _uploaded_again(params: dict[str, Any]) -> frozenset[str]:
+    """The image keys whose URLs this process uploaded: after a restart the same image has a new
+    URL, so the interrupted task's echo is matched on the other keys (and the image count)."""
+    from ...wavespeed.net.reference_uploads import CACHE
+
+    def ours(url: object) -> bool:
+        return isinstance(url, str) and CACHE.content_id(url) is not None
+
+    keys = {"image"} if ours(params.get("image")) else set()
+    images = params.get("images")
+    if isinstance(images, list) and any(ours(u) for u in images):
+        keys.add("images")
+    return frozenset(keys)

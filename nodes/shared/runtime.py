@@ -1,0 +1,114 @@
+"""Shared machinery of the node layer: one client per key, blocking I/O off the event loop.
+
+ComfyUI 0.3.75 awaits ``async def`` node functions and runs independent ones concurrently, so
+every blocking call (HTTP, decode) goes to a dedicated thread pool (the default executor has only
+cpu+4 threads, which would serialise 8 chains on a 2-core machine). The event loop side watches
+the Cancel flag every 0.1 s and updates the progress bar, so Cancel is honoured even while a
+worker thread sits in a socket read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ...wavespeed.api import errors as E
+from ...wavespeed.api.vocabulary import CancelCheck
+from . import comfy_bridge as bridge
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ...wavespeed.net.client import WaveSpeedClient
+
+T = TypeVar("T")
+
+PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_KEY_FILE = PACK_DIR / "wavespeed_api_key.txt"
+_WATCH_INTERVAL_S = 0.1
+
+_executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="wavespeed")
+_clients: dict[tuple[str, str], WaveSpeedClient] = {}
+_clients_lock = threading.Lock()
+
+
+def get_client() -> WaveSpeedClient:
+    """The pooled client for the current key and base URL (read from the environment each time,
+    so a key set after start-up works without restarting ComfyUI)."""
+    from ...wavespeed.net.client import WaveSpeedClient
+    from ...wavespeed.settings.config import load_settings
+
+    settings = load_settings(extra_files=[PACK_KEY_FILE])
+    fingerprint = hashlib.sha256(settings.api_key.encode()).hexdigest()
+    with _clients_lock:
+        client = _clients.get((settings.base_url, fingerprint))
+        if client is None:
+            client = WaveSpeedClient(settings.api_key, settings.base_url)
+            _clients[(settings.base_url, fingerprint)] = client
+        return client
+
+
+class Watch:
+    """What the worker thread last saw, published to the UI by the event loop."""
+
+    def __init__(self, progress: bridge.NodeProgress | None = None) -> None:
+        self.progress = progress
+        self.fraction = 0.0
+        self.text: str | None = None
+        self.request_id: str | None = None
+
+    def set(self, fraction: float, text: str | None = None) -> None:
+        self.fraction, self.text = fraction, text
+
+    def publish(self) -> None:
+        if self.progress is not None:
+            self.progress.update(self.fraction, self.text)
+
+
+async def run_blocking(fn: Callable[[CancelCheck], T], *, watch: Watch | None = None) -> T:
+    """Run ``fn(cancel)`` in the pool; raise as ComfyUI expects as soon as Cancel is pressed."""
+    epoch = bridge.current_epoch()
+    stop = threading.Event()
+
+    def cancel() -> bool:
+        return stop.is_set() or bridge.interrupted(epoch)
+
+    import asyncio  # imported on first use: keeps the pack's import under 50 ms in a fresh interpreter
+
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(_executor, fn, cancel)
+    try:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=_WATCH_INTERVAL_S)
+            if watch is not None:
+                try:
+                    watch.publish()
+                except Exception as exc:
+                    # ComfyUI's progress hook itself raises on Cancel (and clears the flag)
+                    if bridge.is_interrupt(exc):
+                        stop.set()
+                        bridge.raise_interrupted(watch.request_id)
+                    raise
+            if done:
+                try:
+                    return future.result()
+                except E.CancelledError as exc:
+                    bridge.raise_interrupted(exc.request_id)
+                    raise
+            if bridge.interrupted(epoch):
+                stop.set()
+                bridge.raise_interrupted(watch.request_id if watch else None)
+    except BaseException:
+        stop.set()  # whatever ends us (Cancel, asyncio cancellation), the thread stops soon after
+        raise
+
+
+def submit_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Plain offload without the Cancel watch (short calls like a local file write)."""
+    import asyncio
+
+    return asyncio.get_running_loop().run_in_executor(_executor, fn, *args)

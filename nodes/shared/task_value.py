@@ -1,0 +1,26 @@
+"""The WAVESPEED_TASK value passed from a submit node to WaveSpeed Poll Result."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...wavespeed.api.models import Prediction
+
+TASK_TYPE = "WAVESPEED_TASK"
+
+
+@dataclass(frozen=True)
+class TaskHandle:
+    """Everything needed to finish (or later recover) a submitted task. Never holds the API key."""
+
+    request_id: str
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    price_usd: float = 0.0
+    submitted_at: float = field(default_factory=time.time)
+    prediction: Prediction | None = None  # set when sync mode already returned the final result
+
+    def __repr__(self) -> str:  # shows up in ComfyUI logs; keep it short
+        return f"TaskHandle({self.request_id}, {self.model})"

@@ -1,0 +1,231 @@
+"""The Batch node in the real ComfyUI frontend (issue 19), driven in Debian's chromium through Playwright.
+
+One page for the module, on the session ComfyUI server and emulator (see conftest.py and
+tests/e2e/browser/test_browser.py, whose helpers this reuses):
+  * a Batch of 4 (2 prompts x 2 variations) feeding a Save Image node, queued with the Run button:
+    its badge reads the price of what is sent, $0.32 (frontend 1.49.6; 1.32.9 draws no badge), the
+    emulator charges exactly that, and Save Image shows the 4 images;
+  * images as they arrive: one task finishes while the other three are held at the emulator; the Batch
+    node then shows that image as its preview (a loaded, non-blank picture on the node) and the status
+    line "1/4 done, $0.08 so far"; a screenshot cropped to the node is checked (the preview's pixels are
+    in it) and kept as docs/screenshots/batch_preview_mid_run.png (written when UPDATE_SCREENSHOTS=1
+    or when it is missing); then the three are released and the run ends with all four images.
+Everything waits on page state, never on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emulator import Emulator
+from scripts.comfy_harness import ComfyServer
+from tests.e2e.browser.test_browser import (
+    BADGE_TEXTS,
+    CHROMIUM_ARGS,
+    PAGE_HELPERS,
+    ROOT,
+    UI,
+    VIEWPORT,
+    chromium,  # noqa: F401 - the session fixture, shared with test_browser.py
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+BATCH, SAVE = "FluxKontextMaxBatch", "SaveImage"
+PROMPTS = "a red fox in fresh snow\na blue jay on a pine branch"
+MID_RUN_SHOT = ROOT / "docs" / "screenshots" / "batch_preview_mid_run.png"
+MID_RUN_SHOT_MAX_BYTES = 200_000
+
+BUILD_GRAPH = """() => {
+  app.graph.clear();
+  const batch = LiteGraph.createNode('FluxKontextMaxBatch');
+  batch.pos = [40, 40];
+  app.graph.add(batch);
+  const save = LiteGraph.createNode('SaveImage');
+  save.pos = [40 + batch.size[0] + 60, 40];
+  app.graph.add(save);
+  batch.connect(0, save, 0);
+  app.canvas.ds.scale = 1; app.canvas.ds.offset = [40, 140];
+  app.graph.setDirtyCanvas(true, true);
+  return [batch.id, save.id];
+}"""
+
+# the node's preview as the canvas holds it: a loaded <img> made from the websocket's blob
+PREVIEW_STATE = """(cls) => {
+  const n = window.__wsk.node(cls);
+  const img = (n.imgs || [])[0];
+  if (!img || !img.complete || !img.naturalWidth) return null;
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let sum = 0, sq = 0, k = 0;
+  for (let i = 0; i < d.length; i += 4) { const v = (d[i] + d[i + 1] + d[i + 2]) / 3; sum += v; sq += v * v; k++; }
+  const mean = sum / k;
+  return { src: img.src, width: img.naturalWidth, height: img.naturalHeight, std: Math.sqrt(sq / k - mean * mean),
+           previews: (app.nodePreviewImages || {})[String(n.id)] || null };
+}"""
+
+
+@pytest.fixture(scope="module")
+def bui(chromium: Path, comfy_server: ComfyServer) -> Iterator[UI]:  # noqa: F811
+    """A fresh chromium profile on the session server with the app up (the first-run Templates
+    dialog closed when it shows, as test_browser.py does)."""
+    from playwright.sync_api import sync_playwright
+
+    comfy_server.post_json("/settings/Comfy.Minimap.Visible", False)
+    first_run = not comfy_server.get_json("/settings/Comfy.TutorialCompleted")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
+        )
+        try:
+            context.add_init_script("localStorage.setItem('vueNodesBannerDismissed', 'true')")
+            page = context.pages[0] if context.pages else context.new_page()
+            ui = UI(page=page, server=comfy_server, first_run_dialog=first_run)
+            page.on("pageerror", lambda exc: ui.page_errors.append(str(exc)))
+            page.goto(comfy_server.url)
+            page.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=60_000)
+            if first_run:
+                dialog = page.get_by_role("dialog")
+                dialog.wait_for(timeout=20_000)
+                dialog.locator("button:has(i.pi-times), button[aria-label='Close dialog']").first.click()
+                dialog.wait_for(state="hidden", timeout=10_000)
+            ui.js(PAGE_HELPERS)
+            yield ui
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+def _load_batch_of_4(ui: UI) -> None:
+    """Batch (2 prompts x 2 variations, a seed this session has not rendered) -> Save Image."""
+    ui.js(BUILD_GRAPH)
+    ui.set_widget(BATCH, "prompts", PROMPTS)
+    ui.set_widget(BATCH, "variations", 2)
+    ui.set_widget(BATCH, "seed", random.randrange(1, 2**30))
+    ui.set_widget(BATCH, "control_after_generate", "fixed")
+    ui.set_widget(BATCH, "aspect_ratio", "1:1")
+
+
+def _wait_for_saved_images(ui: UI, count: int) -> list[list[int]]:
+    ui.page.wait_for_function(
+        """(n) => { const s = window.__wsk.node('SaveImage');
+                   return s.imgs && s.imgs.length === n && s.imgs.every((i) => i.complete && i.naturalWidth > 0); }""",
+        arg=count,
+        timeout=60_000,
+    )
+    sizes: list[list[int]] = ui.js(
+        "() => window.__wsk.node('SaveImage').imgs.map((i) => [i.naturalWidth, i.naturalHeight])"
+    )
+    return sizes
+
+
+def test_batch_of_4_runs_from_the_run_button_at_the_price_its_badge_shows(
+    bui: UI, wavespeed_emulator: Emulator, comfy_object_info: dict[str, Any]
+) -> None:
+    _load_batch_of_4(bui)
+    has_badge = comfy_object_info[BATCH].get("price_badge") is not None  # ComfyUI 0.33.0+ only
+    if has_badge:
+        bui.page.wait_for_function(f"() => ({BADGE_TEXTS})({BATCH!r}).includes('$0.32/Run')", timeout=10_000)
+    before = wavespeed_emulator.balance
+    bui.run()
+    sizes = _wait_for_saved_images(bui, 4)
+    assert sizes == [[1024, 1024]] * 4
+    assert wavespeed_emulator.submissions == 4
+    assert before - wavespeed_emulator.balance == pytest.approx(0.32)  # what the badge said
+    bui.page.wait_for_function(
+        "() => (window.__wsk.status('FluxKontextMaxBatch') || '').startsWith('batch done · 4/4')",
+        timeout=10_000,
+    )
+    bui.shot("batch_1_after_run.png")
+
+
+def test_batch_node_shows_the_first_image_while_later_tasks_wait(
+    bui: UI, wavespeed_emulator: Emulator
+) -> None:
+    emu = wavespeed_emulator
+    emu.next_tasks(1, inference_s=0.2)
+    emu.next_tasks(3, never_finish=True)  # held until the screenshot is taken
+    _load_batch_of_4(bui)
+    try:
+        bui.run()
+        bui.page.wait_for_function(
+            f"() => {{ const p = ({PREVIEW_STATE})({BATCH!r}); return p && p.previews &&"
+            " (window.__wsk.status('FluxKontextMaxBatch') || '').startsWith('1/4 done, $0.08 so far'); }",
+            timeout=60_000,
+        )
+        state = bui.js(PREVIEW_STATE, BATCH)
+        # (the frontend may hand the same frame out under two blob URLs: one per preview event kind)
+        assert state["src"].startswith("blob:") and state["previews"], state
+        assert max(state["width"], state["height"]) <= 512 and state["std"] > 5, state
+        held = [t for t in emu.history() if t.never_finish]
+        assert len(held) == 3  # later tasks are still waiting
+        assert (bui.status(BATCH) or "").startswith("1/4 done, $0.08 so far")
+        # the node's bar follows the count (ComfyUI 0.33 once dropped it right after a preview)
+        bui.page.wait_for_function(
+            f"() => (window.__wsk.node({BATCH!r}).progress ?? 0) >= 0.27", timeout=10_000
+        )
+        bui.page.mouse.move(5, VIEWPORT["height"] - 5)
+        bui.js("() => app.graph.setDirtyCanvas(true, true)")
+        bui.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")  # drawn
+        shot = bui.shot("batch_2_preview_mid_run.png", clip=_node_clip(bui, BATCH))
+        _check_shot(shot)
+        _keep_for_docs(shot)
+    finally:
+        for task in emu.history():
+            if task.never_finish:
+                task.inference_s, task.never_finish = 0.0, False
+    _wait_for_saved_images(bui, 4)
+    assert emu.submissions == 4
+
+
+def _node_clip(ui: UI, cls: str) -> dict[str, float]:
+    """The node on screen, title bar and the badges above it included, with a small margin."""
+    x0, y0, x1, y1 = ui.js(
+        """(c) => { const n = window.__wsk.node(c);
+                   const a = window.__wsk.toScreen(n.pos[0], n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT);
+                   const b = window.__wsk.toScreen(n.pos[0] + n.size[0], n.pos[1] + n.size[1]);
+                   return [a[0], a[1], b[0], b[1]]; }""",
+        cls,
+    )
+    pad, badges = 10, 28
+    x, y = max(0.0, x0 - pad), max(0.0, y0 - pad - badges)
+    return {
+        "x": x,
+        "y": y,
+        "width": min(VIEWPORT["width"] - x, x1 - x0 + 2 * pad),
+        "height": min(VIEWPORT["height"] - y, y1 - y + pad),
+    }
+
+
+def _check_shot(shot: Path) -> None:
+    """The screenshot holds the preview: a region of the emulator's picture, not the node's flat
+    background and widgets. The emulator paints colourful patterns; the node is grey."""
+    with Image.open(shot) as img:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    colourful_rows = int((saturation > 40).sum(axis=1).astype(bool).sum())
+    assert colourful_rows > rgb.shape[0] // 4, (colourful_rows, rgb.shape)
+
+
+def _keep_for_docs(shot: Path) -> None:
+    if MID_RUN_SHOT.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
+        return
+    MID_RUN_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(shot) as img:
+        img.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(
+            MID_RUN_SHOT, optimize=True
+        )
+    assert MID_RUN_SHOT.stat().st_size < MID_RUN_SHOT_MAX_BYTES

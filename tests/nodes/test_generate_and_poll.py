@@ -1,0 +1,289 @@
+"""The two core nodes called directly (no ComfyUI) against the emulator over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import threading
+import time
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from emulator import Emulator
+from emulator.behaviour.imagegen import size_for_aspect_ratio
+
+
+def _nodes(pack: ModuleType) -> tuple[Any, Any]:
+    mapping = pack.NODE_CLASS_MAPPINGS
+    return mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
+
+
+def _generate(pack: ModuleType, prompt: str = "a red fox", **kw: Any) -> Any:
+    gen, _ = _nodes(pack)
+    args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, **kw}
+    return gen.generate(prompt, **args)
+
+
+async def _chain(pack: ModuleType, prompt: str = "a red fox", policy: str = "pass through", **kw: Any) -> Any:
+    _, poll = _nodes(pack)
+    task, rid = await _generate(pack, prompt, **kw)
+    assert rid == task.request_id
+    return await poll.poll(60, policy, task=task)
+
+
+def _served_pixels(url: str) -> np.ndarray:
+    data = requests.get(url, timeout=10).content
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32) / 255.0
+
+
+@pytest.mark.parametrize("ratio", ["1:1", "16:9", "9:21"])
+def test_chain_returns_comfy_image_with_served_pixels(
+    pack: ModuleType, pack_env: Emulator, ratio: str
+) -> None:
+    images, urls, rid, inference_ms, nsfw = asyncio.run(_chain(pack, aspect_ratio=ratio))
+    width, height = size_for_aspect_ratio(ratio)
+    assert images.dtype.is_floating_point and str(images.dtype) == "torch.float32"
+    assert tuple(images.shape) == (1, height, width, 3)
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert urls.startswith(pack_env.base_url) and len(urls.splitlines()) == 1
+    np.testing.assert_array_equal(images[0].numpy(), _served_pixels(urls))
+    assert len(rid) == 32 and rid == pack_env.task(rid).id
+    assert inference_ms == 200 and nsfw is False
+    assert pack_env.submissions == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"prompt": "   "}, "prompt is empty"),
+        ({"guidance_scale": 20.5}, "guidance_scale 20.5 is out of range"),
+        ({"guidance_scale": 0.5}, "guidance_scale 0.5 is out of range"),
+        ({"aspect_ratio": "5:4"}, "aspect_ratio '5:4' is not supported"),
+        ({"seed": -2}, "seed -2 is out of range"),
+        ({"seed": 2_147_483_648}, "seed 2147483648 is out of range"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_any_request(
+    pack: ModuleType, pack_env: Emulator, kwargs: dict[str, Any], fragment: str
+) -> None:
+    prompt = kwargs.pop("prompt", "a red fox")
+    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError) as info:
+        asyncio.run(_generate(pack, prompt, **kwargs))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    assert pack_env.requests == [] and pack_env.submissions == 0
+
+
+def test_missing_key_names_the_environment_variable(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WAVESPEED_API_KEY")
+    with pytest.raises(pack.wavespeed.api.errors.ConfigError) as info:
+        asyncio.run(_generate(pack))
+    message = str(info.value)
+    assert "WAVESPEED_API_KEY" in message and "\n" not in message
+    assert pack_env.requests == []
+
+
+def test_cancel_stops_the_wait_within_a_second_and_names_the_task(
+    pack: ModuleType, pack_env: Emulator
+) -> None:
+    bridge = pack.nodes.shared.comfy_bridge
+    pack_env.next_tasks(never_finish=True)
+    _, poll = _nodes(pack)
+    pressed_wall: list[float] = []
+
+    async def scenario() -> tuple[str, float, BaseException | None]:
+        task, rid = await _generate(pack)
+        waiting = asyncio.ensure_future(poll.poll(600, "pass through", task=task))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        pressed = time.monotonic()
+        pressed_wall.append(time.time())
+        bridge.request_interrupt()
+        try:
+            await asyncio.wait_for(waiting, timeout=5)
+        except BaseException as exc:  # noqa: BLE001 - the exception is what we check
+            return rid, time.monotonic() - pressed, exc
+        return rid, time.monotonic() - pressed, None
+
+    try:
+        rid, latency, exc = asyncio.run(scenario())
+    finally:
+        bridge.clear_interrupt()
+    assert isinstance(exc, pack.wavespeed.api.errors.CancelledError)
+    assert latency < 1.0
+    assert exc.request_id == rid and rid in str(exc) and "\n" not in str(exc)
+    time.sleep(0.8)  # give a leaked background poller the time to show itself
+    polls_after = [r for r in pack_env.requests if r.route == "result" and r.t > pressed_wall[0] + 0.3]
+    assert polls_after == []  # nothing keeps polling after Cancel
+    assert pack_env.submissions == 1
+
+
+def test_cancel_also_stops_sibling_waits(pack: ModuleType, pack_env: Emulator) -> None:
+    """ComfyUI clears its interrupt flag when the first node raises; the others must stop too."""
+    bridge = pack.nodes.shared.comfy_bridge
+    pack_env.next_tasks(times=3, never_finish=True)
+    _, poll = _nodes(pack)
+
+    async def scenario() -> list[BaseException | Any]:
+        tasks = [(await _generate(pack, f"p{i}"))[0] for i in range(3)]
+        waits = [asyncio.ensure_future(poll.poll(600, "pass through", task=t)) for t in tasks]
+        await asyncio.sleep(0.3)
+        bridge.request_interrupt()
+        return await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout=3)
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        bridge.clear_interrupt()
+    assert all(isinstance(r, pack.wavespeed.api.errors.CancelledError) for r in results)
+
+
+def test_four_chains_are_in_flight_at_once(pack: ModuleType, pack_env: Emulator) -> None:
+    pack_env.configure(inference_s=1.0)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(*[_chain(pack, f"prompt {i}") for i in range(4)])
+
+    results = asyncio.run(scenario())
+    assert len({r[2] for r in results}) == 4
+    submits = sorted(r.t for r in pack_env.requests if r.route == "submit")
+    first_download = min(r.t for r in pack_env.requests if r.route == "download")
+    # All four tasks were submitted before any result came back: they overlapped, not queued.
+    assert len(submits) == 4 and submits[-1] < first_download  # wall-time figures: bench_concurrency
+
+
+def test_sync_mode_needs_no_poll_request(pack: ModuleType, pack_env: Emulator) -> None:
+    images, _, rid, _, _ = asyncio.run(_chain(pack, sync_mode=True))
+    assert images.shape[0] == 1
+    routes = [r.route for r in pack_env.requests]
+    assert routes.count("submit") == 1 and "result" not in routes and routes.count("download") == 1
+    assert pack_env.task(rid).input["enable_sync_mode"] is True
+
+
+def test_poll_by_pasted_request_id_fetches_again_without_a_new_task(
+    pack: ModuleType, pack_env: Emulator
+) -> None:
+    first, _, rid, _, _ = asyncio.run(_chain(pack))
+    _, poll = _nodes(pack)
+    again, _, rid2, _, _ = asyncio.run(poll.poll(60, "pass through", request_id=f"  {rid}\n"))
+    assert rid2 == rid and pack_env.submissions == 1
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+
+
+def test_poll_without_task_or_id_says_what_to_connect(pack: ModuleType, pack_env: Emulator) -> None:
+    _, poll = _nodes(pack)
+    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError, match="connect a 'task'"):
+        asyncio.run(poll.poll(60, "pass through"))
+    assert pack_env.requests == []
+
+
+def test_failed_task_surfaces_the_server_message(pack: ModuleType, pack_env: Emulator) -> None:
+    pack_env.next_tasks(fail="Content moderation rejected the prompt", fail_code=1200)
+    with pytest.raises(pack.wavespeed.api.errors.TaskFailedError) as info:
+        asyncio.run(_chain(pack))
+    assert "Content moderation rejected the prompt" in str(info.value) and "1200" in str(info.value)
+    assert info.value.code == 1200 and "\n" not in str(info.value)
+
+
+def test_nsfw_policy(pack: ModuleType, pack_env: Emulator) -> None:
+    pack_env.next_tasks(times=2, nsfw=True)
+    *_, flagged = asyncio.run(_chain(pack, "a"))
+    assert flagged is True
+    with pytest.raises(pack.wavespeed.api.errors.ContentFlaggedError, match="nsfw_policy"):
+        asyncio.run(_chain(pack, "b", policy="fail"))
+
+
+def test_timeout_names_the_request_id_for_later(pack: ModuleType, pack_env: Emulator) -> None:
+    pack_env.next_tasks(never_finish=True)
+    _, poll = _nodes(pack)
+
+    async def scenario() -> Any:
+        task, _ = await _generate(pack)
+        # the node's minimum timeout is 10 s; the function takes any positive value
+        return await poll.poll(1, "pass through", task=task)
+
+    with pytest.raises(pack.wavespeed.api.errors.WaitTimeoutError) as info:
+        asyncio.run(scenario())
+    assert info.value.request_id and info.value.request_id in str(info.value)
+    assert "Poll Result" in str(info.value)
+
+
+def test_seed_minus_one_always_reruns_and_fixed_seed_caches(pack: ModuleType) -> None:
+    gen_cls = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]
+    assert math.isnan(gen_cls.IS_CHANGED(seed=-1))
+    assert math.isnan(gen_cls.IS_CHANGED(seed=5, force_rerun=True))
+    assert gen_cls.IS_CHANGED(seed=5) == gen_cls.IS_CHANGED(seed=5)
+    assert gen_cls.IS_CHANGED(seed=5) != gen_cls.IS_CHANGED(seed=6)
+
+
+def test_seed_minus_one_lets_the_server_pick(pack: ModuleType, pack_env: Emulator) -> None:
+    _, _, rid, _, _ = asyncio.run(_chain(pack, seed=-1))
+    assert "seed" not in pack_env.task(rid).input
+
+
+def test_every_input_has_a_tooltip_and_no_key_widget(pack: ModuleType) -> None:
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        assert cls.CATEGORY == "WaveSpeed/FLUX Kontext" and cls.DESCRIPTION, name
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for input_name, (_, options) in spec.get(section, {}).items():
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+                assert "key" not in input_name.lower(), f"{name}.{input_name} looks like a secret widget"
+        assert name in pack.NODE_DISPLAY_NAME_MAPPINGS
+
+
+def test_generate_widgets_match_the_issue(pack: ModuleType) -> None:
+    required = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"].INPUT_TYPES()["required"]
+    assert required["prompt"][1]["multiline"] is True
+    seed = required["seed"][1]
+    assert (seed["min"], seed["max"], seed["control_after_generate"]) == (-1, 2_147_483_647, True)
+    g = required["guidance_scale"][1]
+    assert (g["min"], g["max"], g["step"], g["default"]) == (1.0, 20.0, 0.1, 3.5)
+    assert required["aspect_ratio"][0] == ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
+    assert required["aspect_ratio"][1]["default"] == "1:1"
+    assert required["sync_mode"][0] == "BOOLEAN" and required["sync_mode"][1]["default"] is False
+
+
+def test_node_functions_are_async_and_do_not_block_the_loop(pack: ModuleType, pack_env: Emulator) -> None:
+    """While a chain waits, the event loop keeps ticking (blocking I/O is off the loop)."""
+    pack_env.configure(inference_s=0.6)
+    ticks = 0
+    stop = threading.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        tick = asyncio.ensure_future(ticker())
+        await _chain(pack)
+        stop.set()
+        await tick
+
+    asyncio.run(scenario())
+    assert ticks > 30
+
+
+def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
+    pack: ModuleType, pack_env: Emulator
+) -> None:
+    """nodes/v3.py prices a node's badge by its MODEL: Generate must really submit to that model."""
+    models = pack.wavespeed.api.models
+    mapping = pack.NODE_CLASS_MAPPINGS
+    assert mapping["FluxKontextMaxGenerate"].MODEL == models.MODEL_TEXT_TO_IMAGE
+    assert mapping["FluxKontextMaxEdit"].MODEL == models.MODEL_EDIT
+    assert mapping["FluxKontextMaxMultiReference"].MODEL == models.MODEL_MULTI
+    assert not hasattr(mapping["WaveSpeedPollResult"], "MODEL")  # free: no badge
+    assert not hasattr(mapping["WaveSpeedRecentTasks"], "MODEL")
+    asyncio.run(_generate(pack))
+    (submit,) = [r for r in pack_env.requests if r.route == "submit"]
+    assert submit.path == f"/api/v3/{mapping['FluxKontextMaxGenerate'].MODEL}"

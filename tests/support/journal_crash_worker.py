@@ -1,0 +1,48 @@
+"""Helper process for the journal and single-flight tests: Generate then Poll Result through the
+real node functions, loading the pack the way ComfyUI does. The tests SIGKILL it mid-wait or
+mid-submit, or run two at once, then look at the journal and the emulator's charge counter.
+
+Usage: python tests/support/journal_crash_worker.py PROMPT SEED [--sync] [--go FILE] [--no-poll]
+(connection settings come from the env: WAVESPEED_API_KEY, WAVESPEED_BASE_URL,
+WAVESPEED_JOURNAL_DIR). ``--go FILE``: print "ready" once loaded, then wait for FILE to exist before
+submitting, so two workers can submit at the same moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from scripts.pack_loader import load_pack  # noqa: E402
+
+
+async def main(args: argparse.Namespace) -> None:
+    nodes = load_pack().NODE_CLASS_MAPPINGS
+    generate = nodes["FluxKontextMaxGenerate"]()
+    if args.go:
+        print("ready", flush=True)
+        while not Path(args.go).exists():
+            time.sleep(0.005)
+    print("submitting", flush=True)
+    task, rid = await generate.generate(
+        args.prompt, seed=args.seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=args.sync
+    )
+    print(f"submitted {rid} ${task.price_usd:.2f}", flush=True)
+    if not args.no_poll:
+        await nodes["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
+        print(f"done {rid}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("prompt")
+    parser.add_argument("seed", type=int)
+    parser.add_argument("--sync", action="store_true")
+    parser.add_argument("--go", default="")
+    parser.add_argument("--no-poll", action="store_true")
+    asyncio.run(main(parser.parse_args()))

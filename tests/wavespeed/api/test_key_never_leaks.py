@@ -1,0 +1,231 @@
+"""The API key never leaks: not into logs (ours or urllib3's), errors, reprs or tracebacks, and never
+onto an output download (CDN) request. Real sockets against the emulator throughout.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from emulator import Emulator
+from tests.support.key_pieces import leaks
+from wavespeed.api import errors as E
+from wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed.settings.config import Settings, load_settings
+
+T2I_PATH = "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image"
+WRONG_KEY = "wrong-key-ZZZZ-5555-leakcheck"
+
+
+def make_client(emu: Emulator, key: str, *, attempts: int = 6, **kw: Any) -> WaveSpeedClient:
+    kw.setdefault("read_timeout_s", 3.0)
+    return WaveSpeedClient(
+        key,
+        emu.base_url,
+        connect_timeout_s=2.0,
+        retry=RetryPolicy(attempts=attempts, base_delay_s=0.01, max_delay_s=0.05),
+        poll=PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1),
+        **kw,
+    )
+
+
+def exception_texts(exc: BaseException) -> Iterator[str]:
+    """Everything an exception could show: str, repr, args, attributes, the printed traceback, and
+    the same for every chained cause/context (even suppressed ones a debugger would show)."""
+    yield "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield str(current)
+        yield repr(current)
+        yield repr(current.args)
+        yield repr(vars(current))
+        stack += [c for c in (current.__cause__, current.__context__) if c is not None]
+
+
+def test_faulty_session_never_shows_the_key(
+    emulator: Emulator, api_key: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "requests", "wavespeed"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    caught: list[BaseException] = []
+
+    def attempt(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:  # every kind counts, not only ours
+            caught.append(exc)
+
+    echo = f"invalid API key {api_key} (Bearer {api_key})"
+
+    # Guard: the emulator really sends the key back, so the assertions below can fail.
+    emulator.inject("submit", "status", status=401, message=echo, times=2)
+    raw = requests.post(emulator.base_url + T2I_PATH, json={"prompt": "x"}, timeout=5)
+    assert raw.status_code == 401 and api_key in raw.text
+
+    with make_client(emulator, api_key) as client:
+        req = KontextRequest(prompt="a key-safety test")
+        attempt(lambda: client.submit(req))  # 401 echoing the key
+        assert isinstance(caught[-1], E.AuthenticationError) and "***" in str(caught[-1])
+
+        first = client.submit(req)
+        emulator.inject("result", "status", status=500, message=echo, times=2)  # retried, logged
+        emulator.inject("result", "reset")
+        emulator.inject("result", "malformed")
+        emulator.inject("result", "html", status=502, message=echo)
+        assert client.wait(first.id, timeout_s=5.0).is_completed
+
+        emulator.inject("result", "status", status=503, message=echo, times=6)  # the whole budget
+        attempt(lambda: client.wait(first.id, timeout_s=5.0))
+        assert isinstance(caught[-1], E.ServerError) and "***" in str(caught[-1])
+        assert emulator.pending_faults == 0
+
+        emulator.inject("submit", "reset")
+        attempt(lambda: client.submit(req))
+        emulator.inject("submit", "status", status=500, message=echo)
+        attempt(lambda: client.submit(req))
+        emulator.inject("submit", "malformed")
+        attempt(lambda: client.submit(req))
+        emulator.inject("submit", "status", status=402, message=echo)
+        attempt(lambda: client.submit(req))
+
+        emulator.next_tasks(fail=f"task failed for {api_key}", fail_code=1403)
+        attempt(lambda: client.run(req, timeout_s=5.0))
+        assert isinstance(caught[-1], E.TaskFailedError) and "***" in str(caught[-1])
+
+        emulator.next_tasks(never_finish=True)
+        attempt(lambda: client.run(req, timeout_s=0.3))
+
+        done = client.run(req, timeout_s=5.0)
+        emulator.inject("download", "truncate", times=10)
+        attempt(lambda: client.download(done.outputs[0]))
+        attempt(lambda: client.get_result(f"bad id {api_key}"))
+
+    with make_client(emulator, api_key, read_timeout_s=0.2) as slow_client:
+        emulator.inject("submit", "slow", delay_s=0.5)
+        attempt(lambda: slow_client.submit(req))  # read timeout -> SubmitUncertainError
+
+    with make_client(emulator, WRONG_KEY) as wrong:
+        attempt(lambda: wrong.submit(req))
+        attempt(lambda: wrong.balance())
+
+    kinds = {type(e).__name__ for e in caught}
+    assert {
+        "AuthenticationError",
+        "ServerError",
+        "SubmitUncertainError",
+        "InsufficientBalanceError",
+        "TaskFailedError",
+        "WaitTimeoutError",
+        "DownloadError",
+        "InvalidRequestError",
+    } <= kinds, kinds
+
+    # The capture really captured: urllib3's DEBUG lines and our retry warnings are there.
+    assert any(r.name.startswith("urllib3") and r.levelno == logging.DEBUG for r in caplog.records)
+    warnings = [r for r in caplog.records if r.name == "wavespeed" and r.levelno == logging.WARNING]
+    assert warnings
+    # Retry warnings carry only a short reason now; the redacting filter is still the last line of
+    # defence for any line that would quote a server message: prove it scrubs one.
+    logging.getLogger("wavespeed").warning("server said: %s", echo)
+    assert "***" in caplog.records[-1].getMessage() and api_key not in caplog.records[-1].getMessage()
+
+    secrets = (api_key, WRONG_KEY)
+    for record in caplog.records:
+        for text in (record.getMessage(), str(record.msg), repr(record.args), record.exc_text or ""):
+            for secret in secrets:
+                assert secret not in text, f"key in a {record.name} log record: {text!r}"
+    for secret in secrets:
+        assert secret not in caplog.text
+    for exc in caught:
+        for text in exception_texts(exc):
+            for secret in secrets:
+                assert secret not in text, f"key in {type(exc).__name__}: {text!r}"
+        if isinstance(exc, E.WaveSpeedError):
+            assert "\n" not in str(exc)
+    out, err = capfd.readouterr()
+    for secret in secrets:
+        assert secret not in out and secret not in err
+
+
+def test_settings_and_client_reprs_hide_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emulator: Emulator, api_key: str
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("WAVESPEED_API_KEY", api_key)
+    monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url)
+    settings = load_settings()
+    assert settings.api_key == api_key  # the key is there ...
+    for text in (repr(settings), str(settings), f"{settings}", repr([settings]), repr({"s": settings})):
+        assert api_key not in text  # ... but never shown
+    assert emulator.base_url in repr(settings)
+    assert api_key not in repr(Settings(api_key=api_key))
+
+    with WaveSpeedClient.from_env() as client:
+        for text in (repr(client), str(client), f"{client!r}", repr([client])):
+            assert api_key not in text
+        assert emulator.base_url in repr(client)
+        assert "Authorization" not in client._session.headers  # added per API request only
+
+
+def test_redaction_of_registered_secrets() -> None:
+    E.register_secret("reg-secret-0000-abcdef")
+    exc = E.ServerError("server said: reg-secret-0000-abcdef\nand more")
+    assert str(exc) == "server said: *** and more"
+    assert "reg-secret" not in repr(exc)
+    assert E.redact("x reg-secret-0000-abcdef y") == "x *** y"
+
+
+def test_downloads_never_carry_the_authorization_header(emulator: Emulator, api_key: str) -> None:
+    with make_client(emulator, api_key) as client:
+        done = client.run(KontextRequest(prompt="outputs"), timeout_s=5.0)
+        source = client.download(done.outputs[0])
+        url = client.upload(source, filename="s.jpg", content_type="image/jpeg")
+        client.download(url)  # uploaded media are served from the same store, still no key
+        edited = client.run(KontextRequest(prompt="edit", model=MODEL_EDIT, image=url), timeout_s=5.0)
+        emulator.inject("download", "truncate")  # the retried download must not add it either
+        client.download(edited.outputs[0])
+        sync = client.submit(KontextRequest(prompt="sync", enable_sync_mode=True))
+        client.download(sync.outputs[0])
+        client.balance()
+
+    recs = emulator.requests
+    downloads = [r for r in recs if r.route == "download"]
+    api = [r for r in recs if r.route != "download"]
+    assert len(downloads) == 5, [(r.route, r.path) for r in recs]
+    assert all(not r.authorization for r in downloads), [(r.path, r.authorization) for r in downloads]
+    assert {r.route for r in api} == {"submit", "result", "upload", "balance"}
+    assert all(r.authorization for r in api), [(r.route, r.authorization) for r in api]
+
+
+def test_a_logged_traceback_holding_the_key_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    """The filter redacted the message only: an exception logged with its traceback (a library's
+    error quoting a header, a base64 blob) printed the key. It renders and redacts the traceback."""
+    key = "traceback-key-Zq8Wm3Xv5Rt7"
+    E.register_secret(key)
+    blob = base64.b64encode(f"user:{key}".encode()).decode()
+    log = logging.getLogger("wavespeed")
+    caplog.set_level(logging.INFO, logger="wavespeed")
+    try:
+        raise ValueError(f"header Authorization: Basic {blob} (raw {key})")
+    except ValueError:
+        log.exception("the reply could not be read")
+    log.info("stack", stack_info=True)
+    (record, _) = caplog.records[-2:]
+    assert record.exc_text and "ValueError" in record.exc_text and "***" in record.exc_text
+    assert not leaks(caplog.text, key), caplog.text

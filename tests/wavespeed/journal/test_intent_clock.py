@@ -1,0 +1,129 @@
+"""Issue 17, case 9: an intent whose owner died, whose pid now belongs to another live process, and
+whose lease lies in the future (the wall clock jumped back, or a clock ahead wrote it) must not block
+a re-queue for the whole intent wait. A real child process claims the intent in a real journal file
+and exits; the row is then given the pid of a live unrelated process (pid reuse) and a lease at any
+offset from now (the clock jump). ``acquire`` with its deadline already passed answers at once: the
+stale intent (the history search / one-line error follows, never a second payment), not
+"still submitting". Before the fix every future lease waited the whole wait, then failed."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from scripts.pack_loader import REPO_ROOT
+
+REPO = REPO_ROOT
+STATUSES = ("completed", "in_flight")
+
+CLAIM = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from scripts.pack_loader import load_pack
+pack = load_pack()
+sf = pack.wavespeed.journal.singleflight
+journal = pack.wavespeed.journal.task_journal.Journal(sys.argv[2])
+assert journal.claim_intent(sf.new_intent("acct", "ident", "m", "payload"), max_age_s=1e9,
+                            reuse_statuses=("completed",)) is None
+journal.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def claimed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal folder holding an intent claimed by a process that has exited since."""
+    folder = tmp_path_factory.mktemp("clock") / "journal"
+    subprocess.run([sys.executable, "-c", CLAIM, str(REPO), str(folder)], check=True, timeout=60)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def unrelated_pid() -> Iterator[int]:
+    """A live process that is not the intent's owner: the pid a reuse would hand over."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _reuse(folder: Path, pid: int, lease_until: float) -> None:
+    """The owner's pid now belongs to ``pid``; the lease says ``lease_until`` (a clock jump)."""
+    with sqlite3.connect(folder / "journal.sqlite3") as conn:
+        conn.execute("UPDATE intents SET pid = ?, lease_until = ?", (pid, lease_until))
+    conn.close()
+
+
+def _acquire_now(pack: ModuleType, folder: Path) -> Any:
+    sf = pack.wavespeed.journal.singleflight
+    journal = pack.wavespeed.journal.task_journal.Journal(folder)
+    try:
+        return sf.acquire(
+            journal,
+            sf.new_intent("acct", "ident", "m", "payload"),
+            max_age_s=7 * 86400,
+            reuse_statuses=STATUSES,
+            deadline=time.monotonic(),  # already due: a wait would raise WaitTimeoutError at once
+            cancel=lambda: False,
+        )
+    finally:
+        journal.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=st.floats(min_value=-1e7, max_value=1e7, allow_nan=False))
+@example(offset=1.0)  # found on main: a lease 1 s ahead blocked the re-queue until the wait ended
+@example(offset=3600.0)  # the wall clock jumped back an hour
+@example(offset=-5.0)
+def test_a_reused_pid_with_a_lease_at_any_offset_is_stale(
+    pack: ModuleType, claimed: Path, unrelated_pid: int, offset: float
+) -> None:
+    _reuse(claimed, unrelated_pid, time.time() + offset)
+    got = _acquire_now(pack, claimed)
+    assert isinstance(got, pack.wavespeed.journal.task_journal.Intent) and got.pid == unrelated_pid
+    assert not pack.wavespeed.journal.singleflight.owner_alive(got)
+    assert "may have been paid" in pack.wavespeed.journal.singleflight.interrupted_message(got)
+
+
+def test_the_owner_itself_stays_alive_whatever_its_lease(pack: ModuleType, claimed: Path) -> None:
+    """The start token tells the owner apart: a live owner is waited on, even past a clock jump."""
+    sf = pack.wavespeed.journal.singleflight
+    journal = pack.wavespeed.journal.task_journal.Journal(claimed)
+    row = journal.get_intent("acct", "ident")
+    journal.close()
+    assert row is not None
+    me = replace(row, owner=f"someone-else@{sf.process_start(sf.os.getpid())}", pid=sf.os.getpid())
+    for offset in (1.0, 3600.0, 1e6):
+        assert sf.owner_alive(replace(me, lease_until=time.time() + offset))
+    assert not sf.owner_alive(replace(me, lease_until=time.time() - 1))  # frozen: lease not renewed
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=st.floats(min_value=-1e7, max_value=1e7, allow_nan=False))
+@example(offset=36.0)  # found on main: a lease beyond its maximum length counted as live
+@example(offset=3600.0)
+def test_another_hosts_lease_counts_only_within_its_length(pack: ModuleType, offset: float) -> None:
+    """Where the pid cannot be checked (another host), the lease decides: live only when it lies
+    between now and one lease length (plus a little clock slack) ahead."""
+    sf = pack.wavespeed.journal.singleflight
+    now = time.time()
+    intent = replace(
+        sf.new_intent("acct", "ident", "m", "payload"),
+        owner="another-host",
+        host="elsewhere/boot",
+        lease_until=now + offset,
+    )
+    expected = now <= intent.lease_until <= now + sf.LEASE_S + sf.CLOCK_SLACK_S  # float sums round
+    assert sf.owner_alive(intent, now=now) is expected

@@ -1,0 +1,323 @@
+"""Single-flight: identical fixed-seed submits pay once, in one process, across processes, and after
+a kill -9 in the middle of a sync-mode submit. Real emulator (its accepted-submission counter is the
+bill), real SQLite journal files, real subprocesses killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+
+WORKER = Path(__file__).resolve().parents[2] / "support" / "journal_crash_worker.py"
+
+
+def restart(pack: ModuleType) -> None:
+    """Forget all in-memory state of the pack, as a new ComfyUI process would."""
+    pack.nodes.paid.submission.reset_session_state()
+    with pack.nodes.shared.runtime._clients_lock:
+        pack.nodes.shared.runtime._clients.clear()
+
+
+def _statuses(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    monkeypatch.setattr(
+        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
+    )
+    return seen
+
+
+async def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
+    args = {
+        "seed": 7,
+        "guidance_scale": 3.5,
+        "aspect_ratio": "1:1",
+        "sync_mode": False,
+        "unique_id": "5",
+        **kw,
+    }
+    task, _ = await pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]().generate(prompt, **args)
+    return task
+
+
+async def _poll(pack: ModuleType, task: Any) -> Any:
+    return await pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
+
+
+def _worker(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _kill_during_sync_submit(emu: Emulator, prompt: str) -> None:
+    """Start a worker in sync mode, SIGKILL it once the emulator accepted (charged) its task."""
+    proc = _worker(prompt, "11", "--sync")
+    try:
+        deadline = time.monotonic() + 60
+        while emu.submissions == 0 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert emu.submissions == 1, proc.communicate(timeout=5)
+        os.kill(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and "submitted" not in out, err
+
+
+# --------------------------------------------------------------------------- in one process
+
+
+@pytest.mark.parametrize("sync_mode", [False, True], ids=["async", "sync"])
+def test_two_identical_submits_in_one_process_pay_once(
+    pack: ModuleType,
+    pack_env: Emulator,
+    journal_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sync_mode: bool,
+) -> None:
+    pack_env.configure(inference_s=0.8)
+    status = _statuses(pack, monkeypatch)
+
+    async def both() -> list[Any]:
+        tasks = await asyncio.gather(*(_generate(pack, "twin chains", sync_mode=sync_mode) for _ in range(3)))
+        return await asyncio.gather(*(_poll(pack, t) for t in tasks))
+
+    results = asyncio.run(both())
+    assert pack_env.submissions == 1
+    assert len({r[2] for r in results}) == 1
+    assert sum("with an identical node (no charge)" in s for s in status) == 2, status
+    rid = results[0][2]
+    record = pack.nodes.paid.submission.current_journal().get(rid)
+    assert record is not None and record.status == "completed"
+
+
+def test_random_seed_and_force_rerun_are_not_shared(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    pack_env.configure(inference_s=0.5)
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(
+            _generate(pack, "same", seed=-1),
+            _generate(pack, "same", seed=-1),
+            _generate(pack, "forced", force_rerun=True),
+            _generate(pack, "forced", force_rerun=True),
+        )
+
+    tasks = asyncio.run(run())
+    assert pack_env.submissions == 4 and len({t.request_id for t in tasks}) == 4
+
+
+# --------------------------------------------------------------------------- across processes
+
+
+def test_two_processes_racing_pay_once(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, tmp_path: Path
+) -> None:
+    """Two processes (think two ComfyUIs sharing one journal dir) submit the same fixed-seed task at
+    the same moment, in sync mode (the submit's window is the whole inference)."""
+    pack_env.configure(inference_s=1.5)
+    go = tmp_path / "go"
+    procs = [_worker("a race between twins", "21", "--sync", "--go", str(go)) for _ in range(2)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        outs = [proc.communicate(timeout=90) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    submitted = sorted(line for out, _ in outs for line in out.splitlines() if line.startswith("submitted"))
+    assert pack_env.submissions == 1, outs
+    rids = {line.split()[1] for line in submitted}
+    assert len(rids) == 1 and sorted(line.split()[2] for line in submitted) == ["$0.00", "$0.08"]
+    journal = pack.nodes.paid.submission.current_journal()
+    assert [r.request_id for r in journal.recent()] == list(rids)
+    assert journal.recent()[0].status == "completed"
+
+
+# What the history and a task's /result echo of the request (WAVESPEED_API.md 12.1): the evidence's
+# default (list items none, /result "inputs" re-encoded), the list carrying "inputs" or "input"
+# (Go-encoded), and the older kinder emulator (the raw body as "input" everywhere).
+ECHO_MODES = {
+    "result-inputs": {},
+    "list-inputs": {"history_echo": "inputs", "result_echo": "none"},
+    "list-input": {"history_echo": "input", "result_echo": "none"},
+    "raw-input": {"history_echo": "input", "result_echo": "input", "echo_style": "raw"},
+}
+
+
+@pytest.mark.parametrize("echo", list(ECHO_MODES))
+def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch, echo: str
+) -> None:
+    pack_env.configure(inference_s=1.0, **ECHO_MODES[echo])
+    _kill_during_sync_submit(pack_env, "killed mid sync submit")
+    (paid,) = [t.id for t in pack_env.history()]
+    restart(pack)
+    status = _statuses(pack, monkeypatch)
+    task = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
+    assert task.request_id == paid and task.price_usd == 0.0
+    assert pack_env.submissions == 1
+    assert f"found interrupted task {paid} in WaveSpeed history (no charge)" in status
+    images, *_ = asyncio.run(_poll(pack, task))
+    assert images.shape[0] == 1 and pack_env.submissions == 1
+    journal = pack.nodes.paid.submission.current_journal()
+    assert journal.get(paid) is not None and journal.get(paid).status == "completed"
+
+    # The intent is gone: the next re-queue is an ordinary journal reuse.
+    again = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
+    assert again.request_id == paid and pack_env.submissions == 1
+
+
+def test_kill_during_sync_submit_without_any_echo_names_the_candidates_in_one_line(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No echo on the list nor on /result: the one line names the candidate task (id, created
+    time) so the user can check it, and nothing is paid, on every re-queue."""
+    errors = pack.wavespeed.api.errors
+    pack_env.configure(inference_s=0.5, history_echo="none", result_echo="none")
+    _kill_during_sync_submit(pack_env, "killed and not echoed")
+    (paid,) = pack_env.history()
+    restart(pack)
+    monkeypatch.setattr(pack.nodes.paid.reuse, "HISTORY_WAIT_S", 3.0)
+    for _ in range(2):
+        with pytest.raises(errors.SubmitUncertainError) as caught:
+            asyncio.run(_generate(pack, "killed and not echoed", seed=11, sync_mode=True))
+        message = str(caught.value)
+        created = pack.wavespeed.journal.history_search.created_epoch(paid.created_at)
+        assert "\n" not in message and "may have been paid" in message and "force_rerun" in message
+        assert f"{paid.id} (created {time.strftime('%H:%M:%S', time.localtime(created))})" in message
+    assert pack_env.submissions == 1
+
+
+def test_kill_during_sync_submit_not_found_says_so_in_one_line(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history shows no task in the window (the emulator forgets the one it took, as if the
+    POST had never arrived): the old one line, and nothing is paid."""
+    errors = pack.wavespeed.api.errors
+    pack_env.next_tasks(never_finish=True)
+    _kill_during_sync_submit(pack_env, "killed and not found")
+    pack_env.reset()
+    restart(pack)
+    monkeypatch.setattr(pack.nodes.paid.reuse, "HISTORY_WAIT_S", 1.0)
+    for _ in range(2):  # every re-queue says so; none pays
+        with pytest.raises(errors.SubmitUncertainError) as caught:
+            asyncio.run(_generate(pack, "killed and not found", seed=11, sync_mode=True))
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(
+            "An identical task was being submitted when ComfyUI"
+        )
+        assert (
+            "may have been paid: check your WaveSpeed history, or turn on force_rerun to pay again."
+            in message
+        )
+    assert pack_env.submissions == 0
+
+    forced = asyncio.run(_generate(pack, "killed and not found", seed=11, force_rerun=True))
+    assert pack_env.submissions == 1 and forced.price_usd == pytest.approx(0.08)
+    again = asyncio.run(_generate(pack, "killed and not found", seed=11))  # the forced task is reused
+    assert again.request_id == forced.request_id and pack_env.submissions == 1
+
+
+def test_connection_lost_after_accept_is_found_not_paid_again(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    """The submit's connection breaks after the server accepted (and charged) the task: the error
+    says so, and the re-queue finds the task in the history instead of paying again."""
+    errors = pack.wavespeed.api.errors
+    pack_env.inject("submit", "reset_after_accept")
+    with pytest.raises(errors.SubmitUncertainError):
+        asyncio.run(_generate(pack, "lost reply"))
+    assert pack_env.submissions == 1
+    (paid,) = [t.id for t in pack_env.history()]
+    task = asyncio.run(_generate(pack, "lost reply"))
+    assert task.request_id == paid and task.price_usd == 0.0 and pack_env.submissions == 1
+
+
+def test_rejected_submit_releases_the_intent(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
+    """A submit the server refused (nothing paid) leaves no intent: the next one just submits."""
+    errors = pack.wavespeed.api.errors
+    pack_env.inject("submit", "status", status=400, message="bad request")
+    with pytest.raises(errors.InvalidRequestError):
+        asyncio.run(_generate(pack, "refused once"))
+    task = asyncio.run(_generate(pack, "refused once"))
+    assert pack_env.submissions == 1 and task.price_usd == pytest.approx(0.08)
+
+
+def test_submit_error_with_a_task_id_is_journaled_and_shown(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's contract: a WaveSpeedError with .request_id means the task was accepted and
+    paid. It is journaled in flight with the error noted, the error shows its id, and a re-queue
+    reuses it instead of paying again."""
+    errors = pack.wavespeed.api.errors
+    client = pack.nodes.shared.runtime.get_client()
+    real_submit = client.submit
+
+    def odd_reply(request: Any, *, cancel: Any = None) -> Any:
+        accepted = real_submit(request, cancel=cancel)  # the emulator really accepts and charges it
+        raise errors.ServerError("WaveSpeed's submit reply holds an absurd number.", request_id=accepted.id)
+
+    monkeypatch.setattr(client, "submit", odd_reply)
+    with pytest.raises(errors.ServerError) as caught:
+        asyncio.run(_generate(pack, "an odd reply"))
+    (paid,) = [t.id for t in pack_env.history()]
+    assert f"task {paid} was accepted and journaled" in str(caught.value) and "\n" not in str(caught.value)
+    record = pack.nodes.paid.submission.current_journal().get(paid)
+    assert record is not None and record.status == "in_flight" and "absurd number" in record.error
+    monkeypatch.setattr(client, "submit", real_submit)
+    again = asyncio.run(_generate(pack, "an odd reply"))
+    assert again.request_id == paid and pack_env.submissions == 1
+
+
+@pytest.mark.parametrize("failure", ["journal", "disk", "other"])
+def test_a_failed_single_flight_check_submits_nothing(
+    pack: ModuleType,
+    pack_env: Emulator,
+    journal_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """The journal fails closed (issue 17 case 2): its own JournalError, or anything unexpected from
+    the disk, stops a fixed-seed submit with one line and no POST; any other typed error (e.g.
+    Cancel) passes through unchanged."""
+    errors = pack.wavespeed.api.errors
+    raised = {
+        "journal": pack.wavespeed.journal.sqlite_file.JournalError("journal damaged."),
+        "disk": OSError(28, "No space left on device"),
+        "other": errors.CancelledError("Cancelled."),
+    }[failure]
+
+    def broken_acquire(*args: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(pack.nodes.paid.paid_path, "acquire", broken_acquire)
+    expected = (
+        errors.CancelledError if failure == "other" else pack.wavespeed.journal.sqlite_file.JournalError
+    )
+    with pytest.raises(expected) as caught:
+        asyncio.run(_generate(pack, "journal trouble"))
+    assert pack_env.submissions == 0
+    if failure == "disk":
+        assert caught.value.kind == "full" and "force_rerun" in str(caught.value)

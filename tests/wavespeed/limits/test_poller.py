@@ -1,0 +1,211 @@
+"""The shared poller (wavespeed/limits/poller.py) against the emulator: polls where completion is likely,
+one request budget for every task in flight, queued tasks read as queued, the wait contract."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from emulator import Emulator, Tier
+from wavespeed.api import errors as E
+from wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
+from wavespeed.limits.poller import Poller, PollPlan, budget_from_env, poller_for, reset_pollers
+from wavespeed.net.client import WaveSpeedClient
+
+KEY = "poller-key-0123456789"
+
+
+def _poller(client: WaveSpeedClient, **kw: object) -> Poller:
+    return Poller(
+        lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel), **kw
+    )  # type: ignore[arg-type]
+
+
+def _history(lo: float, hi: float, n: int = 40) -> list[float]:
+    rng = random.Random(3)
+    return sorted(rng.uniform(lo, hi) for _ in range(n))
+
+
+def _result_polls(emu: Emulator, request_id: str) -> list[float]:
+    return [r.t for r in emu.requests if r.route == "result" and request_id in r.path]
+
+
+def _run_all(poller: Poller, client: WaveSpeedClient, n: int) -> tuple[list[Prediction], list[Prediction]]:
+    firsts = [client.submit(KontextRequest(prompt=f"p{i}", seed=i)) for i in range(n)]
+    done: list[Prediction] = [firsts[0]] * n
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            done[i] = poller.wait(firsts[i].id, model=MODEL_TEXT_TO_IMAGE, timeout_s=60, first=firsts[i])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert errors == []
+    return firsts, done
+
+
+def test_with_history_no_poll_is_spent_before_completion_is_likely() -> None:
+    history = _history(1.6, 2.0)
+    with Emulator(api_keys=(KEY,), inference_s=1.6, inference_max_s=2.0, seed=1) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client, history=lambda model: history)
+        try:
+            firsts, done = _run_all(poller, client, 6)
+        finally:
+            poller.close()
+        assert all(p.is_completed for p in done)
+        schedule = PollPlan().schedule(history)
+        assert schedule.offsets[0] > 1.0  # nothing likely before ~1.6 s: the first look waits
+        for first in firsts:
+            task = emu.task(first.id)
+            polls = _result_polls(emu, first.id)
+            submitted_wall = time.time() - (time.monotonic() - task.submitted_mono)
+            # The first look is the plan's first, not one during the first second.
+            assert min(polls) - submitted_wall >= schedule.offsets[0] - 0.05
+            assert len(polls) <= 2 + sum(1 for t in schedule.offsets if t <= 2.0 + 0.5)
+
+
+def test_without_history_the_prior_plans_a_few_polls() -> None:
+    with Emulator(api_keys=(KEY,), inference_s=0.3) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client)
+        try:
+            first = client.submit(KontextRequest(prompt="x"))
+            assert poller.wait(first.id, timeout_s=30, first=first).is_completed
+        finally:
+            poller.close()
+        assert 1 <= len(_result_polls(emu, first.id)) <= 6
+
+
+def test_one_budget_bounds_the_requests_of_every_wait() -> None:
+    with Emulator(api_keys=(KEY,), inference_s=0.5, inference_max_s=1.5, seed=2) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client, budget_rps=5.0)
+        try:
+            _, done = _run_all(poller, client, 20)
+        finally:
+            poller.close()
+        assert all(p.is_completed for p in done)
+        times = sorted(r.t for r in emu.requests if r.route == "result")
+        # A token bucket of 5/s holding at most 5: no second ever sees more than 10 polls.
+        busiest = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+        assert busiest <= 10
+
+
+def test_a_task_queued_at_wavespeed_reads_created_then_completes() -> None:
+    with Emulator(api_keys=(KEY,), inference_s=1.5, tier=Tier("one", 100, 1), minute_s=600) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client)
+        seen: list[str] = []
+        try:
+            a = client.submit(KontextRequest(prompt="a"))
+            b = client.submit(KontextRequest(prompt="b"))
+            threading.Thread(target=poller.wait, args=(a.id,), kwargs={"timeout_s": 30}).start()
+            done = poller.wait(b.id, timeout_s=30, progress=lambda p, s: seen.append(p.status))
+        finally:
+            poller.close()
+        assert done.is_completed
+        assert "created" in seen[1:] and seen[-1] == "completed"  # polled while queued, not "processing"
+
+
+def test_the_wait_contract_failed_unknown_cancel_timeout() -> None:
+    with Emulator(api_keys=(KEY,), inference_s=0.1) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client)
+        try:
+            emu.next_tasks(fail="boom", fail_code=1403)
+            failed = client.submit(KontextRequest(prompt="f"))
+            with pytest.raises(E.TaskFailedError, match="boom"):
+                poller.wait(failed.id, timeout_s=30)
+            with pytest.raises(E.NotFoundError):
+                poller.wait("0" * 32, timeout_s=30)
+            emu.next_tasks(times=2, never_finish=True)
+            hung = client.submit(KontextRequest(prompt="h"))
+            with pytest.raises(E.WaitTimeoutError, match=hung.id):
+                poller.wait(hung.id, timeout_s=0.5)
+            flag = threading.Event()
+            threading.Timer(0.3, flag.set).start()
+            with pytest.raises(E.CancelledError, match=hung.id):
+                poller.wait(hung.id, timeout_s=30, cancel=flag.is_set)
+            assert poller.in_flight() == 0  # nobody waits: nothing is polled any more
+        finally:
+            poller.close()
+
+
+def test_a_terminal_reply_in_hand_costs_no_request() -> None:
+    with Emulator(api_keys=(KEY,), inference_s=0.05) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client)
+        try:
+            first = client.submit(KontextRequest(prompt="s", enable_sync_mode=True))
+            assert poller.wait(first.id, first=first) is first
+        finally:
+            poller.close()
+        assert _result_polls(emu, first.id) == []
+
+
+def test_two_waiters_of_one_task_share_its_polls() -> None:
+    with Emulator(api_keys=(KEY,), inference_s=0.8) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client)
+        try:
+            first = client.submit(KontextRequest(prompt="shared"))
+            other: list[Prediction] = []
+            t = threading.Thread(target=lambda: other.append(poller.wait(first.id, timeout_s=30)))
+            t.start()
+            mine = poller.wait(first.id, timeout_s=30)
+            t.join(30)
+        finally:
+            poller.close()
+        assert mine.is_completed and other[0].id == mine.id
+        assert len(_result_polls(emu, first.id)) == poller.requests
+
+
+def test_budget_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WAVESPEED_POLL_BUDGET_RPS", raising=False)
+    assert budget_from_env() == 300.0
+    monkeypatch.setenv("WAVESPEED_POLL_BUDGET_RPS", "50")
+    assert budget_from_env() == 50.0
+    monkeypatch.setenv("WAVESPEED_POLL_BUDGET_RPS", "0")
+    with pytest.raises(E.ConfigError, match="WAVESPEED_POLL_BUDGET_RPS"):
+        budget_from_env()
+
+
+def test_one_poller_per_account() -> None:
+    reset_pollers()
+    try:
+        made: list[Poller] = []
+
+        def make() -> Poller:
+            made.append(
+                Poller(lambda rid, dl, cancel: Prediction.from_data({"id": rid, "status": "completed"}))
+            )
+            return made[-1]
+
+        assert poller_for("a", make) is poller_for("a", make) and len(made) == 1
+    finally:
+        reset_pollers()
+
+
+def test_a_fresh_task_without_a_reply_in_hand_is_not_polled_at_once() -> None:
+    history = _history(1.6, 2.0)
+    with Emulator(api_keys=(KEY,), inference_s=1.8) as emu:
+        client = WaveSpeedClient(KEY, emu.base_url)
+        poller = _poller(client, history=lambda model: history)
+        try:
+            first = client.submit(KontextRequest(prompt="fresh"))
+            joined = time.time()
+            assert poller.wait(first.id, model=MODEL_TEXT_TO_IMAGE, timeout_s=30, age_s=0.0).is_completed
+        finally:
+            poller.close()
+        # Poll Result after Generate: the task's age is known, so the plan applies from the start.
+        assert min(_result_polls(emu, first.id)) - joined >= PollPlan().schedule(history).offsets[0] - 0.05

@@ -1,0 +1,614 @@
+"""WaveSpeedClient against an emulator that misbehaves on purpose, over real loopback sockets.
+
+Every fault the emulator can inject is driven through the real client: transient faults must be
+absorbed inside the caller's deadline, permanent ones must surface as the right typed error with a
+one-line actionable message, and a submit must never be sent twice unless the server provably
+rejected it (``emulator.submissions`` is the referee: it counts tasks created, i.e. charges).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from emulator import Emulator
+from wavespeed.api import errors as E
+from wavespeed.api.models import KontextRequest
+from wavespeed.images.batch_plan import images_to_tensor
+from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+
+ATTEMPTS = 4
+HISTORY_HINT = "check your WaveSpeed history"
+
+
+def make_client(emu: Emulator, key: str, *, attempts: int = ATTEMPTS, **kw: Any) -> WaveSpeedClient:
+    kw.setdefault("connect_timeout_s", 2.0)
+    kw.setdefault("read_timeout_s", 3.0)
+    kw.setdefault("poll", PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1))
+    return WaveSpeedClient(
+        key, emu.base_url, retry=RetryPolicy(attempts=attempts, base_delay_s=0.02, max_delay_s=0.1), **kw
+    )
+
+
+@pytest.fixture
+def client(emulator: Emulator, api_key: str) -> Any:
+    with make_client(emulator, api_key) as c:
+        yield c
+
+
+def t2i(prompt: str = "a lighthouse at dusk", **kw: Any) -> KontextRequest:
+    return KontextRequest(prompt=prompt, **kw)
+
+
+def records(emu: Emulator, route: str) -> list[Any]:
+    return [r for r in emu.requests if r.route == route]
+
+
+def check_message(exc: BaseException, *needles: str) -> str:
+    """The error is one non-empty line, equal to .message, and says the given (actionable) things."""
+    text = str(exc)
+    assert text.strip(), f"{type(exc).__name__} has an empty message"
+    assert "\n" not in text and "\r" not in text, f"multi-line message: {text!r}"
+    assert isinstance(exc, E.WaveSpeedError) and text == exc.message
+    assert len(text) <= 400, f"message too long to be read in a UI: {text!r}"
+    for needle in needles:
+        assert needle.lower() in text.lower(), f"{needle!r} missing from {text!r}"
+    return text
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> bool:
+    """Poll a condition with a timeout (for state the emulator changes on its own threads)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+# ============================================================================ polls: transient faults
+
+
+POLL_FAULTS = [
+    pytest.param("status", {"status": 500}, id="500"),
+    pytest.param("status", {"status": 502}, id="502"),
+    pytest.param("status", {"status": 503}, id="503"),
+    pytest.param("status", {"status": 504}, id="504"),
+    pytest.param("status", {"status": 429}, id="429-no-retry-after"),
+    pytest.param("reset", {}, id="reset"),
+    pytest.param("html", {"status": 502}, id="html-502"),
+    pytest.param("malformed", {}, id="malformed-json"),
+    pytest.param("wrong_shape", {}, id="wrong-shape"),
+    # regression: an error code inside a 200 envelope was raised at once instead of retried
+    pytest.param("envelope_error", {"status": 500}, id="envelope-500"),
+    pytest.param("envelope_error", {"status": 429}, id="envelope-429"),
+]
+
+
+@pytest.mark.parametrize(("kind", "kw"), POLL_FAULTS)
+def test_transient_poll_fault_recovers_inside_the_deadline(
+    emulator: Emulator, client: WaveSpeedClient, kind: str, kw: dict[str, Any]
+) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", kind, times=2, **kw)
+    done = client.wait(first.id, timeout_s=5.0)  # past this deadline the wait raises WaitTimeoutError
+
+    assert done.is_completed and done.id == first.id and len(done.outputs) == 1
+    assert emulator.pending_faults == 0, "both faulted polls must have reached the server"
+    polls = records(emulator, "result")
+    assert len(polls) >= 3  # two faulted + at least one good
+    assert polls[-1].status == 200
+    assert emulator.submissions == 1
+
+
+def test_slow_poll_past_the_read_timeout_is_retried_and_recovers(emulator: Emulator, api_key: str) -> None:
+    with make_client(emulator, api_key, read_timeout_s=0.3) as client:
+        first = client.submit(t2i())
+        # The slow reply outlasts the whole wait: completing at all proves the poll was cut at the
+        # 0.3 s read timeout and retried (no wall-clock assertion; the wait's own deadline is the bound).
+        emulator.inject("result", "slow", delay_s=6.0)
+        done = client.wait(first.id, timeout_s=5.0)
+    assert done.is_completed
+    assert len(records(emulator, "result")) >= 2
+    assert emulator.submissions == 1
+
+
+def test_poll_429_retry_after_is_honoured(emulator: Emulator, client: WaveSpeedClient) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", "status", status=429, retry_after=1)
+    done = client.wait(first.id, timeout_s=5.0)
+    assert done.is_completed
+    polls = records(emulator, "result")
+    assert polls[0].status == 429 and polls[1].status == 200
+    gap = polls[1].t - polls[0].t
+    # Backoff alone would retry after ~0.02 s; the server asked for 1 s.
+    assert 0.9 <= gap < 1.6, f"retry came {gap:.3f}s after a 429 with Retry-After: 1"
+
+
+def test_retry_after_beyond_the_deadline_fails_fast_with_rate_limited(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", "status", status=429, retry_after=5)
+    start = time.monotonic()
+    with pytest.raises(E.RateLimitedError) as info:
+        client.wait(first.id, timeout_s=1.0)
+    elapsed = time.monotonic() - start
+    assert elapsed < 0.5, f"slept {elapsed:.2f}s although the Retry-After outlives the deadline"
+    assert info.value.status == 429 and info.value.request_id == first.id
+    check_message(info.value, "429", "parallel tasks")
+
+
+# ============================================================================ polls: permanent faults
+
+
+def test_persistent_500_on_polls_raises_server_error_after_the_retry_budget(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", "status", status=500, times=50)
+    with pytest.raises(E.ServerError) as info:
+        client.wait(first.id, timeout_s=10.0)
+    assert not isinstance(info.value, E.SubmitUncertainError)
+    assert info.value.request_id == first.id and info.value.status == 500
+    assert len(records(emulator, "result")) == ATTEMPTS
+    check_message(info.value, "HTTP 500", "try again")
+
+
+def test_persistent_html_502_on_polls_is_one_line_server_error(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", "html", status=502, times=50)
+    with pytest.raises(E.ServerError) as info:
+        client.wait(first.id, timeout_s=10.0)
+    text = check_message(info.value, "502", "try again")
+    assert "<html" not in text.lower() and "nginx" not in text, "raw HTML leaked into the message"
+    assert len(records(emulator, "result")) == ATTEMPTS
+
+
+def test_persistent_reset_on_polls_raises_server_error(emulator: Emulator, client: WaveSpeedClient) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", "reset", times=50)
+    with pytest.raises(E.ServerError) as info:
+        client.wait(first.id, timeout_s=10.0)
+    assert info.value.request_id == first.id
+    check_message(info.value, "network")
+    assert len(records(emulator, "result")) == ATTEMPTS
+
+
+def test_endless_503_hits_the_deadline_with_a_timeout_naming_the_task(
+    emulator: Emulator, api_key: str
+) -> None:
+    with make_client(emulator, api_key, attempts=1000) as client:
+        first = client.submit(t2i())
+        emulator.inject("result", "status", status=503, times=10_000)
+        start = time.monotonic()
+        with pytest.raises(E.WaitTimeoutError) as info:
+            client.wait(first.id, timeout_s=0.6)
+        elapsed = time.monotonic() - start
+    assert 0.55 <= elapsed < 1.0, f"deadline 0.6s, gave up after {elapsed:.2f}s"
+    assert info.value.request_id == first.id
+    check_message(info.value, first.id, "Poll Result")
+
+
+def test_unknown_request_id_is_not_found_without_retries(emulator: Emulator, client: WaveSpeedClient) -> None:
+    # Not "0123456789abcdef...": 8 characters of the test key ("test-key-0123456789") would be
+    # redacted from it, as any 8 characters of a key are.
+    rid = "5f3c9a7e1b2d4c6e8a0b1c2d3e4f5a6b"
+    with pytest.raises(E.NotFoundError) as info:
+        client.wait(rid, timeout_s=5.0)
+    assert info.value.request_id == rid and info.value.status == 404
+    check_message(info.value, rid, "check the request id")
+    assert len(records(emulator, "result")) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "../etc/passwd", "abc def", "a" * 129, "id?x=1"])
+def test_malformed_request_id_is_refused_before_any_request(
+    emulator: Emulator, client: WaveSpeedClient, bad: str
+) -> None:
+    with pytest.raises(E.InvalidRequestError) as info:
+        client.get_result(bad)
+    check_message(info.value, "request id")
+    assert emulator.requests == []
+
+
+def test_task_that_never_finishes_raises_wait_timeout_with_its_id(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    emulator.next_tasks(never_finish=True)
+    first = client.submit(t2i())
+    start = time.monotonic()
+    with pytest.raises(E.WaitTimeoutError) as info:
+        client.wait(first.id, timeout_s=0.5, first=first)
+    elapsed = time.monotonic() - start
+    assert 0.45 <= elapsed < 0.9, f"timeout 0.5s, raised after {elapsed:.2f}s"
+    assert info.value.request_id == first.id
+    check_message(info.value, first.id, "without a new charge")
+    assert emulator.submissions == 1
+
+
+def test_failed_task_raises_task_failed_with_the_server_error_and_code(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    reason = "Content moderation rejected the input image."
+    emulator.next_tasks(fail=reason, fail_code=1403)
+    first = client.submit(t2i())
+    with pytest.raises(E.TaskFailedError) as info:
+        client.wait(first.id, timeout_s=5.0)
+    assert info.value.code == 1403 and info.value.request_id == first.id
+    check_message(info.value, reason, "1403", first.id)
+
+
+def test_failed_task_via_run_keeps_the_code(emulator: Emulator, client: WaveSpeedClient) -> None:
+    emulator.next_tasks(fail="Failed to generate image: internal error", fail_code=1501)
+    with pytest.raises(E.TaskFailedError) as info:
+        client.run(t2i(), timeout_s=5.0)
+    assert info.value.code == 1501
+    check_message(info.value, "internal error")
+    assert emulator.submissions == 1
+
+
+# ============================================================================ submit: retried faults
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_submit_rejected_with_429_or_503_is_retried_and_creates_one_task(
+    emulator: Emulator, client: WaveSpeedClient, status: int
+) -> None:
+    emulator.inject("submit", "status", status=status, times=2)
+    pred = client.submit(t2i())
+    assert pred.id and pred.status == "created"
+    assert [r.status for r in records(emulator, "submit")] == [status, status, 200]
+    assert emulator.submissions == 1
+    assert emulator.task(pred.id).input["prompt"] == "a lighthouse at dusk"
+
+
+def test_submit_429_retry_after_is_honoured(emulator: Emulator, client: WaveSpeedClient) -> None:
+    emulator.inject("submit", "status", status=429, retry_after=1)
+    client.submit(t2i())
+    subs = records(emulator, "submit")
+    assert [r.status for r in subs] == [429, 200]
+    gap = subs[1].t - subs[0].t
+    assert 0.9 <= gap < 1.6, f"submit retried {gap:.3f}s after a 429 with Retry-After: 1"
+    assert emulator.submissions == 1
+
+
+def test_submit_429_forever_raises_rate_limited_and_charges_nothing(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    emulator.inject("submit", "status", status=429, times=50)
+    with pytest.raises(E.RateLimitedError) as info:
+        client.submit(t2i())
+    assert not isinstance(info.value, E.SubmitUncertainError)
+    check_message(info.value, "rate limit", "wait a minute")
+    assert len(records(emulator, "submit")) == ATTEMPTS
+    assert emulator.submissions == 0
+
+
+def test_submit_503_forever_raises_server_error_not_uncertain(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    emulator.inject("submit", "status", status=503, times=50)
+    with pytest.raises(E.ServerError) as info:
+        client.submit(t2i())
+    # 503 is a provable rejection: nothing was charged, so "try again" is the right advice.
+    assert not isinstance(info.value, E.SubmitUncertainError)
+    check_message(info.value, "503", "try again")
+    assert len(records(emulator, "submit")) == ATTEMPTS
+    assert emulator.submissions == 0
+
+
+def test_submit_to_a_closed_port_is_retried_because_nothing_was_sent(api_key: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = WaveSpeedClient(
+        api_key,
+        f"http://127.0.0.1:{port}",
+        connect_timeout_s=1.0,
+        retry=RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.02),
+    )
+    with client, pytest.raises(E.ServerError) as info:
+        client.submit(t2i())
+    assert not isinstance(info.value, E.SubmitUncertainError)
+    assert client.request_count == 3, "a refused connection proves nothing was sent: retry it"
+    check_message(info.value, "Cannot reach WaveSpeed", "check your network")
+
+
+# ============================================================================ submit: never resent
+
+
+SUBMIT_UNCERTAIN = [
+    pytest.param("reset", {}, 0, id="reset"),
+    pytest.param("reset_after_accept", {}, 1, id="reset-after-accept"),
+    pytest.param("status_after_accept", {"status": 504}, 1, id="504-after-accept"),
+    pytest.param("status_after_accept", {"status": 502}, 1, id="502-after-accept"),
+    pytest.param("status", {"status": 500}, 0, id="500"),
+    pytest.param("status", {"status": 502}, 0, id="502"),
+    pytest.param("status", {"status": 504}, 0, id="504"),
+    pytest.param("html", {"status": 502}, 0, id="html-502"),
+    pytest.param("malformed", {}, 0, id="malformed-json"),
+    pytest.param("wrong_shape", {}, 0, id="wrong-shape"),
+    # regression: a 5xx code inside a 200 envelope gave a plain ServerError ("try again later")
+    pytest.param("envelope_error", {"status": 502}, 0, id="envelope-502"),
+]
+
+
+@pytest.mark.parametrize(("kind", "kw", "tasks"), SUBMIT_UNCERTAIN)
+def test_submit_failure_after_sending_is_not_resent(
+    emulator: Emulator, client: WaveSpeedClient, kind: str, kw: dict[str, Any], tasks: int
+) -> None:
+    """Anything after the body left may hide an accepted (billed) task: never resend, say so."""
+    emulator.inject("submit", kind, times=5, **kw)
+    with pytest.raises(E.SubmitUncertainError) as info:
+        client.submit(t2i())
+    check_message(info.value, "not resent", "double charge", HISTORY_HINT)
+    assert len(records(emulator, "submit")) == 1, "the submit was sent again"
+    assert emulator.submissions == tasks
+
+
+def test_slow_submit_past_the_read_timeout_is_uncertain_and_never_resent(
+    emulator: Emulator, api_key: str
+) -> None:
+    with make_client(emulator, api_key, read_timeout_s=0.3) as client:
+        emulator.inject("submit", "slow", delay_s=0.8)
+        start = time.monotonic()
+        with pytest.raises(E.SubmitUncertainError) as info:
+            client.submit(t2i())
+        elapsed = time.monotonic() - start
+    assert 0.3 <= elapsed < 0.7
+    check_message(info.value, "ReadTimeout", HISTORY_HINT)
+    # The server goes on and creates the task after its delay: exactly the case we must not repeat.
+    assert wait_until(lambda: emulator.submissions == 1), "the slow submit never created its task"
+    assert len(records(emulator, "submit")) == 1
+    assert emulator.submissions == 1
+
+
+def test_submit_401_is_authentication_error_and_not_retried(emulator: Emulator) -> None:
+    with make_client(emulator, "wrong-key-for-this-test") as client:
+        with pytest.raises(E.AuthenticationError) as info:
+            client.submit(t2i())
+        check_message(info.value, "WAVESPEED_API_KEY", "401")
+        assert info.value.status == 401
+        with pytest.raises(E.AuthenticationError):
+            client.get_result("0123456789abcdef0123456789abcdef")
+    assert [r.route for r in emulator.requests] == ["submit", "result"]
+    assert emulator.submissions == 0
+
+
+def test_injected_401_on_a_poll_is_not_retried(emulator: Emulator, client: WaveSpeedClient) -> None:
+    first = client.submit(t2i())
+    emulator.inject("result", "status", status=401, times=5)
+    with pytest.raises(E.AuthenticationError):
+        client.wait(first.id, timeout_s=5.0)
+    assert len(records(emulator, "result")) == 1
+
+
+@pytest.mark.parametrize("status", [400, 402, 403])  # the live status is unknown (WAVESPEED_API.md 12.4)
+def test_submit_insufficient_credits_is_insufficient_balance(
+    emulator: Emulator, client: WaveSpeedClient, status: int
+) -> None:
+    emulator.configure(balance=0.05, low_balance_status=status)  # less than one 0.08 USD image
+    with pytest.raises(E.InsufficientBalanceError) as info:
+        client.submit(t2i())
+    assert info.value.status == status
+    check_message(info.value, "top up")
+    assert len(records(emulator, "submit")) == 1
+    assert emulator.submissions == 0
+    assert emulator.balance == pytest.approx(0.05)
+
+
+def test_server_side_400_is_invalid_request_and_not_retried(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    req = KontextRequest(
+        prompt="x", model="wavespeed-ai/flux-kontext-max", image="https://nowhere.example/x.png"
+    )
+    emulator.inject("submit", "status", status=400, message="image: could not be fetched")
+    with pytest.raises(E.InvalidRequestError) as info:
+        client.submit(req)
+    check_message(info.value, "could not be fetched")
+    assert emulator.submissions == 0 and len(records(emulator, "submit")) == 1
+
+
+# ============================================================================ downloads
+
+
+def completed(client: WaveSpeedClient) -> Any:
+    return client.run(t2i(), timeout_s=5.0)
+
+
+def test_truncated_download_is_retried_and_the_bytes_are_whole(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    done = completed(client)
+    clean = client.download(done.outputs[0])
+    emulator.inject("download", "truncate")
+    data = client.download(done.outputs[0])
+    assert data == clean
+    downloads = records(emulator, "download")
+    assert len(downloads) == 3  # clean, truncated, retried
+    assert images_to_tensor([data]).shape[0] == 1
+
+
+def test_persistently_truncated_download_raises_download_error(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    done = completed(client)
+    emulator.inject("download", "truncate", times=50)
+    with pytest.raises(E.DownloadError) as info:
+        client.download(done.outputs[0])
+    check_message(info.value, "Downloading an output failed")
+    assert len(records(emulator, "download")) == ATTEMPTS
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_download_5xx_is_retried(emulator: Emulator, client: WaveSpeedClient, status: int) -> None:
+    done = completed(client)
+    emulator.inject("download", "status", status=status, times=2)
+    data = client.download(done.outputs[0])
+    assert images_to_tensor([data]).ndim == 4
+    assert [r.status for r in records(emulator, "download")] == [status, status, 200]
+
+
+def test_download_reset_is_retried(emulator: Emulator, client: WaveSpeedClient) -> None:
+    done = completed(client)
+    emulator.inject("download", "reset")
+    data = client.download(done.outputs[0])
+    assert images_to_tensor([data]).ndim == 4
+    assert len(records(emulator, "download")) == 2
+
+
+def test_download_404_is_not_retried(emulator: Emulator, client: WaveSpeedClient) -> None:
+    with pytest.raises(E.DownloadError) as info:
+        client.download(f"{emulator.base_url}/cdn/output/missing.jpeg")
+    check_message(info.value, "HTTP 404")
+    assert len(records(emulator, "download")) == 1
+
+
+def test_corrupt_download_returns_bytes_that_fail_to_decode(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    done = completed(client)
+    clean = client.download(done.outputs[0])
+    emulator.inject("download", "corrupt", times=50)
+    data = client.download(done.outputs[0])
+    # Full length arrives (the transport cannot tell), so the decoder is the line of defence.
+    assert len(data) == len(clean) and data != clean
+    with pytest.raises(E.ImageDecodeError) as info:
+        images_to_tensor([data])
+    check_message(info.value)
+    assert len(records(emulator, "download")) == 2
+
+
+def test_download_over_the_size_cap_is_refused(emulator: Emulator, api_key: str) -> None:
+    with make_client(emulator, api_key, max_download_bytes=200) as client:
+        done = completed(client)
+        with pytest.raises(E.DownloadError) as info:
+            client.download(done.outputs[0])
+    check_message(info.value, "200-byte cap", "refusing")
+    assert len(records(emulator, "download")) == 1, "an over-cap output must not be retried"
+
+
+# ============================================================================ the submission counter
+
+
+def test_mixed_fault_batch_never_creates_more_tasks_than_it_should(emulator: Emulator, api_key: str) -> None:
+    """Concurrent submits under every submit fault: tasks == successes + accepted-then-failed."""
+    after_accept = 0
+    plan: list[tuple[str, dict[str, Any], int]] = [
+        ("status", {"status": 503}, 3),
+        ("status", {"status": 429}, 3),
+        ("reset", {}, 2),
+        ("reset_after_accept", {}, 2),
+        ("status_after_accept", {"status": 504}, 2),
+        ("status", {"status": 500}, 1),
+        ("status", {"status": 502}, 1),
+        ("html", {"status": 502}, 1),
+        ("malformed", {}, 1),
+        ("wrong_shape", {}, 1),
+        ("slow", {"delay_s": 0.05}, 2),  # slow but inside the read timeout: a plain success
+    ]
+    rng = random.Random(1234)
+    rng.shuffle(plan)
+    for kind, kw, times in plan:
+        emulator.inject("submit", kind, times=times, **kw)
+        if kind.endswith("_after_accept"):
+            after_accept += times
+    fault_uses = sum(times for _, _, times in plan)
+    n_submits = fault_uses + 6
+
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    with make_client(emulator, api_key, attempts=6) as client:
+
+        def one(i: int) -> None:
+            try:
+                pred = client.submit(t2i(f"batch item {i}"))
+                result = "ok:" + pred.id
+            except E.SubmitUncertainError:
+                result = "uncertain"
+            except E.WaveSpeedError as exc:
+                result = type(exc).__name__
+            with lock:
+                outcomes.append(result)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(one, range(n_submits)))
+
+    successes = [o for o in outcomes if o.startswith("ok:")]
+    assert len(outcomes) == n_submits
+    assert emulator.pending_faults == 0, "every injected fault must have fired"
+    assert len(set(successes)) == len(successes), "two submits returned the same task"
+    assert emulator.submissions == len(successes) + after_accept, outcomes
+    # Every non-retryable fault cost exactly one uncertain outcome; nothing else failed.
+    non_retryable = sum(t for k, kw, t in plan if k != "slow" and kw.get("status") not in (429, 503))
+    assert outcomes.count("uncertain") == non_retryable, outcomes
+    assert len(successes) == n_submits - non_retryable
+    # Every successful id is a real task the emulator knows.
+    for o in successes:
+        assert emulator.task(o[3:]).input["prompt"].startswith("batch item")
+    # One click, one bill: no prompt (each submit has its own) owns two tasks.
+    prompts = [emulator.task(item["id"]).input["prompt"] for item in list_tasks(emulator, api_key)]
+    assert len(prompts) == emulator.submissions
+    doubled = sorted({p for p in prompts if prompts.count(p) > 1})
+    assert not doubled, f"submitted twice: {doubled}"
+
+
+def list_tasks(emu: Emulator, key: str) -> list[dict[str, Any]]:
+    """Every task the emulator holds, through its public list endpoint."""
+    r = requests.post(
+        f"{emu.base_url}/api/v3/predictions",
+        json={"page": 1, "page_size": 100},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["data"]["items"]
+    assert len(items) <= 100
+    return items
+
+
+def test_sequential_submits_one_task_each_under_retryable_faults(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    ids = []
+    for i in range(5):
+        emulator.inject("submit", "status", status=503 if i % 2 else 429)
+        ids.append(client.submit(t2i(f"n{i}")).id)
+    assert len(set(ids)) == 5
+    assert emulator.submissions == 5
+    assert len(records(emulator, "submit")) == 10
+
+
+def test_raw_requests_see_what_the_client_sees(emulator: Emulator, api_key: str) -> None:
+    """Guard for the tests above: a reset_after_accept really creates a task and then drops the line."""
+    emulator.inject("submit", "reset_after_accept")
+    with pytest.raises(requests.ConnectionError):
+        requests.post(
+            f"{emulator.base_url}/api/v3/wavespeed-ai/flux-kontext-max/text-to-image",
+            json={"prompt": "x"},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=5,
+        )
+    assert emulator.submissions == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_submit_rejected_by_envelope_code_is_retried_like_the_http_status(
+    emulator: Emulator, client: WaveSpeedClient, status: int
+) -> None:
+    """Regression: a 429/503 code inside a 200 envelope is the same provable rejection."""
+    emulator.inject("submit", "envelope_error", status=status, times=2)
+    pred = client.submit(t2i())
+    assert pred.id and len(records(emulator, "submit")) == 3
+    assert emulator.submissions == 1

@@ -1,0 +1,114 @@
+"""The client against the API as the public evidence shows it (WAVESPEED_API.md section 12): error
+bodies with data.error / error_code, "Insufficient credits" under any status, a moderation refusal
+(code 1200), and the cancelled / timeout / deleted terminal statuses, each with its own line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emulator import Emulator
+from tests.support.hostile_server import fast_client
+from tests.wavespeed.net.test_client_faults import t2i
+from wavespeed.api import errors as E
+from wavespeed.api.models import Prediction
+from wavespeed.api.vocabulary import FAILED_STATUSES, TaskStatus
+from wavespeed.net.client import WaveSpeedClient
+
+TASK = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def client(emulator: Emulator, api_key: str) -> WaveSpeedClient:
+    return fast_client(emulator.base_url, api_key)
+
+
+def test_error_shows_data_error_and_error_code(emulator: Emulator, client: WaveSpeedClient) -> None:
+    """A generic message with the reason only in data.error: the user sees the reason."""
+    emulator.inject(
+        "submit",
+        "status",
+        status=400,
+        message="Bad Request",
+        detail="guidance_scale out of range",
+        error_code=1401,
+    )
+    with pytest.raises(E.InvalidRequestError) as info:
+        client.submit(t2i())
+    text = str(info.value)
+    assert "guidance_scale out of range" in text and "1401" in text and "\n" not in text
+    assert emulator.submissions == 0
+
+
+def test_error_text_is_not_repeated_when_data_error_says_the_same(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    emulator.inject("submit", "status", status=400, message="prompt is required")
+    with pytest.raises(E.InvalidRequestError) as info:
+        client.submit(t2i())
+    assert str(info.value).count("prompt is required") == 1
+
+
+@pytest.mark.parametrize("status", [400, 402, 403, 500])
+def test_insufficient_credits_under_any_status_is_low_balance(
+    emulator: Emulator, client: WaveSpeedClient, status: int
+) -> None:
+    emulator.inject("submit", "status", status=status, message="Insufficient credits")
+    with pytest.raises(E.InsufficientBalanceError) as info:
+        client.submit(t2i())
+    assert "top up" in str(info.value) and emulator.submissions == 0
+
+
+def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    emulator.configure(inference_s=0.05)
+    emulator.next_tasks(moderated=True)
+    with pytest.raises(E.ModerationRefusedError) as info:
+        client.run(t2i(), timeout_s=10)
+    (task,) = emulator.routes.history_route()
+    text = str(info.value)
+    assert isinstance(info.value, E.TaskFailedError) and info.value.code == 1200
+    assert task.id in text and "potentially sensitive" in text and "\n" not in text
+    assert emulator.submissions == 1
+
+
+@pytest.mark.parametrize(("end", "words"), [("cancelled", "was cancelled"), ("timeout", "timed out")])
+def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
+    emulator: Emulator, client: WaveSpeedClient, end: str, words: str
+) -> None:
+    emulator.configure(inference_s=0.05)
+    emulator.next_tasks(end_status=end)
+    with pytest.raises(E.TaskFailedError) as info:
+        client.run(t2i(), timeout_s=10)
+    (task,) = emulator.routes.history_route()
+    assert words in str(info.value) and task.id in str(info.value)
+    assert not isinstance(info.value, E.ModerationRefusedError)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "words"),
+    [
+        ({"status": "deleted"}, E.TaskFailedError, "was deleted"),
+        ({"status": "canceled"}, E.TaskFailedError, "was cancelled"),
+        (
+            {"status": "failed", "error": "Input is potentially sensitive"},
+            E.ModerationRefusedError,
+            "moderation",
+        ),
+        ({"status": "failed", "code": 1200, "error": "refused"}, E.ModerationRefusedError, "code 1200"),
+        ({"status": "failed", "code": 1403, "error": "boom"}, E.TaskFailedError, "boom (code 1403)"),
+    ],
+)
+def test_terminal_statuses_each_have_their_line(data: dict[str, Any], kind: type, words: str) -> None:
+    prediction = Prediction.from_data({"id": TASK, **data})
+    assert prediction.is_terminal and not prediction.is_completed
+    failure = prediction.failure()
+    assert type(failure) is kind and words in str(failure) and TASK in str(failure)
+
+
+def test_statuses_are_members() -> None:
+    for name in ("cancelled", "timeout", "deleted"):
+        assert TaskStatus(name) in FAILED_STATUSES
+        assert Prediction.from_data({"id": TASK, "status": name.upper()}).status is TaskStatus(name)

@@ -1,0 +1,412 @@
+"""The task journal: every accepted (paid) task in one SQLite file, so no result is ever lost.
+
+``<dir>/journal.sqlite3`` (stdlib sqlite3, WAL, ``synchronous=FULL``, mode 0600), shared by every
+ComfyUI process that uses the directory. Two tables:
+
+* ``tasks``: one row per accepted task, typed columns, an index on (identity, account): the lookup
+  a fixed-seed re-queue makes is one indexed query, whatever the journal's size.
+* ``intents``: one UNIQUE (account, identity) row claimed in a ``BEGIN IMMEDIATE`` transaction
+  before an identical-input POST (cross-process single-flight, see singleflight.py). The transaction
+  that records the accepted task deletes it.
+
+Decisions:
+
+* Reads are total: a row that does not convert (1e400, NaN, deep nesting, a foreign schema) is
+  skipped with one warning per row; it never disables the other rows or the lookup.
+* Pruning is one DELETE of rows whose task was seen terminal (completed, failed, expired) and is
+  older than the API's 7-day retention. A row never seen terminal is never pruned (it is a paid
+  result nobody fetched yet). Ages are measured on ``CLOCK_BOOTTIME`` for rows written since the
+  last boot (a wall-clock jump of days changes nothing), and on the wall clock only for rows from
+  an earlier boot or from systems without a boot clock.
+
+This module is pure (no ComfyUI): the node layer decides where the directory is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..api import errors as E
+from ..api.vocabulary import TERMINAL_JOURNAL_STATUSES, JournalStatus, check_journal_status, check_request_id
+from .rows import (
+    BOOT_ID,
+    INTENT_COLUMNS,
+    TASK_COLUMNS,
+    age_sql,
+    boot_seconds,
+    clock_args,
+    intent_from_row,
+    intent_values,
+    json_text,
+    record_from_row,
+    status_filter,
+    task_values,
+)
+from .sqlite_file import ENV_JOURNAL_DIR, JournalError, JournalFile, default_journal_dir
+from .task_records import (
+    STATUS_COMPLETED,
+    STATUS_EXPIRED,
+    STATUS_FAILED,
+    STATUS_IN_FLIGHT,
+    Intent,
+    TaskRecord,
+    account_tag,
+    assert_no_key,
+    finite,
+    params_hash,
+    storable,
+    urls_only,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = [
+    "ENV_JOURNAL_DIR",
+    "RETENTION_S",
+    "JournalStatus",
+    "STATUS_COMPLETED",
+    "STATUS_EXPIRED",
+    "STATUS_FAILED",
+    "STATUS_IN_FLIGHT",
+    "Intent",
+    "Journal",
+    "JournalError",
+    "TaskRecord",
+    "account_tag",
+    "default_journal_dir",
+    "params_hash",
+]
+
+log = logging.getLogger("wavespeed")
+
+RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
+_PRUNE_EVERY_S = 3600.0
+
+_UPDATABLE = frozenset(
+    [
+        "model",
+        "params",
+        "account",
+        "status",
+        "server_status",
+        "updated_at",
+        "outputs",
+        "files",
+        "price_usd",
+        "error",
+        "note",
+        "inference_ms",
+    ]
+)
+
+
+# ---------------------------------------------------------------------- the journal
+
+
+class Journal(JournalFile):
+    """The journal in ``directory``: its task rows, the single-flight intents and pruning. One
+    SQLite connection per instance (see JournalFile), so it is safe to share between threads;
+    several processes may use the same directory at once."""
+
+    _last_prune = 0.0
+
+    # ------------------------------------------------------------------ writing
+
+    def record_submitted(
+        self,
+        request_id: str,
+        *,
+        model: str,
+        params: Mapping[str, Any],
+        price_usd: float,
+        account: str = "",
+        status: str = STATUS_IN_FLIGHT,
+        server_status: str = "",
+        outputs: Iterable[str] = (),
+        error: str = "",
+        submitted_at: float | None = None,
+        identity_hash: str | None = None,
+        release_intent: bool = False,
+    ) -> TaskRecord:
+        """Write the row of a task the server just accepted (before anyone waits on it).
+        ``identity_hash`` replaces params_hash(model, params) where the caller knows a more stable
+        identity (uploaded images by content rather than by their per-upload URL). With
+        ``release_intent`` the (account, identity) intent row goes in the same transaction, so a
+        process waiting on it always finds either the intent or this task."""
+        assert_no_key(params)
+        now = time.time()
+        record = TaskRecord(
+            request_id=check_request_id(request_id, ValueError),
+            model=model,
+            params=storable(dict(params)),
+            params_hash=identity_hash or params_hash(model, params),
+            account=account,
+            submitted_at=now if submitted_at is None else finite(submitted_at),
+            updated_at=now,
+            status=check_journal_status(status),
+            server_status=server_status,
+            outputs=urls_only(outputs),
+            price_usd=finite(price_usd),
+            error=error,
+        )
+        boot_s = boot_seconds() - (now - record.submitted_at)
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*task_values(record), BOOT_ID, boot_s),
+            )
+            if release_intent:
+                conn.execute(
+                    "DELETE FROM intents WHERE account = ? AND identity = ?", (account, record.params_hash)
+                )
+        self.maybe_prune()
+        return record
+
+    def update(self, request_id: str, **changes: Any) -> TaskRecord | None:
+        """Change fields of an existing row (None if there is none); updated_at is set for you."""
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update record field(s): {', '.join(sorted(unknown))}")
+        try:
+            rid = check_request_id(request_id, ValueError)
+        except ValueError:
+            return None
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "status":
+                values[name] = check_journal_status(value)
+            elif name in ("outputs", "files"):
+                items = urls_only(value) if name == "outputs" else tuple(str(f) for f in value)
+                values[name] = json_text(list(items))
+            elif name == "params":
+                assert_no_key(value)
+                values[name] = json_text(storable(dict(value)))
+            elif name in ("price_usd", "updated_at"):
+                values[name] = finite(value)
+            elif name == "inference_ms":
+                values[name] = None if value is None else int(finite(value))
+            else:
+                values[name] = E.redact(str(value))
+        values.setdefault("updated_at", time.time())
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        with self._db() as conn:
+            cursor = conn.execute(
+                f"UPDATE tasks SET {assignments} WHERE request_id = :rid", {**values, "rid": rid}
+            )
+            if cursor.rowcount == 0:
+                return None
+        return self.get(rid)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, request_id: str) -> TaskRecord | None:
+        try:
+            rid = check_request_id(request_id, ValueError)
+        except ValueError:
+            return None
+        with self._db() as conn:
+            row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+        return None if row is None else self._convert(row)
+
+    def recent(self, limit: int = 50, statuses: Iterable[str] | None = None) -> list[TaskRecord]:
+        """Newest first; optionally only the given statuses."""
+        where, args = status_filter(statuses)
+        return self._select(
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY submitted_at DESC, request_id DESC",
+            args,
+            limit,
+        )
+
+    def in_flight(self) -> list[TaskRecord]:
+        return self.recent(limit=10**9, statuses=(STATUS_IN_FLIGHT,))
+
+    def find_completed(
+        self,
+        params_hash: str,
+        max_age_s: float = RETENTION_S,
+        *,
+        account: str | None = None,
+        now: float | None = None,
+        statuses: Iterable[str] = (STATUS_COMPLETED,),
+    ) -> TaskRecord | None:
+        """The newest task with this identity in one of ``statuses``, younger than max_age_s (one
+        indexed query)."""
+        return self._find(None, params_hash, max_age_s, account=account, now=now, statuses=statuses)
+
+    def _find(
+        self,
+        conn: sqlite3.Connection | None,
+        identity: str,
+        max_age_s: float,
+        *,
+        account: str | None,
+        now: float | None,
+        statuses: Iterable[str],
+    ) -> TaskRecord | None:
+        where, args = status_filter(statuses)
+        args.update(clock_args(now), identity=identity, max_age=max_age_s)
+        sql = (
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} {'AND' if where else 'WHERE'} identity = :identity"
+            + ("" if account is None else " AND account = :account")
+            + f" AND {age_sql('submitted_at')} < :max_age ORDER BY submitted_at DESC, request_id DESC"
+        )
+        if account is not None:
+            args["account"] = account
+        found = self._select(sql, args, 1, conn=conn)
+        return found[0] if found else None
+
+    def inference_times(self, model: str, limit: int = 200) -> list[float]:
+        """Inference seconds of the most recent completed tasks of ``model`` (for the scheduler)."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT inference_ms FROM tasks WHERE model = ? AND status = ? AND inference_ms IS NOT NULL "
+                "ORDER BY updated_at DESC LIMIT ?",
+                (model, STATUS_COMPLETED, max(0, limit)),
+            ).fetchall()
+        out: list[float] = []
+        for (ms,) in rows:
+            try:
+                seconds = finite(ms) / 1000.0
+            except ValueError:
+                continue
+            if seconds >= 0:
+                out.append(seconds)
+        return out
+
+    def _select(
+        self, sql: str, args: Mapping[str, Any], limit: int, *, conn: sqlite3.Connection | None = None
+    ) -> list[TaskRecord]:
+        """Run a task query, converting rows until ``limit`` good ones; bad rows are skipped."""
+        records: list[TaskRecord] = []
+        if limit <= 0:
+            return records
+        if conn is None:
+            with self._db() as own:
+                return self._select(sql, args, limit, conn=own)
+        for row in conn.execute(sql, dict(args)):
+            record = self._convert(row)
+            if record is not None:
+                records.append(record)
+                if len(records) >= limit:
+                    break
+        return records
+
+    def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
+        try:
+            return record_from_row(row)
+        except (
+            ValueError,
+            E.InvalidRequestError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
+            rid = str(row[0])[:64]
+            if rid not in self._warned:
+                self._warned.add(rid)
+                log.warning(
+                    "WaveSpeed journal: skipping unreadable task row %s (%s)", rid, type(exc).__name__
+                )
+            return None
+
+    # ------------------------------------------------------------------ intents (single-flight)
+
+    def claim_intent(
+        self, intent: Intent, *, max_age_s: float, reuse_statuses: Iterable[str]
+    ) -> TaskRecord | Intent | None:
+        """In one ``BEGIN IMMEDIATE`` transaction: a reusable task with this identity (returned), or
+        someone else's intent row (returned), or else ``intent`` is inserted (None: go and POST)."""
+        with self._transaction() as conn:
+            found = self._find(
+                conn,
+                intent.identity,
+                max_age_s,
+                account=intent.account,
+                now=None,
+                statuses=reuse_statuses,
+            )
+            if found is not None:
+                return found
+            existing = intent_from_row(
+                conn.execute(
+                    f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
+                    (intent.account, intent.identity),
+                ).fetchone()
+            )
+            if existing is not None:
+                return existing
+            conn.execute(
+                f"INSERT INTO intents ({INTENT_COLUMNS}, boot_id, boot_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*intent_values(intent), BOOT_ID, boot_seconds()),
+            )
+            return None
+
+    def get_intent(self, account: str, identity: str) -> Intent | None:
+        with self._db() as conn:
+            row = conn.execute(
+                f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
+                (account, identity),
+            ).fetchone()
+        return intent_from_row(row)
+
+    def renew_intents(self, owner: str, lease_until: float) -> int:
+        """Extend the lease of every intent this process is still submitting."""
+        with self._db() as conn:
+            cursor = conn.execute(
+                "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting'",
+                (lease_until, owner),
+            )
+            return cursor.rowcount
+
+    def set_intent_state(self, account: str, identity: str, owner: str, state: str) -> None:
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE intents SET state = ?, lease_until = 0 WHERE account = ? AND identity = ? AND owner = ?",
+                (state, account, identity, owner),
+            )
+
+    def drop_intent(self, account: str, identity: str, owner: str | None = None) -> None:
+        """Delete the intent row (only if ``owner`` holds it, when given)."""
+        with self._db() as conn:
+            if owner is None:
+                conn.execute("DELETE FROM intents WHERE account = ? AND identity = ?", (account, identity))
+            else:
+                conn.execute(
+                    "DELETE FROM intents WHERE account = ? AND identity = ? AND owner = ?",
+                    (account, identity, owner),
+                )
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def prune(self, now: float | None = None, retention_s: float = RETENTION_S) -> int:
+        """One DELETE: rows whose task was seen terminal and is older than the retention (its result
+        is gone from the API). In-flight rows are never pruned. Intents go after the retention too."""
+        args = {**clock_args(now), "retention": retention_s}
+        terminal = ", ".join(f"'{s}'" for s in TERMINAL_JOURNAL_STATUSES)
+        with self._db() as conn:
+            removed = conn.execute(
+                f"DELETE FROM tasks WHERE status IN ({terminal}) AND {age_sql('submitted_at')} > :retention",
+                args,
+            ).rowcount
+            conn.execute(f"DELETE FROM intents WHERE {age_sql('claimed_at')} > :retention", args)
+        if removed:
+            log.info("WaveSpeed journal: pruned %d finished task(s) older than the 7-day retention", removed)
+        return int(removed)
+
+    def maybe_prune(self) -> None:
+        """Prune at most once an hour per process; never fails the caller."""
+        now = time.monotonic()
+        if self._last_prune and now - self._last_prune < _PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        try:
+            self.prune()
+        except Exception:
+            log.debug("journal prune failed", exc_info=True)

@@ -1,0 +1,272 @@
+"""One poller per account for every task in flight: few requests, small lag, one budget.
+
+**The poll plan** (poll_plan.py computes it, poll_book.py applies it; both pure, tested on a fake
+clock). A task gives no sign of how far along it is, so every poll is a bet that it has finished.
+
+What it knows:
+
+* **Status transitions.** ``created`` while WaveSpeed holds the task (over the account's
+  concurrency limit), ``processing`` once inference runs. Past times describe inference, not the
+  queue, so the plan's clock starts when the task was last seen ``created`` (at submit if it never
+  was); a queued task is looked at every 0.5..2 s, more slowly the longer it waits.
+* **Past inference times of its model**: the journal's ``inference_times`` plus those this process
+  saw (the last 200), smoothed (a log-normal kernel around each, Silverman's width on the logs)
+  and mixed with a **prior** worth 3 tasks: log-normal, median 6 s, sigma 0.8, because Kontext max
+  takes a few seconds with a heavy tail (25.7 s in WaveSpeed's own example reply). A new model is
+  planned by the prior alone and each finished task sharpens it: never a fixed fast schedule, which
+  costs several times the requests for the lag it buys.
+* **Its budget**: 1.5 requests per second of expected inference, all of them counted (the submit
+  and the download too), aimed 5 % under because the distribution is an estimate.
+
+How it spends it: the polls' density follows the square root of the hazard (the chance that a
+task still running ends in the next instant). For a given expected number of polls, where a poll
+at t is paid only by tasks still running then, that density minimises the expected lag (half the
+local gap): dense where completion is likely, sparse before it, cheap late. Its scale is bisected
+until the expected requests meet the budget, but never below 3 polls (the submit and the download
+are already 2 requests: a task expected under ~3.5 s could not otherwise buy a look near its end).
+A task that outlives every past time (a slow day, a wider spread) is then looked at every 0.7 s,
+but no sooner than its own seconds pay for (1.43 requests a second of its life, all counted): the
+first tasks of a burst to finish are its shortest, and must not make the others overspend. No gap
+exceeds 4 s (early failures), and every waiter's deadline gets a last look 1 s before it.
+
+What it assumes: a task's time is a draw from its model's recent ones (a slower day shows up as new
+history within a few tasks; the prior's tail covers the rest), and every poll costs the same. The
+budget holds on average over the model's tasks, not for each: a short task pays more per second,
+a long one less. On a wide spread the budget, not the plan, bounds the lag: over 2-15 s even a
+plan that knows the spread well (500 past times) waits a median ~0.3 s at 1.5 requests per second
+(bench/RESULTS.md); halving that takes about twice the requests.
+
+**One budget for the account.** A token bucket (``WAVESPEED_POLL_BUDGET_RPS``, default 300, allowed
+1..10000) bounds all waits together. 300 because WaveSpeed's own SDK polls every task once a
+second, so Silver's 300 tasks at once already send it 300 requests a second; the plan needs about
+1.2 polls a second per task in flight, so ~250 tasks are never slowed, and beyond that each loses a
+little lag instead of the API being flooded. Under 1 a second a finished task could wait minutes to
+be seen (issue 17 case 8); over 10000 it is no limit: both are refused in one line when read, and
+a submit reads it first (nodes/paid/account_limits.py), so nothing is paid for a wait that cannot work. When more
+polls are due than tokens, the earliest due goes first, so no task waits more than (tasks in
+flight) / budget seconds past its plan.
+
+Polls run on a small pool of threads, so one slow reply does not stall the others; several waiters
+of one task share its polls, and only its replies wake them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from ..api import errors as E
+from ..api.models import Prediction
+from ..api.vocabulary import CancelCheck
+from .poll_book import (
+    DEFAULT_BUDGET_RPS,
+    ENV_BUDGET,
+    MAX_BUDGET_RPS,
+    MIN_BUDGET_RPS,
+    History,
+    PollBook,
+    TaskEntry,
+    budget_from_env,
+    check_budget,
+)
+from .poll_plan import PollPlan
+
+__all__ = [
+    "DEFAULT_BUDGET_RPS",
+    "ENV_BUDGET",
+    "MAX_BUDGET_RPS",
+    "MIN_BUDGET_RPS",
+    "PollBook",
+    "PollPlan",
+    "Poller",
+    "budget_from_env",
+    "check_budget",
+    "poller_for",
+    "reset_pollers",
+]
+
+ProgressCallback = Callable[[Prediction, float], None]
+# (request_id, deadline, cancel) -> the task's state now; cancel turns true once nobody waits for the
+# task any more, so a poll stuck in a slow reply is abandoned (its worker thread comes back).
+Fetch = Callable[[str, float, CancelCheck], Prediction]
+_POLL_DEADLINE_S = 30.0
+_SLICE_S = 0.1
+
+
+class Poller:
+    """Waits for many tasks of one account with one request budget. Thread-safe; a daemon thread
+    starts on first use."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        budget_rps: float | None = None,
+        history: History | None = None,
+        plan: PollPlan | None = None,
+        workers: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self.budget_rps = budget_from_env() if budget_rps is None else check_budget(budget_rps)
+        self._clock = clock
+        self._book = PollBook(clock(), budget_rps=self.budget_rps, plan=plan, history=history)
+        self.plan = self._book.plan
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # the polling loop waits on it
+        self._signals: dict[str, threading.Condition] = {}  # per task, on the same lock: its waiters
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wavespeed-poll")
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.requests = 0
+
+    # ------------------------------------------------------------------ public
+
+    def wait(
+        self,
+        request_id: str,
+        *,
+        model: str = "",
+        timeout_s: float = 600.0,
+        cancel: CancelCheck | None = None,
+        progress: ProgressCallback | None = None,
+        first: Prediction | None = None,
+        age_s: float | None = None,
+    ) -> Prediction:
+        """Like WaveSpeedClient.wait: the completed prediction, or TaskFailedError, WaitTimeoutError,
+        CancelledError (the task keeps running; its id fetches it later). ``age_s``: how long ago the
+        task was submitted, if known (a fresh task's first look then follows the plan too)."""
+        start = self._clock()
+        deadline = start + timeout_s
+        if first is not None:
+            if progress is not None:
+                progress(first, 0.0)
+            if first.is_terminal:
+                return _finished(first)
+        with self._cond:
+            entry = self._book.join(request_id, model, start, deadline, first, age_s)
+            signal = self._signals.setdefault(request_id, threading.Condition(self._lock))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wavespeed-poller", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        seen = 0
+        try:
+            with self._cond:
+                while True:
+                    if entry.version != seen and entry.prediction is not None and progress is not None:
+                        seen = entry.version
+                        prediction = entry.prediction
+                        self._lock.release()
+                        try:
+                            progress(prediction, self._clock() - start)
+                        finally:
+                            self._lock.acquire()
+                    if entry.error is not None:
+                        raise entry.error
+                    if entry.done and entry.prediction is not None:
+                        return _finished(entry.prediction)
+                    if cancel is not None and cancel():
+                        raise E.CancelledError(_later("Cancelled", request_id), request_id=request_id)
+                    now = self._clock()
+                    if now >= deadline:
+                        raise E.WaitTimeoutError(
+                            _later("Timed out waiting for WaveSpeed", request_id), request_id=request_id
+                        )
+                    # Woken by this task's replies only (hundreds of waiters stay asleep), or to look
+                    # at Cancel and the deadline.
+                    signal.wait(min(_SLICE_S, deadline - now))
+        finally:
+            with self._cond:
+                self._book.leave(entry, deadline)
+                if request_id not in self._book.entries:
+                    self._signals.pop(request_id, None)
+
+    def in_flight(self) -> int:
+        with self._cond:
+            return len(self._book.entries)
+
+    def record(self, model: str, inference_s: float) -> None:
+        """Remember one finished task's inference time (also done for every task this poller sees)."""
+        with self._cond:
+            self._book.record(model, inference_s)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            for signal in self._signals.values():
+                signal.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ the polling loop
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = self._clock()
+                for entry in self._book.take_due(now):
+                    self._pool.submit(self._poll, entry)
+                self._cond.wait(self._book.wake_in(self._clock()))
+
+    def _poll(self, entry: TaskEntry) -> None:
+        def abandoned() -> bool:
+            return self._closed or not entry.deadlines
+
+        try:
+            prediction = self._fetch(entry.request_id, self._clock() + _POLL_DEADLINE_S, abandoned)
+        except BaseException as exc:
+            with self._cond:
+                self.requests += 1
+                self._book.on_error(entry, exc)
+                self._wake(entry)
+            return
+        now = self._clock()
+        with self._cond:
+            self.requests += 1
+            self._book.on_reply(entry, prediction, now)
+            self._wake(entry)
+
+    def _wake(self, entry: TaskEntry) -> None:
+        """After a reply (lock held): the task's waiters, and the loop (the task's next poll moved)."""
+        signal = self._signals.get(entry.request_id)
+        if signal is not None:
+            signal.notify_all()
+        self._cond.notify()
+
+
+def _finished(prediction: Prediction) -> Prediction:
+    if prediction.is_failed:  # failed, cancelled, timeout, deleted: terminal, each with its own line
+        raise prediction.failure()
+    return prediction
+
+
+def _later(what: str, request_id: str) -> str:
+    return (
+        f"{what}; task {request_id} may still finish and is already paid for: paste this request id "
+        "into WaveSpeed Poll Result to fetch it later without a new charge."
+    )
+
+
+_pollers: dict[str, Poller] = {}
+_pollers_lock = threading.Lock()
+
+
+def poller_for(account: str, make: Callable[[], Poller]) -> Poller:
+    """The process-wide poller of one account (a key-free tag), made by ``make`` on first use."""
+    with _pollers_lock:
+        found = _pollers.get(account)
+        if found is None:
+            found = _pollers[account] = make()
+        return found
+
+
+def reset_pollers() -> None:
+    """Stop and forget every poller (tests; a restart does the same)."""
+    with _pollers_lock:
+        pollers = list(_pollers.values())
+        _pollers.clear()
+    for poller in pollers:
+        poller.close()

@@ -1,0 +1,289 @@
+"""The pieces of the client's retry/deadline loop: backoff, windows, Cancel, and typed failures.
+
+Every request runs inside a wall-clock window, min(its own cap, the caller's deadline)
+(``window``); sleeps between attempts are sliced so Cancel and the deadline are seen within
+``CANCEL_SLICE_S`` (``sleep``); a server's ``Retry-After`` is honoured unless it is longer than
+the call may wait, which raises now with the reason (``backoff``). The rule of which failures
+are retried (and why a submit almost never is) is written in ``client``'s docstring; this module
+holds the mechanics, with no session and no client state.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import requests
+from urllib3.exceptions import NameResolutionError
+from urllib3.util import parse_url
+
+from ..api import errors as E
+from ..api import replies as R
+from ..api.replies import MAX_REPLY_BYTES
+from ..api.vocabulary import CancelCheck
+from . import transport
+
+Out = TypeVar("Out")
+P = ParamSpec("P")
+
+CANCEL_SLICE_S = 0.1  # how often sleeps look at the cancel callback (issue asks for <= 0.25 s)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: delay_n = uniform(0.5, 1) * min(cap, base * 2**n)."""
+
+    attempts: int = 6
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 120.0  # a server asking for longer gets a typed error now, not a nap
+
+    def delay(self, attempt: int) -> float:
+        return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """First look fast, then back off to a cap. The cap bounds the polling lag by design:
+    a task that finishes just after a poll is seen at most ``cap_s`` later."""
+
+    first_s: float = 0.1
+    factor: float = 1.5
+    cap_s: float = 0.3
+
+    def delays(self) -> Iterator[float]:
+        delay = self.first_s
+        while True:
+            yield min(delay, self.cap_s)
+            delay *= self.factor
+
+
+class NotSent(Exception):
+    """The request provably never reached the server (safe to retry even a submit)."""
+
+
+class Broken(Exception):
+    """The exchange broke after the connection was made; ``fired`` says whether our window did it."""
+
+    def __init__(self, fired: str | None, reason: str) -> None:
+        self.fired = fired
+        self.reason = reason
+        super().__init__(reason)
+
+
+def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
+    """Once a task exists (the call's ``request_id``), every error it raises records it, so its
+    text names the task and how to fetch it (errors.py renders that)."""
+
+    @functools.wraps(call)
+    def named(*args: P.args, **kwargs: P.kwargs) -> Out:
+        try:
+            return call(*args, **kwargs)
+        except E.WaveSpeedError as exc:
+            request_id = kwargs.get("request_id")
+            if isinstance(request_id, str) and request_id and not exc.request_id:
+                exc.with_task(request_id, journaled=None)
+            raise
+
+    return named
+
+
+def window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
+    """End of one request's window: min(now + its own cap, the caller's deadline), and whether
+    the caller's deadline is the one that ends it."""
+    own = time.monotonic() + cap_s
+    if deadline is not None and deadline <= own:
+        return deadline, True
+    return own, False
+
+
+def timeouts(
+    connect_s: float, read_s: float, deadline: float | None, request_id: str | None
+) -> tuple[float, float]:
+    """The (connect, read) timeouts of one attempt, shortened to what is left of the deadline."""
+    if deadline is None:
+        return (connect_s, read_s)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise timeout_error(request_id)
+    return (min(connect_s, remaining), min(read_s, remaining))
+
+
+def check_cancel(cancel: CancelCheck | None, request_id: str | None) -> None:
+    if cancel is not None and cancel():
+        raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
+
+
+def timeout_error(request_id: str | None, during: str = "") -> E.WaitTimeoutError:
+    what = f"Timed out{during}" if during else "Timed out waiting for WaveSpeed"
+    return E.WaitTimeoutError(R.later_hint(what, request_id), request_id=request_id)
+
+
+def sleep(
+    seconds: float, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
+) -> None:
+    """Sleep in short slices so Cancel and the deadline are noticed quickly."""
+    end = time.monotonic() + seconds
+    while True:
+        check_cancel(cancel, request_id)
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise timeout_error(request_id)
+        if now >= end:
+            return
+        time.sleep(min(CANCEL_SLICE_S, end - now))
+
+
+def backoff(
+    retry: RetryPolicy,
+    attempt: int,
+    wait_s: float | None,
+    deadline: float | None,
+    failure: E.WaveSpeedError,
+    during: str,
+) -> float:
+    """Backoff, or the server's Retry-After; a Retry-After past the deadline (or past
+    ``max_retry_after_s``) raises the failure now, saying so, instead of sleeping."""
+    if wait_s is None:
+        delay = retry.delay(attempt - 1)
+        return delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+    limit = retry.max_retry_after_s
+    if deadline is not None:
+        limit = min(limit, deadline - time.monotonic())
+    if wait_s > limit:
+        raise refused_wait(failure, wait_s, during, attempt)
+    return wait_s
+
+
+def refused_wait(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> E.WaveSpeedError:
+    """The error for a Retry-After longer than the call may wait: no "retries ran out" when
+    nothing was retried; a task that exists is named by the error itself (its ``request_id``)."""
+    answer = f"HTTP {failure.status}" if failure.status else "a failed reply"
+    tried = "" if attempt <= 1 else f", after {attempt - 1} retr{'y' if attempt == 2 else 'ies'}"
+    what = (
+        f"WaveSpeed asked to wait {wait_s:.0f} s before the next {during} request ({answer}{tried}), "
+        "longer than this call may wait"
+    )
+    hints = ["lower the number of parallel tasks"] if isinstance(failure, E.RateLimitedError) else []
+    if not failure.request_id:
+        hints.append(
+            "no task was created (nothing charged): queue again later"
+            if during == "submit"
+            else "try again later"
+        )
+    return failure.replaced(what=what, hint="; ".join(hints))
+
+
+def exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    guard: transport.Guard,
+    *,
+    headers: dict[str, str],
+    json: dict[str, Any] | None,
+    files: dict[str, Any] | None,
+    timeout: tuple[float, float],
+) -> R.Reply:
+    """Send one request and read its body up to MAX_REPLY_BYTES, inside ``guard``'s window.
+
+    Raises:
+        NotSent: no request byte reached the socket (refused, DNS, connect or TLS failure).
+        ServerError: the same for a TLS certificate the system does not trust (not retried).
+        Broken: it failed after request bytes were written (``fired`` says whether our window
+            cut it): the server may have read them, so a submit may have been accepted.
+    """
+    try:
+        resp = session.request(
+            method,
+            url,
+            headers=headers,
+            json=json,
+            files=files,
+            timeout=timeout,
+            stream=True,
+            allow_redirects=False,
+        )
+    except (requests.RequestException, OSError) as exc:
+        if guard.sent == 0 and guard.fired != transport.FIRED_CANCEL:
+            raise not_sent(exc, url) from exc
+        raise Broken(guard.fired, type(exc).__name__) from None
+    try:
+        with resp:
+            body, truncated = R.read_up_to(resp, MAX_REPLY_BYTES)
+    except (requests.RequestException, OSError) as exc:
+        raise Broken(guard.fired, type(exc).__name__) from None
+    return R.Reply(resp.status_code, resp.headers, body, truncated)
+
+
+def broken(
+    exc: Broken,
+    during: str,
+    idempotent: bool,
+    request_id: str | None,
+    *,
+    by_caller: bool,
+    cap: float,
+) -> E.WaveSpeedError:
+    """The typed error for an exchange that broke mid-way; raises it when it must not be retried."""
+    if exc.fired == transport.FIRED_CANCEL:
+        raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
+    stalled = exc.fired == transport.FIRED_DEADLINE
+    if not idempotent:
+        why = f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
+        raise E.SubmitUncertainError(
+            f"The submit was sent but {why}; it was not resent to avoid a double charge: check "
+            "your WaveSpeed history before queuing again."
+        )
+    if stalled and by_caller:
+        raise timeout_error(request_id)
+    if stalled:
+        return E.ServerError(
+            f"WaveSpeed did not finish its {during} reply within {cap:.0f} s (a stalled connection); "
+            "retries ran out, try again later.",
+            request_id=request_id,
+        )
+    return E.ServerError(
+        f"Network error talking to WaveSpeed during {during} ({exc.reason}); retries ran out.",
+        request_id=request_id,
+    )
+
+
+def not_sent(exc: BaseException, url: str) -> NotSent:
+    """What failed before any request byte was written, in a few words ending with "nothing was
+    sent, nothing charged"; raises at once (no retry can change it) for an untrusted certificate."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and len(chain) < 16:
+        chain.append(link)
+        args = getattr(link, "args", ())
+        inner = getattr(link, "reason", None)
+        if not isinstance(inner, BaseException) and args and isinstance(args[0], BaseException):
+            inner = args[0]
+        link = inner if isinstance(inner, BaseException) else (link.__cause__ or link.__context__)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        parsed = parse_url(url)
+        origin = f"{parsed.scheme}://{parsed.netloc}"
+        raise E.ServerError(
+            f"Could not reach WaveSpeed at {origin} (TLS certificate verify failed): nothing was sent, "
+            "nothing charged; check WAVESPEED_BASE_URL (the API's own https address) and the system's "
+            "CA certificates."
+        )
+    if any(isinstance(e, NameResolutionError) for e in chain):
+        what = "DNS lookup failed"
+    elif any(isinstance(e, ssl.SSLError) for e in chain):
+        what = "TLS handshake failed"
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain):
+        what = "connection refused"
+    elif any(isinstance(e, ConnectionResetError) for e in chain):
+        what = "connection reset before the request was written"
+    elif any(isinstance(e, TimeoutError | requests.exceptions.ConnectTimeout) for e in chain):
+        what = "connect timeout"
+    else:
+        what = f"{type(exc).__name__} before the request was written"
+    return NotSent(f"{what}: nothing was sent, nothing charged")
