@@ -40,6 +40,8 @@ if str(REPO_ROOT) not in sys.path:
 
 from scripts.pack_loader import PACK_NAME, load_pack  # noqa: E402,F401  (re-exported for the benches)
 
+load_pack()  # the benches import the pack by its one name: wavespeed_kontext_pack
+
 if TYPE_CHECKING:
     from emulator import Emulator
 

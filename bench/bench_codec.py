@@ -52,8 +52,9 @@ def _comfy_idiom(blob: bytes) -> Any:
 
 def floor_rows(sizes: tuple[int, ...], runs: int) -> list[dict[str, Any]]:
     """bare / one-pass / ComfyUI idiom / images_to_tensor, interleaved, per format x size."""
+    from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
+
     from bench import bench_decode as bd
-    from wavespeed.images.batch_plan import images_to_tensor
 
     rows = []
     for size in sizes:

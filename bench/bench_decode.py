@@ -33,7 +33,7 @@ from PIL import Image
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wavespeed.images.batch_plan import images_to_tensor  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor  # noqa: E402
 
 RUNS = 15
 SIZES = (1024, 2048)

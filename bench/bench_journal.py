@@ -104,8 +104,8 @@ def _fill_sqlite(journal: Any, n: int, now: float) -> None:
 
 
 def _measure_sqlite(n: int, work: Path) -> dict[str, float]:
-    from wavespeed.journal.singleflight import new_intent
-    from wavespeed.journal.task_journal import Journal
+    from wavespeed_kontext_pack.wavespeed.journal.singleflight import new_intent
+    from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
 
     journal = Journal(work / f"sqlite-{n}")
     now = time.time()

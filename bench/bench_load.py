@@ -111,8 +111,8 @@ def run(
     inference_s: float | None = None,
     fault_rate: float | None = None,
 ) -> BenchResult:
-    from wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest
-    from wavespeed.net.client import WaveSpeedClient
+    from wavespeed_kontext_pack.wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest
+    from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
     t_start = time.monotonic()
     tasks = tasks or (12 if quick else TASKS)

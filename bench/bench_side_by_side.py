@@ -110,7 +110,7 @@ def runs(quick: bool, nominals: tuple[float, ...] | None, tasks: int | None) -> 
 
 _SDK_WORKER = r"""
 import json, sys, threading, time
-from wavespeed import Client
+from wavespeed_kontext_pack.wavespeed import Client
 args = json.loads(sys.argv[1])
 client = Client(api_key=args["key"], base_url=args["base_url"])
 out = []
@@ -170,9 +170,9 @@ def _clients(
     use_sdk: bool,
     failures: list[str],
 ) -> list[Done]:
-    from wavespeed.api.models import KontextRequest
-    from wavespeed.limits.poller import DEFAULT_BUDGET_RPS, Poller
-    from wavespeed.net.client import WaveSpeedClient
+    from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+    from wavespeed_kontext_pack.wavespeed.limits.poller import DEFAULT_BUDGET_RPS, Poller
+    from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
     client = WaveSpeedClient(API_KEY, emu.base_url)
     poller = Poller(
@@ -299,7 +299,7 @@ def bound(draw: Callable[[random.Random], float], rps: float) -> tuple[float, fl
     """Median and p90 lag of the plan (optimal for the mean lag at its cost) when the distribution is
     known well (500 past times), at ``rps`` requests per second of inference: what no plan with
     that budget does much better than."""
-    from wavespeed.limits.poll_plan import PollPlan, Prior
+    from wavespeed_kontext_pack.wavespeed.limits.poll_plan import PollPlan, Prior
 
     rng = random.Random(7)
     schedule = PollPlan(per_task_rps=rps, prior=Prior(weight=0.01)).schedule([draw(rng) for _ in range(500)])
@@ -328,8 +328,9 @@ def run(
     tasks: int | None = None,
     sdk: bool | None = None,
 ) -> BenchResult:
+    from wavespeed_kontext_pack.wavespeed.limits.poller import DEFAULT_BUDGET_RPS
+
     from bench import emulator_env
-    from wavespeed.limits.poller import DEFAULT_BUDGET_RPS
 
     t_start = time.monotonic()
     use_sdk = _sdk_available() if sdk is None else sdk

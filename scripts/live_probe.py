@@ -36,12 +36,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from emulator import Emulator, nearest_kontext_size, size_for_aspect_ratio  # noqa: E402
-from wavespeed.api import errors as E  # noqa: E402
-from wavespeed.api.models import MODEL_EDIT, MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction  # noqa: E402
-from wavespeed.journal import history_search as H  # noqa: E402
-from wavespeed.journal.task_records import params_hash  # noqa: E402
-from wavespeed.net.client import WaveSpeedClient  # noqa: E402
-from wavespeed.settings.config import load_settings  # noqa: E402
+from scripts.pack_loader import load_pack  # noqa: E402
+
+load_pack()
+from wavespeed_kontext_pack.wavespeed.api import errors as E  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.api.models import (  # noqa: E402
+    MODEL_EDIT,
+    MODEL_TEXT_TO_IMAGE,
+    KontextRequest,
+    Prediction,
+)
+from wavespeed_kontext_pack.wavespeed.journal import history_search as H  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.settings.config import load_settings  # noqa: E402
 
 # A key for the local emulator with no word in it: any 8 characters of a key are redacted from the
 # report, so a key like "probe-emulator-key" would also redact the word "emulator".

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.abc
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -9,8 +11,23 @@ from types import ModuleType
 import pytest
 
 from emulator import Emulator
-from scripts.pack_loader import load_pack
-from wavespeed.api import redaction
+from scripts.pack_loader import PACK_NAME, load_pack
+
+
+class _OneNameForThePack(importlib.abc.MetaPathFinder):
+    """Refuse ``import wavespeed``: the pack imported under a second name would hold a second copy of
+    its process-wide registries (keys to redact, pollers, upload cache), and tests would check one copy
+    while the nodes use the other."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "wavespeed" or name.startswith("wavespeed."):
+            raise ImportError(f"import the pack as {PACK_NAME}.wavespeed, not as '{name}' (one name per run)")
+
+
+sys.meta_path.insert(0, _OneNameForThePack())
+load_pack()
+
+from wavespeed_kontext_pack.wavespeed.api import redaction  # noqa: E402  (after load_pack: the pack's one name)
 
 TEST_API_KEY = "test-key-0123456789"
 

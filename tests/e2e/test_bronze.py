@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, load_workflow, run_prompt, ui_to_api
 from scripts.pack_loader import REPO_ROOT
-from wavespeed.net.client import WaveSpeedClient
 
 ROOT = REPO_ROOT
 WORKFLOW = ROOT / "example_workflows" / "Side by side - FLUX.1 Kontext [max].json"

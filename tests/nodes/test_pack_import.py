@@ -6,9 +6,12 @@ bench/ measures the milliseconds.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
+
+import pytest
 
 from scripts.pack_loader import REPO_ROOT
 
@@ -110,3 +113,9 @@ def test_a_broken_node_import_inside_comfyui_logs_its_traceback_and_registers_no
     )
     assert out.stdout.strip().splitlines()[-1] == "raised ImportError"
     assert "WaveSpeed Kontext nodes failed to load" in out.stderr and "Traceback" in out.stderr
+
+
+def test_the_pack_has_one_import_name_in_a_test_run() -> None:
+    """A second name would load a second copy of the pack's process-wide registries (tests/conftest.py)."""
+    with pytest.raises(ImportError, match="wavespeed_kontext_pack.wavespeed"):
+        importlib.import_module("wavespeed.api.errors")

@@ -18,13 +18,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.reference_urls import unreachable_reason
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, fast_client, http_reply
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
-from wavespeed.net.client import WaveSpeedClient
-from wavespeed.net.reference_urls import unreachable_reason
 
 KEY = "review-gaps-key-1234567"
 TASK_ID = "fedcba9876543210fedcba9876543210"

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 Script = Callable[[socket.socket, bytes], None]
 

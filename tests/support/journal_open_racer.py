@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from wavespeed.journal.task_journal import Journal  # noqa: E402
+from scripts.pack_loader import load_pack  # noqa: E402
+
+load_pack()
+from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal  # noqa: E402
 
 go = Path(sys.argv[2])
 print("ready", flush=True)

@@ -26,12 +26,12 @@ import pytest
 import requests
 import torch
 from PIL import Image
+from wavespeed_kontext_pack.wavespeed.api.errors import ImageDecodeError, InvalidRequestError
+from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
+from wavespeed_kontext_pack.wavespeed.net.reference_urls import check_image_url, unreachable_reason
 
 from emulator import Emulator
-from wavespeed.api.errors import ImageDecodeError, InvalidRequestError
-from wavespeed.api.models import MODEL_EDIT, KontextRequest
-from wavespeed.images import batch_plan as image_batch
-from wavespeed.net.reference_urls import check_image_url, unreachable_reason
 
 
 @pytest.fixture(autouse=True)
@@ -356,7 +356,7 @@ def test_public_urls_pass(url: str) -> None:
 
 def test_the_library_path_refuses_too(emulator: Emulator, api_key: str) -> None:
     """KontextRequest.validate runs in client.submit: the same refusal without the node layer."""
-    from wavespeed.net.client import WaveSpeedClient
+    from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
     with (
         WaveSpeedClient(api_key, emulator.base_url) as client,

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
-from wavespeed.api import errors as E
-from wavespeed.api.models import MODEL_EDIT, KontextRequest
-from wavespeed.net.client import WaveSpeedClient
 
 REFUSED = (
     [chr(c) for c in range(0x20) if chr(c) not in "\t\n"]

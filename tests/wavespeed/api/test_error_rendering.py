@@ -21,14 +21,14 @@ from dataclasses import dataclass, replace
 from urllib.parse import quote, quote_plus
 
 import pytest
+import wavespeed_kontext_pack.wavespeed.images.batch_plan
+import wavespeed_kontext_pack.wavespeed.journal.sqlite_file  # noqa: F401  (JournalError: every subclass counts)
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api import redaction
 
-import wavespeed.images.batch_plan
-import wavespeed.journal.sqlite_file  # noqa: F401  (JournalError: every subclass counts)
 from tests.support.key_pieces import CASE_1_KEY, leaks, lower_hex
-from wavespeed.api import errors as E
-from wavespeed.api import redaction
 
 RID = "5f3c9a7e1b2d4c6e8a0b1c2d3e4f5a6b"
 HINT = "check the key on wavespeed.ai and queue again"
@@ -43,7 +43,9 @@ def _subclasses(cls: type[E.WaveSpeedError]) -> Iterator[type[E.WaveSpeedError]]
 
 CLASSES = {c.__name__: c for c in _subclasses(E.WaveSpeedError)}
 assert {"OutputsTooLargeError", "JournalError", "ContentFlaggedError"} <= set(CLASSES)
-assert wavespeed.images.batch_plan.OutputsTooLargeError is CLASSES["OutputsTooLargeError"]
+assert (
+    wavespeed_kontext_pack.wavespeed.images.batch_plan.OutputsTooLargeError is CLASSES["OutputsTooLargeError"]
+)
 
 
 # ------------------------------------------------------------------ how a server echoes it
@@ -328,7 +330,7 @@ def test_a_long_text_is_scanned_fast_and_redacted_the_same(echo: Echo, length: i
 )
 def test_a_long_server_message_is_cut_never_the_advice(status: int, advice: str) -> None:
     """A 1000-character server message pushed the advice past the cut on main; it is a hint now."""
-    from wavespeed.api.replies import error_for_status
+    from wavespeed_kontext_pack.wavespeed.api.replies import error_for_status
 
     text = str(error_for_status(status, "the server explains " * 50, during="submit"))
     assert len(text) <= E.LINE_LIMIT and text.endswith(f"…; {advice}"), text

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import requests
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_settings
 
 from emulator import Emulator
 from tests.support.key_pieces import leaks
-from wavespeed.api import errors as E
-from wavespeed.api.models import MODEL_EDIT, KontextRequest
-from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
-from wavespeed.settings.config import Settings, load_settings
 
 T2I_PATH = "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image"
 WRONG_KEY = "wrong-key-ZZZZ-5555-leakcheck"

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.api.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
+from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, http_reply
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest, Prediction
-from wavespeed.api.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
-from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 KEY = "hostile-parse-key-123456"
 # Not "0123456789abcdef...": it holds 8 characters of the test keys ("...-0123456789"), which

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api import replies as R
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
 
 from tests.support.hostile_server import RawServer, fast_client, http_reply
-from wavespeed.api import errors as E
-from wavespeed.api import replies as R
-from wavespeed.api.models import KontextRequest, Prediction
 
 STATUSES = [
     200,

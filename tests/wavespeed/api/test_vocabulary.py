@@ -7,17 +7,22 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api import vocabulary
+from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.api.vocabulary import (
+    JournalStatus,
+    TaskStatus,
+    check_request_id,
+    is_request_id,
+)
+from wavespeed_kontext_pack.wavespeed.journal import singleflight
+from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
+from wavespeed_kontext_pack.wavespeed.limits import poller, scheduler
+from wavespeed_kontext_pack.wavespeed.net import client, transport
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
-from wavespeed.api import errors as E
-from wavespeed.api import vocabulary
-from wavespeed.api.models import Prediction
-from wavespeed.api.vocabulary import JournalStatus, TaskStatus, check_request_id, is_request_id
-from wavespeed.journal import singleflight
-from wavespeed.journal.task_journal import Journal
-from wavespeed.limits import poller, scheduler
-from wavespeed.net import client, transport
-from wavespeed.net.client import WaveSpeedClient
 
 
 def test_cancel_check_is_one_object_everywhere() -> None:

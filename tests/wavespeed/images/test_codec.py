@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from scripts.pack_loader import REPO_ROOT
-from wavespeed.api.errors import ImageDecodeError
-from wavespeed.images.batch_plan import images_to_tensor
-from wavespeed.images.codec import (
+from wavespeed_kontext_pack.wavespeed.api.errors import ImageDecodeError
+from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
+from wavespeed_kontext_pack.wavespeed.images.codec import (
     MAX_PIXELS,
     decode_image,
     decode_to_uint8,
     image_size,
     tensor_to_png,
 )
+
+from scripts.pack_loader import REPO_ROOT
 
 F32 = np.float32
 

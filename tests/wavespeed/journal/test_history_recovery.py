@@ -13,14 +13,19 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from wavespeed_kontext_pack.wavespeed.api.models import (
+    MODEL_EDIT,
+    MODEL_TEXT_TO_IMAGE,
+    KontextRequest,
+    Prediction,
+)
+from wavespeed_kontext_pack.wavespeed.journal import history_search as H
+from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
 from emulator.routes.echo import echo_of, go_value
 from tests.support.hostile_server import fast_client
-from wavespeed.api.models import MODEL_EDIT, MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
-from wavespeed.journal import history_search as H
-from wavespeed.journal.task_records import params_hash
-from wavespeed.net.client import WaveSpeedClient
 
 T2I_SCHEMA = H.SCHEMA_KEYS[MODEL_TEXT_TO_IMAGE]
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
 
 from emulator import Emulator
-from wavespeed.journal.task_journal import Journal
 
 WORKER = Path(__file__).resolve().parents[2] / "support" / "journal_crash_worker.py"
 DAY = 86400.0

@@ -13,12 +13,18 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.limits.poll_plan import PollPlan, TokenBucket
+from wavespeed_kontext_pack.wavespeed.limits.poller import (
+    MAX_BUDGET_RPS,
+    MIN_BUDGET_RPS,
+    PollBook,
+    Poller,
+    budget_from_env,
+)
 
 from emulator import Emulator
-from wavespeed.api import errors as E
-from wavespeed.api.models import Prediction
-from wavespeed.limits.poll_plan import PollPlan, TokenBucket
-from wavespeed.limits.poller import MAX_BUDGET_RPS, MIN_BUDGET_RPS, PollBook, Poller, budget_from_env
 
 ENV = "WAVESPEED_POLL_BUDGET_RPS"
 RTT = 0.01  # a poll's reply comes back this long after it was sent (the fake network)

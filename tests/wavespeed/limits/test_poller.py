@@ -8,12 +8,18 @@ import threading
 import time
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.limits.poller import (
+    Poller,
+    PollPlan,
+    budget_from_env,
+    poller_for,
+    reset_pollers,
+)
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator, Tier
-from wavespeed.api import errors as E
-from wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
-from wavespeed.limits.poller import Poller, PollPlan, budget_from_env, poller_for, reset_pollers
-from wavespeed.net.client import WaveSpeedClient
 
 KEY = "poller-key-0123456789"
 

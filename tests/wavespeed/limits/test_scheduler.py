@@ -8,18 +8,18 @@ import time
 from collections.abc import Callable
 
 import pytest
-
-from emulator import Emulator
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest, Prediction
-from wavespeed.limits.scheduler import (
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.limits.scheduler import (
     SubmitScheduler,
     limit_from_env,
     reset_schedulers,
     scheduler_for,
     window_from_env,
 )
-from wavespeed.net.client import RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
+
+from emulator import Emulator
 
 KEY = "sched-key-0123456789"
 

@@ -17,12 +17,18 @@ from typing import Any
 
 import pytest
 import requests
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import (
+    MODEL_EDIT,
+    MODEL_MULTI,
+    MODEL_TEXT_TO_IMAGE,
+    KontextRequest,
+    Prediction,
+)
+from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
+from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator, size_for_aspect_ratio
-from wavespeed.api import errors as E
-from wavespeed.api.models import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
-from wavespeed.images.batch_plan import images_to_tensor
-from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 FAST_POLL = PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1)
 

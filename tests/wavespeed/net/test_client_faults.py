@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import requests
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
+from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
-from wavespeed.images.batch_plan import images_to_tensor
-from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 ATTEMPTS = 4
 HISTORY_HINT = "check your WaveSpeed history"

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_settings
 
 from tests.support.hostile_server import RawServer, http_reply
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
-from wavespeed.net.client import RetryPolicy, WaveSpeedClient
-from wavespeed.settings.config import Settings, load_settings
 
 KEY = "hostile-origin-key-123456"
 

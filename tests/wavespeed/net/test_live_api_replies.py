@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.api.vocabulary import FAILED_STATUSES, TaskStatus
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
 from tests.support.hostile_server import fast_client
 from tests.wavespeed.net.test_client_faults import t2i
-from wavespeed.api import errors as E
-from wavespeed.api.models import Prediction
-from wavespeed.api.vocabulary import FAILED_STATUSES, TaskStatus
-from wavespeed.net.client import WaveSpeedClient
 
 TASK = "0123456789abcdef0123456789abcdef"
 

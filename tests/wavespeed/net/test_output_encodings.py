@@ -15,9 +15,9 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
 
 from tests.support.hostile_server import RawServer, fast_client, http_reply, run_bounded
-from wavespeed.api import errors as E
 
 KEY = "download-encoding-key-0123456789"
 PAYLOAD = os.urandom(200_000) + b"\x00" * 300_000  # half noise, half compressible

@@ -9,13 +9,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.replies import MAX_RETRY_AFTER_S, retry_after_s
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
 from tests.support.hostile_server import fast_client, run_bounded
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
-from wavespeed.api.replies import MAX_RETRY_AFTER_S, retry_after_s
-from wavespeed.net.client import WaveSpeedClient
 
 SLACK_S = 2.0
 

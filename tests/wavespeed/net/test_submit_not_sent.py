@@ -15,11 +15,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, ResetServer, fast_client, run_bounded, self_signed_tls
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
 
 KEY = "not-sent-key-0123456789abcdef"
 

@@ -22,14 +22,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.net import transport
+from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, http_reply
 from tests.support.hostile_server import run_bounded as shared_run_bounded
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
-from wavespeed.net import transport
-from wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 BYTE_EVERY_S = 0.2  # a ~300-byte reply takes a minute: far past every bound below
 SLACK_S = 2.0

@@ -17,10 +17,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from wavespeed.api import errors as E
-from wavespeed.net.client import WaveSpeedClient
-from wavespeed.settings.config import load_settings
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.settings.config import load_settings
 
 KEY = "base-url-property-key-0123456789"
 

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from emulator import Emulator
-from wavespeed.api import errors as E
-from wavespeed.net.client import WaveSpeedClient
-from wavespeed.settings.config import (
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.settings.config import (
     DEFAULT_BASE_URL,
     MISSING_KEY_HELP,
     check_base_url,
@@ -22,6 +20,8 @@ from wavespeed.settings.config import (
     resolve_api_key,
     resolve_base_url,
 )
+
+from emulator import Emulator
 
 
 @pytest.fixture(autouse=True)

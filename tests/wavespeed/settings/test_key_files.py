@@ -11,13 +11,13 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
+from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.settings.config import resolve_api_key
 
 from emulator import Emulator
 from tests.support.key_pieces import CASE_1_KEY, leaks
-from wavespeed.api import errors as E
-from wavespeed.api.models import KontextRequest
-from wavespeed.net.client import RetryPolicy, WaveSpeedClient
-from wavespeed.settings.config import resolve_api_key
 
 ODD_KEY = "ws+k3y/with=odd&chars%2F=="
 
