@@ -27,8 +27,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..wavespeed.api import errors as E
-from ..wavespeed.api.models import (
+from ..wavespeed import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
     GUIDANCE_DEFAULT,
@@ -38,9 +37,10 @@ from ..wavespeed.api.models import (
     PRICE_PER_IMAGE_USD,
     SEED_MAX,
     SEED_MIN,
+    CancelCheck,
     KontextRequest,
+    errors as E,
 )
-from ..wavespeed.api.vocabulary import CancelCheck
 from .generate import CATEGORY
 from .paid import account_limits as limits
 from .paid.journal_glue import journal_outcome
@@ -350,7 +350,7 @@ class BatchCanvas:
     def place(self, index: int, images: Any) -> None:
         import torch
 
-        from ..wavespeed.images.batch_plan import OutputsTooLargeError, plan_batch
+        from ..wavespeed import OutputsTooLargeError, plan_batch
 
         height, width = int(images.shape[1]), int(images.shape[2])
         if self.tensor is None:

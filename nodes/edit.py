@@ -21,16 +21,16 @@ import dataclasses
 import logging
 from typing import Any
 
-from ..wavespeed.api.errors import InvalidRequestError
-from ..wavespeed.api.models import (
+from ..wavespeed import (
     ASPECT_RATIOS,
     MAX_REFERENCE_IMAGES,
     MODEL_EDIT,
     MODEL_MULTI,
     PRICE_PER_IMAGE_USD,
+    InvalidRequestError,
     KontextRequest,
+    parse_urls,
 )
-from ..wavespeed.net.reference_uploads import parse_urls
 from .generate import KontextSubmitNode, common_inputs
 from .paid.submission import submit_task
 from .shared.image_inputs import Reference, check_sizes, image_references, resolve, url_references

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..wavespeed.api.models import (
+from ..wavespeed import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
     GUIDANCE_DEFAULT,

@@ -10,10 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..wavespeed.api import errors as E
-from ..wavespeed.api.models import Prediction
-from ..wavespeed.api.vocabulary import CancelCheck
-from ..wavespeed.journal.task_journal import STATUS_EXPIRED, STATUS_FAILED
+from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, errors as E
 from .generate import CATEGORY
 from .paid import account_limits as limits
 from .paid.submission import journal_note, journal_outcome, open_journal
@@ -23,7 +20,7 @@ from .shared.runtime import Watch, get_client, run_blocking
 from .shared.task_value import TASK_TYPE, TaskHandle
 
 if TYPE_CHECKING:
-    from ..wavespeed.net.client import WaveSpeedClient
+    from ..wavespeed import WaveSpeedClient
 
 NSFW_PASS, NSFW_FAIL = "pass through", "fail"
 DOWNLOAD_BUDGET_S = 180.0
@@ -65,7 +62,7 @@ def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeE
     Its image_urls output is never produced then, so the error carries the URLs (the line lists
     them when they fit whole, else names the places that keep them); polling again would only
     fail the same way."""
-    from ..wavespeed.images.batch_plan import OutputsTooLargeError
+    from ..wavespeed import OutputsTooLargeError
 
     urls = tuple(o for o in prediction.outputs if o.startswith(("http://", "https://")))
     plural = "s" if len(urls) > 1 else ""
@@ -94,7 +91,7 @@ def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: Cancel
 
     The number of outputs is checked before anything is downloaded, and a memory refusal
     (OutputsTooLargeError) is final: downloading again would give the same sizes."""
-    from ..wavespeed.images.batch_plan import OutputsTooLargeError, check_output_count, images_to_tensor
+    from ..wavespeed import OutputsTooLargeError, check_output_count, images_to_tensor
 
     if not prediction.outputs:
         raise E.ServerError(

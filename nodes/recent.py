@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..wavespeed.api.errors import InvalidRequestError
-from ..wavespeed.journal.task_journal import STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_FLIGHT, TaskRecord
+from ..wavespeed import STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_FLIGHT, InvalidRequestError, TaskRecord
 from .generate import CATEGORY
 from .paid.submission import current_journal
 from .shared import comfy_bridge as bridge

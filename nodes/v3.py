@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from comfy_api.latest import ComfyExtension, io
 
-from ..wavespeed.api.models import PRICE_PER_IMAGE_USD
+from ..wavespeed import PRICE_PER_IMAGE_USD
 from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from .shared.pricing import multipliers_of, price_badge_expr
 from .shared.task_value import TASK_TYPE

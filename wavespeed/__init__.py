@@ -1,5 +1,195 @@
-"""Pure-Python WaveSpeed v3 layer: config, request models, client, image codec.
+"""The WaveSpeed layer: everything the node layer uses, by name, in one place (the facade).
 
-Knows nothing of ComfyUI. Importing the package is cheap on purpose (the client pulls in
-``requests`` and the codec pulls in torch only when their modules are imported).
+Pure Python, no ComfyUI. The work lives in subpackages by job, each importing only the ones below it:
+``api`` (the API's shapes: requests, replies, errors, redaction) at the bottom, ``settings`` (key,
+base URL, numbers from the environment), then ``images`` (codec), ``net`` (HTTP client, uploads,
+downloads), ``journal`` (the SQLite task journal, single-flight, history search) and ``limits``
+(submit scheduler, poller). ``nodes/`` imports from here only (tests/tooling/test_layout.py holds
+it to that). A name loads its module on first use (PEP 562), so the pack's import stays light:
+``requests`` and torch come in only when a node first needs them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import errors as errors
+    from .api.errors import (
+        CancelledError as CancelledError,
+        InvalidRequestError as InvalidRequestError,
+    )
+    from .api.models import (
+        ASPECT_RATIOS as ASPECT_RATIOS,
+        DEFAULT_ASPECT_RATIO as DEFAULT_ASPECT_RATIO,
+        GUIDANCE_DEFAULT as GUIDANCE_DEFAULT,
+        GUIDANCE_MAX as GUIDANCE_MAX,
+        GUIDANCE_MIN as GUIDANCE_MIN,
+        MAX_REFERENCE_IMAGES as MAX_REFERENCE_IMAGES,
+        MODEL_EDIT as MODEL_EDIT,
+        MODEL_MULTI as MODEL_MULTI,
+        MODEL_TEXT_TO_IMAGE as MODEL_TEXT_TO_IMAGE,
+        PRICE_PER_IMAGE_USD as PRICE_PER_IMAGE_USD,
+        SEED_MAX as SEED_MAX,
+        SEED_MIN as SEED_MIN,
+        KontextRequest as KontextRequest,
+        Prediction as Prediction,
+    )
+    from .api.vocabulary import (
+        QUEUED_STATUSES as QUEUED_STATUSES,
+        CancelCheck as CancelCheck,
+    )
+    from .images.batch_plan import (
+        OutputsTooLargeError as OutputsTooLargeError,
+        check_output_count as check_output_count,
+        images_to_tensor as images_to_tensor,
+        plan_batch as plan_batch,
+    )
+    from .journal.history_search import (
+        Unconfirmed as Unconfirmed,
+        find_submitted as find_submitted,
+    )
+    from .journal.singleflight import (
+        LEASES as LEASES,
+        STATE_UNCERTAIN as STATE_UNCERTAIN,
+        Flights as Flights,
+        acquire as acquire,
+        clock_text as clock_text,
+        interrupted_message as interrupted_message,
+        new_intent as new_intent,
+        owner_alive as owner_alive,
+    )
+    from .journal.sqlite_file import (
+        journal_failure as journal_failure,
+    )
+    from .journal.task_journal import (
+        RETENTION_S as RETENTION_S,
+        STATUS_COMPLETED as STATUS_COMPLETED,
+        STATUS_EXPIRED as STATUS_EXPIRED,
+        STATUS_FAILED as STATUS_FAILED,
+        STATUS_IN_FLIGHT as STATUS_IN_FLIGHT,
+        Intent as Intent,
+        Journal as Journal,
+        JournalError as JournalError,
+        TaskRecord as TaskRecord,
+        default_journal_dir as default_journal_dir,
+        params_hash as params_hash,
+    )
+    from .limits.poll_book import (
+        budget_from_env as budget_from_env,
+    )
+    from .limits.poller import (
+        Poller as Poller,
+        poller_for as poller_for,
+    )
+    from .limits.scheduler import (
+        SubmitScheduler as SubmitScheduler,
+        scheduler_for as scheduler_for,
+    )
+    from .net.client import (
+        WaveSpeedClient as WaveSpeedClient,
+    )
+    from .net.reference_uploads import (
+        CACHE as CACHE,
+        PreparedImage as PreparedImage,
+        batch_size as batch_size,
+        check_size as check_size,
+        parse_urls as parse_urls,
+        prepare as prepare,
+    )
+    from .settings.config import (
+        load_settings as load_settings,
+    )
+    from .settings.env_numbers import (
+        positive_float_from_env as positive_float_from_env,
+    )
+    from .settings.session_budget import (
+        SessionSpend as SessionSpend,
+        session_budget_usd as session_budget_usd,
+    )
+
+_WHERE: dict[str, str] = {
+    "errors": "api.errors",
+    **dict.fromkeys(("CancelledError", "InvalidRequestError"), "api.errors"),
+    **dict.fromkeys(
+        (
+            "ASPECT_RATIOS",
+            "DEFAULT_ASPECT_RATIO",
+            "GUIDANCE_DEFAULT",
+            "GUIDANCE_MAX",
+            "GUIDANCE_MIN",
+            "KontextRequest",
+            "MAX_REFERENCE_IMAGES",
+            "MODEL_EDIT",
+            "MODEL_MULTI",
+            "MODEL_TEXT_TO_IMAGE",
+            "Prediction",
+            "PRICE_PER_IMAGE_USD",
+            "SEED_MAX",
+            "SEED_MIN",
+        ),
+        "api.models",
+    ),
+    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES"), "api.vocabulary"),
+    **dict.fromkeys(
+        ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"
+    ),
+    **dict.fromkeys(("find_submitted", "Unconfirmed"), "journal.history_search"),
+    **dict.fromkeys(
+        (
+            "acquire",
+            "clock_text",
+            "Flights",
+            "interrupted_message",
+            "LEASES",
+            "new_intent",
+            "owner_alive",
+            "STATE_UNCERTAIN",
+        ),
+        "journal.singleflight",
+    ),
+    **dict.fromkeys(("journal_failure",), "journal.sqlite_file"),
+    **dict.fromkeys(
+        (
+            "default_journal_dir",
+            "Intent",
+            "Journal",
+            "JournalError",
+            "params_hash",
+            "RETENTION_S",
+            "STATUS_COMPLETED",
+            "STATUS_EXPIRED",
+            "STATUS_FAILED",
+            "STATUS_IN_FLIGHT",
+            "TaskRecord",
+        ),
+        "journal.task_journal",
+    ),
+    **dict.fromkeys(("budget_from_env",), "limits.poll_book"),
+    **dict.fromkeys(("Poller", "poller_for"), "limits.poller"),
+    **dict.fromkeys(("scheduler_for", "SubmitScheduler"), "limits.scheduler"),
+    **dict.fromkeys(("WaveSpeedClient",), "net.client"),
+    **dict.fromkeys(
+        ("batch_size", "CACHE", "check_size", "parse_urls", "prepare", "PreparedImage"),
+        "net.reference_uploads",
+    ),
+    **dict.fromkeys(("load_settings",), "settings.config"),
+    **dict.fromkeys(("positive_float_from_env",), "settings.env_numbers"),
+    **dict.fromkeys(("session_budget_usd", "SessionSpend"), "settings.session_budget"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the module that holds ``name`` on first use (``from ..wavespeed import X``)."""
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f".{where}", __name__)
+    value = module if where.rsplit(".", 1)[-1] == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(_WHERE)

@@ -14,14 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ...wavespeed.api.vocabulary import CancelCheck
-from ...wavespeed.settings.env_numbers import positive_float_from_env
+from ...wavespeed import CancelCheck, positive_float_from_env
 
 if TYPE_CHECKING:
-    from ...wavespeed.api.models import KontextRequest, Prediction
-    from ...wavespeed.limits.poller import Poller
-    from ...wavespeed.limits.scheduler import SubmitScheduler
-    from ...wavespeed.net.client import WaveSpeedClient
+    from ...wavespeed import KontextRequest, Poller, Prediction, SubmitScheduler, WaveSpeedClient
 
 ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
@@ -37,7 +33,7 @@ def submit_wait_s() -> float:
 
 
 def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
-    from ...wavespeed.limits.scheduler import scheduler_for
+    from ...wavespeed import scheduler_for
 
     return scheduler_for(account_key(client))
 
@@ -46,7 +42,7 @@ def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | 
     """The account's poller; ``history`` (model -> past inference seconds) is used by the first
     caller that makes it."""
 
-    from ...wavespeed.limits.poller import Poller, poller_for
+    from ...wavespeed import Poller, poller_for
 
     def make() -> Poller:
         return Poller(
@@ -66,7 +62,7 @@ def submit(
 ) -> Prediction:
     """POST the task once the account's window has room; a 429 is waited out (status text), not an
     error, inside WAVESPEED_SUBMIT_WAIT_S."""
-    from ...wavespeed.limits.poll_book import budget_from_env
+    from ...wavespeed import budget_from_env
 
     budget_from_env()  # the poller's budget setting, refused before anything is paid (issue 17 case 8)
     deadline = time.monotonic() + submit_wait_s()

@@ -11,12 +11,12 @@ import logging
 import threading
 from typing import Any
 
-from ...wavespeed.api.models import Prediction
-from ...wavespeed.journal.task_journal import (
+from ...wavespeed import (
     STATUS_COMPLETED,
     STATUS_FAILED,
     STATUS_IN_FLIGHT,
     Journal,
+    Prediction,
     default_journal_dir,
 )
 from ..shared import comfy_bridge as bridge

@@ -28,19 +28,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...wavespeed.api import errors as E
-from ...wavespeed.api.models import KontextRequest, Prediction
-from ...wavespeed.api.vocabulary import CancelCheck
-from ...wavespeed.journal.singleflight import Flights, acquire, new_intent
-from ...wavespeed.journal.sqlite_file import journal_failure
-from ...wavespeed.journal.task_journal import (
+from ...wavespeed import (
     RETENTION_S,
     STATUS_COMPLETED,
     STATUS_IN_FLIGHT,
+    CancelCheck,
+    Flights,
     Intent,
     Journal,
     JournalError,
+    KontextRequest,
+    Prediction,
     TaskRecord,
+    acquire,
+    errors as E,
+    journal_failure,
+    new_intent,
     params_hash,
 )
 from ..shared import comfy_bridge as bridge
@@ -49,7 +52,7 @@ from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal
 
 if TYPE_CHECKING:
-    from ...wavespeed.net.client import WaveSpeedClient
+    from ...wavespeed import WaveSpeedClient
 
 T = TypeVar("T")
 
@@ -252,7 +255,7 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
 def afford(requests: Sequence[KontextRequest]) -> float:
     """The whole price of several submits, refused (nothing submitted) if the session budget
     cannot cover all of it. Returns the total."""
-    from ...wavespeed.settings.session_budget import session_budget_usd
+    from ...wavespeed import session_budget_usd
     from .paid_post import SESSION_SPEND
 
     total = sum(r.price_usd for r in requests)
@@ -269,7 +272,7 @@ def afford(requests: Sequence[KontextRequest]) -> float:
 def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
     """Params with uploaded images named by their content: an image uploaded again after a restart
     gets a new URL, but it is the same input, so the same task may be reused."""
-    from ...wavespeed.net.reference_uploads import CACHE
+    from ...wavespeed import CACHE
 
     def ident(url: Any) -> Any:
         return (CACHE.content_id(url) or url) if isinstance(url, str) else url

@@ -15,19 +15,25 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from ...wavespeed.api import errors as E
-from ...wavespeed.api.models import Prediction
-from ...wavespeed.api.vocabulary import CancelCheck
-from ...wavespeed.journal.singleflight import LEASES, STATE_UNCERTAIN, owner_alive
-from ...wavespeed.journal.task_journal import STATUS_IN_FLIGHT, Intent
-from ...wavespeed.settings.session_budget import SessionSpend, session_budget_usd
+from ...wavespeed import (
+    LEASES,
+    STATE_UNCERTAIN,
+    STATUS_IN_FLIGHT,
+    CancelCheck,
+    Intent,
+    Prediction,
+    SessionSpend,
+    errors as E,
+    owner_alive,
+    session_budget_usd,
+)
 from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from . import account_limits as limits
 from .journal_glue import journal_status
 
 if TYPE_CHECKING:
-    from ...wavespeed.net.client import WaveSpeedClient
+    from ...wavespeed import WaveSpeedClient
     from .paid_path import PaidSubmit
 
 log = logging.getLogger("wavespeed")

@@ -12,11 +12,16 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...wavespeed.api import errors as E
-from ...wavespeed.api.models import Prediction
-from ...wavespeed.api.vocabulary import CancelCheck
-from ...wavespeed.journal.singleflight import clock_text, interrupted_message
-from ...wavespeed.journal.task_journal import STATUS_EXPIRED, Intent, Journal
+from ...wavespeed import (
+    STATUS_EXPIRED,
+    CancelCheck,
+    Intent,
+    Journal,
+    Prediction,
+    clock_text,
+    errors as E,
+    interrupted_message,
+)
 from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from .journal_glue import journal_note, journal_outcome, journal_status
@@ -68,7 +73,7 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
     watch.publish()
     request = paid.request
 
-    from ...wavespeed.journal.history_search import Unconfirmed, find_submitted  # only on this rare path
+    from ...wavespeed import Unconfirmed, find_submitted  # only on this rare path
 
     def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:
         try:
@@ -121,7 +126,7 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
 def _uploaded_again(params: dict[str, Any]) -> frozenset[str]:
     """The image keys whose URLs this process uploaded: after a restart the same image has a new
     URL, so the interrupted task's echo is matched on the other keys (and the image count)."""
-    from ...wavespeed.net.reference_uploads import CACHE
+    from ...wavespeed import CACHE
 
     def ours(url: object) -> bool:
         return isinstance(url, str) and CACHE.content_id(url) is not None

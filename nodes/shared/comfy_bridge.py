@@ -18,7 +18,7 @@ import math
 import threading
 from typing import Any
 
-from ...wavespeed.api.errors import CancelledError
+from ...wavespeed import CancelledError
 
 log = logging.getLogger("wavespeed")
 

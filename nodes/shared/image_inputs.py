@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ...wavespeed.api.vocabulary import CancelCheck
-from ...wavespeed.net.reference_uploads import CACHE, PreparedImage, batch_size, check_size, prepare
+from ...wavespeed import CACHE, CancelCheck, PreparedImage, batch_size, check_size, prepare
 from . import comfy_bridge as bridge
 from .runtime import Watch, get_client, run_blocking
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ...wavespeed.api.models import Prediction
-from ...wavespeed.api.vocabulary import QUEUED_STATUSES
+from ...wavespeed import QUEUED_STATUSES, Prediction
 
 _TYPICAL_INFERENCE_S = 12.0
 

@@ -16,14 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...wavespeed.api import errors as E
-from ...wavespeed.api.vocabulary import CancelCheck
+from ...wavespeed import CancelCheck, errors as E
 from . import comfy_bridge as bridge
 
 if TYPE_CHECKING:
     import asyncio
 
-    from ...wavespeed.net.client import WaveSpeedClient
+    from ...wavespeed import WaveSpeedClient
 
 T = TypeVar("T")
 
@@ -39,8 +38,7 @@ _clients_lock = threading.Lock()
 def get_client() -> WaveSpeedClient:
     """The pooled client for the current key and base URL (read from the environment each time,
     so a key set after start-up works without restarting ComfyUI)."""
-    from ...wavespeed.net.client import WaveSpeedClient
-    from ...wavespeed.settings.config import load_settings
+    from ...wavespeed import WaveSpeedClient, load_settings
 
     settings = load_settings(extra_files=[PACK_KEY_FILE])
     fingerprint = hashlib.sha256(settings.api_key.encode()).hexdigest()

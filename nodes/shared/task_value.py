@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...wavespeed.api.models import Prediction
+from ...wavespeed import Prediction
 
 TASK_TYPE = "WAVESPEED_TASK"
 

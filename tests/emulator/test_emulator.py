@@ -24,6 +24,7 @@ from PIL import Image
 
 from emulator import Emulator, render_edit, render_text_to_image, size_for_aspect_ratio
 from emulator.behaviour.imagegen import RGB
+from scripts import layout
 from scripts.pack_loader import REPO_ROOT
 
 T2I = "wavespeed-ai/flux-kontext-max/text-to-image"
@@ -663,41 +664,15 @@ def test_cli_runs_until_sigterm() -> None:
 
 EMULATOR_DIR = REPO / "emulator"
 # The modules that answer requests: they may reach the state only through backend.Backend.
-REQUEST_SIDE = ("handler.py", "wire.py", "fault_acts.py", "upload_routes.py")
+REQUEST_SIDE = ("routes/handler.py", "routes/wire.py", "behaviour/fault_acts.py", "routes/upload_routes.py")
 
 
-def _emulator_imports() -> dict[str, set[str]]:
-    """Module name -> the emulator modules it imports (relative imports, TYPE_CHECKING ones too)."""
-    graph: dict[str, set[str]] = {}
-    for path in sorted(EMULATOR_DIR.glob("*.py")):
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    found.add(node.module.split(".")[0])
-                else:
-                    found.update(alias.name for alias in node.names)
-        graph[path.stem] = found
-    return graph
-
-
-def test_emulator_imports_point_one_way_with_no_cycle() -> None:
-    graph = _emulator_imports()
+def test_request_side_never_imports_the_server_back() -> None:
+    """Import cycles and module sizes are checked for the whole pack in tests/tooling/test_layout.py."""
+    arrows = layout.import_arrows()
     for name in REQUEST_SIDE:
-        assert "server" not in graph[Path(name).stem], f"{name} imports server.py back"
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(mod: str, path: list[str]) -> None:
-        state[mod] = 1
-        for dep in sorted(graph.get(mod, ())):
-            assert state.get(dep) != 1, f"import cycle: {' -> '.join([*path, mod, dep])}"
-            if dep not in state:
-                visit(dep, [*path, mod])
-        state[mod] = 2
-
-    for mod in graph:
-        if mod not in state:
-            visit(mod, [])
+        module = "emulator." + name.removesuffix(".py").replace("/", ".")
+        assert (module, "emulator.server") not in arrows, f"{name} imports server.py back"
 
 
 def test_request_handling_uses_only_the_public_backend() -> None:
@@ -715,9 +690,3 @@ def test_request_handling_uses_only_the_public_backend() -> None:
             ):
                 private.append(f"{name}:{node.lineno} .{node.value.attr}.{node.attr}")
     assert private == []
-
-
-def test_emulator_modules_stay_small() -> None:
-    """One job per module: none over ~400 lines unless its docstring says why (none does today)."""
-    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in EMULATOR_DIR.glob("*.py")}
-    assert {name: n for name, n in sizes.items() if n > 400} == {}

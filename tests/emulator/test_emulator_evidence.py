@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 from PIL import Image
 
 from emulator import KIND, PREFERRED_KONTEXT_RESOLUTIONS, Emulator, nearest_kontext_size

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench import bench_scale, bench_side_by_side
-from bench import run as bench_run
+from bench import bench_scale, bench_side_by_side, run as bench_run
 
 
 def test_side_by_side_has_a_row_per_poller() -> None:

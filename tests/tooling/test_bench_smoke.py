@@ -20,8 +20,8 @@ from bench import (
     bench_journal,
     bench_load,
     bench_overhead,
+    run as bench_run,
 )
-from bench import run as bench_run
 
 
 def _check(result: BenchResult, *, nan_ok: Iterable[str] = ()) -> None:

@@ -40,8 +40,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from ..api import errors as E
-from ..api import replies as R
+from ..api import errors as E, replies as R
 from ..api.models import Balance, HistoryItem, KontextRequest, Prediction, UploadReply
 from ..api.replies import retry_after_s
 from ..api.vocabulary import CancelCheck, check_request_id

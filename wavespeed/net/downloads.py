@@ -30,8 +30,7 @@ from urllib.parse import urljoin
 import requests
 from urllib3.util import parse_url
 
-from ..api import errors as E
-from ..api import replies as R
+from ..api import errors as E, replies as R
 from ..api.replies import retry_after_s
 from ..api.vocabulary import CancelCheck
 from . import transport

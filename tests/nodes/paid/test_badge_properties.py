@@ -24,8 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyNotInstalledError, ensure_installed

@@ -14,8 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient

@@ -23,10 +23,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 import wavespeed_kontext_pack.wavespeed.images.batch_plan
 import wavespeed_kontext_pack.wavespeed.journal.sqlite_file  # noqa: F401  (JournalError: every subclass counts)
-from hypothesis import HealthCheck, assume, example, given, settings
-from hypothesis import strategies as st
-from wavespeed_kontext_pack.wavespeed.api import errors as E
-from wavespeed_kontext_pack.wavespeed.api import redaction
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from wavespeed_kontext_pack.wavespeed.api import errors as E, redaction
 
 from tests.support.key_pieces import CASE_1_KEY, leaks, lower_hex
 

@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
-from wavespeed_kontext_pack.wavespeed.api import errors as E
-from wavespeed_kontext_pack.wavespeed.api import replies as R
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+from wavespeed_kontext_pack.wavespeed.api import errors as E, replies as R
 from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
 
 from tests.support.hostile_server import RawServer, fast_client, http_reply

@@ -7,8 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api import errors as E
-from wavespeed_kontext_pack.wavespeed.api import vocabulary
+from wavespeed_kontext_pack.wavespeed.api import errors as E, vocabulary
 from wavespeed_kontext_pack.wavespeed.api.models import Prediction
 from wavespeed_kontext_pack.wavespeed.api.vocabulary import (
     JournalStatus,

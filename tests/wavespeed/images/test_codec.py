@@ -534,7 +534,7 @@ def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                assert (node.level, node.module) == (1, "errors"), f"relative import of {node.module}"
+                assert (node.level, node.module) == (2, "api.errors"), f"relative import of {node.module}"
                 continue
             names = [node.module or ""]
         else:

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api.models import (
     MODEL_EDIT,
     MODEL_TEXT_TO_IMAGE,

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import Prediction
 from wavespeed_kontext_pack.wavespeed.limits.poll_plan import PollPlan, TokenBucket

@@ -28,8 +28,7 @@ from wavespeed_kontext_pack.wavespeed.net import transport
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator
-from tests.support.hostile_server import RawServer, http_reply
-from tests.support.hostile_server import run_bounded as shared_run_bounded
+from tests.support.hostile_server import RawServer, http_reply, run_bounded as shared_run_bounded
 
 BYTE_EVERY_S = 0.2  # a ~300-byte reply takes a minute: far past every bound below
 SLACK_S = 2.0
