@@ -28,13 +28,21 @@ def modules(root: Path = REPO_ROOT) -> dict[str, Path]:
     return found
 
 
-def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+def _type_checking_only(tree: ast.Module) -> set[ast.AST]:
+    """The import statements under ``if TYPE_CHECKING:``: names for the checker, not imports at run time."""
+    blocks = [n for n in ast.walk(tree) if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
+    return {node for block in blocks for stmt in block.body for node in ast.walk(stmt)}
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path], runtime_only: bool = False) -> set[str]:
     """The pack modules one module imports: ``from .x import y`` counts ``x``, or ``x.y`` if it is a module."""
     here = name.split(".") if name else []
     package = here if path.name == "__init__.py" else here[:-1]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _type_checking_only(tree) if runtime_only else set()
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.ImportFrom) or not node.level:
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not node.level or node in skip:
             continue
         base = package[: len(package) - node.level + 1]
         target = ".".join(base + ([node.module] if node.module else []))
@@ -44,9 +52,12 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     return {m for m in found if m in known and m != name}
 
 
-def import_arrows(root: Path = REPO_ROOT) -> set[tuple[str, str]]:
+def import_arrows(root: Path = REPO_ROOT, runtime_only: bool = False) -> set[tuple[str, str]]:
+    """Every (importer, imported) pair; ``runtime_only`` leaves out the TYPE_CHECKING imports."""
     known = modules(root)
-    return {(name, dep) for name, path in known.items() for dep in imports_of(name, path, known)}
+    return {
+        (name, dep) for name, path in known.items() for dep in imports_of(name, path, known, runtime_only)
+    }
 
 
 def line_counts(root: Path = REPO_ROOT) -> dict[str, int]:

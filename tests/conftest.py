@@ -27,7 +27,7 @@ class _OneNameForThePack(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _OneNameForThePack())
 load_pack()
 
-from wavespeed_kontext_pack.wavespeed.api import redaction  # noqa: E402  (after load_pack: the pack's one name)
+from wavespeed_kontext_pack.wavespeed.core import redaction  # noqa: E402  (after load_pack: the pack's one name)
 
 TEST_API_KEY = "test-key-0123456789"
 

@@ -1,12 +1,13 @@
 """The WaveSpeed layer: everything the node layer uses, by name, in one place (the facade).
 
-Pure Python, no ComfyUI. The work lives in subpackages by job, each importing only the ones below it:
-``api`` (the API's shapes: requests, replies, errors, redaction) at the bottom, ``settings`` (key,
-base URL, numbers from the environment), then ``images`` (codec), ``net`` (HTTP client, uploads,
-downloads), ``journal`` (the SQLite task journal, single-flight, history search) and ``limits``
-(submit scheduler, poller). ``nodes/`` imports from here only (tests/tooling/test_layout.py holds
-it to that). A name loads its module on first use (PEP 562), so the pack's import stays light:
-``requests`` and torch come in only when a node first needs them.
+Pure Python, no ComfyUI. The work lives in subpackages by job, each importing only those below it:
+``core`` (errors, key redaction, shared names) at the bottom; ``settings`` (key, base URL and
+the addresses it allows, numbers from the environment, session budget); ``api`` (the API's shapes:
+the Kontext request, replies) and ``images`` (codec, batch plan); ``net`` (HTTP client, uploads,
+downloads); ``journal`` (the SQLite task journal, single-flight, history search) and ``limits``
+(submit scheduler, poller) at the top. ``nodes/`` imports from here only; tests/tooling/test_layout.py holds both rules. A name loads
+its module on first use (PEP 562), so the pack's import stays light: ``requests`` and torch come in
+only when a node first needs them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import errors as errors
-    from .api.errors import (
-        CancelledError as CancelledError,
-        InvalidRequestError as InvalidRequestError,
-    )
     from .api.models import (
         ASPECT_RATIOS as ASPECT_RATIOS,
         DEFAULT_ASPECT_RATIO as DEFAULT_ASPECT_RATIO,
@@ -36,20 +32,16 @@ if TYPE_CHECKING:
         KontextRequest as KontextRequest,
         Prediction as Prediction,
     )
-    from .api.vocabulary import (
-        QUEUED_STATUSES as QUEUED_STATUSES,
-        CancelCheck as CancelCheck,
-    )
+    from .core import errors as errors
+    from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
+    from .core.vocabulary import QUEUED_STATUSES as QUEUED_STATUSES, CancelCheck as CancelCheck
     from .images.batch_plan import (
         OutputsTooLargeError as OutputsTooLargeError,
         check_output_count as check_output_count,
         images_to_tensor as images_to_tensor,
         plan_batch as plan_batch,
     )
-    from .journal.history_search import (
-        Unconfirmed as Unconfirmed,
-        find_submitted as find_submitted,
-    )
+    from .journal.history_search import Unconfirmed as Unconfirmed, find_submitted as find_submitted
     from .journal.singleflight import (
         LEASES as LEASES,
         STATE_UNCERTAIN as STATE_UNCERTAIN,
@@ -60,9 +52,7 @@ if TYPE_CHECKING:
         new_intent as new_intent,
         owner_alive as owner_alive,
     )
-    from .journal.sqlite_file import (
-        journal_failure as journal_failure,
-    )
+    from .journal.sqlite_file import journal_failure as journal_failure
     from .journal.task_journal import (
         RETENTION_S as RETENTION_S,
         STATUS_COMPLETED as STATUS_COMPLETED,
@@ -76,20 +66,10 @@ if TYPE_CHECKING:
         default_journal_dir as default_journal_dir,
         params_hash as params_hash,
     )
-    from .limits.poll_book import (
-        budget_from_env as budget_from_env,
-    )
-    from .limits.poller import (
-        Poller as Poller,
-        poller_for as poller_for,
-    )
-    from .limits.scheduler import (
-        SubmitScheduler as SubmitScheduler,
-        scheduler_for as scheduler_for,
-    )
-    from .net.client import (
-        WaveSpeedClient as WaveSpeedClient,
-    )
+    from .limits.poll_book import budget_from_env as budget_from_env
+    from .limits.poller import Poller as Poller, poller_for as poller_for
+    from .limits.scheduler import SubmitScheduler as SubmitScheduler, scheduler_for as scheduler_for
+    from .net.client import WaveSpeedClient as WaveSpeedClient
     from .net.reference_uploads import (
         CACHE as CACHE,
         PreparedImage as PreparedImage,
@@ -98,20 +78,16 @@ if TYPE_CHECKING:
         parse_urls as parse_urls,
         prepare as prepare,
     )
-    from .settings.config import (
-        load_settings as load_settings,
-    )
-    from .settings.env_numbers import (
-        positive_float_from_env as positive_float_from_env,
-    )
+    from .settings.config import load_settings as load_settings
+    from .settings.env_numbers import positive_float_from_env as positive_float_from_env
     from .settings.session_budget import (
         SessionSpend as SessionSpend,
         session_budget_usd as session_budget_usd,
     )
 
 _WHERE: dict[str, str] = {
-    "errors": "api.errors",
-    **dict.fromkeys(("CancelledError", "InvalidRequestError"), "api.errors"),
+    "errors": "core.errors",
+    **dict.fromkeys(("CancelledError", "InvalidRequestError"), "core.errors"),
     **dict.fromkeys(
         (
             "ASPECT_RATIOS",
@@ -131,7 +107,7 @@ _WHERE: dict[str, str] = {
         ),
         "api.models",
     ),
-    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES"), "api.vocabulary"),
+    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES"), "core.vocabulary"),
     **dict.fromkeys(
         ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"
     ),

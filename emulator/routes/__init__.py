@@ -1,1 +1,1 @@
-"""routes"""
+"""The emulator's HTTP side: routing, each API route's answer, uploads, multipart, and the wire."""

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...wavespeed import (
-    KontextRequest,
-    errors as E,  # re-exported: tests reach the pack's error family through here
-)
+from ...wavespeed import KontextRequest, errors as E
 from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal, forget_journals, journal_note, journal_outcome, open_journal
 from .paid_path import FLIGHTS, INTENT_WAIT_S, REUSE_MAX_AGE_S, CancelRule, PaidSubmit, submit

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_DIR = Path(__file__).resolve().parents[2]  # the pack's folder: nodes/shared/ is two below it
 PACK_KEY_FILE = PACK_DIR / "wavespeed_api_key.txt"
 _WATCH_INTERVAL_S = 0.1
 

@@ -39,7 +39,7 @@ def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: Mod
         ("a dog", 102),
     ]
     assert {r.seed for r in batch_requests("x", 4, 100, "random", 3.5, "1:1")} == {-1}
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     with pytest.raises(errors.InvalidRequestError, match="prompts is empty"):
         batch_requests(" \n ", 2, 1, "increment", 3.5, "1:1")
     with pytest.raises(errors.InvalidRequestError, match="over the 85 one IMAGE batch may hold"):
@@ -83,7 +83,7 @@ def test_a_partial_failure_keeps_the_paid_images_and_names_the_failure(
 def test_on_failure_fail_raises_naming_the_paid_ids(pack: ModuleType, pack_env: Emulator) -> None:
     pack_env.configure(inference_s=0.2)
     pack_env.next_tasks(times=1, fail="boom", fail_code=1403)
-    with pytest.raises(pack.wavespeed.api.errors.TaskFailedError, match="1 of 2 batch tasks failed") as info:
+    with pytest.raises(pack.wavespeed.core.errors.TaskFailedError, match="1 of 2 batch tasks failed") as info:
         _batch(pack, "a blue jay", 2, seed=9, on_failure="fail")
     assert "paid images kept, fetch by id:" in str(info.value)
 
@@ -93,6 +93,6 @@ def test_the_whole_batch_price_must_fit_the_budget_before_anything_is_sent(
 ) -> None:
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
     pack.nodes.paid.submission.reset_session_state()
-    with pytest.raises(pack.wavespeed.api.errors.BudgetExceededError, match=r"costs \$0.24 \(3 images\)"):
+    with pytest.raises(pack.wavespeed.core.errors.BudgetExceededError, match=r"costs \$0.24 \(3 images\)"):
         _batch(pack, "an owl", 3)
     assert pack_env.requests == []

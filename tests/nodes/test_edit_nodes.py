@@ -218,7 +218,7 @@ def test_concurrent_edits_of_the_same_image_share_one_upload(pack: ModuleType, p
 
 
 def test_failed_upload_is_not_cached(pack: ModuleType, pack_env: Emulator) -> None:
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     pack_env.inject("upload", "status", status=400, message="Unsupported file type")
     image = _image(seed=6)
     with pytest.raises(errors.InvalidRequestError, match="Unsupported file type"):
@@ -249,7 +249,7 @@ def test_a_cached_url_that_has_gone_is_uploaded_again(pack: ModuleType, pack_env
 
 
 def test_cache_waiter_uploads_itself_when_the_uploader_was_cancelled(pack: ModuleType) -> None:
-    uploads, errors = pack.wavespeed.net.reference_uploads, pack.wavespeed.api.errors
+    uploads, errors = pack.wavespeed.net.reference_uploads, pack.wavespeed.core.errors
     cache = uploads.UploadCache()
     prepared = uploads.prepare(_image(), 0, "image")
     started, release = threading.Event(), threading.Event()
@@ -281,7 +281,7 @@ def test_cache_waiter_uploads_itself_when_the_uploader_was_cancelled(pack: Modul
 
 
 def test_cache_waiters_share_the_uploaders_error_and_the_next_run_retries(pack: ModuleType) -> None:
-    uploads, errors = pack.wavespeed.net.reference_uploads, pack.wavespeed.api.errors
+    uploads, errors = pack.wavespeed.net.reference_uploads, pack.wavespeed.core.errors
     cache = uploads.UploadCache()
     prepared = uploads.prepare(_image(), 0, "image")
     started, release = threading.Event(), threading.Event()
@@ -331,7 +331,7 @@ def test_chained_edits_through_urls_upload_nothing(pack: ModuleType, pack_env: E
 
 
 def test_unreachable_url_fails_the_task_with_the_server_message(pack: ModuleType, pack_env: Emulator) -> None:
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
 
     async def scenario() -> Any:
         task, _ = await _edit(pack, image_url=OUT_OF_REACH_URL)
@@ -382,7 +382,7 @@ def test_cancel_during_upload_stops_promptly_without_submitting(pack: ModuleType
         exc, latency = asyncio.run(scenario())
     finally:
         bridge.clear_interrupt()
-    assert isinstance(exc, pack.wavespeed.api.errors.CancelledError) and latency < 0.5
+    assert isinstance(exc, pack.wavespeed.core.errors.CancelledError) and latency < 0.5
     assert pack_env.submissions == 0
     # The upload itself is not interrupted (the client's upload takes no cancel callback); it
     # finishes in the background and still fills the cache, so the next run uploads nothing new.
@@ -473,7 +473,7 @@ def test_edit_refuses_bad_input_in_one_line_before_any_request(
 ) -> None:
     args = dict(kwargs(pack, monkeypatch))
     prompt = args.pop("prompt", "edit it")
-    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
         asyncio.run(_edit(pack, prompt, **args))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert pack_env.requests == [] and pack_env.uploads == [] and pack_env.submissions == 0
@@ -504,7 +504,7 @@ MULTI_CASES: list[tuple[str, Any, str]] = [
 def test_multi_refuses_bad_input_in_one_line_before_any_request(
     pack: ModuleType, pack_env: Emulator, kwargs: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
         asyncio.run(_multi(pack, **kwargs))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert pack_env.requests == [] and pack_env.uploads == [] and pack_env.submissions == 0

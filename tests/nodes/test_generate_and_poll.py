@@ -73,7 +73,7 @@ def test_bad_input_fails_in_one_line_before_any_request(
     pack: ModuleType, pack_env: Emulator, kwargs: dict[str, Any], fragment: str
 ) -> None:
     prompt = kwargs.pop("prompt", "a red fox")
-    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
         asyncio.run(_generate(pack, prompt, **kwargs))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert pack_env.requests == [] and pack_env.submissions == 0
@@ -83,7 +83,7 @@ def test_missing_key_names_the_environment_variable(
     pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WAVESPEED_API_KEY")
-    with pytest.raises(pack.wavespeed.api.errors.ConfigError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.ConfigError) as info:
         asyncio.run(_generate(pack))
     message = str(info.value)
     assert "WAVESPEED_API_KEY" in message and "\n" not in message
@@ -116,7 +116,7 @@ def test_cancel_stops_the_wait_within_a_second_and_names_the_task(
         rid, latency, exc = asyncio.run(scenario())
     finally:
         bridge.clear_interrupt()
-    assert isinstance(exc, pack.wavespeed.api.errors.CancelledError)
+    assert isinstance(exc, pack.wavespeed.core.errors.CancelledError)
     assert latency < 1.0
     assert exc.request_id == rid and rid in str(exc) and "\n" not in str(exc)
     time.sleep(0.8)  # give a leaked background poller the time to show itself
@@ -142,7 +142,7 @@ def test_cancel_also_stops_sibling_waits(pack: ModuleType, pack_env: Emulator) -
         results = asyncio.run(scenario())
     finally:
         bridge.clear_interrupt()
-    assert all(isinstance(r, pack.wavespeed.api.errors.CancelledError) for r in results)
+    assert all(isinstance(r, pack.wavespeed.core.errors.CancelledError) for r in results)
 
 
 def test_four_chains_are_in_flight_at_once(pack: ModuleType, pack_env: Emulator) -> None:
@@ -179,14 +179,14 @@ def test_poll_by_pasted_request_id_fetches_again_without_a_new_task(
 
 def test_poll_without_task_or_id_says_what_to_connect(pack: ModuleType, pack_env: Emulator) -> None:
     _, poll = _nodes(pack)
-    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError, match="connect a 'task'"):
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError, match="connect a 'task'"):
         asyncio.run(poll.poll(60, "pass through"))
     assert pack_env.requests == []
 
 
 def test_failed_task_surfaces_the_server_message(pack: ModuleType, pack_env: Emulator) -> None:
     pack_env.next_tasks(fail="Content moderation rejected the prompt", fail_code=1200)
-    with pytest.raises(pack.wavespeed.api.errors.TaskFailedError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.TaskFailedError) as info:
         asyncio.run(_chain(pack))
     assert "Content moderation rejected the prompt" in str(info.value) and "1200" in str(info.value)
     assert info.value.code == 1200 and "\n" not in str(info.value)
@@ -196,7 +196,7 @@ def test_nsfw_policy(pack: ModuleType, pack_env: Emulator) -> None:
     pack_env.next_tasks(times=2, nsfw=True)
     *_, flagged = asyncio.run(_chain(pack, "a"))
     assert flagged is True
-    with pytest.raises(pack.wavespeed.api.errors.ContentFlaggedError, match="nsfw_policy"):
+    with pytest.raises(pack.wavespeed.core.errors.ContentFlaggedError, match="nsfw_policy"):
         asyncio.run(_chain(pack, "b", policy="fail"))
 
 
@@ -209,7 +209,7 @@ def test_timeout_names_the_request_id_for_later(pack: ModuleType, pack_env: Emul
         # the node's minimum timeout is 10 s; the function takes any positive value
         return await poll.poll(1, "pass through", task=task)
 
-    with pytest.raises(pack.wavespeed.api.errors.WaitTimeoutError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.WaitTimeoutError) as info:
         asyncio.run(scenario())
     assert info.value.request_id and info.value.request_id in str(info.value)
     assert "Poll Result" in str(info.value)

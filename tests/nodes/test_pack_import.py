@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from scripts.pack_loader import REPO_ROOT
+from scripts.pack_loader import REPO_ROOT, load_pack
 
 ROOT = REPO_ROOT
 HEAVY = ("torch", "numpy", "PIL", "requests", "urllib3", "asyncio", "tempfile")
@@ -118,4 +118,12 @@ def test_a_broken_node_import_inside_comfyui_logs_its_traceback_and_registers_no
 def test_the_pack_has_one_import_name_in_a_test_run() -> None:
     """A second name would load a second copy of the pack's process-wide registries (tests/conftest.py)."""
     with pytest.raises(ImportError, match="wavespeed_kontext_pack.wavespeed"):
-        importlib.import_module("wavespeed.api.errors")
+        importlib.import_module("wavespeed.core.errors")
+
+
+def test_the_key_file_is_looked_for_in_the_packs_own_folder() -> None:
+    """Regression: after nodes/ got subfolders the key file was looked for in nodes/ (README: the pack's folder)."""
+    pack = load_pack()
+    runtime = importlib.import_module(f"{pack.__name__}.nodes.shared.runtime")
+    assert runtime.PACK_KEY_FILE == REPO_ROOT / "wavespeed_api_key.txt"
+    assert (runtime.PACK_DIR / "__init__.py").read_text() == (REPO_ROOT / "__init__.py").read_text()

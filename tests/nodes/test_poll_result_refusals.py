@@ -18,10 +18,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
-from wavespeed_kontext_pack.wavespeed.net.reference_urls import unreachable_reason
+from wavespeed_kontext_pack.wavespeed.settings.reference_urls import unreachable_reason
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, fast_client, http_reply
@@ -135,7 +135,7 @@ def test_a_corrupt_output_names_where_to_get_it_instead_of_polling_again(
 ) -> None:
     server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, b"not an image at all")))
     exc = _fetch(pack, server, ["x.png"])
-    assert isinstance(exc, _mod(pack, "wavespeed.api.errors").ImageDecodeError), exc
+    assert isinstance(exc, _mod(pack, "wavespeed.core.errors").ImageDecodeError), exc
     assert server.accepted == 2  # a corrupt file is fetched once more
     text = str(exc)
     assert TASK_ID in text and f"{server.url}/x.png" in text
@@ -148,7 +148,7 @@ def test_a_corrupt_output_names_where_to_get_it_instead_of_polling_again(
 def test_a_download_error_names_the_task(pack: ModuleType, servers: list[RawServer]) -> None:
     server = _serve(servers, lambda conn, req: conn.sendall(http_reply(404, b"gone")))
     exc = _fetch(pack, server, ["x.png"])
-    assert isinstance(exc, _mod(pack, "wavespeed.api.errors").DownloadError), exc
+    assert isinstance(exc, _mod(pack, "wavespeed.core.errors").DownloadError), exc
     assert TASK_ID in str(exc) and exc.request_id == TASK_ID
 
 
@@ -170,7 +170,7 @@ def test_the_download_budget_names_the_task(
         exc = _fetch(pack, server, ["slow.png"])
     finally:
         done.set()
-    assert isinstance(exc, _mod(pack, "wavespeed.api.errors").WaitTimeoutError), exc
+    assert isinstance(exc, _mod(pack, "wavespeed.core.errors").WaitTimeoutError), exc
     assert TASK_ID in str(exc) and exc.request_id == TASK_ID and "Poll Result" in str(exc)
 
 
@@ -237,7 +237,7 @@ def test_a_huge_retry_after_on_a_submit_says_nothing_was_retried_or_charged(
 
 def test_an_error_with_a_request_id_is_never_not_accepted(pack: ModuleType) -> None:
     not_accepted: Callable[[BaseException], bool] = _mod(pack, "nodes.paid.submission")._was_not_accepted
-    PE: Any = pack.wavespeed.api.errors
+    PE: Any = pack.wavespeed.core.errors
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID))
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID, status=503))
     assert not not_accepted(PE.RateLimitedError("x", request_id=TASK_ID, status=429))
@@ -261,7 +261,7 @@ def test_an_uncertain_submit_that_names_a_task_is_journaled(
     spent_before = sub.SESSION_SPEND.spent_usd
     request = _mod(pack, "wavespeed.api.models").KontextRequest(prompt="paid but odd", seed=5)
     try:
-        with pytest.raises(_mod(pack, "wavespeed.api.errors").SubmitUncertainError) as info:
+        with pytest.raises(_mod(pack, "wavespeed.core.errors").SubmitUncertainError) as info:
             asyncio.run(sub.submit_task(request, None))
         assert info.value.request_id == TASK_ID and TASK_ID in str(info.value)
         record = _mod(pack, "nodes.paid.journal_glue").current_journal().get(TASK_ID)

@@ -70,7 +70,7 @@ clone = type("Clone", (gen,), {"hidden": SimpleNamespace(unique_id="42")})  # wh
 try:
     asyncio.run(clone.execute(prompt="  ", seed=1, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False))
 except Exception as exc:
-    out["blank_prompt"] = [isinstance(exc, pack.wavespeed.api.errors.InvalidRequestError), str(exc)]
+    out["blank_prompt"] = [isinstance(exc, pack.wavespeed.core.errors.InvalidRequestError), str(exc)]
 
 # a node that gains a `count` widget: its badge follows it with no other change
 v3 = sys.modules[pack.__name__ + ".nodes.v3"]

@@ -1,4 +1,4 @@
-"""The API key's forms, computed independently of wavespeed/api/redaction.py, and the pieces of them a
+"""The API key's forms, computed independently of wavespeed/core/redaction.py, and the pieces of them a
 text holds: what the key-safety tests check every error and log line against."""
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors as E
-from .errors import ValidationError
+from ..core import errors as E
+from ..core.errors import ValidationError
+from ..core.vocabulary import FAILED_STATUSES, TaskStatus, is_request_id
 from .replies import clean_text
-from .vocabulary import FAILED_STATUSES, TaskStatus, is_request_id
 
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
@@ -136,7 +136,7 @@ class KontextRequest:
 
 def _check_image_ref(ref: str, what: str, api_base: str | None) -> None:
     """An http(s) URL WaveSpeed can fetch (see ``refs``) or a ``data:image/`` URI."""
-    from ..net.reference_urls import FROM_ENV, check_image_url
+    from ..settings.reference_urls import FROM_ENV, check_image_url
 
     if not isinstance(ref, str):
         raise ValidationError(f"{what} must be a URL string, got {type(ref).__name__}.")

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import timezone
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from . import errors as E
-from .vocabulary import is_request_id
+from ..core import errors as E
+from ..core.vocabulary import is_request_id
 
 if TYPE_CHECKING:  # the node classes import models (and so this module) at start-up: stay light
     import requests

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..api.errors import ImageDecodeError
+from ..core.errors import ImageDecodeError
 from .codec import _SWAPS_AXES, MAX_PIXELS, _fill, _header_orientation, _load, _normalise, _open
 
 __all__ = [

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from ..api.errors import ImageDecodeError
+from ..core.errors import ImageDecodeError
 
 __all__ = [
     "MAX_PIXELS",

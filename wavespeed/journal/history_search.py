@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..api import errors as E
 from ..api.models import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE, HistoryItem, Prediction
-from ..api.vocabulary import CancelCheck
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
 from .task_records import params_hash
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..api import errors as E
-from ..api.vocabulary import JournalStatus, check_journal_status, check_request_id
+from ..core import errors as E
+from ..core.vocabulary import JournalStatus, check_journal_status, check_request_id
 from .task_records import Intent, TaskRecord, finite, urls_only
 
 _STATUS_NAMES = frozenset(s.value for s in JournalStatus)

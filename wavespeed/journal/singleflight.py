@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ..api import errors as E
-from ..api.vocabulary import CancelCheck
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
 from .rows import BOOT_ID
 from .task_journal import Journal
 from .task_records import Intent, TaskRecord

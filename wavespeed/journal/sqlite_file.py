@@ -12,7 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..api import errors as E
+from ..core import errors as E
 from .rows import SCHEMA
 
 if TYPE_CHECKING:

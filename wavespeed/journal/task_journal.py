@@ -29,8 +29,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..api import errors as E
-from ..api.vocabulary import TERMINAL_JOURNAL_STATUSES, JournalStatus, check_journal_status, check_request_id
+from ..core import errors as E
+from ..core.vocabulary import TERMINAL_JOURNAL_STATUSES, JournalStatus, check_journal_status, check_request_id
 from .rows import (
     BOOT_ID,
     INTENT_COLUMNS,

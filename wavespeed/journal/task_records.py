@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.vocabulary import JournalStatus
+from ..core.vocabulary import JournalStatus
 
 # Short spellings of the journal statuses for the node layer (the members themselves, not copies).
 STATUS_IN_FLIGHT = JournalStatus.IN_FLIGHT

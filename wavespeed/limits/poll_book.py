@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..api.models import Prediction
-from ..api.vocabulary import QUEUED_STATUSES
+from ..core.vocabulary import QUEUED_STATUSES
 from ..settings.env_numbers import bounded_float_from_env
 from .poll_plan import PollPlan, Schedule, TokenBucket, next_due
 

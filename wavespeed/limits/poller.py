@@ -57,9 +57,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..api import errors as E
 from ..api.models import Prediction
-from ..api.vocabulary import CancelCheck
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
 from .poll_book import (
     DEFAULT_BUDGET_RPS,
     ENV_BUDGET,

@@ -33,8 +33,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..api import errors as E
-from ..api.vocabulary import CancelCheck
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
 from ..settings.env_numbers import positive_float_from_env
 
 T = TypeVar("T")

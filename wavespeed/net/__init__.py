@@ -1,1 +1,1 @@
-"""net"""
+"""Talking to WaveSpeed over HTTP: the client, wall-clock deadlines and Cancel, retries, uploads and downloads."""

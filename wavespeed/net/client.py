@@ -40,10 +40,11 @@ from typing import Any, TypeVar
 
 import requests
 
-from ..api import errors as E, replies as R
+from ..api import replies as R
 from ..api.models import Balance, HistoryItem, KontextRequest, Prediction, UploadReply
 from ..api.replies import retry_after_s
-from ..api.vocabulary import CancelCheck, check_request_id
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck, check_request_id
 from ..settings.config import load_settings
 from ..settings.origin import DEFAULT_BASE_URL, parse_origin
 from . import transport

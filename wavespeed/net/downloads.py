@@ -30,9 +30,10 @@ from urllib.parse import urljoin
 import requests
 from urllib3.util import parse_url
 
-from ..api import errors as E, replies as R
+from ..api import replies as R
 from ..api.replies import retry_after_s
-from ..api.vocabulary import CancelCheck
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
 from . import transport
 from .request_loop import Broken, RetryPolicy, backoff, check_cancel, sleep, timeout_error, timeouts, window
 

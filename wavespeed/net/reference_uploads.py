@@ -42,9 +42,9 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.errors import CancelledError, InvalidRequestError
-from ..api.vocabulary import CancelCheck
-from .reference_urls import check_image_url
+from ..core.errors import CancelledError, InvalidRequestError
+from ..core.vocabulary import CancelCheck
+from ..settings.reference_urls import check_image_url
 
 MIN_SIDE_PX = 64
 MAX_SIDE_PX = 4096

@@ -22,9 +22,10 @@ import requests
 from urllib3.exceptions import NameResolutionError
 from urllib3.util import parse_url
 
-from ..api import errors as E, replies as R
+from ..api import replies as R
 from ..api.replies import MAX_REPLY_BYTES
-from ..api.vocabulary import CancelCheck
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
 from . import transport
 
 Out = TypeVar("Out")

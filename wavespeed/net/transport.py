@@ -34,8 +34,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..api.errors import ConfigError
-from ..api.vocabulary import CancelCheck
+from ..core.errors import ConfigError
+from ..core.vocabulary import CancelCheck
 from ..settings.origin import Origin
 
 WATCH_INTERVAL_S = 0.1

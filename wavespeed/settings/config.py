@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..api.errors import ConfigError, register_secret
+from ..core.errors import ConfigError, register_secret
 from .origin import DEFAULT_BASE_URL, parse_origin
 
 log = logging.getLogger("wavespeed")

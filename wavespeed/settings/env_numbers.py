@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 
-from ..api.errors import ConfigError
+from ..core.errors import ConfigError
 
 
 def _number_from_env(name: str) -> tuple[str, float] | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from ..api.errors import ConfigError
+from ..core.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 _DEFAULT_PORTS = {"http": 80, "https": 443}

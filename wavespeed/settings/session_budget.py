@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Mapping
 
-from ..api import errors as E
+from ..core import errors as E
 
 ENV_SESSION_BUDGET = "WAVESPEED_SESSION_BUDGET_USD"
 

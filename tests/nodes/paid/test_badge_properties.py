@@ -181,7 +181,7 @@ def test_the_badge_is_the_price_of_the_requests_the_node_makes(
     engine: Engine, served: dict[str, Any], pack_module: ModuleType, prompts: str, variations: int
 ) -> None:
     badge = _badge(engine, served, prompts, variations)
-    errors = pack_module.wavespeed.api.errors
+    errors = pack_module.wavespeed.core.errors
     try:
         requests = pack_module.nodes.batch.batch_requests(prompts, variations, 7, "increment", 3.5, "1:1")
     except errors.InvalidRequestError as exc:
@@ -222,7 +222,7 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
         asyncio.run(
             node.run(prompts, variations, seed=-1, seed_mode="random", guidance_scale=3.5, aspect_ratio="1:1")
         )
-    except pack_module.wavespeed.api.errors.InvalidRequestError:
+    except pack_module.wavespeed.core.errors.InvalidRequestError:
         assert pack_env.submissions == before  # refused before anything was paid
         event("refused")
         return

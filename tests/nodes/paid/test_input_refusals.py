@@ -26,10 +26,10 @@ import pytest
 import requests
 import torch
 from PIL import Image
-from wavespeed_kontext_pack.wavespeed.api.errors import ImageDecodeError, InvalidRequestError
 from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.core.errors import ImageDecodeError, InvalidRequestError
 from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
-from wavespeed_kontext_pack.wavespeed.net.reference_urls import check_image_url, unreachable_reason
+from wavespeed_kontext_pack.wavespeed.settings.reference_urls import check_image_url, unreachable_reason
 
 from emulator import Emulator
 
@@ -77,7 +77,7 @@ def _multi(pack: ModuleType, prompt: str = "combine", **kw: Any) -> Any:
 
 def _refused(pack: ModuleType, emulator: Emulator, call: Any, *fragments: str) -> str:
     """Run a node call that must be refused locally; return the one-line message."""
-    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
         asyncio.run(call)
     text = str(info.value)
     assert "\n" not in text

@@ -97,7 +97,7 @@ def test_no_submit_starts_after_cancel(
     with lock:
         after = events[events.index("cancel") + 1 :]
     assert after == [], f"{len(after)} submit(s) accepted after Cancel: {events}"
-    assert isinstance(outcome, pack.wavespeed.api.errors.CancelledError), (
+    assert isinstance(outcome, pack.wavespeed.core.errors.CancelledError), (
         outcome
     )  # the batch stops as cancelled
 
@@ -112,7 +112,7 @@ def test_the_scheduler_asks_cancel_right_before_the_post(pack: ModuleType) -> No
         return len(asked) > 1  # not cancelled while admitted, cancelled just after
 
     posts: list[int] = []
-    with pytest.raises(pack.wavespeed.api.errors.CancelledError, match="nothing was sent"):
+    with pytest.raises(pack.wavespeed.core.errors.CancelledError, match="nothing was sent"):
         scheduler.submit(lambda: posts.append(1), cancel=cancel)
     assert posts == [] and scheduler.accepted == 0
     assert scheduler.submit(lambda: "posted") == "posted"  # its slot was given back
@@ -167,7 +167,7 @@ def _check_the_plan(
     except _Allocated:
         assert asked and asked[0] <= budget
         return
-    except pack.wavespeed.api.errors.WaveSpeedError as exc:
+    except pack.wavespeed.core.errors.WaveSpeedError as exc:
         assert asked == [], "allocated before refusing"
         assert all(rid in str(exc) for rid in paid) and exc.request_id == paid[0]
         return
@@ -209,7 +209,7 @@ def test_a_batch_over_its_memory_budget_names_its_paid_tasks_before_allocating(
         return zeros(shape, *args, **kwargs)
 
     monkeypatch.setattr(torch, "zeros", spy)
-    with pytest.raises(pack.wavespeed.api.errors.WaveSpeedError) as caught:
+    with pytest.raises(pack.wavespeed.core.errors.WaveSpeedError) as caught:
         _run_batch(pack, 3, 11)
     assert all(n <= budget for n in asked), asked
     named = [t.id for t in pack_env.history() if t.id in str(caught.value)]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
@@ -74,7 +74,7 @@ def test_the_client_refuses_them_before_any_request(
 def test_the_generate_node_refuses_a_nul_before_any_spend(pack: ModuleType, pack_env: Emulator) -> None:
     node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
     args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False}
-    with pytest.raises(pack.wavespeed.api.errors.InvalidRequestError) as info:
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
         asyncio.run(node.generate("a fox\x00", **args))
     assert "U+0000 NUL at position 6" in str(info.value)
     assert pack_env.requests == [] and pack_env.submissions == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from wavespeed_kontext_pack.wavespeed.api.errors import ImageDecodeError
+from wavespeed_kontext_pack.wavespeed.core.errors import ImageDecodeError
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
 from wavespeed_kontext_pack.wavespeed.images.codec import (
     MAX_PIXELS,
@@ -534,7 +534,7 @@ def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                assert (node.level, node.module) == (2, "api.errors"), f"relative import of {node.module}"
+                assert (node.level, node.module) == (2, "core.errors"), f"relative import of {node.module}"
                 continue
             names = [node.module or ""]
         else:

@@ -83,7 +83,7 @@ def test_a_live_claim_is_waited_on_until_its_task_is_recorded(pack: ModuleType, 
 
 
 def test_waiting_is_bounded_and_cancellable(pack: ModuleType, tmp_path: Path) -> None:
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     journal = _journal(pack, tmp_path)
     journal.claim_intent(_other(pack), max_age_s=1e9, reuse_statuses=STATUSES)
     with pytest.raises(errors.WaitTimeoutError, match="force_rerun"):

@@ -99,7 +99,7 @@ def test_a_damaged_journal_file_is_one_typed_line_kept_aside_then_a_new_journal_
     journal_dir.mkdir(parents=True)
     note = b"this is not a database, it is a note" * 100
     (journal_dir / "journal.sqlite3").write_bytes(note)
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     with pytest.raises(errors.WaveSpeedError) as caught:
         asyncio.run(pack.NODE_CLASS_MAPPINGS["WaveSpeedRecentTasks"]().pick(0, "all"))
     message = str(caught.value)

@@ -194,7 +194,7 @@ def test_kill_during_sync_submit_without_any_echo_names_the_candidates_in_one_li
 ) -> None:
     """No echo on the list nor on /result: the one line names the candidate task (id, created
     time) so the user can check it, and nothing is paid, on every re-queue."""
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     pack_env.configure(inference_s=0.5, history_echo="none", result_echo="none")
     _kill_during_sync_submit(pack_env, "killed and not echoed")
     (paid,) = pack_env.history()
@@ -215,7 +215,7 @@ def test_kill_during_sync_submit_not_found_says_so_in_one_line(
 ) -> None:
     """The history shows no task in the window (the emulator forgets the one it took, as if the
     POST had never arrived): the old one line, and nothing is paid."""
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     pack_env.next_tasks(never_finish=True)
     _kill_during_sync_submit(pack_env, "killed and not found")
     pack_env.reset()
@@ -245,7 +245,7 @@ def test_connection_lost_after_accept_is_found_not_paid_again(
 ) -> None:
     """The submit's connection breaks after the server accepted (and charged) the task: the error
     says so, and the re-queue finds the task in the history instead of paying again."""
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     pack_env.inject("submit", "reset_after_accept")
     with pytest.raises(errors.SubmitUncertainError):
         asyncio.run(_generate(pack, "lost reply"))
@@ -257,7 +257,7 @@ def test_connection_lost_after_accept_is_found_not_paid_again(
 
 def test_rejected_submit_releases_the_intent(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
     """A submit the server refused (nothing paid) leaves no intent: the next one just submits."""
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     pack_env.inject("submit", "status", status=400, message="bad request")
     with pytest.raises(errors.InvalidRequestError):
         asyncio.run(_generate(pack, "refused once"))
@@ -271,7 +271,7 @@ def test_submit_error_with_a_task_id_is_journaled_and_shown(
     """The client's contract: a WaveSpeedError with .request_id means the task was accepted and
     paid. It is journaled in flight with the error noted, the error shows its id, and a re-queue
     reuses it instead of paying again."""
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     client = pack.nodes.shared.runtime.get_client()
     real_submit = client.submit
 
@@ -302,7 +302,7 @@ def test_a_failed_single_flight_check_submits_nothing(
     """The journal fails closed (issue 17 case 2): its own JournalError, or anything unexpected from
     the disk, stops a fixed-seed submit with one line and no POST; any other typed error (e.g.
     Cancel) passes through unchanged."""
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     raised = {
         "journal": pack.wavespeed.journal.sqlite_file.JournalError("journal damaged."),
         "disk": OSError(28, "No space left on device"),

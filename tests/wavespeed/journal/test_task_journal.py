@@ -223,7 +223,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
 def test_budget_stops_the_submission_that_would_cross_it(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
     status = _capture_status(pack, monkeypatch)
     first = asyncio.run(_chain(pack, seed=1, unique_id="3"))
@@ -248,7 +248,7 @@ def test_budget_stops_the_submission_that_would_cross_it(
 def test_budget_gives_back_rejected_submits_but_not_uncertain_ones(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.08")
     pack_env.inject("submit", "status", status=400, message="bad request")
     with pytest.raises(errors.InvalidRequestError):
@@ -268,7 +268,7 @@ def test_bad_budget_value_is_a_config_error(pack: ModuleType, monkeypatch: pytes
     assert journal.session_budget_usd({}) is None
     assert journal.session_budget_usd({"WAVESPEED_SESSION_BUDGET_USD": "$2.5"}) == 2.5
     for bad in ("five", "-1", "nan", "inf"):
-        with pytest.raises(pack.wavespeed.api.errors.ConfigError, match="WAVESPEED_SESSION_BUDGET_USD"):
+        with pytest.raises(pack.wavespeed.core.errors.ConfigError, match="WAVESPEED_SESSION_BUDGET_USD"):
             journal.session_budget_usd({"WAVESPEED_SESSION_BUDGET_USD": bad})
 
 
@@ -365,7 +365,7 @@ def test_prune_drops_records_older_than_seven_days(pack: ModuleType, tmp_path: P
 def test_poll_records_failures_timeouts_and_expiry(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
-    errors = pack.wavespeed.api.errors
+    errors = pack.wavespeed.core.errors
     journal = pack.nodes.paid.submission.current_journal()
     poll = _node(pack, "WaveSpeedPollResult")
 
@@ -429,7 +429,7 @@ def test_recent_tasks_lists_filters_and_picks(
     assert asyncio.run(node.pick(1, "all"))[0] == done
     assert asyncio.run(node.pick(0, "completed"))[0] == done
     with pytest.raises(
-        pack.wavespeed.api.errors.InvalidRequestError, match="no task #0 among the 0 failed tasks"
+        pack.wavespeed.core.errors.InvalidRequestError, match="no task #0 among the 0 failed tasks"
     ):
         asyncio.run(node.pick(0, "failed"))
 

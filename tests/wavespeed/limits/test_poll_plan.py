@@ -12,8 +12,8 @@ from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.poll_plan import PollPlan, TokenBucket
 from wavespeed_kontext_pack.wavespeed.limits.poller import (
     MAX_BUDGET_RPS,

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import (
     MODEL_EDIT,
     MODEL_MULTI,
@@ -25,6 +24,7 @@ from wavespeed_kontext_pack.wavespeed.api.models import (
     KontextRequest,
     Prediction,
 )
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 
 from tests.support.hostile_server import RawServer, fast_client, http_reply, run_bounded
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, ResetServer, fast_client, run_bounded, self_signed_tls
@@ -130,7 +130,7 @@ def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
         first = _generate(fresh_pack)
     finally:
         server.stop()
-    errors = fresh_pack.nodes.paid.submission.E  # the pack's own import of wavespeed.api.errors
+    errors = fresh_pack.nodes.paid.submission.E  # the pack's own import of wavespeed.core.errors
     assert isinstance(first, errors.ServerError), first
     assert not isinstance(first, errors.SubmitUncertainError), first
     monkeypatch.setenv("WAVESPEED_BASE_URL", pack_env.base_url)

@@ -22,8 +22,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net import transport
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
@@ -168,7 +168,7 @@ def test_cancel_in_poll_result_frees_the_pool_worker(pack: ModuleType, pack_env:
         exc = asyncio.run(scenario())
     finally:
         bridge.clear_interrupt()
-    assert isinstance(exc, pack.wavespeed.api.errors.CancelledError)
+    assert isinstance(exc, pack.wavespeed.core.errors.CancelledError)
     end = time.monotonic() + transport.WATCH_INTERVAL_S + SLACK_S
     while watchdog.open_guards() and time.monotonic() < end:
         time.sleep(0.02)

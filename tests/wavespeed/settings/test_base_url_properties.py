@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import HealthCheck, example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api import errors as E
+from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.config import load_settings
 

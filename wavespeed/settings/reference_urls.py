@@ -36,7 +36,7 @@ import re
 import socket
 from typing import NamedTuple
 
-from ..api.errors import ConfigError, InvalidRequestError
+from ..core.errors import ConfigError, InvalidRequestError
 
 __all__ = ["MAX_URL_CHARS", "check_image_url", "unreachable_reason"]
 
@@ -150,10 +150,10 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
 def _configured_origin(api_base: str | None | _FromEnv) -> tuple[str, str, int] | None:
     """The API origin exactly as the client reads it (urls.parse_origin, the one parser), or None
     when there is none or the client would refuse it (then no URL is let through on its account)."""
-    from ..settings.origin import parse_origin  # urllib3: not at ComfyUI start-up
+    from .origin import parse_origin  # urllib3: not at ComfyUI start-up
 
     if isinstance(api_base, _FromEnv):
-        from ..settings.config import resolve_base_url
+        from .config import resolve_base_url
 
         try:
             api_base = resolve_base_url()

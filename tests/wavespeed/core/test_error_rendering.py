@@ -6,7 +6,7 @@ server text echoing it (raw, URL-encoded with upper or lower hex, base64 alone o
 blob at any of the three alignments, whole or any piece of 8+ characters, anywhere, near the
 300-character cut too), no rendered error of any class, with or without a task, hint or URLs, and
 no log line of the pack's logger, holds 8 consecutive characters of the key in any of those forms.
-The forms are computed in tests/support/key_pieces.py, independently of wavespeed/api/redaction.py.
+The forms are computed in tests/support/key_pieces.py, independently of wavespeed/core/redaction.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 import wavespeed_kontext_pack.wavespeed.images.batch_plan
 import wavespeed_kontext_pack.wavespeed.journal.sqlite_file  # noqa: F401  (JournalError: every subclass counts)
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api import errors as E, redaction
+from wavespeed_kontext_pack.wavespeed.core import errors as E, redaction
 
 from tests.support.key_pieces import CASE_1_KEY, leaks, lower_hex
 

@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api import errors as E, vocabulary
 from wavespeed_kontext_pack.wavespeed.api.models import Prediction
-from wavespeed_kontext_pack.wavespeed.api.vocabulary import (
+from wavespeed_kontext_pack.wavespeed.core import errors as E, vocabulary
+from wavespeed_kontext_pack.wavespeed.core.vocabulary import (
     JournalStatus,
     TaskStatus,
     check_request_id,

@@ -1,0 +1,137 @@
+"""The layout a newcomer walks (issue 20): folders that show the layers, imports that only go down.
+
+Read with scripts/layout.py, the same reader that prints the figures in the closing notes.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from collections import Counter
+
+import pytest
+
+from scripts import layout
+from scripts.pack_loader import PACK_NAME, REPO_ROOT
+
+# wavespeed/ subpackages, bottom first: a module may import its own subpackage or a lower one only.
+LAYERS = {"core": 0, "settings": 1, "api": 2, "images": 2, "net": 3, "journal": 4, "limits": 4}
+MAX_LINES = 400
+MAX_MODULES_PER_FOLDER = 8
+
+
+def _subpackage(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "wavespeed" and len(parts) > 2 else None
+
+
+def test_every_wavespeed_subpackage_has_a_layer() -> None:
+    folders = {p.name for p in (REPO_ROOT / "wavespeed").iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(LAYERS)
+
+
+def test_wavespeed_imports_only_go_down() -> None:
+    upward = [
+        f"{src} -> {dst}"
+        for src, dst in layout.import_arrows()
+        if (a := _subpackage(src)) and (b := _subpackage(dst)) and a != b and LAYERS[b] >= LAYERS[a]
+    ]
+    assert upward == []
+
+
+def test_the_layers_import_each_other_one_way() -> None:
+    """wavespeed/ never imports nodes/ (nor the emulator); the emulator is a program of its own."""
+    wrong = [
+        f"{src} -> {dst}"
+        for src, dst in layout.import_arrows()
+        if (src.startswith("wavespeed") and not dst.startswith("wavespeed"))
+        or (src.startswith("emulator") and not dst.startswith("emulator"))
+    ]
+    assert wrong == []
+
+
+def test_nodes_reach_wavespeed_only_through_the_facade() -> None:
+    inside = [
+        f"{src} -> {dst}"
+        for src, dst in layout.import_arrows()
+        if src.startswith("nodes") and dst.startswith("wavespeed") and dst != "wavespeed"
+    ]
+    assert inside == []
+
+
+def test_no_import_cycle_between_modules_at_run_time() -> None:
+    """A TYPE_CHECKING import back (paid_post.py naming paid_path.PaidSubmit) is no cycle at run time."""
+    graph: dict[str, set[str]] = {}
+    for src, dst in layout.import_arrows(runtime_only=True):
+        graph.setdefault(src, set()).add(dst)
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(graph.get(module, ())):
+            if dep in (module.rpartition(".")[0], ""):  # a package's own __init__ above it
+                continue
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join([*path, module, dep])}"
+            if dep not in state:
+                visit(dep, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_modules_stay_small() -> None:
+    sizes = layout.line_counts()
+    assert {m: n for m, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_folders_stay_small() -> None:
+    per_folder = Counter(path.parent for path in layout.modules().values())
+    assert {
+        str(f.relative_to(REPO_ROOT)): n for f, n in per_folder.items() if n > MAX_MODULES_PER_FOLDER
+    } == {}
+
+
+def test_no_two_modules_share_a_name() -> None:
+    names = Counter(p.name for p in layout.modules().values() if p.name not in ("__init__.py", "__main__.py"))
+    assert [name for name, n in names.items() if n > 1] == []
+
+
+def test_test_folders_mirror_the_code() -> None:
+    """tests/wavespeed/<sub> exists for each subpackage it tests, and names no folder the code lacks."""
+    code = {p.name for p in (REPO_ROOT / "wavespeed").iterdir() if (p / "__init__.py").exists()}
+    tested = {
+        p.name
+        for p in (REPO_ROOT / "tests" / "wavespeed").iterdir()
+        if p.is_dir() and p.name != "__pycache__"
+    }
+    assert tested <= code and len(tested) >= len(code) - 1
+
+
+def _facade_type_checking_names() -> set[str]:
+    tree = ast.parse((REPO_ROOT / "wavespeed" / "__init__.py").read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in ast.walk(node):
+                if isinstance(stmt, ast.ImportFrom):
+                    names.update(alias.asname or alias.name for alias in stmt.names)
+    return names
+
+
+def test_the_facade_lists_each_name_once_for_the_checker_and_the_loader() -> None:
+    facade = importlib.import_module(f"{PACK_NAME}.wavespeed")
+    assert _facade_type_checking_names() == set(facade._WHERE)
+
+
+@pytest.mark.parametrize("name", sorted(_facade_type_checking_names()))
+def test_every_facade_name_loads(name: str) -> None:
+    facade = importlib.import_module(f"{PACK_NAME}.wavespeed")
+    assert getattr(facade, name) is not None
+
+
+def test_an_unknown_facade_name_is_an_attribute_error() -> None:
+    facade = importlib.import_module(f"{PACK_NAME}.wavespeed")
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        _ = facade.NoSuchThing
