@@ -1,6 +1,6 @@
 """What the HTTP layer may ask of the emulator's state: the `Backend` protocol.
 
-Why a protocol: the request handler (handler.py and its helpers) must not reach into the
+Why a protocol: the request handler (routes/handler.py and its helpers) must not reach into the
 Emulator's private fields, and server.py must not be imported back by the handler. The handler
 sees only this interface; server.Emulator implements it (mypy checks that where the server is
 built), so imports point one way: server -> handler -> backend.

@@ -1,7 +1,7 @@
 """The Emulator: lifecycle and test controls of a local WaveSpeed v3 API server for tests, benchmarks and demos.
 
 `Emulator` adds to its state (state.py: tasks, files, balance, faults, the request log) a
-ThreadingHTTPServer (handler.py) in a daemon thread on loopback, and the controls tests use
+ThreadingHTTPServer (routes/handler.py) in a daemon thread on loopback, and the controls tests use
 (inject, next_tasks, configure, reset). The handler sees the state only through the public
 methods of the Backend protocol (backend.py); imports point server -> handler -> backend.
 """
@@ -83,7 +83,7 @@ class Emulator(EmulatorState):
     Config values (inference_s, queue_s, output_format) are snapshotted per task at submit time, so
     configure() affects later submissions only. reset() restores the configured balance.
 
-    Account limits (limits.py): ``tier`` bronze | silver | gold | ultra | none (default) and
+    Account limits (behaviour/tiers.py): ``tier`` bronze | silver | gold | ultra | none (default) and
     ``minute_s`` (the window, 60 s on the API) give 429s past the per-minute rate and keep tasks past
     the concurrency limit in ``created``. ``inference_max_s`` draws each task's inference time
     uniformly from [inference_s, inference_max_s] (``seed`` makes the draws repeatable).
@@ -214,7 +214,7 @@ class Emulator(EmulatorState):
         detail: str | None = None,
         error_code: int | None = None,
     ) -> None:
-        """Arm a fault on the next `times` requests to route; kinds are described in faults.py.
+        """Arm a fault on the next `times` requests to route; kinds are described in behaviour/fault_rules.py.
 
         route: submit | result | download | upload | balance | any. Raises ValueError for a kind
         that cannot apply to the route (e.g. truncate on result), so a typo never silently passes.

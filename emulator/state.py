@@ -220,13 +220,13 @@ class EmulatorState:
         return with_echo(obj, key, echo_of(task.input, MODELS[task.model].schema, self.echo_style))
 
     def submit(self, model: str, body: dict[str, Any], base_url: str) -> Task | Literal[402, 429]:
-        """Charge for and create a task (it then runs by the clock: tasks.py).
+        """Charge for and create a task (it then runs by the clock: behaviour/tasks.py).
 
         Args:
             model: a key of MODELS. body: the JSON request. base_url: for output links.
         Returns:
             The task; or 402 if the balance is short (the handler answers with
-            ``low_balance_status``), 429 if the account's per-minute window is full (limits.py):
+            ``low_balance_status``), 429 if the account's per-minute window is full (behaviour/tiers.py):
             then nothing is charged or created.
         Raises:
             ValidationError: body is not a valid request for model (a 400).

@@ -1,6 +1,6 @@
 """WaveSpeed Poll Result: wait for a task, download every output, return ComfyUI IMAGE tensors.
 
-The wait goes through the account's shared poller (limits.py), so many Poll nodes in flight share
+The wait goes through the account's shared poller (paid/account_limits.py), so many Poll nodes in flight share
 one request budget and poll where completion is likely."""
 
 from __future__ import annotations

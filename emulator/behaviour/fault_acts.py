@@ -1,8 +1,8 @@
-"""How an armed fault rule acts on a request (faults.py says which kinds exist and where they apply).
+"""How an armed fault rule acts on a request (fault_rules.py says which kinds exist and where they apply).
 
 pre_fault() runs before the route: it either changes how the reply will be written (slow,
 dribble, absurd) or answers in place of the route. The kinds that act inside a route (truncate,
-corrupt, *_after_accept) are applied by handler.py; corrupt() is the download corruption.
+corrupt, *_after_accept) are applied by routes/handler.py; corrupt() is the download corruption.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class ModelSpec:
     @property
     def schema(self) -> frozenset[str]:
         """The body keys the model knows; the server drops any other key silently (and echoes the
-        rest re-encoded: echo.py) [CLI src/lib/validate-inputs.ts, WAVESPEED_API.md 12.2]."""
+        rest re-encoded: routes/echo.py) [CLI src/lib/validate-inputs.ts, WAVESPEED_API.md 12.2]."""
         extra = {"edit": {"image"}, "multi": {"images"}, "t2i": set()}[self.kind]
         return SCHEMA_COMMON | frozenset(extra)
 

@@ -2,7 +2,7 @@
 
 Shapes and codes follow WAVESPEED_API.md; where the doc marks something as inferred, its
 recommendation is what is implemented. All state lives behind the Backend protocol (backend.py):
-this module never imports server.py. Reply plumbing is in wire.py, fault acts in fault_acts.py,
+this module never imports server.py. Reply plumbing is in wire.py, fault acts in behaviour/fault_acts.py,
 the upload routes in upload_routes.py.
 """
 
@@ -193,7 +193,7 @@ class _Handler(ReplyHandler):
         except ValidationError as exc:
             self.reply_error(400, str(exc))
             return
-        if task == RATE_LIMITED:  # the account's per-minute window is full (limits.py): no task
+        if task == RATE_LIMITED:  # the account's per-minute window is full (behaviour/tiers.py): no task
             message, headers = self.backend.rate_limit_reply()
             self.reply_error(429, message, headers)
             return

@@ -2,7 +2,7 @@
 
 * The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` before any request
   (BudgetExceededError), and given back only when the submit provably created no task.
-* The POST goes through the account's scheduler (limits.py: a 429 is waited out as status text),
+* The POST goes through the account's scheduler (account_limits.py: a 429 is waited out as status text),
   which asks the submit's Cancel rule right before it: after a Cancel no POST starts.
 * The accepted task is journaled in the worker thread right after the reply, before anyone waits on
   it, so even a Cancel or a crash a moment later leaves it recoverable. The intent row goes in the

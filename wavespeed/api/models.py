@@ -135,7 +135,7 @@ class KontextRequest:
 
 
 def _check_image_ref(ref: str, what: str, api_base: str | None) -> None:
-    """An http(s) URL WaveSpeed can fetch (see ``refs``) or a ``data:image/`` URI."""
+    """An http(s) URL WaveSpeed can fetch (see settings/reference_urls.py) or a ``data:image/`` URI."""
     from ..settings.reference_urls import FROM_ENV, check_image_url
 
     if not isinstance(ref, str):

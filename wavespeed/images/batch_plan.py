@@ -1,6 +1,6 @@
 """Several outputs of one task -> one ComfyUI ``IMAGE`` batch, planned before anything is decoded.
 
-Decoding one image is images.py's job; this module decides the batch's shape and memory.
+Decoding one image is codec.py's job; this module decides the batch's shape and memory.
 
 Decisions, and why:
 

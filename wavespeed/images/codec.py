@@ -29,7 +29,7 @@ Decisions, and why:
   extra memory is one ~0.5 MB strip, never an intermediate float copy or a ``torch.stack``.
   numpy rather than torch does the arithmetic: single-threaded and steady, where torch's
   intra-op thread pool stalled for milliseconds per op whenever the CPU was shared.
-* **Batches** of several outputs are planned and assembled in image_batch.py.
+* **Batches** of several outputs are planned and assembled in batch_plan.py.
 * **Encoding back** rounds (``round(x * 255)``) where ComfyUI's ``SaveImage`` truncates, so
   ``tensor_to_png(images_to_tensor([png]))`` reproduces 8-bit PNG pixels exactly.
 """

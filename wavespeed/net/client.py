@@ -23,8 +23,8 @@ nor is an upload (free, and its URL fills the cache for the next run): both end 
 Replies are size-capped and parsed totally (replies.load_json): only our typed errors come out.
 
 Where the rest lives: the loop's mechanics (backoff, windows, Cancel, one exchange and its typed
-failures) in request_loop.py; what a download's body must be (size cap, base64) in downloads.py;
-the download loop in downloads.py; reply parsing in replies.py / models.py. This file is the
+failures) in request_loop.py; the download loop and what a download's body must be (size cap,
+base64) in downloads.py; reply parsing in wavespeed/api/replies.py / models.py. This file is the
 public facade plus the API call's retry loop; it is over ~400 lines only because each public call
 documents its Args / Returns / Raises for callers (about a quarter of it), which we keep here
 rather than split one facade across files.

@@ -25,7 +25,7 @@ client's ``upload`` function. Decisions, and why:
   (no Authorization header) and uploaded again if it has gone, and entries are dropped after
   ``CACHE_TTL_S`` (6 h) anyway. A fresh upload is free; a task on a dead URL fails (code 1402).
 * **URLs** typed or wired in must be ``http(s)://host/...`` on a host WaveSpeed can reach
-  (``refs.py``: loopback, private, link-local names and addresses are refused before any spend);
+  (reference_urls.py: loopback, private, link-local names and addresses are refused before any spend);
   a public URL the server still cannot fetch makes the task fail with code 1402, which WaveSpeed
   Poll Result reports with the server's message.
 """
@@ -192,7 +192,7 @@ def prepare(image: Any, index: int, label: str, *, max_bytes: int | None = None)
 
 def check_url(url: str, label: str) -> str:
     """A stripped http(s) URL WaveSpeed can fetch, or a one-line InvalidRequestError naming the
-    input (see ``refs``: local, private and ambiguous URLs are refused before any spend)."""
+    input (see reference_urls.py: local, private and ambiguous URLs are refused before any spend)."""
     return check_image_url(url, label)
 
 

@@ -78,7 +78,7 @@ class Broken(Exception):
 
 def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
     """Once a task exists (the call's ``request_id``), every error it raises records it, so its
-    text names the task and how to fetch it (errors.py renders that)."""
+    text names the task and how to fetch it (core/errors.py renders that)."""
 
     @functools.wraps(call)
     def named(*args: P.args, **kwargs: P.kwargs) -> Out:

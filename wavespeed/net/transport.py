@@ -15,7 +15,7 @@ Decisions, and why:
   kernel accepted to the window's ``Guard.sent``; a TLS, DNS or connect failure leaves it at 0, so
   the caller knows "nothing was sent" from the bytes themselves, not from an exception's type.
 * **Key origin.** :class:`GuardedAdapter` refuses (typed ConfigError, before any connection) to
-  send a request that carries ``Authorization`` anywhere but the configured :class:`.urls.Origin`,
+  send a request that carries ``Authorization`` anywhere but the configured ``Origin`` (settings/origin.py),
   over https or loopback http; this holds whatever a caller or a redirect does to the URL.
 """
 

@@ -114,7 +114,7 @@ def resolve_api_key(env: Mapping[str, str] | None = None, extra_files: Iterable[
 
 
 def check_base_url(url: str) -> str:
-    """Normalise ``url`` (see :func:`.urls.parse_origin`) and refuse one that could expose the key."""
+    """Normalise ``url`` (see :func:`.origin.parse_origin`) and refuse one that could expose the key."""
     return parse_origin(url).base_url
 
 

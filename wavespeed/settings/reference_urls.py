@@ -148,7 +148,7 @@ def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
 
 
 def _configured_origin(api_base: str | None | _FromEnv) -> tuple[str, str, int] | None:
-    """The API origin exactly as the client reads it (urls.parse_origin, the one parser), or None
+    """The API origin exactly as the client reads it (settings/origin.py's parse_origin, the one parser), or None
     when there is none or the client would refuse it (then no URL is let through on its account)."""
     from .origin import parse_origin  # urllib3: not at ComfyUI start-up
 
