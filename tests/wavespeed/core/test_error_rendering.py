@@ -199,8 +199,10 @@ def test_no_rendered_error_or_log_line_holds_a_piece_of_the_key(echo: Echo) -> N
     assume(leaks(echo.server_text(piece), echo.key))  # the piece holds key material (not "Basic ")
     # Without the echo, the surrounding text holds no piece of this key (else a redaction there
     # would be right, and the checks below that it still names the task would fail wrongly).
+    # Field names count too: a key "0000y_after_0000" shares 8 characters with ``retry_after_s`` in
+    # repr(vars(err)) (Hypothesis found it), which is the error's own shape, not a leak.
     neutral = echo.error(piece="")
-    assume(not leaks(neutral.render(limit=10**6), echo.key))
+    assume(not any(leaks(text, echo.key) for text in [neutral.render(limit=10**6), *shown(neutral)]))
     with registered(echo.key):
         err = echo.error()
         for text in [*shown(err), logged(echo, err)]:
