@@ -28,20 +28,8 @@ import contextlib
 from typing import Any
 
 from ..wavespeed.api import errors as E
-from ..wavespeed.api.models import (
-    ASPECT_RATIOS,
-    DEFAULT_ASPECT_RATIO,
-    GUIDANCE_DEFAULT,
-    GUIDANCE_MAX,
-    GUIDANCE_MIN,
-    MODEL_TEXT_TO_IMAGE,
-    PRICE_PER_IMAGE_USD,
-    SEED_MAX,
-    SEED_MIN,
-    KontextRequest,
-)
+from ..wavespeed.api.models import MODEL_TEXT_TO_IMAGE, SEED_MAX, KontextRequest
 from ..wavespeed.api.vocabulary import CancelCheck
-from .generate import CATEGORY
 from .paid import account_limits as limits
 from .paid.journal_glue import journal_outcome
 from .paid.paid_path import CancelRule, PaidSubmit, afford, submit
@@ -94,97 +82,13 @@ def batch_requests(
 
 
 class FluxKontextMaxBatch:
-    DESCRIPTION = (
-        "Several prompts (one per line) x a number of variations as one IMAGE batch: every task is "
-        "submitted within the account's limits, journaled and paid once "
-        f"(${PRICE_PER_IMAGE_USD[MODEL_TEXT_TO_IMAGE]:.2f} per image; the batch's total is shown first)."
-    )
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "STRING", "STRING", "STRING")
-    RETURN_NAMES = ("images", "image_urls", "request_ids", "failures")
-    OUTPUT_TOOLTIPS = (
-        "Every image that arrived, prompt by prompt, variation by variation.",
-        "Output URLs, one per line (they expire after 7 days).",
-        "Request ids of the images, one per line (Poll Result fetches any of them again, no charge).",
-        "Failed tasks, one per line with id and reason (empty when all succeeded).",
-    )
-    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge (nodes/v3.py)
-    FUNCTION = "run"
+    """The Batch node's work (declared to ComfyUI in nodes/v3/batch_node.py)."""
+
+    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge
 
     @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "prompts": (
-                    "STRING",
-                    {
-                        "multiline": True,
-                        "default": "",
-                        "tooltip": "One prompt per line; blank lines are skipped.",
-                    },
-                ),
-                "variations": (
-                    "INT",
-                    {"default": 1, "min": 1, "max": MAX_TASKS, "tooltip": "Images per prompt."},
-                ),
-                "seed": (
-                    "INT",
-                    {
-                        "default": 0,
-                        "min": SEED_MIN,
-                        "max": SEED_MAX,
-                        "control_after_generate": True,
-                        "tooltip": "Variation v uses seed + v (a fixed seed reuses earlier results, no "
-                        "new charge); -1 lets the API pick.",
-                    },
-                ),
-                "seed_mode": (
-                    [SEED_INCREMENT, SEED_RANDOM],
-                    {
-                        "default": SEED_INCREMENT,
-                        "tooltip": "increment: seed, seed+1, ... per prompt; random: the API picks each "
-                        "(always new, paid images).",
-                    },
-                ),
-                "guidance_scale": (
-                    "FLOAT",
-                    {
-                        "default": GUIDANCE_DEFAULT,
-                        "min": GUIDANCE_MIN,
-                        "max": GUIDANCE_MAX,
-                        "step": 0.1,
-                        "tooltip": "How strictly the images follow the prompts (1.0-20.0, default 3.5).",
-                    },
-                ),
-                "aspect_ratio": (
-                    list(ASPECT_RATIOS),
-                    {"default": DEFAULT_ASPECT_RATIO, "tooltip": "One shape for the whole batch."},
-                ),
-                "on_failure": (
-                    [RETURN_SUCCEEDED, FAIL],
-                    {
-                        "default": RETURN_SUCCEEDED,
-                        "tooltip": "If some tasks fail: return the images that arrived and name the "
-                        "failures, or stop with an error (paid images stay fetchable by id).",
-                    },
-                ),
-                "timeout_s": (
-                    "INT",
-                    {
-                        "default": 1800,
-                        "min": 10,
-                        "max": 7200,
-                        "step": 10,
-                        "tooltip": "Give up waiting for a task after this many seconds (it keeps running; "
-                        "its id fetches it later). A Bronze account makes 2 images a minute.",
-                    },
-                ),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
-
-    @classmethod
-    def IS_CHANGED(cls, seed: int = 0, seed_mode: str = SEED_INCREMENT, **_: Any) -> Any:
+    def fingerprint_inputs(cls, seed: int = 0, seed_mode: str = SEED_INCREMENT, **_: Any) -> Any:
+        """A random seed means new images every run: NaN never equals itself (ComfyUI re-runs)."""
         return float("nan") if seed == -1 or seed_mode == SEED_RANDOM else seed
 
     async def run(
