@@ -10,10 +10,12 @@ the harness's (``COMFYUI_DIR``, else .cache/comfyui/ComfyUI-0.33.0); run with ``
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import subprocess
 import sys
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,6 +34,15 @@ NODE_IDS = [
 ]
 PRICED = {"FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"}
 SUBMIT = ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"]
+#: The method of the node's work class (nodes.NODES) its V3 ``execute`` hands the inputs to.
+WORK = {
+    "FluxKontextMaxGenerate": "generate",
+    "FluxKontextMaxEdit": "edit",
+    "FluxKontextMaxMultiReference": "edit",
+    "FluxKontextMaxBatch": "run",
+    "WaveSpeedPollResult": "poll",
+    "WaveSpeedRecentTasks": "pick",
+}
 RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 
 PROBE = r"""
@@ -200,6 +211,17 @@ def test_batch_poll_and_recent_widgets_and_outputs(probe: dict[str, Any]) -> Non
     status = _inputs(probe, "WaveSpeedRecentTasks")["status_filter"][1]
     assert status["options"] == ["all", "in flight", "completed", "failed"] and status["default"] == "all"
     assert recent["output"] == ["STRING", "STRING"] and recent["output_name"] == ["request_id", "tasks"]
+
+
+def test_every_declared_input_reaches_the_nodes_work(probe: dict[str, Any], pack: ModuleType) -> None:
+    """ComfyUI calls ``execute`` with the declared inputs by name, leaving out unconnected optional
+    ones: the work method takes exactly those (in order), optional ones with a default, and the node id."""
+    for name, method in WORK.items():
+        params = inspect.signature(getattr(pack.nodes.NODES[name], method)).parameters
+        required, optional = list(_inputs(probe, name)), list(_inputs(probe, name, "optional"))
+        assert [p for p in params if p != "self"] == [*required, *optional, "unique_id"], name
+        for input_name in optional:
+            assert params[input_name].default is not inspect.Parameter.empty, (name, input_name)
 
 
 def test_fingerprint_inputs_reruns_seed_minus_one_and_force_rerun(probe: dict[str, Any]) -> None:
