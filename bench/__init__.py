@@ -213,11 +213,11 @@ class ChainRun:
 
 
 async def node_chain(pack: ModuleType, tag: str, *, sync: bool = False, delay_s: float = 0.0) -> ChainRun:
-    """Generate -> Poll Result exactly as ComfyUI calls them; ends with the decoded IMAGE tensor."""
+    """Generate -> Poll Result, the work their V3 nodes hand ComfyUI's inputs to; ends with the decoded IMAGE tensor."""
     if delay_s > 0:
         await asyncio.sleep(delay_s)
-    generate = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
-    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
+    generate = pack.nodes.NODES["FluxKontextMaxGenerate"]()
+    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
     seed = uuid.uuid4().int % 2_000_000_000
     start = time.monotonic()
     task, _rid = await generate.generate(unique_prompt(tag), seed, 3.5, "1:1", sync, force_rerun=True)

@@ -69,7 +69,7 @@ t1 = time.perf_counter()
 new = set(sys.modules) - before
 print(json.dumps({
     "ms": (t1 - t0) * 1000.0,
-    "nodes": len(module.NODE_CLASS_MAPPINGS),
+    "nodes": len(sys.modules[name + ".nodes"].NODES),
     "new_modules": len(new),
     "heavy": sorted(m for m in heavy if m in new),
     "external": sorted(m for m in new if m != name and not m.startswith(name + ".")),

@@ -253,7 +253,7 @@ def _batch_memory(images: int) -> dict[str, Any]:
                 WAVESPEED_API_KEY=API_KEY, WAVESPEED_BASE_URL=emu.base_url, WAVESPEED_JOURNAL_DIR=journal
             )
             pack = load_pack()
-            node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxBatch"]()
+            node = pack.nodes.NODES["FluxKontextMaxBatch"]()
             import torch  # imported before measuring: its own memory is not the batch's
 
             torch.zeros(1)

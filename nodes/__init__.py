@@ -1,4 +1,9 @@
-"""The ComfyUI-facing layer: node classes only; HTTP and image work live in ``wavespeed/``."""
+"""The ComfyUI-facing layer: what each node does (one plain class per node, no ComfyUI import) and,
+in ``v3/``, how ComfyUI sees it; HTTP and image work live in ``wavespeed/``.
+
+``NODES`` names the plain class doing each node's work by its node id: tests, the benchmarks and the
+scripts call them without ComfyUI (the V3 nodes in ``v3/`` delegate to the same classes).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,11 @@ from .generate import FluxKontextMaxGenerate
 from .poll import WaveSpeedPollResult
 from .recent import WaveSpeedRecentTasks
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {
+NODES: dict[str, type] = {
     "FluxKontextMaxGenerate": FluxKontextMaxGenerate,
     "FluxKontextMaxEdit": FluxKontextMaxEdit,
     "FluxKontextMaxMultiReference": FluxKontextMaxMultiReference,
     "FluxKontextMaxBatch": FluxKontextMaxBatch,
     "WaveSpeedPollResult": WaveSpeedPollResult,
     "WaveSpeedRecentTasks": WaveSpeedRecentTasks,
-}
-
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "FluxKontextMaxGenerate": "FLUX.1 Kontext [max] Generate (WaveSpeed)",
-    "FluxKontextMaxEdit": "FLUX.1 Kontext [max] Edit (WaveSpeed)",
-    "FluxKontextMaxMultiReference": "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
-    "FluxKontextMaxBatch": "FLUX.1 Kontext [max] Batch (WaveSpeed)",
-    "WaveSpeedPollResult": "WaveSpeed Poll Result",
-    "WaveSpeedRecentTasks": "WaveSpeed Recent Tasks",
 }

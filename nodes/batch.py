@@ -1,6 +1,6 @@
 """FLUX.1 Kontext [max] Batch: several prompts (one per line) x a count of variations -> one IMAGE batch.
 
-A loop over the paid path (paid/paid_path.py): every task is one PaidSubmit, so it is validated, priced,
+A loop over the paid path (paid_path.py): every task is one PaidSubmit, so it is validated, priced,
 journaled, reused for a fixed seed and submitted through the account's scheduler exactly as a
 Generate -> Poll chain is, and a batch on a Bronze account simply takes its minutes. The decisions:
 
@@ -16,7 +16,7 @@ Generate -> Poll chain is, and a batch on a Bronze account simply takes its minu
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
 * Memory: the batch tensor is planned from the first output's size x the number of tasks before it is
-  allocated (batch_plan.plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
+  allocated (image_batch.plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
   OutputsOverBudget naming the paid tasks, nothing allocated. Each task's image is copied into its
   slot as it arrives and at most DECODING tasks download and decode at once (peak: the batch plus
   two tasks' images). The number of tasks is bounded by the same budget for ~1 MP outputs.
@@ -27,21 +27,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..wavespeed import (
-    ASPECT_RATIOS,
-    DEFAULT_ASPECT_RATIO,
-    GUIDANCE_DEFAULT,
-    GUIDANCE_MAX,
-    GUIDANCE_MIN,
-    MODEL_TEXT_TO_IMAGE,
-    PRICE_PER_IMAGE_USD,
-    SEED_MAX,
-    SEED_MIN,
-    CancelCheck,
-    KontextRequest,
-    errors as E,
-)
-from .generate import CATEGORY
+from ..wavespeed import MODEL_TEXT_TO_IMAGE, SEED_MAX, CancelCheck, KontextRequest, errors as E
 from .paid import account_limits as limits
 from .paid.journal_glue import journal_outcome
 from .paid.paid_path import CancelRule, PaidSubmit, afford, submit
@@ -53,7 +39,7 @@ from .shared.task_value import TaskHandle
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
-# (batch_plan.py pulls numpy and torch, which the pack must not import at start-up: the value is
+# (image_batch.py pulls numpy and torch, which the pack must not import at start-up: the value is
 # repeated here and a test keeps the two equal.)
 MAX_BATCH_BYTES = 1 << 30
 MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)
@@ -94,97 +80,13 @@ def batch_requests(
 
 
 class FluxKontextMaxBatch:
-    DESCRIPTION = (
-        "Several prompts (one per line) x a number of variations as one IMAGE batch: every task is "
-        "submitted within the account's limits, journaled and paid once "
-        f"(${PRICE_PER_IMAGE_USD[MODEL_TEXT_TO_IMAGE]:.2f} per image; the batch's total is shown first)."
-    )
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "STRING", "STRING", "STRING")
-    RETURN_NAMES = ("images", "image_urls", "request_ids", "failures")
-    OUTPUT_TOOLTIPS = (
-        "Every image that arrived, prompt by prompt, variation by variation.",
-        "Output URLs, one per line (they expire after 7 days).",
-        "Request ids of the images, one per line (Poll Result fetches any of them again, no charge).",
-        "Failed tasks, one per line with id and reason (empty when all succeeded).",
-    )
-    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge (nodes/v3.py)
-    FUNCTION = "run"
+    """The Batch node's work (declared to ComfyUI in nodes/v3/batch_node.py)."""
+
+    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge
 
     @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "prompts": (
-                    "STRING",
-                    {
-                        "multiline": True,
-                        "default": "",
-                        "tooltip": "One prompt per line; blank lines are skipped.",
-                    },
-                ),
-                "variations": (
-                    "INT",
-                    {"default": 1, "min": 1, "max": MAX_TASKS, "tooltip": "Images per prompt."},
-                ),
-                "seed": (
-                    "INT",
-                    {
-                        "default": 0,
-                        "min": SEED_MIN,
-                        "max": SEED_MAX,
-                        "control_after_generate": True,
-                        "tooltip": "Variation v uses seed + v (a fixed seed reuses earlier results, no "
-                        "new charge); -1 lets the API pick.",
-                    },
-                ),
-                "seed_mode": (
-                    [SEED_INCREMENT, SEED_RANDOM],
-                    {
-                        "default": SEED_INCREMENT,
-                        "tooltip": "increment: seed, seed+1, ... per prompt; random: the API picks each "
-                        "(always new, paid images).",
-                    },
-                ),
-                "guidance_scale": (
-                    "FLOAT",
-                    {
-                        "default": GUIDANCE_DEFAULT,
-                        "min": GUIDANCE_MIN,
-                        "max": GUIDANCE_MAX,
-                        "step": 0.1,
-                        "tooltip": "How strictly the images follow the prompts (1.0-20.0, default 3.5).",
-                    },
-                ),
-                "aspect_ratio": (
-                    list(ASPECT_RATIOS),
-                    {"default": DEFAULT_ASPECT_RATIO, "tooltip": "One shape for the whole batch."},
-                ),
-                "on_failure": (
-                    [RETURN_SUCCEEDED, FAIL],
-                    {
-                        "default": RETURN_SUCCEEDED,
-                        "tooltip": "If some tasks fail: return the images that arrived and name the "
-                        "failures, or stop with an error (paid images stay fetchable by id).",
-                    },
-                ),
-                "timeout_s": (
-                    "INT",
-                    {
-                        "default": 1800,
-                        "min": 10,
-                        "max": 7200,
-                        "step": 10,
-                        "tooltip": "Give up waiting for a task after this many seconds (it keeps running; "
-                        "its id fetches it later). A Bronze account makes 2 images a minute.",
-                    },
-                ),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
-
-    @classmethod
-    def IS_CHANGED(cls, seed: int = 0, seed_mode: str = SEED_INCREMENT, **_: Any) -> Any:
+    def fingerprint_inputs(cls, seed: int = 0, seed_mode: str = SEED_INCREMENT, **_: Any) -> Any:
+        """A random seed means new images every run: NaN never equals itself (ComfyUI re-runs)."""
         return float("nan") if seed == -1 or seed_mode == SEED_RANDOM else seed
 
     async def run(

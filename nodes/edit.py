@@ -22,16 +22,14 @@ import logging
 from typing import Any
 
 from ..wavespeed import (
-    ASPECT_RATIOS,
     MAX_REFERENCE_IMAGES,
     MODEL_EDIT,
     MODEL_MULTI,
-    PRICE_PER_IMAGE_USD,
     InvalidRequestError,
     KontextRequest,
     parse_urls,
 )
-from .generate import KontextSubmitNode, common_inputs
+from .generate import KontextSubmitNode
 from .paid.submission import submit_task
 from .shared.image_inputs import Reference, check_sizes, image_references, resolve, url_references
 from .shared.task_value import TaskHandle
@@ -43,81 +41,14 @@ MAX_IMAGE_INPUTS = 5
 _PLACEHOLDER_URL = "https://placeholder.invalid/reference.png"  # lets validate() run before uploads
 
 
-def _edit_inputs(match_tooltip: str) -> dict[str, Any]:
-    """common_inputs() with "match input" as the first (default) aspect ratio."""
-    inputs = common_inputs()
-    inputs["aspect_ratio"] = (
-        [MATCH_INPUT, *ASPECT_RATIOS],
-        {"default": MATCH_INPUT, "tooltip": match_tooltip},
-    )
-    return inputs
-
-
 def _aspect_ratio(value: str) -> str | None:
     return None if value == MATCH_INPUT else value
 
 
-_EDIT_PROMPT = (
-    "STRING",
-    {
-        "multiline": True,
-        "default": "",
-        "tooltip": "What to change, e.g. 'make it night, keep the house unchanged'. Say what must stay "
-        "the same as well as what to change.",
-    },
-)
-_MULTI_PROMPT = (
-    "STRING",
-    {
-        "multiline": True,
-        "default": "",
-        "tooltip": "How to combine the references, e.g. 'the person from image 1 wearing the jacket "
-        "from image 2'. References are numbered in the order they are sent.",
-    },
-)
-
-
 class FluxKontextMaxEdit(KontextSubmitNode):
-    DESCRIPTION = (
-        "Edit one image with FLUX.1 Kontext [max] on WaveSpeedAI "
-        f"(${PRICE_PER_IMAGE_USD[MODEL_EDIT]:.2f} per image). Connect an IMAGE (uploaded as exact PNG, "
-        "once per distinct image) or wire an image URL, e.g. the image_urls output of WaveSpeed Poll "
-        "Result, to chain edits without re-uploading. Connect 'task' to WaveSpeed Poll Result."
-    )
-    FUNCTION = "edit"
-    MODEL = MODEL_EDIT
+    """Edit one image (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "prompt": _EDIT_PROMPT,
-                **_edit_inputs(
-                    "Shape of the output. 'match input' (default) leaves it to the API, which keeps "
-                    "the input image's shape; the others force a ratio at about one megapixel."
-                ),
-            },
-            "optional": {
-                "image": (
-                    "IMAGE",
-                    {
-                        "tooltip": "The image to edit. Wins over image_url when connected. Of a batch "
-                        "only the FIRST image is edited (one task, one charge). Alpha is dropped."
-                    },
-                ),
-                "image_url": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "multiline": False,
-                        "tooltip": "Or an http(s) URL of the image, e.g. the image_urls output of "
-                        "WaveSpeed Poll Result (first line used): chains edits with no re-upload. "
-                        "Ignored when 'image' is connected.",
-                    },
-                ),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+    MODEL = MODEL_EDIT
 
     async def edit(
         self,
@@ -161,50 +92,9 @@ class FluxKontextMaxEdit(KontextSubmitNode):
 
 
 class FluxKontextMaxMultiReference(KontextSubmitNode):
-    DESCRIPTION = (
-        "Combine 1 to 5 reference images with FLUX.1 Kontext [max] multi on WaveSpeedAI "
-        f"(${PRICE_PER_IMAGE_USD[MODEL_MULTI]:.2f} per image). Every image of every connected input is "
-        "a reference, in order (image_1's batch first), then the image_urls lines. Images are uploaded "
-        "as exact PNG, once per distinct image. Connect 'task' to WaveSpeed Poll Result."
-    )
-    FUNCTION = "edit"
-    MODEL = MODEL_MULTI
+    """Combine 1 to 5 references (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
 
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        images = {
-            f"image_{n}": (
-                "IMAGE",
-                {
-                    "tooltip": f"Reference image(s) #{n}. A batch adds every one of its images, in "
-                    "order, after those of the inputs above. At most "
-                    f"{MAX_REFERENCE_IMAGES} references in all. Alpha is dropped."
-                },
-            )
-            for n in range(1, MAX_IMAGE_INPUTS + 1)
-        }
-        return {
-            "required": {
-                "prompt": _MULTI_PROMPT,
-                **_edit_inputs(
-                    "Shape of the output. 'match input' (default) leaves it out of the request so "
-                    "the API decides from the references; the others force a ratio at about one megapixel."
-                ),
-            },
-            "optional": {
-                **images,
-                "image_urls": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "multiline": True,
-                        "tooltip": "More references as http(s) URLs, one per line, sent after the "
-                        "connected images (no upload), e.g. the image_urls output of WaveSpeed Poll Result.",
-                    },
-                ),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+    MODEL = MODEL_MULTI
 
     async def edit(
         self,

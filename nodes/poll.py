@@ -1,6 +1,6 @@
 """WaveSpeed Poll Result: wait for a task, download every output, return ComfyUI IMAGE tensors.
 
-The wait goes through the account's shared poller (paid/account_limits.py), so many Poll nodes in flight share
+The wait goes through the account's shared poller (limits.py), so many Poll nodes in flight share
 one request budget and poll where completion is likely."""
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, errors as E
-from .generate import CATEGORY
 from .paid import account_limits as limits
 from .paid.submission import journal_note, journal_outcome, open_journal
 from .shared import comfy_bridge as bridge
 from .shared.progress import fraction_for, status_line
 from .shared.runtime import Watch, get_client, run_blocking
-from .shared.task_value import TASK_TYPE, TaskHandle
+from .shared.task_value import TaskHandle
 
 if TYPE_CHECKING:
     from ..wavespeed import WaveSpeedClient
@@ -115,63 +114,7 @@ def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: Cancel
 
 
 class WaveSpeedPollResult:
-    DESCRIPTION = (
-        "Wait for a WaveSpeed task, download its outputs and return them as IMAGE. Shows progress, "
-        "stops on Cancel, and can fetch an earlier task again by request id without paying twice."
-    )
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE", "STRING", "STRING", "INT", "BOOLEAN")
-    RETURN_NAMES = ("images", "image_urls", "request_id", "inference_ms", "nsfw_flagged")
-    OUTPUT_TOOLTIPS = (
-        "All outputs as one batch [B,H,W,3]; different sizes are centred on a black canvas.",
-        "Output URLs, one per line (they expire after 7 days). Feed one into an edit node to reuse it.",
-        "The task's request id.",
-        "Inference time the API reports, in milliseconds.",
-        "True if the API flagged any output as NSFW.",
-    )
-    FUNCTION = "poll"
-
-    @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "timeout_s": (
-                    "INT",
-                    {
-                        "default": 600,
-                        "min": 10,
-                        "max": 7200,
-                        "step": 10,
-                        "tooltip": "Give up waiting after this many seconds. The task keeps running and "
-                        "can be fetched later by its request id.",
-                    },
-                ),
-                "nsfw_policy": (
-                    [NSFW_PASS, NSFW_FAIL],
-                    {
-                        "default": NSFW_PASS,
-                        "tooltip": "What to do when the API flags an output as NSFW: pass it through "
-                        "(see the nsfw_flagged output) or stop with an error.",
-                    },
-                ),
-            },
-            "optional": {
-                "task": (
-                    TASK_TYPE,
-                    {"tooltip": "From a FLUX Kontext node. Takes precedence over request_id."},
-                ),
-                "request_id": (
-                    "STRING",
-                    {
-                        "default": "",
-                        "multiline": False,
-                        "tooltip": "Or paste the request id of an earlier task, or connect WaveSpeed Recent "
-                        "Tasks, to fetch it again (no new charge).",
-                    },
-                ),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+    """The Poll Result node's work (declared to ComfyUI in nodes/v3/task_nodes.py)."""
 
     async def poll(
         self,

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from ..wavespeed import STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_FLIGHT, InvalidRequestError, TaskRecord
-from .generate import CATEGORY
 from .paid.submission import current_journal
 from .shared import comfy_bridge as bridge
 from .shared.runtime import submit_blocking
@@ -60,48 +59,10 @@ def listing(records: list[TaskRecord], selected: int | None, header: str, now: f
 
 
 class WaveSpeedRecentTasks:
-    DESCRIPTION = (
-        "List the WaveSpeed tasks this machine submitted (the task journal, kept 7 days like the "
-        "API's results) and pick one by position. Connect request_id to WaveSpeed Poll Result to "
-        "fetch a paid result again, e.g. after a crash, a restart, a timeout or Cancel: no new charge."
-    )
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("STRING", "STRING")
-    RETURN_NAMES = ("request_id", "tasks")
-    OUTPUT_TOOLTIPS = (
-        "The chosen task's request id: connect it to WaveSpeed Poll Result's request_id input.",
-        "The recent tasks, one per line (id · status · age · price · prompt); ▶ marks the chosen one.",
-    )
-    FUNCTION = "pick"
+    """The Recent Tasks node's work (declared to ComfyUI in nodes/v3/task_nodes.py)."""
 
     @classmethod
-    def INPUT_TYPES(cls) -> dict[str, Any]:
-        return {
-            "required": {
-                "index": (
-                    "INT",
-                    {
-                        "default": 0,
-                        "min": 0,
-                        "max": MAX_LISTED - 1,
-                        "tooltip": "Which task: 0 = the newest matching status_filter, 1 = the one "
-                        "before, and so on (see the tasks output).",
-                    },
-                ),
-                "status_filter": (
-                    list(STATUS_FILTERS),
-                    {
-                        "default": FILTER_ALL,
-                        "tooltip": "'in flight' lists paid tasks whose result was never fetched "
-                        "(interrupted, timed out, crashed): the ones to recover.",
-                    },
-                ),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
-
-    @classmethod
-    def IS_CHANGED(cls, **_: Any) -> Any:
+    def fingerprint_inputs(cls, **_: Any) -> Any:
         """The journal changes behind ComfyUI's back: read it on every run."""
         return float("nan")
 

@@ -28,7 +28,7 @@ from scripts.pack_loader import REPO_ROOT
 pytestmark = pytest.mark.timeout(300)
 
 ROOT = REPO_ROOT
-LOCK_HOLDER = ROOT / "tests" / "journal_lock_holder.py"
+LOCK_HOLDER = ROOT / "tests" / "support" / "journal_lock_holder.py"
 KEY = "bronze-key-0123456789"
 MINUTE_S = 4.0  # Bronze: 2 submits a (scaled) minute
 

@@ -16,7 +16,7 @@ from emulator import Emulator
 
 
 def _batch(pack: ModuleType, prompts: str, variations: int, **kw: Any) -> Any:
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxBatch"]()
+    node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     args: dict[str, Any] = {
         "seed": 100,
         "seed_mode": "increment",

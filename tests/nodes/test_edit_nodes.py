@@ -36,7 +36,7 @@ def _fresh_upload_cache(pack: ModuleType) -> Iterator[None]:
 
 
 def _node(pack: ModuleType, name: str) -> Any:
-    return pack.NODE_CLASS_MAPPINGS[name]()
+    return pack.nodes.NODES[name]()
 
 
 def _image(height: int = 96, width: int = 128, *, seed: int = 0, batch: int = 1, channels: int = 3) -> Any:
@@ -85,49 +85,15 @@ async def _poll(pack: ModuleType, task: Any) -> Any:
     return await _node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task)
 
 
-# --------------------------------------------------------------------------- node definitions
-
-
-def test_nodes_are_registered_with_display_names(pack: ModuleType) -> None:
-    names = pack.NODE_DISPLAY_NAME_MAPPINGS
-    assert names["FluxKontextMaxEdit"] == "FLUX.1 Kontext [max] Edit (WaveSpeed)"
-    assert names["FluxKontextMaxMultiReference"] == "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)"
-    generate = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]
-    for key in ("FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
-        cls = pack.NODE_CLASS_MAPPINGS[key]
-        assert cls.CATEGORY == generate.CATEGORY
-        assert cls.RETURN_TYPES == generate.RETURN_TYPES and cls.RETURN_NAMES == generate.RETURN_NAMES
-        assert cls.DESCRIPTION and asyncio.iscoroutinefunction(getattr(cls, cls.FUNCTION))
+# --------------------------------------------------------------------------- cache rule (widgets: test_v3_schema.py)
 
 
 @pytest.mark.parametrize("key", ["FluxKontextMaxEdit", "FluxKontextMaxMultiReference"])
-def test_inputs_have_tooltips_and_match_input_aspect_ratio(pack: ModuleType, key: str) -> None:
-    spec = pack.NODE_CLASS_MAPPINGS[key].INPUT_TYPES()
-    for section in ("required", "optional"):
-        for name, (_, opts) in spec[section].items():
-            assert opts.get("tooltip"), f"{key}.{name} has no tooltip"
-    choices, opts = spec["required"]["aspect_ratio"]
-    assert choices[0] == "match input" and opts["default"] == "match input"
-    assert list(spec["required"])[:2] == ["prompt", "seed"]
-    generate_required = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"].INPUT_TYPES()["required"]
-    assert list(spec["required"]) == list(generate_required)  # same widget order as Generate
-    assert choices[1:] == generate_required["aspect_ratio"][0]
-
-
-def test_edit_inputs_in_order(pack: ModuleType) -> None:
-    edit = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxEdit"].INPUT_TYPES()
-    assert list(edit["optional"]) == ["image", "image_url"]
-    assert "first" in edit["optional"]["image"][1]["tooltip"].lower()  # batch policy is stated
-    multi = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxMultiReference"].INPUT_TYPES()
-    assert list(multi["optional"]) == [*(f"image_{n}" for n in range(1, 6)), "image_urls"]
-
-
-@pytest.mark.parametrize("key", ["FluxKontextMaxEdit", "FluxKontextMaxMultiReference"])
-def test_is_changed_follows_generate(pack: ModuleType, key: str) -> None:
-    cls = pack.NODE_CLASS_MAPPINGS[key]
-    assert math.isnan(cls.IS_CHANGED(seed=-1, prompt="x"))
-    assert math.isnan(cls.IS_CHANGED(seed=5, force_rerun=True))
-    assert cls.IS_CHANGED(seed=5, force_rerun=False, image=None) == 5
+def test_fingerprint_follows_generate(pack: ModuleType, key: str) -> None:
+    cls = pack.nodes.NODES[key]
+    assert math.isnan(cls.fingerprint_inputs(seed=-1, prompt="x"))
+    assert math.isnan(cls.fingerprint_inputs(seed=5, force_rerun=True))
+    assert cls.fingerprint_inputs(seed=5, force_rerun=False, image=None) == 5
 
 
 # --------------------------------------------------------------------------- Edit

@@ -1,19 +1,21 @@
-"""The V3 declarations (nodes/v3.py) as ComfyUI itself sees them, compared with the V1 ones.
+"""The nodes' V3 declarations (nodes/v3/) as ComfyUI itself sees them.
 
-ComfyUI turns a V3 schema back into the V1 /object_info form the frontend reads and saved workflows
-depend on (input names, their order, widget options). A subprocess imports ComfyUI's own
-``comfy_api.latest`` first, as ComfyUI does before loading custom nodes, loads the pack, calls its
-``comfy_entrypoint`` and prints ComfyUI's V1 view of every V3 node next to the V1 declaration.
-The ComfyUI is the harness's (``COMFYUI_DIR``, else .cache/comfyui/ComfyUI 0.3.75); run with
-0.33.0's interpreter and ``COMFYUI_DIR`` to check the price badges there. No network, no server.
+ComfyUI turns a V3 schema into the V1 /object_info form the frontend reads and saved workflows
+depend on (input names, their order, widget options): these tests pin that view. A subprocess
+imports ComfyUI's own ``comfy_api.latest`` first, as ComfyUI does before loading custom nodes, loads
+the pack, calls its ``comfy_entrypoint`` and prints ComfyUI's V1 view of every node. The ComfyUI is
+the harness's (``COMFYUI_DIR``, else .cache/comfyui/ComfyUI-0.33.0); run with ``COMFYUI_DIR`` at
+0.3.75 to check the oldest release (no price badges there). No network, no server.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import subprocess
 import sys
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -31,6 +33,17 @@ NODE_IDS = [
     "WaveSpeedRecentTasks",
 ]
 PRICED = {"FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"}
+SUBMIT = ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"]
+#: The method of the node's work class (nodes.NODES) its V3 ``execute`` hands the inputs to.
+WORK = {
+    "FluxKontextMaxGenerate": "generate",
+    "FluxKontextMaxEdit": "edit",
+    "FluxKontextMaxMultiReference": "edit",
+    "FluxKontextMaxBatch": "run",
+    "WaveSpeedPollResult": "poll",
+    "WaveSpeedRecentTasks": "pick",
+}
+RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 
 PROBE = r"""
 import asyncio, json, math, os, sys
@@ -43,27 +56,22 @@ sys.path.insert(0, root)
 from scripts.pack_loader import load_pack
 
 pack = load_pack()
-out = {"mapping": pack.NODE_CLASS_MAPPINGS, "has_entrypoint": hasattr(pack, "comfy_entrypoint"),
+out = {"mapping": hasattr(pack, "NODE_CLASS_MAPPINGS"), "has_entrypoint": hasattr(pack, "comfy_entrypoint"),
        "price_badges": hasattr(io, "PriceBadge"), "nodes": {}}
 nodes = asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
-v1 = pack.nodes.NODE_CLASS_MAPPINGS
 for node in nodes:
     info = node.GET_NODE_INFO_V1()
-    old = v1[info["name"]]
     own = node.fingerprint_inputs.__func__ is not io.ComfyNode.fingerprint_inputs.__func__
     fp = lambda **kw: node.fingerprint_inputs(**kw) if own else None
     out["nodes"][info["name"]] = {
-        "v3": info,
-        "v1": {"input": old.INPUT_TYPES(), "output": list(old.RETURN_TYPES), "output_name": list(old.RETURN_NAMES),
-               "output_tooltips": list(old.OUTPUT_TOOLTIPS), "display_name": pack.nodes.NODE_DISPLAY_NAME_MAPPINGS[info["name"]],
-               "category": old.CATEGORY, "description": old.DESCRIPTION},
+        "v1": info,
         "is_v3": issubclass(node, io.ComfyNode), "async": asyncio.iscoroutinefunction(node.execute),
-        "fingerprinted": [own, hasattr(old, "IS_CHANGED")],
+        "fingerprinted": [own, hasattr(pack.nodes.NODES[info["name"]], "fingerprint_inputs")],
         "fingerprint": {"minus_one": repr(fp(seed=-1, index=0)), "seed5": repr(fp(seed=5, index=0)),
                         "forced": repr(fp(seed=5, force_rerun=True, index=0))},
     }
 
-# execute goes through the V1 code: a blank prompt is refused before any request
+# execute runs the node's work: a blank prompt is refused before any request
 gen = next(n for n in nodes if n.GET_SCHEMA().node_id == "FluxKontextMaxGenerate")
 from types import SimpleNamespace
 clone = type("Clone", (gen,), {"hidden": SimpleNamespace(unique_id="42")})  # what ComfyUI's class clone holds
@@ -73,14 +81,12 @@ except Exception as exc:
     out["blank_prompt"] = [isinstance(exc, pack.wavespeed.core.errors.InvalidRequestError), str(exc)]
 
 # a node that gains a `count` widget: its badge follows it with no other change
-v3 = sys.modules[pack.__name__ + ".nodes.v3"]
-class WithCount(v1["FluxKontextMaxGenerate"]):
-    @classmethod
-    def INPUT_TYPES(cls):
-        spec = super().INPUT_TYPES()
-        spec["required"]["count"] = ("INT", {"default": 1, "min": 1, "max": 4, "tooltip": "variations"})
-        return spec
-info = v3.schema_for("FluxKontextMaxGenerate", WithCount).get_v1_info(WithCount)
+common = sys.modules[pack.__name__ + ".nodes.v3.common"]
+inputs = [*common.kontext_inputs("p", common.aspect_ratio_input("a")),
+          io.Int.Input("count", default=1, min=1, max=4, tooltip="variations")]
+model = pack.wavespeed.api.models.MODEL_TEXT_TO_IMAGE
+schema = common.schema("WithCount", "With count", "d", inputs, common.task_outputs(), model=model)
+info = schema.get_v1_info(None)
 out["with_count"] = {"price_badge": getattr(info, "price_badge", None), "order": info.input_order}
 print(json.dumps(out, default=repr))
 """
@@ -104,37 +110,118 @@ def probe() -> dict[str, Any]:
     return result
 
 
-def _v1_view(spec: Any) -> tuple[str, dict[str, Any]]:
-    """A V1 input spec as ComfyUI's V1 view of a V3 input writes it (combos: "COMBO" + options)."""
-    kind, opts = spec[0], dict(spec[1]) if len(spec) > 1 else {}
-    if isinstance(kind, list):
-        return "COMBO", {**opts, "options": kind}
-    return kind, opts
+def _inputs(probe: dict[str, Any], name: str, section: str = "required") -> dict[str, Any]:
+    """One section of a node's inputs as /object_info serves them: name -> [type, options]."""
+    inputs: dict[str, Any] = probe["nodes"][name]["v1"]["input"].get(section, {})
+    return inputs
 
 
 def test_inside_comfyui_the_pack_registers_v3_nodes_through_comfy_entrypoint(probe: dict[str, Any]) -> None:
-    assert probe["mapping"] is None  # a mapping would make ComfyUI skip comfy_entrypoint
+    assert probe["mapping"] is False  # a mapping would make ComfyUI skip comfy_entrypoint
     assert probe["has_entrypoint"]
     assert list(probe["nodes"]) == NODE_IDS
     for name, node in probe["nodes"].items():
         assert node["is_v3"] and node["async"], name
 
 
-def test_v3_nodes_keep_every_input_name_order_option_and_output(probe: dict[str, Any]) -> None:
+def test_every_node_has_its_name_category_description_and_tooltips_and_no_key_widget(
+    probe: dict[str, Any],
+) -> None:
+    names = {name: node["v1"]["display_name"] for name, node in probe["nodes"].items()}
+    assert names == {
+        "FluxKontextMaxGenerate": "FLUX.1 Kontext [max] Generate (WaveSpeed)",
+        "FluxKontextMaxEdit": "FLUX.1 Kontext [max] Edit (WaveSpeed)",
+        "FluxKontextMaxMultiReference": "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
+        "FluxKontextMaxBatch": "FLUX.1 Kontext [max] Batch (WaveSpeed)",
+        "WaveSpeedPollResult": "WaveSpeed Poll Result",
+        "WaveSpeedRecentTasks": "WaveSpeed Recent Tasks",
+    }
     for name, node in probe["nodes"].items():
-        v3, v1 = node["v3"], node["v1"]
+        info = node["v1"]
+        assert info["category"] == "WaveSpeed/FLUX Kontext" and info["description"], name
         for section in ("required", "optional"):
-            declared = v1["input"].get(section, {})
-            assert v3["input_order"].get(section, []) == list(declared), (name, section)
-            for input_name, spec in declared.items():
-                kind, options = _v1_view(spec)
-                got_kind, got_options = v3["input"][section][input_name]
-                assert got_kind == kind, (name, input_name)
-                assert {k: got_options.get(k) for k in options} == options, (name, input_name)
+            for input_name, (_, options) in _inputs(probe, name, section).items():
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+                assert "key" not in input_name.lower(), f"{name}.{input_name} looks like a secret widget"
+        assert all(info["output_tooltips"]), name
         # (ComfyUI adds its own account hidden inputs to API nodes; the pack never reads them)
-        assert v3["input"]["hidden"]["unique_id"] == ["UNIQUE_ID"], name
-        for key in ("output", "output_name", "output_tooltips", "display_name", "category", "description"):
-            assert v3[key] == v1[key], (name, key)
+        assert info["input"]["hidden"]["unique_id"] == ["UNIQUE_ID"], name
+
+
+def test_generate_widgets_match_the_issue(probe: dict[str, Any]) -> None:
+    required = _inputs(probe, "FluxKontextMaxGenerate")
+    assert list(required) == ["prompt", "seed", "guidance_scale", "aspect_ratio", "sync_mode", "force_rerun"]
+    assert required["prompt"] == ["STRING", {**required["prompt"][1], "multiline": True, "default": ""}]
+    seed = required["seed"][1]
+    assert (seed["min"], seed["max"], seed["default"], seed["control_after_generate"]) == (
+        -1,
+        2_147_483_647,
+        0,
+        True,
+    )
+    g = required["guidance_scale"][1]
+    assert (g["min"], g["max"], g["step"], g["round"], g["default"]) == (1.0, 20.0, 0.1, 0.01, 3.5)
+    kind, ratio = required["aspect_ratio"]
+    assert kind == "COMBO" and ratio["options"] == RATIOS and ratio["default"] == "1:1"
+    assert required["sync_mode"][0] == "BOOLEAN" and required["sync_mode"][1]["default"] is False
+    assert (required["sync_mode"][1]["label_on"], required["sync_mode"][1]["label_off"]) == ("sync", "async")
+    assert required["force_rerun"][0] == "BOOLEAN" and required["force_rerun"][1]["default"] is False
+
+
+def test_edit_nodes_share_generate_widgets_with_match_input_first(probe: dict[str, Any]) -> None:
+    generate = probe["nodes"]["FluxKontextMaxGenerate"]["v1"]
+    for name in SUBMIT[1:]:
+        info, required = probe["nodes"][name]["v1"], _inputs(probe, name)
+        assert list(required) == list(_inputs(probe, "FluxKontextMaxGenerate")), name  # same widget order
+        ratio = required["aspect_ratio"][1]
+        assert ratio["options"] == ["match input", *RATIOS] and ratio["default"] == "match input", name
+        for key in ("output", "output_name", "output_tooltips"):
+            assert info[key] == generate[key], (name, key)
+    assert generate["output"] == ["WAVESPEED_TASK", "STRING"] and generate["output_name"] == [
+        "task",
+        "request_id",
+    ]
+    edit = _inputs(probe, "FluxKontextMaxEdit", "optional")
+    assert list(edit) == ["image", "image_url"] and edit["image"][0] == "IMAGE"
+    assert "first" in edit["image"][1]["tooltip"].lower()  # the batch policy is stated
+    assert edit["image_url"][1] == {**edit["image_url"][1], "default": "", "multiline": False}
+    multi = _inputs(probe, "FluxKontextMaxMultiReference", "optional")
+    assert list(multi) == [*(f"image_{n}" for n in range(1, 6)), "image_urls"]
+    assert multi["image_urls"][1]["multiline"] is True
+
+
+def test_batch_poll_and_recent_widgets_and_outputs(probe: dict[str, Any]) -> None:
+    batch = _inputs(probe, "FluxKontextMaxBatch")
+    assert list(batch) == [
+        "prompts", "variations", "seed", "seed_mode", "guidance_scale", "aspect_ratio", "on_failure", "timeout_s"
+    ]  # fmt: skip
+    assert batch["seed_mode"][1]["options"] == ["increment", "random"]
+    assert batch["on_failure"][1]["options"] == ["return what succeeded", "fail"]
+    assert (batch["variations"][1]["min"], batch["variations"][1]["max"]) == (1, 85)
+    assert batch["timeout_s"][1]["default"] == 1800
+    assert probe["nodes"]["FluxKontextMaxBatch"]["v1"]["output_name"] == [
+        "images", "image_urls", "request_ids", "failures"
+    ]  # fmt: skip
+    poll = probe["nodes"]["WaveSpeedPollResult"]["v1"]
+    assert list(_inputs(probe, "WaveSpeedPollResult")) == ["timeout_s", "nsfw_policy"]
+    assert list(_inputs(probe, "WaveSpeedPollResult", "optional")) == ["task", "request_id"]
+    assert _inputs(probe, "WaveSpeedPollResult", "optional")["task"][0] == "WAVESPEED_TASK"
+    assert poll["output"] == ["IMAGE", "STRING", "STRING", "INT", "BOOLEAN"]
+    recent = probe["nodes"]["WaveSpeedRecentTasks"]["v1"]
+    status = _inputs(probe, "WaveSpeedRecentTasks")["status_filter"][1]
+    assert status["options"] == ["all", "in flight", "completed", "failed"] and status["default"] == "all"
+    assert recent["output"] == ["STRING", "STRING"] and recent["output_name"] == ["request_id", "tasks"]
+
+
+def test_every_declared_input_reaches_the_nodes_work(probe: dict[str, Any], pack: ModuleType) -> None:
+    """ComfyUI calls ``execute`` with the declared inputs by name, leaving out unconnected optional
+    ones: the work method takes exactly those (in order), optional ones with a default, and the node id."""
+    for name, method in WORK.items():
+        params = inspect.signature(getattr(pack.nodes.NODES[name], method)).parameters
+        required, optional = list(_inputs(probe, name)), list(_inputs(probe, name, "optional"))
+        assert [p for p in params if p != "self"] == [*required, *optional, "unique_id"], name
+        for input_name in optional:
+            assert params[input_name].default is not inspect.Parameter.empty, (name, input_name)
 
 
 def test_fingerprint_inputs_reruns_seed_minus_one_and_force_rerun(probe: dict[str, Any]) -> None:
@@ -143,9 +230,9 @@ def test_fingerprint_inputs_reruns_seed_minus_one_and_force_rerun(probe: dict[st
         assert math.isnan(float(fingerprint["minus_one"])) and math.isnan(float(fingerprint["forced"]))
         assert fingerprint["seed5"] == "5", name
     assert math.isnan(float(probe["nodes"]["WaveSpeedRecentTasks"]["fingerprint"]["seed5"]))
-    for name, node in probe["nodes"].items():  # defined exactly where the V1 class has IS_CHANGED
-        own, v1_has = node["fingerprinted"]
-        assert own == v1_has, name
+    for name, node in probe["nodes"].items():  # declared exactly where the node's work has a cache rule
+        own, work_has = node["fingerprinted"]
+        assert own == work_has, name
     assert probe["nodes"]["WaveSpeedPollResult"]["fingerprinted"] == [False, False]
 
 
@@ -156,18 +243,18 @@ def test_v3_execute_runs_the_node_code(probe: dict[str, Any]) -> None:
 
 def test_price_badge_on_paid_nodes_only_where_comfyui_has_price_badges(probe: dict[str, Any]) -> None:
     for name, node in probe["nodes"].items():
-        badge = node["v3"].get("price_badge")
+        badge = node["v1"].get("price_badge")
         if probe["price_badges"] and name in PRICED:
-            assert node["v3"]["api_node"] is True  # the frontend draws price badges on API nodes only
+            assert node["v1"]["api_node"] is True  # the frontend draws price badges on API nodes only
             assert badge["engine"] == "jsonata" and badge["depends_on"]["widgets"] == []
             assert badge["expr"] == '{"type": "text", "text": "$" & $formatNumber(0.08, "0.00") & "/Run"}'
         elif probe["price_badges"] and name == "FluxKontextMaxBatch":  # the whole batch's price
-            assert node["v3"]["api_node"] is True
+            assert node["v1"]["api_node"] is True
             widgets = [w["name"] for w in badge["depends_on"]["widgets"]]
             assert widgets == ["variations", "prompts"]
             assert "0.08 * widgets.variations * $count($split(widgets.prompts" in badge["expr"]
         else:  # free nodes, and every node on a ComfyUI without io.PriceBadge (0.3.75)
-            assert badge is None and not node["v3"]["api_node"], name
+            assert badge is None and not node["v1"]["api_node"], name
 
 
 def test_a_count_widget_is_all_it_takes_for_the_badge_to_follow_it(probe: dict[str, Any]) -> None:

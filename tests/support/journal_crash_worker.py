@@ -22,7 +22,7 @@ from scripts.pack_loader import load_pack  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
-    nodes = load_pack().NODE_CLASS_MAPPINGS
+    nodes = load_pack().nodes.NODES
     generate = nodes["FluxKontextMaxGenerate"]()
     if args.go:
         print("ready", flush=True)

@@ -217,7 +217,7 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
     before = pack_env.submissions
     caplog.clear()
     caplog.set_level(logging.DEBUG, logger="wavespeed")
-    node = pack_module.NODE_CLASS_MAPPINGS[BATCH]()
+    node = pack_module.nodes.NODES[BATCH]()
     try:
         asyncio.run(
             node.run(prompts, variations, seed=-1, seed_mode="random", guidance_scale=3.5, aspect_ratio="1:1")

@@ -42,7 +42,7 @@ def _fresh_upload_cache(pack: ModuleType) -> Iterator[None]:
 
 
 def _node(pack: ModuleType, name: str) -> Any:
-    return pack.NODE_CLASS_MAPPINGS[name]()
+    return pack.nodes.NODES[name]()
 
 
 def _image(height: int = 96, width: int = 128, *, seed: int = 0, batch: int = 1) -> torch.Tensor:

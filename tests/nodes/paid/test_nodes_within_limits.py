@@ -15,7 +15,7 @@ from emulator import Emulator, Tier
 
 
 async def _chain(pack: ModuleType, prompt: str, seed: int, node: str) -> Any:
-    mapping = pack.NODE_CLASS_MAPPINGS
+    mapping = pack.nodes.NODES
     gen, poll = mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
     task, _ = await gen.generate(prompt, seed, 3.5, "1:1", False, unique_id=f"{node}-gen")
     return await poll.poll(60, "pass through", task=task, unique_id=f"{node}-poll")

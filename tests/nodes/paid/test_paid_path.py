@@ -33,7 +33,7 @@ _prompts = iter(range(10**9))
 
 
 def _run_batch(pack: ModuleType, count: int, seed: int) -> Any:
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxBatch"]()
+    node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     prompt = f"a lighthouse, take {next(_prompts)}"  # never reused from an earlier example
     return asyncio.run(
         node.run(prompt, count, seed=seed, seed_mode="increment", guidance_scale=3.5, aspect_ratio="1:1")

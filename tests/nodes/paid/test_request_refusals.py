@@ -72,7 +72,7 @@ def test_the_client_refuses_them_before_any_request(
 
 
 def test_the_generate_node_refuses_a_nul_before_any_spend(pack: ModuleType, pack_env: Emulator) -> None:
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False}
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
         asyncio.run(node.generate("a fox\x00", **args))

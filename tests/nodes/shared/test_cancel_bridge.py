@@ -65,8 +65,8 @@ def test_interrupt_raised_by_the_progress_hook_stops_the_wait(
     pack: ModuleType, pack_env: Emulator, fake_comfy: types.SimpleNamespace
 ) -> None:
     pack_env.next_tasks(never_finish=True)
-    gen = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
-    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
+    gen = pack.nodes.NODES["FluxKontextMaxGenerate"]()
+    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
 
     async def scenario() -> tuple[float, BaseException | None]:
         task, _ = await gen.generate("hook interrupt", 1, 3.5, "1:1", False, unique_id="7")

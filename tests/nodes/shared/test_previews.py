@@ -137,8 +137,8 @@ def test_a_failing_preview_never_breaks_the_task(pack: ModuleType, hook: types.S
 def test_poll_result_shows_the_image_on_its_node(
     pack: ModuleType, pack_env: Emulator, hook: types.SimpleNamespace
 ) -> None:
-    gen = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
-    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
+    gen = pack.nodes.NODES["FluxKontextMaxGenerate"]()
+    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
 
     async def scenario() -> Any:
         task, _ = await gen.generate("a preview please", 7, 3.5, "1:1", False, unique_id="3")
@@ -174,7 +174,7 @@ def test_batch_shows_each_image_as_it_arrives_and_counts_them(
             task.inference_s, task.never_finish = 0.0, False
 
     hook.on_preview = first_preview_releases_the_rest
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxBatch"]()
+    node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     images, _, ids, failures = asyncio.run(
         # held tasks that nobody releases (no preview) time out: the test fails instead of hanging
         node.run("a red fox\na blue jay", 2, 11, "increment", 3.5, "1:1", timeout_s=20, unique_id="9")

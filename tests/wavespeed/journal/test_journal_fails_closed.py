@@ -29,7 +29,7 @@ def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _generate(pack: ModuleType, force_rerun: bool = False) -> Any:
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     task, _ = await node.generate(
         PROMPT, seed=7, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False, force_rerun=force_rerun
     )

@@ -20,7 +20,7 @@ DAY = 86400.0
 
 
 async def _generate(pack: ModuleType, prompt: str, seed: int = 7) -> Any:
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     task, _ = await node.generate(prompt, seed=seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False)
     return task
 
@@ -101,7 +101,7 @@ def test_a_damaged_journal_file_is_one_typed_line_kept_aside_then_a_new_journal_
     (journal_dir / "journal.sqlite3").write_bytes(note)
     errors = pack.wavespeed.core.errors
     with pytest.raises(errors.WaveSpeedError) as caught:
-        asyncio.run(pack.NODE_CLASS_MAPPINGS["WaveSpeedRecentTasks"]().pick(0, "all"))
+        asyncio.run(pack.nodes.NODES["WaveSpeedRecentTasks"]().pick(0, "all"))
     message = str(caught.value)
     assert "journal.sqlite3 is corrupt" in message and "kept aside as journal.sqlite3.corrupt-" in message
     assert "\n" not in message

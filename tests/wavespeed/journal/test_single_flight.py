@@ -45,12 +45,12 @@ async def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
         "unique_id": "5",
         **kw,
     }
-    task, _ = await pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]().generate(prompt, **args)
+    task, _ = await pack.nodes.NODES["FluxKontextMaxGenerate"]().generate(prompt, **args)
     return task
 
 
 async def _poll(pack: ModuleType, task: Any) -> Any:
-    return await pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
+    return await pack.nodes.NODES["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
 
 
 def _worker(*args: str) -> subprocess.Popen[str]:

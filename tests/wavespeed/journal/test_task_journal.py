@@ -34,7 +34,7 @@ def restart(pack: ModuleType) -> None:
 
 
 def _node(pack: ModuleType, name: str) -> Any:
-    return pack.NODE_CLASS_MAPPINGS[name]()  # a new instance every time, like a new prompt
+    return pack.nodes.NODES[name]()  # a new instance every time, like a new prompt
 
 
 async def _generate(pack: ModuleType, prompt: str = "a lighthouse at dusk", **kw: Any) -> Any:
@@ -187,7 +187,7 @@ def test_in_flight_task_is_reused_after_its_waiter_died(pack: ModuleType, pack_e
     pack.nodes.paid.submission.reset_session_state()  # as after a ComfyUI restart
     again = asyncio.run(_generate(pack, "paid but never polled", seed=5))
     assert again.request_id == task.request_id and pack_env.submissions == 1
-    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
+    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
     images, *_ = asyncio.run(poll.poll(60, "pass through", task=again))
     assert images.shape[0] == 1 and pack_env.submissions == 1
 
@@ -405,12 +405,10 @@ def test_sync_mode_result_is_journaled_completed(
 def test_recent_tasks_lists_filters_and_picks(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
-    cls = pack.NODE_CLASS_MAPPINGS["WaveSpeedRecentTasks"]
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS["WaveSpeedRecentTasks"] == "WaveSpeed Recent Tasks"
-    assert cls.IS_CHANGED(index=0, status_filter="all") != cls.IS_CHANGED(index=0, status_filter="all")
-    spec = cls.INPUT_TYPES()["required"]
-    assert spec["status_filter"][0] == ["all", "in flight", "completed", "failed"]
-    assert cls.RETURN_TYPES == ("STRING", "STRING")
+    cls = pack.nodes.NODES["WaveSpeedRecentTasks"]  # (its widgets: tests/nodes/test_v3_schema.py)
+    assert cls.fingerprint_inputs(index=0, status_filter="all") != cls.fingerprint_inputs(
+        index=0, status_filter="all"
+    )
 
     done = asyncio.run(_chain(pack, "first, completed", seed=1))[2]
     time.sleep(0.01)

@@ -54,7 +54,7 @@ def test_an_absurd_budget_stops_generate_before_it_pays(
 ) -> None:
     """Regression (issue 17 case 8): the task was submitted and paid, then never polled."""
     monkeypatch.setenv(ENV, "1e-300")
-    generate = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    generate = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     with pytest.raises(Exception, match=ENV) as caught:
         asyncio.run(generate.generate("a lighthouse", 7, 3.5, "1:1", False, unique_id="budget"))
     assert "\n" not in str(caught.value) and pack_env.submissions == 0

@@ -110,7 +110,7 @@ def fresh_pack(
 
 
 def _generate(pack: ModuleType) -> object:
-    node = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, "unique_id": "5"}
     try:
         return asyncio.run(node.generate("a fixed-seed prompt", **args))

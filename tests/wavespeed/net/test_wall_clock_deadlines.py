@@ -144,8 +144,8 @@ def test_cancel_in_poll_result_frees_the_pool_worker(pack: ModuleType, pack_env:
     blocked in the dribbling read comes back (before, it stayed until the reply was complete)."""
     bridge = pack.nodes.shared.comfy_bridge
     watchdog = importlib.import_module(f"{pack.__name__}.wavespeed.net.transport").WATCHDOG
-    poll = pack.NODE_CLASS_MAPPINGS["WaveSpeedPollResult"]()
-    gen = pack.NODE_CLASS_MAPPINGS["FluxKontextMaxGenerate"]()
+    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
+    gen = pack.nodes.NODES["FluxKontextMaxGenerate"]()
 
     async def scenario() -> BaseException | None:
         task, _ = await gen.generate(

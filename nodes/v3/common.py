@@ -1,0 +1,135 @@
+"""What the pack's V3 declarations share: category, the task socket, the Kontext widgets, the price badge.
+
+Input names, their order and their options are what saved workflows hold (widget values by position),
+so a change here is a change to every saved workflow: tests/nodes/test_v3_schema.py pins them as
+ComfyUI's own V1 view shows them.
+
+The price badge (``io.PriceBadge``, ComfyUI 0.33.0; 0.3.75's ``io.Schema`` has no such field, so
+there a node has no badge) prices a node by its model and nodes/shared/pricing.py: adding a ``count``
+widget to a node is all it takes for its badge to follow it. The frontend draws price badges only on
+API nodes, so a priced node is flagged ``is_api_node``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from comfy_api.latest import io
+
+from ...wavespeed import (
+    ASPECT_RATIOS,
+    DEFAULT_ASPECT_RATIO,
+    GUIDANCE_DEFAULT,
+    GUIDANCE_MAX,
+    GUIDANCE_MIN,
+    PRICE_PER_IMAGE_USD,
+    SEED_MAX,
+    SEED_MIN,
+)
+from ..shared.pricing import multipliers_of, price_badge_expr
+from ..shared.task_value import TASK_TYPE
+
+CATEGORY = "WaveSpeed/FLUX Kontext"
+#: The socket a submit node hands to WaveSpeed Poll Result (a TaskHandle).
+Task = io.Custom(TASK_TYPE)
+
+
+def seed_input(tooltip: str) -> Any:
+    return io.Int.Input(
+        "seed", default=0, min=SEED_MIN, max=SEED_MAX, control_after_generate=True, tooltip=tooltip
+    )
+
+
+def guidance_input(tooltip: str, round: float | None = None) -> Any:
+    return io.Float.Input(
+        "guidance_scale",
+        default=GUIDANCE_DEFAULT,
+        min=GUIDANCE_MIN,
+        max=GUIDANCE_MAX,
+        step=0.1,
+        round=round,
+        tooltip=tooltip,
+    )
+
+
+def aspect_ratio_input(tooltip: str, first: tuple[str, ...] = ()) -> Any:
+    """The API's ratios, after ``first`` (e.g. "match input"), which is then the default."""
+    options = [*first, *ASPECT_RATIOS]
+    return io.Combo.Input(
+        "aspect_ratio",
+        options=options,
+        default=options[0] if first else DEFAULT_ASPECT_RATIO,
+        tooltip=tooltip,
+    )
+
+
+def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
+    """The widgets of every Kontext [max] submit node, in their saved order."""
+    return [
+        io.String.Input("prompt", multiline=True, default="", tooltip=prompt_tooltip),
+        seed_input(
+            "Same seed + same inputs = same image, and the earlier result is reused with no new charge "
+            "(for 7 days, even after a restart). -1 lets the API pick a random seed and always runs again."
+        ),
+        guidance_input("How strictly the image follows the prompt (1.0-20.0, default 3.5).", round=0.01),
+        aspect_ratio,
+        io.Boolean.Input(
+            "sync_mode",
+            default=False,
+            label_on="sync",
+            label_off="async",
+            tooltip="Sync: the API holds the request until the image is ready (one call, no polling). "
+            "Async (default): submit now, WaveSpeed Poll Result waits.",
+        ),
+        io.Boolean.Input(
+            "force_rerun",
+            default=False,
+            tooltip="Off (default): the same inputs with a fixed seed reuse the earlier result (no new "
+            "charge). On: always submit a new, paid task.",
+        ),
+    ]
+
+
+def task_outputs() -> list[Any]:
+    """A submit node's outputs: the task for Poll Result and its request id."""
+    return [
+        Task.Output(display_name="task", tooltip="Connect to WaveSpeed Poll Result."),
+        io.String.Output(
+            display_name="request_id",
+            tooltip="The task's request id: keep it to fetch the result again later without paying twice.",
+        ),
+    ]
+
+
+def schema(
+    node_id: str,
+    display_name: str,
+    description: str,
+    inputs: list[Any],
+    outputs: list[Any],
+    model: str | None = None,
+) -> Any:
+    """The node's ``io.Schema``: the pack's category, the node id as its one hidden input, and for a
+    paid node (``model``) the price badge of that model, where ComfyUI has price badges."""
+    return io.Schema(
+        node_id=node_id,
+        display_name=display_name,
+        category=CATEGORY,
+        description=description,
+        inputs=inputs,
+        outputs=outputs,
+        hidden=[io.Hidden.unique_id],
+        **(price_badge(model, inputs) if model is not None else {}),
+    )
+
+
+def price_badge(model: str, inputs: list[Any]) -> dict[str, Any]:
+    """Schema arguments for the badge of a node submitting to ``model``; none on ComfyUI 0.3.75."""
+    if not hasattr(io, "PriceBadge"):  # 0.3.75's io.Schema has no price_badge field
+        return {}
+    multipliers = multipliers_of([i.id for i in inputs])
+    badge = io.PriceBadge(
+        expr=price_badge_expr(PRICE_PER_IMAGE_USD[model], multipliers),
+        depends_on=io.PriceBadgeDepends(widgets=multipliers),
+    )
+    return {"price_badge": badge, "is_api_node": True}
