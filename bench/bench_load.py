@@ -111,7 +111,7 @@ def run(
     inference_s: float | None = None,
     fault_rate: float | None = None,
 ) -> BenchResult:
-    from wavespeed_kontext_pack.wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest
+    from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_TEXT_TO_IMAGE, KontextRequest
     from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
     t_start = time.monotonic()

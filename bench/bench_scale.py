@@ -105,7 +105,7 @@ def _batch(
     base_url: str, n: int, budget: float, history: list[float], window_s: float = 60.0
 ) -> dict[str, Any]:
     """Submit n tasks through one scheduler, wait for all through one poller; wall and counts."""
-    from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+    from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
     from wavespeed_kontext_pack.wavespeed.limits.poller import Poller
     from wavespeed_kontext_pack.wavespeed.limits.scheduler import SubmitScheduler
     from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient

@@ -170,7 +170,7 @@ def _clients(
     use_sdk: bool,
     failures: list[str],
 ) -> list[Done]:
-    from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+    from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
     from wavespeed_kontext_pack.wavespeed.limits.poller import DEFAULT_BUDGET_RPS, Poller
     from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 

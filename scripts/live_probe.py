@@ -39,12 +39,12 @@ from emulator import Emulator, nearest_kontext_size, size_for_aspect_ratio  # no
 from scripts.pack_loader import load_pack  # noqa: E402
 
 load_pack()
-from wavespeed_kontext_pack.wavespeed.api.models import (  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import (  # noqa: E402
     MODEL_EDIT,
     MODEL_TEXT_TO_IMAGE,
     KontextRequest,
-    Prediction,
 )
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.core import errors as E  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash  # noqa: E402

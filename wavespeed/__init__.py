@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api.models import (
+    from .api.kontext_request import (
         ASPECT_RATIOS as ASPECT_RATIOS,
         DEFAULT_ASPECT_RATIO as DEFAULT_ASPECT_RATIO,
         GUIDANCE_DEFAULT as GUIDANCE_DEFAULT,
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
         SEED_MAX as SEED_MAX,
         SEED_MIN as SEED_MIN,
         KontextRequest as KontextRequest,
-        Prediction as Prediction,
     )
+    from .api.reply_types import Prediction as Prediction
     from .core import errors as errors
     from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
     from .core.vocabulary import QUEUED_STATUSES as QUEUED_STATUSES, CancelCheck as CancelCheck
@@ -100,13 +100,13 @@ _WHERE: dict[str, str] = {
             "MODEL_EDIT",
             "MODEL_MULTI",
             "MODEL_TEXT_TO_IMAGE",
-            "Prediction",
             "PRICE_PER_IMAGE_USD",
             "SEED_MAX",
             "SEED_MIN",
         ),
-        "api.models",
+        "api.kontext_request",
     ),
+    **dict.fromkeys(("Prediction",), "api.reply_types"),
     **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES"), "core.vocabulary"),
     **dict.fromkeys(
         ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"

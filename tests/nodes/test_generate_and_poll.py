@@ -254,7 +254,7 @@ def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
     pack: ModuleType, pack_env: Emulator
 ) -> None:
     """nodes/v3/ prices a node's badge by its MODEL: Generate must really submit to that model."""
-    models = pack.wavespeed.api.models
+    models = pack.wavespeed.api.kontext_request
     mapping = pack.nodes.NODES
     assert mapping["FluxKontextMaxGenerate"].MODEL == models.MODEL_TEXT_TO_IMAGE
     assert mapping["FluxKontextMaxEdit"].MODEL == models.MODEL_EDIT

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import unreachable_reason
@@ -61,7 +61,7 @@ def _pack_client(pack: ModuleType, base_url: str) -> Any:
 
 def _fetch(pack: ModuleType, server: RawServer, names: list[str]) -> BaseException:
     """Run Poll Result's download-and-decode step for a completed task with these outputs."""
-    prediction = _mod(pack, "wavespeed.api.models").Prediction(
+    prediction = _mod(pack, "wavespeed.api.reply_types").Prediction(
         id=TASK_ID, status="completed", outputs=tuple(f"{server.url}/{n}" for n in names)
     )
     with _pack_client(pack, server.url) as client:
@@ -259,7 +259,7 @@ def test_an_uncertain_submit_that_names_a_task_is_journaled(
     monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
     sub = _mod(pack, "nodes.paid.submission")
     spent_before = sub.SESSION_SPEND.spent_usd
-    request = _mod(pack, "wavespeed.api.models").KontextRequest(prompt="paid but odd", seed=5)
+    request = _mod(pack, "wavespeed.api.kontext_request").KontextRequest(prompt="paid but odd", seed=5)
     try:
         with pytest.raises(_mod(pack, "wavespeed.core.errors").SubmitUncertainError) as info:
             asyncio.run(sub.submit_task(request, None))

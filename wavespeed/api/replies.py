@@ -12,8 +12,9 @@ Decisions, and why:
   Duplicate keys: the last value wins (as in JSON parsers generally), except that a valid task
   id under ``"id"`` (or a ``"data"`` object holding one) is never replaced by a later duplicate:
   the first valid id is the task that was paid for, and it must reach the journal.
-* **Meaning.** :func:`interpret` turns one capped reply into the reader's value or (typed error,
-  status, message) for the client's retry rule; a submit reply that names a valid task id never
+* **Meaning.** :func:`interpret` turns one capped reply (its envelope read by
+  :class:`.reply_types.Envelope`) into the reader's value or (typed error, status, message) for
+  the client's retry rule; a submit reply that names a valid task id never
   becomes a retryable failure (the id is returned, or raised with the error as ``request_id``).
 * **Retry-After.** Seconds or an HTTP date; garbage (``soon``), NaN and unparsable dates give
   None (normal backoff), negative gives 0, huge and infinite values are clamped to
@@ -33,8 +34,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..core import errors as E
 from ..core.vocabulary import is_request_id
+from .reply_types import Envelope, server_message
 
-if TYPE_CHECKING:  # the node classes import models (and so this module) at start-up: stay light
+if TYPE_CHECKING:  # requests loads on first use, never at the pack's import: stay light
     import requests
 
 MAX_REPLY_BYTES = 1024 * 1024
@@ -125,69 +127,6 @@ def load_json(data: bytes) -> Any:
         raise MalformedReply("nested too deeply") from None
     except (ValueError, OverflowError, TypeError):
         raise MalformedReply("not JSON") from None
-
-
-def server_message(envelope: Envelope | None, status: int, content_type: str) -> str:
-    """The human part of an error reply: its message/error/detail string, else a short summary."""
-    if envelope is not None:
-        return error_text(envelope) or f"HTTP {status}"
-    return f"HTTP {status} with a non-JSON reply ({content_type.split(';')[0] or 'unknown type'})"
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """The v3 reply envelope (``{"code", "message", "data"}``), read once; every field total."""
-
-    code: int  # 200 when absent or not a whole number
-    message: str  # the message/error/detail string, cleaned and capped; "" when there is none
-    data: Any  # handed to the caller's reader, which parses it into its typed reply
-    task_id: str | None  # ``data.id`` when it is a valid task id (a submit was accepted)
-    error_code: str = ""  # a non-2xx body's ``error_code`` (WAVESPEED_API.md 12.4), as text
-
-    @classmethod
-    def parse(cls, body: object) -> Envelope | None:
-        """None unless ``body`` (already through :func:`load_json`) is a JSON object."""
-        if not isinstance(body, dict):
-            return None
-        code = body.get("code", 200)
-        message = next(
-            (v for k in ("message", "error", "detail") if isinstance(v := body.get(k), str) and v), ""
-        )
-        data = body.get("data")
-        task_id = data.get("id") if isinstance(data, dict) else None
-        error_code = body.get("error_code")
-        return cls(
-            code=code if isinstance(code, int) and not isinstance(code, bool) else 200,
-            message=clean_text(message, 300),
-            data=data,
-            task_id=task_id if is_request_id(task_id) else None,
-            error_code=clean_text(str(error_code), 40)
-            if isinstance(error_code, (str, int)) and not isinstance(error_code, bool) and error_code != ""
-            else "",
-        )
-
-
-def error_text(envelope: Envelope) -> str:
-    """An error reply's text: its message, then ``data.error`` where it says more (the Java
-    spec's ``{code, message, data: {error}}``), then ``error_code`` where it is not the status."""
-    text = envelope.message
-    data = envelope.data
-    detail = data.get("error") if isinstance(data, dict) and "id" not in data else None
-    if isinstance(detail, str) and detail.strip():
-        detail = clean_text(detail, 300)
-        text = (
-            detail
-            if not text or text.lower() in detail.lower()
-            else (text if detail.lower() in text.lower() else f"{text}: {detail}")
-        )
-    if envelope.error_code and envelope.error_code != str(envelope.code) and envelope.error_code not in text:
-        text = f"{text} (error_code {envelope.error_code})" if text else f"error_code {envelope.error_code}"
-    return text
-
-
-def clean_text(value: str, limit: int) -> str:
-    """A server string made safe to print and log: lone surrogates replaced, length capped."""
-    return value[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def retry_after_s(value: str | None, *, now: float | None = None) -> float | None:

@@ -60,7 +60,7 @@ class _StrEnum(str, Enum):
 
 class TaskStatus(_StrEnum):
     """A task's status as the WaveSpeed API reports it. ``cancelled``, ``timeout`` and ``deleted``
-    end a task like ``failed`` does, each with its own line (models.Prediction.failure)."""
+    end a task like ``failed`` does, each with its own line (api/reply_types.py, Prediction.failure)."""
 
     CREATED = "created"
     PROCESSING = "processing"

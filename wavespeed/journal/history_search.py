@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..api.models import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE, HistoryItem, Prediction
+from ..api.kontext_request import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE
+from ..api.reply_types import HistoryItem, Prediction
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
 from .task_records import params_hash

@@ -1,6 +1,6 @@
 """The journal's SQLite file: where it lives, how it is opened (0600, WAL, ``synchronous=FULL``,
 the schema) and the locked connection and ``BEGIN IMMEDIATE`` transactions the journal's queries
-run in. The queries live in task_journal.py.
+run in. The queries live in task_journal.py and task_reads.py.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ ComfyUI process that uses the directory. Two tables:
 
 Decisions:
 
-* Reads are total: a row that does not convert (1e400, NaN, deep nesting, a foreign schema) is
-  skipped with one warning per row; it never disables the other rows or the lookup.
+* Reads are total (task_reads.py): a row that does not convert (1e400, NaN, deep nesting, a
+  foreign schema) is skipped with one warning per row; it never disables the other rows or the lookup.
 * Pruning is one DELETE of rows whose task was seen terminal (completed, failed, expired) and is
   older than the API's 7-day retention. A row never seen terminal is never pruned (it is a paid
   result nobody fetched yet). Ages are measured on ``CLOCK_BOOTTIME`` for rows written since the
@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import errors as E
 from ..core.vocabulary import TERMINAL_JOURNAL_STATUSES, JournalStatus, check_journal_status, check_request_id
@@ -41,11 +41,10 @@ from .rows import (
     intent_from_row,
     intent_values,
     json_text,
-    record_from_row,
-    status_filter,
     task_values,
 )
-from .sqlite_file import ENV_JOURNAL_DIR, JournalError, JournalFile, default_journal_dir
+from .sqlite_file import ENV_JOURNAL_DIR, JournalError, default_journal_dir
+from .task_reads import RETENTION_S, TaskReader
 from .task_records import (
     STATUS_COMPLETED,
     STATUS_EXPIRED,
@@ -60,9 +59,6 @@ from .task_records import (
     storable,
     urls_only,
 )
-
-if TYPE_CHECKING:
-    import sqlite3
 
 __all__ = [
     "ENV_JOURNAL_DIR",
@@ -83,7 +79,6 @@ __all__ = [
 
 log = logging.getLogger("wavespeed")
 
-RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
 _PRUNE_EVERY_S = 3600.0
 
 _UPDATABLE = frozenset(
@@ -107,10 +102,10 @@ _UPDATABLE = frozenset(
 # ---------------------------------------------------------------------- the journal
 
 
-class Journal(JournalFile):
-    """The journal in ``directory``: its task rows, the single-flight intents and pruning. One
-    SQLite connection per instance (see JournalFile), so it is safe to share between threads;
-    several processes may use the same directory at once."""
+class Journal(TaskReader):
+    """The journal in ``directory``: its task rows (read as TaskReader reads them), the
+    single-flight intents and pruning. One SQLite connection per instance (see JournalFile), so
+    it is safe to share between threads; several processes may use the same directory at once."""
 
     _last_prune = 0.0
 
@@ -201,119 +196,6 @@ class Journal(JournalFile):
             if cursor.rowcount == 0:
                 return None
         return self.get(rid)
-
-    # ------------------------------------------------------------------ reading
-
-    def get(self, request_id: str) -> TaskRecord | None:
-        try:
-            rid = check_request_id(request_id, ValueError)
-        except ValueError:
-            return None
-        with self._db() as conn:
-            row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
-        return None if row is None else self._convert(row)
-
-    def recent(self, limit: int = 50, statuses: Iterable[str] | None = None) -> list[TaskRecord]:
-        """Newest first; optionally only the given statuses."""
-        where, args = status_filter(statuses)
-        return self._select(
-            f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY submitted_at DESC, request_id DESC",
-            args,
-            limit,
-        )
-
-    def in_flight(self) -> list[TaskRecord]:
-        return self.recent(limit=10**9, statuses=(STATUS_IN_FLIGHT,))
-
-    def find_completed(
-        self,
-        params_hash: str,
-        max_age_s: float = RETENTION_S,
-        *,
-        account: str | None = None,
-        now: float | None = None,
-        statuses: Iterable[str] = (STATUS_COMPLETED,),
-    ) -> TaskRecord | None:
-        """The newest task with this identity in one of ``statuses``, younger than max_age_s (one
-        indexed query)."""
-        return self._find(None, params_hash, max_age_s, account=account, now=now, statuses=statuses)
-
-    def _find(
-        self,
-        conn: sqlite3.Connection | None,
-        identity: str,
-        max_age_s: float,
-        *,
-        account: str | None,
-        now: float | None,
-        statuses: Iterable[str],
-    ) -> TaskRecord | None:
-        where, args = status_filter(statuses)
-        args.update(clock_args(now), identity=identity, max_age=max_age_s)
-        sql = (
-            f"SELECT {TASK_COLUMNS} FROM tasks {where} {'AND' if where else 'WHERE'} identity = :identity"
-            + ("" if account is None else " AND account = :account")
-            + f" AND {age_sql('submitted_at')} < :max_age ORDER BY submitted_at DESC, request_id DESC"
-        )
-        if account is not None:
-            args["account"] = account
-        found = self._select(sql, args, 1, conn=conn)
-        return found[0] if found else None
-
-    def inference_times(self, model: str, limit: int = 200) -> list[float]:
-        """Inference seconds of the most recent completed tasks of ``model`` (for the scheduler)."""
-        with self._db() as conn:
-            rows = conn.execute(
-                "SELECT inference_ms FROM tasks WHERE model = ? AND status = ? AND inference_ms IS NOT NULL "
-                "ORDER BY updated_at DESC LIMIT ?",
-                (model, STATUS_COMPLETED, max(0, limit)),
-            ).fetchall()
-        out: list[float] = []
-        for (ms,) in rows:
-            try:
-                seconds = finite(ms) / 1000.0
-            except ValueError:
-                continue
-            if seconds >= 0:
-                out.append(seconds)
-        return out
-
-    def _select(
-        self, sql: str, args: Mapping[str, Any], limit: int, *, conn: sqlite3.Connection | None = None
-    ) -> list[TaskRecord]:
-        """Run a task query, converting rows until ``limit`` good ones; bad rows are skipped."""
-        records: list[TaskRecord] = []
-        if limit <= 0:
-            return records
-        if conn is None:
-            with self._db() as own:
-                return self._select(sql, args, limit, conn=own)
-        for row in conn.execute(sql, dict(args)):
-            record = self._convert(row)
-            if record is not None:
-                records.append(record)
-                if len(records) >= limit:
-                    break
-        return records
-
-    def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
-        try:
-            return record_from_row(row)
-        except (
-            ValueError,
-            E.InvalidRequestError,
-            TypeError,
-            OverflowError,
-            RecursionError,
-            MemoryError,
-        ) as exc:
-            rid = str(row[0])[:64]
-            if rid not in self._warned:
-                self._warned.add(rid)
-                log.warning(
-                    "WaveSpeed journal: skipping unreadable task row %s (%s)", rid, type(exc).__name__
-                )
-            return None
 
     # ------------------------------------------------------------------ intents (single-flight)
 

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..api.models import Prediction
+from ..api.reply_types import Prediction
 from ..core.vocabulary import QUEUED_STATUSES
 from ..settings.env_numbers import bounded_float_from_env
 from .poll_plan import PollPlan, Schedule, TokenBucket, next_due

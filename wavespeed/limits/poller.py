@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from ..api.models import Prediction
+from ..api.reply_types import Prediction
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
 from .poll_book import (

@@ -26,7 +26,7 @@ import pytest
 import requests
 import torch
 from PIL import Image
-from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core.errors import ImageDecodeError, InvalidRequestError
 from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import check_image_url, unreachable_reason

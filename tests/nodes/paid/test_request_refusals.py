@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 

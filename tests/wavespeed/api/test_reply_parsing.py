@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.api.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api import replies as R
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 
 from tests.support.hostile_server import RawServer, fast_client, http_reply

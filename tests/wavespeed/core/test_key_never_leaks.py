@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_settings

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E, vocabulary
 from wavespeed_kontext_pack.wavespeed.core.vocabulary import (
     JournalStatus,

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api.models import (
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import (
     MODEL_EDIT,
     MODEL_TEXT_TO_IMAGE,
     KontextRequest,
-    Prediction,
 )
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.poll_plan import PollPlan, TokenBucket
 from wavespeed_kontext_pack.wavespeed.limits.poller import (

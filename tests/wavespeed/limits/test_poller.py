@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import MODEL_TEXT_TO_IMAGE, KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_TEXT_TO_IMAGE, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.poller import (
     Poller,

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.scheduler import (
     SubmitScheduler,

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api.models import (
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import (
     MODEL_EDIT,
     MODEL_MULTI,
     MODEL_TEXT_TO_IMAGE,
     KontextRequest,
-    Prediction,
 )
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient

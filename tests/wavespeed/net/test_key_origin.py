@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_settings

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import Prediction
+from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.core.vocabulary import FAILED_STATUSES, TaskStatus
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient

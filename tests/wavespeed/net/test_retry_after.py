@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.api.replies import MAX_RETRY_AFTER_S, retry_after_s
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 
 from emulator import Emulator

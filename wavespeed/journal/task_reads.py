@@ -1,0 +1,141 @@
+"""Reading the journal's task rows, totally: one row, the newest rows, the fixed-seed identity
+lookup (one indexed query) and the inference times the scheduler learns from.
+
+A row that does not convert (1e400, NaN, deep nesting, a foreign schema) is skipped with one
+warning per row; it never disables the other rows or the lookup. Ages are measured as rows.age_sql
+says (boot clock for rows of this boot, wall clock otherwise). Writing is in task_journal.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..core import errors as E
+from ..core.vocabulary import check_request_id
+from .rows import TASK_COLUMNS, age_sql, clock_args, record_from_row, status_filter
+from .sqlite_file import JournalFile
+from .task_records import STATUS_COMPLETED, STATUS_IN_FLIGHT, TaskRecord, finite
+
+if TYPE_CHECKING:
+    import sqlite3
+
+log = logging.getLogger("wavespeed")
+
+RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
+
+
+class TaskReader(JournalFile):
+    """The read side of the journal (Journal adds writing, intents and pruning)."""
+
+    def get(self, request_id: str) -> TaskRecord | None:
+        try:
+            rid = check_request_id(request_id, ValueError)
+        except ValueError:
+            return None
+        with self._db() as conn:
+            row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+        return None if row is None else self._convert(row)
+
+    def recent(self, limit: int = 50, statuses: Iterable[str] | None = None) -> list[TaskRecord]:
+        """Newest first; optionally only the given statuses."""
+        where, args = status_filter(statuses)
+        return self._select(
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY submitted_at DESC, request_id DESC",
+            args,
+            limit,
+        )
+
+    def in_flight(self) -> list[TaskRecord]:
+        return self.recent(limit=10**9, statuses=(STATUS_IN_FLIGHT,))
+
+    def find_completed(
+        self,
+        params_hash: str,
+        max_age_s: float = RETENTION_S,
+        *,
+        account: str | None = None,
+        now: float | None = None,
+        statuses: Iterable[str] = (STATUS_COMPLETED,),
+    ) -> TaskRecord | None:
+        """The newest task with this identity in one of ``statuses``, younger than max_age_s (one
+        indexed query)."""
+        return self._find(None, params_hash, max_age_s, account=account, now=now, statuses=statuses)
+
+    def _find(
+        self,
+        conn: sqlite3.Connection | None,
+        identity: str,
+        max_age_s: float,
+        *,
+        account: str | None,
+        now: float | None,
+        statuses: Iterable[str],
+    ) -> TaskRecord | None:
+        where, args = status_filter(statuses)
+        args.update(clock_args(now), identity=identity, max_age=max_age_s)
+        sql = (
+            f"SELECT {TASK_COLUMNS} FROM tasks {where} {'AND' if where else 'WHERE'} identity = :identity"
+            + ("" if account is None else " AND account = :account")
+            + f" AND {age_sql('submitted_at')} < :max_age ORDER BY submitted_at DESC, request_id DESC"
+        )
+        if account is not None:
+            args["account"] = account
+        found = self._select(sql, args, 1, conn=conn)
+        return found[0] if found else None
+
+    def inference_times(self, model: str, limit: int = 200) -> list[float]:
+        """Inference seconds of the most recent completed tasks of ``model`` (for the scheduler)."""
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT inference_ms FROM tasks WHERE model = ? AND status = ? AND inference_ms IS NOT NULL "
+                "ORDER BY updated_at DESC LIMIT ?",
+                (model, STATUS_COMPLETED, max(0, limit)),
+            ).fetchall()
+        out: list[float] = []
+        for (ms,) in rows:
+            try:
+                seconds = finite(ms) / 1000.0
+            except ValueError:
+                continue
+            if seconds >= 0:
+                out.append(seconds)
+        return out
+
+    def _select(
+        self, sql: str, args: Mapping[str, Any], limit: int, *, conn: sqlite3.Connection | None = None
+    ) -> list[TaskRecord]:
+        """Run a task query, converting rows until ``limit`` good ones; bad rows are skipped."""
+        records: list[TaskRecord] = []
+        if limit <= 0:
+            return records
+        if conn is None:
+            with self._db() as own:
+                return self._select(sql, args, limit, conn=own)
+        for row in conn.execute(sql, dict(args)):
+            record = self._convert(row)
+            if record is not None:
+                records.append(record)
+                if len(records) >= limit:
+                    break
+        return records
+
+    def _convert(self, row: tuple[Any, ...]) -> TaskRecord | None:
+        try:
+            return record_from_row(row)
+        except (
+            ValueError,
+            E.InvalidRequestError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
+            rid = str(row[0])[:64]
+            if rid not in self._warned:
+                self._warned.add(rid)
+                log.warning(
+                    "WaveSpeed journal: skipping unreadable task row %s (%s)", rid, type(exc).__name__
+                )
+            return None
