@@ -84,7 +84,7 @@ except Exception as exc:
 common = sys.modules[pack.__name__ + ".nodes.v3.common"]
 inputs = [*common.kontext_inputs("p", common.aspect_ratio_input("a")),
           io.Int.Input("count", default=1, min=1, max=4, tooltip="variations")]
-model = pack.wavespeed.api.models.MODEL_TEXT_TO_IMAGE
+model = pack.wavespeed.MODEL_TEXT_TO_IMAGE
 schema = common.schema("WithCount", "With count", "d", inputs, common.task_outputs(), model=model)
 info = schema.get_v1_info(None)
 out["with_count"] = {"price_badge": getattr(info, "price_badge", None), "order": info.input_order}

@@ -159,11 +159,11 @@ class PollPlan:
     def schedule(self, history: Sequence[float]) -> Schedule:
         """The cheapest-lag poll times whose expected requests fit per_task_rps x expected inference.
 
-        Two floors keep the plan useful where the budget alone would not: at least ``min_polls``
-        (the submit and the download alone are 2 requests, so a task expected under ~3.5 s could
-        not otherwise buy a look near its end), and a task that outlives every past time (a slow
-        day, a longer spread) is looked at every 1 / (aim x per_task_rps) seconds: it pays for those
-        extra seconds at the per-second budget itself, and keeps a lag under ~0.7 s.
+        Floors keep the plan useful where the budget alone would not: no gap over ``max_gap_s``, at
+        least ``min_polls`` (the submit and the download alone are 2 requests, so a task expected
+        under ~3.5 s could not otherwise buy a look near its end), and a task that outlives every
+        past time (a slow day, a longer spread) is looked at every 1 / (aim x per_task_rps) seconds:
+        it pays for those extra seconds at the per-second budget itself, and keeps a lag under ~0.7 s.
         """
         dist = Distribution(history, self.prior)
         budget = max(self.min_polls, self.aim * self.per_task_rps * dist.mean_s - self.fixed_requests)
@@ -192,7 +192,12 @@ class PollPlan:
                 best, hi = offsets, mid
             else:
                 lo = mid
-        return dataclasses.replace(shape, offsets=best, expected_polls=_expected_polls(dist, best, body))
+        expected = _expected_polls(dist, best, body)
+        # The max gap is a floor too: where even one look per max_gap_s costs more than the budget
+        # (a 17 s model at 0.5 req/s), that sparsest plan is the one used, and the budget says so.
+        return dataclasses.replace(
+            shape, offsets=best, expected_polls=expected, budget_polls=max(budget, expected)
+        )
 
     def _offsets(self, dist: Distribution, scale: float, end: float, shape: Schedule) -> tuple[float, ...]:
         cum = dist.sqrt_hazard_cum
