@@ -15,13 +15,12 @@ import pytest
 
 from scripts.pack_loader import REPO_ROOT
 
-ROOT = REPO_ROOT
 HEAVY = ("torch", "numpy", "PIL", "requests", "urllib3", "asyncio", "tempfile")
 
 LOADER = f"""
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location(
-    "pack_under_test", {str(ROOT / "__init__.py")!r}, submodule_search_locations=[{str(ROOT)!r}]
+    "pack_under_test", {str(REPO_ROOT / "__init__.py")!r}, submodule_search_locations=[{str(REPO_ROOT)!r}]
 )
 module = importlib.util.module_from_spec(spec)
 sys.modules["pack_under_test"] = module
@@ -33,8 +32,13 @@ print(json.dumps({{"nodes": None if mapping is None else sorted(mapping),
 """
 
 
+def _python(source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` in a fresh interpreter outside the repo (as ComfyUI's process would import the pack)."""
+    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, check=True, cwd="/")
+
+
 def test_loading_the_pack_registers_nodes_without_heavy_imports() -> None:
-    out = subprocess.run([sys.executable, "-c", LOADER], capture_output=True, text=True, check=True, cwd="/")
+    out = _python(LOADER)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"FluxKontextMaxGenerate", "WaveSpeedPollResult"} <= set(result["nodes"])
     assert result["loaded"] == [], f"imported at start-up: {result['loaded']}"
@@ -51,29 +55,21 @@ sys.modules["comfy_api.latest"] = latest
 
 
 def test_inside_comfyui_loading_exports_only_the_v3_entry_point_and_stays_light() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", IN_COMFYUI.format() + LOADER],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    )
+    out = _python(IN_COMFYUI.format() + LOADER)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["nodes"] is None and result["entrypoint"] is True  # ComfyUI prefers a mapping: none
     assert result["loaded"] == [], f"imported at start-up: {result['loaded']}"
 
 
 def test_outside_comfyui_the_v1_mapping_is_exported_without_an_entry_point() -> None:
-    out = subprocess.run([sys.executable, "-c", LOADER], capture_output=True, text=True, check=True, cwd="/")
+    out = _python(LOADER)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["entrypoint"] is False and len(result["nodes"]) == 6
 
 
 def test_a_missing_dependency_logs_one_clear_line_instead_of_breaking_startup() -> None:
     blocked = "import sys; sys.modules['requests'] = None  # as if requests were not installed\n"
-    out = subprocess.run(
-        [sys.executable, "-c", blocked + LOADER], capture_output=True, text=True, check=True, cwd="/"
-    )
+    out = _python(blocked + LOADER)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["nodes"] == [] and result["entrypoint"] is False
     assert "missing Python package(s) requests" in out.stderr and "requirements.txt" in out.stderr
@@ -82,13 +78,7 @@ def test_a_missing_dependency_logs_one_clear_line_instead_of_breaking_startup() 
 
 def test_a_missing_dependency_inside_comfyui_registers_nothing_either() -> None:
     blocked = "import sys; sys.modules['requests'] = None\n"
-    out = subprocess.run(
-        [sys.executable, "-c", IN_COMFYUI.format() + blocked + LOADER],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    )
+    out = _python(IN_COMFYUI.format() + blocked + LOADER)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["nodes"] == [] and result["entrypoint"] is False
     assert "missing Python package(s) requests" in out.stderr
@@ -104,13 +94,7 @@ def test_a_broken_node_import_inside_comfyui_logs_its_traceback_and_registers_no
         "    print('raised', type(exc).__name__)\n"
     )
     # the stand-in comfy_api.latest has no ComfyExtension: importing nodes/v3.py fails
-    out = subprocess.run(
-        [sys.executable, "-c", IN_COMFYUI.format() + LOADER + call],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-    )
+    out = _python(IN_COMFYUI.format() + LOADER + call)
     assert out.stdout.strip().splitlines()[-1] == "raised ImportError"
     assert "WaveSpeed Kontext nodes failed to load" in out.stderr and "Traceback" in out.stderr
 

@@ -10,18 +10,13 @@ The ComfyUI is the harness's (``COMFYUI_DIR``, else .cache/comfyui/ComfyUI 0.3.7
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from scripts.comfy_harness import ComfyNotInstalledError, ensure_installed
-from scripts.pack_loader import REPO_ROOT
+from tests.support.comfy_probe import run_in_comfy
 
-ROOT = REPO_ROOT
 NODE_IDS = [
     "FluxKontextMaxGenerate",
     "FluxKontextMaxEdit",
@@ -88,19 +83,7 @@ print(json.dumps(out, default=repr))
 
 @pytest.fixture(scope="module")
 def probe() -> dict[str, Any]:
-    try:
-        comfy = ensure_installed()
-    except ComfyNotInstalledError as exc:
-        pytest.skip(str(exc))
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(comfy), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=str(comfy),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = run_in_comfy(PROBE)
     return result
 
 

@@ -32,47 +32,12 @@ from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
 from wavespeed_kontext_pack.wavespeed.net.reference_urls import check_image_url, unreachable_reason
 
 from emulator import Emulator
+from tests.support.node_calls import edit as _edit
+from tests.support.node_calls import generate as _generate
+from tests.support.node_calls import image as _image
+from tests.support.node_calls import multi as _multi
 
-
-@pytest.fixture(autouse=True)
-def _fresh_upload_cache(pack: ModuleType) -> Iterator[None]:
-    pack.wavespeed.net.reference_uploads.CACHE.clear()
-    yield
-    pack.wavespeed.net.reference_uploads.CACHE.clear()
-
-
-def _node(pack: ModuleType, name: str) -> Any:
-    return pack.NODE_CLASS_MAPPINGS[name]()
-
-
-def _image(height: int = 96, width: int = 128, *, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
-    return torch.from_numpy(rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8) / np.float32(255))
-
-
-def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
-    args: dict[str, Any] = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, **kw}
-    return _node(pack, "FluxKontextMaxGenerate").generate(prompt, **args)
-
-
-def _edit(pack: ModuleType, prompt: str = "edit it", **kw: Any) -> Any:
-    args: dict[str, Any] = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "match input",
-        "sync_mode": False,
-    }
-    return _node(pack, "FluxKontextMaxEdit").edit(prompt, **{**args, **kw})
-
-
-def _multi(pack: ModuleType, prompt: str = "combine", **kw: Any) -> Any:
-    args: dict[str, Any] = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "match input",
-        "sync_mode": False,
-    }
-    return _node(pack, "FluxKontextMaxMultiReference").edit(prompt, **{**args, **kw})
+pytestmark = pytest.mark.usefixtures("fresh_upload_cache")
 
 
 def _refused(pack: ModuleType, emulator: Emulator, call: Any, *fragments: str) -> str:

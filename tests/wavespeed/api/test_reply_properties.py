@@ -21,7 +21,8 @@ from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api import replies as R
 from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
 
-from tests.support.hostile_server import RawServer, fast_client, http_reply
+from tests.support.clients import fast_client
+from tests.support.hostile_server import RawServer, http_reply
 
 STATUSES = [
     200,
