@@ -9,9 +9,7 @@ import contextlib
 import importlib
 import json
 import socket
-import struct
 import threading
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -26,19 +24,10 @@ from wavespeed_kontext_pack.wavespeed.net.reference_urls import unreachable_reas
 from emulator import Emulator
 from tests.support.clients import fast_client
 from tests.support.hostile_server import RawServer, Script, http_reply
+from tests.support.hostile_server import png_header as _png_header
 
 KEY = "review-gaps-key-1234567"
 TASK_ID = "fedcba9876543210fedcba9876543210"
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` but holds no pixels (a header read only)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def _path_of(request: bytes) -> str:

@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 PROMPT = "a lighthouse at dusk"
@@ -62,3 +63,12 @@ def restart_pack(pack: ModuleType) -> None:
     pack.nodes.paid.submission.reset_session_state()
     with pack.nodes.shared.runtime._clients_lock:
         pack.nodes.shared.runtime._clients.clear()
+
+
+def capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the status lines the nodes send (comfy_bridge.send_status), in order."""
+    seen: list[str] = []
+    monkeypatch.setattr(
+        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
+    )
+    return seen

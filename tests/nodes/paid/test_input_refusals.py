@@ -13,10 +13,8 @@ import contextlib
 import http.server
 import io
 import socket
-import struct
 import threading
 import tracemalloc
-import zlib
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -32,6 +30,7 @@ from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
 from wavespeed_kontext_pack.wavespeed.net.reference_urls import check_image_url, unreachable_reason
 
 from emulator import Emulator
+from tests.support.hostile_server import png_header as _png_header
 from tests.support.node_calls import edit as _edit
 from tests.support.node_calls import generate as _generate
 from tests.support.node_calls import image as _image
@@ -419,17 +418,6 @@ def test_every_refused_ipv6_spelling_really_reaches_loopback(
 
 
 # =========================================================================== class 7: memory
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` but holds no pixels: fine for any header read,
-    an error for any decode. A batch refused with it was refused before decoding."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def _png(width: int, height: int) -> bytes:

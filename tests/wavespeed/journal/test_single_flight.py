@@ -14,15 +14,7 @@ import pytest
 
 from emulator import Emulator
 from tests.support.journal_processes import kill_when, start_worker
-from tests.support.node_calls import generate, poll, restart_pack
-
-
-def _statuses(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(
-        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
-    )
-    return seen
+from tests.support.node_calls import capture_status, generate, poll, restart_pack
 
 
 async def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
@@ -49,7 +41,7 @@ def test_two_identical_submits_in_one_process_pay_once(
     sync_mode: bool,
 ) -> None:
     pack_env.configure(inference_s=0.8)
-    status = _statuses(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
 
     async def both() -> list[Any]:
         tasks = await asyncio.gather(*(_generate(pack, "twin chains", sync_mode=sync_mode) for _ in range(3)))
@@ -131,7 +123,7 @@ def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
     _kill_during_sync_submit(pack_env, "killed mid sync submit")
     (paid,) = [t.id for t in pack_env.history()]
     restart_pack(pack)
-    status = _statuses(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
     task = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
     assert task.request_id == paid and task.price_usd == 0.0
     assert pack_env.submissions == 1

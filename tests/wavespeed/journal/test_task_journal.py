@@ -18,7 +18,7 @@ from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
 
 from emulator import Emulator
 from tests.support.journal_processes import kill_when, start_worker
-from tests.support.node_calls import PROMPT, chain, generate, node, restart_pack
+from tests.support.node_calls import PROMPT, capture_status, chain, generate, node, restart_pack
 
 DAY = 86400.0
 
@@ -39,14 +39,6 @@ def _records(directory: Path) -> list[dict[str, Any]]:
     finally:
         journal.close()
     return [{**dataclasses.asdict(r), "outputs": list(r.outputs)} for r in rows]
-
-
-def _capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(
-        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
-    )
-    return seen
 
 
 # --------------------------------------------------------------------------- (a) crash recovery
@@ -119,7 +111,7 @@ def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     assert pack_env.submissions == 1
 
     restart_pack(pack)  # a new process: only the journal remembers
-    status = _capture_status(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
     task = asyncio.run(
         node(pack, "FluxKontextMaxGenerate").generate(
             "a lighthouse at dusk",
@@ -193,7 +185,7 @@ def test_budget_stops_the_submission_that_would_cross_it(
 ) -> None:
     errors = pack.wavespeed.api.errors
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
-    status = _capture_status(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
     first = asyncio.run(chain(pack, seed=1, unique_id="3"))
     asyncio.run(_generate(pack, seed=2, unique_id="3"))
     assert pack_env.submissions == 2
@@ -244,7 +236,7 @@ def test_balance_is_shown_when_asked_and_never_fails_the_node(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WAVESPEED_SHOW_BALANCE", "1")
-    status = _capture_status(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
     asyncio.run(_generate(pack, seed=1, unique_id="4"))
     assert any(s.endswith("balance $99.92") for s in status), status
     pack_env.inject("balance", "status", status=401, message="no")

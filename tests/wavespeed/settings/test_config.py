@@ -72,26 +72,25 @@ def test_env_var_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_env_var_wins_over_every_key_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    clean_env: Path,
+    config_file: Callable[[str | bytes], Path],
 ) -> None:
-    cfg = tmp_path / "custom_key"
-    cfg.write_text("file-key-aaaa\n")
+    config_file("file-key-aaaa\n")
     home_key_file(clean_env, "home-key-bbbb\n")
     extra = tmp_path / "extra.txt"
     extra.write_text("extra-key-cccc\n")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
     monkeypatch.setenv("WAVESPEED_API_KEY", "env-key-dddd")
     assert resolve_api_key(extra_files=[extra]) == "env-key-dddd"
     assert load_settings(extra_files=[extra]).api_key == "env-key-dddd"
 
 
 def test_config_file_env_var_is_the_first_fallback(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path
+    clean_env: Path, config_file: Callable[[str | bytes], Path]
 ) -> None:
-    cfg = tmp_path / "custom_key"
-    cfg.write_text("file-key-aaaa\n")
+    config_file("file-key-aaaa\n")
     home_key_file(clean_env, "home-key-bbbb\n")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
     assert resolve_api_key() == "file-key-aaaa"
 
 
