@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,11 @@ sys.meta_path.insert(0, _OneNameForThePack())
 load_pack()
 
 from wavespeed_kontext_pack.wavespeed.core import redaction  # noqa: E402  (after load_pack: the pack's one name)
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa: E402
+
+from tests.support.clients import fast_client  # noqa: E402
+from tests.support.hostile_server import RawServer, Script  # noqa: E402
+from tests.support.node_calls import restart_pack  # noqa: E402
 
 TEST_API_KEY = "test-key-0123456789"
 
@@ -58,12 +64,22 @@ def api_key() -> str:
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """A fresh emulator on a free loopback port with short (0.2 s) tasks, stopped after the test."""
-    emu = Emulator(api_keys=(TEST_API_KEY,), inference_s=0.2)
-    emu.start(port=0)
-    try:
+    with Emulator(api_keys=(TEST_API_KEY,), inference_s=0.2) as emu:
         yield emu
-    finally:
-        emu.stop()
+
+
+@pytest.fixture
+def client_options() -> dict[str, Any]:
+    """Keywords for the `client` fixture's fast_client; a test module overrides this fixture to
+    give all its tests another setting (more attempts, shorter timeouts)."""
+    return {}
+
+
+@pytest.fixture
+def client(emulator: Emulator, api_key: str, client_options: dict[str, Any]) -> Iterator[WaveSpeedClient]:
+    """A fast_client (tests/support/clients.py) on the `emulator`, closed after the test."""
+    with fast_client(emulator.base_url, api_key, **client_options) as c:
+        yield c
 
 
 @pytest.fixture
@@ -81,12 +97,27 @@ def pack_env(emulator: Emulator, api_key: str, monkeypatch: pytest.MonkeyPatch, 
     return emulator
 
 
-def restart_pack(pack: ModuleType) -> None:
-    """Forget all in-memory state of the pack (session spend, journals, flights, clients), as a new
-    ComfyUI process would."""
-    pack.nodes.paid.submission.reset_session_state()
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Script], RawServer]]:
+    """Start a RawServer (tests/support/hostile_server.py) that runs a script per connection;
+    every one started is stopped after the test."""
+    started: list[RawServer] = []
+
+    def start(script: Script) -> RawServer:
+        started.append(RawServer(script))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_upload_cache(pack: ModuleType) -> Iterator[None]:
+    """No reference upload remembered from another test (a cached URL would skip the upload)."""
+    pack.wavespeed.net.reference_uploads.CACHE.clear()
+    yield
+    pack.wavespeed.net.reference_uploads.CACHE.clear()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ Fixtures:
   comfy_object_info  its /object_info
   e2e_emulator       session Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3) the server points at
   wavespeed_emulator the same emulator, reset (tasks, faults, config) before the test
+  bronze             module Emulator of a Bronze account (minute: `bronze_minute_s`), bronze_env for its ComfyUI
 """
 
 from __future__ import annotations
@@ -24,16 +25,14 @@ import pytest
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyNotInstalledError, ComfyServer, ensure_installed
+from tests.support.ci import unavailable
 
 E2E_API_KEY = "test-key-0123456789"
+BRONZE_KEY = "bronze-key-0123456789"
 E2E_TIMEOUT_S = 180
 _HERE = Path(__file__).resolve().parent
 _CONFIG_KEYS = ("inference_s", "queue_s", "sync_timeout_s", "output_format")
 _START_CONFIG: dict[str, Any] = {}  # the e2e emulator's config at creation, restored per test
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -54,14 +53,10 @@ def e2e_api_key() -> str:
 @pytest.fixture(scope="session")
 def e2e_emulator() -> Iterator[Emulator]:
     """One emulator for the session; short 0.3 s tasks."""
-    emu = Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3)
-    _START_CONFIG.clear()
-    _START_CONFIG.update({k: getattr(emu, k) for k in _CONFIG_KEYS}, balance=emu.balance)
-    emu.start(port=0)
-    try:
+    with Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3) as emu:
+        _START_CONFIG.clear()
+        _START_CONFIG.update({k: getattr(emu, k) for k in _CONFIG_KEYS}, balance=emu.balance)
         yield emu
-    finally:
-        emu.stop()
 
 
 @pytest.fixture
@@ -118,9 +113,7 @@ def comfy_installed() -> Path:
     try:
         return ensure_installed()
     except ComfyNotInstalledError as exc:
-        if _in_ci():
-            pytest.fail(f"CI=true but {exc}")
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -131,20 +124,39 @@ def comfy_server(
     harness_pack = tmp_path_factory.mktemp("packs") / "harness_test_nodes"
     harness_pack.mkdir()
     (harness_pack / "__init__.py").write_text(HARNESS_NODES_SOURCE, encoding="utf-8")
-    server = ComfyServer(
-        env={"WAVESPEED_BASE_URL": e2e_emulator.base_url, "WAVESPEED_API_KEY": E2E_API_KEY},
-        cache_none=True,
-        extra_packs={"harness_test_nodes": harness_pack},
-        keep_dir=os.environ.get("COMFY_E2E_KEEP") == "1",
-    )
-    server.start()
-    try:
+    env = {"WAVESPEED_BASE_URL": e2e_emulator.base_url, "WAVESPEED_API_KEY": E2E_API_KEY}
+    extra_packs = {"harness_test_nodes": harness_pack}
+    keep_dir = os.environ.get("COMFY_E2E_KEEP") == "1"
+    with ComfyServer(env=env, cache_none=True, extra_packs=extra_packs, keep_dir=keep_dir) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def comfy_object_info(comfy_server: ComfyServer) -> dict[str, Any]:
     """/object_info of the session server."""
     return comfy_server.object_info()
+
+
+@pytest.fixture(scope="module")
+def bronze_minute_s() -> float:
+    """How long the `bronze` account's minute lasts; a module overrides this fixture to scale it down."""
+    return 60.0
+
+
+@pytest.fixture(scope="module")
+def bronze(bronze_minute_s: float) -> Iterator[Emulator]:
+    """An emulated Bronze account (2 images a minute, 2 at once; 0.5 s tasks) for one module: the
+    account's scheduler lives in the ComfyUI process and learns the limit, so a module that uses it
+    starts its own ComfyUI (with `bronze_env`) rather than the session server."""
+    with Emulator(api_keys=(BRONZE_KEY,), inference_s=0.5, tier="bronze", minute_s=bronze_minute_s) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def bronze_env(bronze: Emulator, bronze_minute_s: float) -> dict[str, str]:
+    """The environment that points a ComfyUI at `bronze`, its rate window scaled like the minute."""
+    return {
+        "WAVESPEED_BASE_URL": bronze.base_url,
+        "WAVESPEED_API_KEY": BRONZE_KEY,
+        "WAVESPEED_RATE_WINDOW_S": str(bronze_minute_s),
+    }

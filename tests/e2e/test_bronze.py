@@ -20,10 +20,9 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, load_workflow, run_prompt, ui_to_api
 from scripts.pack_loader import REPO_ROOT
+from tests.support.graphs import batch_graph
 
-ROOT = REPO_ROOT
-WORKFLOW = ROOT / "example_workflows" / "Side by side - FLUX.1 Kontext [max].json"
-KEY = "bronze-key-0123456789"
+WORKFLOW = REPO_ROOT / "example_workflows" / "Side by side - FLUX.1 Kontext [max].json"
 # What a 429 shown as an error would look like. Not a bare "429": task ids are 32 hex characters, and
 # one in a few hundred contains "429" (a false failure seen once in a cold CI run).
 _SHOWS_429_AS_ERROR = re.compile(r"HTTP 429|\b429\b(?![0-9a-f])|rate limit hit", re.IGNORECASE)
@@ -31,31 +30,16 @@ MINUTE_S = 10.0  # long enough that the four submits land in one window even on 
 
 
 @pytest.fixture(scope="module")
-def bronze() -> Iterator[Emulator]:
-    emu = Emulator(api_keys=(KEY,), inference_s=0.5, tier="bronze", minute_s=MINUTE_S)
-    emu.start(port=0)
-    try:
-        yield emu
-    finally:
-        emu.stop()
+def bronze_minute_s() -> float:
+    return MINUTE_S
 
 
 @pytest.fixture(scope="module")
-def bronze_server(comfy_installed: Path, bronze: Emulator) -> Iterator[ComfyServer]:
-    server = ComfyServer(
-        env={
-            "WAVESPEED_BASE_URL": bronze.base_url,
-            "WAVESPEED_API_KEY": KEY,
-            "WAVESPEED_RATE_WINDOW_S": str(MINUTE_S),
-        },
-        cache_none=True,
-        keep_dir=os.environ.get("COMFY_E2E_KEEP") == "1",
-    )
-    server.start()
-    try:
+def bronze_server(comfy_installed: Path, bronze_env: dict[str, str]) -> Iterator[ComfyServer]:
+    with ComfyServer(
+        env=bronze_env, cache_none=True, keep_dir=os.environ.get("COMFY_E2E_KEEP") == "1"
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_side_by_side_on_bronze_completes_every_chain_with_one_submission_each(
@@ -83,25 +67,8 @@ def test_a_batch_of_six_variations_on_bronze_completes_with_one_submission_each(
 ) -> None:
     bronze.reset()
     bronze.configure(tier="bronze", minute_s=MINUTE_S)
-    prompt: dict[str, Any] = {
-        "1": {
-            "class_type": "FluxKontextMaxBatch",
-            "inputs": {
-                "prompts": "a lighthouse on a cliff at dusk, oil painting",
-                "variations": 6,
-                "seed": 4242,
-                "seed_mode": "increment",
-                "guidance_scale": 3.5,
-                "aspect_ratio": "1:1",
-                "on_failure": "return what succeeded",
-                "timeout_s": 600,
-            },
-        },
-        "2": {
-            "class_type": "SaveImage",
-            "inputs": {"images": ["1", 0], "filename_prefix": "wavespeed/batch"},
-        },
-    }
+    prompts = "a lighthouse on a cliff at dusk, oil painting"
+    prompt = batch_graph(prompts, 6, 4242, filename_prefix="wavespeed/batch")
     result = run_prompt(bronze_server, prompt, timeout=150)
     assert result.ok, result.error_line()
     assert len(result.outputs["2"]["images"]) == 6

@@ -7,35 +7,15 @@ from typing import Any
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, run_prompt
+from tests.support.graphs import generate_chain
 
 POLL_TIMEOUT_S = 10  # the node's minimum
 REQUEST_TIMEOUT_S = 30.0  # the pack client's read timeout (one request)
 
 
 def _dribbled_chain() -> dict[str, Any]:
-    return {
-        "hg": {
-            "class_type": "FluxKontextMaxGenerate",
-            "inputs": {
-                "prompt": "a result that arrives one byte at a time",
-                "seed": 5,
-                "guidance_scale": 3.5,
-                "aspect_ratio": "1:1",
-                "sync_mode": False,
-                "force_rerun": True,
-            },
-        },
-        "hp": {
-            "class_type": "WaveSpeedPollResult",
-            "inputs": {
-                "task": ["hg", 0],
-                "timeout_s": POLL_TIMEOUT_S,
-                "nsfw_policy": "pass through",
-                "request_id": "",
-            },
-        },
-        "hs": {"class_type": "SaveImage", "inputs": {"images": ["hp", 0], "filename_prefix": "e2e/hostile"}},
-    }
+    prompt = "a result that arrives one byte at a time"
+    return generate_chain("h", prompt, seed=5, force_rerun=True, timeout_s=POLL_TIMEOUT_S)
 
 
 def test_dribbling_result_reply_ends_by_poll_timeout(

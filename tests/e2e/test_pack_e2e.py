@@ -17,11 +17,11 @@ from emulator import Emulator
 from emulator.behaviour.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import ComfyServer, interrupt, load_workflow, run_prompt, ui_to_api
 from scripts.pack_loader import REPO_ROOT
+from tests.support.graphs import generate_chain
 
-ROOT = REPO_ROOT
-T2I_WORKFLOW = ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
+T2I_WORKFLOW = REPO_ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
 # saved by ComfyUI 0.33.0's frontend 1.49.6 with the V1 nodes, before the V3 port (tests/fixtures/)
-SAVED_BY_FRONTEND = ROOT / "tests" / "fixtures" / "saved_by_frontend_1_49_6.json"
+SAVED_BY_FRONTEND = REPO_ROOT / "tests" / "fixtures" / "saved_by_frontend_1_49_6.json"
 PACK_NAME = "comfyui-wavespeed-kontext"
 
 
@@ -36,25 +36,7 @@ def _example_prompt(object_info: dict[str, Any], prompt_text: str | None = None)
 
 
 def _chain(prefix: str, prompt: str, ratio: str = "1:1", seed: int = 1) -> dict[str, Any]:
-    g, p, s = f"{prefix}g", f"{prefix}p", f"{prefix}s"
-    return {
-        g: {
-            "class_type": "FluxKontextMaxGenerate",
-            "inputs": {
-                "prompt": prompt,
-                "seed": seed,
-                "guidance_scale": 3.5,
-                "aspect_ratio": ratio,
-                "sync_mode": False,
-                "force_rerun": True,
-            },
-        },
-        p: {
-            "class_type": "WaveSpeedPollResult",
-            "inputs": {"task": [g, 0], "timeout_s": 120, "nsfw_policy": "pass through", "request_id": ""},
-        },
-        s: {"class_type": "SaveImage", "inputs": {"images": [p, 0], "filename_prefix": f"e2e/{prefix}"}},
-    }
+    return generate_chain(prefix, prompt, seed=seed, aspect_ratio=ratio, force_rerun=True)
 
 
 def test_object_info_lists_both_nodes_with_documented_inputs(comfy_object_info: dict[str, Any]) -> None:
@@ -233,9 +215,7 @@ def test_bad_input_is_refused_before_any_request(
 
 
 def _fixed_seed_chain(prefix: str, prompt: str) -> dict[str, Any]:
-    chain = _chain(prefix, prompt, seed=77)
-    chain[f"{prefix}g"]["inputs"]["force_rerun"] = False
-    return chain
+    return generate_chain(prefix, prompt, seed=77)
 
 
 def test_requeue_with_a_fixed_seed_reuses_the_paid_task(

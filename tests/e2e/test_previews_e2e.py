@@ -27,6 +27,7 @@ from PIL import Image
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer
+from tests.support.graphs import batch_graph, generate_chain
 
 pytestmark = [pytest.mark.smoke, pytest.mark.timeout(150)]
 
@@ -133,22 +134,8 @@ def test_batch_previews_arrive_while_later_tasks_still_run(
     emu.next_tasks(1, inference_s=0.2)
     emu.next_tasks(3, never_finish=True)  # held until the first preview is seen
     seed = random.randrange(1, 2**30)  # the session's journal must not reuse an earlier run
-    prompt = {
-        "1": {
-            "class_type": "FluxKontextMaxBatch",
-            "inputs": {
-                "prompts": "a red fox in snow\na blue jay on a branch",
-                "variations": 2,
-                "seed": seed,
-                "seed_mode": "increment",
-                "guidance_scale": 3.5,
-                "aspect_ratio": "16:9",
-                "on_failure": "return what succeeded",
-                "timeout_s": 60,
-            },
-        },
-        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
-    }
+    prompts = "a red fox in snow\na blue jay on a branch"
+    prompt = batch_graph(prompts, 2, seed, aspect_ratio="16:9", timeout_s=60, output="PreviewImage")
     seen_first: dict[str, Any] = {}
 
     def first_preview_releases_the_rest(frame: Frame, run: Run) -> None:
@@ -178,24 +165,8 @@ def test_batch_previews_arrive_while_later_tasks_still_run(
 def test_poll_result_preview_reaches_a_client_without_metadata(
     comfy_server: ComfyServer, wavespeed_emulator: Emulator
 ) -> None:
-    prompt = {
-        "1": {
-            "class_type": "FluxKontextMaxGenerate",
-            "inputs": {
-                "prompt": "a lighthouse in fog",
-                "seed": random.randrange(1, 2**30),
-                "guidance_scale": 3.5,
-                "aspect_ratio": "1:1",
-                "sync_mode": False,
-                "force_rerun": False,
-            },
-        },
-        "2": {
-            "class_type": "WaveSpeedPollResult",
-            "inputs": {"timeout_s": 60, "nsfw_policy": "pass through", "task": ["1", 0]},
-        },
-        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
-    }
+    seed = random.randrange(1, 2**30)
+    prompt = generate_chain("", "a lighthouse in fog", seed=seed, timeout_s=60, output="PreviewImage")
     run = _run(comfy_server, prompt, metadata=False)
     assert len(run.previews) == 1 and run.previews[0].node is None  # the plain frame: no metadata
     picture = run.previews[0].image
@@ -206,6 +177,6 @@ def test_poll_result_preview_reaches_a_client_without_metadata(
     executed = [
         i
         for i, e in enumerate(run.events)
-        if e.get("type") == "executed" and (e.get("data") or {}).get("node") == "3"
+        if e.get("type") == "executed" and (e.get("data") or {}).get("node") == "s"
     ]
     assert executed and run.previews[0].index <= executed[0]

@@ -18,9 +18,8 @@ from emulator.behaviour.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer, load_workflow, run_prompt, ui_to_api
 from scripts.pack_loader import REPO_ROOT
 
-ROOT = REPO_ROOT
 STEM = "Side by side - FLUX.1 Kontext [max]"
-WORKFLOW = ROOT / "example_workflows" / f"{STEM}.json"
+WORKFLOW = REPO_ROOT / "example_workflows" / f"{STEM}.json"
 THUMBNAIL = WORKFLOW.with_suffix(".jpg")
 INFERENCE_S = 1.5
 

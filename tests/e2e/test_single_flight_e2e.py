@@ -18,32 +18,11 @@ import pytest
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, PromptResult, run_prompt
+from tests.support.graphs import generate_chain
 
 from .conftest import E2E_API_KEY
 
 pytestmark = pytest.mark.timeout(400)
-
-
-def _chain(prefix: str, prompt: str, seed: int, *, sync_mode: bool = False) -> dict[str, Any]:
-    g, p, s = f"{prefix}g", f"{prefix}p", f"{prefix}s"
-    return {
-        g: {
-            "class_type": "FluxKontextMaxGenerate",
-            "inputs": {
-                "prompt": prompt,
-                "seed": seed,
-                "guidance_scale": 3.5,
-                "aspect_ratio": "1:1",
-                "sync_mode": sync_mode,
-                "force_rerun": False,
-            },
-        },
-        p: {
-            "class_type": "WaveSpeedPollResult",
-            "inputs": {"task": [g, 0], "timeout_s": 120, "nsfw_policy": "pass through", "request_id": ""},
-        },
-        s: {"class_type": "SaveImage", "inputs": {"images": [p, 0], "filename_prefix": f"e2e/{prefix}"}},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +61,10 @@ def test_two_identical_chains_in_one_prompt_pay_once(
     two_servers: list[ComfyServer], wavespeed_emulator: Emulator
 ) -> None:
     wavespeed_emulator.configure(inference_s=1.0)
-    prompt = {**_chain("a", "e2e twins in one prompt", 101), **_chain("b", "e2e twins in one prompt", 101)}
+    prompt = {
+        **generate_chain("a", "e2e twins in one prompt", seed=101),
+        **generate_chain("b", "e2e twins in one prompt", seed=101),
+    }
     result = run_prompt(two_servers[0], prompt)
     assert result.ok, result.error_line()
     assert len(result.images) == 2
@@ -94,7 +76,7 @@ def test_two_servers_sharing_a_journal_pay_once(
     two_servers: list[ComfyServer], wavespeed_emulator: Emulator
 ) -> None:
     wavespeed_emulator.configure(inference_s=2.0)
-    prompt = _chain("r", "e2e race between two ComfyUIs", 202, sync_mode=True)
+    prompt = generate_chain("r", "e2e race between two ComfyUIs", seed=202, sync_mode=True)
     results: list[PromptResult | BaseException] = [RuntimeError("not run")] * 2
     go = threading.Barrier(2)
 
@@ -159,7 +141,7 @@ def test_kill_during_sync_submit_restart_requeue_pays_no_second_time(
 ) -> None:
     echo_mode.configure(inference_s=3.0, **ECHO_MODES[mode])
     victim = two_servers[1]
-    prompt = _chain("k", f"e2e killed during a sync submit ({mode})", 303, sync_mode=True)
+    prompt = generate_chain("k", f"e2e killed during a sync submit ({mode})", seed=303, sync_mode=True)
     paid = _kill_during_sync_submit(echo_mode, victim, prompt)
     again = run_prompt(victim, prompt)
     assert again.ok, again.error_line()
@@ -174,7 +156,7 @@ def test_kill_during_sync_submit_without_any_echo_names_the_candidate_and_pays_n
 ) -> None:
     echo_mode.configure(inference_s=3.0, **NO_ECHO)
     victim = two_servers[1]
-    prompt = _chain("n", "e2e killed, nothing echoed", 304, sync_mode=True)
+    prompt = generate_chain("n", "e2e killed, nothing echoed", seed=304, sync_mode=True)
     paid = _kill_during_sync_submit(echo_mode, victim, prompt)
     again = run_prompt(victim, prompt, timeout=200)
     assert not again.ok

@@ -29,7 +29,6 @@ from scripts.pack_loader import REPO_ROOT
 T2I = "wavespeed-ai/flux-kontext-max/text-to-image"
 EDIT = "wavespeed-ai/flux-kontext-max"
 MULTI = "wavespeed-ai/flux-kontext-max/multi"
-REPO = REPO_ROOT
 
 
 class Api:
@@ -634,7 +633,7 @@ def test_cli_runs_until_sigterm() -> None:
     """`python -m emulator --port 0` prints its URL (not the key), serves, and exits 0 on SIGTERM."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "emulator", "--port", "0", "--inference-s", "0.05", "--api-key", "cli-secret"],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -661,7 +660,7 @@ def test_cli_runs_until_sigterm() -> None:
 
 # ----------------------------------------------------------------- structure (issue 14)
 
-EMULATOR_DIR = REPO / "emulator"
+EMULATOR_DIR = REPO_ROOT / "emulator"
 # The modules that answer requests: they may reach the state only through backend.Backend.
 REQUEST_SIDE = ("routes/handler.py", "routes/wire.py", "behaviour/fault_acts.py", "routes/upload_routes.py")
 

@@ -11,7 +11,6 @@ import io
 import math
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -23,27 +22,19 @@ import torch
 from PIL import Image
 
 from emulator import Emulator, render_edit
+from tests.support.node_calls import (
+    edit as _edit,
+    image as _image,
+    multi as _multi,
+    node as _node,
+    poll as _poll,
+)
 
 # Public-looking, so it passes the local checks; the emulator fetches only its own files (1402 here).
 OUT_OF_REACH_URL = "https://example.com/never/there.png"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_upload_cache(pack: ModuleType) -> Iterator[None]:
-    pack.wavespeed.net.reference_uploads.CACHE.clear()
-    yield
-    pack.wavespeed.net.reference_uploads.CACHE.clear()
-
-
-def _node(pack: ModuleType, name: str) -> Any:
-    return pack.nodes.NODES[name]()
-
-
-def _image(height: int = 96, width: int = 128, *, seed: int = 0, batch: int = 1, channels: int = 3) -> Any:
-    """An exact 8-bit picture as a ComfyUI IMAGE (values k / 255)."""
-    rng = np.random.default_rng(seed)
-    arr = rng.integers(0, 256, size=(batch, height, width, channels), dtype=np.uint8)
-    return torch.from_numpy(arr.astype(np.float32) / 255.0)
+pytestmark = pytest.mark.usefixtures("fresh_upload_cache")
 
 
 def _u8(image: Any, index: int = 0) -> np.ndarray:
@@ -57,32 +48,6 @@ def _decode(data: bytes) -> tuple[np.ndarray, str]:
 
 def _served(url: str) -> bytes:
     return requests.get(url, timeout=10).content
-
-
-def _edit(pack: ModuleType, prompt: str = "invert it", **kw: Any) -> Any:
-    args: dict[str, Any] = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "match input",
-        "sync_mode": False,
-        **kw,
-    }
-    return _node(pack, "FluxKontextMaxEdit").edit(prompt, **args)
-
-
-def _multi(pack: ModuleType, prompt: str = "combine them", **kw: Any) -> Any:
-    args: dict[str, Any] = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "match input",
-        "sync_mode": False,
-        **kw,
-    }
-    return _node(pack, "FluxKontextMaxMultiReference").edit(prompt, **args)
-
-
-async def _poll(pack: ModuleType, task: Any) -> Any:
-    return await _node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task)
 
 
 # --------------------------------------------------------------------------- cache rule (widgets: test_v3_schema.py)

@@ -17,24 +17,12 @@ from PIL import Image
 
 from emulator import Emulator
 from emulator.behaviour.imagegen import size_for_aspect_ratio
+from tests.support.node_calls import chain as _chain, generate as _generate
 
 
 def _nodes(pack: ModuleType) -> tuple[Any, Any]:
     mapping = pack.nodes.NODES
     return mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
-
-
-def _generate(pack: ModuleType, prompt: str = "a red fox", **kw: Any) -> Any:
-    gen, _ = _nodes(pack)
-    args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, **kw}
-    return gen.generate(prompt, **args)
-
-
-async def _chain(pack: ModuleType, prompt: str = "a red fox", policy: str = "pass through", **kw: Any) -> Any:
-    _, poll = _nodes(pack)
-    task, rid = await _generate(pack, prompt, **kw)
-    assert rid == task.request_id
-    return await poll.poll(60, policy, task=task)
 
 
 def _served_pixels(url: str) -> np.ndarray:

@@ -29,7 +29,6 @@ import pytest
 
 from scripts.pack_loader import REPO_ROOT
 
-REPO = REPO_ROOT
 ODD_DIR = "dir with spaces/ünï cødé 日本"
 
 # Runs in a child: take the Linux parts away *before* the pack is imported, then use it for real.
@@ -93,7 +92,7 @@ print(json.dumps(result))
 def _child(tmp_path: Path, mode: str) -> dict[str, Any]:
     folder = tmp_path / ODD_DIR / "journal"
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(REPO), str(folder), mode],
+        [sys.executable, "-c", CHILD, str(REPO_ROOT), str(folder), mode],
         capture_output=True,
         text=True,
         encoding="utf-8",

@@ -9,10 +9,8 @@ import contextlib
 import importlib
 import json
 import socket
-import struct
 import threading
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,20 +22,11 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import unreachable_reason
 
 from emulator import Emulator
-from tests.support.hostile_server import RawServer, fast_client, http_reply
+from tests.support.clients import fast_client
+from tests.support.hostile_server import RawServer, Script, http_reply, png_header as _png_header
 
 KEY = "review-gaps-key-1234567"
 TASK_ID = "fedcba9876543210fedcba9876543210"
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` but holds no pixels (a header read only)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def _path_of(request: bytes) -> str:
@@ -49,22 +38,12 @@ def _mod(pack: ModuleType, name: str) -> Any:
     return importlib.import_module(f"{pack.__name__}.{name}")
 
 
-def _pack_client(pack: ModuleType, base_url: str) -> Any:
-    return _mod(pack, "wavespeed.net.client").WaveSpeedClient(
-        KEY,
-        base_url,
-        connect_timeout_s=2.0,
-        read_timeout_s=3.0,
-        retry=_mod(pack, "wavespeed.net.client").RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.02),
-    )
-
-
 def _fetch(pack: ModuleType, server: RawServer, names: list[str]) -> BaseException:
     """Run Poll Result's download-and-decode step for a completed task with these outputs."""
     prediction = _mod(pack, "wavespeed.api.reply_types").Prediction(
         id=TASK_ID, status="completed", outputs=tuple(f"{server.url}/{n}" for n in names)
     )
-    with _pack_client(pack, server.url) as client:
+    with fast_client(server.url, KEY, attempts=2) as client:
         try:
             _mod(pack, "nodes.poll").fetch_images(client, prediction, lambda: False)
         except BaseException as exc:
@@ -72,25 +51,13 @@ def _fetch(pack: ModuleType, server: RawServer, names: list[str]) -> BaseExcepti
     raise AssertionError("fetch_images did not fail")
 
 
-@pytest.fixture
-def servers() -> Iterator[list[RawServer]]:
-    made: list[RawServer] = []
-    yield made
-    for server in made:
-        server.stop()
-
-
-def _serve(servers: list[RawServer], script: Callable[[socket.socket, bytes], None]) -> RawServer:
-    server = RawServer(script)
-    servers.append(server)
-    return server
-
-
 # ================================================================ 1. memory refusals in Poll Result
 
 
-def test_too_many_outputs_are_refused_before_any_download(pack: ModuleType, servers: list[RawServer]) -> None:
-    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, _png_header(8, 8))))
+def test_too_many_outputs_are_refused_before_any_download(
+    pack: ModuleType, raw_server: Callable[[Script], RawServer]
+) -> None:
+    server = raw_server(lambda conn, req: conn.sendall(http_reply(200, _png_header(8, 8))))
     count = _mod(pack, "wavespeed.images.batch_plan").MAX_OUTPUTS + 1
     exc = _fetch(pack, server, [f"o{i}.png" for i in range(count)])
     assert isinstance(exc, _mod(pack, "wavespeed.images.batch_plan").OutputsTooLargeError), exc
@@ -102,11 +69,11 @@ def test_too_many_outputs_are_refused_before_any_download(pack: ModuleType, serv
 
 
 def test_a_batch_over_the_memory_limit_is_downloaded_once_and_names_its_urls(
-    pack: ModuleType, servers: list[RawServer]
+    pack: ModuleType, raw_server: Callable[[Script], RawServer]
 ) -> None:
     """40000x1000 + 1000x40000 pad to 35.8 GiB: refused after one download, never retried."""
     headers = {"/a.png": _png_header(40_000, 1_000), "/b.png": _png_header(1_000, 40_000)}
-    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
+    server = raw_server(lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
     exc = _fetch(pack, server, ["a.png", "b.png"])
     assert isinstance(exc, _mod(pack, "wavespeed.images.batch_plan").OutputsTooLargeError), exc
     assert server.accepted == 2  # one download per output: a memory refusal is not retried
@@ -117,12 +84,12 @@ def test_a_batch_over_the_memory_limit_is_downloaded_once_and_names_its_urls(
 
 
 def test_urls_too_long_for_the_line_are_never_cut_the_line_says_where_they_are(
-    pack: ModuleType, servers: list[RawServer]
+    pack: ModuleType, raw_server: Callable[[Script], RawServer]
 ) -> None:
     """CDN URLs are ~100 characters: a line that cannot hold them whole names the places that do."""
     long_a, long_b = "a" * 120 + ".png", "b" * 120 + ".png"
     headers = {f"/{long_a}": _png_header(40_000, 1_000), f"/{long_b}": _png_header(1_000, 40_000)}
-    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
+    server = raw_server(lambda conn, req: conn.sendall(http_reply(200, headers[_path_of(req)])))
     exc = _fetch(pack, server, [long_a, long_b])
     text = str(exc)
     assert isinstance(exc, _mod(pack, "wavespeed.images.batch_plan").OutputsTooLargeError), exc
@@ -131,9 +98,9 @@ def test_urls_too_long_for_the_line_are_never_cut_the_line_says_where_they_are(
 
 
 def test_a_corrupt_output_names_where_to_get_it_instead_of_polling_again(
-    pack: ModuleType, servers: list[RawServer]
+    pack: ModuleType, raw_server: Callable[[Script], RawServer]
 ) -> None:
-    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, b"not an image at all")))
+    server = raw_server(lambda conn, req: conn.sendall(http_reply(200, b"not an image at all")))
     exc = _fetch(pack, server, ["x.png"])
     assert isinstance(exc, _mod(pack, "wavespeed.core.errors").ImageDecodeError), exc
     assert server.accepted == 2  # a corrupt file is fetched once more
@@ -145,15 +112,15 @@ def test_a_corrupt_output_names_where_to_get_it_instead_of_polling_again(
 # ========================================================= 2. every message names the task id
 
 
-def test_a_download_error_names_the_task(pack: ModuleType, servers: list[RawServer]) -> None:
-    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(404, b"gone")))
+def test_a_download_error_names_the_task(pack: ModuleType, raw_server: Callable[[Script], RawServer]) -> None:
+    server = raw_server(lambda conn, req: conn.sendall(http_reply(404, b"gone")))
     exc = _fetch(pack, server, ["x.png"])
     assert isinstance(exc, _mod(pack, "wavespeed.core.errors").DownloadError), exc
     assert TASK_ID in str(exc) and exc.request_id == TASK_ID
 
 
 def test_the_download_budget_names_the_task(
-    pack: ModuleType, servers: list[RawServer], monkeypatch: pytest.MonkeyPatch
+    pack: ModuleType, raw_server: Callable[[Script], RawServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A CDN that dribbles one byte at a time until Poll Result's download budget ends it."""
     done = threading.Event()
@@ -165,19 +132,13 @@ def test_the_download_budget_names_the_task(
             while not done.wait(0.05):
                 conn.sendall(b"x")
 
-    server = _serve(servers, dribble)
+    server = raw_server(dribble)
     try:
         exc = _fetch(pack, server, ["slow.png"])
     finally:
         done.set()
     assert isinstance(exc, _mod(pack, "wavespeed.core.errors").WaitTimeoutError), exc
     assert TASK_ID in str(exc) and exc.request_id == TASK_ID and "Poll Result" in str(exc)
-
-
-@pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with fast_client(emulator.base_url, api_key) as c:
-        yield c
 
 
 def test_a_huge_retry_after_on_a_poll_names_the_task_in_the_text(
@@ -246,12 +207,15 @@ def test_an_error_with_a_request_id_is_never_not_accepted(pack: ModuleType) -> N
 
 
 def test_an_uncertain_submit_that_names_a_task_is_journaled(
-    pack: ModuleType, servers: list[RawServer], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pack: ModuleType,
+    raw_server: Callable[[Script], RawServer],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """HTTP 200 with code 500 next to a valid id: paid, so journaled and named, and the session
     budget keeps its price."""
     body = json.dumps({"code": 500, "message": "oops", "data": {"id": TASK_ID, "status": "created"}})
-    server = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, body.encode())))
+    server = raw_server(lambda conn, req: conn.sendall(http_reply(200, body.encode())))
     monkeypatch.setenv("WAVESPEED_API_KEY", KEY)
     monkeypatch.setenv("WAVESPEED_BASE_URL", server.url)
     monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
@@ -275,13 +239,12 @@ def test_an_uncertain_submit_that_names_a_task_is_journaled(
 # ============================================== 5. the upload revalidation HEAD is the client's
 
 
-def test_url_is_live_sends_no_key_and_follows_no_redirect(servers: list[RawServer]) -> None:
-    target = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, b"")))
-    redirect = _serve(
-        servers,
+def test_url_is_live_sends_no_key_and_follows_no_redirect(raw_server: Callable[[Script], RawServer]) -> None:
+    target = raw_server(lambda conn, req: conn.sendall(http_reply(200, b"")))
+    redirect = raw_server(
         lambda conn, req: conn.sendall(http_reply(302, b"", headers={"Location": f"{target.url}/f.png"})),
     )
-    live = _serve(servers, lambda conn, req: conn.sendall(http_reply(200, b"")))
+    live = raw_server(lambda conn, req: conn.sendall(http_reply(200, b"")))
     with WaveSpeedClient(KEY, "http://127.0.0.1:9") as client:
         assert client.url_is_live(f"{live.url}/f.png")
         assert not client.url_is_live(f"{redirect.url}/f.png")
@@ -290,7 +253,7 @@ def test_url_is_live_sends_no_key_and_follows_no_redirect(servers: list[RawServe
     assert sent.startswith(b"HEAD ") and b"authorization" not in sent.lower() and KEY.encode() not in sent
 
 
-def test_url_is_live_ends_at_the_clients_wall_clock_window(servers: list[RawServer]) -> None:
+def test_url_is_live_ends_at_the_clients_wall_clock_window(raw_server: Callable[[Script], RawServer]) -> None:
     """Headers dribbled one byte at a time never time out a socket read; the window still ends it
     (ordering proof: the client has given up while the server is still dribbling)."""
     stop = threading.Event()
@@ -306,7 +269,7 @@ def test_url_is_live_ends_at_the_clients_wall_clock_window(servers: list[RawServ
                 sent.append(byte)
                 stop.wait(0.05)
 
-    server = _serve(servers, dribble)
+    server = raw_server(dribble)
     with WaveSpeedClient(KEY, "http://127.0.0.1:9", connect_timeout_s=1.0, read_timeout_s=1.0) as client:
         client.request_cap_s = 0.5
         assert not client.url_is_live(f"{server.url}/f.png")

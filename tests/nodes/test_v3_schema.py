@@ -11,19 +11,14 @@ the harness's (``COMFYUI_DIR``, else .cache/comfyui/ComfyUI-0.33.0); run with ``
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import subprocess
-import sys
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from scripts.comfy_harness import ComfyNotInstalledError, ensure_installed
-from scripts.pack_loader import REPO_ROOT
+from tests.support.comfy_probe import run_in_comfy
 
-ROOT = REPO_ROOT
 NODE_IDS = [
     "FluxKontextMaxGenerate",
     "FluxKontextMaxEdit",
@@ -94,19 +89,7 @@ print(json.dumps(out, default=repr))
 
 @pytest.fixture(scope="module")
 def probe() -> dict[str, Any]:
-    try:
-        comfy = ensure_installed()
-    except ComfyNotInstalledError as exc:
-        pytest.skip(str(exc))
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(comfy), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=str(comfy),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = run_in_comfy(PROBE)
     return result
 
 

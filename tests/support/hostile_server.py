@@ -12,11 +12,11 @@ import ssl
 import struct
 import subprocess
 import threading
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 Script = Callable[[socket.socket, bytes], None]
 
@@ -30,6 +30,17 @@ def http_reply(
         lines.append(f"Content-Length: {len(body)}")
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` but holds no pixels: fine for any header read, an
+    error for any decode (what was refused with it was refused before decoding)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def _read_request(conn: socket.socket) -> bytes:
@@ -54,15 +65,12 @@ def _read_request(conn: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + rest
 
 
-class RawServer:
-    """Accept on 127.0.0.1:<free port>; run ``script(conn, request_bytes)`` per connection."""
+class _LoopbackServer:
+    """Accept on 127.0.0.1:<free port> in a daemon thread and hand each connection to ``_accepted``,
+    counting them, until ``stop``."""
 
-    def __init__(self, script: Script | None = None, *, tls: ssl.SSLContext | None = None) -> None:
-        self.tls = tls
-        self.script = script or (lambda conn, req: conn.sendall(http_reply(200, b"{}")))
+    def __init__(self) -> None:
         self.accepted = 0
-        self.requests: list[bytes] = []
-        self.bytes_sent = 0
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -73,10 +81,6 @@ class RawServer:
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
-
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
@@ -84,7 +88,34 @@ class RawServer:
             except (TimeoutError, OSError):
                 continue
             self.accepted += 1
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            self._accepted(conn)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        self._thread.join(timeout=2)
+
+
+class RawServer(_LoopbackServer):
+    """Run ``script(conn, request_bytes)`` per connection, each in its own thread."""
+
+    def __init__(self, script: Script | None = None, *, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        self.script = script or (lambda conn, req: conn.sendall(http_reply(200, b"{}")))
+        self.requests: list[bytes] = []
+        self.bytes_sent = 0
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _accepted(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
@@ -109,12 +140,6 @@ class RawServer:
                 sent += n
                 self.bytes_sent = sent
 
-    def stop(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self._sock.close()
-        self._thread.join(timeout=2)
-
 
 def run_bounded(fn: Callable[[], object], bound_s: float, what: str = "the call") -> object:
     """Run fn in a thread; fail if it is still running after bound_s (a deadline that did not hold);
@@ -134,18 +159,6 @@ def run_bounded(fn: Callable[[], object], bound_s: float, what: str = "the call"
     return out[0]
 
 
-def fast_client(base_url: str, api_key: str) -> WaveSpeedClient:
-    """A client with short timeouts and near-instant retries, so hostile-reply tests run in seconds."""
-    return WaveSpeedClient(
-        api_key,
-        base_url,
-        connect_timeout_s=2.0,
-        read_timeout_s=3.0,
-        retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.02, max_retry_after_s=5.0),
-        poll=PollSchedule(0.05, 1.5, 0.1),
-    )
-
-
 def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
     """A server TLS context with a fresh self-signed certificate for 127.0.0.1, and the cert's path
     (a client trusts it only when told to); skips when the openssl CLI is missing."""
@@ -163,41 +176,21 @@ def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
     return context, cert
 
 
-class ResetServer:
-    """Accept on 127.0.0.1 and reset each connection (RST, SO_LINGER 0) without reading a byte:
-    at once (``after_data=False``), or once the client's first bytes have arrived unread."""
+class ResetServer(_LoopbackServer):
+    """Reset each connection (RST, SO_LINGER 0) without reading a byte: at once
+    (``after_data=False``), or once the client's first bytes have arrived unread."""
 
     def __init__(self, *, after_data: bool) -> None:
         self.after_data = after_data
-        self.accepted = 0
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.accepted += 1
-            with contextlib.suppress(OSError):
-                if self.after_data:
-                    conn.settimeout(10)
-                    conn.recv(1, socket.MSG_PEEK)  # wait for the request's bytes; leave them unread
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
+    def _accepted(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            self._sock.close()
-        self._thread.join(timeout=2)
+            if self.after_data:
+                conn.settimeout(10)
+                conn.recv(1, socket.MSG_PEEK)  # wait for the request's bytes; leave them unread
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()

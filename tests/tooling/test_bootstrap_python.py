@@ -17,7 +17,6 @@ import pytest
 
 from scripts.pack_loader import REPO_ROOT
 
-REPO = REPO_ROOT
 BASH = shutil.which("bash") or "/bin/bash"
 TOOLS = ("dirname", "cat", "rm", "sed")  # what the script runs before it stops
 
@@ -58,7 +57,7 @@ def _which(folder: Path, tmp_path: Path, python: str | None = None, venv: str = 
     if python:
         env["PYTHON"] = python
     out = subprocess.run(
-        [BASH, str(REPO / "scripts/bootstrap.sh"), "--which-python", "--venv", str(tmp_path / venv)],
+        [BASH, str(REPO_ROOT / "scripts/bootstrap.sh"), "--which-python", "--venv", str(tmp_path / venv)],
         capture_output=True,
         text=True,
         env=env,
@@ -149,6 +148,6 @@ def test_a_python_with_its_cpu_torch_on_disk_wins_over_a_newer_one_without(tmp_p
         "PIP_FIND_LINKS": str(wheels),
         "PIP_CONFIG_FILE": "/dev/null",
     }
-    cmd = [BASH, str(REPO / "scripts/bootstrap.sh"), "--which-python", "--venv", str(tmp_path / "v")]
+    cmd = [BASH, str(REPO_ROOT / "scripts/bootstrap.sh"), "--which-python", "--venv", str(tmp_path / "v")]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("python3.10 3."), (out.stdout, out.stderr)

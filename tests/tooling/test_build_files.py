@@ -6,8 +6,9 @@ import pytest
 
 from scripts.pack_loader import REPO_ROOT
 
-ROOT = REPO_ROOT
-PIN_FILES = sorted(p.name for p in ROOT.glob("*.txt") if p.name.startswith(("requirements", "constraints")))
+PIN_FILES = sorted(
+    p.name for p in REPO_ROOT.glob("*.txt") if p.name.startswith(("requirements", "constraints"))
+)
 
 
 @pytest.mark.parametrize("name", PIN_FILES)
@@ -15,7 +16,7 @@ def test_pins_name_packages_not_local_files(name: str) -> None:
     """A `pkg @ file:///tmp/...` line (left by pip freeze) installs only on the machine that froze it."""
     bad = [
         line
-        for line in (ROOT / name).read_text(encoding="utf-8").splitlines()
+        for line in (REPO_ROOT / name).read_text(encoding="utf-8").splitlines()
         if not line.lstrip().startswith("#") and (" @ " in line or "://" in line)
     ]
     assert not bad, f"{name} pins a direct reference: {bad}"

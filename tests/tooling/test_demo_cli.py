@@ -17,15 +17,13 @@ from scripts.comfy_harness import PromptResult, comfy_version, frontend_root
 from scripts.pack_loader import REPO_ROOT
 from scripts.run_workflow import WorkflowFileError, failure_line, read_workflow
 
-REPO = REPO_ROOT
-
 
 @pytest.fixture
 def demo_copy(tmp_path: Path) -> tuple[Path, Path]:
     """A copy of the repo's scripts whose bootstrap.sh only leaves a marker: proves it never ran."""
     repo = tmp_path / "repo"
-    shutil.copytree(REPO / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "example_workflows", repo / "example_workflows")
+    shutil.copytree(REPO_ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_ROOT / "example_workflows", repo / "example_workflows")
     marker = tmp_path / "bootstrap-ran"
     (repo / "scripts" / "bootstrap.sh").write_text(f"touch {marker}\nexit 1\n", encoding="utf-8")
     (repo / "README.md").write_text("# not a workflow\n", encoding="utf-8")
@@ -87,7 +85,7 @@ def test_read_workflow_names_the_file_and_why(tmp_path: Path, content: bytes, wh
 
 
 def test_read_workflow_accepts_ui_and_api_format(tmp_path: Path) -> None:
-    ui = REPO / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
+    ui = REPO_ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
     assert read_workflow(ui)[1] is True
     api = tmp_path / "api.json"
     api.write_text('{"1": {"class_type": "EmptyImage", "inputs": {}}}', encoding="utf-8")

@@ -17,8 +17,7 @@ from functools import cache
 
 from scripts.pack_loader import REPO_ROOT
 
-ROOT = REPO_ROOT
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
 REFERENCE = re.compile(
     r"(?P<path>tests/[A-Za-z0-9_/]+\.py)(?P<names>(?:::[\w*]+)*)"
@@ -69,7 +68,7 @@ def references(text: str) -> Iterator[tuple[int, str, str | None, str]]:
 @cache
 def defined_tests(path: str) -> frozenset[str] | None:
     """The test functions a file defines (module level and in classes); None if there is no file."""
-    file = ROOT / path
+    file = REPO_ROOT / path
     if not file.is_file():
         return None
     tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
@@ -99,7 +98,7 @@ def problems(doc_name: str, text: str) -> list[str]:
 def test_every_cited_test_exists() -> None:
     found = []
     for doc in DOCS:
-        found += problems(str(doc.relative_to(ROOT)), doc.read_text(encoding="utf-8"))
+        found += problems(str(doc.relative_to(REPO_ROOT)), doc.read_text(encoding="utf-8"))
     assert not found, "docs cite tests that do not exist:\n" + "\n".join(found)
 
 

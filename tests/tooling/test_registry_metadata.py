@@ -14,8 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10 (scripts/test.sh --python 3.10): the same parser, from PyPI
     import tomli as tomllib
 
-REPO = REPO_ROOT
-META = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+META = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def test_project_fields_follow_the_registry_spec() -> None:
@@ -24,7 +23,7 @@ def test_project_fields_follow_the_registry_spec() -> None:
     assert len(name) < 100 and re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", name)
     assert not re.search(r"[._-]{2}", name)
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
-    assert (REPO / project["license"]["file"]).is_file()
+    assert (REPO_ROOT / project["license"]["file"]).is_file()
     assert project["description"]
     assert project["urls"]["Repository"].startswith("https://github.com/")
     assert "Issues" in project["urls"]  # the key comfy-cli reads (not "Bug Tracker")
@@ -33,7 +32,7 @@ def test_project_fields_follow_the_registry_spec() -> None:
 
 def test_runtime_dependencies_match_requirements_txt() -> None:
     """The registry installs from pyproject, a git clone from requirements.txt: the same packages."""
-    lines = (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    lines = (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
     reqs = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
     deps = {d for d in META["project"]["dependencies"] if not d.startswith("comfyui-frontend-package")}
     assert deps == reqs - {"torch"}  # torch: ComfyUI's own, never pinned or pulled by the registry

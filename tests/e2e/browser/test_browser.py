@@ -25,9 +25,7 @@ import importlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,47 +36,22 @@ from emulator import Emulator
 from emulator.behaviour.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer
 from scripts.pack_loader import REPO_ROOT, load_pack
+from tests.support.browser import (
+    BADGE_TEXTS,
+    CLOSE_DIALOG,
+    TEMPLATES_BUTTON,
+    UI,
+    VIEWPORT,
+    comfy_ui,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
-ROOT = REPO_ROOT
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SHOTS = ROOT / "artifacts" / "screenshots"
-README_SHOT = ROOT / "docs" / "screenshots" / "workflow_after_run.png"
+README_SHOT = REPO_ROOT / "docs" / "screenshots" / "workflow_after_run.png"
 README_SHOT_MAX_BYTES = 400_000
 TEMPLATE = "Text to image - FLUX.1 Kontext [max]"
 GEN, POLL, SAVE = "FluxKontextMaxGenerate", "WaveSpeedPollResult", "SaveImage"
 FAIL_MESSAGE = "Failed to download image from the provided URL."
-VIEWPORT = {"width": 1480, "height": 900}
-# selectors that differ between frontends: 1.32.9 (ComfyUI 0.3.75) first, then 1.49.6 (0.33.0)
-CLOSE_DIALOG = "button:has(i.pi-times), button[aria-label='Close dialog']"
-TEMPLATES_BUTTON = "button.templates-tab-button, button[aria-label='Templates']"
-
-# helpers installed in the page once the app is up
-PAGE_HELPERS = """() => {
-  window.__wsk = {
-    node: (cls) => app.graph._nodes.find((n) => n.comfyClass === cls),
-    widget: (cls, name) => (window.__wsk.node(cls).widgets || []).find((w) => w.name === name),
-    status: (cls) => {
-      const w = window.__wsk.widget(cls, "$$node-text-preview");
-      return w ? String(w.value ?? "") : null;
-    },
-    toScreen: (gx, gy) => {
-      const r = app.canvas.canvas.getBoundingClientRect();
-      const ds = app.canvas.ds;
-      return [r.left + (gx + ds.offset[0]) * ds.scale, r.top + (gy + ds.offset[1]) * ds.scale];
-    },
-  };
-}"""
 
 NODE_STATE = """(cls) => {
   const n = window.__wsk.node(cls);
@@ -94,53 +67,6 @@ NODE_STATE = """(cls) => {
     description: def.description,
   };
 }"""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"CI=true but {reason}")
-    pytest.skip(reason)
-
-
-@dataclass
-class UI:
-    page: Any
-    server: ComfyServer
-    first_run_dialog: bool
-    page_errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    script_status: dict[str, int] = field(default_factory=dict)
-
-    def shot(self, name: str, **kw: Any) -> Path:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        path = SHOTS / name
-        self.page.screenshot(path=str(path), **kw)
-        return path
-
-    def js(self, expression: str, arg: Any = None) -> Any:
-        return self.page.evaluate(expression, arg)
-
-    def status(self, cls: str) -> str | None:
-        return self.js("(c) => window.__wsk.status(c)", cls)
-
-    def set_widget(self, cls: str, name: str, value: Any) -> None:
-        self.js(
-            "([c, n, v]) => { window.__wsk.widget(c, n).value = v; app.graph.setDirtyCanvas(true, true); }",
-            [cls, name, value],
-        )
-
-    def run(self) -> None:
-        """Press the Run button of the action bar (what a user does), away from any tooltip."""
-        self.page.mouse.move(5, VIEWPORT["height"] - 5)
-        by_test_id = self.page.get_by_test_id("queue-button")  # 1.49.6: "Run" also names its menu
-        if by_test_id.count():
-            by_test_id.click()
-        else:
-            self.page.get_by_role("button", name="Run", exact=True).click()
 
 
 def _frame_graph(ui: UI) -> None:
@@ -171,55 +97,15 @@ def _graph_clip(ui: UI) -> dict[str, float]:
     }
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's chromium and the playwright package, checked before any server starts."""
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _unavailable("the playwright Python package is not installed")
-    return CHROMIUM
-
-
 @pytest.fixture(scope="module")
 def ui(chromium: Path, comfy_server: ComfyServer) -> Iterator[UI]:
     """A fresh chromium profile on the session server, with our text-to-image template loaded from the
     Templates dialog (step a of the issue: the first-run dialog is handled when it shows)."""
-    from playwright.sync_api import sync_playwright
-
     # a tidy canvas for screenshots; this is per-server user state, not the browser's
     comfy_server.post_json("/settings/Comfy.Minimap.Visible", False)
-    first_run = not comfy_server.get_json("/settings/Comfy.TutorialCompleted")
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(chromium),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport=VIEWPORT,
-        )
-        try:
-            # the "Nodes 2.0" banner only covers the canvas in screenshots
-            context.add_init_script("localStorage.setItem('vueNodesBannerDismissed', 'true')")
-            page = context.pages[0] if context.pages else context.new_page()
-            ui = UI(page=page, server=comfy_server, first_run_dialog=first_run)
-            page.on("pageerror", lambda exc: ui.page_errors.append(f"{exc}\n{getattr(exc, 'stack', '')}"))
-            page.on("console", lambda m: ui.console_errors.append(m.text) if m.type == "error" else None)
-            page.on(
-                "response",
-                lambda r: ui.script_status.__setitem__(r.url, r.status) if "/extensions/" in r.url else None,
-            )
-            page.goto(comfy_server.url)
-            page.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=60_000)
-            ui.js(PAGE_HELPERS)
-            _open_template(ui)
-            yield ui
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with comfy_ui(comfy_server, chromium) as ui:
+        _open_template(ui)
+        yield ui
 
 
 def _open_template(ui: UI) -> None:
@@ -267,9 +153,7 @@ def test_template_loads_our_three_node_graph(ui: UI) -> None:
     assert [s for u, s in ui.script_status.items() if u.endswith(script)] == [200]
 
 
-BADGE_TEXTS = """(cls) => (window.__wsk.node(cls).badges || [])
-  .map((b) => (typeof b === "function" ? b() : b)).map((b) => String(b?.text ?? ""))"""
-PRICE_SHOT = ROOT / "docs" / "screenshots" / "price_badge.png"
+PRICE_SHOT = REPO_ROOT / "docs" / "screenshots" / "price_badge.png"
 
 
 def test_price_badge_is_on_the_paid_nodes_before_anything_is_queued(

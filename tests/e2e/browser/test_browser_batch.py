@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,21 +27,14 @@ from PIL import Image
 
 from emulator import Emulator
 from scripts.comfy_harness import ComfyServer
-from tests.e2e.browser.test_browser import (
-    BADGE_TEXTS,
-    CHROMIUM_ARGS,
-    PAGE_HELPERS,
-    ROOT,
-    UI,
-    VIEWPORT,
-    chromium,  # noqa: F401 - the session fixture, shared with test_browser.py
-)
+from scripts.pack_loader import REPO_ROOT
+from tests.support.browser import BADGE_TEXTS, CLOSE_DIALOG, UI, VIEWPORT, comfy_ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 BATCH, SAVE = "FluxKontextMaxBatch", "SaveImage"
 PROMPTS = "a red fox in fresh snow\na blue jay on a pine branch"
-MID_RUN_SHOT = ROOT / "docs" / "screenshots" / "batch_preview_mid_run.png"
+MID_RUN_SHOT = REPO_ROOT / "docs" / "screenshots" / "batch_preview_mid_run.png"
 MID_RUN_SHOT_MAX_BYTES = 200_000
 
 BUILD_GRAPH = """() => {
@@ -78,35 +69,17 @@ PREVIEW_STATE = """(cls) => {
 
 
 @pytest.fixture(scope="module")
-def bui(chromium: Path, comfy_server: ComfyServer) -> Iterator[UI]:  # noqa: F811
+def bui(chromium: Path, comfy_server: ComfyServer) -> Iterator[UI]:
     """A fresh chromium profile on the session server with the app up (the first-run Templates
     dialog closed when it shows, as test_browser.py does)."""
-    from playwright.sync_api import sync_playwright
-
     comfy_server.post_json("/settings/Comfy.Minimap.Visible", False)
-    first_run = not comfy_server.get_json("/settings/Comfy.TutorialCompleted")
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
-        )
-        try:
-            context.add_init_script("localStorage.setItem('vueNodesBannerDismissed', 'true')")
-            page = context.pages[0] if context.pages else context.new_page()
-            ui = UI(page=page, server=comfy_server, first_run_dialog=first_run)
-            page.on("pageerror", lambda exc: ui.page_errors.append(str(exc)))
-            page.goto(comfy_server.url)
-            page.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=60_000)
-            if first_run:
-                dialog = page.get_by_role("dialog")
-                dialog.wait_for(timeout=20_000)
-                dialog.locator("button:has(i.pi-times), button[aria-label='Close dialog']").first.click()
-                dialog.wait_for(state="hidden", timeout=10_000)
-            ui.js(PAGE_HELPERS)
-            yield ui
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with comfy_ui(comfy_server, chromium) as ui:
+        if ui.first_run_dialog:
+            dialog = ui.page.get_by_role("dialog")
+            dialog.wait_for(timeout=20_000)
+            dialog.locator(CLOSE_DIALOG).first.click()
+            dialog.wait_for(state="hidden", timeout=10_000)
+        yield ui
 
 
 def _load_batch_of_4(ui: UI) -> None:

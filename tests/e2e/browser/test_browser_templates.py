@@ -18,8 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,18 +29,12 @@ from PIL import Image, ImageDraw
 from emulator import Emulator
 from scripts.comfy_harness import PACK_NAME, ComfyServer
 from scripts.pack_loader import REPO_ROOT
+from tests.support.browser import CLOSE_DIALOG, TEMPLATES_BUTTON, VIEWPORT, comfy_ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
-ROOT = REPO_ROOT
-WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TITLES = [p.stem for p in WORKFLOWS]
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-VIEWPORT = {"width": 1480, "height": 900}
-# selectors that differ between frontends: 1.32.9 (ComfyUI 0.3.75) first, then 1.49.6 (0.33.0)
-TEMPLATES_BUTTON = "button.templates-tab-button, button[aria-label='Templates']"
-CLOSE_DIALOG = "button:has(i.pi-times), button[aria-label='Close dialog']"
 THUMBNAIL_MAX_BYTES = 60_000
 THUMBNAIL_WRITTEN_ELSEWHERE = {"Side by side - FLUX.1 Kontext [max]"}  # test_side_by_side.py
 
@@ -60,33 +52,11 @@ FIT_VIEW = """() => { const ns = app.graph._nodes, r = app.canvas.canvas.getBoun
   app.canvas.setDirty(true, true); }"""
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
-def page(comfy_server: ComfyServer) -> Iterator[Any]:
+def page(chromium: Path, comfy_server: ComfyServer) -> Iterator[Any]:
     """The ComfyUI page in a fresh chromium profile, on the session server."""
-    if not CHROMIUM.exists():
-        (pytest.fail if _in_ci() else pytest.skip)(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        (pytest.fail if _in_ci() else pytest.skip)("the playwright Python package is not installed")
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
-        )
-        try:
-            context.add_init_script("localStorage.setItem('vueNodesBannerDismissed', 'true')")
-            pg = context.pages[0] if context.pages else context.new_page()
-            pg.goto(comfy_server.url)
-            pg.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=60_000)
-            yield pg
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with comfy_ui(comfy_server, chromium) as ui:
+        yield ui.page
 
 
 def _open_our_templates(page: Any) -> Any:
@@ -106,7 +76,7 @@ def _open_our_templates(page: Any) -> Any:
 def test_each_template_is_found_by_its_title_opened_and_run(
     page: Any, comfy_server: ComfyServer, wavespeed_emulator: Emulator, title: str
 ) -> None:
-    workflow = json.loads((ROOT / "example_workflows" / f"{title}.json").read_text(encoding="utf-8"))
+    workflow = json.loads((REPO_ROOT / "example_workflows" / f"{title}.json").read_text(encoding="utf-8"))
     dialog = _open_our_templates(page)
 
     # the card an artist reads: its visible title, and the thumbnail of the same name loaded
@@ -117,7 +87,7 @@ def test_each_template_is_found_by_its_title_opened_and_run(
     assert title in card.inner_text().splitlines()  # its title line (1.49.6 adds a "Node graph" tag)
     # the card shows our thumbnail (the frontend hands it over as a blob: URL, so compare sizes; a card
     # whose thumbnail is missing shows some other picture)
-    thumbnail = ROOT / "example_workflows" / f"{title}.jpg"
+    thumbnail = REPO_ROOT / "example_workflows" / f"{title}.jpg"
     update = os.environ.get("UPDATE_SCREENSHOTS") == "1"
     size = [-1, -1]  # (with UPDATE_SCREENSHOTS=1 a new template's first thumbnail is made below)
     if thumbnail.exists() or not update:
@@ -179,7 +149,7 @@ def test_the_listing_serves_every_template_and_thumbnail_by_its_title(comfy_serv
 
 
 def _shots() -> Path:
-    path = ROOT / "artifacts" / "screenshots"
+    path = REPO_ROOT / "artifacts" / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,14 +26,14 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
 from emulator import Emulator
-from scripts.comfy_harness import ComfyNotInstalledError, ensure_installed
+from scripts.comfy_harness import ensure_installed
 from scripts.pack_loader import REPO_ROOT, load_pack
+from tests.support.ci import unavailable as _missing
+from tests.support.comfy_probe import run_in_comfy
 
-ROOT = REPO_ROOT
-ENGINE_DIR = ROOT / ".cache" / "jsonata"
-EVALUATOR = ROOT / "scripts" / "jsonata" / "evaluate.js"
+ENGINE_DIR = REPO_ROOT / ".cache" / "jsonata"
+EVALUATOR = REPO_ROOT / "scripts" / "jsonata" / "evaluate.js"
 BATCH = "FluxKontextMaxBatch"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # ComfyUI's own V1 view of the pack's V3 Batch node, as its /object_info handler serves it.
 PROBE = r"""
@@ -49,13 +48,6 @@ nodes = asyncio.run(asyncio.run(load_pack().comfy_entrypoint()).get_node_list())
 info = next(n for n in nodes if n.GET_SCHEMA().node_id == "FluxKontextMaxBatch").GET_NODE_INFO_V1()
 print(json.dumps(info, default=repr))
 """
-
-
-def _missing(what: str) -> None:
-    """Fail under CI (the badge must be tried there), skip on a developer's machine."""
-    if IN_CI:
-        pytest.fail(what)
-    pytest.skip(what)
 
 
 class Engine:
@@ -102,21 +94,9 @@ def engine() -> Iterator[Engine]:
 @pytest.fixture(scope="module")
 def served() -> dict[str, Any]:
     """The Batch node's /object_info entry from ComfyUI 0.33.0 itself (price_badge and inputs)."""
-    try:
-        comfy = ensure_installed()
-    except ComfyNotInstalledError as exc:
-        _missing(str(exc))
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(comfy), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=str(comfy),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    info: dict[str, Any] = run_in_comfy(PROBE, missing=_missing)  # the badge must be tried in CI
     if info.get("price_badge") is None:
-        pytest.skip(f"this ComfyUI ({comfy.name}) has no io.PriceBadge: no badge to check")
+        pytest.skip(f"this ComfyUI ({ensure_installed().name}) has no io.PriceBadge: no badge to check")
     return info
 
 

@@ -13,10 +13,8 @@ import contextlib
 import http.server
 import io
 import socket
-import struct
 import threading
 import tracemalloc
-import zlib
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -32,47 +30,10 @@ from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import check_image_url, unreachable_reason
 
 from emulator import Emulator
+from tests.support.hostile_server import png_header as _png_header
+from tests.support.node_calls import edit as _edit, generate as _generate, image as _image, multi as _multi
 
-
-@pytest.fixture(autouse=True)
-def _fresh_upload_cache(pack: ModuleType) -> Iterator[None]:
-    pack.wavespeed.net.reference_uploads.CACHE.clear()
-    yield
-    pack.wavespeed.net.reference_uploads.CACHE.clear()
-
-
-def _node(pack: ModuleType, name: str) -> Any:
-    return pack.nodes.NODES[name]()
-
-
-def _image(height: int = 96, width: int = 128, *, seed: int = 0, batch: int = 1) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
-    return torch.from_numpy(rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8) / np.float32(255))
-
-
-def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
-    args: dict[str, Any] = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, **kw}
-    return _node(pack, "FluxKontextMaxGenerate").generate(prompt, **args)
-
-
-def _edit(pack: ModuleType, prompt: str = "edit it", **kw: Any) -> Any:
-    args: dict[str, Any] = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "match input",
-        "sync_mode": False,
-    }
-    return _node(pack, "FluxKontextMaxEdit").edit(prompt, **{**args, **kw})
-
-
-def _multi(pack: ModuleType, prompt: str = "combine", **kw: Any) -> Any:
-    args: dict[str, Any] = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "match input",
-        "sync_mode": False,
-    }
-    return _node(pack, "FluxKontextMaxMultiReference").edit(prompt, **{**args, **kw})
+pytestmark = pytest.mark.usefixtures("fresh_upload_cache")
 
 
 def _refused(pack: ModuleType, emulator: Emulator, call: Any, *fragments: str) -> str:
@@ -454,17 +415,6 @@ def test_every_refused_ipv6_spelling_really_reaches_loopback(
 
 
 # =========================================================================== class 7: memory
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` but holds no pixels: fine for any header read,
-    an error for any decode. A batch refused with it was refused before decoding."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
 
 
 def _png(width: int, height: int) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import importlib
-import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,13 +21,13 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from emulator import Emulator
 from scripts.pack_loader import REPO_ROOT
+from tests.support.submit_log import cancel_after_submits
 
 
 def _scheduler(pack: ModuleType) -> ModuleType:
     return importlib.import_module(f"{pack.__name__}.wavespeed.limits.scheduler")
 
 
-ROOT = REPO_ROOT
 _prompts = iter(range(10**9))
 
 
@@ -68,24 +67,11 @@ def test_no_submit_starts_after_cancel(
     pack.nodes.paid.submission.reset_session_state()
     bridge = pack.nodes.shared.comfy_bridge
     bridge.clear_interrupt()
-    events: list[str] = []
-    lock = threading.Lock()
-    accept = pack_env.submit
-
-    def submit(model: str, body: dict[str, Any], base_url: str) -> Any:
-        task = accept(model, body, base_url)
-        if not isinstance(task, int):
-            with lock:
-                events.append("submit")
-                if events.count("submit") == cancel_after:
-                    bridge.request_interrupt()  # Cancel, while this POST is the only one in flight
-                    events.append("cancel")
-        return task
-
-    monkeypatch.setattr(pack_env, "submit", submit)
+    # Cancel while the cancel_after-th POST is the only one in flight
+    log = cancel_after_submits(pack_env, monkeypatch, cancel_after, bridge.request_interrupt)
     if cancel_after == 0:
         bridge.request_interrupt()
-        events.append("cancel")
+        log.cancelled()
     outcome: BaseException | None = None
     try:
         _run_batch(pack, count, 100 if fixed_seed else -1)
@@ -94,9 +80,8 @@ def test_no_submit_starts_after_cancel(
     finally:
         bridge.clear_interrupt()
         _scheduler(pack).reset_schedulers()
-    with lock:
-        after = events[events.index("cancel") + 1 :]
-    assert after == [], f"{len(after)} submit(s) accepted after Cancel: {events}"
+    after = log.after_cancel()
+    assert after == [], f"{len(after)} submit(s) accepted after Cancel: {log.events}"
     assert isinstance(outcome, pack.wavespeed.core.errors.CancelledError), (
         outcome
     )  # the batch stops as cancelled
@@ -227,7 +212,7 @@ PAID_PATH = [
 
 @pytest.mark.parametrize("path", PAID_PATH)
 def test_no_function_of_the_paid_path_takes_more_than_five_values(path: str) -> None:
-    tree = ast.parse((ROOT / path).read_text())
+    tree = ast.parse((REPO_ROOT / path).read_text())
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args
@@ -239,7 +224,7 @@ def test_no_function_of_the_paid_path_takes_more_than_five_values(path: str) -> 
 def test_every_paid_node_goes_through_the_one_paid_path() -> None:
     """Generate, Edit, Multi-Reference and Batch reach the POST only through paid_path.submit."""
     for path in ("nodes/generate.py", "nodes/edit.py", "nodes/batch.py"):
-        text = (ROOT / path).read_text()
+        text = (REPO_ROOT / path).read_text()
         assert "limits.submit(" not in text and "client.submit(" not in text, path
         assert "submit_task(" in text or "submit(paid)" in text, path
-    assert "limits.submit(" in (ROOT / "nodes/paid/paid_post.py").read_text()
+    assert "limits.submit(" in (REPO_ROOT / "nodes/paid/paid_post.py").read_text()

@@ -31,6 +31,16 @@ def _bridge(pack: ModuleType) -> Any:
     return importlib.import_module(f"{pack.__name__}.nodes.shared.comfy_bridge")
 
 
+def _stand_in_progress_bar(monkeypatch: pytest.MonkeyPatch, bar: type) -> None:
+    """Make ``bar`` the ``comfy.utils.ProgressBar`` the pack imports (ComfyUI is not imported here)."""
+    utils = ModuleType("comfy.utils")
+    utils.ProgressBar = bar  # type: ignore[attr-defined]
+    comfy = ModuleType("comfy")
+    comfy.utils = utils  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "comfy", comfy)
+    monkeypatch.setitem(sys.modules, "comfy.utils", utils)
+
+
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
     """A stand-in for ComfyUI's progress bar; ``on_preview`` runs inside the hook, as ComfyUI's does."""
@@ -47,12 +57,7 @@ def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
                 if state.on_preview is not None:
                     state.on_preview(preview)
 
-    utils = ModuleType("comfy.utils")
-    utils.ProgressBar = ProgressBar  # type: ignore[attr-defined]
-    comfy = ModuleType("comfy")
-    comfy.utils = utils  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "comfy", comfy)
-    monkeypatch.setitem(sys.modules, "comfy.utils", utils)
+    _stand_in_progress_bar(monkeypatch, ProgressBar)
     yield state
 
 
@@ -226,12 +231,7 @@ def test_a_progress_value_comfyui_throttled_after_a_preview_is_sent_again(
                 sent.append(value)
                 self._last_update_time, self._last_sent_value = clock.now, value
 
-    utils = ModuleType("comfy.utils")
-    utils.ProgressBar = ThrottledBar  # type: ignore[attr-defined]
-    comfy = ModuleType("comfy")
-    comfy.utils = utils  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "comfy", comfy)
-    monkeypatch.setitem(sys.modules, "comfy.utils", utils)
+    _stand_in_progress_bar(monkeypatch, ThrottledBar)
     monkeypatch.setattr(_bridge(pack), "send_status", lambda node_id, text: None)
 
     progress = _bridge(pack).NodeProgress("9")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,9 +15,10 @@ from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.api.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
+from tests.support.clients import fast_client
 from tests.support.hostile_server import RawServer, http_reply
 
 KEY = "hostile-parse-key-123456"
@@ -28,21 +28,9 @@ TASK_ID = "9c4e7a1f3b5d8e2a6c0f4b7d1e3a5c9f"
 HUNDRED_MB = 100 * 1024 * 1024
 
 
-def client_for(base_url: str, key: str = KEY, attempts: int = 2) -> WaveSpeedClient:
-    return WaveSpeedClient(
-        key,
-        base_url,
-        connect_timeout_s=2.0,
-        read_timeout_s=3.0,
-        retry=RetryPolicy(attempts=attempts, base_delay_s=0.01, max_delay_s=0.02),
-        poll=PollSchedule(0.05, 1.5, 0.1),
-    )
-
-
 @pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with client_for(emulator.base_url, api_key) as c:
-        yield c
+def client_options() -> dict[str, Any]:
+    return {"attempts": 2}
 
 
 def serve(body: bytes, status: int = 200) -> RawServer:
@@ -71,7 +59,7 @@ def test_a_100mb_reply_is_never_read_whole() -> None:
         conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n", HUNDRED_MB
     )
     try:
-        with client_for(server.url, attempts=1) as client, pytest.raises(E.ServerError) as info:
+        with fast_client(server.url, KEY, attempts=1) as client, pytest.raises(E.ServerError) as info:
             client.get_result(TASK_ID)
     finally:
         server.stop()
@@ -99,7 +87,7 @@ def test_garbage_fields_next_to_a_valid_id_are_dropped(data: dict[str, Any]) -> 
     body = json.dumps({"code": 200, "message": "ok", "data": data}).encode("utf-8", "surrogatepass")
     server = serve(body)
     try:
-        with client_for(server.url) as client:
+        with fast_client(server.url, KEY, attempts=2) as client:
             prediction = client.submit(KontextRequest(prompt="garbage"))
     finally:
         server.stop()
@@ -112,7 +100,10 @@ def test_an_error_code_next_to_a_valid_id_raises_with_the_request_id() -> None:
     body = json.dumps({"code": 500, "message": "oops", "data": {"id": TASK_ID, "status": "created"}}).encode()
     server = serve(body)
     try:
-        with client_for(server.url) as client, pytest.raises(E.SubmitUncertainError) as info:
+        with (
+            fast_client(server.url, KEY, attempts=2) as client,
+            pytest.raises(E.SubmitUncertainError) as info,
+        ):
             client.submit(KontextRequest(prompt="paid but odd"))
     finally:
         server.stop()
@@ -123,7 +114,7 @@ def test_an_error_code_next_to_a_valid_id_raises_with_the_request_id() -> None:
 def test_deeply_nested_reply_without_id_is_a_typed_uncertain_submit() -> None:
     server = serve(b"[" * 100_000 + b"]" * 100_000)
     try:
-        with client_for(server.url) as client, pytest.raises(E.SubmitUncertainError):
+        with fast_client(server.url, KEY, attempts=2) as client, pytest.raises(E.SubmitUncertainError):
             client.submit(KontextRequest(prompt="deep"))
     finally:
         server.stop()

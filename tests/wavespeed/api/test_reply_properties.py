@@ -21,7 +21,8 @@ from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 
-from tests.support.hostile_server import RawServer, fast_client, http_reply
+from tests.support.clients import fast_client
+from tests.support.hostile_server import RawServer, http_reply
 
 STATUSES = [
     200,

@@ -9,32 +9,20 @@ import logging
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_settings
 
 from emulator import Emulator
+from tests.support.clients import fast_client
 from tests.support.key_pieces import leaks
 
 T2I_PATH = "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image"
 WRONG_KEY = "wrong-key-ZZZZ-5555-leakcheck"
-
-
-def make_client(emu: Emulator, key: str, *, attempts: int = 6, **kw: Any) -> WaveSpeedClient:
-    kw.setdefault("read_timeout_s", 3.0)
-    return WaveSpeedClient(
-        key,
-        emu.base_url,
-        connect_timeout_s=2.0,
-        retry=RetryPolicy(attempts=attempts, base_delay_s=0.01, max_delay_s=0.05),
-        poll=PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1),
-        **kw,
-    )
 
 
 def exception_texts(exc: BaseException) -> Iterator[str]:
@@ -77,7 +65,7 @@ def test_faulty_session_never_shows_the_key(
     raw = requests.post(emulator.base_url + T2I_PATH, json={"prompt": "x"}, timeout=5)
     assert raw.status_code == 401 and api_key in raw.text
 
-    with make_client(emulator, api_key) as client:
+    with fast_client(emulator.base_url, api_key, attempts=6) as client:
         req = KontextRequest(prompt="a key-safety test")
         attempt(lambda: client.submit(req))  # 401 echoing the key
         assert isinstance(caught[-1], E.AuthenticationError) and "***" in str(caught[-1])
@@ -115,11 +103,11 @@ def test_faulty_session_never_shows_the_key(
         attempt(lambda: client.download(done.outputs[0]))
         attempt(lambda: client.get_result(f"bad id {api_key}"))
 
-    with make_client(emulator, api_key, read_timeout_s=0.2) as slow_client:
+    with fast_client(emulator.base_url, api_key, attempts=6, read_timeout_s=0.2) as slow_client:
         emulator.inject("submit", "slow", delay_s=0.5)
         attempt(lambda: slow_client.submit(req))  # read timeout -> SubmitUncertainError
 
-    with make_client(emulator, WRONG_KEY) as wrong:
+    with fast_client(emulator.base_url, WRONG_KEY, attempts=6) as wrong:
         attempt(lambda: wrong.submit(req))
         attempt(lambda: wrong.balance())
 
@@ -192,7 +180,7 @@ def test_redaction_of_registered_secrets() -> None:
 
 
 def test_downloads_never_carry_the_authorization_header(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key) as client:
+    with fast_client(emulator.base_url, api_key, attempts=6) as client:
         done = client.run(KontextRequest(prompt="outputs"), timeout_s=5.0)
         source = client.download(done.outputs[0])
         url = client.upload(source, filename="s.jpg", content_type="image/jpeg")

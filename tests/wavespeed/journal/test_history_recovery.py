@@ -7,7 +7,6 @@ another value does not. The lookup runs against the emulator in each echo mode."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,6 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
 from emulator.routes.echo import echo_of, go_value
-from tests.support.hostile_server import fast_client
 
 T2I_SCHEMA = H.SCHEMA_KEYS[MODEL_TEXT_TO_IMAGE]
 
@@ -147,11 +145,6 @@ def test_unconfirmed_line_stays_short() -> None:
 
 
 # --------------------------------------------------------------------------- against the emulator
-
-
-@pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    yield fast_client(emulator.base_url, api_key)
 
 
 def _submit(client: WaveSpeedClient, prompt: str, **kw: Any) -> tuple[Prediction, dict[str, Any]]:

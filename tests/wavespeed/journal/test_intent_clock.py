@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from scripts.pack_loader import REPO_ROOT
 
-REPO = REPO_ROOT
 STATUSES = ("completed", "in_flight")
 
 CLAIM = """
@@ -43,7 +42,7 @@ journal.close()
 def claimed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A journal folder holding an intent claimed by a process that has exited since."""
     folder = tmp_path_factory.mktemp("clock") / "journal"
-    subprocess.run([sys.executable, "-c", CLAIM, str(REPO), str(folder)], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", CLAIM, str(REPO_ROOT), str(folder)], check=True, timeout=60)
     return folder
 
 

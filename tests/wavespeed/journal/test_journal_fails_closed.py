@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
+from tests.support.journal_processes import CRASH_WORKER, journal_locked
+from tests.support.node_calls import generate
 
-HERE = Path(__file__).resolve().parents[2] / "support"
-WORKER = HERE / "journal_crash_worker.py"
-LOCK_HOLDER = HERE / "journal_lock_holder.py"
 PROMPT = "a paid fixed-seed prompt"
 
 
@@ -29,10 +28,7 @@ def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _generate(pack: ModuleType, force_rerun: bool = False) -> Any:
-    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
-    task, _ = await node.generate(
-        PROMPT, seed=7, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False, force_rerun=force_rerun
-    )
+    task, _ = await generate(pack, PROMPT, force_rerun=force_rerun)
     return task
 
 
@@ -64,19 +60,10 @@ def test_a_journal_locked_past_its_wait_pays_nothing(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     _paid_once(pack, pack_env)
-    holder = subprocess.Popen(
-        [sys.executable, str(LOCK_HOLDER), str(journal_dir / "journal.sqlite3"), "600"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with journal_locked(journal_dir / "journal.sqlite3", 600):
         message = _refused(pack, pack_env, "locked")
         assert "locked by another process (waited 0.5 s)" in message
         _force_rerun_pays(pack, pack_env)
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_full_disk_pays_nothing(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
@@ -88,7 +75,7 @@ def test_a_full_disk_pays_nothing(pack: ModuleType, pack_env: Emulator, journal_
         resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))
 
     done = subprocess.run(
-        [sys.executable, str(WORKER), PROMPT, "7", "--no-poll"],
+        [sys.executable, str(CRASH_WORKER), PROMPT, "7", "--no-poll"],
         preexec_fn=tiny_files,  # noqa: PLW1509 (a test's own child, no threads involved)
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parents[2] / "support"
+from tests.support.journal_processes import OPEN_RACER
 
 
 def test_processes_opening_a_new_journal_together_all_succeed(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_processes_opening_a_new_journal_together_all_succeed(tmp_path: Path) ->
         directory, go = tmp_path / f"journal{attempt}", tmp_path / f"go{attempt}"
         racers = [
             subprocess.Popen(
-                [sys.executable, str(HERE / "journal_open_racer.py"), str(directory), str(go)],
+                [sys.executable, str(OPEN_RACER), str(directory), str(go)],
                 stdout=subprocess.PIPE,
                 text=True,
             )

@@ -5,10 +5,6 @@ bill), real SQLite journal files, real subprocesses killed with SIGKILL."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -17,67 +13,20 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-
-WORKER = Path(__file__).resolve().parents[2] / "support" / "journal_crash_worker.py"
-
-
-def restart(pack: ModuleType) -> None:
-    """Forget all in-memory state of the pack, as a new ComfyUI process would."""
-    pack.nodes.paid.submission.reset_session_state()
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
-
-
-def _statuses(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(
-        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
-    )
-    return seen
+from tests.support.journal_processes import kill_when, start_worker
+from tests.support.node_calls import capture_status, generate, poll, restart_pack
 
 
 async def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
-    args = {
-        "seed": 7,
-        "guidance_scale": 3.5,
-        "aspect_ratio": "1:1",
-        "sync_mode": False,
-        "unique_id": "5",
-        **kw,
-    }
-    task, _ = await pack.nodes.NODES["FluxKontextMaxGenerate"]().generate(prompt, **args)
+    task, _ = await generate(pack, prompt, **{"unique_id": "5", **kw})
     return task
-
-
-async def _poll(pack: ModuleType, task: Any) -> Any:
-    return await pack.nodes.NODES["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
-
-
-def _worker(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(WORKER), *args],
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _kill_during_sync_submit(emu: Emulator, prompt: str) -> None:
     """Start a worker in sync mode, SIGKILL it once the emulator accepted (charged) its task."""
-    proc = _worker(prompt, "11", "--sync")
-    try:
-        deadline = time.monotonic() + 60
-        while emu.submissions == 0 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert emu.submissions == 1, proc.communicate(timeout=5)
-        os.kill(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL and "submitted" not in out, err
+    proc = start_worker(prompt, "11", "--sync")
+    out, err = kill_when(proc, lambda: emu.submissions > 0, 60, "the worker's task was never accepted")
+    assert emu.submissions == 1 and "submitted" not in out, err
 
 
 # --------------------------------------------------------------------------- in one process
@@ -92,11 +41,11 @@ def test_two_identical_submits_in_one_process_pay_once(
     sync_mode: bool,
 ) -> None:
     pack_env.configure(inference_s=0.8)
-    status = _statuses(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
 
     async def both() -> list[Any]:
         tasks = await asyncio.gather(*(_generate(pack, "twin chains", sync_mode=sync_mode) for _ in range(3)))
-        return await asyncio.gather(*(_poll(pack, t) for t in tasks))
+        return await asyncio.gather(*(poll(pack, t) for t in tasks))
 
     results = asyncio.run(both())
     assert pack_env.submissions == 1
@@ -134,7 +83,7 @@ def test_two_processes_racing_pay_once(
     the same moment, in sync mode (the submit's window is the whole inference)."""
     pack_env.configure(inference_s=1.5)
     go = tmp_path / "go"
-    procs = [_worker("a race between twins", "21", "--sync", "--go", str(go)) for _ in range(2)]
+    procs = [start_worker("a race between twins", "21", "--sync", "--go", str(go)) for _ in range(2)]
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -173,13 +122,13 @@ def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
     pack_env.configure(inference_s=1.0, **ECHO_MODES[echo])
     _kill_during_sync_submit(pack_env, "killed mid sync submit")
     (paid,) = [t.id for t in pack_env.history()]
-    restart(pack)
-    status = _statuses(pack, monkeypatch)
+    restart_pack(pack)
+    status = capture_status(pack, monkeypatch)
     task = asyncio.run(_generate(pack, "killed mid sync submit", seed=11, sync_mode=True))
     assert task.request_id == paid and task.price_usd == 0.0
     assert pack_env.submissions == 1
     assert f"found interrupted task {paid} in WaveSpeed history (no charge)" in status
-    images, *_ = asyncio.run(_poll(pack, task))
+    images, *_ = asyncio.run(poll(pack, task))
     assert images.shape[0] == 1 and pack_env.submissions == 1
     journal = pack.nodes.paid.submission.current_journal()
     assert journal.get(paid) is not None and journal.get(paid).status == "completed"
@@ -198,7 +147,7 @@ def test_kill_during_sync_submit_without_any_echo_names_the_candidates_in_one_li
     pack_env.configure(inference_s=0.5, history_echo="none", result_echo="none")
     _kill_during_sync_submit(pack_env, "killed and not echoed")
     (paid,) = pack_env.history()
-    restart(pack)
+    restart_pack(pack)
     monkeypatch.setattr(pack.nodes.paid.reuse, "HISTORY_WAIT_S", 3.0)
     for _ in range(2):
         with pytest.raises(errors.SubmitUncertainError) as caught:
@@ -219,7 +168,7 @@ def test_kill_during_sync_submit_not_found_says_so_in_one_line(
     pack_env.next_tasks(never_finish=True)
     _kill_during_sync_submit(pack_env, "killed and not found")
     pack_env.reset()
-    restart(pack)
+    restart_pack(pack)
     monkeypatch.setattr(pack.nodes.paid.reuse, "HISTORY_WAIT_S", 1.0)
     for _ in range(2):  # every re-queue says so; none pays
         with pytest.raises(errors.SubmitUncertainError) as caught:

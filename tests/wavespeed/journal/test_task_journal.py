@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -21,32 +17,16 @@ import pytest
 from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
 
 from emulator import Emulator
+from tests.support.journal_processes import kill_when, start_worker
+from tests.support.node_calls import PROMPT, capture_status, chain, generate, node, restart_pack
 
-WORKER = Path(__file__).resolve().parents[2] / "support" / "journal_crash_worker.py"
 DAY = 86400.0
 
 
-def restart(pack: ModuleType) -> None:
-    """Forget all in-memory state of the pack, as a new ComfyUI process would."""
-    pack.nodes.paid.submission.reset_session_state()
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
-
-
-def _node(pack: ModuleType, name: str) -> Any:
-    return pack.nodes.NODES[name]()  # a new instance every time, like a new prompt
-
-
-async def _generate(pack: ModuleType, prompt: str = "a lighthouse at dusk", **kw: Any) -> Any:
-    args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, **kw}
-    task, rid = await _node(pack, "FluxKontextMaxGenerate").generate(prompt, **args)
+async def _generate(pack: ModuleType, prompt: str = PROMPT, **kw: Any) -> Any:
+    task, rid = await generate(pack, prompt, **kw)
     assert rid == task.request_id
     return task
-
-
-async def _chain(pack: ModuleType, prompt: str = "a lighthouse at dusk", **kw: Any) -> Any:
-    task = await _generate(pack, prompt, **kw)
-    return await _node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task)
 
 
 def _records(directory: Path) -> list[dict[str, Any]]:
@@ -61,14 +41,6 @@ def _records(directory: Path) -> list[dict[str, Any]]:
     return [{**dataclasses.asdict(r), "outputs": list(r.outputs)} for r in rows]
 
 
-def _capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    monkeypatch.setattr(
-        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
-    )
-    return seen
-
-
 # --------------------------------------------------------------------------- (a) crash recovery
 
 
@@ -76,42 +48,30 @@ def test_sigkill_while_waiting_then_recover_from_recent_tasks(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     pack_env.configure(inference_s=3.0)
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), "a castle in the fog", "11"],
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    in_flight: list[dict[str, Any]] = []
+
+    def journaled() -> bool:
+        rows = _records(journal_dir)
+        if rows and rows[0]["status"] == "in_flight":
+            in_flight[:] = rows[:1]
+        return bool(in_flight)
+
+    out, _ = kill_when(
+        start_worker("a castle in the fog", "11"), journaled, 40, "the worker never journaled a task"
     )
-    try:
-        deadline = time.monotonic() + 40
-        record: dict[str, Any] | None = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            rows = _records(journal_dir)
-            if rows and rows[0]["status"] == "in_flight":
-                record = rows[0]
-                break
-            time.sleep(0.02)
-        assert record is not None, f"worker never journaled a task: {proc.communicate(timeout=5)}"
-        os.kill(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    record = in_flight[0]
     assert "done" not in out  # it died mid-wait, with a paid task in flight
     rid = record["request_id"]
     assert pack_env.submissions == 1
 
-    restart(pack)  # "restart ComfyUI": nothing in memory, only the journal on disk
+    restart_pack(pack)  # "restart ComfyUI": nothing in memory, only the journal on disk
     journal = pack.wavespeed.journal.task_journal.Journal(journal_dir)
     assert [r.request_id for r in journal.in_flight()] == [rid]
-    picked, listing = asyncio.run(_node(pack, "WaveSpeedRecentTasks").pick(0, "in flight"))
+    picked, listing = asyncio.run(node(pack, "WaveSpeedRecentTasks").pick(0, "in flight"))
     assert picked == rid and rid in listing and "a castle in the fog" in listing
 
     images, urls, got, _, _ = asyncio.run(
-        _node(pack, "WaveSpeedPollResult").poll(60, "pass through", request_id=picked)
+        node(pack, "WaveSpeedPollResult").poll(60, "pass through", request_id=picked)
     )
     assert got == rid and tuple(images.shape) == (1, 1024, 1024, 3)
     assert pack_env.submissions == 1  # recovered without a second charge
@@ -126,7 +86,7 @@ def test_fifty_concurrent_tasks_are_all_journaled(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     async def run_all() -> list[Any]:
-        return await asyncio.gather(*(_chain(pack, f"tile number {i}", seed=1000 + i) for i in range(50)))
+        return await asyncio.gather(*(chain(pack, f"tile number {i}", seed=1000 + i) for i in range(50)))
 
     results = asyncio.run(run_all())
     ids = {r[2] for r in results}
@@ -147,13 +107,13 @@ def test_fifty_concurrent_tasks_are_all_journaled(
 def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = asyncio.run(_chain(pack, seed=42))
+    first = asyncio.run(chain(pack, seed=42))
     assert pack_env.submissions == 1
 
-    restart(pack)  # a new process: only the journal remembers
-    status = _capture_status(pack, monkeypatch)
+    restart_pack(pack)  # a new process: only the journal remembers
+    status = capture_status(pack, monkeypatch)
     task = asyncio.run(
-        _node(pack, "FluxKontextMaxGenerate").generate(
+        node(pack, "FluxKontextMaxGenerate").generate(
             "a lighthouse at dusk",
             42,
             3.5,
@@ -165,18 +125,18 @@ def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     assert task.request_id == first[2] and task.price_usd == 0.0
     assert pack_env.submissions == 1
     assert f"reused task {first[2]} (no charge)" in status
-    again = asyncio.run(_node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task))
+    again = asyncio.run(node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task))
     np.testing.assert_array_equal(again[0].numpy(), first[0].numpy())
     assert pack_env.submissions == 1
 
-    forced = asyncio.run(_chain(pack, seed=42, force_rerun=True))
+    forced = asyncio.run(chain(pack, seed=42, force_rerun=True))
     assert pack_env.submissions == 2 and forced[2] != first[2]
 
-    other = asyncio.run(_chain(pack, "a lighthouse at dawn", seed=42))  # different params: new task
+    other = asyncio.run(chain(pack, "a lighthouse at dawn", seed=42))  # different params: new task
     assert pack_env.submissions == 3 and other[2] != first[2]
 
-    a = asyncio.run(_chain(pack, seed=-1))
-    b = asyncio.run(_chain(pack, seed=-1))
+    a = asyncio.run(chain(pack, seed=-1))
+    b = asyncio.run(chain(pack, seed=-1))
     assert pack_env.submissions == 5 and a[2] != b[2]
 
 
@@ -199,7 +159,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     asyncio.run(_generate(pack, seed=5))
     assert pack_env.submissions == 2  # the failed task is not reused
 
-    done = asyncio.run(_chain(pack, "an old result", seed=6))
+    done = asyncio.run(chain(pack, "an old result", seed=6))
     with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # gone from WaveSpeed by now
         db.execute(
             "UPDATE tasks SET submitted_at = ?, boot_id = '' WHERE request_id = ?",
@@ -210,7 +170,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     assert task.request_id != done[2]
 
     # The journal says completed, but WaveSpeed no longer has the task: pay for a new one.
-    gone = asyncio.run(_chain(pack, "a forgotten result", seed=8))
+    gone = asyncio.run(chain(pack, "a forgotten result", seed=8))
     pack_env.reset()
     fresh = asyncio.run(_generate(pack, "a forgotten result", seed=8))
     assert pack_env.submissions == 1 and fresh.request_id != gone[2]
@@ -225,8 +185,8 @@ def test_budget_stops_the_submission_that_would_cross_it(
 ) -> None:
     errors = pack.wavespeed.core.errors
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
-    status = _capture_status(pack, monkeypatch)
-    first = asyncio.run(_chain(pack, seed=1, unique_id="3"))
+    status = capture_status(pack, monkeypatch)
+    first = asyncio.run(chain(pack, seed=1, unique_id="3"))
     asyncio.run(_generate(pack, seed=2, unique_id="3"))
     assert pack_env.submissions == 2
     assert any("session $0.16 of $0.20" in s for s in status)
@@ -240,7 +200,7 @@ def test_budget_stops_the_submission_that_would_cross_it(
     reused = asyncio.run(_generate(pack, seed=1))  # a reused result costs nothing: still allowed
     assert reused.request_id == first[2] and pack_env.submissions == 2
 
-    restart(pack)  # a restart resets the session's spend
+    restart_pack(pack)  # a restart resets the session's spend
     asyncio.run(_generate(pack, seed=3))
     assert pack_env.submissions == 3
 
@@ -276,7 +236,7 @@ def test_balance_is_shown_when_asked_and_never_fails_the_node(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WAVESPEED_SHOW_BALANCE", "1")
-    status = _capture_status(pack, monkeypatch)
+    status = capture_status(pack, monkeypatch)
     asyncio.run(_generate(pack, seed=1, unique_id="4"))
     assert any(s.endswith("balance $99.92") for s in status), status
     pack_env.inject("balance", "status", status=401, message="no")
@@ -291,8 +251,8 @@ def test_balance_is_shown_when_asked_and_never_fails_the_node(
 def test_no_key_in_any_journal_file(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, api_key: str
 ) -> None:
-    asyncio.run(_chain(pack, seed=1))
-    asyncio.run(_chain(pack, f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
+    asyncio.run(chain(pack, seed=1))
+    asyncio.run(chain(pack, f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
     files = [p for p in journal_dir.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"journal.sqlite3"}
     for path in files:
@@ -367,7 +327,7 @@ def test_poll_records_failures_timeouts_and_expiry(
 ) -> None:
     errors = pack.wavespeed.core.errors
     journal = pack.nodes.paid.submission.current_journal()
-    poll = _node(pack, "WaveSpeedPollResult")
+    poll = node(pack, "WaveSpeedPollResult")
 
     pack_env.next_tasks(fail="prompt rejected by the safety filter")
     failing = asyncio.run(_generate(pack, seed=1))
@@ -410,7 +370,7 @@ def test_recent_tasks_lists_filters_and_picks(
         index=0, status_filter="all"
     )
 
-    done = asyncio.run(_chain(pack, "first, completed", seed=1))[2]
+    done = asyncio.run(chain(pack, "first, completed", seed=1))[2]
     time.sleep(0.01)
     pending = asyncio.run(_generate(pack, "second, in flight", seed=2)).request_id
     node = cls()

@@ -3,9 +3,12 @@ one request budget for every task in flight, queued tasks read as queued, the wa
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_TEXT_TO_IMAGE, KontextRequest
@@ -21,14 +24,22 @@ from wavespeed_kontext_pack.wavespeed.limits.poller import (
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator, Tier
+from tests.support.threads import run_in_threads
 
 KEY = "poller-key-0123456789"
 
 
-def _poller(client: WaveSpeedClient, **kw: object) -> Poller:
-    return Poller(
+@contextlib.contextmanager
+def _polling(emu: Emulator, **kw: Any) -> Iterator[tuple[WaveSpeedClient, Poller]]:
+    """A client on ``emu`` and a Poller reading /result through it, closed after the block."""
+    client = WaveSpeedClient(KEY, emu.base_url)
+    poller = Poller(
         lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel), **kw
-    )  # type: ignore[arg-type]
+    )
+    try:
+        yield client, poller
+    finally:
+        poller.close()
 
 
 def _history(lo: float, hi: float, n: int = 40) -> list[float]:
@@ -42,33 +53,20 @@ def _result_polls(emu: Emulator, request_id: str) -> list[float]:
 
 def _run_all(poller: Poller, client: WaveSpeedClient, n: int) -> tuple[list[Prediction], list[Prediction]]:
     firsts = [client.submit(KontextRequest(prompt=f"p{i}", seed=i)) for i in range(n)]
-    done: list[Prediction] = [firsts[0]] * n
-    errors: list[BaseException] = []
-
-    def one(i: int) -> None:
-        try:
-            done[i] = poller.wait(firsts[i].id, model=MODEL_TEXT_TO_IMAGE, timeout_s=60, first=firsts[i])
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(90)
-    assert errors == []
+    done, errors = run_in_threads(
+        lambda i: poller.wait(firsts[i].id, model=MODEL_TEXT_TO_IMAGE, timeout_s=60, first=firsts[i]),
+        n,
+        join_s=90,
+    )
+    assert errors == [] and len(done) == n
     return firsts, done
 
 
 def test_with_history_no_poll_is_spent_before_completion_is_likely() -> None:
     history = _history(1.6, 2.0)
     with Emulator(api_keys=(KEY,), inference_s=1.6, inference_max_s=2.0, seed=1) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client, history=lambda model: history)
-        try:
+        with _polling(emu, history=lambda model: history) as (client, poller):
             firsts, done = _run_all(poller, client, 6)
-        finally:
-            poller.close()
         assert all(p.is_completed for p in done)
         schedule = PollPlan().schedule(history)
         assert schedule.offsets[0] > 1.0  # nothing likely before ~1.6 s: the first look waits
@@ -83,24 +81,16 @@ def test_with_history_no_poll_is_spent_before_completion_is_likely() -> None:
 
 def test_without_history_the_prior_plans_a_few_polls() -> None:
     with Emulator(api_keys=(KEY,), inference_s=0.3) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client)
-        try:
+        with _polling(emu) as (client, poller):
             first = client.submit(KontextRequest(prompt="x"))
             assert poller.wait(first.id, timeout_s=30, first=first).is_completed
-        finally:
-            poller.close()
         assert 1 <= len(_result_polls(emu, first.id)) <= 6
 
 
 def test_one_budget_bounds_the_requests_of_every_wait() -> None:
     with Emulator(api_keys=(KEY,), inference_s=0.5, inference_max_s=1.5, seed=2) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client, budget_rps=5.0)
-        try:
+        with _polling(emu, budget_rps=5.0) as (client, poller):
             _, done = _run_all(poller, client, 20)
-        finally:
-            poller.close()
         assert all(p.is_completed for p in done)
         times = sorted(r.t for r in emu.requests if r.route == "result")
         # A token bucket of 5/s holding at most 5: no second ever sees more than 10 polls.
@@ -110,69 +100,52 @@ def test_one_budget_bounds_the_requests_of_every_wait() -> None:
 
 def test_a_task_queued_at_wavespeed_reads_created_then_completes() -> None:
     with Emulator(api_keys=(KEY,), inference_s=1.5, tier=Tier("one", 100, 1), minute_s=600) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client)
         seen: list[str] = []
-        try:
+        with _polling(emu) as (client, poller):
             a = client.submit(KontextRequest(prompt="a"))
             b = client.submit(KontextRequest(prompt="b"))
             threading.Thread(target=poller.wait, args=(a.id,), kwargs={"timeout_s": 30}).start()
             done = poller.wait(b.id, timeout_s=30, progress=lambda p, s: seen.append(p.status))
-        finally:
-            poller.close()
         assert done.is_completed
         assert "created" in seen[1:] and seen[-1] == "completed"  # polled while queued, not "processing"
 
 
 def test_the_wait_contract_failed_unknown_cancel_timeout() -> None:
-    with Emulator(api_keys=(KEY,), inference_s=0.1) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client)
-        try:
-            emu.next_tasks(fail="boom", fail_code=1403)
-            failed = client.submit(KontextRequest(prompt="f"))
-            with pytest.raises(E.TaskFailedError, match="boom"):
-                poller.wait(failed.id, timeout_s=30)
-            with pytest.raises(E.NotFoundError):
-                poller.wait("0" * 32, timeout_s=30)
-            emu.next_tasks(times=2, never_finish=True)
-            hung = client.submit(KontextRequest(prompt="h"))
-            with pytest.raises(E.WaitTimeoutError, match=hung.id):
-                poller.wait(hung.id, timeout_s=0.5)
-            flag = threading.Event()
-            threading.Timer(0.3, flag.set).start()
-            with pytest.raises(E.CancelledError, match=hung.id):
-                poller.wait(hung.id, timeout_s=30, cancel=flag.is_set)
-            assert poller.in_flight() == 0  # nobody waits: nothing is polled any more
-        finally:
-            poller.close()
+    with Emulator(api_keys=(KEY,), inference_s=0.1) as emu, _polling(emu) as (client, poller):
+        emu.next_tasks(fail="boom", fail_code=1403)
+        failed = client.submit(KontextRequest(prompt="f"))
+        with pytest.raises(E.TaskFailedError, match="boom"):
+            poller.wait(failed.id, timeout_s=30)
+        with pytest.raises(E.NotFoundError):
+            poller.wait("0" * 32, timeout_s=30)
+        emu.next_tasks(times=2, never_finish=True)
+        hung = client.submit(KontextRequest(prompt="h"))
+        with pytest.raises(E.WaitTimeoutError, match=hung.id):
+            poller.wait(hung.id, timeout_s=0.5)
+        flag = threading.Event()
+        threading.Timer(0.3, flag.set).start()
+        with pytest.raises(E.CancelledError, match=hung.id):
+            poller.wait(hung.id, timeout_s=30, cancel=flag.is_set)
+        assert poller.in_flight() == 0  # nobody waits: nothing is polled any more
 
 
 def test_a_terminal_reply_in_hand_costs_no_request() -> None:
     with Emulator(api_keys=(KEY,), inference_s=0.05) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client)
-        try:
+        with _polling(emu) as (client, poller):
             first = client.submit(KontextRequest(prompt="s", enable_sync_mode=True))
             assert poller.wait(first.id, first=first) is first
-        finally:
-            poller.close()
         assert _result_polls(emu, first.id) == []
 
 
 def test_two_waiters_of_one_task_share_its_polls() -> None:
     with Emulator(api_keys=(KEY,), inference_s=0.8) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client)
-        try:
+        with _polling(emu) as (client, poller):
             first = client.submit(KontextRequest(prompt="shared"))
             other: list[Prediction] = []
             t = threading.Thread(target=lambda: other.append(poller.wait(first.id, timeout_s=30)))
             t.start()
             mine = poller.wait(first.id, timeout_s=30)
             t.join(30)
-        finally:
-            poller.close()
         assert mine.is_completed and other[0].id == mine.id
         assert len(_result_polls(emu, first.id)) == poller.requests
 
@@ -206,13 +179,9 @@ def test_one_poller_per_account() -> None:
 def test_a_fresh_task_without_a_reply_in_hand_is_not_polled_at_once() -> None:
     history = _history(1.6, 2.0)
     with Emulator(api_keys=(KEY,), inference_s=1.8) as emu:
-        client = WaveSpeedClient(KEY, emu.base_url)
-        poller = _poller(client, history=lambda model: history)
-        try:
+        with _polling(emu, history=lambda model: history) as (client, poller):
             first = client.submit(KontextRequest(prompt="fresh"))
             joined = time.time()
             assert poller.wait(first.id, model=MODEL_TEXT_TO_IMAGE, timeout_s=30, age_s=0.0).is_completed
-        finally:
-            poller.close()
         # Poll Result after Generate: the task's age is known, so the plan applies from the start.
         assert min(_result_polls(emu, first.id)) - joined >= PollPlan().schedule(history).offsets[0] - 0.05

@@ -18,44 +18,30 @@ from wavespeed_kontext_pack.wavespeed.limits.scheduler import (
     scheduler_for,
     window_from_env,
 )
-from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
+from tests.support.clients import fast_client
+from tests.support.threads import run_in_threads
 
 KEY = "sched-key-0123456789"
 
 
 def _client(emu: Emulator) -> WaveSpeedClient:
     # One attempt: a 429 comes straight back as RateLimitedError, as submit(retry_rate_limit=False) will.
-    return WaveSpeedClient(KEY, emu.base_url, retry=RetryPolicy(attempts=1))
+    return fast_client(emu.base_url, KEY, attempts=1)
 
 
 def _submit_all(
     sched: SubmitScheduler, client: WaveSpeedClient, n: int, texts: list[str]
 ) -> tuple[list[Prediction], list[BaseException]]:
-    done: list[Prediction] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
+    def one(i: int) -> Prediction:
+        request = KontextRequest(prompt=f"cat {i}", seed=i)
+        return sched.submit(
+            lambda: client.submit(request), deadline=time.monotonic() + 60, status=texts.append
+        )
 
-    def one(i: int) -> None:
-        try:
-            p = sched.submit(
-                lambda: client.submit(KontextRequest(prompt=f"cat {i}", seed=i)),
-                deadline=time.monotonic() + 60,
-                status=texts.append,
-            )
-            with lock:
-                done.append(p)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return done, errors
+    return run_in_threads(one, n)
 
 
 def test_bronze_batch_completes_every_submit_once_and_429s_are_only_waiting_text() -> None:

@@ -12,7 +12,6 @@ import base64
 import math
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,22 +28,8 @@ from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
 from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator, size_for_aspect_ratio
-
-FAST_POLL = PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1)
-
-
-def make_client(emu: Emulator, key: str, **kw: Any) -> WaveSpeedClient:
-    kw.setdefault("connect_timeout_s", 2.0)
-    kw.setdefault("read_timeout_s", 3.0)
-    kw.setdefault("poll", FAST_POLL)
-    kw.setdefault("retry", RetryPolicy(attempts=4, base_delay_s=0.02, max_delay_s=0.1))
-    return WaveSpeedClient(key, emu.base_url, **kw)
-
-
-@pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with make_client(emulator, api_key) as c:
-        yield c
+from tests.support.clients import fast_client
+from tests.support.threads import run_in_threads
 
 
 def one_line(exc: BaseException, *needles: str) -> str:
@@ -192,7 +177,7 @@ def test_cancel_stops_a_wait_within_300ms(emulator: Emulator, api_key: str) -> N
         fired_at.append(time.monotonic())
         cancelled.set()
 
-    with make_client(emulator, api_key, poll=slow_poll) as client:
+    with fast_client(emulator.base_url, api_key, poll=slow_poll) as client:
         first = client.submit(KontextRequest(prompt="p"))
         timer = threading.Timer(0.4, fire)
         timer.start()
@@ -276,7 +261,7 @@ def test_first_completed_reply_means_no_poll(emulator: Emulator, client: WaveSpe
 
 def test_first_pending_reply_delays_the_first_poll(emulator: Emulator, api_key: str) -> None:
     poll = PollSchedule(first_s=0.3, factor=1.0, cap_s=0.3)
-    with make_client(emulator, api_key, poll=poll) as client:
+    with fast_client(emulator.base_url, api_key, poll=poll) as client:
         first = client.submit(KontextRequest(prompt="p"))
         t0 = time.time()
         client.wait(first.id, timeout_s=5.0, first=first)
@@ -292,7 +277,9 @@ def test_first_pending_reply_delays_the_first_poll(emulator: Emulator, api_key: 
 
 
 def test_run_uses_the_submit_reply_instead_of_an_immediate_poll(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key, poll=PollSchedule(first_s=0.3, factor=1.0, cap_s=0.3)) as client:
+    with fast_client(
+        emulator.base_url, api_key, poll=PollSchedule(first_s=0.3, factor=1.0, cap_s=0.3)
+    ) as client:
         t0 = time.time()
         client.run(KontextRequest(prompt="p"), timeout_s=5.0)
     polls = [r for r in emulator.requests if r.route == "result"]
@@ -336,7 +323,7 @@ def test_invalid_base64_output_is_a_download_error(client: WaveSpeedClient) -> N
 
 
 def test_base64_output_over_the_cap_is_refused(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key, max_download_bytes=100) as client:
+    with fast_client(emulator.base_url, api_key, max_download_bytes=100) as client:
         with pytest.raises(E.DownloadError) as info:
             client.download(base64.b64encode(b"x" * 1000).decode())
         assert client.download(base64.b64encode(b"y" * 60).decode()) == b"y" * 60
@@ -344,14 +331,14 @@ def test_base64_output_over_the_cap_is_refused(emulator: Emulator, api_key: str)
 
 
 def test_url_download_over_the_cap_is_refused(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key) as client:
+    with fast_client(emulator.base_url, api_key) as client:
         done = client.run(KontextRequest(prompt="p"), timeout_s=5.0)
         size = len(client.download(done.outputs[0]))
-    with make_client(emulator, api_key, max_download_bytes=size - 1) as capped:
+    with fast_client(emulator.base_url, api_key, max_download_bytes=size - 1) as capped:
         with pytest.raises(E.DownloadError) as info:
             capped.download(done.outputs[0])
         one_line(info.value, f"{size - 1}-byte cap")
-    with make_client(emulator, api_key, max_download_bytes=size) as exact:
+    with fast_client(emulator.base_url, api_key, max_download_bytes=size) as exact:
         assert len(exact.download(done.outputs[0])) == size
 
 
@@ -380,20 +367,10 @@ def test_prediction_parsing_rejects_garbage() -> None:
 
 
 def test_client_is_safe_to_share_between_threads(emulator: Emulator, client: WaveSpeedClient) -> None:
-    results: list[Prediction] = []
-    lock = threading.Lock()
-
-    def job(i: int) -> None:
-        pred = client.run(KontextRequest(prompt=f"thread {i}"), timeout_s=10.0)
-        with lock:
-            results.append(pred)
-
-    threads = [threading.Thread(target=job, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=15.0)
-    assert len(results) == 6 and all(p.is_completed for p in results)
+    results, errors = run_in_threads(
+        lambda i: client.run(KontextRequest(prompt=f"thread {i}"), timeout_s=10.0), 6, join_s=15.0
+    )
+    assert errors == [] and len(results) == 6 and all(p.is_completed for p in results)
     assert len({p.id for p in results}) == 6 and emulator.submissions == 6
 
 
@@ -402,9 +379,8 @@ def test_cancel_stops_an_upload_that_keeps_failing(emulator: Emulator, api_key: 
     emulator.inject("upload", "status", status=503, times=1000)
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
-    with make_client(
-        emulator, api_key, retry=RetryPolicy(attempts=50, base_delay_s=0.05, max_delay_s=0.2)
-    ) as c:
+    retry = RetryPolicy(attempts=50, base_delay_s=0.05, max_delay_s=0.2)
+    with fast_client(emulator.base_url, api_key, retry=retry) as c:
         started = time.monotonic()
         with pytest.raises(E.CancelledError):
             c.upload(b"\x89PNG not really", cancel=stop.is_set)

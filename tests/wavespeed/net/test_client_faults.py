@@ -21,27 +21,18 @@ import requests
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
+from tests.support.clients import fast_client
 
 ATTEMPTS = 4
 HISTORY_HINT = "check your WaveSpeed history"
 
 
-def make_client(emu: Emulator, key: str, *, attempts: int = ATTEMPTS, **kw: Any) -> WaveSpeedClient:
-    kw.setdefault("connect_timeout_s", 2.0)
-    kw.setdefault("read_timeout_s", 3.0)
-    kw.setdefault("poll", PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1))
-    return WaveSpeedClient(
-        key, emu.base_url, retry=RetryPolicy(attempts=attempts, base_delay_s=0.02, max_delay_s=0.1), **kw
-    )
-
-
 @pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Any:
-    with make_client(emulator, api_key) as c:
-        yield c
+def client_options() -> dict[str, Any]:
+    return {"attempts": ATTEMPTS}  # the tests count the tries
 
 
 def t2i(prompt: str = "a lighthouse at dusk", **kw: Any) -> KontextRequest:
@@ -110,7 +101,7 @@ def test_transient_poll_fault_recovers_inside_the_deadline(
 
 
 def test_slow_poll_past_the_read_timeout_is_retried_and_recovers(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key, read_timeout_s=0.3) as client:
+    with fast_client(emulator.base_url, api_key, read_timeout_s=0.3) as client:
         first = client.submit(t2i())
         # The slow reply outlasts the whole wait: completing at all proves the poll was cut at the
         # 0.3 s read timeout and retried (no wall-clock assertion; the wait's own deadline is the bound).
@@ -188,7 +179,7 @@ def test_persistent_reset_on_polls_raises_server_error(emulator: Emulator, clien
 def test_endless_503_hits_the_deadline_with_a_timeout_naming_the_task(
     emulator: Emulator, api_key: str
 ) -> None:
-    with make_client(emulator, api_key, attempts=1000) as client:
+    with fast_client(emulator.base_url, api_key, attempts=1000) as client:
         first = client.submit(t2i())
         emulator.inject("result", "status", status=503, times=10_000)
         start = time.monotonic()
@@ -311,12 +302,7 @@ def test_submit_to_a_closed_port_is_retried_because_nothing_was_sent(api_key: st
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = WaveSpeedClient(
-        api_key,
-        f"http://127.0.0.1:{port}",
-        connect_timeout_s=1.0,
-        retry=RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.02),
-    )
+    client = fast_client(f"http://127.0.0.1:{port}", api_key, connect_timeout_s=1.0, attempts=3)
     with client, pytest.raises(E.ServerError) as info:
         client.submit(t2i())
     assert not isinstance(info.value, E.SubmitUncertainError)
@@ -359,7 +345,7 @@ def test_submit_failure_after_sending_is_not_resent(
 def test_slow_submit_past_the_read_timeout_is_uncertain_and_never_resent(
     emulator: Emulator, api_key: str
 ) -> None:
-    with make_client(emulator, api_key, read_timeout_s=0.3) as client:
+    with fast_client(emulator.base_url, api_key, read_timeout_s=0.3) as client:
         emulator.inject("submit", "slow", delay_s=0.8)
         start = time.monotonic()
         with pytest.raises(E.SubmitUncertainError) as info:
@@ -374,7 +360,7 @@ def test_slow_submit_past_the_read_timeout_is_uncertain_and_never_resent(
 
 
 def test_submit_401_is_authentication_error_and_not_retried(emulator: Emulator) -> None:
-    with make_client(emulator, "wrong-key-for-this-test") as client:
+    with fast_client(emulator.base_url, "wrong-key-for-this-test") as client:
         with pytest.raises(E.AuthenticationError) as info:
             client.submit(t2i())
         check_message(info.value, "WAVESPEED_API_KEY", "401")
@@ -491,7 +477,7 @@ def test_corrupt_download_returns_bytes_that_fail_to_decode(
 
 
 def test_download_over_the_size_cap_is_refused(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key, max_download_bytes=200) as client:
+    with fast_client(emulator.base_url, api_key, max_download_bytes=200) as client:
         done = completed(client)
         with pytest.raises(E.DownloadError) as info:
             client.download(done.outputs[0])
@@ -529,7 +515,7 @@ def test_mixed_fault_batch_never_creates_more_tasks_than_it_should(emulator: Emu
 
     outcomes: list[str] = []
     lock = threading.Lock()
-    with make_client(emulator, api_key, attempts=6) as client:
+    with fast_client(emulator.base_url, api_key, attempts=6) as client:
 
         def one(i: int) -> None:
             try:

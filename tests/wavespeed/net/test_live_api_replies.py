@@ -13,15 +13,9 @@ from wavespeed_kontext_pack.wavespeed.core.vocabulary import FAILED_STATUSES, Ta
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
-from tests.support.hostile_server import fast_client
 from tests.wavespeed.net.test_client_faults import t2i
 
 TASK = "0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture
-def client(emulator: Emulator, api_key: str) -> WaveSpeedClient:
-    return fast_client(emulator.base_url, api_key)
 
 
 def test_error_shows_data_error_and_error_code(emulator: Emulator, client: WaveSpeedClient) -> None:
@@ -60,16 +54,24 @@ def test_insufficient_credits_under_any_status_is_low_balance(
     assert "top up" in str(info.value) and emulator.submissions == 0
 
 
+def _one_task_ending(
+    emulator: Emulator, client: WaveSpeedClient, expected: type[E.TaskFailedError], **how: Any
+) -> tuple[E.TaskFailedError, Any]:
+    """Run one task that the emulator ends as ``how`` says; the ``expected`` error and the task."""
+    emulator.configure(inference_s=0.05)
+    emulator.next_tasks(**how)
+    with pytest.raises(expected) as info:
+        client.run(t2i(), timeout_s=10)
+    (task,) = emulator.history()
+    return info.value, task
+
+
 def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
     emulator: Emulator, client: WaveSpeedClient
 ) -> None:
-    emulator.configure(inference_s=0.05)
-    emulator.next_tasks(moderated=True)
-    with pytest.raises(E.ModerationRefusedError) as info:
-        client.run(t2i(), timeout_s=10)
-    (task,) = emulator.history()
-    text = str(info.value)
-    assert isinstance(info.value, E.TaskFailedError) and info.value.code == 1200
+    error, task = _one_task_ending(emulator, client, E.ModerationRefusedError, moderated=True)
+    text = str(error)
+    assert isinstance(error, E.TaskFailedError) and error.code == 1200
     assert task.id in text and "potentially sensitive" in text and "\n" not in text
     assert emulator.submissions == 1
 
@@ -78,13 +80,9 @@ def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
 def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
     emulator: Emulator, client: WaveSpeedClient, end: str, words: str
 ) -> None:
-    emulator.configure(inference_s=0.05)
-    emulator.next_tasks(end_status=end)
-    with pytest.raises(E.TaskFailedError) as info:
-        client.run(t2i(), timeout_s=10)
-    (task,) = emulator.history()
-    assert words in str(info.value) and task.id in str(info.value)
-    assert not isinstance(info.value, E.ModerationRefusedError)
+    error, task = _one_task_ending(emulator, client, E.TaskFailedError, end_status=end)
+    assert words in str(error) and task.id in str(error)
+    assert not isinstance(error, E.ModerationRefusedError)
 
 
 @pytest.mark.parametrize(

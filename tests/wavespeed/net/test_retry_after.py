@@ -4,7 +4,7 @@ submit that created no task comes out typed, so the session budget is given back
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -15,15 +15,9 @@ from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
-from tests.support.hostile_server import fast_client, run_bounded
+from tests.support.hostile_server import run_bounded
 
 SLACK_S = 2.0
-
-
-@pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with fast_client(emulator.base_url, api_key) as c:
-        yield c
 
 
 def bounded(fn: Callable[[], object], bound_s: float) -> object:

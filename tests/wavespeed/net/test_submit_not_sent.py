@@ -19,7 +19,9 @@ from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 
 from emulator import Emulator
-from tests.support.hostile_server import RawServer, ResetServer, fast_client, run_bounded, self_signed_tls
+from tests.support.clients import fast_client
+from tests.support.hostile_server import RawServer, ResetServer, run_bounded, self_signed_tls
+from tests.support.node_calls import generate
 
 KEY = "not-sent-key-0123456789abcdef"
 
@@ -94,32 +96,15 @@ def test_a_server_that_read_the_request_then_dropped_is_uncertain() -> None:
     assert len(server.requests) == 1 and b"POST" in server.requests[0]  # read, and never resent
 
 
-@pytest.fixture
-def fresh_pack(
-    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ModuleType:
-    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
-    monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
-    pack.nodes.paid.submission.reset_session_state()
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
-    yield pack
-    pack.nodes.paid.submission.reset_session_state()
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
-
-
 def _generate(pack: ModuleType) -> object:
-    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
-    args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False, "unique_id": "5"}
     try:
-        return asyncio.run(node.generate("a fixed-seed prompt", **args))
+        return asyncio.run(generate(pack, "a fixed-seed prompt", unique_id="5"))
     except Exception as exc:
         return exc
 
 
 def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
-    fresh_pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pack: ModuleType, journal_dir: Path, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The paid path: the TLS failure gives the intent back; the re-queue (now pointed at a good
     server) submits once instead of stopping with "may have been paid" until force_rerun."""
@@ -127,15 +112,15 @@ def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
     server = RawServer(tls=context)
     monkeypatch.setenv("WAVESPEED_BASE_URL", server.url)
     try:
-        first = _generate(fresh_pack)
+        first = _generate(pack)
     finally:
         server.stop()
-    errors = fresh_pack.nodes.paid.submission.E  # the pack's own import of wavespeed.core.errors
+    errors = pack.nodes.paid.submission.E  # the pack's own import of wavespeed.core.errors
     assert isinstance(first, errors.ServerError), first
     assert not isinstance(first, errors.SubmitUncertainError), first
     monkeypatch.setenv("WAVESPEED_BASE_URL", pack_env.base_url)
-    with fresh_pack.nodes.shared.runtime._clients_lock:
-        fresh_pack.nodes.shared.runtime._clients.clear()
-    second = _generate(fresh_pack)
+    with pack.nodes.shared.runtime._clients_lock:
+        pack.nodes.shared.runtime._clients.clear()
+    second = _generate(pack)
     assert not isinstance(second, Exception), second
     assert pack_env.submissions == 1

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import shutil
 import socket
-import ssl
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,26 +22,26 @@ import pytest
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net import transport
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator
-from tests.support.hostile_server import RawServer, http_reply, run_bounded as shared_run_bounded
+from tests.support.clients import fast_client
+from tests.support.hostile_server import (
+    RawServer,
+    http_reply,
+    run_bounded as shared_run_bounded,
+    self_signed_tls,
+)
 
 BYTE_EVERY_S = 0.2  # a ~300-byte reply takes a minute: far past every bound below
 SLACK_S = 2.0
-
-
-def make_client(emu: Emulator, key: str, **kw: Any) -> WaveSpeedClient:
-    kw.setdefault("connect_timeout_s", 1.0)
-    kw.setdefault("read_timeout_s", 1.0)
-    kw.setdefault("retry", RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.02))
-    return WaveSpeedClient(key, emu.base_url, poll=PollSchedule(0.05, 1.5, 0.1), **kw)
+# one-second socket timeouts and two attempts: the bounds below are computed from them
+WALL_CLOCK_OPTIONS: dict[str, Any] = {"connect_timeout_s": 1.0, "read_timeout_s": 1.0, "attempts": 2}
 
 
 @pytest.fixture
-def client(emulator: Emulator, api_key: str) -> Iterator[WaveSpeedClient]:
-    with make_client(emulator, api_key) as c:
-        yield c
+def client_options() -> dict[str, Any]:
+    return WALL_CLOCK_OPTIONS
 
 
 def run_bounded(fn: Callable[[], object], bound_s: float) -> BaseException | object:
@@ -66,7 +63,7 @@ def test_wait_on_a_dribbling_result_ends_by_its_timeout(emulator: Emulator, clie
 def test_a_dribbling_poll_without_deadline_is_cut_at_the_request_cap(
     emulator: Emulator, api_key: str
 ) -> None:
-    with make_client(emulator, api_key, request_cap_s=1.0) as client:
+    with fast_client(emulator.base_url, api_key, **WALL_CLOCK_OPTIONS, request_cap_s=1.0) as client:
         task = client.submit(KontextRequest(prompt="dribble"))
         emulator.inject("result", "dribble", delay_s=BYTE_EVERY_S, times=5)
         outcome = run_bounded(lambda: client.get_result(task.id), 2 * 1.0 + SLACK_S)
@@ -83,7 +80,7 @@ def test_a_dribbling_download_ends_by_its_deadline(emulator: Emulator, client: W
 
 
 def test_a_dribbling_download_without_deadline_is_cut_at_its_cap(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key, download_cap_s=1.0) as client:
+    with fast_client(emulator.base_url, api_key, **WALL_CLOCK_OPTIONS, download_cap_s=1.0) as client:
         done = client.run(KontextRequest(prompt="to download"), timeout_s=10)
         emulator.inject("download", "dribble", delay_s=BYTE_EVERY_S, times=10)
         outcome = run_bounded(lambda: client.download(done.outputs[0]), 2 * 1.0 + SLACK_S)
@@ -114,7 +111,7 @@ def test_cancel_frees_a_worker_stuck_in_a_dribbling_read(emulator: Emulator, cli
 
 
 def test_a_dribbling_submit_reply_is_uncertain_and_never_resent(emulator: Emulator, api_key: str) -> None:
-    with make_client(emulator, api_key, request_cap_s=1.0) as client:
+    with fast_client(emulator.base_url, api_key, **WALL_CLOCK_OPTIONS, request_cap_s=1.0) as client:
         emulator.inject("submit", "dribble", delay_s=BYTE_EVERY_S)
         outcome = run_bounded(lambda: client.submit(KontextRequest(prompt="slow reply")), 1.0 + SLACK_S)
     assert isinstance(outcome, E.SubmitUncertainError), outcome
@@ -183,33 +180,7 @@ def _dribble(conn: socket.socket, _: bytes) -> None:
 
 def test_https_dribble_is_cut_too(tmp_path: Path) -> None:
     """The production path: the watchdog must reach the TLS socket that replaced the raw one."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context, cert = self_signed_tls(tmp_path)
     server = RawServer(_dribble, tls=context)
     try:
         client = WaveSpeedClient(

@@ -6,7 +6,7 @@ Every test isolates itself: HOME points at tmp_path (so a developer's real
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
     yield home
 
 
+@pytest.fixture
+def config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str | bytes], Path]:
+    """Write the key file that WAVESPEED_CONFIG_FILE names (text as UTF-8, bytes as they are)."""
+
+    def write(content: str | bytes) -> Path:
+        path = tmp_path / "key"
+        path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(path))
+        return path
+
+    return write
+
+
 def home_key_file(home: Path, text: str) -> Path:
     path = home / ".config" / "wavespeed" / "api_key"
     path.parent.mkdir(parents=True)
@@ -41,8 +54,11 @@ def home_key_file(home: Path, text: str) -> Path:
     return path
 
 
-def assert_missing_key(exc: E.ConfigError) -> None:
-    text = str(exc)
+def assert_missing_key(call: Callable[[], object]) -> None:
+    """``call`` fails with the one-line help that says where to put the key."""
+    with pytest.raises(E.ConfigError) as info:
+        call()
+    text = str(info.value)
     assert text == MISSING_KEY_HELP
     assert "\n" not in text and "WAVESPEED_API_KEY" in text and "~/.config/wavespeed/api_key" in text
 
@@ -56,26 +72,25 @@ def test_env_var_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_env_var_wins_over_every_key_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    clean_env: Path,
+    config_file: Callable[[str | bytes], Path],
 ) -> None:
-    cfg = tmp_path / "custom_key"
-    cfg.write_text("file-key-aaaa\n")
+    config_file("file-key-aaaa\n")
     home_key_file(clean_env, "home-key-bbbb\n")
     extra = tmp_path / "extra.txt"
     extra.write_text("extra-key-cccc\n")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
     monkeypatch.setenv("WAVESPEED_API_KEY", "env-key-dddd")
     assert resolve_api_key(extra_files=[extra]) == "env-key-dddd"
     assert load_settings(extra_files=[extra]).api_key == "env-key-dddd"
 
 
 def test_config_file_env_var_is_the_first_fallback(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clean_env: Path
+    clean_env: Path, config_file: Callable[[str | bytes], Path]
 ) -> None:
-    cfg = tmp_path / "custom_key"
-    cfg.write_text("file-key-aaaa\n")
+    config_file("file-key-aaaa\n")
     home_key_file(clean_env, "home-key-bbbb\n")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
     assert resolve_api_key() == "file-key-aaaa"
 
 
@@ -118,19 +133,14 @@ def test_config_file_path_expands_tilde(monkeypatch: pytest.MonkeyPatch, clean_e
         "single-quoted-crlf",
     ],
 )
-def test_key_file_formats(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, expected: str) -> None:
-    cfg = tmp_path / "key"
-    cfg.write_text(text, encoding="utf-8")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
+def test_key_file_formats(text: str, expected: str, config_file: Callable[[str | bytes], Path]) -> None:
+    config_file(text)
     assert resolve_api_key() == expected
 
 
-def test_key_file_with_a_utf8_bom(  # regression: Notepad BOM stuck to the key
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    cfg = tmp_path / "key"
-    cfg.write_bytes("\ufeffbom-key-7777\r\n".encode())  # bare form: the BOM sticks to the key
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
+def test_key_file_with_a_utf8_bom(config_file: Callable[[str | bytes], Path]) -> None:
+    # regression: Notepad BOM stuck to the key
+    config_file("\ufeffbom-key-7777\r\n".encode())  # bare form: the BOM sticks to the key
     key = resolve_api_key()
     assert key == "bom-key-7777"
 
@@ -149,9 +159,7 @@ def test_unsendable_key_is_a_config_error(emulator: Emulator) -> None:
 )
 def test_placeholder_in_env_is_refused(monkeypatch: pytest.MonkeyPatch, placeholder: str) -> None:
     monkeypatch.setenv("WAVESPEED_API_KEY", placeholder)
-    with pytest.raises(E.ConfigError) as info:
-        resolve_api_key()
-    assert_missing_key(info.value)
+    assert_missing_key(resolve_api_key)
 
 
 def test_placeholder_in_env_falls_through_to_a_real_key_file(
@@ -162,35 +170,23 @@ def test_placeholder_in_env_falls_through_to_a_real_key_file(
     assert resolve_api_key() == "real-key-8888"
 
 
-def test_placeholder_in_key_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    cfg = tmp_path / "key"
-    cfg.write_text("# paste your key below\nWAVESPEED_API_KEY=your-api-key\n")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
-    with pytest.raises(E.ConfigError) as info:
-        resolve_api_key()
-    assert_missing_key(info.value)
+def test_placeholder_in_key_file_is_refused(config_file: Callable[[str | bytes], Path]) -> None:
+    config_file("# paste your key below\nWAVESPEED_API_KEY=your-api-key\n")
+    assert_missing_key(resolve_api_key)
 
 
 @pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n", "WAVESPEED_API_KEY=\n"])
-def test_empty_key_file_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str) -> None:
-    cfg = tmp_path / "key"
-    cfg.write_text(content)
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
-    with pytest.raises(E.ConfigError) as info:
-        resolve_api_key()
-    assert_missing_key(info.value)
+def test_empty_key_file_is_missing(content: str, config_file: Callable[[str | bytes], Path]) -> None:
+    config_file(content)
+    assert_missing_key(resolve_api_key)
 
 
 def test_missing_key_everywhere_is_a_one_line_config_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(tmp_path / "does-not-exist"))
-    with pytest.raises(E.ConfigError) as info:
-        load_settings()
-    assert_missing_key(info.value)
-    with pytest.raises(E.ConfigError) as info2:
-        WaveSpeedClient.from_env()
-    assert_missing_key(info2.value)
+    assert_missing_key(load_settings)
+    assert_missing_key(WaveSpeedClient.from_env)
 
 
 def test_unreadable_key_file_is_skipped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -218,6 +214,15 @@ def test_client_without_a_key_is_a_config_error() -> None:
 
 
 # ============================================================================ the base URL
+
+
+def _refusal(url: str) -> str:
+    """check_base_url's refusal of ``url``: a ConfigError of one line; its text."""
+    with pytest.raises(E.ConfigError) as info:
+        check_base_url(url)
+    text = str(info.value)
+    assert "\n" not in text
+    return text
 
 
 def test_default_base_url_is_https(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -271,10 +276,8 @@ def test_https_is_allowed_anywhere(url: str) -> None:
     ],
 )
 def test_plain_http_to_a_network_host_is_refused(url: str) -> None:
-    with pytest.raises(E.ConfigError) as info:
-        check_base_url(url)
-    text = str(info.value)
-    assert "\n" not in text and "https" in text and ("Refusing" in text or "refused" in text)
+    text = _refusal(url)
+    assert "https" in text and ("Refusing" in text or "refused" in text)
 
 
 @pytest.mark.parametrize(
@@ -290,10 +293,8 @@ def test_plain_http_to_a_network_host_is_refused(url: str) -> None:
     ],
 )
 def test_garbage_base_url_is_refused(url: str) -> None:
-    with pytest.raises(E.ConfigError) as info:
-        check_base_url(url)
-    text = str(info.value)
-    assert "\n" not in text and "WAVESPEED_BASE_URL" in text and DEFAULT_BASE_URL in text
+    text = _refusal(url)
+    assert "WAVESPEED_BASE_URL" in text and DEFAULT_BASE_URL in text
 
 
 def test_base_url_from_env_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,11 +312,12 @@ def test_client_refuses_an_insecure_base_url() -> None:
 
 
 def test_from_env_reaches_the_emulator(
-    monkeypatch: pytest.MonkeyPatch, emulator: Emulator, api_key: str, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator,
+    api_key: str,
+    config_file: Callable[[str | bytes], Path],
 ) -> None:
-    cfg = tmp_path / "key"
-    cfg.write_text(f"# emulator key\nWAVESPEED_API_KEY={api_key}\n")
-    monkeypatch.setenv("WAVESPEED_CONFIG_FILE", str(cfg))
+    config_file(f"# emulator key\nWAVESPEED_API_KEY={api_key}\n")
     monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url + "/")
     with WaveSpeedClient.from_env() as client:
         assert client.base_url == emulator.base_url

@@ -1,0 +1,74 @@
+"""Calling the pack's nodes as ComfyUI does, in-process: a new node instance per call (like a new
+prompt), the widget values a user leaves at their defaults, and exact 8-bit IMAGE tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+PROMPT = "a lighthouse at dusk"
+GENERATE_ARGS: dict[str, Any] = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False}
+EDIT_ARGS: dict[str, Any] = {**GENERATE_ARGS, "aspect_ratio": "match input"}
+
+
+def node(pack: ModuleType, name: str) -> Any:
+    """A new instance of the node class ``name``, as ComfyUI makes one per prompt."""
+    return pack.nodes.NODES[name]()
+
+
+def image(
+    height: int = 96, width: int = 128, *, seed: int = 0, batch: int = 1, channels: int = 3
+) -> torch.Tensor:
+    """An exact 8-bit picture as a ComfyUI IMAGE (values k / 255)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(batch, height, width, channels), dtype=np.uint8)
+    return torch.from_numpy(arr.astype(np.float32) / 255.0)
+
+
+def generate(pack: ModuleType, prompt: str = PROMPT, **kw: Any) -> Coroutine[Any, Any, Any]:
+    """Generate's call (a coroutine: ``(task, request_id)``); ``kw`` overrides the widget values."""
+    return node(pack, "FluxKontextMaxGenerate").generate(prompt, **{**GENERATE_ARGS, **kw})
+
+
+def edit(pack: ModuleType, prompt: str = "invert it", **kw: Any) -> Coroutine[Any, Any, Any]:
+    """Edit's call; pass ``image=`` and/or ``image_url=``."""
+    return node(pack, "FluxKontextMaxEdit").edit(prompt, **{**EDIT_ARGS, **kw})
+
+
+def multi(pack: ModuleType, prompt: str = "combine them", **kw: Any) -> Coroutine[Any, Any, Any]:
+    """Multi Reference's call; pass ``image_1=`` .. ``image_4=`` and/or ``image_urls=``."""
+    return node(pack, "FluxKontextMaxMultiReference").edit(prompt, **{**EDIT_ARGS, **kw})
+
+
+def poll(pack: ModuleType, task: Any, policy: str = "pass through") -> Coroutine[Any, Any, Any]:
+    """Poll Result's call on ``task`` with a 60 s timeout."""
+    return node(pack, "WaveSpeedPollResult").poll(60, policy, task=task)
+
+
+async def chain(pack: ModuleType, prompt: str = PROMPT, policy: str = "pass through", **kw: Any) -> Any:
+    """Generate then Poll Result, as the shipped example wires them; Poll Result's outputs."""
+    task, request_id = await generate(pack, prompt, **kw)
+    assert request_id == task.request_id
+    return await poll(pack, task, policy)
+
+
+def restart_pack(pack: ModuleType) -> None:
+    """Forget all in-memory state of the pack (session spend, journals, flights, clients), as a new
+    ComfyUI process would."""
+    pack.nodes.paid.submission.reset_session_state()
+    with pack.nodes.shared.runtime._clients_lock:
+        pack.nodes.shared.runtime._clients.clear()
+
+
+def capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the status lines the nodes send (comfy_bridge.send_status), in order."""
+    seen: list[str] = []
+    monkeypatch.setattr(
+        pack.nodes.shared.comfy_bridge, "send_status", lambda node_id, text: seen.append(text)
+    )
+    return seen
