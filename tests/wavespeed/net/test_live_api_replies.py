@@ -67,7 +67,7 @@ def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
     emulator.next_tasks(moderated=True)
     with pytest.raises(E.ModerationRefusedError) as info:
         client.run(t2i(), timeout_s=10)
-    (task,) = emulator.routes.history_route()
+    (task,) = emulator.history()
     text = str(info.value)
     assert isinstance(info.value, E.TaskFailedError) and info.value.code == 1200
     assert task.id in text and "potentially sensitive" in text and "\n" not in text
@@ -82,7 +82,7 @@ def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
     emulator.next_tasks(end_status=end)
     with pytest.raises(E.TaskFailedError) as info:
         client.run(t2i(), timeout_s=10)
-    (task,) = emulator.routes.history_route()
+    (task,) = emulator.history()
     assert words in str(info.value) and task.id in str(info.value)
     assert not isinstance(info.value, E.ModerationRefusedError)
 
