@@ -110,7 +110,7 @@ def runs(quick: bool, nominals: tuple[float, ...] | None, tasks: int | None) -> 
 
 _SDK_WORKER = r"""
 import json, sys, threading, time
-from wavespeed_kontext_pack.wavespeed import Client
+from wavespeed import Client  # the official SDK (its package is named wavespeed too)
 args = json.loads(sys.argv[1])
 client = Client(api_key=args["key"], base_url=args["base_url"])
 out = []
