@@ -48,13 +48,7 @@ def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | 
 
     from ...wavespeed.limits.poller import Poller, poller_for
 
-    def make() -> Poller:
-        return Poller(
-            lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel),
-            history=history,
-        )
-
-    return poller_for(account_key(client), make)
+    return poller_for(account_key(client), lambda: Poller.reading(client, history=history))
 
 
 def submit(

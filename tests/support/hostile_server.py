@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 
 Script = Callable[[socket.socket, bytes], None]
 
@@ -142,7 +142,6 @@ def fast_client(base_url: str, api_key: str) -> WaveSpeedClient:
         connect_timeout_s=2.0,
         read_timeout_s=3.0,
         retry=RetryPolicy(attempts=4, base_delay_s=0.01, max_delay_s=0.02, max_retry_after_s=5.0),
-        poll=PollSchedule(0.05, 1.5, 0.1),
     )
 
 

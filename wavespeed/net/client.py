@@ -1,4 +1,7 @@
-"""WaveSpeed v3 REST client: submit, poll, download, upload — with retries, deadlines and Cancel.
+"""WaveSpeed v3 REST client: submit, look at a task, download, upload — with retries, deadlines and Cancel.
+
+Waiting for a task is not here: every wait goes through the account's Poller
+(wavespeed/limits/poller.py: ``wait_for``, ``submit_and_wait``), which calls ``get_result``.
 
 The retry rule that keeps one click from billing twice:
   * Reads (result polls, downloads, balance) and uploads are retried on connection errors,
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,7 +54,6 @@ from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS, decode_base64
 from .request_loop import (
     Broken,
     NotSent,
-    PollSchedule,
     RetryPolicy,
     backoff,
     broken,
@@ -64,11 +65,9 @@ from .request_loop import (
     window,
 )
 
-__all__ = ["MAX_DOWNLOAD_BYTES", "PollSchedule", "ProgressCallback", "RetryPolicy", "WaveSpeedClient"]
+__all__ = ["MAX_DOWNLOAD_BYTES", "RetryPolicy", "WaveSpeedClient"]
 
 log = logging.getLogger("wavespeed")
-
-ProgressCallback = Callable[[Prediction, float], None]
 
 T = TypeVar("T")
 Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
@@ -88,7 +87,6 @@ class WaveSpeedClient:
         download_cap_s: float = 120.0,
         upload_cap_s: float = 120.0,
         retry: RetryPolicy | None = None,
-        poll: PollSchedule | None = None,
         max_download_bytes: int = MAX_DOWNLOAD_BYTES,
         client_name: str = "comfyui-wavespeed-kontext",
     ) -> None:
@@ -116,7 +114,6 @@ class WaveSpeedClient:
         self.download_cap_s = download_cap_s
         self.upload_cap_s = upload_cap_s
         self.retry = retry or RetryPolicy()
-        self.poll = poll or PollSchedule()
         self.max_download_bytes = max_download_bytes
         self._session = requests.Session()
         adapter = transport.GuardedAdapter(self.origin, pool_connections=4, pool_maxsize=64, max_retries=0)
@@ -207,7 +204,7 @@ class WaveSpeedClient:
             request_id: the task id (checked: ASCII letters, digits, ``-`` and ``_`` only).
             deadline: a ``time.monotonic()`` instant the call must end by, retries included.
         Returns:
-            The task as it stands now (any status; ``wait`` loops over this).
+            The task as it stands now (any status; the Poller, wavespeed/limits/poller.py, loops over this).
         Raises:
             InvalidRequestError: a malformed request id (nothing was sent).
             NotFoundError: the server does not know the task.
@@ -215,58 +212,6 @@ class WaveSpeedClient:
             WaveSpeedError: the typed rest; every error names the task.
         """
         return self._read_result(request_id, Prediction.from_data, "result", deadline, cancel)
-
-    def wait(
-        self,
-        request_id: str,
-        *,
-        timeout_s: float = 600.0,
-        cancel: CancelCheck | None = None,
-        progress: ProgressCallback | None = None,
-        first: Prediction | None = None,
-    ) -> Prediction:
-        """Poll until the task completes.
-
-        Args:
-            timeout_s: the whole wait's budget, polls and their retries included.
-            progress: called with each reply and the seconds waited so far.
-            first: a reply already in hand (e.g. the submit's), used instead of an immediate poll.
-        Returns:
-            The completed task (its ``outputs`` are what ``download`` takes).
-        Raises:
-            TaskFailedError: the task failed (its reason and code in the message).
-            WaitTimeoutError / CancelledError: ``timeout_s`` ran out / Cancel turned true; the task
-                is kept and its id is in the message.
-            WaveSpeedError: a poll failed past its retries (see ``get_result``).
-        """
-        start = time.monotonic()
-        deadline = start + timeout_s
-        delays = self.poll.delays()
-        prediction = first
-        while True:
-            check_cancel(cancel, request_id)
-            if prediction is None:
-                prediction = self.get_result(request_id, deadline=deadline, cancel=cancel)
-            if progress is not None:
-                progress(prediction, time.monotonic() - start)
-            if prediction.is_completed:
-                return prediction
-            if prediction.is_failed:
-                raise prediction.failure()
-            sleep(next(delays), cancel=cancel, deadline=deadline, request_id=request_id)
-            prediction = None
-
-    def run(
-        self,
-        request: KontextRequest,
-        *,
-        timeout_s: float = 600.0,
-        cancel: CancelCheck | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> Prediction:
-        """Submit and wait: the convenience path for scripts and benchmarks."""
-        first = self.submit(request, cancel=cancel)
-        return self.wait(first.id, timeout_s=timeout_s, cancel=cancel, progress=progress, first=first)
 
     def download(
         self,

@@ -15,7 +15,8 @@ import pytest
 from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import KontextRequest, Prediction
 from wavespeed_kontext_pack.wavespeed.api.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.limits.poller import wait_for
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator
 from tests.support.hostile_server import RawServer, http_reply
@@ -34,7 +35,6 @@ def client_for(base_url: str, key: str = KEY, attempts: int = 2) -> WaveSpeedCli
         connect_timeout_s=2.0,
         read_timeout_s=3.0,
         retry=RetryPolicy(attempts=attempts, base_delay_s=0.01, max_delay_s=0.02),
-        poll=PollSchedule(0.05, 1.5, 0.1),
     )
 
 
@@ -61,7 +61,7 @@ def test_absurd_submit_reply_still_gives_the_paid_task_id(
     assert prediction.inference_ms is None
     assert emulator.submissions == 1
     emulator.inject("result", "absurd", times=3)
-    assert client.wait(prediction.id, timeout_s=10).is_completed
+    assert wait_for(client, prediction.id, timeout_s=10).is_completed
 
 
 def test_a_100mb_reply_is_never_read_whole() -> None:

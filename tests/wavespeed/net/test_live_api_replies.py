@@ -10,6 +10,7 @@ import pytest
 from wavespeed_kontext_pack.wavespeed.api import errors as E
 from wavespeed_kontext_pack.wavespeed.api.models import Prediction
 from wavespeed_kontext_pack.wavespeed.api.vocabulary import FAILED_STATUSES, TaskStatus
+from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
@@ -66,7 +67,7 @@ def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
     emulator.configure(inference_s=0.05)
     emulator.next_tasks(moderated=True)
     with pytest.raises(E.ModerationRefusedError) as info:
-        client.run(t2i(), timeout_s=10)
+        submit_and_wait(client, t2i(), timeout_s=10)
     (task,) = emulator.history()
     text = str(info.value)
     assert isinstance(info.value, E.TaskFailedError) and info.value.code == 1200
@@ -81,7 +82,7 @@ def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
     emulator.configure(inference_s=0.05)
     emulator.next_tasks(end_status=end)
     with pytest.raises(E.TaskFailedError) as info:
-        client.run(t2i(), timeout_s=10)
+        submit_and_wait(client, t2i(), timeout_s=10)
     (task,) = emulator.history()
     assert words in str(info.value) and task.id in str(info.value)
     assert not isinstance(info.value, E.ModerationRefusedError)
