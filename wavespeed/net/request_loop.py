@@ -4,7 +4,7 @@ Every request runs inside a wall-clock window, min(its own cap, the caller's dea
 (``window``); sleeps between attempts are sliced so Cancel and the deadline are seen within
 ``CANCEL_SLICE_S`` (``sleep``); a server's ``Retry-After`` is honoured unless it is longer than
 the call may wait, which raises now with the reason (``backoff``). The rule of which failures
-are retried (and why a submit almost never is) is written in ``client``'s docstring; this module
+are retried (and why a submit almost never is) is written in ``api_session``'s docstring; this module
 holds the mechanics, with no session and no client state.
 """
 
