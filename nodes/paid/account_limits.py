@@ -1,8 +1,8 @@
 """The account's limits in the node layer: every submit goes through the account's scheduler, every
 wait through the account's poller (wavespeed/limits/scheduler.py, wavespeed/limits/poller.py).
 
-"Per account" is per client: runtime.get_client caches one client per key and base URL, so the
-key-free tag of that pair names the account here. The submit wait has its own deadline
+"Per account" is per client: runtime.get_client caches one client per account, and the client's
+``account_tag`` (key-free) names the account here, as it does in the journal. The submit wait has its own deadline
 (``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a minute per two
 tasks); Cancel stops it at once and nothing is sent or charged while waiting.
 """
@@ -27,11 +27,6 @@ ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
 
 
-def account_key(client: WaveSpeedClient) -> str:
-    """A key-free tag of the client's account (base URL + the client's one-way account tag)."""
-    return f"{client.base_url}#{client.account_tag}"
-
-
 def submit_wait_s() -> float:
     return positive_float_from_env(ENV_SUBMIT_WAIT, SUBMIT_WAIT_S, "seconds")
 
@@ -39,16 +34,15 @@ def submit_wait_s() -> float:
 def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
     from ...wavespeed.limits.scheduler import scheduler_for
 
-    return scheduler_for(account_key(client))
+    return scheduler_for(client.account_tag)
 
 
 def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | None = None) -> Poller:
     """The account's poller; ``history`` (model -> past inference seconds) is used by the first
     caller that makes it."""
+    from ...wavespeed.limits.poller import account_poller
 
-    from ...wavespeed.limits.poller import Poller, poller_for
-
-    return poller_for(account_key(client), lambda: Poller.reading(client, history=history))
+    return account_poller(client, history)
 
 
 def submit(

@@ -53,7 +53,6 @@ from .task_records import (
     STATUS_IN_FLIGHT,
     Intent,
     TaskRecord,
-    account_tag,
     assert_no_key,
     finite,
     params_hash,
@@ -76,7 +75,6 @@ __all__ = [
     "Journal",
     "JournalError",
     "TaskRecord",
-    "account_tag",
     "default_journal_dir",
     "params_hash",
 ]

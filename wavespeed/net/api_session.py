@@ -23,11 +23,14 @@ own cap ends it, so a paid id gets through; nor is an upload (free, and its URL 
 the next run): both end at their window. Replies are size-capped and parsed totally
 (replies.load_json): only our typed errors come out.
 
-The key never leaves this class: the rest of the pack knows the account by ``account_tag``.
+The account: the key never leaves this class; the journal, the scheduler, the poller and the node
+layer's client cache all know the account by ``account_tag`` (``account_tag_for`` before a client
+exists), so one key cannot be two accounts in two places.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -56,12 +59,25 @@ from .request_loop import (
     window,
 )
 
-__all__ = ["ApiSession"]
+__all__ = ["ApiSession", "account_tag_for"]
 
 log = logging.getLogger("wavespeed")
 
 T = TypeVar("T")
 Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
+
+
+def account_tag_for(base_url: str, api_key: str) -> str:
+    """The one name of the account of (base URL, key): 16 hex characters of a salted sha256, which
+    reveal nothing about the key. The base URL is normalised as a client normalises it, so this is
+    ``WaveSpeedClient(api_key, base_url).account_tag``. The salt is the journal's since its first
+    rows: changing it would orphan every journalled task.
+
+    Raises:
+        ConfigError: a bad ``base_url`` (as the client's constructor would).
+    """
+    normalised = parse_origin(base_url).base_url
+    return hashlib.sha256(f"wavespeed-journal\n{normalised}\n{api_key}".encode()).hexdigest()[:16]
 
 
 class ApiSession:
@@ -120,9 +136,7 @@ class ApiSession:
     def account_tag(self) -> str:
         """A one-way, key-free tag of this client's account (base URL + key), the name the journal,
         the scheduler and the poller know the account by; the key itself never leaves the client."""
-        from ..journal.task_records import account_tag
-
-        return account_tag(self.base_url, self._api_key)
+        return account_tag_for(self.base_url, self._api_key)
 
     def close(self) -> None:
         self._session.close()
