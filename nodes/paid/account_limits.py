@@ -9,7 +9,6 @@ tasks); Cancel stops it at once and nothing is sent or charged while waiting.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -65,15 +64,5 @@ def submit(
 
 def _submit_once(client: WaveSpeedClient, request: KontextRequest, cancel: CancelCheck) -> Prediction:
     """One POST whose 429 comes straight back, so the scheduler waits for the window instead of the
-    client's short retry loop (a client without ``retry_rate_limit`` retries a little first)."""
-    if supports_immediate_429(client):
-        return client.submit(request, cancel=cancel, retry_rate_limit=False)  # type: ignore[call-arg,unused-ignore]
-    return client.submit(request, cancel=cancel)
-
-
-def supports_immediate_429(client: WaveSpeedClient) -> bool:
-    """Whether client.submit takes ``retry_rate_limit`` (WaveSpeedClient from issue 11 on)."""
-    try:
-        return "retry_rate_limit" in inspect.signature(client.submit).parameters
-    except (TypeError, ValueError):
-        return False
+    client's short retry loop."""
+    return client.submit(request, cancel=cancel, retry_rate_limit=False)
