@@ -1,7 +1,8 @@
 """Load: TASKS tasks through one WaveSpeedClient with injected transient faults.
 
 A thread pool of THREADS workers runs ``client.submit(request)``, a wait through one Poller for the
-account (wavespeed/limits/poller.py, as the nodes wait) and ``client.download(output)`` for each
+account (wavespeed/limits/poller.py, as the nodes wait; it knows HISTORY earlier inference times of
+the model, as the journal gives the nodes for a model in use) and ``client.download(output)`` for each
 task against the emulator, while a fault injector keeps about FAULT_RATE of all requests faulty: it
 arms one rule at a time (the emulator fires it on the next matching request) whenever the faults
 fired so far fall below FAULT_RATE x the client's request count. The mix (uniform):
@@ -51,6 +52,7 @@ TASKS = 200
 THREADS = 16
 INFERENCE_S = 1.0
 FAULT_RATE = 0.05
+HISTORY = 40  # earlier inference times the poller knows (what the journal holds for a used model)
 # (route, kind, status, retry_after choices)
 FAULT_MIX: tuple[tuple[str, str, int | None, tuple[float, ...] | None], ...] = (
     ("result", "status", 503, None),
@@ -125,7 +127,7 @@ def run(
     capture = RetryCapture()
     with emulator_env(inference_s=inference_s) as emu, capture.installed():
         client = WaveSpeedClient(API_KEY, emu.base_url)
-        poller = Poller.reading(client)
+        poller = Poller.reading(client, history=lambda model: [inference_s] * HISTORY)
 
         def one(i: int) -> TaskOutcome:
             capture.local.task = i
@@ -226,12 +228,14 @@ def run(
     )
     notes = [
         f"One WaveSpeedClient shared by {threads} threads; each task = submit + a wait through one "
-        f"Poller for the account (its polls run on the poller's threads) + download of its output (no decode); inference {inference_s:g} s per task; the emulator "
-        "(rendering every image) shares the same cores.",
+        f"Poller for the account (its polls run on the poller's threads; it knows {HISTORY} earlier "
+        "inference times of the model, as the journal gives the nodes) + download of its output (no "
+        f"decode); inference {inference_s:g} s per task; the emulator (rendering every image) shares "
+        "the same cores.",
         "Overhead = task wall time minus its inference time; retries back off 0.125-0.25 s (RetryPolicy) "
         "or for Retry-After (0 or 1 s), which is what lifts p99 for the tasks that were hit. A task counts "
-        "as hit if it logged a submit retry (attributed per thread), a poll of it got a fault, or its download failed or "
-        "was repeated (emulator log).",
+        "as hit if it logged a submit retry (attributed per thread), a poll of it got a fault, or its "
+        "download failed or was repeated (emulator log).",
     ]
     if failures:
         notes.append(f"Failures ({len(failures)}): " + "; ".join(sorted(set(failures))[:5]))
