@@ -2,9 +2,9 @@
 wait through the account's poller (wavespeed/limits/scheduler.py, wavespeed/limits/poller.py).
 
 "Per account" is per client: runtime.get_client caches one client per account, and the client's
-``account_tag`` (key-free) names the account here, as it does in the journal. The submit wait has its own deadline
-(``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a minute per two
-tasks); Cancel stops it at once and nothing is sent or charged while waiting.
+``account_tag`` (key-free) names the account here, as it does in the journal. The submit wait has
+its own deadline (``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a
+minute per two tasks); Cancel stops it at once and nothing is sent or charged while waiting.
 """
 
 from __future__ import annotations
