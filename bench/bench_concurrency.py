@@ -5,9 +5,9 @@ nodes), for 1, 4, 8 and 16 chains of INFERENCE_S each; the levels are interleave
 repeat so drifting machine load hits them alike, and the ratio is the median over repeats of
 wall(N) / wall(1) taken in the same repeat. Target: 8 chains <= 1.3x of one.
 
-Phase: the poll that sees completion depends on where the inference time falls in the poll schedule
+Phase: the poll that sees completion depends on where the inference time falls in the poll plan
 (see bench_overhead.py), so each repeat shifts the inference time by an offset spread evenly over
-+-PollSchedule.cap_s/2, the same offset for every level of that repeat.
++-PHASE_SPREAD_S/2, the same offset for every level of that repeat.
 
 Part B runs one prompt with 1 chain and one with 8 chains (Generate -> Poll Result -> PreviewImage
 each) through a real headless ComfyUI started by scripts/comfy_harness.py, pointed at the emulator;

@@ -284,8 +284,8 @@ def run(
             if bare["heavy"] == "none"
             else f". Heavy modules it pulls in: {bare['heavy']}."
         ),
-        f"Requests per task: {source}; polls grow with inference time because PollSchedule polls "
-        "every 0.3 s once it reaches its cap (first 0.1 s, x1.5).",
+        f"Requests per task: {source}; polls grow with inference time because the poll plan "
+        "(wavespeed/limits/poller.py) spends about 1.5 requests per second of expected inference.",
     ]
     result = BenchResult(
         name="imports",

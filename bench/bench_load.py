@@ -1,6 +1,8 @@
 """Load: TASKS tasks through one WaveSpeedClient with injected transient faults.
 
-A thread pool of THREADS workers runs ``client.run(request)`` + ``client.download(output)`` for each
+A thread pool of THREADS workers runs ``client.submit(request)``, a wait through one Poller for the
+account (wavespeed/limits/poller.py, as the nodes wait; it knows HISTORY earlier inference times of
+the model, as the journal gives the nodes for a model in use) and ``client.download(output)`` for each
 task against the emulator, while a fault injector keeps about FAULT_RATE of all requests faulty: it
 arms one rule at a time (the emulator fires it on the next matching request) whenever the faults
 fired so far fall below FAULT_RATE x the client's request count. The mix (uniform):
@@ -11,7 +13,7 @@ fired so far fall below FAULT_RATE x the client's request count. The mix (unifor
             retry without risking a second charge; resets/500s on submit are deliberately absent)
 
 Checks (reported, not asserted): every task completes, and the emulator saw exactly TASKS accepted
-submissions (0 duplicates). Overhead per task = wall time of run + download minus the task's
+submissions (0 duplicates). Overhead per task = wall time of submit + wait + download minus the task's
 inference time; p50/p99 over all tasks and over the tasks whose polls/downloads were hit.
 
 Run: ``python bench/bench_load.py [--quick]``. Figures only; nothing here asserts timings.
@@ -50,6 +52,7 @@ TASKS = 200
 THREADS = 16
 INFERENCE_S = 1.0
 FAULT_RATE = 0.05
+HISTORY = 40  # earlier inference times the poller knows (what the journal holds for a used model)
 # (route, kind, status, retry_after choices)
 FAULT_MIX: tuple[tuple[str, str, int | None, tuple[float, ...] | None], ...] = (
     ("result", "status", 503, None),
@@ -112,6 +115,7 @@ def run(
     fault_rate: float | None = None,
 ) -> BenchResult:
     from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_TEXT_TO_IMAGE, KontextRequest
+    from wavespeed_kontext_pack.wavespeed.limits.poller import Poller
     from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
     t_start = time.monotonic()
@@ -123,6 +127,7 @@ def run(
     capture = RetryCapture()
     with emulator_env(inference_s=inference_s) as emu, capture.installed():
         client = WaveSpeedClient(API_KEY, emu.base_url)
+        poller = Poller.reading(client, history=lambda model: [inference_s] * HISTORY)
 
         def one(i: int) -> TaskOutcome:
             capture.local.task = i
@@ -135,7 +140,8 @@ def run(
             )
             start = time.monotonic()
             try:
-                prediction = client.run(request, timeout_s=300)
+                first = client.submit(request)
+                prediction = poller.wait(first.id, model=request.model, timeout_s=300, first=first)
                 nbytes = sum(
                     len(client.download(o, deadline=time.monotonic() + 120)) for o in prediction.outputs
                 )
@@ -153,6 +159,7 @@ def run(
         wall = time.monotonic() - wall0
         injector.stop_event.set()
         injector.join(timeout=5)
+        poller.close()
         fired = injector.fired()
         records = emu.requests
         submissions = emu.submissions
@@ -220,13 +227,15 @@ def run(
         align="lr",
     )
     notes = [
-        f"One WaveSpeedClient shared by {threads} threads; each task = client.run (submit + polls) + "
-        f"download of its output (no decode); inference {inference_s:g} s per task; the emulator "
-        "(rendering every image) shares the same cores.",
+        f"One WaveSpeedClient shared by {threads} threads; each task = submit + a wait through one "
+        f"Poller for the account (its polls run on the poller's threads; it knows {HISTORY} earlier "
+        "inference times of the model, as the journal gives the nodes) + download of its output (no "
+        f"decode); inference {inference_s:g} s per task; the emulator (rendering every image) shares "
+        "the same cores.",
         "Overhead = task wall time minus its inference time; retries back off 0.125-0.25 s (RetryPolicy) "
         "or for Retry-After (0 or 1 s), which is what lifts p99 for the tasks that were hit. A task counts "
-        "as hit if it logged a retry (submit/result, attributed per thread) or its download failed or "
-        "was repeated (emulator log).",
+        "as hit if it logged a submit retry (attributed per thread), a poll of it got a fault, or its "
+        "download failed or was repeated (emulator log).",
     ]
     if failures:
         notes.append(f"Failures ({len(failures)}): " + "; ".join(sorted(set(failures))[:5]))
@@ -250,8 +259,9 @@ def run(
 
 
 class RetryCapture(logging.Handler):
-    """Counts the client's retry warnings per task (the warning is logged in the task's own thread)
-    instead of printing hundreds of them; attributes submit retries, which carry no task id."""
+    """Counts the client's retry warnings per task (a submit's or download's warning is logged in the
+    task's own thread; a poll's in the poller's, found by _tasks_hit instead) rather than printing
+    hundreds of them; attributes submit retries, which carry no task id."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)

@@ -6,9 +6,9 @@ inference time is subtracted (queue time is 0), so what is left is what the pack
 median <= 0.25 s at every length.
 
 Phase: with a fixed inference time the moment of completion falls at the same point of the poll
-schedule on every run, so one fixed length measures one phase only (e.g. exactly 0.5 s lands just
-after the third poll and is always seen a full cap later). Real inference times vary, so each length's
-repeats use the nominal time plus offsets spread evenly over +-cap/2 (PHASE_SPREAD_S): the median
+plan on every run, so one fixed length measures one phase only (it lands just after a poll and is
+always seen a full gap later). Real inference times vary, so each length's repeats use the nominal
+time plus offsets spread evenly over +-PHASE_SPREAD_S/2: the median
 inference time is the nominal one and the median overhead is taken over the whole phase. The
 emulator's own per-task inference time is what gets subtracted.
 
@@ -57,7 +57,7 @@ LENGTHS = (0.5, 3.0, 10.0, 30.0)
 REPEATS = {0.5: 7, 3.0: 5, 10.0: 5, 30.0: 5}
 SEQUENTIAL_MAX_S = 3.0
 STAGGER_S = 1.0
-PHASE_SPREAD_S = 0.3  # = PollSchedule.cap_s: one full poll period
+PHASE_SPREAD_S = 0.3  # about one poll period near completion (the poll plan's gaps there)
 NAGLE_RUNS = 5
 NAGLE_LENGTH_S = 0.5
 MODES = ("poll", "sync")

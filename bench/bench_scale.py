@@ -114,11 +114,7 @@ def _batch(
     # One attempt: a 429 goes to the scheduler at once (submit(retry_rate_limit=False) in the pack).
     submitter = WaveSpeedClient(API_KEY, base_url, retry=type(client.retry)(attempts=1))
     sched = SubmitScheduler(window_s=window_s)
-    poller = Poller(
-        lambda rid, dl, cancel: client.get_result(rid, deadline=dl, cancel=cancel),
-        budget_rps=budget,
-        history=lambda m: history,
-    )
+    poller = Poller.reading(client, budget_rps=budget, history=lambda m: history)
     tag = random.getrandbits(32)
 
     submitted: list[float] = []

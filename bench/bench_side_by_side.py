@@ -1,5 +1,5 @@
-"""Time added on top of inference, side by side on one emulator: our shared poller, the client's old
-fixed schedule, the official ``wavespeed`` SDK 2.0.5 (1 s polling) and ComfyUI's ``poll_op`` (5 s).
+"""Time added on top of inference, side by side on one emulator: our shared poller, the official
+``wavespeed`` SDK 2.0.5 (1 s polling) and ComfyUI's ``poll_op`` (5 s).
 
 Every run draws its tasks' inference times from a seeded random generator, and task i of every
 client runs the same time (the emulator's submit is wrapped to set it from the prompt's ``#i``).
@@ -15,7 +15,6 @@ emulator's (in-process) submit queue instead of the pollers:
 
 Clients:
   ours        wavespeed.limits.poller.Poller at its default budget (300 requests/s for the account)
-  old wait    WaveSpeedClient.wait (0.1 s, x1.5, 0.3 s cap), what the pack did before (first rows)
   sdk 2.0.5   the official SDK's Client.run(poll_interval=1.0), in a subprocess (its package is
               also named ``wavespeed``), unchanged
   poll_op     ComfyUI 0.3.75 comfy_api_nodes/util/client.py poll_op_raw's loop: poll at once, then
@@ -59,7 +58,7 @@ ARRIVALS_S = 2.0  # a run's tasks arrive over this long (one every 50 ms for 40)
 POLL_OP_INTERVAL_S = 5.0
 SDK_INTERVAL_S = 1.0
 TARGET_ADDED_S, TARGET_P90_S, TARGET_RPS, TARGET_LAG_300_S = 0.15, 0.35, 1.5, 0.5
-POLLERS = ("ours", "old wait", "sdk 2.0.5", "poll_op")
+POLLERS = ("ours", "sdk 2.0.5", "poll_op")
 MODEL = "wavespeed-ai/flux-kontext-max/text-to-image"
 
 
@@ -71,7 +70,8 @@ class Run:
     draw: Callable[[random.Random], float]
     tasks: int
     history: bool
-    clients: tuple[str, ...] = ("ours", "sdk 2.0.5", "poll_op")
+    clients: tuple[str, ...] = POLLERS
+    fixed_centre: bool = False  # one of the "x s ±15%" runs: pooled into one target, none of its own
     sequential: bool = False  # each client's tasks one after another (a new model's first tasks)
     alone: bool = False  # each client on the emulator alone, one after another (300 in flight)
 
@@ -88,7 +88,8 @@ def runs(quick: bool, nominals: tuple[float, ...] | None, tasks: int | None) -> 
     if quick:
         n = tasks or 2
         fixed = [
-            Run(f"{x:g} s ±15%", _uniform(x * 0.85, x * 1.15), n, True, POLLERS) for x in nominals or (0.3,)
+            Run(f"{x:g} s ±15%", _uniform(x * 0.85, x * 1.15), n, True, fixed_centre=True)
+            for x in nominals or (0.3,)
         ]
         return [
             *fixed,
@@ -96,7 +97,7 @@ def runs(quick: bool, nominals: tuple[float, ...] | None, tasks: int | None) -> 
             Run("first 2", _uniform(0.3, 1.0), 2, False, sequential=True),
         ]
     fixed = [
-        Run(f"{x:g} s ±15%", _uniform(x * 0.85, x * 1.15), tasks or TASKS, True, POLLERS)
+        Run(f"{x:g} s ±15%", _uniform(x * 0.85, x * 1.15), tasks or TASKS, True, fixed_centre=True)
         for x in nominals or NOMINALS_S
     ]
     return [
@@ -175,10 +176,8 @@ def _clients(
     from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
     client = WaveSpeedClient(API_KEY, emu.base_url)
-    poller = Poller(
-        lambda rid, dl, cancel: client.get_result(rid, deadline=dl, cancel=cancel),
-        budget_rps=DEFAULT_BUDGET_RPS,
-        history=(lambda m: history) if history else None,
+    poller = Poller.reading(
+        client, budget_rps=DEFAULT_BUDGET_RPS, history=(lambda m: history) if history else None
     )
     done: list[Done] = []
     lock = threading.Lock()
@@ -203,15 +202,12 @@ def _clients(
     def ours(first: Any) -> None:
         poller.wait(first.id, model=MODEL, timeout_s=timeout, first=first)
 
-    def old(first: Any) -> None:
-        client.wait(first.id, timeout_s=timeout, first=first)
-
     def poll_op(first: Any) -> None:
         # poll_op_raw: request at once, then sleep poll_interval after every non-terminal reply.
         while not client.get_result(first.id).is_terminal:
             time.sleep(POLL_OP_INTERVAL_S)
 
-    waits = {"ours": ours, "old wait": old, "poll_op": poll_op}
+    waits = {"ours": ours, "poll_op": poll_op}
     chains = [(name, waits[name]) for name in clients if name in waits]
 
     def serial(name: str, fn: Callable[[Any], None]) -> None:
@@ -354,7 +350,7 @@ def run(
                 tag = f"run{k}-{random.getrandbits(24):06x}"
                 items += _measure(emu, _clients(emu, r, group, history, tag, use_sdk, failures), r)
                 emu.reset()
-            if r.clients == POLLERS:
+            if r.fixed_centre:
                 fixed_items += [x for x in items if x["poller"] == "ours"]
             for name in r.clients:
                 mine = [x for x in items if x["poller"] == name]
@@ -376,7 +372,7 @@ def run(
                         f"{row['rps_of_inference']:.2f}",
                     ]
                 )
-                if name != "ours" or r.clients == POLLERS:
+                if name != "ours" or r.fixed_centre:
                     continue
                 if r.alone:
                     met = row["lag_median_s"] <= TARGET_LAG_300_S and row["rps_of_inference"] <= TARGET_RPS

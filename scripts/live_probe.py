@@ -48,6 +48,7 @@ from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction  # noqa:
 from wavespeed_kontext_pack.wavespeed.core import errors as E  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.limits.poller import wait_for  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.settings.config import load_settings  # noqa: E402
 
@@ -181,7 +182,7 @@ def run_probe(probe: Probe, assumed: Emulator, log: Any = print) -> dict[str, An
         seen["recovery"] = "not found"
     log(f"interrupted sync submit: {seen['interrupted']}; recovery: {seen['recovery']}")
     if task_id is not None:
-        finished = probe.client.wait(task_id, timeout_s=300)
+        finished = wait_for(probe.client, task_id, model=request.model, timeout_s=300)
         seen["t2i_16_9_size"] = image_size(probe, finished.outputs[0], task_id)
 
     # -- the history and a result, raw
@@ -212,7 +213,7 @@ def run_probe(probe: Probe, assumed: Emulator, log: Any = print) -> dict[str, An
         reply = probe.call("POST", f"/api/v3/{MODEL_EDIT}", body)
     edit_id = ((reply["body"] or {}).get("data") or {}).get("id") if isinstance(reply["body"], dict) else None
     if edit_id:
-        finished = probe.client.wait(edit_id, timeout_s=300)
+        finished = wait_for(probe.client, edit_id, model=MODEL_EDIT, timeout_s=300)
         seen["edit_size"] = image_size(probe, finished.outputs[0], edit_id)
         data = probe.call("GET", f"/api/v3/predictions/{edit_id}/result")["body"].get("data")
         key = echo_key(data)

@@ -29,6 +29,7 @@ sys.meta_path.insert(0, _OneNameForThePack())
 load_pack()
 
 from wavespeed_kontext_pack.wavespeed.core import redaction  # noqa: E402  (after load_pack: the pack's one name)
+from wavespeed_kontext_pack.wavespeed.limits.poller import reset_pollers  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa: E402
 
 from tests.support.clients import fast_client  # noqa: E402
@@ -53,6 +54,14 @@ def _keys_registered_by_a_test_end_with_it() -> Iterator[None]:
     saved = redaction.REGISTRY.secrets
     yield
     redaction.REGISTRY.replace(saved)
+
+
+@pytest.fixture(autouse=True)
+def _pollers_end_with_the_test() -> Iterator[None]:
+    """A poller is per account (base URL + key) and polls through the client that made it: a later
+    test's emulator may get an earlier one's port, and must not be polled through that test's client."""
+    yield
+    reset_pollers()
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
 """The account's limits in the node layer: every submit goes through the account's scheduler, every
 wait through the account's poller (wavespeed/limits/scheduler.py, wavespeed/limits/poller.py).
 
-"Per account" is per client: runtime.get_client caches one client per key and base URL, so the
-key-free tag of that pair names the account here. The submit wait has its own deadline
-(``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a minute per two
-tasks); Cancel stops it at once and nothing is sent or charged while waiting.
+"Per account" is per client: runtime.get_client caches one client per account, and the client's
+``account_tag`` (key-free) names the account here, as it does in the journal. The submit wait has
+its own deadline (``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a
+minute per two tasks); Cancel stops it at once and nothing is sent or charged while waiting.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -23,11 +22,6 @@ ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
 
 
-def account_key(client: WaveSpeedClient) -> str:
-    """A key-free tag of the client's account (base URL + the client's one-way account tag)."""
-    return f"{client.base_url}#{client.account_tag}"
-
-
 def submit_wait_s() -> float:
     return positive_float_from_env(ENV_SUBMIT_WAIT, SUBMIT_WAIT_S, "seconds")
 
@@ -35,22 +29,15 @@ def submit_wait_s() -> float:
 def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
     from ...wavespeed import scheduler_for
 
-    return scheduler_for(account_key(client))
+    return scheduler_for(client.account_tag)
 
 
 def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | None = None) -> Poller:
     """The account's poller; ``history`` (model -> past inference seconds) is used by the first
     caller that makes it."""
+    from ...wavespeed import account_poller
 
-    from ...wavespeed import Poller, poller_for
-
-    def make() -> Poller:
-        return Poller(
-            lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel),
-            history=history,
-        )
-
-    return poller_for(account_key(client), make)
+    return account_poller(client, history)
 
 
 def submit(
@@ -73,15 +60,5 @@ def submit(
 
 def _submit_once(client: WaveSpeedClient, request: KontextRequest, cancel: CancelCheck) -> Prediction:
     """One POST whose 429 comes straight back, so the scheduler waits for the window instead of the
-    client's short retry loop (a client without ``retry_rate_limit`` retries a little first)."""
-    if supports_immediate_429(client):
-        return client.submit(request, cancel=cancel, retry_rate_limit=False)  # type: ignore[call-arg,unused-ignore]
-    return client.submit(request, cancel=cancel)
-
-
-def supports_immediate_429(client: WaveSpeedClient) -> bool:
-    """Whether client.submit takes ``retry_rate_limit`` (WaveSpeedClient from issue 11 on)."""
-    try:
-        return "retry_rate_limit" in inspect.signature(client.submit).parameters
-    except (TypeError, ValueError):
-        return False
+    client's short retry loop."""
+    return client.submit(request, cancel=cancel, retry_rate_limit=False)

@@ -9,7 +9,6 @@ worker thread sits in a socket read.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,22 +30,21 @@ PACK_KEY_FILE = PACK_DIR / "wavespeed_api_key.txt"
 _WATCH_INTERVAL_S = 0.1
 
 _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="wavespeed")
-_clients: dict[tuple[str, str], WaveSpeedClient] = {}
+_clients: dict[str, WaveSpeedClient] = {}  # by account tag
 _clients_lock = threading.Lock()
 
 
 def get_client() -> WaveSpeedClient:
     """The pooled client for the current key and base URL (read from the environment each time,
     so a key set after start-up works without restarting ComfyUI)."""
-    from ...wavespeed import WaveSpeedClient, load_settings
+    from ...wavespeed import WaveSpeedClient, account_tag_for, load_settings
 
     settings = load_settings(extra_files=[PACK_KEY_FILE])
-    fingerprint = hashlib.sha256(settings.api_key.encode()).hexdigest()
+    account = account_tag_for(settings.base_url, settings.api_key)  # the client's own account_tag
     with _clients_lock:
-        client = _clients.get((settings.base_url, fingerprint))
+        client = _clients.get(account)
         if client is None:
-            client = WaveSpeedClient(settings.api_key, settings.base_url)
-            _clients[(settings.base_url, fingerprint)] = client
+            client = _clients[account] = WaveSpeedClient(settings.api_key, settings.base_url)
         return client
 
 

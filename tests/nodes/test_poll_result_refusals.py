@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
+from wavespeed_kontext_pack.wavespeed.limits.poller import wait_for
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import unreachable_reason
 
@@ -147,7 +148,7 @@ def test_a_huge_retry_after_on_a_poll_names_the_task_in_the_text(
     task = client.submit(KontextRequest(prompt="poll"))
     emulator.inject("result", "retry_after", message="3600")
     with pytest.raises(E.RateLimitedError) as info:
-        client.wait(task.id, timeout_s=30.0)
+        wait_for(client, task.id, timeout_s=30.0)
     text = str(info.value)
     assert task.id in text and info.value.request_id == task.id and "Poll Result" in text
     assert "retries ran out" not in text

@@ -1,4 +1,4 @@
-"""The one WaveSpeedClient factory of the tests: short timeouts, near-instant retries and fast polls,
+"""The one WaveSpeedClient factory of the tests: short timeouts and near-instant retries,
 so a test against a loopback server (the emulator or tests/support/hostile_server.py) runs in
 seconds. A test that needs another setting passes that WaveSpeedClient keyword."""
 
@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
-
-FAST_POLL = PollSchedule(first_s=0.05, factor=1.5, cap_s=0.1)
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 
 
 def fast_retry(attempts: int = 4) -> RetryPolicy:
@@ -20,6 +18,5 @@ def fast_client(base_url: str, api_key: str, *, attempts: int = 4, **kw: Any) ->
     """A client on ``base_url`` with ``attempts`` fast retries; ``kw`` overrides any other keyword."""
     kw.setdefault("connect_timeout_s", 2.0)
     kw.setdefault("read_timeout_s", 3.0)
-    kw.setdefault("poll", FAST_POLL)
     kw.setdefault("retry", fast_retry(attempts))
     return WaveSpeedClient(api_key, base_url, **kw)

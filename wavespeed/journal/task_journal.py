@@ -52,7 +52,6 @@ from .task_records import (
     STATUS_IN_FLIGHT,
     Intent,
     TaskRecord,
-    account_tag,
     assert_no_key,
     finite,
     params_hash,
@@ -72,7 +71,6 @@ __all__ = [
     "Journal",
     "JournalError",
     "TaskRecord",
-    "account_tag",
     "default_journal_dir",
     "params_hash",
 ]

@@ -49,13 +49,6 @@ def params_hash(model: str, params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({"model": model, "params": kept}).encode("utf-8")).hexdigest()
 
 
-def account_tag(base_url: str, api_key: str) -> str:
-    """A one-way tag of (base URL, key): results are only reused where they can be fetched.
-    16 hex characters of a salted sha256 reveal nothing about the key."""
-    digest = hashlib.sha256(f"wavespeed-journal\n{base_url}\n{api_key}".encode()).hexdigest()
-    return digest[:16]
-
-
 def storable(value: Any) -> Any:
     """Params as stored: long data: URIs (inline images) become a short summary; the rest is kept."""
     if isinstance(value, str) and value.startswith("data:") and len(value) > _DATA_URI_KEEP:

@@ -48,6 +48,10 @@ flight) / budget seconds past its plan.
 
 Polls run on a small pool of threads, so one slow reply does not stall the others; several waiters
 of one task share its polls, and only its replies wake them.
+
+**The one way to wait.** The nodes, scripts, benches and tests all wait through a Poller: the account's
+(``account_poller``, keyed by the client's ``account_tag``), or ``wait_for`` / ``submit_and_wait`` on
+top of it for a one-line wait. The client only looks (``get_result``); it has no wait loop of its own.
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
+from ..api.replies import later_hint
 from ..api.reply_types import Prediction
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
@@ -73,6 +79,11 @@ from .poll_book import (
 )
 from .poll_plan import PollPlan
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack for **kwargs needs Python 3.12
+
+    from ..api.kontext_request import KontextRequest
+
 __all__ = [
     "DEFAULT_BUDGET_RPS",
     "ENV_BUDGET",
@@ -81,10 +92,15 @@ __all__ = [
     "PollBook",
     "PollPlan",
     "Poller",
+    "ResultSource",
+    "WaitOptions",
+    "account_poller",
     "budget_from_env",
     "check_budget",
     "poller_for",
     "reset_pollers",
+    "submit_and_wait",
+    "wait_for",
 ]
 
 ProgressCallback = Callable[[Prediction, float], None]
@@ -93,6 +109,34 @@ ProgressCallback = Callable[[Prediction, float], None]
 Fetch = Callable[[str, float, CancelCheck], Prediction]
 _POLL_DEADLINE_S = 30.0
 _SLICE_S = 0.1
+
+
+class WaitOptions(TypedDict, total=False):
+    """``Poller.wait``'s options, for the one-liners that pass them on."""
+
+    model: str
+    timeout_s: float
+    cancel: CancelCheck | None
+    progress: ProgressCallback | None
+    first: Prediction | None
+    age_s: float | None
+
+
+class ResultSource(Protocol):
+    """What a poller needs of a client (WaveSpeedClient): the account's name and one look at a task."""
+
+    @property
+    def account_tag(self) -> str: ...
+
+    def get_result(
+        self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
+    ) -> Prediction: ...
+
+
+class Submitter(ResultSource, Protocol):
+    """A ResultSource that also submits (WaveSpeedClient), for ``submit_and_wait``."""
+
+    def submit(self, request: KontextRequest, *, cancel: CancelCheck | None = None) -> Prediction: ...
 
 
 class Poller:
@@ -122,6 +166,17 @@ class Poller:
         self._closed = False
         self.requests = 0
 
+    @classmethod
+    def reading(
+        cls, client: ResultSource, *, budget_rps: float | None = None, history: History | None = None
+    ) -> Poller:
+        """A poller whose polls are ``client.get_result`` (each poll's deadline and Cancel passed on)."""
+        return cls(
+            lambda rid, deadline, cancel: client.get_result(rid, deadline=deadline, cancel=cancel),
+            budget_rps=budget_rps,
+            history=history,
+        )
+
     # ------------------------------------------------------------------ public
 
     def wait(
@@ -135,9 +190,18 @@ class Poller:
         first: Prediction | None = None,
         age_s: float | None = None,
     ) -> Prediction:
-        """Like WaveSpeedClient.wait: the completed prediction, or TaskFailedError, WaitTimeoutError,
-        CancelledError (the task keeps running; its id fetches it later). ``age_s``: how long ago the
-        task was submitted, if known (a fresh task's first look then follows the plan too)."""
+        """Poll until the task completes: the completed prediction, or TaskFailedError,
+        WaitTimeoutError, CancelledError (the task keeps running; its id fetches it later), or the
+        error of a poll that failed past the client's retries.
+
+        Args:
+            timeout_s: the whole wait's budget.
+            progress: called with each reply and the seconds waited so far.
+            first: a reply already in hand (e.g. the submit's): no immediate poll; a terminal one
+                costs no request at all.
+            age_s: how long ago the task was submitted, if known (a fresh task's first look then
+                follows the plan too).
+        """
         start = self._clock()
         deadline = start + timeout_s
         if first is not None:
@@ -169,11 +233,11 @@ class Poller:
                     if entry.done and entry.prediction is not None:
                         return _finished(entry.prediction)
                     if cancel is not None and cancel():
-                        raise E.CancelledError(_later("Cancelled", request_id), request_id=request_id)
+                        raise E.CancelledError(later_hint("Cancelled", request_id), request_id=request_id)
                     now = self._clock()
                     if now >= deadline:
                         raise E.WaitTimeoutError(
-                            _later("Timed out waiting for WaveSpeed", request_id), request_id=request_id
+                            later_hint("Timed out waiting for WaveSpeed", request_id), request_id=request_id
                         )
                     # Woken by this task's replies only (hundreds of waiters stay asleep), or to look
                     # at Cancel and the deadline.
@@ -243,13 +307,6 @@ def _finished(prediction: Prediction) -> Prediction:
     return prediction
 
 
-def _later(what: str, request_id: str) -> str:
-    return (
-        f"{what}; task {request_id} may still finish and is already paid for: paste this request id "
-        "into WaveSpeed Poll Result to fetch it later without a new charge."
-    )
-
-
 _pollers: dict[str, Poller] = {}
 _pollers_lock = threading.Lock()
 
@@ -270,3 +327,23 @@ def reset_pollers() -> None:
         _pollers.clear()
     for poller in pollers:
         poller.close()
+
+
+def account_poller(client: ResultSource, history: History | None = None) -> Poller:
+    """The process-wide poller of the client's account (``client.account_tag``), polling through
+    ``client``; ``history`` (model -> past inference seconds) is used by the call that makes it."""
+    return poller_for(client.account_tag, lambda: Poller.reading(client, history=history))
+
+
+def wait_for(client: ResultSource, request_id: str, **options: Unpack[WaitOptions]) -> Prediction:
+    """Wait for one task through its account's poller (``Poller.wait``, same options): the one-liner
+    for scripts, benches and tests."""
+    return account_poller(client).wait(request_id, **options)
+
+
+def submit_and_wait(client: Submitter, request: KontextRequest, **options: Unpack[WaitOptions]) -> Prediction:
+    """Submit (with the options' Cancel), then ``wait_for`` the task of ``request.model`` with the
+    submit's reply in hand (a sync-mode reply that is already final costs no poll)."""
+    first = client.submit(request, cancel=options.get("cancel"))
+    wait: WaitOptions = {"model": request.model, **options, "first": first}
+    return wait_for(client, first.id, **wait)

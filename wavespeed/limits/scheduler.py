@@ -264,7 +264,7 @@ _schedulers_lock = threading.Lock()
 
 
 def scheduler_for(account: str) -> SubmitScheduler:
-    """The process-wide scheduler of one account (any stable key-free tag, e.g. journal.account_tag);
+    """The process-wide scheduler of one account (any stable key-free tag: the client's account_tag);
     settings are read from the environment when it is first made."""
     with _schedulers_lock:
         found = _schedulers.get(account)

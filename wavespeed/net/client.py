@@ -1,132 +1,42 @@
-"""WaveSpeed v3 REST client: submit, poll, download, upload — with retries, deadlines and Cancel.
+"""WaveSpeed v3 REST client: submit, look at a task, download, upload — with retries, deadlines and Cancel.
 
-The retry rule that keeps one click from billing twice:
-  * Reads (result polls, downloads, balance) and uploads are retried on connection errors,
-    timeouts, malformed replies, 429 and 5xx, with exponential backoff and jitter, inside the
-    caller's deadline; ``Retry-After`` is honoured.
-  * A submit (POST of a task) is retried ONLY when the server provably did not accept it: the
-    connection could not be opened (refused / connect timeout: nothing was sent), HTTP 429 (rate
-    limited, rejected) or HTTP 503 (service unavailable, rejected). Any other failure after the
-    body was sent (reset, read timeout, 500/502/504, a garbled 200) may hide an accepted task, so
-    it raises SubmitUncertainError and is never repeated automatically.
-
-The API key goes only to the configured base URL: added per API request (the session holds no
-default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),
-and API calls never follow redirects (a 3xx is a ConfigError). Output downloads (CDN URLs) never
-carry the Authorization header, so they may follow redirects (at most 5).
-
-Every request (API call, result poll, download, upload) runs inside a wall-clock window:
-min(its own total cap, the caller's deadline). When it closes, or Cancel turns true for a read, the
-socket is shut down and the worker returns at once with a typed error (transport.guard). A submit
-is not cut by Cancel: once its body is sent, only its own cap ends it, so a paid id gets through;
-nor is an upload (free, and its URL fills the cache for the next run): both end at their window.
-Replies are size-capped and parsed totally (replies.load_json): only our typed errors come out.
+The public calls, each documented for its callers (Args / Returns / Raises). Underneath, in
+api_session.py: the key, the account's name and the one retry loop every API call runs through
+(the retry rule that keeps one click from billing twice is written there). Waiting for a task is not
+here: every wait goes through the account's Poller (wavespeed/limits/poller.py: ``wait_for``,
+``submit_and_wait``), which calls ``get_result``.
 
 Where the rest lives: the loop's mechanics (backoff, windows, Cancel, one exchange and its typed
-failures) in request_loop.py; the download loop and what a download's body must be (size cap,
-base64) in downloads.py; reply parsing in wavespeed/api/replies.py / models.py. This file is the
-public facade plus the API call's retry loop; it is over ~400 lines only because each public call
-documents its Args / Returns / Raises for callers (about a quarter of it), which we keep here
-rather than split one facade across files.
+failures) in request_loop.py; what a download's body must be (size cap, base64) and the download
+loop in downloads.py; reply parsing in ../api/replies.py and the typed replies in ../api/reply_types.py.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
 
-from ..api import replies as R
-from ..api.models import Balance, HistoryItem, KontextRequest, Prediction, UploadReply
-from ..api.replies import retry_after_s
-from ..core import errors as E
+from ..api.kontext_request import KontextRequest
+from ..api.reply_types import Balance, HistoryItem, Prediction, UploadReply
 from ..core.vocabulary import CancelCheck, check_request_id
 from ..settings.config import load_settings
-from ..settings.origin import DEFAULT_BASE_URL, parse_origin
 from . import transport
-from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS, decode_base64_output, fetch_url
-from .request_loop import (
-    Broken,
-    NotSent,
-    PollSchedule,
-    RetryPolicy,
-    backoff,
-    broken,
-    check_cancel,
-    exchange,
-    names_its_task,
-    sleep,
-    timeouts,
-    window,
-)
+from .api_session import ApiSession, Reader
+from .downloads import MAX_DOWNLOAD_BYTES, decode_base64_output, fetch_url
+from .request_loop import RetryPolicy, window
 
-__all__ = ["MAX_DOWNLOAD_BYTES", "PollSchedule", "ProgressCallback", "RetryPolicy", "WaveSpeedClient"]
+__all__ = ["MAX_DOWNLOAD_BYTES", "RetryPolicy", "WaveSpeedClient"]
 
 log = logging.getLogger("wavespeed")
 
-ProgressCallback = Callable[[Prediction, float], None]
-
 T = TypeVar("T")
-Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
 
 
-class WaveSpeedClient:
-    """One pooled keep-alive session per client; safe to share between threads."""
-
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
-        *,
-        connect_timeout_s: float = 10.0,
-        read_timeout_s: float = 30.0,
-        request_cap_s: float | None = None,
-        download_cap_s: float = 120.0,
-        upload_cap_s: float = 120.0,
-        retry: RetryPolicy | None = None,
-        poll: PollSchedule | None = None,
-        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
-        client_name: str = "comfyui-wavespeed-kontext",
-    ) -> None:
-        """``request_cap_s`` is the wall-clock cap of one API call (default: connect + read
-        timeout); downloads and uploads have their own caps. A caller's deadline can only shorten
-        them.
-
-        Raises:
-            ConfigError: no key, a key with spaces or non-ASCII characters, or a bad ``base_url``.
-        """
-        if not api_key:
-            raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
-        E.register_secret(api_key)
-        if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
-            raise E.ConfigError(
-                "The WaveSpeed API key contains spaces or non-ASCII characters (a copy-paste slip?): "
-                "set WAVESPEED_API_KEY to the key exactly as wavespeed.ai shows it."
-            )
-        self._api_key = api_key
-        self.origin = parse_origin(base_url)
-        self.base_url = self.origin.base_url
-        self.connect_timeout_s = connect_timeout_s
-        self.read_timeout_s = read_timeout_s
-        self.request_cap_s = request_cap_s
-        self.download_cap_s = download_cap_s
-        self.upload_cap_s = upload_cap_s
-        self.retry = retry or RetryPolicy()
-        self.poll = poll or PollSchedule()
-        self.max_download_bytes = max_download_bytes
-        self._session = requests.Session()
-        adapter = transport.GuardedAdapter(self.origin, pool_connections=4, pool_maxsize=64, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update({"X-Client-Name": client_name, "User-Agent": client_name})
-        self._session.trust_env = False  # no proxy/netrc surprises; .netrc could otherwise add auth
-        self._session.max_redirects = MAX_DOWNLOAD_REDIRECTS
-        self._lock = threading.Lock()
-        self.request_count = 0
+class WaveSpeedClient(ApiSession):
+    """The WaveSpeed v3 calls over one pooled keep-alive session (ApiSession); safe to share
+    between threads."""
 
     def __repr__(self) -> str:
         return f"WaveSpeedClient(base_url={self.base_url!r})"
@@ -138,9 +48,6 @@ class WaveSpeedClient:
         settings = load_settings(extra_files=kwargs.pop("extra_key_files", ()))
         return cls(settings.api_key, settings.base_url, **kwargs)
 
-    def close(self) -> None:
-        self._session.close()
-
     def __enter__(self) -> WaveSpeedClient:
         return self
 
@@ -148,14 +55,6 @@ class WaveSpeedClient:
         self.close()
 
     # ------------------------------------------------------------------ public API
-
-    @property
-    def account_tag(self) -> str:
-        """A one-way, key-free tag of this client's account (base URL + key), the name the journal,
-        the scheduler and the poller know the account by; the key itself never leaves the client."""
-        from ..journal.task_records import account_tag
-
-        return account_tag(self.base_url, self._api_key)
 
     def submit(
         self, request: KontextRequest, *, cancel: CancelCheck | None = None, retry_rate_limit: bool = True
@@ -207,7 +106,7 @@ class WaveSpeedClient:
             request_id: the task id (checked: ASCII letters, digits, ``-`` and ``_`` only).
             deadline: a ``time.monotonic()`` instant the call must end by, retries included.
         Returns:
-            The task as it stands now (any status; ``wait`` loops over this).
+            The task as it stands now (any status; the Poller, wavespeed/limits/poller.py, loops over this).
         Raises:
             InvalidRequestError: a malformed request id (nothing was sent).
             NotFoundError: the server does not know the task.
@@ -215,58 +114,6 @@ class WaveSpeedClient:
             WaveSpeedError: the typed rest; every error names the task.
         """
         return self._read_result(request_id, Prediction.from_data, "result", deadline, cancel)
-
-    def wait(
-        self,
-        request_id: str,
-        *,
-        timeout_s: float = 600.0,
-        cancel: CancelCheck | None = None,
-        progress: ProgressCallback | None = None,
-        first: Prediction | None = None,
-    ) -> Prediction:
-        """Poll until the task completes.
-
-        Args:
-            timeout_s: the whole wait's budget, polls and their retries included.
-            progress: called with each reply and the seconds waited so far.
-            first: a reply already in hand (e.g. the submit's), used instead of an immediate poll.
-        Returns:
-            The completed task (its ``outputs`` are what ``download`` takes).
-        Raises:
-            TaskFailedError: the task failed (its reason and code in the message).
-            WaitTimeoutError / CancelledError: ``timeout_s`` ran out / Cancel turned true; the task
-                is kept and its id is in the message.
-            WaveSpeedError: a poll failed past its retries (see ``get_result``).
-        """
-        start = time.monotonic()
-        deadline = start + timeout_s
-        delays = self.poll.delays()
-        prediction = first
-        while True:
-            check_cancel(cancel, request_id)
-            if prediction is None:
-                prediction = self.get_result(request_id, deadline=deadline, cancel=cancel)
-            if progress is not None:
-                progress(prediction, time.monotonic() - start)
-            if prediction.is_completed:
-                return prediction
-            if prediction.is_failed:
-                raise prediction.failure()
-            sleep(next(delays), cancel=cancel, deadline=deadline, request_id=request_id)
-            prediction = None
-
-    def run(
-        self,
-        request: KontextRequest,
-        *,
-        timeout_s: float = 600.0,
-        cancel: CancelCheck | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> Prediction:
-        """Submit and wait: the convenience path for scripts and benchmarks."""
-        first = self.submit(request, cancel=cancel)
-        return self.wait(first.id, timeout_s=timeout_s, cancel=cancel, progress=progress, first=first)
 
     def download(
         self,
@@ -414,86 +261,6 @@ class WaveSpeedClient:
             cancel=cancel,
         )
 
-    @names_its_task
-    def _api_json(
-        self,
-        method: str,
-        path: str,
-        reader: Reader[T],
-        *,
-        during: str,
-        idempotent: bool,
-        json: dict[str, Any] | None = None,
-        files: dict[str, Any] | None = None,
-        request_id: str | None = None,
-        deadline: float | None = None,
-        cancel: CancelCheck | None = None,
-        read_timeout_s: float | None = None,
-        cap_s: float | None = None,
-        retry_rate_limit: bool = True,
-    ) -> T:
-        url = self.base_url + path
-        headers = {"Authorization": f"Bearer {self._api_key}"}
-        read_s = read_timeout_s or self.read_timeout_s
-        cap = cap_s or self.request_cap_s or (self.connect_timeout_s + read_s)
-        # Cancel cuts a read mid-flight; a submit (it may be paid) and an upload (it finishes in the
-        # background and fills the upload cache for the next run) end only at their window.
-        cancel_cuts = idempotent and during != "upload"
-        attempt = 0
-        while True:
-            check_cancel(cancel, request_id)
-            timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
-            end, by_caller = window(deadline, cap)
-            failure: E.WaveSpeedError
-            wait_s: float | None = None
-            try:
-                with transport.guard(end, cancel if cancel_cuts else None) as guard:
-                    self._count()
-                    reply = exchange(
-                        self._session,
-                        method,
-                        url,
-                        guard,
-                        headers=headers,
-                        json=json,
-                        files=files,
-                        timeout=timeout,
-                    )
-            except NotSent as exc:
-                reason = str(exc)
-                failure = E.ServerError(
-                    f"Cannot reach WaveSpeed at {self.base_url} during {during} ({exc}); check your network.",
-                    request_id=request_id,
-                )
-            except Broken as exc:
-                reason = exc.reason
-                failure = broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
-            else:
-                wait_s = retry_after_s(reply.headers.get("Retry-After"))
-                parsed = R.interpret(
-                    reply,
-                    reader,
-                    during=during,
-                    request_id=request_id,
-                    idempotent=idempotent,
-                    base_url=self.base_url,
-                )
-                if not isinstance(parsed, tuple):
-                    return parsed
-                failure, status, message = parsed
-                if isinstance(failure, E.RateLimitedError):
-                    failure.retry_after_s = wait_s
-                    if not idempotent and not retry_rate_limit:
-                        raise failure
-                reason = f"HTTP {status}" if reply.status != 200 or status != 200 else "malformed reply"
-                R.raise_unless_retryable(failure, status, message, idempotent=idempotent)
-            attempt += 1
-            if attempt >= self.retry.attempts:
-                raise failure
-            delay = backoff(self.retry, attempt, wait_s, deadline, failure, during)
-            log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
-            sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
-
     def _download_url(
         self, url: str, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
     ) -> bytes:
@@ -509,8 +276,3 @@ class WaveSpeedClient:
             deadline=deadline,
             request_id=request_id,
         )
-
-    def _count(self) -> None:
-        """One more request sent (tests and benchmarks read ``request_count``)."""
-        with self._lock:
-            self.request_count += 1

@@ -4,7 +4,7 @@ Every request runs inside a wall-clock window, min(its own cap, the caller's dea
 (``window``); sleeps between attempts are sliced so Cancel and the deadline are seen within
 ``CANCEL_SLICE_S`` (``sleep``); a server's ``Retry-After`` is honoured unless it is longer than
 the call may wait, which raises now with the reason (``backoff``). The rule of which failures
-are retried (and why a submit almost never is) is written in ``client``'s docstring; this module
+are retried (and why a submit almost never is) is written in ``api_session``'s docstring; this module
 holds the mechanics, with no session and no client state.
 """
 
@@ -14,7 +14,7 @@ import functools
 import random
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -45,22 +45,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
-
-
-@dataclass(frozen=True)
-class PollSchedule:
-    """First look fast, then back off to a cap. The cap bounds the polling lag by design:
-    a task that finishes just after a poll is seen at most ``cap_s`` later."""
-
-    first_s: float = 0.1
-    factor: float = 1.5
-    cap_s: float = 0.3
-
-    def delays(self) -> Iterator[float]:
-        delay = self.first_s
-        while True:
-            yield min(delay, self.cap_s)
-            delay *= self.factor
 
 
 class NotSent(Exception):

@@ -37,12 +37,9 @@ def test_four_chains_on_bronze_all_complete_with_one_submission_each(
     assert pack_env.submissions == 4  # exactly one accepted submission per image
     assert len({r[2] for r in results}) == 4
     assert pack_env.rate_limited >= 1  # the limit was really hit, and no chain failed on it
-    if pack.nodes.paid.account_limits.supports_immediate_429(pack.nodes.shared.runtime.get_client()):
-        # The 429s were waited out as status text; once the limit was learned, no more were sent.
-        # (A client without submit(retry_rate_limit=False) retries a 429 itself first, and on a
-        # scaled-down minute those retries may get through before the scheduler sees one.)
-        assert pack_env.rate_limited <= 2
-        assert "waiting for WaveSpeed's rate limit, resets in ~" in caplog.text
+    # The 429s were waited out as status text; once the limit was learned, no more were sent.
+    assert pack_env.rate_limited <= 2
+    assert "waiting for WaveSpeed's rate limit, resets in ~" in caplog.text
 
 
 def test_a_task_held_by_the_concurrency_limit_reads_queued(
@@ -60,3 +57,19 @@ def test_a_task_held_by_the_concurrency_limit_reads_queued(
     assert all(r[0].shape[0] == 1 for r in results) and pack_env.submissions == 2
     assert "queued at WaveSpeed" in caplog.text
     assert "created ·" not in caplog.text
+
+
+def test_the_nodes_submit_hands_a_429_to_the_scheduler_after_one_post(
+    pack: ModuleType, pack_env: Emulator
+) -> None:
+    """The nodes' POST never retries a 429 itself (the scheduler waits for the window): called
+    directly, with no compatibility check of the client's signature in between."""
+    errors = pack.wavespeed.errors
+    models = pack.wavespeed
+    client = pack.nodes.shared.runtime.get_client()
+    pack_env.inject("submit", "status", status=429, times=5)
+    with pytest.raises(errors.RateLimitedError):
+        pack.nodes.paid.account_limits._submit_once(
+            client, models.KontextRequest(prompt="once"), lambda: False
+        )
+    assert sum(r.route == "submit" for r in pack_env.requests) == 1 and pack_env.submissions == 0

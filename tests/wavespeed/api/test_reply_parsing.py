@@ -15,6 +15,7 @@ from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.api.replies import MAX_DEPTH, MAX_REPLY_BYTES, MalformedReply, load_json
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
+from wavespeed_kontext_pack.wavespeed.limits.poller import wait_for
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
@@ -50,7 +51,7 @@ def test_absurd_submit_reply_still_gives_the_paid_task_id(
     assert prediction.inference_ms is None
     assert emulator.submissions == 1
     emulator.inject("result", "absurd", times=3)
-    assert client.wait(prediction.id, timeout_s=10).is_completed
+    assert wait_for(client, prediction.id, timeout_s=10).is_completed
 
 
 def test_a_100mb_reply_is_never_read_whole() -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api.models import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
+from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait, wait_for
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_settings
 
@@ -75,10 +76,10 @@ def test_faulty_session_never_shows_the_key(
         emulator.inject("result", "reset")
         emulator.inject("result", "malformed")
         emulator.inject("result", "html", status=502, message=echo)
-        assert client.wait(first.id, timeout_s=5.0).is_completed
+        assert wait_for(client, first.id, timeout_s=5.0).is_completed
 
         emulator.inject("result", "status", status=503, message=echo, times=6)  # the whole budget
-        attempt(lambda: client.wait(first.id, timeout_s=5.0))
+        attempt(lambda: wait_for(client, first.id, timeout_s=5.0))
         assert isinstance(caught[-1], E.ServerError) and "***" in str(caught[-1])
         assert emulator.pending_faults == 0
 
@@ -92,13 +93,13 @@ def test_faulty_session_never_shows_the_key(
         attempt(lambda: client.submit(req))
 
         emulator.next_tasks(fail=f"task failed for {api_key}", fail_code=1403)
-        attempt(lambda: client.run(req, timeout_s=5.0))
+        attempt(lambda: submit_and_wait(client, req, timeout_s=5.0))
         assert isinstance(caught[-1], E.TaskFailedError) and "***" in str(caught[-1])
 
         emulator.next_tasks(never_finish=True)
-        attempt(lambda: client.run(req, timeout_s=0.3))
+        attempt(lambda: submit_and_wait(client, req, timeout_s=0.3))
 
-        done = client.run(req, timeout_s=5.0)
+        done = submit_and_wait(client, req, timeout_s=5.0)
         emulator.inject("download", "truncate", times=10)
         attempt(lambda: client.download(done.outputs[0]))
         attempt(lambda: client.get_result(f"bad id {api_key}"))
@@ -181,11 +182,13 @@ def test_redaction_of_registered_secrets() -> None:
 
 def test_downloads_never_carry_the_authorization_header(emulator: Emulator, api_key: str) -> None:
     with fast_client(emulator.base_url, api_key, attempts=6) as client:
-        done = client.run(KontextRequest(prompt="outputs"), timeout_s=5.0)
+        done = submit_and_wait(client, KontextRequest(prompt="outputs"), timeout_s=5.0)
         source = client.download(done.outputs[0])
         url = client.upload(source, filename="s.jpg", content_type="image/jpeg")
         client.download(url)  # uploaded media are served from the same store, still no key
-        edited = client.run(KontextRequest(prompt="edit", model=MODEL_EDIT, image=url), timeout_s=5.0)
+        edited = submit_and_wait(
+            client, KontextRequest(prompt="edit", model=MODEL_EDIT, image=url), timeout_s=5.0
+        )
         emulator.inject("download", "truncate")  # the retried download must not add it either
         client.download(edited.outputs[0])
         sync = client.submit(KontextRequest(prompt="sync", enable_sync_mode=True))

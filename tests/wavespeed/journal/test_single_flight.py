@@ -224,8 +224,9 @@ def test_submit_error_with_a_task_id_is_journaled_and_shown(
     client = pack.nodes.shared.runtime.get_client()
     real_submit = client.submit
 
-    def odd_reply(request: Any, *, cancel: Any = None) -> Any:
-        accepted = real_submit(request, cancel=cancel)  # the emulator really accepts and charges it
+    def odd_reply(request: Any, *, cancel: Any = None, retry_rate_limit: bool = True) -> Any:
+        # the emulator really accepts and charges it
+        accepted = real_submit(request, cancel=cancel, retry_rate_limit=retry_rate_limit)
         raise errors.ServerError("WaveSpeed's submit reply holds an absurd number.", request_id=accepted.id)
 
     monkeypatch.setattr(client, "submit", odd_reply)

@@ -17,9 +17,12 @@ from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.poller import (
     Poller,
     PollPlan,
+    account_poller,
     budget_from_env,
     poller_for,
     reset_pollers,
+    submit_and_wait,
+    wait_for,
 )
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
@@ -185,3 +188,17 @@ def test_a_fresh_task_without_a_reply_in_hand_is_not_polled_at_once() -> None:
             assert poller.wait(first.id, model=MODEL_TEXT_TO_IMAGE, timeout_s=30, age_s=0.0).is_completed
         # Poll Result after Generate: the task's age is known, so the plan applies from the start.
         assert min(_result_polls(emu, first.id)) - joined >= PollPlan().schedule(history).offsets[0] - 0.05
+
+
+def test_the_one_liners_wait_through_the_accounts_poller() -> None:
+    """One polling path: the client has no wait loop of its own; wait_for / submit_and_wait poll
+    through the account's poller (the one the nodes get), and a final reply in hand costs no poll."""
+    with Emulator(api_keys=(KEY,), inference_s=0.2) as emu, WaveSpeedClient(KEY, emu.base_url) as client:
+        assert not hasattr(client, "wait") and not hasattr(client, "run")
+        poller = account_poller(client)
+        done = submit_and_wait(client, KontextRequest(prompt="one way"), timeout_s=30)
+        assert done.is_completed and poller.requests == len(_result_polls(emu, done.id)) >= 1
+        again = wait_for(client, done.id, timeout_s=30)
+        assert again.id == done.id and poller.requests == len(_result_polls(emu, done.id))
+        sync = submit_and_wait(client, KontextRequest(prompt="in hand", enable_sync_mode=True), timeout_s=30)
+        assert sync.is_completed and _result_polls(emu, sync.id) == []

@@ -1,9 +1,10 @@
 """WaveSpeedClient behaviour over real loopback sockets against the emulator (no mocking).
 
 Covers the normal paths and the caller-facing controls: local validation (nothing is sent for a
-bad request), cancel, progress, sync mode, the sync-mode timeout hand-over to polling, the
-``first=`` reply, base64 outputs and the download size cap. Fault handling lives in
-test_client_faults.py.
+bad request), cancel, progress, sync mode, the sync-mode timeout hand-over to polling, base64
+outputs and the download size cap. Waits go through the account's Poller (``wait_for``,
+``submit_and_wait``), as the nodes wait; its plan is tested in tests/wavespeed/limits. Fault
+handling lives in test_client_faults.py.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from wavespeed_kontext_pack.wavespeed.api.kontext_request import (
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
-from wavespeed_kontext_pack.wavespeed.net.client import PollSchedule, RetryPolicy, WaveSpeedClient
+from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait, wait_for
+from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 
 from emulator import Emulator, size_for_aspect_ratio
 from tests.support.clients import fast_client
-from tests.support.threads import run_in_threads
 
 
 def one_line(exc: BaseException, *needles: str) -> str:
@@ -49,7 +50,7 @@ def routes(emu: Emulator) -> list[str]:
 
 def test_run_text_to_image_end_to_end(emulator: Emulator, client: WaveSpeedClient) -> None:
     req = KontextRequest(prompt="a red fox in snow", seed=42, guidance_scale=4.5, aspect_ratio="16:9")
-    done = client.run(req, timeout_s=5.0)
+    done = submit_and_wait(client, req, timeout_s=5.0)
     assert done.is_completed and done.model == MODEL_TEXT_TO_IMAGE
     assert len(done.outputs) == 1 and done.outputs[0].startswith(emulator.base_url)
     task = emulator.task(done.id)
@@ -74,18 +75,24 @@ def test_seed_minus_one_is_omitted_so_the_server_picks(emulator: Emulator, clien
 
 
 def test_edit_with_an_uploaded_image(emulator: Emulator, client: WaveSpeedClient) -> None:
-    source = client.download(client.run(KontextRequest(prompt="source"), timeout_s=5.0).outputs[0])
+    source = client.download(
+        submit_and_wait(client, KontextRequest(prompt="source"), timeout_s=5.0).outputs[0]
+    )
     url = client.upload(source, filename="src.jpg", content_type="image/jpeg")
     assert url.startswith(emulator.base_url) and emulator.uploads == [source]
-    done = client.run(KontextRequest(prompt="make it blue", model=MODEL_EDIT, image=url), timeout_s=5.0)
+    done = submit_and_wait(
+        client, KontextRequest(prompt="make it blue", model=MODEL_EDIT, image=url), timeout_s=5.0
+    )
     assert done.is_completed
     assert images_to_tensor([client.download(done.outputs[0])]).shape[0] == 1
 
 
 def test_multi_reference_with_data_uris(emulator: Emulator, client: WaveSpeedClient) -> None:
-    source = client.download(client.run(KontextRequest(prompt="ref"), timeout_s=5.0).outputs[0])
+    source = client.download(submit_and_wait(client, KontextRequest(prompt="ref"), timeout_s=5.0).outputs[0])
     uri = "data:image/jpeg;base64," + base64.b64encode(source).decode()
-    done = client.run(KontextRequest(prompt="combine", model=MODEL_MULTI, images=(uri, uri)), timeout_s=5.0)
+    done = submit_and_wait(
+        client, KontextRequest(prompt="combine", model=MODEL_MULTI, images=(uri, uri)), timeout_s=5.0
+    )
     assert done.is_completed and emulator.task(done.id).input["images"] == [uri, uri]
 
 
@@ -145,7 +152,7 @@ def test_invalid_request_is_refused_before_anything_is_sent(
     assert emulator.requests == [], "a request reached the server for an invalid task"
     assert client.request_count == 0
     with pytest.raises(E.InvalidRequestError):
-        client.run(req)
+        submit_and_wait(client, req)
     assert emulator.requests == [] and emulator.submissions == 0
 
 
@@ -167,8 +174,7 @@ def test_boundary_values_pass_validation(req: KontextRequest) -> None:
 
 
 def test_cancel_stops_a_wait_within_300ms(emulator: Emulator, api_key: str) -> None:
-    # Long poll delays: only a sliced sleep can notice the cancel in time.
-    slow_poll = PollSchedule(first_s=5.0, factor=1.0, cap_s=5.0)
+    # The plan's gaps grow to seconds on a task that never ends: only a sliced wait sees Cancel in time.
     emulator.next_tasks(never_finish=True)
     cancelled = threading.Event()
     fired_at: list[float] = []
@@ -177,13 +183,13 @@ def test_cancel_stops_a_wait_within_300ms(emulator: Emulator, api_key: str) -> N
         fired_at.append(time.monotonic())
         cancelled.set()
 
-    with fast_client(emulator.base_url, api_key, poll=slow_poll) as client:
+    with fast_client(emulator.base_url, api_key) as client:
         first = client.submit(KontextRequest(prompt="p"))
         timer = threading.Timer(0.4, fire)
         timer.start()
         try:
             with pytest.raises(E.CancelledError) as info:
-                client.wait(first.id, timeout_s=30.0, cancel=cancelled.is_set)
+                wait_for(client, first.id, timeout_s=30.0, cancel=cancelled.is_set, first=first)
         finally:
             timer.cancel()
     latency = time.monotonic() - fired_at[0]
@@ -201,7 +207,7 @@ def test_cancel_interrupts_a_long_retry_after_sleep(emulator: Emulator, client: 
     timer.start()
     try:
         with pytest.raises(E.CancelledError):
-            client.wait(first.id, timeout_s=30.0, cancel=cancelled.is_set)
+            wait_for(client, first.id, timeout_s=30.0, cancel=cancelled.is_set)
     finally:
         timer.cancel()
     assert time.monotonic() - start < 0.6, "the Retry-After sleep ignored Cancel"
@@ -217,13 +223,16 @@ def test_cancel_before_submit_sends_nothing(emulator: Emulator, client: WaveSpee
 # ============================================================================ progress, sync, first=
 
 
-def test_progress_callback_sees_each_status(emulator: Emulator, client: WaveSpeedClient) -> None:
+def test_progress_callback_sees_each_status_in_order(emulator: Emulator, client: WaveSpeedClient) -> None:
     emulator.next_tasks(queue_s=0.15, inference_s=0.25)
     seen: list[tuple[str, float]] = []
     first = client.submit(KontextRequest(prompt="p"))
-    done = client.wait(first.id, timeout_s=5.0, progress=lambda p, t: seen.append((p.status, t)), first=first)
+    done = wait_for(
+        client, first.id, timeout_s=5.0, progress=lambda p, t: seen.append((p.status, t)), first=first
+    )
     statuses = [s for s, _ in seen]
-    assert statuses[0] == "created" and statuses[-1] == "completed" and "processing" in statuses
+    # The plan decides which intermediate statuses a poll happens to see; the order never goes back.
+    assert statuses[0] == "created" and statuses[-1] == "completed"
     order = {"created": 0, "processing": 1, "completed": 2}
     assert [order[s] for s in statuses] == sorted(order[s] for s in statuses)
     elapsed = [t for _, t in seen]
@@ -235,9 +244,6 @@ def test_sync_mode_returns_completed_from_one_post(emulator: Emulator, client: W
     pred = client.submit(KontextRequest(prompt="p", enable_sync_mode=True))
     assert pred.is_completed and len(pred.outputs) == 1
     assert [(r.method, r.route) for r in emulator.requests] == [("POST", "submit")]
-    # Handing the reply to wait() costs no request at all.
-    assert client.wait(pred.id, first=pred) is pred
-    assert len(emulator.requests) == 1
     assert images_to_tensor([client.download(pred.outputs[0])]).shape[0] == 1
 
 
@@ -246,44 +252,10 @@ def test_sync_timeout_5004_is_finished_by_polling(emulator: Emulator, client: Wa
     emulator.next_tasks(inference_s=0.6)
     pred = client.submit(KontextRequest(prompt="p", enable_sync_mode=True))
     assert pred.code == 5004 and pred.sync_timed_out and not pred.is_terminal
-    done = client.wait(pred.id, timeout_s=5.0, first=pred)
+    done = wait_for(client, pred.id, timeout_s=5.0, first=pred)
     assert done.is_completed and done.id == pred.id
     assert emulator.submissions == 1
     assert routes(emulator).count("submit") == 1 and routes(emulator).count("result") >= 1
-
-
-def test_first_completed_reply_means_no_poll(emulator: Emulator, client: WaveSpeedClient) -> None:
-    done = client.run(KontextRequest(prompt="p"), timeout_s=5.0)
-    before = len(emulator.requests)
-    assert client.wait(done.id, first=done) is done
-    assert len(emulator.requests) == before
-
-
-def test_first_pending_reply_delays_the_first_poll(emulator: Emulator, api_key: str) -> None:
-    poll = PollSchedule(first_s=0.3, factor=1.0, cap_s=0.3)
-    with fast_client(emulator.base_url, api_key, poll=poll) as client:
-        first = client.submit(KontextRequest(prompt="p"))
-        t0 = time.time()
-        client.wait(first.id, timeout_s=5.0, first=first)
-        polls = [r for r in emulator.requests if r.route == "result"]
-        assert polls[0].t - t0 >= 0.28, "wait(first=...) polled at once instead of using the reply"
-
-        # Without first=, the first poll is immediate: the contrast proves the measurement.
-        second = client.submit(KontextRequest(prompt="p"))
-        t1 = time.time()
-        client.wait(second.id, timeout_s=5.0)
-        polls = [r for r in emulator.requests if r.route == "result" and r.t >= t1]
-        assert polls[0].t - t1 < 0.2
-
-
-def test_run_uses_the_submit_reply_instead_of_an_immediate_poll(emulator: Emulator, api_key: str) -> None:
-    with fast_client(
-        emulator.base_url, api_key, poll=PollSchedule(first_s=0.3, factor=1.0, cap_s=0.3)
-    ) as client:
-        t0 = time.time()
-        client.run(KontextRequest(prompt="p"), timeout_s=5.0)
-    polls = [r for r in emulator.requests if r.route == "result"]
-    assert polls and polls[0].t - t0 >= 0.28
 
 
 # ============================================================================ outputs
@@ -305,7 +277,7 @@ def test_base64_outputs_are_decoded_without_a_download(
     emulator: Emulator, client: WaveSpeedClient, api_key: str
 ) -> None:
     rid = _raw_submit(emulator, api_key, {"prompt": "p", "enable_base64_output": True, "aspect_ratio": "1:1"})
-    done = client.wait(rid, timeout_s=5.0)
+    done = wait_for(client, rid, timeout_s=5.0)
     assert done.is_completed and not done.outputs[0].startswith("http")
     data = client.download(done.outputs[0])
     assert data == base64.b64decode(done.outputs[0])
@@ -332,7 +304,7 @@ def test_base64_output_over_the_cap_is_refused(emulator: Emulator, api_key: str)
 
 def test_url_download_over_the_cap_is_refused(emulator: Emulator, api_key: str) -> None:
     with fast_client(emulator.base_url, api_key) as client:
-        done = client.run(KontextRequest(prompt="p"), timeout_s=5.0)
+        done = submit_and_wait(client, KontextRequest(prompt="p"), timeout_s=5.0)
         size = len(client.download(done.outputs[0]))
     with fast_client(emulator.base_url, api_key, max_download_bytes=size - 1) as capped:
         with pytest.raises(E.DownloadError) as info:
@@ -343,7 +315,7 @@ def test_url_download_over_the_cap_is_refused(emulator: Emulator, api_key: str) 
 
 
 def test_download_respects_cancel(emulator: Emulator, client: WaveSpeedClient) -> None:
-    done = client.run(KontextRequest(prompt="p"), timeout_s=5.0)
+    done = submit_and_wait(client, KontextRequest(prompt="p"), timeout_s=5.0)
     before = len(emulator.requests)
     with pytest.raises(E.CancelledError):
         client.download(done.outputs[0], cancel=lambda: True)
@@ -367,10 +339,20 @@ def test_prediction_parsing_rejects_garbage() -> None:
 
 
 def test_client_is_safe_to_share_between_threads(emulator: Emulator, client: WaveSpeedClient) -> None:
-    results, errors = run_in_threads(
-        lambda i: client.run(KontextRequest(prompt=f"thread {i}"), timeout_s=10.0), 6, join_s=15.0
-    )
-    assert errors == [] and len(results) == 6 and all(p.is_completed for p in results)
+    results: list[Prediction] = []
+    lock = threading.Lock()
+
+    def job(i: int) -> None:
+        pred = submit_and_wait(client, KontextRequest(prompt=f"thread {i}"), timeout_s=10.0)
+        with lock:
+            results.append(pred)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=15.0)
+    assert len(results) == 6 and all(p.is_completed for p in results)
     assert len({p.id for p in results}) == 6 and emulator.submissions == 6
 
 
@@ -379,8 +361,9 @@ def test_cancel_stops_an_upload_that_keeps_failing(emulator: Emulator, api_key: 
     emulator.inject("upload", "status", status=503, times=1000)
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
-    retry = RetryPolicy(attempts=50, base_delay_s=0.05, max_delay_s=0.2)
-    with fast_client(emulator.base_url, api_key, retry=retry) as c:
+    with fast_client(
+        emulator.base_url, api_key, retry=RetryPolicy(attempts=50, base_delay_s=0.05, max_delay_s=0.2)
+    ) as c:
         started = time.monotonic()
         with pytest.raises(E.CancelledError):
             c.upload(b"\x89PNG not really", cancel=stop.is_set)

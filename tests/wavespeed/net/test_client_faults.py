@@ -21,6 +21,7 @@ import requests
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
+from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait, wait_for
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
@@ -90,7 +91,7 @@ def test_transient_poll_fault_recovers_inside_the_deadline(
 ) -> None:
     first = client.submit(t2i())
     emulator.inject("result", kind, times=2, **kw)
-    done = client.wait(first.id, timeout_s=5.0)  # past this deadline the wait raises WaitTimeoutError
+    done = wait_for(client, first.id, timeout_s=5.0)  # past this deadline the wait raises WaitTimeoutError
 
     assert done.is_completed and done.id == first.id and len(done.outputs) == 1
     assert emulator.pending_faults == 0, "both faulted polls must have reached the server"
@@ -106,7 +107,7 @@ def test_slow_poll_past_the_read_timeout_is_retried_and_recovers(emulator: Emula
         # The slow reply outlasts the whole wait: completing at all proves the poll was cut at the
         # 0.3 s read timeout and retried (no wall-clock assertion; the wait's own deadline is the bound).
         emulator.inject("result", "slow", delay_s=6.0)
-        done = client.wait(first.id, timeout_s=5.0)
+        done = wait_for(client, first.id, timeout_s=5.0)
     assert done.is_completed
     assert len(records(emulator, "result")) >= 2
     assert emulator.submissions == 1
@@ -115,7 +116,7 @@ def test_slow_poll_past_the_read_timeout_is_retried_and_recovers(emulator: Emula
 def test_poll_429_retry_after_is_honoured(emulator: Emulator, client: WaveSpeedClient) -> None:
     first = client.submit(t2i())
     emulator.inject("result", "status", status=429, retry_after=1)
-    done = client.wait(first.id, timeout_s=5.0)
+    done = wait_for(client, first.id, timeout_s=5.0)
     assert done.is_completed
     polls = records(emulator, "result")
     assert polls[0].status == 429 and polls[1].status == 200
@@ -131,7 +132,7 @@ def test_retry_after_beyond_the_deadline_fails_fast_with_rate_limited(
     emulator.inject("result", "status", status=429, retry_after=5)
     start = time.monotonic()
     with pytest.raises(E.RateLimitedError) as info:
-        client.wait(first.id, timeout_s=1.0)
+        client.get_result(first.id, deadline=time.monotonic() + 1.0)
     elapsed = time.monotonic() - start
     assert elapsed < 0.5, f"slept {elapsed:.2f}s although the Retry-After outlives the deadline"
     assert info.value.status == 429 and info.value.request_id == first.id
@@ -147,7 +148,7 @@ def test_persistent_500_on_polls_raises_server_error_after_the_retry_budget(
     first = client.submit(t2i())
     emulator.inject("result", "status", status=500, times=50)
     with pytest.raises(E.ServerError) as info:
-        client.wait(first.id, timeout_s=10.0)
+        wait_for(client, first.id, timeout_s=10.0)
     assert not isinstance(info.value, E.SubmitUncertainError)
     assert info.value.request_id == first.id and info.value.status == 500
     assert len(records(emulator, "result")) == ATTEMPTS
@@ -160,7 +161,7 @@ def test_persistent_html_502_on_polls_is_one_line_server_error(
     first = client.submit(t2i())
     emulator.inject("result", "html", status=502, times=50)
     with pytest.raises(E.ServerError) as info:
-        client.wait(first.id, timeout_s=10.0)
+        wait_for(client, first.id, timeout_s=10.0)
     text = check_message(info.value, "502", "try again")
     assert "<html" not in text.lower() and "nginx" not in text, "raw HTML leaked into the message"
     assert len(records(emulator, "result")) == ATTEMPTS
@@ -170,7 +171,7 @@ def test_persistent_reset_on_polls_raises_server_error(emulator: Emulator, clien
     first = client.submit(t2i())
     emulator.inject("result", "reset", times=50)
     with pytest.raises(E.ServerError) as info:
-        client.wait(first.id, timeout_s=10.0)
+        wait_for(client, first.id, timeout_s=10.0)
     assert info.value.request_id == first.id
     check_message(info.value, "network")
     assert len(records(emulator, "result")) == ATTEMPTS
@@ -184,7 +185,7 @@ def test_endless_503_hits_the_deadline_with_a_timeout_naming_the_task(
         emulator.inject("result", "status", status=503, times=10_000)
         start = time.monotonic()
         with pytest.raises(E.WaitTimeoutError) as info:
-            client.wait(first.id, timeout_s=0.6)
+            client.get_result(first.id, deadline=time.monotonic() + 0.6)
         elapsed = time.monotonic() - start
     assert 0.55 <= elapsed < 1.0, f"deadline 0.6s, gave up after {elapsed:.2f}s"
     assert info.value.request_id == first.id
@@ -196,7 +197,7 @@ def test_unknown_request_id_is_not_found_without_retries(emulator: Emulator, cli
     # redacted from it, as any 8 characters of a key are.
     rid = "5f3c9a7e1b2d4c6e8a0b1c2d3e4f5a6b"
     with pytest.raises(E.NotFoundError) as info:
-        client.wait(rid, timeout_s=5.0)
+        wait_for(client, rid, timeout_s=5.0)
     assert info.value.request_id == rid and info.value.status == 404
     check_message(info.value, rid, "check the request id")
     assert len(records(emulator, "result")) == 1
@@ -219,7 +220,7 @@ def test_task_that_never_finishes_raises_wait_timeout_with_its_id(
     first = client.submit(t2i())
     start = time.monotonic()
     with pytest.raises(E.WaitTimeoutError) as info:
-        client.wait(first.id, timeout_s=0.5, first=first)
+        wait_for(client, first.id, timeout_s=0.5, first=first)
     elapsed = time.monotonic() - start
     assert 0.45 <= elapsed < 0.9, f"timeout 0.5s, raised after {elapsed:.2f}s"
     assert info.value.request_id == first.id
@@ -234,7 +235,7 @@ def test_failed_task_raises_task_failed_with_the_server_error_and_code(
     emulator.next_tasks(fail=reason, fail_code=1403)
     first = client.submit(t2i())
     with pytest.raises(E.TaskFailedError) as info:
-        client.wait(first.id, timeout_s=5.0)
+        wait_for(client, first.id, timeout_s=5.0)
     assert info.value.code == 1403 and info.value.request_id == first.id
     check_message(info.value, reason, "1403", first.id)
 
@@ -242,7 +243,7 @@ def test_failed_task_raises_task_failed_with_the_server_error_and_code(
 def test_failed_task_via_run_keeps_the_code(emulator: Emulator, client: WaveSpeedClient) -> None:
     emulator.next_tasks(fail="Failed to generate image: internal error", fail_code=1501)
     with pytest.raises(E.TaskFailedError) as info:
-        client.run(t2i(), timeout_s=5.0)
+        submit_and_wait(client, t2i(), timeout_s=5.0)
     assert info.value.code == 1501
     check_message(info.value, "internal error")
     assert emulator.submissions == 1
@@ -375,7 +376,7 @@ def test_injected_401_on_a_poll_is_not_retried(emulator: Emulator, client: WaveS
     first = client.submit(t2i())
     emulator.inject("result", "status", status=401, times=5)
     with pytest.raises(E.AuthenticationError):
-        client.wait(first.id, timeout_s=5.0)
+        wait_for(client, first.id, timeout_s=5.0)
     assert len(records(emulator, "result")) == 1
 
 
@@ -410,7 +411,7 @@ def test_server_side_400_is_invalid_request_and_not_retried(
 
 
 def completed(client: WaveSpeedClient) -> Any:
-    return client.run(t2i(), timeout_s=5.0)
+    return submit_and_wait(client, t2i(), timeout_s=5.0)
 
 
 def test_truncated_download_is_retried_and_the_bytes_are_whole(

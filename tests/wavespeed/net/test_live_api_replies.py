@@ -10,6 +10,7 @@ import pytest
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.core.vocabulary import FAILED_STATUSES, TaskStatus
+from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
@@ -61,7 +62,7 @@ def _one_task_ending(
     emulator.configure(inference_s=0.05)
     emulator.next_tasks(**how)
     with pytest.raises(expected) as info:
-        client.run(t2i(), timeout_s=10)
+        submit_and_wait(client, t2i(), timeout_s=10)
     (task,) = emulator.history()
     return info.value, task
 

@@ -12,6 +12,7 @@ import pytest
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.api.replies import MAX_RETRY_AFTER_S, retry_after_s
 from wavespeed_kontext_pack.wavespeed.core import errors as E
+from wavespeed_kontext_pack.wavespeed.limits.poller import wait_for
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
@@ -56,7 +57,7 @@ def test_huge_retry_after_on_a_poll_never_sleeps_past_the_deadline(
 ) -> None:
     task = client.submit(KontextRequest(prompt="poll"))
     emulator.inject("result", "retry_after", message="inf")
-    outcome = bounded(lambda: client.wait(task.id, timeout_s=1.0), 1.0 + SLACK_S)
+    outcome = bounded(lambda: wait_for(client, task.id, timeout_s=1.0), 1.0 + SLACK_S)
     assert isinstance(outcome, E.RateLimitedError) and outcome.request_id == task.id
 
 

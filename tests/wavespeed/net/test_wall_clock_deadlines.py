@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
+from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait, wait_for
 from wavespeed_kontext_pack.wavespeed.net import transport
 from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedClient
 
@@ -54,7 +55,7 @@ def test_wait_on_a_dribbling_result_ends_by_its_timeout(emulator: Emulator, clie
     emulator.inject("result", "dribble", delay_s=BYTE_EVERY_S, times=50)
     timeout_s = 2.0
     outcome = run_bounded(
-        lambda: client.wait(task.id, timeout_s=timeout_s), timeout_s + client.read_timeout_s + SLACK_S
+        lambda: wait_for(client, task.id, timeout_s=timeout_s), timeout_s + client.read_timeout_s + SLACK_S
     )
     assert isinstance(outcome, E.WaitTimeoutError), outcome
     assert outcome.request_id == task.id and task.id in str(outcome)
@@ -71,7 +72,7 @@ def test_a_dribbling_poll_without_deadline_is_cut_at_the_request_cap(
 
 
 def test_a_dribbling_download_ends_by_its_deadline(emulator: Emulator, client: WaveSpeedClient) -> None:
-    done = client.run(KontextRequest(prompt="to download"), timeout_s=10)
+    done = submit_and_wait(client, KontextRequest(prompt="to download"), timeout_s=10)
     emulator.inject("download", "dribble", delay_s=BYTE_EVERY_S, times=10)
     outcome = run_bounded(
         lambda: client.download(done.outputs[0], deadline=time.monotonic() + 1.5), 1.5 + SLACK_S
@@ -81,7 +82,7 @@ def test_a_dribbling_download_ends_by_its_deadline(emulator: Emulator, client: W
 
 def test_a_dribbling_download_without_deadline_is_cut_at_its_cap(emulator: Emulator, api_key: str) -> None:
     with fast_client(emulator.base_url, api_key, **WALL_CLOCK_OPTIONS, download_cap_s=1.0) as client:
-        done = client.run(KontextRequest(prompt="to download"), timeout_s=10)
+        done = submit_and_wait(client, KontextRequest(prompt="to download"), timeout_s=10)
         emulator.inject("download", "dribble", delay_s=BYTE_EVERY_S, times=10)
         outcome = run_bounded(lambda: client.download(done.outputs[0]), 2 * 1.0 + SLACK_S)
     assert isinstance(outcome, E.DownloadError) and "within 1 s" in str(outcome), outcome
@@ -95,7 +96,7 @@ def test_cancel_frees_a_worker_stuck_in_a_dribbling_read(emulator: Emulator, cli
 
     def poll() -> None:
         try:
-            client.wait(task.id, timeout_s=60.0, cancel=stop.is_set)
+            wait_for(client, task.id, timeout_s=60.0, cancel=stop.is_set)
         except BaseException as exc:
             out.append(exc)
 
@@ -132,7 +133,7 @@ def test_cancel_does_not_cut_a_submit_whose_body_was_sent(
 
 
 def test_windows_are_closed_after_each_call(emulator: Emulator, client: WaveSpeedClient) -> None:
-    client.run(KontextRequest(prompt="tidy"), timeout_s=10)
+    submit_and_wait(client, KontextRequest(prompt="tidy"), timeout_s=10)
     assert transport.WATCHDOG.open_guards() == 0
 
 

@@ -1,0 +1,229 @@
+"""The client's one authenticated session to the API: it holds the key, names the account, and runs
+every API call's retry loop. The public calls (client.py) are built on ``ApiSession._api_json``.
+
+The retry rule that keeps one click from billing twice:
+  * Reads (result polls, downloads, balance) and uploads are retried on connection errors,
+    timeouts, malformed replies, 429 and 5xx, with exponential backoff and jitter, inside the
+    caller's deadline; ``Retry-After`` is honoured.
+  * A submit (POST of a task) is retried ONLY when the server provably did not accept it: the
+    connection could not be opened (refused / connect timeout: nothing was sent), HTTP 429 (rate
+    limited, rejected) or HTTP 503 (service unavailable, rejected). Any other failure after the
+    body was sent (reset, read timeout, 500/502/504, a garbled 200) may hide an accepted task, so
+    it raises SubmitUncertainError and is never repeated automatically.
+
+The API key goes only to the configured base URL: added per API request (the session holds no
+default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),
+and API calls never follow redirects (a 3xx is a ConfigError). Output downloads (CDN URLs) never
+carry the Authorization header, so they may follow redirects (at most 5).
+
+Every request runs inside a wall-clock window: min(its own total cap, the caller's deadline). When
+it closes, or Cancel turns true for a read, the socket is shut down and the worker returns at once
+with a typed error (transport.guard). A submit is not cut by Cancel: once its body is sent, only its
+own cap ends it, so a paid id gets through; nor is an upload (free, and its URL fills the cache for
+the next run): both end at their window. Replies are size-capped and parsed totally
+(replies.load_json): only our typed errors come out.
+
+The account: the key never leaves this class; the journal, the scheduler, the poller and the node
+layer's client cache all know the account by ``account_tag`` (``account_tag_for`` before a client
+exists), so one key cannot be two accounts in two places.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+
+from ..api import replies as R
+from ..api.replies import retry_after_s
+from ..core import errors as E
+from ..core.vocabulary import CancelCheck
+from ..settings.origin import DEFAULT_BASE_URL, parse_origin
+from . import transport
+from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS
+from .request_loop import (
+    Broken,
+    NotSent,
+    RetryPolicy,
+    backoff,
+    broken,
+    check_cancel,
+    exchange,
+    names_its_task,
+    sleep,
+    timeouts,
+    window,
+)
+
+__all__ = ["ApiSession", "account_tag_for"]
+
+log = logging.getLogger("wavespeed")
+
+T = TypeVar("T")
+Reader = Callable[[Any], T]  # the envelope's ``data`` -> a typed reply
+
+
+def account_tag_for(base_url: str, api_key: str) -> str:
+    """The one name of the account of (base URL, key): 16 hex characters of a salted sha256, which
+    reveal nothing about the key. The base URL is normalised as a client normalises it, so this is
+    ``WaveSpeedClient(api_key, base_url).account_tag``. The salt is the journal's since its first
+    rows: changing it would orphan every journalled task.
+
+    Raises:
+        ConfigError: a bad ``base_url`` (as the client's constructor would).
+    """
+    normalised = parse_origin(base_url).base_url
+    return hashlib.sha256(f"wavespeed-journal\n{normalised}\n{api_key}".encode()).hexdigest()[:16]
+
+
+class ApiSession:
+    """One pooled keep-alive session per client; safe to share between threads."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 30.0,
+        request_cap_s: float | None = None,
+        download_cap_s: float = 120.0,
+        upload_cap_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        max_download_bytes: int = MAX_DOWNLOAD_BYTES,
+        client_name: str = "comfyui-wavespeed-kontext",
+    ) -> None:
+        """``request_cap_s`` is the wall-clock cap of one API call (default: connect + read
+        timeout); downloads and uploads have their own caps. A caller's deadline can only shorten
+        them.
+
+        Raises:
+            ConfigError: no key, a key with spaces or non-ASCII characters, or a bad ``base_url``.
+        """
+        if not api_key:
+            raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
+        E.register_secret(api_key)
+        if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+            raise E.ConfigError(
+                "The WaveSpeed API key contains spaces or non-ASCII characters (a copy-paste slip?): "
+                "set WAVESPEED_API_KEY to the key exactly as wavespeed.ai shows it."
+            )
+        self._api_key = api_key
+        self.origin = parse_origin(base_url)
+        self.base_url = self.origin.base_url
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.request_cap_s = request_cap_s
+        self.download_cap_s = download_cap_s
+        self.upload_cap_s = upload_cap_s
+        self.retry = retry or RetryPolicy()
+        self.max_download_bytes = max_download_bytes
+        self._session = requests.Session()
+        adapter = transport.GuardedAdapter(self.origin, pool_connections=4, pool_maxsize=64, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"X-Client-Name": client_name, "User-Agent": client_name})
+        self._session.trust_env = False  # no proxy/netrc surprises; .netrc could otherwise add auth
+        self._session.max_redirects = MAX_DOWNLOAD_REDIRECTS
+        self._lock = threading.Lock()
+        self.request_count = 0
+
+    @property
+    def account_tag(self) -> str:
+        """A one-way, key-free tag of this client's account (base URL + key), the name the journal,
+        the scheduler and the poller know the account by; the key itself never leaves the client."""
+        return account_tag_for(self.base_url, self._api_key)
+
+    def close(self) -> None:
+        self._session.close()
+
+    @names_its_task
+    def _api_json(
+        self,
+        method: str,
+        path: str,
+        reader: Reader[T],
+        *,
+        during: str,
+        idempotent: bool,
+        json: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        deadline: float | None = None,
+        cancel: CancelCheck | None = None,
+        read_timeout_s: float | None = None,
+        cap_s: float | None = None,
+        retry_rate_limit: bool = True,
+    ) -> T:
+        """One API call (the key in its header) retried by the rule above; ``reader`` parses the
+        envelope's ``data``."""
+        url = self.base_url + path
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        read_s = read_timeout_s or self.read_timeout_s
+        cap = cap_s or self.request_cap_s or (self.connect_timeout_s + read_s)
+        # Cancel cuts a read mid-flight; a submit (it may be paid) and an upload (it finishes in the
+        # background and fills the upload cache for the next run) end only at their window.
+        cancel_cuts = idempotent and during != "upload"
+        attempt = 0
+        while True:
+            check_cancel(cancel, request_id)
+            timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
+            end, by_caller = window(deadline, cap)
+            failure: E.WaveSpeedError
+            wait_s: float | None = None
+            try:
+                with transport.guard(end, cancel if cancel_cuts else None) as guard:
+                    self._count()
+                    reply = exchange(
+                        self._session,
+                        method,
+                        url,
+                        guard,
+                        headers=headers,
+                        json=json,
+                        files=files,
+                        timeout=timeout,
+                    )
+            except NotSent as exc:
+                reason = str(exc)
+                failure = E.ServerError(
+                    f"Cannot reach WaveSpeed at {self.base_url} during {during} ({exc}); check your network.",
+                    request_id=request_id,
+                )
+            except Broken as exc:
+                reason = exc.reason
+                failure = broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
+            else:
+                wait_s = retry_after_s(reply.headers.get("Retry-After"))
+                parsed = R.interpret(
+                    reply,
+                    reader,
+                    during=during,
+                    request_id=request_id,
+                    idempotent=idempotent,
+                    base_url=self.base_url,
+                )
+                if not isinstance(parsed, tuple):
+                    return parsed
+                failure, status, message = parsed
+                if isinstance(failure, E.RateLimitedError):
+                    failure.retry_after_s = wait_s
+                    if not idempotent and not retry_rate_limit:
+                        raise failure
+                reason = f"HTTP {status}" if reply.status != 200 or status != 200 else "malformed reply"
+                R.raise_unless_retryable(failure, status, message, idempotent=idempotent)
+            attempt += 1
+            if attempt >= self.retry.attempts:
+                raise failure
+            delay = backoff(self.retry, attempt, wait_s, deadline, failure, during)
+            log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
+            sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
+
+    def _count(self) -> None:
+        """One more request sent (tests and benchmarks read ``request_count``)."""
+        with self._lock:
+            self.request_count += 1
