@@ -8,11 +8,25 @@ Only the pack's own relative imports count (TYPE_CHECKING and function-level one
 from __future__ import annotations
 
 import ast
+import gc
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("wavespeed", "nodes", "emulator")
+
+
+def parse_source(path: Path) -> ast.Module:
+    """``ast.parse`` with the garbage collector paused: on CPython 3.11.7 a collection inside the AST
+    build can run a finalizer (an asyncio future logging "exception was never retrieved") that
+    leaves "SystemError: AST constructor recursion depth mismatch" (seen in this suite)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def module_name(path: Path, root: Path = REPO_ROOT) -> str:
@@ -38,7 +52,7 @@ def imports_of(name: str, path: Path, known: dict[str, Path], runtime_only: bool
     """The pack modules one module imports: ``from .x import y`` counts ``x``, or ``x.y`` if it is a module."""
     here = name.split(".") if name else []
     package = here if path.name == "__init__.py" else here[:-1]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse_source(path)
     skip = _type_checking_only(tree) if runtime_only else set()
     found: set[str] = set()
     for node in ast.walk(tree):

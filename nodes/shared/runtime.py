@@ -100,7 +100,16 @@ async def run_blocking(fn: Callable[[CancelCheck], T], *, watch: Watch | None = 
                 bridge.raise_interrupted(watch.request_id if watch else None)
     except BaseException:
         stop.set()  # whatever ends us (Cancel, asyncio cancellation), the thread stops soon after
+        # Nobody awaits the worker any more: take its outcome when it ends, else asyncio logs
+        # "Future exception was never retrieved" with a traceback in the user's console after Cancel.
+        # (Anything paid was journaled in the worker itself.)
+        future.add_done_callback(_drop_outcome)
         raise
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def submit_blocking(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -677,7 +677,7 @@ def test_request_handling_uses_only_the_public_backend() -> None:
     """The handler side never calls a private member of the state it answers from."""
     private: list[str] = []
     for name in REQUEST_SIDE:
-        tree = ast.parse((EMULATOR_DIR / name).read_text(encoding="utf-8"))
+        tree = layout.parse_source(EMULATOR_DIR / name)
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Attribute)

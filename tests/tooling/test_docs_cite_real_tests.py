@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 
+from scripts import layout
 from scripts.pack_loader import REPO_ROOT
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
@@ -71,7 +72,7 @@ def defined_tests(path: str) -> frozenset[str] | None:
     file = REPO_ROOT / path
     if not file.is_file():
         return None
-    tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+    tree = layout.parse_source(file)
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):

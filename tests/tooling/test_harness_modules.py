@@ -7,7 +7,7 @@ import ast
 
 import pytest
 
-from scripts import comfy_harness, comfy_server, prompt_runner, workflow_convert
+from scripts import comfy_harness, comfy_server, layout, prompt_runner, workflow_convert
 from scripts.pack_loader import REPO_ROOT
 
 SCRIPTS = REPO_ROOT / "scripts"
@@ -52,7 +52,7 @@ def test_every_old_name_is_still_exported_by_comfy_harness(name: str) -> None:
 
 def _defined(module: str) -> set[str]:
     """Names a module defines at top level (not the ones it imports)."""
-    tree = ast.parse((SCRIPTS / f"{module.removeprefix('scripts.')}.py").read_text(encoding="utf-8"))
+    tree = layout.parse_source(SCRIPTS / f"{module.removeprefix('scripts.')}.py")
     names = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -63,7 +63,7 @@ def _defined(module: str) -> set[str]:
 
 
 def _imports(module: str) -> set[str]:
-    tree = ast.parse((SCRIPTS / f"{module}.py").read_text(encoding="utf-8"))
+    tree = layout.parse_source(SCRIPTS / f"{module}.py")
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("scripts."):

@@ -110,7 +110,7 @@ def test_test_folders_mirror_the_code() -> None:
 
 
 def _facade_type_checking_names() -> set[str]:
-    tree = ast.parse((REPO_ROOT / "wavespeed" / "__init__.py").read_text(encoding="utf-8"))
+    tree = layout.parse_source(REPO_ROOT / "wavespeed" / "__init__.py")
     names: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from emulator import Emulator
+from scripts import layout
 from scripts.pack_loader import REPO_ROOT
 
 PACK_DIRS = ("wavespeed", "nodes")
@@ -29,7 +30,7 @@ def _pack_modules() -> list[Path]:
 
 def _key_readings(path: Path) -> list[str]:
     """Where a module reads the client's private key, or hashes anything while naming an API key."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = layout.parse_source(path)
     names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]

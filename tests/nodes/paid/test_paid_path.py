@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from emulator import Emulator
+from scripts import layout
 from scripts.pack_loader import REPO_ROOT
 from tests.support.submit_log import cancel_after_submits
 
@@ -212,7 +213,7 @@ PAID_PATH = [
 
 @pytest.mark.parametrize("path", PAID_PATH)
 def test_no_function_of_the_paid_path_takes_more_than_five_values(path: str) -> None:
-    tree = ast.parse((REPO_ROOT / path).read_text())
+    tree = layout.parse_source(REPO_ROOT / path)
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args

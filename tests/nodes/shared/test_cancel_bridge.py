@@ -9,7 +9,10 @@ the real server path is covered by tests/e2e/test_pack_e2e.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import sys
+import threading
 import time
 import types
 from collections.abc import Iterator
@@ -84,3 +87,34 @@ def test_interrupt_raised_by_the_progress_hook_stops_the_wait(
     assert isinstance(exc, InterruptProcessingException), exc
     assert latency < 1.0
     assert fake_comfy.updates > 0
+
+
+def test_a_cancelled_wait_leaves_no_never_retrieved_future_in_the_log(pack: ModuleType) -> None:
+    """Regression: after Cancel, the worker's late error was never retrieved, and asyncio logged
+    "Future exception was never retrieved" with a traceback (seen in this suite's logs; in ComfyUI,
+    the user's console after every Cancel)."""
+    runtime = pack.nodes.shared.runtime
+    release, ended = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def work(cancel: object) -> None:
+        release.wait(10)
+        ended.set()
+        raise pack.wavespeed.errors.CancelledError("stopped after Cancel")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: seen.append(str(context.get("message"))))
+        waiting = asyncio.ensure_future(runtime.run_blocking(work))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        release.set()
+        await loop.run_in_executor(None, ended.wait, 10)
+        for _ in range(50):  # let the loop take the worker's outcome, then collect the dropped future
+            await asyncio.sleep(0.01)
+            gc.collect()
+
+    asyncio.run(main())
+    assert not [m for m in seen if "never retrieved" in m], seen

@@ -22,6 +22,7 @@ from wavespeed_kontext_pack.wavespeed.images.codec import (
     tensor_to_png,
 )
 
+from scripts import layout
 from scripts.pack_loader import REPO_ROOT
 
 F32 = np.float32
@@ -529,7 +530,7 @@ def test_module_imports_only_numpy_pillow_torch_and_errors() -> None:
     source = REPO_ROOT / "wavespeed" / "images" / "codec.py"
     allowed_third_party = {"numpy", "PIL", "torch"}
     stdlib = {"__future__", "contextlib", "io", "re", "warnings", "collections", "enum", "typing"}
-    for node in ast.walk(ast.parse(source.read_text())):
+    for node in ast.walk(layout.parse_source(source)):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
