@@ -122,7 +122,7 @@ def test_poll_429_retry_after_is_honoured(emulator: Emulator, client: WaveSpeedC
     assert polls[0].status == 429 and polls[1].status == 200
     gap = polls[1].t - polls[0].t
     # Backoff alone would retry after ~0.02 s; the server asked for 1 s.
-    assert 0.9 <= gap < 1.6, f"retry came {gap:.3f}s after a 429 with Retry-After: 1"
+    assert gap >= 0.9, f"retry came {gap:.3f}s after a 429 with Retry-After: 1"
 
 
 def test_retry_after_beyond_the_deadline_fails_fast_with_rate_limited(
@@ -130,11 +130,11 @@ def test_retry_after_beyond_the_deadline_fails_fast_with_rate_limited(
 ) -> None:
     first = client.submit(t2i())
     emulator.inject("result", "status", status=429, retry_after=5)
-    start = time.monotonic()
+    deadline = time.monotonic() + 3.0
     with pytest.raises(E.RateLimitedError) as info:
-        client.get_result(first.id, deadline=time.monotonic() + 1.0)
-    elapsed = time.monotonic() - start
-    assert elapsed < 0.5, f"slept {elapsed:.2f}s although the Retry-After outlives the deadline"
+        client.get_result(first.id, deadline=deadline)
+    # Sleeping the 5 s Retry-After would pass the deadline: it raises at once, with no second try.
+    assert time.monotonic() < deadline and len(records(emulator, "result")) == 1
     assert info.value.status == 429 and info.value.request_id == first.id
     check_message(info.value, "429", "parallel tasks")
 
@@ -183,11 +183,12 @@ def test_endless_503_hits_the_deadline_with_a_timeout_naming_the_task(
     with fast_client(emulator.base_url, api_key, attempts=1000) as client:
         first = client.submit(t2i())
         emulator.inject("result", "status", status=503, times=10_000)
-        start = time.monotonic()
+        wall_deadline, deadline = time.time() + 0.6, time.monotonic() + 0.6
         with pytest.raises(E.WaitTimeoutError) as info:
-            client.get_result(first.id, deadline=time.monotonic() + 0.6)
-        elapsed = time.monotonic() - start
-    assert 0.55 <= elapsed < 1.0, f"deadline 0.6s, gave up after {elapsed:.2f}s"
+            client.get_result(first.id, deadline=deadline)
+    # It tried until the deadline, and sent nothing after it (event order, not a timing bound).
+    assert time.monotonic() >= deadline - 0.05
+    assert [r.t for r in records(emulator, "result") if r.t > wall_deadline] == []
     assert info.value.request_id == first.id
     check_message(info.value, first.id, "Poll Result")
 
@@ -218,11 +219,12 @@ def test_task_that_never_finishes_raises_wait_timeout_with_its_id(
 ) -> None:
     emulator.next_tasks(never_finish=True)
     first = client.submit(t2i())
-    start = time.monotonic()
+    start, wall_deadline = time.monotonic(), time.time() + 0.5
     with pytest.raises(E.WaitTimeoutError) as info:
         wait_for(client, first.id, timeout_s=0.5, first=first)
-    elapsed = time.monotonic() - start
-    assert 0.45 <= elapsed < 0.9, f"timeout 0.5s, raised after {elapsed:.2f}s"
+    # It waited out its timeout, and polled nothing after it (event order, not a timing bound).
+    assert time.monotonic() - start >= 0.45
+    assert [r.t for r in records(emulator, "result") if r.t > wall_deadline] == []
     assert info.value.request_id == first.id
     check_message(info.value, first.id, "without a new charge")
     assert emulator.submissions == 1
@@ -347,15 +349,18 @@ def test_slow_submit_past_the_read_timeout_is_uncertain_and_never_resent(
     emulator: Emulator, api_key: str
 ) -> None:
     with fast_client(emulator.base_url, api_key, read_timeout_s=0.3) as client:
-        emulator.inject("submit", "slow", delay_s=0.8)
+        emulator.inject("submit", "slow", delay_s=3.0)
         start = time.monotonic()
         with pytest.raises(E.SubmitUncertainError) as info:
             client.submit(t2i())
         elapsed = time.monotonic() - start
-    assert 0.3 <= elapsed < 0.7
+        gave_up_first = emulator.submissions == 0  # the read timeout ended it before the server answered
+    assert elapsed >= 0.3 and gave_up_first
     check_message(info.value, "ReadTimeout", HISTORY_HINT)
     # The server goes on and creates the task after its delay: exactly the case we must not repeat.
-    assert wait_until(lambda: emulator.submissions == 1), "the slow submit never created its task"
+    assert wait_until(lambda: emulator.submissions == 1, timeout_s=10.0), (
+        "the slow submit never created its task"
+    )
     assert len(records(emulator, "submit")) == 1
     assert emulator.submissions == 1
 
