@@ -272,7 +272,7 @@ def test_submit_429_retry_after_is_honoured(emulator: Emulator, client: WaveSpee
     subs = records(emulator, "submit")
     assert [r.status for r in subs] == [429, 200]
     gap = subs[1].t - subs[0].t
-    assert 0.9 <= gap < 1.6, f"submit retried {gap:.3f}s after a 429 with Retry-After: 1"
+    assert gap >= 0.9, f"submit retried {gap:.3f}s after a 429 with Retry-After: 1"
     assert emulator.submissions == 1
 
 
