@@ -15,6 +15,7 @@ from types import ModuleType
 from emulator import Emulator
 from scripts import layout
 from scripts.pack_loader import REPO_ROOT
+from tests.support.node_calls import generate, poll
 
 PACK_DIRS = ("wavespeed", "nodes")
 KEY_OWNER = Path("wavespeed", "net")
@@ -66,17 +67,12 @@ def test_the_check_sees_a_second_identity(tmp_path: Path) -> None:
 def test_journal_scheduler_poller_and_client_cache_agree_on_one_account(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, api_key: str
 ) -> None:
-    mapping = pack.NODE_CLASS_MAPPINGS
-    gen, poll = mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
-
-    async def chain() -> str:
-        task, rid = await gen.generate(
-            "one account", seed=5, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False
-        )
-        await poll.poll(60, "pass through", task=task)
+    async def one_task() -> str:
+        task, rid = await generate(pack, "one account", seed=5)
+        await poll(pack, task)
         return str(rid)
 
-    rid = asyncio.run(chain())
+    rid = asyncio.run(one_task())
     runtime = pack.nodes.shared.runtime
     client = runtime.get_client()
     tag = client.account_tag
