@@ -142,38 +142,26 @@ def test_retry_after_beyond_the_deadline_fails_fast_with_rate_limited(
 # ============================================================================ polls: permanent faults
 
 
-def test_persistent_500_on_polls_raises_server_error_after_the_retry_budget(
-    emulator: Emulator, client: WaveSpeedClient
+@pytest.mark.parametrize(
+    ("fault", "kw", "needles"),
+    [
+        ("status", {"status": 500}, ("HTTP 500", "try again")),
+        ("html", {"status": 502}, ("502", "try again")),
+        ("reset", {}, ("network",)),
+    ],
+    ids=["500", "html 502", "reset"],
+)
+def test_a_fault_on_every_poll_ends_in_one_server_error_line_after_the_retry_budget(
+    emulator: Emulator, client: WaveSpeedClient, fault: str, kw: dict[str, Any], needles: tuple[str, ...]
 ) -> None:
     first = client.submit(t2i())
-    emulator.inject("result", "status", status=500, times=50)
+    emulator.inject("result", fault, times=50, **kw)
     with pytest.raises(E.ServerError) as info:
         wait_for(client, first.id, timeout_s=10.0)
     assert not isinstance(info.value, E.SubmitUncertainError)
-    assert info.value.request_id == first.id and info.value.status == 500
-    assert len(records(emulator, "result")) == ATTEMPTS
-    check_message(info.value, "HTTP 500", "try again")
-
-
-def test_persistent_html_502_on_polls_is_one_line_server_error(
-    emulator: Emulator, client: WaveSpeedClient
-) -> None:
-    first = client.submit(t2i())
-    emulator.inject("result", "html", status=502, times=50)
-    with pytest.raises(E.ServerError) as info:
-        wait_for(client, first.id, timeout_s=10.0)
-    text = check_message(info.value, "502", "try again")
+    assert info.value.request_id == first.id and info.value.status == kw.get("status")
+    text = check_message(info.value, *needles)
     assert "<html" not in text.lower() and "nginx" not in text, "raw HTML leaked into the message"
-    assert len(records(emulator, "result")) == ATTEMPTS
-
-
-def test_persistent_reset_on_polls_raises_server_error(emulator: Emulator, client: WaveSpeedClient) -> None:
-    first = client.submit(t2i())
-    emulator.inject("result", "reset", times=50)
-    with pytest.raises(E.ServerError) as info:
-        wait_for(client, first.id, timeout_s=10.0)
-    assert info.value.request_id == first.id
-    check_message(info.value, "network")
     assert len(records(emulator, "result")) == ATTEMPTS
 
 
