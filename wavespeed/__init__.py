@@ -67,7 +67,7 @@ if TYPE_CHECKING:
         params_hash as params_hash,
     )
     from .limits.poll_book import budget_from_env as budget_from_env
-    from .limits.poller import Poller as Poller, account_poller as account_poller, poller_for as poller_for
+    from .limits.poller import Poller as Poller, account_poller as account_poller
     from .limits.scheduler import SubmitScheduler as SubmitScheduler, scheduler_for as scheduler_for
     from .net.api_session import account_tag_for as account_tag_for
     from .net.client import WaveSpeedClient as WaveSpeedClient
@@ -144,7 +144,7 @@ _WHERE: dict[str, str] = {
         "journal.task_journal",
     ),
     **dict.fromkeys(("budget_from_env",), "limits.poll_book"),
-    **dict.fromkeys(("Poller", "account_poller", "poller_for"), "limits.poller"),
+    **dict.fromkeys(("Poller", "account_poller"), "limits.poller"),
     "account_tag_for": "net.api_session",
     **dict.fromkeys(("scheduler_for", "SubmitScheduler"), "limits.scheduler"),
     **dict.fromkeys(("WaveSpeedClient",), "net.client"),

@@ -125,6 +125,15 @@ def test_the_facade_lists_each_name_once_for_the_checker_and_the_loader() -> Non
     assert _facade_type_checking_names() == set(facade._WHERE)
 
 
+def test_the_facade_holds_what_nodes_use_and_no_more() -> None:
+    used: set[str] = set()
+    for path in (REPO_ROOT / "nodes").rglob("*.py"):
+        for node in ast.walk(layout.parse_source(path)):
+            if isinstance(node, ast.ImportFrom) and node.module == "wavespeed" and node.level >= 2:
+                used.update(alias.name for alias in node.names)
+    assert used == _facade_type_checking_names()
+
+
 @pytest.mark.parametrize("name", sorted(_facade_type_checking_names()))
 def test_every_facade_name_loads(name: str) -> None:
     facade = importlib.import_module(f"{PACK_NAME}.wavespeed")
