@@ -264,27 +264,25 @@ def test_submit_429_retry_after_is_honoured(emulator: Emulator, client: WaveSpee
     assert emulator.submissions == 1
 
 
-def test_submit_429_forever_raises_rate_limited_and_charges_nothing(
-    emulator: Emulator, client: WaveSpeedClient
+@pytest.mark.parametrize(
+    ("status", "error", "needles"),
+    [(429, E.RateLimitedError, ("rate limit", "wait a minute")), (503, E.ServerError, ("503", "try again"))],
+    ids=["429", "503"],
+)
+def test_a_submit_refused_for_ever_raises_its_own_line_and_charges_nothing(
+    emulator: Emulator,
+    client: WaveSpeedClient,
+    status: int,
+    error: type[E.WaveSpeedError],
+    needles: tuple[str, ...],
 ) -> None:
-    emulator.inject("submit", "status", status=429, times=50)
-    with pytest.raises(E.RateLimitedError) as info:
+    """A 429 or 503 is a provable rejection: nothing was charged, so it is retried, then said plainly
+    (never "may have been paid")."""
+    emulator.inject("submit", "status", status=status, times=50)
+    with pytest.raises(error) as info:
         client.submit(t2i())
     assert not isinstance(info.value, E.SubmitUncertainError)
-    check_message(info.value, "rate limit", "wait a minute")
-    assert len(records(emulator, "submit")) == ATTEMPTS
-    assert emulator.submissions == 0
-
-
-def test_submit_503_forever_raises_server_error_not_uncertain(
-    emulator: Emulator, client: WaveSpeedClient
-) -> None:
-    emulator.inject("submit", "status", status=503, times=50)
-    with pytest.raises(E.ServerError) as info:
-        client.submit(t2i())
-    # 503 is a provable rejection: nothing was charged, so "try again" is the right advice.
-    assert not isinstance(info.value, E.SubmitUncertainError)
-    check_message(info.value, "503", "try again")
+    check_message(info.value, *needles)
     assert len(records(emulator, "submit")) == ATTEMPTS
     assert emulator.submissions == 0
 
