@@ -16,7 +16,7 @@ Generate -> Poll chain is, and a batch on a Bronze account simply takes its minu
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
 * Memory: the batch tensor is planned from the first output's size x the number of tasks before it is
-  allocated (image_batch.plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
+  allocated (images/batch_plan.py plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
   OutputsOverBudget naming the paid tasks, nothing allocated. Each task's image is copied into its
   slot as it arrives and at most DECODING tasks download and decode at once (peak: the batch plus
   two tasks' images). The number of tasks is bounded by the same budget for ~1 MP outputs.
@@ -39,7 +39,7 @@ from .shared.task_value import TaskHandle
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
-# (image_batch.py pulls numpy and torch, which the pack must not import at start-up: the value is
+# (images/batch_plan.py pulls numpy and torch, which the pack must not import at start-up: the value is
 # repeated here and a test keeps the two equal.)
 MAX_BATCH_BYTES = 1 << 30
 MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)

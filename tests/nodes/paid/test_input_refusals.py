@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core.errors import ImageDecodeError, InvalidRequestError
-from wavespeed_kontext_pack.wavespeed.images import batch_plan as image_batch
+from wavespeed_kontext_pack.wavespeed.images import batch_plan
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import check_image_url, unreachable_reason
 
 from emulator import Emulator
@@ -428,8 +428,8 @@ def test_a_padded_canvas_over_the_pixel_limit_is_refused_before_allocating() -> 
     blobs = [_png_header(40_000, 1_000), _png_header(1_000, 40_000)]
     tracemalloc.start()
     try:
-        with pytest.raises(image_batch.OutputsTooLargeError) as info:
-            image_batch.images_to_tensor(blobs)
+        with pytest.raises(batch_plan.OutputsTooLargeError) as info:
+            batch_plan.images_to_tensor(blobs)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -442,35 +442,34 @@ def test_a_padded_canvas_over_the_pixel_limit_is_refused_before_allocating() -> 
 def test_a_batch_over_the_bytes_budget_is_refused_before_decoding() -> None:
     """Eight same-size outputs, each under the pixel limit, would be 4 GiB of float32."""
     blobs = [_png_header(6_000, 6_000)] * 8
-    with pytest.raises(image_batch.OutputsTooLargeError, match=r"8 x 6000x6000 batch \(3.2 GiB"):
-        image_batch.images_to_tensor(blobs)
+    with pytest.raises(batch_plan.OutputsTooLargeError, match=r"8 x 6000x6000 batch \(3.2 GiB"):
+        batch_plan.images_to_tensor(blobs)
 
 
 def test_the_limits_are_parameters_and_real_batches_pass() -> None:
     blobs = [_png(64, 48), _png(48, 64)]
-    assert tuple(image_batch.images_to_tensor(blobs).shape) == (2, 64, 64, 3)
-    with pytest.raises(image_batch.OutputsTooLargeError, match="2 x 64x64"):
-        image_batch.images_to_tensor(blobs, max_pixels=64 * 63)
-    with pytest.raises(image_batch.OutputsTooLargeError):
-        image_batch.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12 - 1)
-    assert tuple(image_batch.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12).shape) == (2, 64, 64, 3)
+    assert tuple(batch_plan.images_to_tensor(blobs).shape) == (2, 64, 64, 3)
+    with pytest.raises(batch_plan.OutputsTooLargeError, match="2 x 64x64"):
+        batch_plan.images_to_tensor(blobs, max_pixels=64 * 63)
+    with pytest.raises(batch_plan.OutputsTooLargeError):
+        batch_plan.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12 - 1)
+    assert tuple(batch_plan.images_to_tensor(blobs, max_bytes=2 * 64 * 64 * 12).shape) == (2, 64, 64, 3)
 
 
 def test_more_outputs_than_the_cap_are_refused_before_reading_any_header() -> None:
-    assert image_batch.MAX_OUTPUTS >= 4  # the API's own maximum (num_images 1..4) always fits
+    assert batch_plan.MAX_OUTPUTS >= 4  # the API's own maximum (num_images 1..4) always fits
     with pytest.raises(
-        image_batch.OutputsTooLargeError, match=f"9 outputs, more than the {image_batch.MAX_OUTPUTS}"
+        batch_plan.OutputsTooLargeError, match=f"9 outputs, more than the {batch_plan.MAX_OUTPUTS}"
     ):
-        image_batch.images_to_tensor([b"not even an image"] * (image_batch.MAX_OUTPUTS + 1))
+        batch_plan.images_to_tensor([b"not even an image"] * (batch_plan.MAX_OUTPUTS + 1))
     assert (
-        image_batch.images_to_tensor([_png(8, 8)] * image_batch.MAX_OUTPUTS).shape[0]
-        == image_batch.MAX_OUTPUTS
+        batch_plan.images_to_tensor([_png(8, 8)] * batch_plan.MAX_OUTPUTS).shape[0] == batch_plan.MAX_OUTPUTS
     )
-    image_batch.check_output_count(image_batch.MAX_OUTPUTS)
-    with pytest.raises(image_batch.OutputsTooLargeError):
-        image_batch.check_output_count(image_batch.MAX_OUTPUTS + 1)
+    batch_plan.check_output_count(batch_plan.MAX_OUTPUTS)
+    with pytest.raises(batch_plan.OutputsTooLargeError):
+        batch_plan.check_output_count(batch_plan.MAX_OUTPUTS + 1)
 
 
 def test_too_large_is_an_image_decode_error() -> None:
     """Callers that handle ImageDecodeError (Poll Result) handle this one too."""
-    assert issubclass(image_batch.OutputsTooLargeError, ImageDecodeError)
+    assert issubclass(batch_plan.OutputsTooLargeError, ImageDecodeError)
