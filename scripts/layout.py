@@ -42,7 +42,7 @@ def modules(root: Path = REPO_ROOT) -> dict[str, Path]:
     return found
 
 
-def _type_checking_only(tree: ast.Module) -> set[ast.AST]:
+def type_checking_nodes(tree: ast.Module) -> set[ast.AST]:
     """The import statements under ``if TYPE_CHECKING:``: names for the checker, not imports at run time."""
     blocks = [n for n in ast.walk(tree) if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
     return {node for block in blocks for stmt in block.body for node in ast.walk(stmt)}
@@ -53,7 +53,7 @@ def imports_of(name: str, path: Path, known: dict[str, Path], runtime_only: bool
     here = name.split(".") if name else []
     package = here if path.name == "__init__.py" else here[:-1]
     tree = parse_source(path)
-    skip = _type_checking_only(tree) if runtime_only else set()
+    skip = type_checking_nodes(tree) if runtime_only else set()
     found: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.ImportFrom) or not node.level or node in skip:

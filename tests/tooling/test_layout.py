@@ -111,13 +111,8 @@ def test_test_folders_mirror_the_code() -> None:
 
 def _facade_type_checking_names() -> set[str]:
     tree = layout.parse_source(REPO_ROOT / "wavespeed" / "__init__.py")
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
-            for stmt in ast.walk(node):
-                if isinstance(stmt, ast.ImportFrom):
-                    names.update(alias.asname or alias.name for alias in stmt.names)
-    return names
+    imports = [n for n in layout.type_checking_nodes(tree) if isinstance(n, ast.ImportFrom)]
+    return {alias.asname or alias.name for node in imports for alias in node.names}
 
 
 def test_the_facade_lists_each_name_once_for_the_checker_and_the_loader() -> None:
@@ -127,7 +122,7 @@ def test_the_facade_lists_each_name_once_for_the_checker_and_the_loader() -> Non
 
 def test_the_facade_holds_what_nodes_use_and_no_more() -> None:
     used: set[str] = set()
-    for path in (REPO_ROOT / "nodes").rglob("*.py"):
+    for path in (p for m, p in layout.modules().items() if m.startswith("nodes")):
         for node in ast.walk(layout.parse_source(path)):
             if isinstance(node, ast.ImportFrom) and node.module == "wavespeed" and node.level >= 2:
                 used.update(alias.name for alias in node.names)

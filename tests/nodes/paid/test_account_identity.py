@@ -26,7 +26,7 @@ def _mod(pack: ModuleType, name: str) -> ModuleType:
 
 
 def _pack_modules() -> list[Path]:
-    return sorted(p for d in PACK_DIRS for p in (REPO_ROOT / d).rglob("*.py"))
+    return sorted(p for m, p in layout.modules().items() if m.split(".")[0] in PACK_DIRS)
 
 
 def _key_readings(path: Path) -> list[str]:
