@@ -8,7 +8,7 @@ from comfy_api.latest import io
 
 from ...wavespeed import PRICE_PER_IMAGE_USD
 from .. import batch
-from .common import aspect_ratio_input, guidance_input, schema, seed_input
+from .common import aspect_ratio_input, guidance_input, run_work, schema, seed_input
 
 
 class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
@@ -88,5 +88,4 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
 
     @classmethod
     async def execute(cls, **inputs: Any) -> Any:
-        work = batch.FluxKontextMaxBatch()
-        return io.NodeOutput(*await work.run(**inputs, unique_id=cls.hidden.unique_id))
+        return await run_work(batch.FluxKontextMaxBatch().run, cls, inputs)

@@ -12,6 +12,7 @@ API nodes, so a priced node is flagged ``is_api_node``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from comfy_api.latest import io
@@ -133,3 +134,9 @@ def price_badge(model: str, inputs: list[Any]) -> dict[str, Any]:
         depends_on=io.PriceBadgeDepends(widgets=multipliers),
     )
     return {"price_badge": badge, "is_api_node": True}
+
+
+async def run_work(work: Callable[..., Awaitable[tuple[Any, ...]]], node: Any, inputs: dict[str, Any]) -> Any:
+    """What every node's ``execute`` does: hand ComfyUI's inputs and the node id to the plain class
+    doing the work (nodes/*.py), and its outputs back as an ``io.NodeOutput``."""
+    return io.NodeOutput(*await work(**inputs, unique_id=node.hidden.unique_id))

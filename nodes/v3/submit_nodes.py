@@ -18,7 +18,7 @@ from ...wavespeed import (
     PRICE_PER_IMAGE_USD,
 )
 from .. import edit, generate
-from .common import aspect_ratio_input, kontext_inputs, schema, task_outputs
+from .common import aspect_ratio_input, kontext_inputs, run_work, schema, task_outputs
 
 
 def _price(model: str) -> str:
@@ -52,8 +52,7 @@ class FluxKontextMaxGenerate(io.ComfyNode):  # type: ignore[misc]  # comfy_api i
 
     @classmethod
     async def execute(cls, **inputs: Any) -> Any:
-        work = generate.FluxKontextMaxGenerate()
-        return io.NodeOutput(*await work.generate(**inputs, unique_id=cls.hidden.unique_id))
+        return await run_work(generate.FluxKontextMaxGenerate().generate, cls, inputs)
 
 
 class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]
@@ -100,8 +99,7 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]
 
     @classmethod
     async def execute(cls, **inputs: Any) -> Any:
-        work = edit.FluxKontextMaxEdit()
-        return io.NodeOutput(*await work.edit(**inputs, unique_id=cls.hidden.unique_id))
+        return await run_work(edit.FluxKontextMaxEdit().edit, cls, inputs)
 
 
 class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
@@ -153,5 +151,4 @@ class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
 
     @classmethod
     async def execute(cls, **inputs: Any) -> Any:
-        work = edit.FluxKontextMaxMultiReference()
-        return io.NodeOutput(*await work.edit(**inputs, unique_id=cls.hidden.unique_id))
+        return await run_work(edit.FluxKontextMaxMultiReference().edit, cls, inputs)

@@ -8,7 +8,7 @@ from typing import Any
 from comfy_api.latest import io
 
 from .. import poll, recent
-from .common import Task, schema
+from .common import Task, run_work, schema
 
 
 class WaveSpeedPollResult(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
@@ -73,8 +73,7 @@ class WaveSpeedPollResult(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
 
     @classmethod
     async def execute(cls, **inputs: Any) -> Any:
-        work = poll.WaveSpeedPollResult()
-        return io.NodeOutput(*await work.poll(**inputs, unique_id=cls.hidden.unique_id))
+        return await run_work(poll.WaveSpeedPollResult().poll, cls, inputs)
 
 
 class WaveSpeedRecentTasks(io.ComfyNode):  # type: ignore[misc]
@@ -122,5 +121,4 @@ class WaveSpeedRecentTasks(io.ComfyNode):  # type: ignore[misc]
 
     @classmethod
     async def execute(cls, **inputs: Any) -> Any:
-        work = recent.WaveSpeedRecentTasks()
-        return io.NodeOutput(*await work.pick(**inputs, unique_id=cls.hidden.unique_id))
+        return await run_work(recent.WaveSpeedRecentTasks().pick, cls, inputs)
