@@ -212,9 +212,8 @@ class Prediction:
         code = f" (code {self.code})" if self.code else ""
         if self.refused_by_moderation:
             return E.ModerationRefusedError(
-                f"WaveSpeed's moderation refused task {self.id} as potentially sensitive ({why}, code "
-                f"{self.code or MODERATION_CODE}): change the prompt or input image; queuing the same "
-                "input again is refused again.",
+                "WaveSpeed's safety check refused this prompt or image: change it and run again "
+                "(WaveSpeed refunds a failed task within 3 hours).",
                 request_id=self.id,
                 code=self.code or MODERATION_CODE,
             )

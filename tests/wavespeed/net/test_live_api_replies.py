@@ -67,13 +67,18 @@ def _one_task_ending(
     return info.value, task
 
 
-def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
+def test_moderation_refusal_is_one_short_sentence_and_not_retried(
     emulator: Emulator, client: WaveSpeedClient
 ) -> None:
+    """What happened, what it cost, what to do, in words an artist reads: no task id, no code, not the
+    server's text; the task stays on the error (and in the journal)."""
     error, task = _one_task_ending(emulator, client, E.ModerationRefusedError, moderated=True)
     text = str(error)
-    assert isinstance(error, E.TaskFailedError) and error.code == 1200
-    assert task.id in text and "potentially sensitive" in text and "\n" not in text
+    assert isinstance(error, E.TaskFailedError) and error.code == 1200 and error.request_id == task.id
+    assert text == (
+        "WaveSpeed's safety check refused this prompt or image: change it and run again "
+        "(WaveSpeed refunds a failed task within 3 hours)."
+    )
     assert emulator.submissions == 1
 
 
@@ -94,9 +99,9 @@ def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
         (
             {"status": "failed", "error": "Input is potentially sensitive"},
             E.ModerationRefusedError,
-            "moderation",
+            "safety check refused",
         ),
-        ({"status": "failed", "code": 1200, "error": "refused"}, E.ModerationRefusedError, "code 1200"),
+        ({"status": "failed", "code": 1200, "error": "refused"}, E.ModerationRefusedError, "safety check"),
         ({"status": "failed", "code": 1403, "error": "boom"}, E.TaskFailedError, "boom (code 1403)"),
     ],
 )
@@ -104,7 +109,8 @@ def test_terminal_statuses_each_have_their_line(data: dict[str, Any], kind: type
     prediction = Prediction.from_data({"id": TASK, **data})
     assert prediction.is_terminal and not prediction.is_completed
     failure = prediction.failure()
-    assert type(failure) is kind and words in str(failure) and TASK in str(failure)
+    assert type(failure) is kind and words in str(failure) and failure.request_id == TASK
+    assert (TASK in str(failure)) is (kind is not E.ModerationRefusedError)  # a refusal has nothing to fetch
 
 
 def test_statuses_are_members() -> None:
