@@ -36,7 +36,6 @@ comfy=0.33.0
 step_bootstrap_t=$SECONDS
 bash scripts/bootstrap.sh --comfyui "$comfy" || { echo "test.sh: bootstrap failed"; exit 1; }
 echo "== bootstrap ok ($((SECONDS - step_bootstrap_t)) s)"
-bash scripts/jsonata_engine.sh || echo "test.sh: no JSONata engine: tests/nodes/paid/test_badge_properties.py skips (fails under CI)"
 
 failed=()
 times=("bootstrap $((SECONDS - step_bootstrap_t))s")

@@ -1,26 +1,117 @@
-// WaveSpeed FLUX.1 Kontext [max]: small UI polish for this pack's nodes (no build step).
-// - one colour for every node of the pack (category "WaveSpeed..."), so the API nodes stand out;
-// - sensible default widths for freshly added nodes (the prompt box needs room);
-// - a short toast with the node's one-line error when one of our nodes fails.
+// WaveSpeed FLUX.1 Kontext [max]: the pack's UI extension (plain ES modules, no build step).
+// - the price badge on every paid node before Run, on every frontend: its text comes from web/price.js
+//   and the definition the nodes charge by (GET /wavespeed_kontext/prices), and follows the widgets;
+// - every node of the pack found by "wavespeed" and "kontext" in the node library (search aliases);
+// - one colour for the pack's nodes and default widths that give the prompt box room;
+// - Batch workflows saved with the older "seed_mode" widget load with the same values (saved_batch.js).
+// Errors are ComfyUI's own to show (its error box carries the node's one-line message): no toast here.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { priceText } from "./price.js";
+import { BATCH, upgradeBatchValues } from "./saved_batch.js";
 
 const COLOR = "#1d4f5e"; // title bar
 const BGCOLOR = "#18333b"; // body
 const MIN_WIDTH = { FluxKontextMaxGenerate: 420, FluxKontextMaxEdit: 420, FluxKontextMaxMultiReference: 420 };
 const DEFAULT_MIN_WIDTH = 320;
+const SEARCH_ALIASES = ["wavespeed", "kontext", "flux kontext max"];
+const BADGE = { fontSize: 12, padding: 6, height: 20, radius: 5, fg: "#ffffff", bg: "#2c6e49" };
 const ours = new Set();
+let prices = null; // the served definition, once fetched
 
-function firstLine(text) {
-  const line = String(text || "").trim().split("\n")[0];
-  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+const isOurs = (nodeData) => String(nodeData?.category || "").startsWith("WaveSpeed");
+
+function widgetValues(node) {
+  return Object.fromEntries((node.widgets || []).map((w) => [w.name, w.value]));
+}
+
+/** The node's price badge, drawn the way the frontend draws its own (LGraphBadge's shape). */
+function priceBadge(node) {
+  return {
+    get text() {
+      return (prices && priceText(prices, node.comfyClass, widgetValues(node))) || "";
+    },
+    height: BADGE.height,
+    getWidth(ctx) {
+      const text = this.text;
+      if (!text) return 0;
+      const font = ctx.font;
+      ctx.font = `${BADGE.fontSize}px sans-serif`;
+      const width = ctx.measureText(text).width + 2 * BADGE.padding;
+      ctx.font = font;
+      return width;
+    },
+    draw(ctx, x, y) {
+      const text = this.text;
+      if (!text) return;
+      const { font, fillStyle, textBaseline, textAlign } = ctx;
+      const width = this.getWidth(ctx);
+      ctx.font = `${BADGE.fontSize}px sans-serif`;
+      ctx.fillStyle = BADGE.bg;
+      ctx.beginPath();
+      if (ctx.roundRect) ctx.roundRect(x, y, width, BADGE.height, BADGE.radius);
+      else ctx.rect(x, y, width, BADGE.height);
+      ctx.fill();
+      ctx.fillStyle = BADGE.fg;
+      ctx.textBaseline = "middle";
+      ctx.textAlign = "left";
+      ctx.fillText(text, x + BADGE.padding, y + BADGE.height / 2 + 1);
+      Object.assign(ctx, { font, fillStyle, textBaseline, textAlign });
+    },
+  };
+}
+
+/** Show the badge: among the node's badges where the frontend has them, else above the title bar. */
+function addPriceBadge(node) {
+  const badge = priceBadge(node);
+  node.wavespeedPriceBadge = badge;
+  if (Array.isArray(node.badges)) {
+    node.badges.push(() => badge);
+    return;
+  }
+  const draw = node.onDrawForeground;
+  node.onDrawForeground = function (ctx, ...rest) {
+    draw?.call(this, ctx, ...rest);
+    const top = -(globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30) - BADGE.height - 2;
+    badge.draw(ctx, this.size[0] - badge.getWidth(ctx), top);
+  };
+}
+
+async function loadPrices() {
+  try {
+    const reply = await api.fetchApi("/wavespeed_kontext/prices", { cache: "no-store" });
+    if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
+    prices = await reply.json();
+    app.graph?.setDirtyCanvas?.(true, true);
+  } catch (error) {
+    console.warn("WaveSpeed Kontext: no price definition, so no price badges:", error);
+  }
 }
 
 app.registerExtension({
   name: "wavespeed.kontext",
 
+  async setup() {
+    await loadPrices();
+  },
+
+  // before the frontend indexes the node library: aliases where the server sent none (ComfyUI 0.3.75)
+  async addCustomNodeDefs(defs) {
+    for (const def of Object.values(defs || {})) {
+      if (isOurs(def) && !def.search_aliases?.length) def.search_aliases = [...SEARCH_ALIASES];
+    }
+  },
+
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (String(nodeData?.category || "").startsWith("WaveSpeed")) ours.add(nodeData.name);
+    if (isOurs(nodeData)) ours.add(nodeData.name);
+    if (nodeData.name === BATCH) {
+      const configure = nodeType.prototype.configure;
+      nodeType.prototype.configure = function (info, ...rest) {
+        const values = upgradeBatchValues(info?.widgets_values);
+        const upgraded = values === info?.widgets_values ? info : { ...info, widgets_values: values };
+        return configure.call(this, upgraded, ...rest);
+      };
+    }
   },
 
   nodeCreated(node) {
@@ -29,18 +120,6 @@ app.registerExtension({
     node.bgcolor = BGCOLOR;
     const width = MIN_WIDTH[node.comfyClass] ?? DEFAULT_MIN_WIDTH;
     if (node.size) node.setSize([Math.max(node.size[0], width), node.size[1]]);
-  },
-
-  setup() {
-    api.addEventListener("execution_error", ({ detail }) => {
-      if (!detail || !ours.has(detail.node_type)) return;
-      const node = app.graph?.getNodeById?.(detail.node_id);
-      app.extensionManager?.toast?.add({
-        severity: "error",
-        summary: node?.title || detail.node_type,
-        detail: firstLine(detail.exception_message) || "failed",
-        life: 15000,
-      });
-    });
+    addPriceBadge(node);
   },
 });

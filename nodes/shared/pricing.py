@@ -1,17 +1,18 @@
-"""The price badge expression of a paid node (JSONata, evaluated by the ComfyUI frontend).
+"""The price of a paid node as data: what the node charges by, served to the pack's web extension.
 
-Pure (no ComfyUI import) so that tests can build the same expression the V3 schema declares.
-The badge is the node's model price per output image times every input named in
-``PRICE_MULTIPLIERS`` that the node declares; it is plain text in dollars because the frontend
-shows ``usd`` results as Comfy credits, which is not what WaveSpeed bills.
+Pure (no ComfyUI import). A node's price is its model's price per output image times every input
+named in ``PRICE_MULTIPLIERS`` that the node declares (``price_rule``). ``price_definition`` is the
+whole table as JSON-ready data; the web extension fetches it (nodes/v3/price_route.py) and
+web/price.js turns it and the node's widget values into the badge's text. The frontend's own
+``price_badge`` is not used: it draws only on comfy.org partner nodes, which ours are not.
 
 The Batch node's prompts, and why one definition: the badge counts the prompt lines in the
-browser (JSONata on JavaScript strings), the node splits them in Python, and the two languages
+browser (JavaScript strings), the node splits them in Python, and the two languages
 disagree on what a line break and a blank are (``str.splitlines`` breaks on CR, VT, FF, NEL,
-U+2028...; JSONata's ``$split(s, "\\n")`` on LF only; ``str.strip`` keeps U+FEFF, JavaScript's
-``trim`` removes it). So neither language's built-ins decide: ``LINE_BREAK`` and ``BLANKS`` are
-written out here once, ``prompt_lines`` applies them in Python, and the badge applies the same
-two regular expressions in JSONata. Both use only what Python's ``re`` and JavaScript's
+U+2028...; ``split("\\n")`` on LF only; ``str.strip`` keeps U+FEFF, JavaScript's ``trim`` removes it). So
+neither language's built-ins decide: ``LINE_BREAK`` and ``BLANKS`` are written out here once,
+``prompt_lines`` applies them in Python, and web/price.js applies the same two regular
+expressions (``LINE_BREAK``, ``NOT_BLANK``) in JavaScript. Both use only what Python's ``re`` and JavaScript's
 ``RegExp`` read identically (an alternation, character classes of ``\\uXXXX`` escapes, no flags),
 so the count cannot depend on either engine's Unicode tables.
 
@@ -27,6 +28,7 @@ so the count cannot depend on either engine's Unicode tables.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 #: What ends a prompt line, as a regular expression both engines read the same way.
 LINE_BREAK = r"\r\n|[\n\u000b\u000c\r\u001c\u001d\u001e\u0085\u2028\u2029]"
@@ -45,17 +47,13 @@ _LINE_BREAK = re.compile(LINE_BREAK)
 def prompt_lines(text: str) -> list[str]:
     """The prompts a Batch text sends, one per line, each stripped of blanks; blank lines skipped.
 
-    The badge's JSONata counts exactly these (``PRICE_MULTIPLIERS["prompts"]``)."""
+    The badge (web/price.js) counts exactly these (``PRICE_MULTIPLIERS["prompts"]``)."""
     return [line.strip(BLANKS) for line in _LINE_BREAK.split(text) if line.strip(BLANKS)]
 
 
-#: Widgets that multiply the per-image price, with their JSONata value (the frontend's widget values).
-#: ``prompts`` (the Batch node) counts ``prompt_lines``: lines holding a character not in ``BLANKS``.
-PRICE_MULTIPLIERS: dict[str, str] = {
-    "count": "widgets.count",
-    "variations": "widgets.variations",
-    "prompts": f"$count($split(widgets.prompts, /{LINE_BREAK}/)[$contains($, /{NOT_BLANK}/)])",
-}
+#: Widgets that multiply the per-image price, and how their value counts: ``number`` as it is, ``lines``
+#: as the prompts ``prompt_lines`` finds in the text (web/price.js: lines holding a NOT_BLANK character).
+PRICE_MULTIPLIERS: dict[str, str] = {"count": "number", "variations": "number", "prompts": "lines"}
 
 
 def multipliers_of(input_names: list[str]) -> list[str]:
@@ -63,7 +61,16 @@ def multipliers_of(input_names: list[str]) -> list[str]:
     return [name for name in PRICE_MULTIPLIERS if name in input_names]
 
 
-def price_badge_expr(unit_usd: float, multipliers: list[str]) -> str:
-    """Unit price times each multiplier widget, shown as e.g. "$0.08/Run"."""
-    usd = " * ".join([repr(unit_usd), *(PRICE_MULTIPLIERS[name] for name in multipliers)])
-    return '{"type": "text", "text": "$" & $formatNumber(' + usd + ', "0.00") & "/Run"}'
+def price_rule(unit_usd: float, input_names: list[str]) -> dict[str, Any]:
+    """One node's price: ``unit_usd`` per task, times each multiplier widget it declares."""
+    return {"unit_usd": unit_usd, "per": multipliers_of(input_names)}
+
+
+def price_definition(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every paid node's rule by node id, with how widgets count: what web/price.js reads."""
+    return {
+        "nodes": rules,
+        "multipliers": PRICE_MULTIPLIERS,
+        "line_break": LINE_BREAK,
+        "not_blank": NOT_BLANK,
+    }

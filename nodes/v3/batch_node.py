@@ -33,14 +33,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                 ),
                 seed_input(
                     "Variation v uses seed + v (a fixed seed reuses earlier results, no new charge); -1 lets "
-                    "the API pick."
-                ),
-                io.Combo.Input(
-                    "seed_mode",
-                    options=[batch.SEED_INCREMENT, batch.SEED_RANDOM],
-                    default=batch.SEED_INCREMENT,
-                    tooltip="increment: seed, seed+1, ... per prompt; random: the API picks each (always "
-                    "new, paid images).",
+                    "the API pick every seed (always new, paid images)."
                 ),
                 guidance_input("How strictly the images follow the prompts (1.0-20.0, default 3.5)."),
                 aspect_ratio_input("One shape for the whole batch."),

@@ -1,9 +1,9 @@
-"""The Batch node in the real ComfyUI frontend (issue 19), driven in Debian's chromium through Playwright.
+"""The Batch node in the real ComfyUI frontend, driven in Debian's chromium through Playwright.
 
 One page for the module, on the session ComfyUI server and emulator (see conftest.py and
 tests/e2e/browser/test_browser.py, whose helpers this reuses):
   * a Batch of 4 (2 prompts x 2 variations) feeding a Save Image node, queued with the Run button:
-    its badge reads the price of what is sent, $0.32 (frontend 1.49.6; 1.32.9 draws no badge), the
+    its badge reads the price of what is sent, $0.32 (on every frontend: the pack's web extension), the
     emulator charges exactly that, and Save Image shows the 4 images;
   * images as they arrive: one task finishes while the other three are held at the emulator; the Batch
     node then shows that image as its preview (a loaded, non-blank picture on the node) and the status
@@ -19,7 +19,6 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -106,12 +105,10 @@ def _wait_for_saved_images(ui: UI, count: int) -> list[list[int]]:
 
 
 def test_batch_of_4_runs_from_the_run_button_at_the_price_its_badge_shows(
-    bui: UI, wavespeed_emulator: Emulator, comfy_object_info: dict[str, Any]
+    bui: UI, wavespeed_emulator: Emulator
 ) -> None:
     _load_batch_of_4(bui)
-    has_badge = comfy_object_info[BATCH].get("price_badge") is not None  # ComfyUI 0.33.0+ only
-    if has_badge:
-        bui.page.wait_for_function(f"() => ({BADGE_TEXTS})({BATCH!r}).includes('$0.32/Run')", timeout=10_000)
+    bui.page.wait_for_function(f"() => ({BADGE_TEXTS})({BATCH!r}).includes('$0.32/Run')", timeout=10_000)
     before = wavespeed_emulator.balance
     bui.run()
     sizes = _wait_for_saved_images(bui, 4)
@@ -202,3 +199,31 @@ def _keep_for_docs(shot: Path) -> None:
             MID_RUN_SHOT, optimize=True
         )
     assert MID_RUN_SHOT.stat().st_size < MID_RUN_SHOT_MAX_BYTES
+
+
+SAVED_WITH_SEED_MODE = REPO_ROOT / "tests" / "fixtures" / "batch_saved_with_seed_mode.json"
+
+
+def test_a_batch_workflow_saved_with_seed_mode_loads_with_the_same_values(bui: UI) -> None:
+    """One seed control on Batch: ``seed_mode`` is gone, yet a workflow saved with it (widgets_values
+    are positional) loads with every value in its place; "random" becomes seed -1 (the API picks)."""
+    import json
+
+    workflow = json.loads(SAVED_WITH_SEED_MODE.read_text(encoding="utf-8"))
+    bui.js("async (w) => { await app.loadGraphData(w); }", workflow)
+    values = bui.js(
+        """() => app.graph._nodes.filter((n) => n.comfyClass === 'FluxKontextMaxBatch').sort((a, b) => a.id - b.id)
+             .map((n) => Object.fromEntries(n.widgets.map((w) => [w.name, w.value])))"""
+    )
+    first, second = (workflow["nodes"][0]["widgets_values"], workflow["nodes"][2]["widgets_values"])
+    assert [v.get("seed_mode") for v in values] == [None, None]
+    assert values[0] == {
+        "prompts": first[0], "variations": 2, "seed": 42, "control_after_generate": "fixed",
+        "guidance_scale": 3.5, "aspect_ratio": "1:1", "on_failure": "return what succeeded", "timeout_s": 1800,
+    }  # fmt: skip
+    assert values[1] == {
+        "prompts": second[0], "variations": 3, "seed": -1, "control_after_generate": "increment",
+        "guidance_scale": 6.5, "aspect_ratio": "16:9", "on_failure": "fail", "timeout_s": 600,
+    }  # fmt: skip
+    saved = bui.js("() => app.graph.serialize().nodes.find((n) => n.id === 1).widgets_values")
+    assert saved == [first[0], 2, 42, "fixed", 3.5, "1:1", "return what succeeded", 1800]  # today's layout
