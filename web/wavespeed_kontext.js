@@ -3,7 +3,9 @@
 //   and the definition the nodes charge by (GET /wavespeed_kontext/prices), and follows the widgets;
 // - every node of the pack found by "wavespeed" and "kontext" in the node library (search aliases);
 // - one colour for the pack's nodes and default widths that give the prompt box room;
-// - Batch workflows saved with the older "seed_mode" widget load with the same values (saved_batch.js).
+// - Batch workflows saved with the older "seed_mode" widget load with the same values (saved_batch.js);
+// - a node's last status line stays after the run ("done · 1x 1024x1024 · task 1a2b3c4d…"): frontend
+//   1.58 removes every status line when a run ends, so the extension shows the last one again.
 // Errors are ComfyUI's own to show (its error box carries the node's one-line message): no toast here.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -77,6 +79,31 @@ function addPriceBadge(node) {
   };
 }
 
+const STATUS_WIDGET = "$$node-text-preview"; // the frontend's status line under a node
+const lastStatus = new Map(); // node id -> the last status line of one of our nodes in this run
+
+function keepStatus({ detail }) {
+  const node = detail?.nodeId != null ? app.graph?.getNodeById?.(detail.nodeId) : null;
+  if (node && ours.has(node.comfyClass) && detail.text) lastStatus.set(String(detail.nodeId), detail.text);
+}
+
+/** After a run: show each of our nodes' last status line again where the frontend removed it. */
+function restoreStatus() {
+  for (const [nodeId, text] of lastStatus) {
+    const node = app.graph?.getNodeById?.(nodeId);
+    if (!node || (node.widgets || []).some((w) => w.name === STATUS_WIDGET)) continue;
+    api.dispatchCustomEvent?.("progress_text", { nodeId, text });
+  }
+}
+
+function followStatus() {
+  api.addEventListener("execution_start", () => lastStatus.clear());
+  api.addEventListener("progress_text", keepStatus);
+  for (const end of ["execution_success", "execution_error", "execution_interrupted"]) {
+    api.addEventListener(end, () => setTimeout(restoreStatus, 0)); // after the frontend's own reset
+  }
+}
+
 async function loadPrices() {
   try {
     const reply = await api.fetchApi("/wavespeed_kontext/prices", { cache: "no-store" });
@@ -92,6 +119,7 @@ app.registerExtension({
   name: "wavespeed.kontext",
 
   async setup() {
+    followStatus();
     await loadPrices();
   },
 
