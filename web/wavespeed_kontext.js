@@ -3,6 +3,7 @@
 //   and the definition the nodes charge by (GET /wavespeed_kontext/prices), and follows the widgets;
 // - every node of the pack found by "wavespeed" and "kontext" in the node library (search aliases);
 // - one colour for the pack's nodes and default widths that give the prompt box room;
+// - plain-word labels (the inputs' display_name) on frontends that show the saved widget names;
 // - Batch workflows saved with the older "seed_mode" widget load with the same values (saved_batch.js);
 // - a node's last status line stays after the run ("done · 1x 1024x1024 · task 1a2b3c4d…"): frontend
 //   1.58 removes every status line when a run ends, so the extension shows the last one again.
@@ -19,6 +20,7 @@ const DEFAULT_MIN_WIDTH = 320;
 const SEARCH_ALIASES = ["wavespeed", "kontext", "flux kontext max"];
 const BADGE = { fontSize: 12, padding: 6, height: 20, radius: 5, fg: "#ffffff", bg: "#2c6e49" };
 const ours = new Set();
+const labels = new Map(); // node type -> {input name: plain-word label} (the inputs' display_name)
 let prices = null; // the served definition, once fetched
 
 const isOurs = (nodeData) => String(nodeData?.category || "").startsWith("WaveSpeed");
@@ -131,7 +133,12 @@ app.registerExtension({
   },
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (isOurs(nodeData)) ours.add(nodeData.name);
+    if (!isOurs(nodeData)) return;
+    ours.add(nodeData.name);
+    const specs = { ...nodeData.input?.required, ...nodeData.input?.optional };
+    labels.set(nodeData.name, Object.fromEntries(
+      Object.entries(specs).map(([name, spec]) => [name, spec?.[1]?.display_name]).filter(([, label]) => label),
+    ));
     if (nodeData.name === BATCH) {
       const configure = nodeType.prototype.configure;
       nodeType.prototype.configure = function (info, ...rest) {
@@ -149,5 +156,10 @@ app.registerExtension({
     const width = MIN_WIDTH[node.comfyClass] ?? DEFAULT_MIN_WIDTH;
     if (node.size) node.setSize([Math.max(node.size[0], width), node.size[1]]);
     addPriceBadge(node);
+    // plain-word labels where the frontend shows the saved name (1.32.9 ignores display_name)
+    for (const widget of node.widgets || []) {
+      const label = labels.get(node.comfyClass)?.[widget.name];
+      if (label && (!widget.label || widget.label === widget.name)) widget.label = label;
+    }
   },
 });

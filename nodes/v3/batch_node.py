@@ -29,7 +29,12 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                     tooltip="One prompt per line; blank lines are skipped.",
                 ),
                 io.Int.Input(
-                    "variations", default=1, min=1, max=batch.MAX_TASKS, tooltip="Images per prompt."
+                    "variations",
+                    display_name="images per prompt",
+                    default=1,
+                    min=1,
+                    max=batch.MAX_TASKS,
+                    tooltip="Images per prompt.",
                 ),
                 seed_input(
                     "Variation v uses seed + v (a fixed seed reuses earlier results, no new charge); -1 lets "
@@ -39,6 +44,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                 aspect_ratio_input("One shape for the whole batch."),
                 io.Combo.Input(
                     "on_failure",
+                    display_name="if some fail",
                     options=[batch.RETURN_SUCCEEDED, batch.FAIL],
                     default=batch.RETURN_SUCCEEDED,
                     tooltip="If some tasks fail: return the images that arrived and name the failures, or "
@@ -46,6 +52,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                 ),
                 io.Int.Input(
                     "timeout_s",
+                    display_name="give up after (s)",
                     default=1800,
                     min=10,
                     max=7200,

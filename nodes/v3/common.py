@@ -51,6 +51,7 @@ def seed_input(tooltip: str) -> Any:
 def guidance_input(tooltip: str, round: float | None = None) -> Any:
     return io.Float.Input(
         "guidance_scale",
+        display_name="guidance",
         default=GUIDANCE_DEFAULT,
         min=GUIDANCE_MIN,
         max=GUIDANCE_MAX,
@@ -65,6 +66,7 @@ def aspect_ratio_input(tooltip: str, first: tuple[str, ...] = ()) -> Any:
     options = [*first, *ASPECT_RATIOS]
     return io.Combo.Input(
         "aspect_ratio",
+        display_name="aspect ratio",
         options=options,
         default=options[0] if first else DEFAULT_ASPECT_RATIO,
         tooltip=tooltip,
@@ -83,6 +85,7 @@ def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
         aspect_ratio,
         io.Boolean.Input(
             "sync_mode",
+            display_name="wait in one request",
             default=False,
             label_on="sync",
             label_off="async",
@@ -91,6 +94,7 @@ def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
         ),
         io.Boolean.Input(
             "force_rerun",
+            display_name="always a new image",
             default=False,
             tooltip="Off (default): the same inputs with a fixed seed reuse the earlier result (no new "
             "charge). On: always submit a new, paid task.",

@@ -260,3 +260,33 @@ def test_the_price_definition_holds_each_paid_nodes_model_price_and_multipliers(
         "FluxKontextMaxBatch": {"unit_usd": unit["FluxKontextMaxBatch"], "per": ["variations", "prompts"]},
     }
     assert prices["multipliers"] == {"count": "number", "variations": "number", "prompts": "lines"}
+
+
+#: Plain-word labels the frontend shows; the saved widget names (the input ids) stay as they were.
+LABELS = {
+    "FluxKontextMaxGenerate": {
+        "guidance_scale": "guidance",
+        "aspect_ratio": "aspect ratio",
+        "sync_mode": "wait in one request",
+        "force_rerun": "always a new image",
+    },
+    "FluxKontextMaxBatch": {
+        "variations": "images per prompt",
+        "guidance_scale": "guidance",
+        "aspect_ratio": "aspect ratio",
+        "on_failure": "if some fail",
+        "timeout_s": "give up after (s)",
+    },
+    "WaveSpeedPollResult": {"timeout_s": "give up after (s)", "nsfw_policy": "if flagged NSFW"},
+    "WaveSpeedRecentTasks": {"index": "pick (0 = newest)", "status_filter": "show"},
+}
+
+
+def test_widgets_carry_plain_word_labels_and_keep_their_saved_names(probe: dict[str, Any]) -> None:
+    for name, labels in LABELS.items():
+        required = _inputs(probe, name)
+        assert {k: required[k][1].get("display_name") for k in labels} == labels, name
+    assert _inputs(probe, "WaveSpeedPollResult", "optional")["request_id"][1]["display_name"] == "request id"
+    assert _inputs(probe, "FluxKontextMaxEdit", "optional")["image_url"][1]["display_name"] == "image URL"
+    for name in SUBMIT:
+        assert _inputs(probe, name)["force_rerun"][1]["display_name"] == "always a new image", name

@@ -58,7 +58,7 @@ NODE_STATE = """(cls) => {
   const def = n.constructor.nodeData;
   return {
     title: n.title, color: n.color, bgcolor: n.bgcolor, size: Array.from(n.size),
-    widgets: (n.widgets || []).map((w) => ({ name: w.name, type: w.type, value: w.value, options: plain(w.options) })),
+    widgets: (n.widgets || []).map((w) => ({ name: w.name, label: w.label ?? null, type: w.type, value: w.value, options: plain(w.options) })),
     inputs: (n.inputs || []).map((i) => ({ name: i.name, type: i.type, link: i.link })),
     outputs: (n.outputs || []).map((o) => ({ name: o.name, type: o.type })),
     inputTooltips: Object.fromEntries(Object.entries(def.inputs || {}).map(([k, v]) => [k, v.tooltip ?? null])),
@@ -232,12 +232,16 @@ def test_nodes_render_their_widgets_tooltips_and_colours(ui: UI, comfy_object_in
         "async",
     )
     assert widgets["force_rerun"]["type"] == "toggle" and widgets["force_rerun"]["value"] is False
+    # plain-word labels on the canvas; the saved names (above) stay
+    assert widgets["force_rerun"]["label"] == "always a new image"
+    assert widgets["sync_mode"]["label"] == "wait in one request"
     assert [o["name"] for o in gen["outputs"]] == ["task", "request_id"]
     assert gen["outputs"][0]["type"] == "WAVESPEED_TASK"
 
     pw = {w["name"]: w for w in poll["widgets"]}
     assert pw["timeout_s"]["type"] == "number" and pw["timeout_s"]["value"] == 600
-    assert pw["nsfw_policy"]["value"] == "pass through"
+    assert pw["nsfw_policy"]["value"] == "pass through" and pw["nsfw_policy"]["label"] == "if flagged NSFW"
+    assert pw["timeout_s"]["label"] == "give up after (s)"
     assert pw["nsfw_policy"]["options"]["values"] == ["pass through", "fail"]
     assert [i["name"] for i in poll["inputs"]][0] == "task"
     assert [o["name"] for o in poll["outputs"]][:2] == ["images", "image_urls"]
