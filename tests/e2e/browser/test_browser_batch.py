@@ -227,3 +227,48 @@ def test_a_batch_workflow_saved_with_seed_mode_loads_with_the_same_values(bui: U
     }  # fmt: skip
     saved = bui.js("() => app.graph.serialize().nodes.find((n) => n.id === 1).widgets_values")
     assert saved == [first[0], 2, 42, "fixed", 3.5, "1:1", "return what succeeded", 1800]  # today's layout
+
+
+DISPLAY_NAMES = [
+    "FLUX.1 Kontext [max] Generate (WaveSpeed)",
+    "FLUX.1 Kontext [max] Edit (WaveSpeed)",
+    "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
+    "FLUX.1 Kontext [max] Batch (WaveSpeed)",
+    "WaveSpeed Poll Result",
+    "WaveSpeed Recent Tasks",
+]
+
+
+@pytest.mark.parametrize("query", ["kontext", "wavespeed"])
+def test_the_node_search_finds_every_node_of_the_pack(bui: UI, query: str) -> None:
+    """Double-click the canvas, type the word: all six nodes are offered (Poll Result too, which
+    every chain needs), by the search_aliases ComfyUI 0.33.0 serves (the extension adds them where a
+    server does not). Frontend 1.32.9 (ComfyUI 0.3.75) never reads search_aliases and ranks a word
+    found past ~30 characters of a name out, so there "kontext" misses Poll Result and Recent Tasks
+    and "wavespeed" misses Generate and Multi-Reference: a limit of that frontend, not tested."""
+    if _frontend_searches_names_only(bui):
+        pytest.xfail("frontend 1.32.9 searches node names only, never search_aliases")
+    bui.js("() => app.graph.clear()")
+    bui.page.mouse.dblclick(700, 450)
+    bui.page.wait_for_function("() => document.activeElement?.tagName === 'INPUT'", timeout=10_000)
+    bui.page.keyboard.type(query)
+    bui.page.wait_for_function(  # the list has followed the query (it shows ours first or last)
+        """() => Array.from(document.querySelectorAll('.option-container')).some((e) => /wavespeed/i.test(e.innerText))""",
+        timeout=10_000,
+    )
+    bui.page.wait_for_timeout(500)  # the list settles
+    offered = bui.js(
+        "() => Array.from(document.querySelectorAll('.option-container')).map((e) => e.innerText.split('\\n')[0].trim())"
+    )
+    for _ in range(3):  # Escape clears the query, then closes the box
+        if not bui.js("() => document.querySelectorAll('.option-container').length"):
+            break
+        bui.page.keyboard.press("Escape")
+        bui.page.wait_for_timeout(300)
+    assert [name for name in DISPLAY_NAMES if name not in offered] == [], offered
+
+
+def _frontend_searches_names_only(ui: UI) -> bool:
+    """Frontend 1.32.9 (ComfyUI 0.3.75) indexes name and display_name only, never search_aliases."""
+    version = ui.js("() => window.__COMFYUI_FRONTEND_VERSION__ || ''")
+    return str(version).startswith("1.32.")
