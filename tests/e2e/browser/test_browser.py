@@ -48,7 +48,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
 README_SHOT = REPO_ROOT / "docs" / "screenshots" / "workflow_after_run.png"
 README_SHOT_MAX_BYTES = 400_000
-TEMPLATE = "Text to image - FLUX.1 Kontext [max]"
+TEMPLATE = "Text to image - Kontext [max]"
 GEN, POLL, SAVE = "FluxKontextMaxGenerate", "WaveSpeedPollResult", "SaveImage"
 FAIL_MESSAGE = "Failed to download image from the provided URL."
 
