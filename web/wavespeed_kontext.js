@@ -7,10 +7,13 @@
 // - Batch workflows saved with the older "seed_mode" widget load with the same values (saved_batch.js);
 // - a node's last status line stays after the run ("done · 1x 1024x1024 · task 1a2b3c4d…"): frontend
 //   1.58 removes every status line when a run ends, so the extension shows the last one again.
+// - a running node's prompt box keeps its height beside a preview, its status bar shows progress
+//   (node_layout.js).
 // Errors are ComfyUI's own to show (its error box carries the node's one-line message): no toast here.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { priceText } from "./price.js";
+import { keepBoxHeight, paintProgressBars } from "./node_layout.js";
 import { BATCH, upgradeBatchValues } from "./saved_batch.js";
 
 const COLOR = "#1d4f5e"; // title bar
@@ -98,8 +101,21 @@ function restoreStatus() {
   }
 }
 
+let barsPending = false;
+function repaintBars() {
+  if (barsPending) return;
+  barsPending = true;
+  requestAnimationFrame(() => {
+    barsPending = false;
+    paintProgressBars(app, (node) => ours.has(node.comfyClass));
+  });
+}
+
 function followStatus() {
   api.addEventListener("execution_start", () => lastStatus.clear());
+  for (const event of ["progress", "progress_state", "progress_text", "executing"]) {
+    api.addEventListener(event, repaintBars);
+  }
   api.addEventListener("progress_text", keepStatus);
   for (const end of ["execution_success", "execution_error", "execution_interrupted"]) {
     api.addEventListener(end, () => setTimeout(restoreStatus, 0)); // after the frontend's own reset
@@ -156,6 +172,13 @@ app.registerExtension({
     const width = MIN_WIDTH[node.comfyClass] ?? DEFAULT_MIN_WIDTH;
     if (node.size) node.setSize([Math.max(node.size[0], width), node.size[1]]);
     addPriceBadge(node);
+    const box = (node.widgets || []).find((w) => w.name === "prompts" || w.name === "prompt")?.name;
+    const draw = node.onDrawForeground;
+    node.onDrawForeground = function (...args) {
+      draw?.apply(this, args);
+      if (box) keepBoxHeight(this, box);
+      if (this.progress != null) repaintBars();
+    };
     // plain-word labels where the frontend shows the saved name (1.32.9 ignores display_name)
     for (const widget of node.widgets || []) {
       const label = labels.get(node.comfyClass)?.[widget.name];

@@ -67,6 +67,13 @@ PREVIEW_STATE = """(cls) => {
 }"""
 
 
+# the placeholder bar frontends 1.49.6 and 1.58.1 show beside a running node's status line
+SKELETON = ".dom-widget .p-skeleton, .dom-widget [data-testid='skeleton']"
+# the height of the Batch's prompt box (the <textarea> holding the prompts)
+PROMPT_BOX_HEIGHT = """(text) => { const t = Array.from(document.querySelectorAll('textarea')).find((e) => e.value === text);
+  return t ? t.getBoundingClientRect().height / app.canvas.ds.scale : -1; }"""
+
+
 @pytest.fixture(scope="module")
 def bui(chromium: Path, comfy_server: ComfyServer) -> Iterator[UI]:
     """A fresh chromium profile on the session server with the app up (the first-run Templates
@@ -129,6 +136,8 @@ def test_batch_node_shows_the_first_image_while_later_tasks_wait(
     emu.next_tasks(1, inference_s=0.2)
     emu.next_tasks(3, never_finish=True)  # held until the screenshot is taken
     _load_batch_of_4(bui)
+    bui.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")  # laid out
+    box_before = bui.js(PROMPT_BOX_HEIGHT, PROMPTS)
     try:
         bui.run()
         bui.page.wait_for_function(
@@ -147,6 +156,20 @@ def test_batch_node_shows_the_first_image_while_later_tasks_wait(
         bui.page.wait_for_function(
             f"() => (window.__wsk.node({BATCH!r}).progress ?? 0) >= 0.27", timeout=10_000
         )
+        # the prompt box keeps its height beside the preview (it shrank to two lines)
+        bui.page.wait_for_function(
+            f"([t, h]) => Math.abs(({PROMPT_BOX_HEIGHT})(t) - h) <= 3",
+            arg=[PROMPTS, box_before],
+            timeout=10_000,
+        )
+        # the bar beside "1/4 done" (frontends 1.49+ show one while a node runs; 1.32.9 none) shows
+        # the node's progress, not an empty placeholder
+        if not _frontend_searches_names_only(bui):
+            bui.page.wait_for_function(
+                f"""() => Array.from(document.querySelectorAll({SKELETON!r}))
+                     .some((b) => Number(b.dataset.wavespeedProgress) >= 25)""",
+                timeout=10_000,
+            )
         bui.page.mouse.move(5, VIEWPORT["height"] - 5)
         bui.js("() => app.graph.setDirtyCanvas(true, true)")
         bui.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")  # drawn
