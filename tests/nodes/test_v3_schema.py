@@ -290,3 +290,24 @@ def test_widgets_carry_plain_word_labels_and_keep_their_saved_names(probe: dict[
     assert _inputs(probe, "FluxKontextMaxEdit", "optional")["image_url"][1]["display_name"] == "image URL"
     for name in SUBMIT:
         assert _inputs(probe, name)["force_rerun"][1]["display_name"] == "always a new image", name
+
+
+SET_PROGRESS_PROBE = r"""
+import json, os, sys
+comfy, root = sys.argv[1], sys.argv[2]
+sys.path.insert(0, comfy)
+os.chdir(comfy)
+import comfy_api.latest
+sys.path.insert(0, root)
+from scripts.pack_loader import load_pack
+pack = load_pack()
+call = sys.modules[pack.__name__ + ".nodes.shared.comfy_bridge"]._public_set_progress()
+print(json.dumps({"name": getattr(call, "__name__", None)}))
+"""
+
+
+def test_previews_use_comfyuis_public_progress_call_where_it_has_one() -> None:
+    """Both supported releases offer ``ComfyAPISync().execution.set_progress`` with a preview image:
+    the bridge finds it there (outside ComfyUI it falls back to ProgressBar, tests/nodes/shared)."""
+    found = run_in_comfy(SET_PROGRESS_PROBE)
+    assert found["name"] == "set_progress"
