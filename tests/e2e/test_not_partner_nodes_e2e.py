@@ -45,3 +45,18 @@ def test_the_server_answers_the_price_definition_of_the_paid_nodes(
     assert prices["nodes"]["FluxKontextMaxBatch"] == {"unit_usd": 0.08, "per": ["variations", "prompts"]}
     assert prices["nodes"]["FluxKontextMaxGenerate"] == {"unit_usd": 0.08, "per": []}
     assert prices["line_break"] and prices["not_blank"]
+
+
+def test_each_nodes_help_page_is_served_where_the_frontend_looks(
+    comfy_server: ComfyServer, comfy_object_info: dict[str, Any]
+) -> None:
+    """Frontends 1.49+ fetch /extensions/<pack folder>/docs/<node id>.md for a custom node's help."""
+    import urllib.request
+
+    for name in OURS:
+        pack = comfy_object_info[name]["python_module"].removeprefix("custom_nodes.")
+        with urllib.request.urlopen(
+            f"{comfy_server.url}/extensions/{pack}/docs/{name}.md", timeout=10
+        ) as reply:
+            page = reply.read().decode("utf-8")
+        assert page.startswith(f"# {comfy_object_info[name]['display_name']}"), name
