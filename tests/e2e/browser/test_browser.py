@@ -336,8 +336,12 @@ def test_run_shows_status_text_and_progress_then_the_image(ui: UI, wavespeed_emu
     ui.shot("ui_4_after_run.png")
     clip = _graph_clip(ui)
     after = ui.shot("ui_4_after_run_graph.png", clip=clip)
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        _save_readme_shot(after, README_SHOT)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":  # the newest frontend's run gets its own picture
+        frontend = os.environ.get("COMFYUI_FRONTEND", "")
+        _save_readme_shot(
+            after,
+            README_SHOT.with_stem(f"workflow_after_run_frontend_{frontend}") if frontend else README_SHOT,
+        )
 
 
 def test_failed_task_shows_comfyuis_own_report_with_our_line_and_no_toast_over_it(
@@ -376,6 +380,73 @@ def test_failed_task_shows_comfyuis_own_report_with_our_line_and_no_toast_over_i
         else:
             ui.page.keyboard.press("Escape")
             dialog.wait_for(state="hidden", timeout=10_000)
+    finally:
+        ui.set_widget(GEN, "force_rerun", False)
+
+
+MODERATION_LINE = (
+    "WaveSpeed's safety check refused this prompt or image: change it and run again "
+    "(WaveSpeed refunds a failed task within 3 hours)."
+)
+
+
+def _comfyui_report(ui: UI, words: str) -> str:
+    """The text of ComfyUI's own error report holding ``words`` (1.32.9: a dialog; 1.49.6 and 1.58.1:
+    the overlay's "View details" panel), once it shows; no toast of ours covers it."""
+    overlay = ui.page.get_by_test_id("error-overlay")
+    dialog = ui.page.get_by_role("dialog").filter(has_text=words)
+    overlay.or_(dialog).first.wait_for(timeout=20_000)
+    assert ui.page.locator(".p-toast-message").filter(has_text=words).count() == 0
+    if overlay.count():
+        ui.page.get_by_test_id("error-overlay-see-errors").click()
+        report = ui.page.get_by_test_id("runtime-error-panel").filter(has_text=words)
+        report.wait_for(timeout=10_000)
+        return str(report.inner_text())
+    return str(dialog.inner_text())
+
+
+def _close_report(ui: UI) -> None:
+    if ui.page.get_by_test_id("error-overlay").count():
+        ui.page.get_by_role("button", name="Toggle properties panel").click()
+    else:
+        ui.page.keyboard.press("Escape")
+
+
+def test_a_moderation_refusal_is_one_whole_sentence_in_comfyuis_report(
+    ui: UI, wavespeed_emulator: Emulator
+) -> None:
+    """No task id, no "code 1200", not the server's text, nothing cut mid-word."""
+    wavespeed_emulator.next_tasks(moderated=True)
+    ui.set_widget(GEN, "force_rerun", True)
+    try:
+        ui.run()
+        text = _comfyui_report(ui, "safety check refused")
+        lines = [t.strip() for t in text.splitlines() if "safety check refused" in t]
+        assert lines and all(line.endswith(MODERATION_LINE) for line in lines), lines
+        assert "1200" not in " ".join(lines) and "…" not in " ".join(lines)
+        ui.page.wait_for_timeout(400)
+        ui.shot("ui_6_moderation.png")
+        _close_report(ui)
+    finally:
+        ui.set_widget(GEN, "force_rerun", False)
+
+
+def test_a_refused_submit_says_nothing_was_charged_on_the_node(ui: UI, wavespeed_emulator: Emulator) -> None:
+    """A submit the API refused (here its key) leaves Generate reading "not submitted · $0, nothing was
+    accepted", not "submitting (async) · $0.08"; ComfyUI's report has the same words."""
+    wavespeed_emulator.inject("submit", "status", status=401, message="Invalid API key")
+    ui.set_widget(GEN, "force_rerun", True)
+    try:
+        ui.run()
+        text = _comfyui_report(ui, "nothing was accepted")
+        assert "$0, nothing was accepted" in text
+        ui.page.wait_for_function(
+            "() => (window.__wsk.status('FluxKontextMaxGenerate') || '') === 'not submitted · $0, nothing was accepted'",
+            timeout=10_000,
+        )
+        assert wavespeed_emulator.submissions == 0
+        ui.shot("ui_7_refused_submit.png")
+        _close_report(ui)
     finally:
         ui.set_widget(GEN, "force_rerun", False)
 
