@@ -234,7 +234,10 @@ class SubmitUncertainError(ServerError):
 
 
 class TaskFailedError(WaveSpeedError):
-    """The task ran and failed; carries the server's ``data.error`` and task code."""
+    """The task ran and failed; carries the server's ``data.error`` and task code. Its text does not
+    name the task (there is nothing to fetch; ``request_id`` and the journal keep it)."""
+
+    names_task = False
 
     def __init__(self, what: str = "", *, code: int | None = None, **fields: Any) -> None:
         self.code = code
@@ -243,14 +246,13 @@ class TaskFailedError(WaveSpeedError):
 
 class ModerationRefusedError(TaskFailedError):
     """WaveSpeed's moderation refused the input (task code 1200, "potentially sensitive"): the same
-    input is refused again, so it is never retried; the user changes the prompt or image. Its text does
-    not name the task (nothing to fetch; ``request_id`` and the journal keep it)."""
-
-    names_task = False
+    input is refused again, so it is never retried; the user changes the prompt or image."""
 
 
 class ContentFlaggedError(TaskFailedError):
-    """The output was flagged NSFW and the node was told to fail on it."""
+    """The output was flagged NSFW and the node was told to fail on it (the output exists: named)."""
+
+    names_task = True
 
 
 class WaitTimeoutError(WaveSpeedError):
