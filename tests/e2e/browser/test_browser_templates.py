@@ -204,3 +204,14 @@ def write_thumbnail(images: list[Image.Image], grid: bool, out: Path, cell: int 
             draw.polygon([(ax, ay - 9), (ax, ay + 9), (ax + 12, ay)], fill=(210, 214, 222))
     sheet.save(out, "JPEG", quality=80, optimize=True)
     assert out.stat().st_size < THUMBNAIL_MAX_BYTES
+
+
+def test_nodes_of_one_kind_in_a_template_have_titles_of_their_own() -> None:
+    """Four Poll Result nodes all titled "WaveSpeed Poll Result" could not be told apart: every node
+    that shares its kind with another in the same template carries a distinct title."""
+    for path in WORKFLOWS:
+        nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
+        kinds = [n["type"] for n in nodes]
+        shared = [n for n in nodes if kinds.count(n["type"]) > 1]
+        titles = [n.get("title") for n in shared]
+        assert None not in titles and len(set(titles)) == len(titles), (path.stem, titles)
