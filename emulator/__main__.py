@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 import threading
 from types import FrameType
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retry-after", action="store_true", help="send Retry-After with 429s (the API does not)")
     p.add_argument("--seed", type=int, default=None, help="seed for the random inference times")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate (chain) file")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (with --tls-cert)")
     kind = p.add_argument_group(
         "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12)"
     )
@@ -84,7 +87,14 @@ def _switches(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Start, print one line with the URL (never the key), serve until a signal, stop cleanly."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     keys = tuple(args.api_keys or ["emulator-key"])
     emu = Emulator(
         api_keys=keys,
@@ -99,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         inference_max_s=args.inference_max_s,
         retry_after_on_429=args.retry_after,
         seed=args.seed,
+        tls=tls,
         **_switches(args),
     )
     stop = threading.Event()

@@ -8,6 +8,7 @@ methods of the Backend protocol (backend.py); imports point server -> handler ->
 
 from __future__ import annotations
 
+import ssl
 import threading
 from types import TracebackType
 from typing import Any
@@ -88,6 +89,8 @@ class Emulator(EmulatorState):
     the concurrency limit in ``created``. ``inference_max_s`` draws each task's inference time
     uniformly from [inference_s, inference_max_s] (``seed`` makes the draws repeatable).
     ``nodelay`` gives accepted sockets TCP_NODELAY (off: replies show the 40 ms Nagle stall).
+    ``tls``, a server SSLContext, serves https (base_url and output links then say https), as the
+    API does; tests make the certificate and its CA at test time.
 
     By default the emulator is the least kind reading of the public evidence (WAVESPEED_API.md
     section 12); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
@@ -123,6 +126,7 @@ class Emulator(EmulatorState):
         retry_after_on_429: bool = False,
         seed: int | None = None,
         nodelay: bool = True,
+        tls: ssl.SSLContext | None = None,
         **switches: Any,
     ) -> None:
         if isinstance(api_keys, str):
@@ -132,6 +136,7 @@ class Emulator(EmulatorState):
         super().__init__(tuple(api_keys), tier, minute_s, seed)
         self.host = host
         self.nodelay = nodelay
+        self.tls = tls
         self._server: ApiServer | None = None
         self._thread: threading.Thread | None = None
         self.configure(
@@ -155,18 +160,18 @@ class Emulator(EmulatorState):
         Args:
             port: the port to bind; 0 picks a free one.
         Returns:
-            The base URL, e.g. http://127.0.0.1:40123.
+            The base URL, e.g. http://127.0.0.1:40123 (https:// with ``tls``).
         Raises:
             RuntimeError: already started. OSError: the address cannot be bound.
         """
         if self._server is not None:
             raise RuntimeError("emulator already started")
-        server = make_server((self.host, port), self, nodelay=self.nodelay)
+        server = make_server((self.host, port), self, nodelay=self.nodelay, tls=self.tls)
         self._stop_event.clear()
         self._server = server
         self._port = int(server.server_address[1])
         shown = self.host if ":" not in self.host else f"[{self.host}]"
-        self._base_url = f"http://{shown}:{self._port}"
+        self._base_url = f"{server.scheme}://{shown}:{self._port}"
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
