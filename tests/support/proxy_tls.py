@@ -63,7 +63,8 @@ def https_base(emu: Emulator) -> str:
 
 
 class Tinyproxy:
-    """Debian's tinyproxy in the foreground on a free loopback port, logging every connection.
+    """Debian's tinyproxy in the foreground on a free loopback port, logging every connection; it
+    tunnels to localhost and 127.0.0.1 only (a filter denies every other host).
 
     ``connect_ports``: the only ports a CONNECT may reach (tinyproxy answers 403 to others);
     ``login``: ``(user, password)`` the proxy demands (407 without).
@@ -81,6 +82,8 @@ class Tinyproxy:
             unavailable("tinyproxy is not installed (.ci/run installs Debian's tinyproxy)")
         self.port = free_port()
         self.log_path = directory / "tinyproxy.log"
+        only_loopback = directory / "tinyproxy.filter"  # it never connects anywhere else
+        only_loopback.write_text("^localhost$\n^127\\.0\\.0\\.1$\n", encoding="utf-8")
         lines = [
             f"Port {self.port}",
             "Listen 127.0.0.1",
@@ -90,6 +93,9 @@ class Tinyproxy:
             "LogLevel Info",
             "MaxClients 64",
             "Allow 127.0.0.1",
+            f'Filter "{only_loopback}"',
+            "FilterDefaultDeny Yes",
+            "FilterType ere",
             *(f"ConnectPort {port}" for port in connect_ports),
             *([f"BasicAuth {login[0]} {login[1]}"] if login else []),
         ]
