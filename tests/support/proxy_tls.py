@@ -67,7 +67,8 @@ class Tinyproxy:
     tunnels to localhost and 127.0.0.1 only (a filter denies every other host).
 
     ``connect_ports``: the only ports a CONNECT may reach (tinyproxy answers 403 to others);
-    ``login``: ``(user, password)`` the proxy demands (407 without).
+    ``login``: ``(user, password)`` the proxy demands (407 without); ``port``: a fixed port (a
+    proxy restarted with other rules where a running program already points).
     """
 
     def __init__(
@@ -76,11 +77,12 @@ class Tinyproxy:
         *,
         connect_ports: tuple[int, ...] = (),
         login: tuple[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         binary = shutil.which("tinyproxy")
         if binary is None:
             unavailable("tinyproxy is not installed (.ci/run installs Debian's tinyproxy)")
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_path = directory / "tinyproxy.log"
         only_loopback = directory / "tinyproxy.filter"  # it never connects anywhere else
         only_loopback.write_text("^localhost$\n^127\\.0\\.0\\.1$\n", encoding="utf-8")

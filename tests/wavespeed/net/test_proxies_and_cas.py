@@ -31,7 +31,7 @@ from emulator import Emulator
 from scripts.pack_loader import REPO_ROOT
 from tests.support.ci import unavailable
 from tests.support.clients import fast_client
-from tests.support.hostile_server import RawServer, run_bounded
+from tests.support.hostile_server import RawServer, http_reply, run_bounded
 from tests.support.proxy_tls import PROXY_OUT_ADDRESS, TestCA, Tinyproxy, free_port, https_base, tls_emulator
 
 KEY = "proxy-key-Zq7Wm3Xc9Rv2Tn5B"
@@ -332,3 +332,20 @@ def test_a_proxy_that_stalls_the_connect_sent_nothing(emu: Emulator, monkeypatch
         stalling.stop()
     assert_one_line_nothing_paid(outcome, emu, f"connect timeout through the proxy {stalling.url}")
     assert stalling.requests and stalling.requests[0].startswith(b"CONNECT localhost:")
+
+
+def test_netrc_is_never_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests with trust_env would add a Basic login from ~/.netrc to a download: the pack reads
+    proxies and CAs explicitly and never that file."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login artist password NetrcS3cretValue\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+    server = RawServer(lambda conn, request: conn.sendall(http_reply(200, b"image bytes")))
+    try:
+        with fast_client("http://127.0.0.1:1", KEY) as client:
+            assert client.download(f"{server.url}/out.png") == b"image bytes"
+    finally:
+        server.stop()
+    assert len(server.requests) == 1 and b"authorization" not in server.requests[0].lower()
