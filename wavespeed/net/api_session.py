@@ -51,6 +51,7 @@ from .request_loop import (
     Broken,
     NotSent,
     RetryPolicy,
+    Unreached,
     backoff,
     broken,
     check_cancel,
@@ -58,6 +59,7 @@ from .request_loop import (
     names_its_task,
     sleep,
     timeouts,
+    unreached,
     window,
 )
 
@@ -233,6 +235,27 @@ class ApiSession:
             delay = backoff(self.retry, attempt, wait_s, deadline, failure, during)
             log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
             sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
+
+    def reach(self, *, timeout_s: float = 10.0) -> int | Unreached:
+        """One GET of the balance path WITHOUT the key, free: the HTTP status the API answered (401
+        expected: the route, the proxy and TLS all work), or why it was not reached. A connection
+        check's first step; nothing is retried."""
+        url = self.base_url + "/api/v3/balance"
+        end, _ = window(None, timeout_s)
+        with transport.guard(end) as guard:
+            self._count()
+            try:
+                timeout = (self.connect_timeout_s, timeout_s)
+                with self._session.get(url, timeout=timeout, stream=True, allow_redirects=False) as reply:
+                    return reply.status_code
+            except (requests.RequestException, OSError) as exc:
+                if guard.sent:
+                    return Unreached(
+                        "connect",
+                        f"the connection broke after the request ({type(exc).__name__})",
+                        "check your network",
+                    )
+                return unreached(exc, url, self.trust, cut=guard.fired == transport.FIRED_DEADLINE)
 
     def _count(self) -> None:
         """One more request sent (tests and benchmarks read ``request_count``)."""
