@@ -21,11 +21,7 @@ if str(ROOT) not in sys.path:
 from scripts.pack_loader import load_pack  # noqa: E402
 
 load_pack()
-from wavespeed_kontext_pack.wavespeed.net.connection_check import (  # noqa: E402
-    check_connection,
-    passed,
-    report,
-)
+from wavespeed_kontext_pack.wavespeed.net.connection_check import check_connection  # noqa: E402
 
 PACK_KEY_FILE = ROOT / "wavespeed_api_key.txt"  # the key file the nodes also read (git-ignored)
 
@@ -36,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step (default 10)")
     args = parser.parse_args(argv)
-    layers = check_connection(extra_key_files=(PACK_KEY_FILE,), timeout_s=args.timeout)
-    print(report(layers), flush=True)
-    return 0 if passed(layers) else 1
+    checked = check_connection(extra_key_files=(PACK_KEY_FILE,), timeout_s=args.timeout)
+    print(checked.text, flush=True)
+    return 0 if checked.passed else 1
 
 
 if __name__ == "__main__":

@@ -45,13 +45,23 @@ class Layer:
         return f"{self.name:<7} {self.verdict:<4} {self.text}"
 
 
-def report(layers: Iterable[Layer]) -> str:
-    """The check as text, one line per layer."""
-    return "\n".join(layer.line() for layer in layers)
+@dataclass(frozen=True)
+class ConnectionReport:
+    """The check's verdicts, one per layer in :data:`LAYERS` order."""
 
+    layers: tuple[Layer, ...]
 
-def passed(layers: Iterable[Layer]) -> bool:
-    return all(layer.verdict != FAIL for layer in layers)
+    @property
+    def passed(self) -> bool:
+        return all(layer.verdict != FAIL for layer in self.layers)
+
+    @property
+    def text(self) -> str:
+        """One line per layer."""
+        return "\n".join(layer.line() for layer in self.layers)
+
+    def layer(self, name: str) -> Layer:
+        return next(layer for layer in self.layers if layer.name == name)
 
 
 def _not_reached(after: str) -> list[Layer]:
@@ -128,10 +138,14 @@ def _account(layers: list[Layer], client: WaveSpeedClient) -> list[Layer]:
     return [*layers, Layer("balance", OK, f"${usd:.2f}, enough for {images} images at ${price:.2f}")]
 
 
-def check_connection(*, extra_key_files: Iterable[Path] = (), timeout_s: float = 10.0) -> list[Layer]:
+def check_connection(*, extra_key_files: Iterable[Path] = (), timeout_s: float = 10.0) -> ConnectionReport:
     """Check every layer between this machine and the API, in order, with the environment's
     settings; never raises for a network or settings problem (each is a FAIL line), never submits
     a task. ``extra_key_files``: key files to read after the usual ones (the pack's own)."""
+    return ConnectionReport(tuple(_check(tuple(extra_key_files), timeout_s)))
+
+
+def _check(extra_key_files: tuple[Path, ...], timeout_s: float) -> list[Layer]:
     try:
         base_url = resolve_base_url()
     except E.ConfigError as exc:

@@ -22,10 +22,8 @@ from wavespeed_kontext_pack.wavespeed.net.connection_check import (
     LAYERS,
     OK,
     SKIP,
-    Layer,
+    ConnectionReport,
     check_connection,
-    passed,
-    report,
 )
 from wavespeed_kontext_pack.wavespeed.settings import network
 
@@ -67,16 +65,17 @@ def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
     running.stop()
 
 
-def verdicts(layers: list[Layer]) -> list[str]:
-    assert [layer.name for layer in layers] == list(LAYERS)
-    text = report(layers)
-    assert len(text.splitlines()) == len(LAYERS)
-    assert not [KEY[i : i + 8] for i in range(len(KEY) - 7) if KEY[i : i + 8] in text]
-    return [layer.verdict for layer in layers]
+def verdicts(checked: ConnectionReport) -> list[str]:
+    assert [layer.name for layer in checked.layers] == list(LAYERS)
+    assert len(checked.text.splitlines()) == len(LAYERS)
+    assert not [KEY[i : i + 8] for i in range(len(KEY) - 7) if KEY[i : i + 8] in checked.text]
+    found = [layer.verdict for layer in checked.layers]
+    assert checked.passed == (FAIL not in found)
+    return found
 
 
-def line(layers: list[Layer], name: str) -> str:
-    return next(layer.text for layer in layers if layer.name == name)
+def line(checked: ConnectionReport, name: str) -> str:
+    return checked.layer(name).text
 
 
 def assert_free(emu: Emulator) -> None:
@@ -90,7 +89,7 @@ def test_every_layer_passes_through_a_proxy_and_it_costs_nothing(
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle))
     layers = check_connection(timeout_s=5)
-    assert verdicts(layers) == [OK] * 5 and passed(layers)
+    assert verdicts(layers) == [OK] * 5
     assert f"{proxy.url} (HTTPS_PROXY) opened a tunnel" in line(layers, "proxy")
     assert "REQUESTS_CA_BUNDLE" in line(layers, "TLS/CA")
     assert line(layers, "balance").startswith("$12.00, enough for 150 images")
@@ -103,7 +102,7 @@ def test_a_direct_route_says_no_proxy_is_set(
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(ca.bundle))
     layers = check_connection(timeout_s=5)
-    assert verdicts(layers) == [OK, SKIP, OK, OK, OK] and passed(layers)
+    assert verdicts(layers) == [OK, SKIP, OK, OK, OK]
     assert line(layers, "proxy").startswith("none set: direct to localhost:")
     assert "is an address" not in line(layers, "DNS") and "localhost resolves to" in line(layers, "DNS")
 
@@ -119,7 +118,7 @@ def test_a_refusing_proxy_fails_the_proxy_layer(
         layers = check_connection(timeout_s=5)
     finally:
         strict.stop()
-    assert verdicts(layers) == [OK, FAIL, SKIP, SKIP, SKIP] and not passed(layers)
+    assert verdicts(layers) == [OK, FAIL, SKIP, SKIP, SKIP]
     assert "answered the CONNECT with 403" in line(layers, "proxy")
     assert "ask its admin to allow" in line(layers, "proxy")
     assert emu.requests == []
