@@ -96,3 +96,26 @@ def test_a_proxy_that_refuses_is_one_line_and_nothing_is_paid(
     assert "nothing was sent, nothing charged" in line
     assert api.submissions == 0 and api.requests == []
     assert proxy.connects() == [f"localhost:{api.port}"]
+
+
+def test_the_connection_check_node_passes_every_layer_through_the_proxy(
+    comfy_behind_a_proxy: ComfyServer, api: Emulator, site: Path, proxy_port: int
+) -> None:
+    api.reset()
+    (site / "check").mkdir()
+    proxy = Tinyproxy(site / "check", port=proxy_port)
+    try:
+        result = run_prompt(
+            comfy_behind_a_proxy, {"1": {"class_type": "WaveSpeedConnectionCheck", "inputs": {}}}
+        )
+    finally:
+        proxy.stop()
+    assert result.ok, result.error_line()
+    shown = [e["data"]["text"] for e in result.events_of("progress_text")]
+    assert shown, result.events
+    lines = shown[-1].splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["DNS", "ok"], ["proxy", "ok"], ["TLS/CA", "ok"], ["key", "ok"], ["balance", "ok"]
+    ]  # fmt: skip
+    assert f"http://127.0.0.1:{proxy_port} (HTTPS_PROXY) opened a tunnel" in lines[1]
+    assert api.submissions == 0 and {r.peer for r in api.requests} == {PROXY_OUT_ADDRESS}
