@@ -229,6 +229,12 @@ class _Handler(ReplyHandler):
             self.reply_ok(sync_timeout_object(task, timeout))
 
     def _result(self, request_id: str) -> None:
+        gap = self.backend.check_pace(request_id)
+        if gap is not None:  # WaveSpeed's published pace (WAVESPEED_API.md 13.1): no task was read
+            self.reply_error(
+                429, f"Too many requests: check task {request_id} at most once every {gap:g} seconds"
+            )
+            return
         try:
             task = self.backend.task(request_id)
         except KeyError:
@@ -246,7 +252,7 @@ class _Handler(ReplyHandler):
         now = time.monotonic()
         items = []
         for task in sorted(self.backend.history(), key=lambda t: t.created_ns, reverse=True):
-            item = self.backend.prediction(task, now, where="list")
+            item = self.backend.prediction(task, now, where="list", asked=query.include_inputs)
             created = parse_time(task.created_at)  # what the client sees, not the finer clock
             if query.keeps(task.model, item["status"], task.created_ns / 1e9 if created is None else created):
                 items.append(item)
