@@ -16,6 +16,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -349,3 +350,21 @@ def test_netrc_is_never_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     finally:
         server.stop()
     assert len(server.requests) == 1 and b"authorization" not in server.requests[0].lower()
+
+
+def test_cancel_frees_the_worker_inside_a_proxy_tunnel(
+    emu: Emulator, ca: TestCA, proxy: Tinyproxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel pressed while a poll waits on a slow reply inside the tunnel: the watchdog shuts the
+    socket to the proxy and the call ends (event order: the reply was never sent)."""
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle))
+    pressed = threading.Event()
+    with fast_client(https_base(emu), KEY) as client:
+        task = client.submit(KontextRequest(prompt="slow"))
+        emu.inject("result", "slow", delay_s=30.0)
+        threading.Timer(0.5, pressed.set).start()
+        outcome = run_bounded(lambda: client.get_result(task.id, cancel=pressed.is_set), 15.0)
+    assert isinstance(outcome, E.CancelledError), outcome
+    polls = [r for r in emu.requests if r.route == "result"]
+    assert len(polls) == 1 and polls[0].status == 0 and polls[0].peer == PROXY_OUT_ADDRESS
