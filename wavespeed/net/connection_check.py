@@ -167,8 +167,9 @@ def _check(extra_key_files: tuple[Path, ...], timeout_s: float) -> list[Layer]:
             read_timeout_s=timeout_s,
             retry=RetryPolicy(attempts=2),
         )
-    except E.ConfigError as exc:  # a CA variable naming a file that cannot be read
-        return _with([*layers, _route_line(way)], Layer("TLS/CA", FAIL, exc.message))
+    except E.ConfigError as exc:  # a CA variable naming a file that cannot be read: nothing was tried
+        untried = Layer("proxy", SKIP, "not tried (fix TLS/CA first)")
+        return _with([*layers, untried], Layer("TLS/CA", FAIL, exc.message))
     with client:
         reached = client.reach(timeout_s=timeout_s)
         if isinstance(reached, Unreached):

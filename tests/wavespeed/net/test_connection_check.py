@@ -160,6 +160,7 @@ def test_an_unreadable_ca_bundle_fails_the_tls_layer(emu: Emulator, monkeypatch:
     layers = check_connection(timeout_s=5)
     assert verdicts(layers) == [OK, SKIP, FAIL, SKIP, SKIP]
     assert "REQUESTS_CA_BUNDLE=/nonexistent/company-ca.pem does not exist" in line(layers, "TLS/CA")
+    assert line(layers, "proxy") == "not tried (fix TLS/CA first)" and emu.requests == []
 
 
 def test_a_refused_key_fails_the_key_layer(
