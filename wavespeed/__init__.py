@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from .limits.scheduler import SubmitScheduler as SubmitScheduler, scheduler_for as scheduler_for
     from .net.api_session import account_tag_for as account_tag_for
     from .net.client import WaveSpeedClient as WaveSpeedClient
+    from .net.connection_check import check_connection as check_connection
     from .net.reference_uploads import (
         CACHE as CACHE,
         PreparedImage as PreparedImage,
@@ -146,6 +147,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(("budget_from_env",), "limits.poll_book"),
     **dict.fromkeys(("Poller", "account_poller"), "limits.poller"),
     "account_tag_for": "net.api_session",
+    "check_connection": "net.connection_check",
     **dict.fromkeys(("scheduler_for", "SubmitScheduler"), "limits.scheduler"),
     **dict.fromkeys(("WaveSpeedClient",), "net.client"),
     **dict.fromkeys(

@@ -17,6 +17,9 @@ from typing import Any
 
 _FRACTION = re.compile(r"\.(\d+)")  # Python 3.11 reads at most 6 fraction digits
 ECHO_KEYS: tuple[str, ...] = ("none", "input", "inputs")
+#: The history's echo: "asked" (``inputs`` only when the call sends ``include_inputs: true``) or one
+#: of ECHO_KEYS on every item.
+HISTORY_ECHOES: tuple[str, ...] = ("asked", *ECHO_KEYS)
 ECHO_STYLES: tuple[str, ...] = ("go", "raw")
 
 
@@ -44,8 +47,11 @@ def echo_of(body: dict[str, Any], schema: frozenset[str], style: str) -> dict[st
     return {k: go_value(body[k]) for k in sorted(body) if k in schema}
 
 
-def with_echo(obj: dict[str, Any], key: str, echo: dict[str, Any]) -> dict[str, Any]:
-    """``obj`` with the echo under ``key`` ("input" / "inputs"), or unchanged for "none"."""
+def with_echo(obj: dict[str, Any], key: str, echo: dict[str, Any], *, asked: bool = False) -> dict[str, Any]:
+    """``obj`` with the echo under ``key`` ("input" / "inputs"), or unchanged for "none"; "asked":
+    under "inputs" when the caller ``asked`` for inputs, else unchanged."""
+    if key == "asked":
+        key = "inputs" if asked else "none"
     if key == "none":
         return obj
     return {**obj, key: echo}

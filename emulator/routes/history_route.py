@@ -26,6 +26,7 @@ class HistoryQuery:
     status: str | None = None
     after: float | None = None
     before: float | None = None
+    include_inputs: bool = False  # items carry their inputs only when asked (the "asked" echo)
 
     def keeps(self, model: str, status: str, created_s: float) -> bool:
         """Whether an item with these fields is in the filtered list."""
@@ -64,4 +65,5 @@ def parse_query(body: object, *, strict: bool) -> HistoryQuery:
         status=status if isinstance(status, str) and status else None,
         after=times["created_after"],
         before=times["created_before"],
+        include_inputs=body.get("include_inputs") is True,
     )

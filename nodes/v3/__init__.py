@@ -13,6 +13,7 @@ from typing import Any
 from comfy_api.latest import ComfyExtension
 
 from .batch_node import FluxKontextMaxBatch
+from .check_node import WaveSpeedConnectionCheck
 from .submit_nodes import FluxKontextMaxEdit, FluxKontextMaxGenerate, FluxKontextMaxMultiReference
 from .task_nodes import WaveSpeedPollResult, WaveSpeedRecentTasks
 
@@ -24,6 +25,7 @@ NODES: list[Any] = [
     FluxKontextMaxBatch,
     WaveSpeedPollResult,
     WaveSpeedRecentTasks,
+    WaveSpeedConnectionCheck,
 ]
 
 

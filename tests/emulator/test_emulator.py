@@ -600,7 +600,7 @@ def test_control_endpoints_drive_another_process(api: Api, emulator: Emulator) -
     assert stats["submissions"] == 1 and stats["uploads"] == 0
     assert stats["balance"] == pytest.approx(100.0 - 0.08)
     assert [r["status"] for r in stats["requests"]][:2] == [503, 200]
-    assert set(stats["requests"][0]) == {"method", "path", "route", "status", "authorization", "t"}
+    assert set(stats["requests"][0]) == {"method", "path", "route", "status", "authorization", "t", "peer"}
     bad = requests.post(f"{base}/_emulator/faults", json={"route": "x", "kind": "status"}, timeout=5)
     assert bad.status_code == 400
     assert requests.post(f"{base}/_emulator/reset", timeout=5).status_code == 200

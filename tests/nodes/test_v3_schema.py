@@ -26,6 +26,7 @@ NODE_IDS = [
     "FluxKontextMaxBatch",
     "WaveSpeedPollResult",
     "WaveSpeedRecentTasks",
+    "WaveSpeedConnectionCheck",
 ]
 PRICED = {"FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"}
 SUBMIT = ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"]
@@ -37,6 +38,7 @@ WORK = {
     "FluxKontextMaxBatch": "run",
     "WaveSpeedPollResult": "poll",
     "WaveSpeedRecentTasks": "pick",
+    "WaveSpeedConnectionCheck": "check",
 }
 RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 
@@ -118,6 +120,7 @@ def test_every_node_has_its_name_category_description_and_tooltips_and_no_key_wi
         "FluxKontextMaxBatch": "FLUX.1 Kontext [max] Batch (WaveSpeed)",
         "WaveSpeedPollResult": "WaveSpeed Poll Result",
         "WaveSpeedRecentTasks": "WaveSpeed Recent Tasks",
+        "WaveSpeedConnectionCheck": "WaveSpeed Connection Check",
     }
     for name, node in probe["nodes"].items():
         info = node["v1"]
