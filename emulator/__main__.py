@@ -11,7 +11,7 @@ from typing import Any
 
 from .behaviour.imagegen import OUTPUT_FORMATS
 from .behaviour.tiers import TIERS
-from .routes.echo import ECHO_KEYS, ECHO_STYLES
+from .routes.echo import ECHO_KEYS, ECHO_STYLES, HISTORY_ECHOES
 from .server import KIND, Emulator
 
 
@@ -53,8 +53,10 @@ def _parser() -> argparse.ArgumentParser:
         "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12)"
     )
     kind.add_argument("--kind", action="store_true", help="every switch below at its older, kinder value")
-    kind.add_argument("--history-echo", choices=ECHO_KEYS, help="request echo on history items (none)")
-    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (inputs)")
+    kind.add_argument(
+        "--history-echo", choices=HISTORY_ECHOES, help="request echo on history items (asked: include_inputs)"
+    )
+    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (none)")
     kind.add_argument("--echo-style", choices=ECHO_STYLES, help="go: re-encoded, schema keys only (go)")
     kind.add_argument(
         "--history-lenient", action="store_true", help="page/page_size optional on the history call"

@@ -18,7 +18,7 @@ from .behaviour.imagegen import OUTPUT_FORMATS
 from .behaviour.tasks import END_STATUSES, MODERATION_CODE, MODERATION_MESSAGE
 from .behaviour.tiers import Account, Tier, tier_named
 from .records import RequestRecord
-from .routes.echo import ECHO_KEYS, ECHO_STYLES
+from .routes.echo import ECHO_KEYS, ECHO_STYLES, HISTORY_ECHOES
 from .routes.handler import ApiServer, make_server
 from .state import EmulatorState
 
@@ -48,7 +48,7 @@ _CONFIG_KEYS = (
 
 # The switches of how kind the emulator is (Emulator's docstring), and the values each may take.
 _CHOICES: dict[str, tuple[object, ...]] = {
-    "history_echo": ECHO_KEYS,
+    "history_echo": HISTORY_ECHOES,
     "result_echo": ECHO_KEYS,
     "echo_style": ECHO_STYLES,
     "history_strict": (True, False),
@@ -90,10 +90,13 @@ class Emulator(EmulatorState):
     ``nodelay`` gives accepted sockets TCP_NODELAY (off: replies show the 40 ms Nagle stall).
 
     By default the emulator is the least kind reading of the public evidence (WAVESPEED_API.md
-    section 12); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
-      history_echo        "none" | "input" | "inputs": the request echo on history list items
-                          (default none: the docs' items and the desktop app's type have none)
-      result_echo         the same on a task's ``/result`` (default "inputs", as the CLI reads it)
+    sections 12 and 13); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
+      history_echo        "asked" | "none" | "input" | "inputs": the request echo on history list
+                          items (default "asked": ``inputs`` only when the call sends
+                          ``include_inputs: true``, as an official CLI revision did; the docs'
+                          items and the desktop app's type have none)
+      result_echo         "none" | "input" | "inputs" on a task's ``/result`` (default none: no
+                          evidence that it echoes; the CLI only reads one if present)
       echo_style          "go" (keys outside the schema dropped, 4.0 as 4, keys sorted) | "raw"
       history_strict      page and page_size (1..100) required on the history call (else defaults)
       low_balance_status  400 | 402 | 403: the HTTP status of "Insufficient credits" (default 400)

@@ -48,9 +48,9 @@ class EmulatorState:
         self.inference_max_s: float | None = None
         self.retry_after_on_429 = False
         # How far the emulator is kind (server.Emulator's docstring): the defaults are the least
-        # kind reading of the evidence (WAVESPEED_API.md section 12).
-        self.history_echo = "none"
-        self.result_echo = "inputs"
+        # kind reading of the evidence (WAVESPEED_API.md sections 12 and 13).
+        self.history_echo = "asked"
+        self.result_echo = "none"
         self.echo_style = "go"
         self.history_strict = True
         self.low_balance_status = 400
@@ -207,17 +207,21 @@ class EmulatorState:
         with self._lock:
             return list(self._tasks.values())
 
-    def prediction(self, task: Task, now: float, *, where: str = "submit") -> dict[str, Any]:
+    def prediction(
+        self, task: Task, now: float, *, where: str = "submit", asked: bool = False
+    ) -> dict[str, Any]:
         """The API's prediction object for task at monotonic time now (renders outputs once due).
 
         ``where``: "submit" (no echo), "result" (the ``result_echo`` switch) or "list" (the
-        ``history_echo`` switch): which key, if any, carries the echo of the request.
+        ``history_echo`` switch): which key, if any, carries the echo of the request. ``asked``:
+        the history call sent ``include_inputs: true``.
         """
         if task.is_due(now):
             self._render(task)
         obj = prediction_object(task, now)
         key = {"result": self.result_echo, "list": self.history_echo}.get(where, "none")
-        return with_echo(obj, key, echo_of(task.input, MODELS[task.model].schema, self.echo_style))
+        echo = echo_of(task.input, MODELS[task.model].schema, self.echo_style)
+        return with_echo(obj, key, echo, asked=asked and where == "list")
 
     def submit(self, model: str, body: dict[str, Any], base_url: str) -> Task | Literal[402, 429]:
         """Charge for and create a task (it then runs by the clock: behaviour/tasks.py).

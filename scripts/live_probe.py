@@ -102,6 +102,20 @@ def echo_key(obj: Any) -> str:
     return next((k for k in ("inputs", "input") if isinstance(obj.get(k), dict)), "none")
 
 
+def echo_of(obj: Any) -> dict[str, Any] | None:
+    """The echo an object carries (``inputs`` read first), or None."""
+    key = echo_key(obj)
+    return None if key == "none" else dict(obj[key])
+
+
+def listed(probe: Probe, query: dict[str, Any], task_id: str | None) -> dict[str, Any] | None:
+    """The history item of ``task_id`` when the call asks for inputs (``include_inputs: true``)."""
+    reply = probe.call("POST", "/api/v3/predictions", {**query, "include_inputs": True})
+    data = reply["body"].get("data") if isinstance(reply["body"], dict) else None
+    items = data.get("items") if isinstance(data, dict) else None
+    return next((i for i in items or [] if isinstance(i, dict) and i.get("id") == task_id), None)
+
+
 def error_shape(reply: dict[str, Any]) -> dict[str, Any]:
     """The keys and texts of an error reply, as the report shows them."""
     body = reply["body"]
@@ -185,7 +199,7 @@ def run_probe(probe: Probe, assumed: Emulator, log: Any = print) -> dict[str, An
         finished = wait_for(probe.client, task_id, model=request.model, timeout_s=300)
         seen["t2i_16_9_size"] = image_size(probe, finished.outputs[0], task_id)
 
-    # -- the history and a result, raw
+    # -- the history (without and with include_inputs) and a result, raw
     query = {"page": 1, "page_size": 20, "model": request.model, "created_after": H.utc_text(since - 120)}
     listing = probe.call("POST", "/api/v3/predictions", query)
     items = (listing["body"].get("data") or {}).get("items") if isinstance(listing["body"], dict) else None
@@ -193,11 +207,13 @@ def run_probe(probe: Probe, assumed: Emulator, log: Any = print) -> dict[str, An
     seen["history_page_keys"] = sorted(listing["body"].get("data") or {}) if items is not None else None
     seen["history_item_keys"] = sorted(item) if item else None
     seen["list_echo"] = echo_key(item) if item else None
+    asked = listed(probe, query, task_id)
+    seen["list_echo_asked"] = echo_key(asked) if asked else None
     if task_id is not None:
         result = probe.call("GET", f"/api/v3/predictions/{task_id}/result")
         data = result["body"].get("data") if isinstance(result["body"], dict) else None
         seen["result_echo"] = echo_key(data)
-        echo = (data or {}).get(seen["result_echo"]) if seen["result_echo"] != "none" else None
+        echo = echo_of(data) or echo_of(asked)
         gs = echo.get("guidance_scale") if isinstance(echo, dict) else None
         seen["echo_guidance_4_0"] = None if gs is None else type(gs).__name__
         seen["execution_time"] = isinstance((data or {}).get("executionTime"), int)
@@ -216,8 +232,9 @@ def run_probe(probe: Probe, assumed: Emulator, log: Any = print) -> dict[str, An
         finished = wait_for(probe.client, edit_id, model=MODEL_EDIT, timeout_s=300)
         seen["edit_size"] = image_size(probe, finished.outputs[0], edit_id)
         data = probe.call("GET", f"/api/v3/predictions/{edit_id}/result")["body"].get("data")
-        key = echo_key(data)
-        seen["unknown_key_echoed"] = None if key == "none" else "probe_unknown_key" in data[key]
+        edit_query = {**query, "model": MODEL_EDIT}
+        echo = echo_of(data) or echo_of(listed(probe, edit_query, edit_id))
+        seen["unknown_key_echoed"] = None if echo is None else "probe_unknown_key" in echo
     seen["created_at_samples"] = sorted(set(probe.created_ats))[:6]
     seen["statuses_seen"] = sorted(probe.statuses - {"None"})
     seen["headers_of_429"] = probe.seen_429
@@ -230,7 +247,10 @@ def verdicts(seen: dict[str, Any], emu: Emulator) -> list[dict[str, Any]]:
     rows: list[tuple[str, Any, Any]] = [
         ("history needs page and page_size (400 without)", 400 if emu.history_strict else 200,
          seen["history_without_page"]["status"]),
-        ("history list items: request echo", emu.history_echo, seen.get("list_echo")),
+        ("history list items: request echo",
+         "none" if emu.history_echo == "asked" else emu.history_echo, seen.get("list_echo")),
+        ("history list items asked with include_inputs: request echo",
+         "inputs" if emu.history_echo == "asked" else emu.history_echo, seen.get("list_echo_asked")),
         ("task /result: request echo", emu.result_echo, seen.get("result_echo")),
         ("echo re-encodes 4.0 as 4", "int" if emu.echo_style == "go" else "float", seen.get("echo_guidance_4_0")),
         ("unknown body keys accepted (not 400)", 200, seen.get("unknown_key_submit_status")),

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         Journal as Journal,
         JournalError as JournalError,
         TaskRecord as TaskRecord,
+        TaskTakenError as TaskTakenError,
         default_journal_dir as default_journal_dir,
         params_hash as params_hash,
     )
@@ -140,6 +141,7 @@ _WHERE: dict[str, str] = {
             "STATUS_FAILED",
             "STATUS_IN_FLIGHT",
             "TaskRecord",
+            "TaskTakenError",
         ),
         "journal.task_journal",
     ),

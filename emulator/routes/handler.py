@@ -241,7 +241,7 @@ class _Handler(ReplyHandler):
         now = time.monotonic()
         items = []
         for task in sorted(self.backend.history(), key=lambda t: t.created_ns, reverse=True):
-            item = self.backend.prediction(task, now, where="list")
+            item = self.backend.prediction(task, now, where="list", asked=query.include_inputs)
             created = parse_time(task.created_at)  # what the client sees, not the finer clock
             if query.keeps(task.model, item["status"], task.created_ns / 1e9 if created is None else created):
                 items.append(item)

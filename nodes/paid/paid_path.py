@@ -210,7 +210,8 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
     from .reuse import check_reusable, recover
 
     request = paid.request
-    intent = new_intent(paid.account, paid.identity, request.model, params_hash(request.model, paid.params))
+    sent = params_hash(request.model, paid.params)
+    intent = new_intent(paid.account, paid.identity, request.model, sent, paid.params)
     watch = Watch(paid.progress)
     for _ in range(3):  # a reuse candidate that turns out gone is marked so; then claim again
 

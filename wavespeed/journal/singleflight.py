@@ -29,9 +29,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
@@ -208,7 +208,10 @@ def owner_alive(intent: Intent, now: float | None = None) -> bool:
     return now <= intent.lease_until <= now + LEASE_S + CLOCK_SLACK_S
 
 
-def new_intent(account: str, identity: str, model: str, payload_hash: str) -> Intent:
+def new_intent(
+    account: str, identity: str, model: str, payload_hash: str, payload: Mapping[str, Any] | None = None
+) -> Intent:
+    """This process's claim on (account, identity), keeping the payload it is about to send."""
     now = time.time()
     return Intent(
         account=account,
@@ -221,6 +224,7 @@ def new_intent(account: str, identity: str, model: str, payload_hash: str) -> In
         owner=OWNER,
         lease_until=now + LEASE_S,
         state=STATE_SUBMITTING,
+        payload=None if payload is None else dict(payload),
     )
 
 

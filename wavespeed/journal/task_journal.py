@@ -71,6 +71,7 @@ __all__ = [
     "Journal",
     "JournalError",
     "TaskRecord",
+    "TaskTakenError",
     "default_journal_dir",
     "params_hash",
 ]
@@ -78,6 +79,18 @@ __all__ = [
 log = logging.getLogger("wavespeed")
 
 _PRUNE_EVERY_S = 3600.0
+
+# What an upsert of the same identity's row writes (everything but the key and the identity).
+_UPSERT = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (*(name.strip() for name in TASK_COLUMNS.split(",")), "boot_id", "boot_s")
+    if c not in ("request_id", "identity", "account")
+)
+
+
+class TaskTakenError(ValueError):
+    """A task id already journaled for other inputs (another identity or account): never rewritten."""
+
 
 _UPDATABLE = frozenset(
     [
@@ -148,11 +161,19 @@ class Journal(TaskReader):
         )
         boot_s = boot_seconds() - (now - record.submitted_at)
         with self._transaction() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # A row of the same task id is updated only when it is this identity's: a write never
+            # replaces another task's row (the upsert's WHERE leaves it, and nothing changes).
+            written = conn.execute(
+                f"INSERT INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT (request_id) DO UPDATE SET {_UPSERT} "
+                "WHERE tasks.identity = excluded.identity AND tasks.account = excluded.account",
                 (*task_values(record), BOOT_ID, boot_s),
-            )
+            ).rowcount
+            if written != 1:
+                raise TaskTakenError(
+                    f"task {record.request_id} is already journaled for other inputs; its row was left as it is"
+                )
             if release_intent:
                 conn.execute(
                     "DELETE FROM intents WHERE account = ? AND identity = ?", (account, record.params_hash)
@@ -223,7 +244,7 @@ class Journal(TaskReader):
                 return existing
             conn.execute(
                 f"INSERT INTO intents ({INTENT_COLUMNS}, boot_id, boot_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*intent_values(intent), BOOT_ID, boot_seconds()),
             )
             return None

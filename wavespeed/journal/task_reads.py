@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wavespeed")
 
 RETENTION_S = 7 * 86400  # WaveSpeed keeps predictions and their outputs for 7 days
+UNKNOWN_HOLDER = ("", "<unreadable>")  # a row whose account or identity cannot be read
 
 
 class TaskReader(JournalFile):
@@ -37,6 +38,23 @@ class TaskReader(JournalFile):
         with self._db() as conn:
             row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
         return None if row is None else self._convert(row)
+
+    def holder(self, request_id: str) -> tuple[str, str] | None:
+        """(account, identity) whose row holds this task id; None when no row does. Only those two
+        columns are read, so a row damaged elsewhere still tells whose it is; an unreadable pair
+        reads as ``UNKNOWN_HOLDER`` (someone's, never ours)."""
+        try:
+            rid = check_request_id(request_id, ValueError)
+        except ValueError:
+            return UNKNOWN_HOLDER
+        with self._db() as conn:
+            row = conn.execute("SELECT account, identity FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+        if row is None:
+            return None
+        account, identity = row
+        return (
+            (account, identity) if isinstance(account, str) and isinstance(identity, str) else UNKNOWN_HOLDER
+        )
 
     def recent(self, limit: int = 50, statuses: Iterable[str] | None = None) -> list[TaskRecord]:
         """Newest first; optionally only the given statuses."""
