@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     )
     from .journal.sqlite_file import journal_failure as journal_failure
     from .journal.task_journal import (
-        RETENTION_S as RETENTION_S,
         STATUS_COMPLETED as STATUS_COMPLETED,
         STATUS_EXPIRED as STATUS_EXPIRED,
         STATUS_FAILED as STATUS_FAILED,
@@ -135,7 +134,6 @@ _WHERE: dict[str, str] = {
             "Journal",
             "JournalError",
             "params_hash",
-            "RETENTION_S",
             "STATUS_COMPLETED",
             "STATUS_EXPIRED",
             "STATUS_FAILED",

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...wavespeed import (
-    RETENTION_S,
     STATUS_COMPLETED,
     STATUS_IN_FLIGHT,
     CancelCheck,
@@ -56,8 +55,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Reuse only results that will still be on WaveSpeed when Poll Result fetches them.
-REUSE_MAX_AGE_S = RETENTION_S - 3600
 # An identical submit waits this long for another process's POST (a sync-mode inference included).
 INTENT_WAIT_S = 240.0
 
@@ -223,7 +220,9 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
                 return acquire(
                     journal,
                     intent,
-                    max_age_s=REUSE_MAX_AGE_S,
+                    # Any age: a journaled task is asked for (check_reusable) before paying again,
+                    # so neither the 7-day retention nor a wall-clock jump decides it on a guess.
+                    max_age_s=None,
                     reuse_statuses=(STATUS_COMPLETED, STATUS_IN_FLIGHT),
                     deadline=time.monotonic() + INTENT_WAIT_S,
                     cancel=cancel,

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from ...wavespeed import KontextRequest, errors as E
 from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal, forget_journals, journal_note, journal_outcome, open_journal
-from .paid_path import FLIGHTS, INTENT_WAIT_S, REUSE_MAX_AGE_S, CancelRule, PaidSubmit, submit
+from .paid_path import FLIGHTS, INTENT_WAIT_S, CancelRule, PaidSubmit, submit
 from .paid_post import SESSION_SPEND, was_not_accepted
 
 __all__ = [
     "E",
     "INTENT_WAIT_S",
-    "REUSE_MAX_AGE_S",
     "SESSION_SPEND",
     "CancelRule",
     "PaidSubmit",

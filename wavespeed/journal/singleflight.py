@@ -232,7 +232,7 @@ def acquire(
     journal: Journal,
     intent: Intent,
     *,
-    max_age_s: float,
+    max_age_s: float | None,
     reuse_statuses: Iterable[str],
     deadline: float,
     cancel: CancelCheck,

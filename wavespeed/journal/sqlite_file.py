@@ -119,6 +119,19 @@ def _add_columns(conn: sqlite3.Connection) -> None:
                     raise
 
 
+def unreadable_row(path: Path, request_id: object, exc: BaseException) -> JournalError:
+    """One line for a row of the inputs being looked up that cannot be read: it may be their paid
+    task, so nothing is paid on a guess."""
+    rid = " ".join(str(request_id).split())[:40]
+    error = JournalError(  # the advice is the hint: a long path is cut, never the way on
+        f"WaveSpeed journal {path} has an unreadable row for these inputs (task {rid}, "
+        f"{type(exc).__name__}): it may be their paid task, so nothing was submitted",
+        hint="fetch that task by id in Poll Result, or turn on force_rerun to pay again",
+    )
+    error.kind, error.path = CORRUPT, path
+    return error
+
+
 class JournalFile:
     """One journal directory's SQLite file: one connection per instance, opened on first use and
     guarded by a lock."""

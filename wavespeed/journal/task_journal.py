@@ -219,10 +219,12 @@ class Journal(TaskReader):
     # ------------------------------------------------------------------ intents (single-flight)
 
     def claim_intent(
-        self, intent: Intent, *, max_age_s: float, reuse_statuses: Iterable[str]
+        self, intent: Intent, *, max_age_s: float | None, reuse_statuses: Iterable[str]
     ) -> TaskRecord | Intent | None:
-        """In one ``BEGIN IMMEDIATE`` transaction: a reusable task with this identity (returned), or
-        someone else's intent row (returned), or else ``intent`` is inserted (None: go and POST)."""
+        """In one ``BEGIN IMMEDIATE`` transaction: a reusable task with this identity (returned; of
+        any age when ``max_age_s`` is None), or someone else's intent row (returned), or else
+        ``intent`` is inserted (None: go and POST). An unreadable row of this identity raises
+        JournalError (it may be the paid task)."""
         with self._transaction() as conn:
             found = self._find(
                 conn,

@@ -160,20 +160,21 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     assert pack_env.submissions == 2  # the failed task is not reused
 
     done = asyncio.run(chain(pack, "an old result", seed=6))
-    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # gone from WaveSpeed by now
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # older than WaveSpeed keeps tasks
         db.execute(
             "UPDATE tasks SET submitted_at = ?, boot_id = '' WHERE request_id = ?",
             (time.time() - 7 * DAY - 60, done[2]),
         )
-    asyncio.run(_generate(pack, "an old result", seed=6))
-    assert pack_env.submissions == 4
+    # Its age is the wall clock's word: WaveSpeed is asked, and it still has the task here.
+    old = asyncio.run(_generate(pack, "an old result", seed=6))
+    assert pack_env.submissions == 3 and old.request_id == done[2]
     assert task.request_id != done[2]
 
     # The journal says completed, but WaveSpeed no longer has the task: pay for a new one.
     gone = asyncio.run(chain(pack, "a forgotten result", seed=8))
     pack_env.reset()
     fresh = asyncio.run(_generate(pack, "a forgotten result", seed=8))
-    assert pack_env.submissions == 1 and fresh.request_id != gone[2]
+    assert pack_env.submissions == 1 and fresh.request_id != gone[2]  # (reset: the counter too)
     assert pack.nodes.paid.submission.current_journal().get(gone[2]).status == "expired"
 
 
