@@ -22,6 +22,7 @@ price first with ``afford``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ from ..shared import comfy_bridge as bridge
 from ..shared.runtime import Watch, get_client, run_blocking
 from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal
+from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
     from ...wavespeed import WaveSpeedClient
@@ -209,14 +211,21 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
     request = paid.request
     sent = params_hash(request.model, paid.params)
     intent = new_intent(paid.account, paid.identity, request.model, sent, paid.params)
+    owed_key = key_of(journal, paid.account, paid.identity)
     watch = Watch(paid.progress)
     for _ in range(3):  # a reuse candidate that turns out gone is marked so; then claim again
 
         def on_wait(other: Intent) -> None:
             watch.set(0.02, f"an identical task is being submitted by another ComfyUI (pid {other.pid})…")
 
-        def claim(cancel: CancelCheck) -> TaskRecord | Intent | None:
+        def claim(cancel: CancelCheck) -> TaskRecord | Intent | TaskHandle | None:
+            owed = UNRECORDED.task(owed_key)
+            if owed is not None:  # paid here, its row not yet written: reused from memory at once
+                with contextlib.suppress(Exception):
+                    UNRECORDED.land(owed_key)  # (else the retry thread keeps at it)
+                return owed
             try:
+                UNRECORDED.land(owed_key)  # a release of ours still owed: the journal must take it first
                 return acquire(
                     journal,
                     intent,
@@ -239,6 +248,9 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
             raise  # nothing was submitted: the line says which file, what is wrong, how to go on
         if got is None:
             return await post(paid, intent)
+        if isinstance(got, TaskHandle):
+            paid.progress.update(1.0, f"reused task {got.request_id} (no charge; not journaled yet)")
+            return got
         if isinstance(got, Intent):
             return await recover(paid, journal, got)
         # An in-flight record is a task already paid for whose waiter died (crash, restart,

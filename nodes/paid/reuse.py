@@ -25,6 +25,7 @@ from ...wavespeed import (
 from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from .journal_glue import journal_note, journal_outcome, journal_status
+from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
     from .paid_path import PaidSubmit
@@ -86,8 +87,10 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
         return holder is not None and holder != mine
 
     def claim(found: Prediction) -> bool:
-        """Journal the found task under this identity; False when another identity holds it."""
-        try:
+        """Journal the found task under this identity; False when another identity holds it (a
+        write the journal cannot take now is owed until it lands: the task is ours either way)."""
+
+        def write() -> None:
             journal.record_submitted(
                 found.id,
                 model=request.model,
@@ -102,10 +105,17 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
                 identity_hash=paid.identity,
                 release_intent=True,
             )
+
+        try:
+            write()
         except TaskTakenError:
             return False
         except Exception as exc:
-            log.warning("WaveSpeed journal: could not record recovered task %s (%s)", found.id, exc)
+            log.warning(
+                "WaveSpeed journal: recovered task %s not journaled yet (%s); retrying", found.id, exc
+            )
+            owed = paid.reused(found.id, found, stale.claimed_at)
+            UNRECORDED.keep(key_of(journal, paid.account, paid.identity), write, task=owed)
         return True
 
     def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:

@@ -259,14 +259,18 @@ class Journal(TaskReader):
             ).fetchone()
         return intent_from_row(row)
 
-    def renew_intents(self, owner: str, lease_until: float) -> int:
-        """Extend the lease of every intent this process is still submitting."""
+    def renew_intents(self, owner: str, lease_until: float, keys: Iterable[tuple[str, str]]) -> int:
+        """Extend the lease of the intents ``owner`` is still submitting, for these (account,
+        identity) keys only."""
+        renewed = 0
         with self._db() as conn:
-            cursor = conn.execute(
-                "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting'",
-                (lease_until, owner),
-            )
-            return cursor.rowcount
+            for account, identity in keys:
+                renewed += conn.execute(
+                    "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting' "
+                    "AND account = ? AND identity = ?",
+                    (lease_until, owner, account, identity),
+                ).rowcount
+        return renewed
 
     def set_intent_state(self, account: str, identity: str, owner: str, state: str) -> None:
         with self._db() as conn:
