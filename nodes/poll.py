@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, errors as E
+from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, check_request_id, errors as E
 from .paid import account_limits as limits
 from .paid.submission import journal_note, journal_outcome, open_journal
 from .shared import comfy_bridge as bridge
@@ -39,7 +39,7 @@ def _resolve_request_id(task: TaskHandle | None, request_id: str) -> str:
         raise E.InvalidRequestError(
             "No task to wait for: connect a 'task' from a Kontext node, or paste a request id."
         )
-    return rid
+    return check_request_id(rid)  # refused before it is shown anywhere (a pasted key is no id)
 
 
 def _download_all(

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
     from .api.reply_types import Prediction as Prediction
     from .core import errors as errors
     from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
-    from .core.vocabulary import QUEUED_STATUSES as QUEUED_STATUSES, CancelCheck as CancelCheck
+    from .core.vocabulary import (
+        QUEUED_STATUSES as QUEUED_STATUSES,
+        CancelCheck as CancelCheck,
+        check_request_id as check_request_id,
+    )
     from .images.batch_plan import (
         OutputsTooLargeError as OutputsTooLargeError,
         check_output_count as check_output_count,
@@ -108,7 +112,7 @@ _WHERE: dict[str, str] = {
         "api.kontext_request",
     ),
     **dict.fromkeys(("Prediction",), "api.reply_types"),
-    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES"), "core.vocabulary"),
+    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES", "check_request_id"), "core.vocabulary"),
     **dict.fromkeys(
         ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"
     ),
