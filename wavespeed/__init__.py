@@ -31,6 +31,12 @@ if TYPE_CHECKING:
         SEED_MIN as SEED_MIN,
         KontextRequest as KontextRequest,
     )
+    from .api.prompt_text import (
+        BLANKS as BLANKS,
+        LINE_BREAK as LINE_BREAK,
+        NOT_BLANK as NOT_BLANK,
+        prompt_lines as prompt_lines,
+    )
     from .api.reply_types import Prediction as Prediction
     from .core import errors as errors
     from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
@@ -111,6 +117,7 @@ _WHERE: dict[str, str] = {
         ),
         "api.kontext_request",
     ),
+    **dict.fromkeys(("BLANKS", "LINE_BREAK", "NOT_BLANK", "prompt_lines"), "api.prompt_text"),
     **dict.fromkeys(("Prediction",), "api.reply_types"),
     **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES", "check_request_id"), "core.vocabulary"),
     **dict.fromkeys(
