@@ -51,6 +51,8 @@ if TYPE_CHECKING:
         images_to_tensor as images_to_tensor,
         plan_batch as plan_batch,
     )
+    from .images.codec import UnsupportedFormatError as UnsupportedFormatError
+    from .images.decode_guard import decode_before as decode_before
     from .journal.history_search import Unconfirmed as Unconfirmed, find_submitted as find_submitted
     from .journal.singleflight import (
         LEASES as LEASES,
@@ -123,6 +125,8 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(
         ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"
     ),
+    "UnsupportedFormatError": "images.codec",
+    "decode_before": "images.decode_guard",
     **dict.fromkeys(("find_submitted", "Unconfirmed"), "journal.history_search"),
     **dict.fromkeys(
         (
