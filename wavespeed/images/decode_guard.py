@@ -67,7 +67,6 @@ def decode_before(fn: Callable[[], T], *, deadline: float, cancel: CancelCheck, 
 
 def _late(request_id: str) -> WaitTimeoutError:
     return WaitTimeoutError(
-        "Timed out decoding the outputs before the node's timeout_s",
+        "Timed out decoding the outputs by the node's timeout_s; the task is done and paid",
         request_id=request_id,
-        hint="the task is done and paid: run Poll Result again with its request id",
     )
