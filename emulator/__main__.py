@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", action="store_true", help="send Retry-After with 429s (the API does not)")
     p.add_argument("--seed", type=int, default=None, help="seed for the random inference times")
     kind = p.add_argument_group(
-        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12)"
+        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12-13)"
     )
     kind.add_argument("--kind", action="store_true", help="every switch below at its older, kinder value")
     kind.add_argument(
