@@ -209,8 +209,8 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
     from .reuse import check_reusable, recover
 
     request = paid.request
-    sent = params_hash(request.model, paid.params)
-    intent = new_intent(paid.account, paid.identity, request.model, sent, paid.params)
+    payload_hash = params_hash(request.model, paid.params)
+    intent = new_intent(paid.account, paid.identity, request.model, payload_hash, paid.params)
     owed_key = key_of(journal, paid.account, paid.identity)
     watch = Watch(paid.progress)
     for _ in range(3):  # a reuse candidate that turns out gone is marked so; then claim again
