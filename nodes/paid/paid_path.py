@@ -9,8 +9,10 @@ in this order and in this one place:
    asked again by the account's scheduler right before the POST).
 2. Fixed seed and not ``force_rerun``: single-flight. Identical submits in this process share one
    task (``FLIGHTS``); across processes the journal's intent row is claimed before the POST (see
-   wavespeed/journal/singleflight.py). A journaled task that is still there is handed back (no charge); an
-   identical submit that was interrupted and may have been paid is looked for in the history (reuse.py).
+   wavespeed/journal/singleflight.py). A journaled task that is still there (WaveSpeed is asked,
+   whatever its age) is handed back (no charge), and so is one paid here whose row the journal has
+   not taken yet (unrecorded.py); an identical submit that was interrupted and may have been paid
+   is looked for in the history (reuse.py), matched exactly on what it sent.
 3. The journal fails closed: when it cannot say whether a fixed-seed task was already paid (locked
    past its wait, read-only, full, corrupt), nothing is submitted; its one line says what is wrong
    with which file and that ``force_rerun`` pays without it.
