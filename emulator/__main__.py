@@ -53,15 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate (chain) file")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (with --tls-cert)")
     kind = p.add_argument_group(
-        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12)"
+        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12-13)"
     )
     kind.add_argument("--kind", action="store_true", help="every switch below at its older, kinder value")
     kind.add_argument(
-        "--history-echo",
-        choices=HISTORY_ECHOES,
-        help="request echo on history items (none; asked: include_inputs)",
+        "--history-echo", choices=HISTORY_ECHOES, help="request echo on history items (asked: include_inputs)"
     )
-    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (inputs)")
+    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (none)")
     kind.add_argument("--echo-style", choices=ECHO_STYLES, help="go: re-encoded, schema keys only (go)")
     kind.add_argument(
         "--history-lenient", action="store_true", help="page/page_size optional on the history call"

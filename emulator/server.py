@@ -98,11 +98,13 @@ class Emulator(EmulatorState):
     API does; tests make the certificate and its CA at test time.
 
     By default the emulator is the least kind reading of the public evidence (WAVESPEED_API.md
-    section 12); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
-      history_echo        "none" | "input" | "inputs": the request echo on history list items
-                          (default none: the docs' items and the desktop app's type have none);
-                          "asked": ``inputs`` only when the call sends ``include_inputs: true``
-      result_echo         the same on a task's ``/result`` (default "inputs", as the CLI reads it)
+    sections 12 and 13); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
+      history_echo        "asked" | "none" | "input" | "inputs": the request echo on history list
+                          items (default "asked": ``inputs`` only when the call sends
+                          ``include_inputs: true``, as an official CLI revision did; the docs'
+                          items and the desktop app's type have none)
+      result_echo         "none" | "input" | "inputs" on a task's ``/result`` (default none: no
+                          evidence that it echoes; the CLI only reads one if present)
       echo_style          "go" (keys outside the schema dropped, 4.0 as 4, keys sorted) | "raw"
       history_strict      page and page_size (1..100) required on the history call (else defaults)
       low_balance_status  400 | 402 | 403: the HTTP status of "Insufficient credits" (default 400)

@@ -50,9 +50,9 @@ class EmulatorState:
         self.inference_max_s: float | None = None
         self.retry_after_on_429 = False
         # How far the emulator is kind (server.Emulator's docstring): the defaults are the least
-        # kind reading of the evidence (WAVESPEED_API.md section 12).
-        self.history_echo = "none"
-        self.result_echo = "inputs"
+        # kind reading of the evidence (WAVESPEED_API.md sections 12 and 13).
+        self.history_echo = "asked"
+        self.result_echo = "none"
         self.echo_style = "go"
         self.history_strict = True
         self.low_balance_status = 400

@@ -4,8 +4,10 @@ The evidence (WAVESPEED_API.md section 12.1-12.2): the server looks like Go; it 
 into the model's schema, so keys outside it are dropped silently, and a float64 comes back in
 Go's shortest form (``4.0`` -> ``4``); ``created_at`` is RFC 3339 with the trailing zeros of its
 fraction cut (``.027Z``, ``.92Z``, none at all on a whole second). Whether an echo comes at all,
-and under which key, is a switch (``ECHO_KEYS``): list items carry none by default, a task's
-``/result`` carries ``inputs``. ``echo_style="raw"`` keeps the older, kinder echo of the bytes sent.
+and under which key, is a switch (``ECHO_KEYS``): by default list items carry ``inputs`` only when
+the history call sends ``include_inputs: true`` (``"asked"``, WAVESPEED_API.md 13.2: an official CLI
+revision sent it) and a task's ``/result`` carries none (13.2: no evidence it ever does).
+``echo_style="raw"`` keeps the older, kinder echo of the bytes sent.
 """
 
 from __future__ import annotations

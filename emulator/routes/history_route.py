@@ -2,7 +2,9 @@
 
 WAVESPEED_API.md 12.1: ``page`` and ``page_size`` (1..100) are required; ``model``, ``status``
 ("completed", "failed", "processing"), ``created_after`` / ``created_before`` (ISO 8601) filter;
-the reply is ``{page, total, items}``, newest first. ``strict=False`` keeps the older, kinder
+the reply is ``{page, total, items}``, newest first; ``include_inputs: true`` asks for each item's
+inputs (13.2: an official CLI revision sent it; what an item then carries is the ``history_echo``
+switch). ``strict=False`` keeps the older, kinder
 reading (page 1 and 20 items when absent).
 """
 

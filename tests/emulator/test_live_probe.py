@@ -44,6 +44,7 @@ def test_probe_refutes_what_a_kinder_server_does(api_key: str) -> None:
     for name in (
         "history needs page and page_size (400 without)",
         "history list items: request echo",
+        "history list items asked with include_inputs: request echo",
         "task /result: request echo",
         "echo re-encodes 4.0 as 4",
         "unknown body keys echoed back",
