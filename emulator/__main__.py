@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import ssl
 import sys
 import threading
 from types import FrameType
@@ -11,7 +12,7 @@ from typing import Any
 
 from .behaviour.imagegen import OUTPUT_FORMATS
 from .behaviour.tiers import TIERS
-from .routes.echo import ECHO_KEYS, ECHO_STYLES
+from .routes.echo import ECHO_KEYS, ECHO_STYLES, HISTORY_ECHOES
 from .server import KIND, Emulator
 
 
@@ -49,12 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retry-after", action="store_true", help="send Retry-After with 429s (the API does not)")
     p.add_argument("--seed", type=int, default=None, help="seed for the random inference times")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate (chain) file")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (with --tls-cert)")
     kind = p.add_argument_group(
-        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12)"
+        "how kind the emulator is (defaults: the least kind reading of the evidence, WAVESPEED_API.md 12-13)"
     )
     kind.add_argument("--kind", action="store_true", help="every switch below at its older, kinder value")
-    kind.add_argument("--history-echo", choices=ECHO_KEYS, help="request echo on history items (none)")
-    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (inputs)")
+    kind.add_argument(
+        "--history-echo", choices=HISTORY_ECHOES, help="request echo on history items (asked: include_inputs)"
+    )
+    kind.add_argument("--result-echo", choices=ECHO_KEYS, help="request echo on a task's /result (none)")
     kind.add_argument("--echo-style", choices=ECHO_STYLES, help="go: re-encoded, schema keys only (go)")
     kind.add_argument(
         "--history-lenient", action="store_true", help="page/page_size optional on the history call"
@@ -67,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument(
         "--created-at-digits", type=int, choices=range(10), help="created_at fraction digits (3)"
     )
+    kind.add_argument(
+        "--error-code-type", choices=("string", "int"), help="error bodies' error_code type (int)"
+    )
+    kind.add_argument(
+        "--poll-gap-s",
+        type=float,
+        help="429 for a check of a task closer than this to its previous one (0: never)",
+    )
+    kind.add_argument(
+        "--bad-values", choices=("refused", "task"), help="a bad value: 400, or a failed task (refused)"
+    )
     return p
 
 
@@ -76,7 +92,7 @@ def _switches(args: argparse.Namespace) -> dict[str, Any]:
     if args.history_lenient:
         out["history_strict"] = False
     names = ("history_echo", "result_echo", "echo_style", "low_balance_status", "error_body", "edit_size")
-    for name in (*names, "created_at_digits"):
+    for name in (*names, "created_at_digits", "error_code_type", "poll_gap_s", "bad_values"):
         if getattr(args, name) is not None:
             out[name] = getattr(args, name)
     return out
@@ -84,7 +100,14 @@ def _switches(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Start, print one line with the URL (never the key), serve until a signal, stop cleanly."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     keys = tuple(args.api_keys or ["emulator-key"])
     emu = Emulator(
         api_keys=keys,
@@ -99,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         inference_max_s=args.inference_max_s,
         retry_after_on_429=args.retry_after,
         seed=args.seed,
+        tls=tls,
         **_switches(args),
     )
     stop = threading.Event()

@@ -11,7 +11,8 @@ class RequestRecord:
 
     status is the HTTP status sent, or 0 if the connection was reset or the request is in flight;
     authorization says whether an Authorization header was present (the key is never stored);
-    t is the wall-clock arrival time (time.time()).
+    t is the wall-clock arrival time (time.time()); peer is the address the connection came from
+    (a proxy's outgoing address when the client went through one).
     """
 
     method: str
@@ -20,6 +21,7 @@ class RequestRecord:
     status: int
     authorization: bool
     t: float
+    peer: str = ""
 
 
 @dataclass
@@ -32,6 +34,9 @@ class LiveRecord:
     authorization: bool
     t: float
     status: int = 0
+    peer: str = ""
 
     def frozen(self) -> RequestRecord:
-        return RequestRecord(self.method, self.path, self.route, self.status, self.authorization, self.t)
+        return RequestRecord(
+            self.method, self.path, self.route, self.status, self.authorization, self.t, self.peer
+        )

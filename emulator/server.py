@@ -8,6 +8,7 @@ methods of the Backend protocol (backend.py); imports point server -> handler ->
 
 from __future__ import annotations
 
+import ssl
 import threading
 from types import TracebackType
 from typing import Any
@@ -18,7 +19,7 @@ from .behaviour.imagegen import OUTPUT_FORMATS
 from .behaviour.tasks import END_STATUSES, MODERATION_CODE, MODERATION_MESSAGE
 from .behaviour.tiers import Account, Tier, tier_named
 from .records import RequestRecord
-from .routes.echo import ECHO_KEYS, ECHO_STYLES
+from .routes.echo import ECHO_KEYS, ECHO_STYLES, HISTORY_ECHOES
 from .routes.handler import ApiServer, make_server
 from .state import EmulatorState
 
@@ -43,12 +44,15 @@ _CONFIG_KEYS = (
         "error_body",
         "edit_size",
         "created_at_digits",
+        "error_code_type",
+        "poll_gap_s",
+        "bad_values",
     ),
 )
 
 # The switches of how kind the emulator is (Emulator's docstring), and the values each may take.
 _CHOICES: dict[str, tuple[object, ...]] = {
-    "history_echo": ECHO_KEYS,
+    "history_echo": HISTORY_ECHOES,
     "result_echo": ECHO_KEYS,
     "echo_style": ECHO_STYLES,
     "history_strict": (True, False),
@@ -56,6 +60,8 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "error_body": ("full", "plain"),
     "edit_size": ("kontext", "input"),
     "created_at_digits": tuple(range(10)),
+    "error_code_type": ("string", "int"),
+    "bad_values": ("refused", "task"),
 }
 
 #: The older, kinder behaviour in one dict: ``Emulator(**KIND)`` or ``configure(**KIND)``.
@@ -88,12 +94,17 @@ class Emulator(EmulatorState):
     the concurrency limit in ``created``. ``inference_max_s`` draws each task's inference time
     uniformly from [inference_s, inference_max_s] (``seed`` makes the draws repeatable).
     ``nodelay`` gives accepted sockets TCP_NODELAY (off: replies show the 40 ms Nagle stall).
+    ``tls``, a server SSLContext, serves https (base_url and output links then say https), as the
+    API does; tests make the certificate and its CA at test time.
 
     By default the emulator is the least kind reading of the public evidence (WAVESPEED_API.md
-    section 12); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
-      history_echo        "none" | "input" | "inputs": the request echo on history list items
-                          (default none: the docs' items and the desktop app's type have none)
-      result_echo         the same on a task's ``/result`` (default "inputs", as the CLI reads it)
+    sections 12 and 13); each switch keeps the older, kinder behaviour reachable (``KIND`` holds them all):
+      history_echo        "asked" | "none" | "input" | "inputs": the request echo on history list
+                          items (default "asked": ``inputs`` only when the call sends
+                          ``include_inputs: true``, as an official CLI revision did; the docs'
+                          items and the desktop app's type have none)
+      result_echo         "none" | "input" | "inputs" on a task's ``/result`` (default none: no
+                          evidence that it echoes; the CLI only reads one if present)
       echo_style          "go" (keys outside the schema dropped, 4.0 as 4, keys sorted) | "raw"
       history_strict      page and page_size (1..100) required on the history call (else defaults)
       low_balance_status  400 | 402 | 403: the HTTP status of "Insufficient credits" (default 400)
@@ -102,6 +113,14 @@ class Emulator(EmulatorState):
                           nearest the input's ratio) | "input" (the input's own size)
       created_at_digits   fraction digits of ``created_at`` before Go cuts trailing zeros (3;
                           9 keeps all nine, as the docs' example shows)
+      error_code_type     "string" (an error body's ``error_code`` as text, as the official
+                          clients type it: WAVESPEED_API.md 13.8) | "int" (default here)
+      poll_gap_s          a check of a task (GET its /result) under this many seconds after the
+                          previous check of it is answered 429 and counts as a check (13.1: at
+                          least 2 s); 0 (default here) never refuses one
+      bad_values          "refused" (a bad value is a 400 before any task: the docs' reading) |
+                          "task" (the submit is accepted and charged, the task fails with code
+                          1401, refunded later: the other reading, WAVESPEED_API.md 5.1)
 
     Raises:
         ValueError: an empty api_keys, or a config value configure() refuses.
@@ -123,6 +142,7 @@ class Emulator(EmulatorState):
         retry_after_on_429: bool = False,
         seed: int | None = None,
         nodelay: bool = True,
+        tls: ssl.SSLContext | None = None,
         **switches: Any,
     ) -> None:
         if isinstance(api_keys, str):
@@ -132,6 +152,7 @@ class Emulator(EmulatorState):
         super().__init__(tuple(api_keys), tier, minute_s, seed)
         self.host = host
         self.nodelay = nodelay
+        self.tls = tls
         self._server: ApiServer | None = None
         self._thread: threading.Thread | None = None
         self.configure(
@@ -155,18 +176,18 @@ class Emulator(EmulatorState):
         Args:
             port: the port to bind; 0 picks a free one.
         Returns:
-            The base URL, e.g. http://127.0.0.1:40123.
+            The base URL, e.g. http://127.0.0.1:40123 (https:// with ``tls``).
         Raises:
             RuntimeError: already started. OSError: the address cannot be bound.
         """
         if self._server is not None:
             raise RuntimeError("emulator already started")
-        server = make_server((self.host, port), self, nodelay=self.nodelay)
+        server = make_server((self.host, port), self, nodelay=self.nodelay, tls=self.tls)
         self._stop_event.clear()
         self._server = server
         self._port = int(server.server_address[1])
         shown = self.host if ":" not in self.host else f"[{self.host}]"
-        self._base_url = f"http://{shown}:{self._port}"
+        self._base_url = f"{server.scheme}://{shown}:{self._port}"
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -282,7 +303,7 @@ class Emulator(EmulatorState):
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         updates: dict[str, Any] = {}
-        for name in ("inference_s", "queue_s", "sync_timeout_s", "balance"):
+        for name in ("inference_s", "queue_s", "sync_timeout_s", "balance", "poll_gap_s"):
             if name in kw:
                 updates[name] = _check_nonneg(name, kw[name])
         if "output_format" in kw:
@@ -326,6 +347,8 @@ class Emulator(EmulatorState):
             self._tickets.clear()
             self._uploads.clear()
             self._records.clear()
+            self._checked.clear()
+            self._throttled = 0
             self._submissions = 0
             self._balance = self._configured_balance
             self._account = Account(self._account.tier, self._account.minute_s)

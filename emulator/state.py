@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 
 from .backend import PAYMENT_REQUIRED, RATE_LIMITED, UploadTicket
 from .behaviour.fault_rules import FaultBook, FaultRule
-from .behaviour.model_registry import MODELS, validate_request
+from .behaviour.model_registry import MODELS, ValidationError, validate_request
 from .behaviour.tasks import Task, decode_data_uri, prediction_object, render, rfc3339_ns
 from .behaviour.tiers import Account, Tier, tier_named
 from .records import LiveRecord, RequestRecord
 from .routes.echo import echo_of, go_time, with_echo
+
+INVALID_PARAMETER_CODE = 1401  # the task code of a bad value found after the submit (error-codes docs)
 
 
 class EmulatorState:
@@ -48,15 +50,21 @@ class EmulatorState:
         self.inference_max_s: float | None = None
         self.retry_after_on_429 = False
         # How far the emulator is kind (server.Emulator's docstring): the defaults are the least
-        # kind reading of the evidence (WAVESPEED_API.md section 12).
-        self.history_echo = "none"
-        self.result_echo = "inputs"
+        # kind reading of the evidence (WAVESPEED_API.md sections 12 and 13).
+        self.history_echo = "asked"
+        self.result_echo = "none"
         self.echo_style = "go"
         self.history_strict = True
         self.low_balance_status = 400
         self.error_body = "full"
         self.edit_size = "kontext"
         self.created_at_digits = 3
+        # Switches the probe's tests set (the defaults keep the older behaviour on this branch).
+        self.error_code_type = "int"
+        self.bad_values = "refused"
+        self.poll_gap_s = 0.0
+        self._checked: dict[str, float] = {}  # task id -> when it was last checked (monotonic)
+        self._throttled = 0
         self._rng = random.Random(seed)
         self._account = Account(tier_named(tier), minute_s)
         self._tasks: dict[str, Task] = {}
@@ -202,22 +210,45 @@ class EmulatorState:
         with self._lock:
             return self._tickets.pop(token, None)
 
+    def check_pace(self, request_id: str) -> float | None:
+        """Count a check of ``request_id`` now: the gap it broke (the caller answers 429), or None.
+        Every check counts, a refused one too; ``poll_gap_s`` 0 never refuses."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._checked.get(request_id)
+            self._checked[request_id] = now
+            gap = self.poll_gap_s
+            if gap > 0 and last is not None and now - last < gap:
+                self._throttled += 1
+                return gap
+        return None
+
+    @property
+    def throttled_checks(self) -> int:
+        """Checks of a task answered 429 because its previous check was under ``poll_gap_s`` ago."""
+        with self._lock:
+            return self._throttled
+
     def history(self) -> list[Task]:
         """Every task, oldest first (what GET predictions lists, newest first)."""
         with self._lock:
             return list(self._tasks.values())
 
-    def prediction(self, task: Task, now: float, *, where: str = "submit") -> dict[str, Any]:
+    def prediction(
+        self, task: Task, now: float, *, where: str = "submit", asked: bool = False
+    ) -> dict[str, Any]:
         """The API's prediction object for task at monotonic time now (renders outputs once due).
 
         ``where``: "submit" (no echo), "result" (the ``result_echo`` switch) or "list" (the
-        ``history_echo`` switch): which key, if any, carries the echo of the request.
+        ``history_echo`` switch): which key, if any, carries the echo of the request. ``asked``:
+        the history call sent ``include_inputs: true``.
         """
         if task.is_due(now):
             self._render(task)
         obj = prediction_object(task, now)
         key = {"result": self.result_echo, "list": self.history_echo}.get(where, "none")
-        return with_echo(obj, key, echo_of(task.input, MODELS[task.model].schema, self.echo_style))
+        echo = echo_of(task.input, MODELS[task.model].schema, self.echo_style)
+        return with_echo(obj, key, echo, asked=asked and where == "list")
 
     def submit(self, model: str, body: dict[str, Any], base_url: str) -> Task | Literal[402, 429]:
         """Charge for and create a task (it then runs by the clock: behaviour/tasks.py).
@@ -229,10 +260,17 @@ class EmulatorState:
             ``low_balance_status``), 429 if the account's per-minute window is full (behaviour/tiers.py):
             then nothing is charged or created.
         Raises:
-            ValidationError: body is not a valid request for model (a 400).
+            ValidationError: body is not a valid request for model (a 400), unless ``bad_values``
+                is "task": then the task is created and charged, and fails with code 1401.
         """
         spec = MODELS[model]
-        req = validate_request(spec, body)
+        invalid: str | None = None
+        try:
+            req = validate_request(spec, body)
+        except ValidationError as exc:
+            if self.bad_values != "task":
+                raise
+            invalid, req = str(exc), validate_request(spec, {"prompt": "-"})
         with self._lock:
             cost = spec.price * req.num_images
             if self._balance + 1e-9 < cost:
@@ -272,6 +310,8 @@ class EmulatorState:
                     task.inference_s = plan.inference_s
                 if plan.queue_s is not None:
                     task.queue_s = plan.queue_s
+            if invalid is not None:
+                task.fail, task.fail_code = invalid, INVALID_PARAMETER_CODE
             # Over the concurrency limit the task waits in `created` until a slot frees.
             run_s = math.inf if task.never_finish else task.inference_s
             start = self._account.start_at(now + task.queue_s, run_s)

@@ -8,6 +8,7 @@ scripts call them without ComfyUI (the V3 nodes in ``v3/`` delegate to the same 
 from __future__ import annotations
 
 from .batch import FluxKontextMaxBatch
+from .connection import WaveSpeedConnectionCheck
 from .edit import FluxKontextMaxEdit, FluxKontextMaxMultiReference
 from .generate import FluxKontextMaxGenerate
 from .poll import WaveSpeedPollResult
@@ -20,4 +21,5 @@ NODES: dict[str, type] = {
     "FluxKontextMaxBatch": FluxKontextMaxBatch,
     "WaveSpeedPollResult": WaveSpeedPollResult,
     "WaveSpeedRecentTasks": WaveSpeedRecentTasks,
+    "WaveSpeedConnectionCheck": WaveSpeedConnectionCheck,
 }

@@ -27,6 +27,7 @@ Generate -> Poll chain is, and a batch on a Bronze account simply takes its minu
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 from ..wavespeed import MODEL_TEXT_TO_IMAGE, SEED_MAX, CancelCheck, KontextRequest, errors as E
@@ -155,9 +156,12 @@ class _BatchRun:
                 paid = PaidSubmit.prepare(request, None, cancel=self.cancel, on_rate_wait=self.rate_wait)
                 handle = await submit(paid)
                 self.paid.append(handle.request_id)
+                deadline = time.monotonic() + self.timeout_s  # this task's wait, downloads and decode
                 prediction = await _wait(paid, handle, self.timeout_s)
                 async with self.decoding:
-                    images = await run_blocking(lambda cancel: fetch_images(paid.client, prediction, cancel))
+                    images = await run_blocking(
+                        lambda cancel: fetch_images(paid.client, prediction, cancel, deadline)
+                    )
                     self.canvas.place(i, images)
                     del images  # the batch tensor holds the pixels now
                     self.progress.preview(self.canvas.tensor[i])  # on the node as it arrives, from its slot

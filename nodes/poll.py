@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, errors as E
+from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, check_request_id, errors as E
 from .paid import account_limits as limits
 from .paid.submission import journal_note, journal_outcome, open_journal
 from .shared import comfy_bridge as bridge
@@ -39,14 +40,12 @@ def _resolve_request_id(task: TaskHandle | None, request_id: str) -> str:
         raise E.InvalidRequestError(
             "No task to wait for: connect a 'task' from a Kontext node, or paste a request id."
         )
-    return rid
+    return check_request_id(rid)  # refused before it is shown anywhere (a pasted key is no id)
 
 
 def _download_all(
-    client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck, request_id: str
+    client: WaveSpeedClient, outputs: tuple[str, ...], cancel: CancelCheck, request_id: str, deadline: float
 ) -> list[bytes]:
-    deadline = time.monotonic() + DOWNLOAD_BUDGET_S
-
     def one(output: str) -> bytes:
         return client.download(output, cancel=cancel, deadline=deadline, request_id=request_id)
 
@@ -61,7 +60,7 @@ def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeE
     Its image_urls output is never produced then, so the error carries the URLs (the line lists
     them when they fit whole, else names the places that keep them); polling again would only
     fail the same way."""
-    from ..wavespeed import OutputsTooLargeError
+    from ..wavespeed import OutputsTooLargeError, UnsupportedFormatError
 
     urls = tuple(o for o in prediction.outputs if o.startswith(("http://", "https://")))
     plural = "s" if len(urls) > 1 else ""
@@ -77,6 +76,13 @@ def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeE
             hint=hint,
             urls=urls,
         )
+    if isinstance(exc, UnsupportedFormatError):
+        return UnsupportedFormatError(
+            f"An output of task {prediction.id} is {exc.what}: not decoded; the task stays in Recent Tasks",
+            request_id=prediction.id,
+            hint=hint,
+            urls=urls,
+        )
     return E.ImageDecodeError(
         f"Output of task {prediction.id} is not a usable image (twice: {exc.what})",
         request_id=prediction.id,
@@ -85,13 +91,21 @@ def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeE
     )
 
 
-def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: CancelCheck) -> Any:
+def fetch_images(
+    client: WaveSpeedClient, prediction: Prediction, cancel: CancelCheck, deadline: float | None = None
+) -> Any:
     """Download and decode all outputs; a corrupt file is fetched once more before giving up.
 
-    The number of outputs is checked before anything is downloaded, and a memory refusal
-    (OutputsTooLargeError) is final: downloading again would give the same sizes."""
-    from ..wavespeed import OutputsTooLargeError, check_output_count, images_to_tensor
+    The number of outputs is checked before anything is downloaded; a memory refusal
+    (OutputsTooLargeError) is final: downloading again would give the same sizes. A file that is
+    not an image WaveSpeed serves (UnsupportedFormatError: never decoded) is fetched once more like
+    a broken one (a CDN's error page passes), then refused. Downloads and decoding end by ``deadline`` (the
+    node's, ``time.monotonic()``; at most DOWNLOAD_BUDGET_S from now) and on Cancel, even while a
+    decode runs in C (decode_before)."""
+    from ..wavespeed import OutputsTooLargeError, check_output_count, decode_before, images_to_tensor
 
+    end = time.monotonic() + DOWNLOAD_BUDGET_S
+    end = end if deadline is None else min(end, deadline)
     if not prediction.outputs:
         raise E.ServerError(
             f"WaveSpeed task {prediction.id} completed without outputs; try Poll Result again later.",
@@ -102,12 +116,13 @@ def fetch_images(client: WaveSpeedClient, prediction: Prediction, cancel: Cancel
     except OutputsTooLargeError as exc:
         raise _unusable(prediction, exc) from None
     for attempt in (1, 2):
-        blobs = _download_all(client, prediction.outputs, cancel, prediction.id)
+        blobs = _download_all(client, prediction.outputs, cancel, prediction.id, end)
         try:
-            return images_to_tensor(blobs)
+            decode = partial(images_to_tensor, blobs)
+            return decode_before(decode, deadline=end, cancel=cancel, request_id=prediction.id)
         except OutputsTooLargeError as exc:
             raise _unusable(prediction, exc) from None
-        except E.ImageDecodeError as exc:
+        except E.ImageDecodeError as exc:  # a file not whole, or not an image WaveSpeed serves
             if attempt == 2:
                 raise _unusable(prediction, exc) from None
     raise AssertionError("unreachable")
@@ -125,6 +140,7 @@ class WaveSpeedPollResult:
         unique_id: str | None = None,
     ) -> tuple[Any, str, str, int, bool]:
         rid = _resolve_request_id(task, request_id)
+        node_deadline = time.monotonic() + timeout_s  # the wait, the downloads and the decode end by then
         client = get_client()
         progress = bridge.NodeProgress(unique_id)
         watch = Watch(progress)
@@ -179,7 +195,7 @@ class WaveSpeedPollResult:
                 )
             count = len(prediction.outputs)
             watch.set(0.96, f"downloading {count} image{'s' if count != 1 else ''} · task {rid[:8]}…")
-            return prediction, fetch_images(client, prediction, cancel)
+            return prediction, fetch_images(client, prediction, cancel, node_deadline)
 
         prediction, images = await run_blocking(work, watch=watch)
         for image in images:  # on the node as soon as it is in hand (images as they arrive)

@@ -31,16 +31,28 @@ if TYPE_CHECKING:
         SEED_MIN as SEED_MIN,
         KontextRequest as KontextRequest,
     )
+    from .api.prompt_text import (
+        BLANKS as BLANKS,
+        LINE_BREAK as LINE_BREAK,
+        NOT_BLANK as NOT_BLANK,
+        prompt_lines as prompt_lines,
+    )
     from .api.reply_types import Prediction as Prediction
     from .core import errors as errors
     from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
-    from .core.vocabulary import QUEUED_STATUSES as QUEUED_STATUSES, CancelCheck as CancelCheck
+    from .core.vocabulary import (
+        QUEUED_STATUSES as QUEUED_STATUSES,
+        CancelCheck as CancelCheck,
+        check_request_id as check_request_id,
+    )
     from .images.batch_plan import (
         OutputsTooLargeError as OutputsTooLargeError,
         check_output_count as check_output_count,
         images_to_tensor as images_to_tensor,
         plan_batch as plan_batch,
     )
+    from .images.codec import UnsupportedFormatError as UnsupportedFormatError
+    from .images.decode_guard import decode_before as decode_before
     from .journal.history_search import Unconfirmed as Unconfirmed, find_submitted as find_submitted
     from .journal.singleflight import (
         LEASES as LEASES,
@@ -54,7 +66,6 @@ if TYPE_CHECKING:
     )
     from .journal.sqlite_file import journal_failure as journal_failure
     from .journal.task_journal import (
-        RETENTION_S as RETENTION_S,
         STATUS_COMPLETED as STATUS_COMPLETED,
         STATUS_EXPIRED as STATUS_EXPIRED,
         STATUS_FAILED as STATUS_FAILED,
@@ -63,6 +74,7 @@ if TYPE_CHECKING:
         Journal as Journal,
         JournalError as JournalError,
         TaskRecord as TaskRecord,
+        TaskTakenError as TaskTakenError,
         default_journal_dir as default_journal_dir,
         params_hash as params_hash,
     )
@@ -71,6 +83,7 @@ if TYPE_CHECKING:
     from .limits.scheduler import SubmitScheduler as SubmitScheduler, scheduler_for as scheduler_for
     from .net.api_session import account_tag_for as account_tag_for
     from .net.client import WaveSpeedClient as WaveSpeedClient
+    from .net.connection_check import check_connection as check_connection
     from .net.reference_uploads import (
         CACHE as CACHE,
         PreparedImage as PreparedImage,
@@ -107,11 +120,14 @@ _WHERE: dict[str, str] = {
         ),
         "api.kontext_request",
     ),
+    **dict.fromkeys(("BLANKS", "LINE_BREAK", "NOT_BLANK", "prompt_lines"), "api.prompt_text"),
     **dict.fromkeys(("Prediction",), "api.reply_types"),
-    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES"), "core.vocabulary"),
+    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES", "check_request_id"), "core.vocabulary"),
     **dict.fromkeys(
         ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"
     ),
+    "UnsupportedFormatError": "images.codec",
+    "decode_before": "images.decode_guard",
     **dict.fromkeys(("find_submitted", "Unconfirmed"), "journal.history_search"),
     **dict.fromkeys(
         (
@@ -134,18 +150,19 @@ _WHERE: dict[str, str] = {
             "Journal",
             "JournalError",
             "params_hash",
-            "RETENTION_S",
             "STATUS_COMPLETED",
             "STATUS_EXPIRED",
             "STATUS_FAILED",
             "STATUS_IN_FLIGHT",
             "TaskRecord",
+            "TaskTakenError",
         ),
         "journal.task_journal",
     ),
     **dict.fromkeys(("budget_from_env",), "limits.poll_book"),
     **dict.fromkeys(("Poller", "account_poller"), "limits.poller"),
     "account_tag_for": "net.api_session",
+    "check_connection": "net.connection_check",
     **dict.fromkeys(("scheduler_for", "SubmitScheduler"), "limits.scheduler"),
     **dict.fromkeys(("WaveSpeedClient",), "net.client"),
     **dict.fromkeys(

@@ -4,8 +4,10 @@ The evidence (WAVESPEED_API.md section 12.1-12.2): the server looks like Go; it 
 into the model's schema, so keys outside it are dropped silently, and a float64 comes back in
 Go's shortest form (``4.0`` -> ``4``); ``created_at`` is RFC 3339 with the trailing zeros of its
 fraction cut (``.027Z``, ``.92Z``, none at all on a whole second). Whether an echo comes at all,
-and under which key, is a switch (``ECHO_KEYS``): list items carry none by default, a task's
-``/result`` carries ``inputs``. ``echo_style="raw"`` keeps the older, kinder echo of the bytes sent.
+and under which key, is a switch (``ECHO_KEYS``): by default list items carry ``inputs`` only when
+the history call sends ``include_inputs: true`` (``"asked"``, WAVESPEED_API.md 13.2: an official CLI
+revision sent it) and a task's ``/result`` carries none (13.2: no evidence it ever does).
+``echo_style="raw"`` keeps the older, kinder echo of the bytes sent.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any
 
 _FRACTION = re.compile(r"\.(\d+)")  # Python 3.11 reads at most 6 fraction digits
 ECHO_KEYS: tuple[str, ...] = ("none", "input", "inputs")
+#: The history's echo: "asked" (``inputs`` only when the call sends ``include_inputs: true``) or one
+#: of ECHO_KEYS on every item.
+HISTORY_ECHOES: tuple[str, ...] = ("asked", *ECHO_KEYS)
 ECHO_STYLES: tuple[str, ...] = ("go", "raw")
 
 
@@ -44,8 +49,11 @@ def echo_of(body: dict[str, Any], schema: frozenset[str], style: str) -> dict[st
     return {k: go_value(body[k]) for k in sorted(body) if k in schema}
 
 
-def with_echo(obj: dict[str, Any], key: str, echo: dict[str, Any]) -> dict[str, Any]:
-    """``obj`` with the echo under ``key`` ("input" / "inputs"), or unchanged for "none"."""
+def with_echo(obj: dict[str, Any], key: str, echo: dict[str, Any], *, asked: bool = False) -> dict[str, Any]:
+    """``obj`` with the echo under ``key`` ("input" / "inputs"), or unchanged for "none"; "asked":
+    under "inputs" when the caller ``asked`` for inputs, else unchanged."""
+    if key == "asked":
+        key = "inputs" if asked else "none"
     if key == "none":
         return obj
     return {**obj, key: echo}

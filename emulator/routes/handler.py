@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import ssl
 import time
 import traceback
 from typing import cast
@@ -43,17 +44,20 @@ _API_RE = re.compile(r"^/api/v[23]/(?P<rest>.+?)/?$")
 _PRED_RE = re.compile(r"^predictions/(?P<id>[^/]+)(?P<result>/result)?$")
 
 
-def make_server(address: tuple[str, int], backend: Backend, *, nodelay: bool = True) -> ApiServer:
+def make_server(
+    address: tuple[str, int], backend: Backend, *, nodelay: bool = True, tls: ssl.SSLContext | None = None
+) -> ApiServer:
     """Bind address and return the (not yet serving) API server answering from backend.
 
     Args:
         address: (host, port); port 0 picks a free port.
         backend: the state to answer from (server.Emulator).
         nodelay: give accepted sockets TCP_NODELAY (off shows the 40 ms Nagle stall; see bench).
+        tls: a server context to serve https with (None: plain http).
     Raises:
         OSError: the address cannot be bound.
     """
-    return ApiServer(address, backend, _Handler, nodelay=nodelay)
+    return ApiServer(address, backend, _Handler, nodelay=nodelay, tls=tls)
 
 
 def route_of(method: str, path: str) -> str:
@@ -114,6 +118,7 @@ class _Handler(ReplyHandler):
                 route=route,
                 authorization=bool(self.headers.get("Authorization")),
                 t=time.time(),
+                peer=str(self.client_address[0]),
             )
             self.backend.log_request(self.record)
             self.read_body(MAX_UPLOAD_BYTES + 1024 * 1024 if route == "upload" else _MAX_JSON_BYTES)
@@ -224,6 +229,12 @@ class _Handler(ReplyHandler):
             self.reply_ok(sync_timeout_object(task, timeout))
 
     def _result(self, request_id: str) -> None:
+        gap = self.backend.check_pace(request_id)
+        if gap is not None:  # WaveSpeed's published pace (WAVESPEED_API.md 13.1): no task was read
+            self.reply_error(
+                429, f"Too many requests: check task {request_id} at most once every {gap:g} seconds"
+            )
+            return
         try:
             task = self.backend.task(request_id)
         except KeyError:
@@ -241,7 +252,7 @@ class _Handler(ReplyHandler):
         now = time.monotonic()
         items = []
         for task in sorted(self.backend.history(), key=lambda t: t.created_ns, reverse=True):
-            item = self.backend.prediction(task, now, where="list")
+            item = self.backend.prediction(task, now, where="list", asked=query.include_inputs)
             created = parse_time(task.created_at)  # what the client sees, not the finer clock
             if query.keeps(task.model, item["status"], task.created_ns / 1e9 if created is None else created):
                 items.append(item)

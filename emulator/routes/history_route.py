@@ -2,7 +2,9 @@
 
 WAVESPEED_API.md 12.1: ``page`` and ``page_size`` (1..100) are required; ``model``, ``status``
 ("completed", "failed", "processing"), ``created_after`` / ``created_before`` (ISO 8601) filter;
-the reply is ``{page, total, items}``, newest first. ``strict=False`` keeps the older, kinder
+the reply is ``{page, total, items}``, newest first; ``include_inputs: true`` asks for each item's
+inputs (13.2: an official CLI revision sent it; what an item then carries is the ``history_echo``
+switch). ``strict=False`` keeps the older, kinder
 reading (page 1 and 20 items when absent).
 """
 
@@ -26,6 +28,7 @@ class HistoryQuery:
     status: str | None = None
     after: float | None = None
     before: float | None = None
+    include_inputs: bool = False  # items carry their inputs only when asked (the "asked" echo)
 
     def keeps(self, model: str, status: str, created_s: float) -> bool:
         """Whether an item with these fields is in the filtered list."""
@@ -64,4 +67,5 @@ def parse_query(body: object, *, strict: bool) -> HistoryQuery:
         status=status if isinstance(status, str) and status else None,
         after=times["created_after"],
         before=times["created_before"],
+        include_inputs=body.get("include_inputs") is True,
     )

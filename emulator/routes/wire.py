@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -57,12 +58,27 @@ class ApiServer(ThreadingHTTPServer):
         handler: type[ReplyHandler],
         *,
         nodelay: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.backend = backend
         self.nodelay = nodelay
+        self.tls = tls
         self.connections: set[socket.socket] = set()
         self.conn_lock = threading.Lock()
         super().__init__(address, handler)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """An accepted connection, wrapped in TLS when serving https; the handshake runs in the
+        connection's own thread (ReplyHandler.setup), so a client that never finishes it blocks
+        nobody else."""
+        conn, address = super().get_request()
+        if self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -102,6 +118,9 @@ class ReplyHandler(BaseHTTPRequestHandler):
         return cast(ApiServer, self.server).backend
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()  # a client that distrusts the certificate ends it here
         super().setup()
         srv = cast(ApiServer, self.server)
         with srv.conn_lock:
@@ -166,7 +185,7 @@ class ReplyHandler(BaseHTTPRequestHandler):
         """Base URL for links in replies: the Host the client used, else the bound address."""
         host = self.headers.get("Host", "")
         if host and _HOST_RE.match(host):
-            return f"http://{host}"
+            return f"{cast(ApiServer, self.server).scheme}://{host}"
         return self.backend.base_url
 
     def json_body(self) -> Any:
@@ -261,7 +280,7 @@ class ReplyHandler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         *,
         detail: str | None = None,
-        error_code: int | None = None,
+        error_code: int | str | None = None,
     ) -> None:
         """The API's error envelope: HTTP status, the same code, message; with the backend's
         ``error_body`` "full" also ``error_code`` and ``data: {error}`` (the Java spec's shape and
@@ -269,12 +288,12 @@ class ReplyHandler(BaseHTTPRequestHandler):
         if getattr(self.backend, "error_body", "full") == "plain":
             self.reply_json(status, {"code": status, "message": message, "data": None}, headers)
             return
-        body = {
-            "code": status,
-            "message": message,
-            "error_code": status if error_code is None else error_code,
-            "data": {"error": detail or message},
-        }
+        code: int | str = status if error_code is None else error_code
+        if getattr(self.backend, "error_code_type", "int") != "int":
+            code = str(code)
+        elif isinstance(code, str) and code.isdigit():
+            code = int(code)
+        body = {"code": status, "message": message, "error_code": code, "data": {"error": detail or message}}
         self.reply_json(status, body, headers)
 
     def reset_connection(self) -> None:

@@ -9,8 +9,10 @@ in this order and in this one place:
    asked again by the account's scheduler right before the POST).
 2. Fixed seed and not ``force_rerun``: single-flight. Identical submits in this process share one
    task (``FLIGHTS``); across processes the journal's intent row is claimed before the POST (see
-   wavespeed/journal/singleflight.py). A journaled task that is still there is handed back (no charge); an
-   identical submit that was interrupted and may have been paid is looked for in the history (reuse.py).
+   wavespeed/journal/singleflight.py). A journaled task that is still there (WaveSpeed is asked,
+   whatever its age) is handed back (no charge), and so is one paid here whose row the journal has
+   not taken yet (unrecorded.py); an identical submit that was interrupted and may have been paid
+   is looked for in the history (reuse.py), matched exactly on what it sent.
 3. The journal fails closed: when it cannot say whether a fixed-seed task was already paid (locked
    past its wait, read-only, full, corrupt), nothing is submitted; its one line says what is wrong
    with which file and that ``force_rerun`` pays without it.
@@ -22,6 +24,7 @@ price first with ``afford``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +32,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...wavespeed import (
-    RETENTION_S,
     STATUS_COMPLETED,
     STATUS_IN_FLIGHT,
     CancelCheck,
@@ -51,14 +53,13 @@ from ..shared.progress import short_id
 from ..shared.runtime import Watch, get_client, run_blocking
 from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal
+from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
     from ...wavespeed import WaveSpeedClient
 
 T = TypeVar("T")
 
-# Reuse only results that will still be on WaveSpeed when Poll Result fetches them.
-REUSE_MAX_AGE_S = RETENTION_S - 3600
 # An identical submit waits this long for another process's POST (a sync-mode inference included).
 INTENT_WAIT_S = 240.0
 
@@ -213,19 +214,29 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
     from .reuse import check_reusable, recover
 
     request = paid.request
-    intent = new_intent(paid.account, paid.identity, request.model, params_hash(request.model, paid.params))
+    payload_hash = params_hash(request.model, paid.params)
+    intent = new_intent(paid.account, paid.identity, request.model, payload_hash, paid.params)
+    owed_key = key_of(journal, paid.account, paid.identity)
     watch = Watch(paid.progress)
     for _ in range(3):  # a reuse candidate that turns out gone is marked so; then claim again
 
         def on_wait(other: Intent) -> None:
             watch.set(0.02, f"an identical task is being submitted by another ComfyUI (pid {other.pid})…")
 
-        def claim(cancel: CancelCheck) -> TaskRecord | Intent | None:
+        def claim(cancel: CancelCheck) -> TaskRecord | Intent | TaskHandle | None:
+            owed = UNRECORDED.task(owed_key)
+            if owed is not None:  # paid here, its row not yet written: reused from memory at once
+                with contextlib.suppress(Exception):
+                    UNRECORDED.land(owed_key)  # (else the retry thread keeps at it)
+                return owed
             try:
+                UNRECORDED.land(owed_key)  # a release of ours still owed: the journal must take it first
                 return acquire(
                     journal,
                     intent,
-                    max_age_s=REUSE_MAX_AGE_S,
+                    # Any age: a journaled task is asked for (check_reusable) before paying again,
+                    # so neither the 7-day retention nor a wall-clock jump decides it on a guess.
+                    max_age_s=None,
                     reuse_statuses=(STATUS_COMPLETED, STATUS_IN_FLIGHT),
                     deadline=time.monotonic() + INTENT_WAIT_S,
                     cancel=cancel,
@@ -242,6 +253,9 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
             raise  # nothing was submitted: the line says which file, what is wrong, how to go on
         if got is None:
             return await post(paid, intent)
+        if isinstance(got, TaskHandle):
+            paid.progress.update(1.0, f"reused task {got.request_id} (no charge; not journaled yet)")
+            return got
         if isinstance(got, Intent):
             return await recover(paid, journal, got)
         # An in-flight record is a task already paid for whose waiter died (crash, restart,

@@ -7,6 +7,9 @@
 * The accepted task is journaled in the worker thread right after the reply, before anyone waits on
   it, so even a Cancel or a crash a moment later leaves it recoverable. The intent row goes in the
   same transaction; a submit that may have been paid without an id leaves it 'uncertain'.
+* A journal write that fails there (the journal locked by another process past its wait, a full
+  disk) is owed, not dropped (unrecorded.py): the id stays in memory and in the node's output, the
+  write is retried until it lands, and an identical re-queue here reuses the task meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from ...wavespeed import (
@@ -24,6 +28,7 @@ from ...wavespeed import (
     Intent,
     Prediction,
     SessionSpend,
+    TaskTakenError,
     errors as E,
     owner_alive,
     session_budget_usd,
@@ -33,6 +38,7 @@ from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from . import account_limits as limits
 from .journal_glue import journal_status
+from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
     from ...wavespeed import WaveSpeedClient
@@ -66,13 +72,17 @@ class _Payment:
         self.paid = paid
         self.intent = intent
         self.journal = paid.journal
+        self.owed = False  # a record that failed is owed: retried until it lands (unrecorded.py)
 
     def record(self, request_id: str, prediction: Prediction | None, error: str) -> bool:
-        """Journal the accepted task; False (and a log line) when the journal could not keep it."""
+        """Journal the accepted task; False (a log line, and the write owed until it lands) when the
+        journal could not take it now."""
         paid, journal = self.paid, self.journal
         if journal is None:
             return False
-        try:
+        now = time.time()
+
+        def write() -> None:
             journal.record_submitted(
                 request_id,
                 model=paid.request.model,
@@ -83,6 +93,7 @@ class _Payment:
                 server_status="" if prediction is None else prediction.status,
                 outputs=prediction.outputs if prediction is not None and prediction.is_completed else (),
                 error=error,
+                submitted_at=now,
                 identity_hash=paid.identity,
                 release_intent=self.intent is not None,
             )
@@ -90,27 +101,43 @@ class _Payment:
                 earlier = journal.get_intent(paid.account, paid.identity)
                 if earlier is not None and not owner_alive(earlier):
                     journal.drop_intent(paid.account, paid.identity)  # paid again knowingly
-        except Exception as exc:
+
+        try:
+            write()
+        except TaskTakenError as exc:  # a server naming an id already journaled for other inputs
             log.warning("WaveSpeed journal: could not record task %s (%s)", request_id, exc)
+            return False
+        except Exception as exc:
+            log.warning("WaveSpeed journal: task %s not journaled yet (%s); retrying", request_id, exc)
+            done = prediction if prediction is not None and prediction.is_terminal else None
+            owed = paid.reused(request_id, done, now)
+            UNRECORDED.keep(key_of(journal, paid.account, paid.identity), write, task=owed)
+            self.owed = True
             return False
         return True
 
     def let_go(self, *, drop: bool) -> None:
-        """Release our intent: deleted when nothing was paid, else left 'uncertain' for the next submit."""
+        """Release our intent: deleted when nothing was paid, else left 'uncertain' for the next
+        submit (owed until it lands if the journal cannot take it now)."""
         journal, intent = self.journal, self.intent
         if journal is None or intent is None:
             return
-        try:
+
+        def write() -> None:
             if drop:
                 journal.drop_intent(intent.account, intent.identity, owner=intent.owner)
             else:
                 journal.set_intent_state(intent.account, intent.identity, intent.owner, STATE_UNCERTAIN)
+
+        try:
+            write()
         except Exception as exc:
-            log.warning("WaveSpeed journal: could not release the submit intent (%s)", exc)
+            log.warning("WaveSpeed journal: could not release the submit intent yet (%s); retrying", exc)
+            UNRECORDED.keep(key_of(journal, intent.account, intent.identity), write)
 
     def end_lease(self) -> None:
         if self.intent is not None and self.journal is not None:
-            LEASES.release(self.journal)
+            LEASES.release(self.journal, self.intent.account, self.intent.identity)
 
 
 async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
@@ -163,7 +190,8 @@ async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
         extra = f" · session ${spent:.2f} of ${budget:.2f}" if budget is not None else ""
         if show_balance:
             extra += _balance_text(paid.client)
-        extra += "" if kept else " · not journaled"
+        if not kept:
+            extra += " · not journaled yet (retrying)" if payment.owed else " · not journaled"
         handle = TaskHandle(
             request_id=prediction.id,
             model=paid.request.model,

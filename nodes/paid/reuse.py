@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...wavespeed import (
     STATUS_EXPIRED,
@@ -26,14 +26,15 @@ from ..shared.progress import short_id
 from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from .journal_glue import journal_note, journal_outcome, journal_status
+from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
     from .paid_path import PaidSubmit
 
 log = logging.getLogger("wavespeed")
 
-# How long an interrupted submit is looked for in the history while a candidate is still running.
-HISTORY_WAIT_S = 90.0
+# The one history lookup of a recovery (the history call and at most a few /result checks) ends by then.
+LOOKUP_S = 60.0
 
 
 async def check_reusable(
@@ -68,13 +69,55 @@ async def check_reusable(
 
 
 async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
-    """An identical submit was interrupted and may have been paid: find its task, or say so."""
+    """An identical submit was interrupted and may have been paid: find its task, or say so.
+
+    The interrupted intent keeps the payload that was sent (its uploaded image URLs included): a
+    candidate matches only on those values, one journaled for other inputs is never taken, and the
+    journal write that takes it never replaces another task's row."""
     watch = Watch(paid.progress)
     watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
     watch.publish()
     request = paid.request
+    sent = stale.payload  # None in rows from before the payload was kept: the hash alone matches
+    mine = (paid.account, paid.identity)
 
-    from ...wavespeed import Unconfirmed, find_submitted  # only on this rare path
+    from ...wavespeed import TaskTakenError, Unconfirmed, find_submitted  # only on this rare path
+
+    def taken(request_id: str) -> bool:
+        holder = journal.holder(request_id)
+        return holder is not None and holder != mine
+
+    def claim(found: Prediction) -> bool:
+        """Journal the found task under this identity; False when another identity holds it (a
+        write the journal cannot take now is owed until it lands: the task is ours either way)."""
+
+        def write() -> None:
+            journal.record_submitted(
+                found.id,
+                model=request.model,
+                params=sent if sent is not None else paid.params,
+                price_usd=request.price_usd,
+                account=paid.account,
+                status=journal_status(found),
+                server_status=found.status,
+                outputs=found.outputs if found.is_completed else (),
+                error=found.error if found.is_failed else "",
+                submitted_at=stale.claimed_at,
+                identity_hash=paid.identity,
+                release_intent=True,
+            )
+
+        try:
+            write()
+        except TaskTakenError:
+            return False
+        except Exception as exc:
+            log.warning(
+                "WaveSpeed journal: recovered task %s not journaled yet (%s); retrying", found.id, exc
+            )
+            owed = paid.reused(found.id, found, stale.claimed_at)
+            UNRECORDED.keep(key_of(journal, paid.account, paid.identity), write, task=owed)
+        return True
 
     def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:
         try:
@@ -83,10 +126,11 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
                 model=request.model,
                 payload_hash=stale.payload_hash,
                 since=stale.claimed_at,
-                deadline=time.monotonic() + HISTORY_WAIT_S,
+                deadline=time.monotonic() + LOOKUP_S,
                 cancel=cancel,
-                sent=paid.params,
-                loose=_uploaded_again(paid.params),
+                sent=sent,
+                taken=taken,
+                claim=claim,
             )
         except E.CancelledError:
             raise
@@ -103,37 +147,5 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
         )
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
-    try:
-        journal.record_submitted(
-            found.id,
-            model=request.model,
-            params=paid.params,
-            price_usd=request.price_usd,
-            account=paid.account,
-            status=journal_status(found),
-            server_status=found.status,
-            outputs=found.outputs if found.is_completed else (),
-            error=found.error if found.is_failed else "",
-            submitted_at=stale.claimed_at,
-            identity_hash=paid.identity,
-            release_intent=True,
-        )
-    except Exception as exc:
-        log.warning("WaveSpeed journal: could not record recovered task %s (%s)", found.id, exc)
     paid.progress.update(1.0, f"found interrupted task {short_id(found.id)} in WaveSpeed history (no charge)")
     return paid.reused(found.id, found, stale.claimed_at)
-
-
-def _uploaded_again(params: dict[str, Any]) -> frozenset[str]:
-    """The image keys whose URLs this process uploaded: after a restart the same image has a new
-    URL, so the interrupted task's echo is matched on the other keys (and the image count)."""
-    from ...wavespeed import CACHE
-
-    def ours(url: object) -> bool:
-        return isinstance(url, str) and CACHE.content_id(url) is not None
-
-    keys = {"image"} if ours(params.get("image")) else set()
-    images = params.get("images")
-    if isinstance(images, list) and any(ours(u) for u in images):
-        keys.add("images")
-    return frozenset(keys)

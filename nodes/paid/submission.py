@@ -14,13 +14,13 @@ from collections.abc import Callable
 from ...wavespeed import KontextRequest, errors as E
 from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal, forget_journals, journal_note, journal_outcome, open_journal
-from .paid_path import FLIGHTS, INTENT_WAIT_S, REUSE_MAX_AGE_S, CancelRule, PaidSubmit, submit
+from .paid_path import FLIGHTS, INTENT_WAIT_S, CancelRule, PaidSubmit, submit
 from .paid_post import SESSION_SPEND, was_not_accepted
+from .unrecorded import UNRECORDED
 
 __all__ = [
     "E",
     "INTENT_WAIT_S",
-    "REUSE_MAX_AGE_S",
     "SESSION_SPEND",
     "CancelRule",
     "PaidSubmit",
@@ -36,10 +36,12 @@ _was_not_accepted = was_not_accepted  # the name older tests and notes use
 
 
 def reset_session_state() -> None:
-    """Forget everything held in memory (journal caches, session spend), as a restart would."""
+    """Forget everything held in memory (journal caches, session spend, journal writes still owed),
+    as a restart would."""
     forget_journals()
     FLIGHTS.clear()
     SESSION_SPEND.reset()
+    UNRECORDED.clear()
 
 
 async def submit_task(

@@ -6,49 +6,28 @@ whole table as JSON-ready data; the web extension fetches it (nodes/v3/price_rou
 web/price.js turns it and the node's widget values into the badge's text. The frontend's own
 ``price_badge`` is not used: it draws only on comfy.org partner nodes, which ours are not.
 
-The Batch node's prompts, and why one definition: the badge counts the prompt lines in the
-browser (JavaScript strings), the node splits them in Python, and the two languages
-disagree on what a line break and a blank are (``str.splitlines`` breaks on CR, VT, FF, NEL,
-U+2028...; ``split("\\n")`` on LF only; ``str.strip`` keeps U+FEFF, JavaScript's ``trim`` removes it). So
-neither language's built-ins decide: ``LINE_BREAK`` and ``BLANKS`` are written out here once,
-``prompt_lines`` applies them in Python, and web/price.js applies the same two regular
-expressions (``LINE_BREAK``, ``NOT_BLANK``) in JavaScript. Both use only what Python's ``re`` and JavaScript's
-``RegExp`` read identically (an alternation, character classes of ``\\uXXXX`` escapes, no flags),
-so the count cannot depend on either engine's Unicode tables.
-
-* Line breaks: the ones ``str.splitlines`` has always used here (CRLF as one), so a prompt list
-  pasted with CR or U+2028 between prompts is still several prompts, as the text box shows it.
-* Blanks: Python's whitespace plus U+FEFF. It must hold every character JavaScript's ``trim``
-  removes (the frontend trims and lowercases a STRING widget before the expression sees it), or a
-  line of U+FEFF would count in Python and not in the badge. A line with anything else is a
-  prompt, stripped of blanks; a prompt of only invisible characters (U+200B) counts on both sides
-  and is then refused by the request's own check, before anything is paid.
+The Batch node's prompts are counted with the one reading of line breaks and blanks every node
+uses (wavespeed/api/prompt_text.py: ``LINE_BREAK`` and ``NOT_BLANK`` are regular-expression strings
+that Python's ``re`` and JavaScript's ``RegExp`` read identically): the definition carries both, and
+web/price.js counts with them exactly the prompts the node sends.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-#: What ends a prompt line, as a regular expression both engines read the same way.
-LINE_BREAK = r"\r\n|[\n\u000b\u000c\r\u001c\u001d\u001e\u0085\u2028\u2029]"
-#: What a blank line consists of, and what is stripped from each prompt's ends.
-BLANKS = (
-    "\t\n\u000b\u000c\r\u001c\u001d\u001e\u001f \u0085\u00a0\u1680"
-    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000\ufeff"
-)
-#: A character that makes a line a prompt (a regular expression, as above).
-NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in BLANKS) + "]"
+from ...wavespeed import BLANKS, LINE_BREAK, NOT_BLANK, prompt_lines
 
-_LINE_BREAK = re.compile(LINE_BREAK)
-
-
-def prompt_lines(text: str) -> list[str]:
-    """The prompts a Batch text sends, one per line, each stripped of blanks; blank lines skipped.
-
-    The badge (web/price.js) counts exactly these (``PRICE_MULTIPLIERS["prompts"]``)."""
-    return [line.strip(BLANKS) for line in _LINE_BREAK.split(text) if line.strip(BLANKS)]
+__all__ = [
+    "BLANKS",
+    "LINE_BREAK",
+    "NOT_BLANK",
+    "PRICE_MULTIPLIERS",
+    "multipliers_of",
+    "price_definition",
+    "price_rule",
+    "prompt_lines",
+]
 
 
 #: Widgets that multiply the per-image price, and how their value counts: ``number`` as it is, ``lines``

@@ -14,6 +14,7 @@ from typing import Any
 from comfy_api.latest import ComfyExtension
 
 from .batch_node import FluxKontextMaxBatch
+from .check_node import WaveSpeedConnectionCheck
 from .price_route import serve_prices
 from .submit_nodes import FluxKontextMaxEdit, FluxKontextMaxGenerate, FluxKontextMaxMultiReference
 from .task_nodes import WaveSpeedPollResult, WaveSpeedRecentTasks
@@ -26,6 +27,7 @@ NODES: list[Any] = [
     FluxKontextMaxBatch,
     WaveSpeedPollResult,
     WaveSpeedRecentTasks,
+    WaveSpeedConnectionCheck,
 ]
 
 

@@ -120,9 +120,11 @@ def schema(
     inputs: list[Any],
     outputs: list[Any],
     model: str | None = None,
+    output_node: bool = False,
 ) -> Any:
-    """The node's ``io.Schema``: the pack's category and search aliases, the node id as its one hidden
-    input; for a paid node (``model``) its price rule goes into PRICE_RULES."""
+    """The node's ``io.Schema``: the pack's category and search aliases, the node id as its hidden
+    input (an ``output_node`` also gets ComfyUI's prompt and PNG info); for a paid node (``model``)
+    its price rule goes into PRICE_RULES."""
     if model is not None:
         PRICE_RULES[node_id] = price_rule(PRICE_PER_IMAGE_USD[model], [i.id for i in inputs])
     aliases = {"search_aliases": SEARCH_ALIASES} if "search_aliases" in _SCHEMA_FIELDS else {}
@@ -134,6 +136,7 @@ def schema(
         inputs=inputs,
         outputs=outputs,
         hidden=[io.Hidden.unique_id],
+        is_output_node=output_node,
         **aliases,  # 0.3.75's io.Schema has no search_aliases (its frontend searches names only)
     )
 

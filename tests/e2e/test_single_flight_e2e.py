@@ -98,11 +98,13 @@ def test_two_servers_sharing_a_journal_pay_once(
     assert wavespeed_emulator.submissions == 1
 
 
-# How the history and a task's /result echo the request (WAVESPEED_API.md 12.1): the evidence's
-# default (list items none, /result "inputs" re-encoded), then the list carrying "inputs" or
-# "input" (Go-encoded, /result none), then no echo anywhere.
+# How the history and a task's /result echo the request (WAVESPEED_API.md 12.1, 13.2): the evidence's
+# default (list items "inputs" only when include_inputs is sent, /result none), /result "inputs"
+# with a bare list, then the list carrying "inputs" or "input" always (Go-encoded, /result none),
+# then no echo anywhere.
 ECHO_MODES: dict[str, dict[str, Any]] = {
-    "list-none-result-inputs": {},
+    "list-asked": {},
+    "list-none-result-inputs": {"history_echo": "none", "result_echo": "inputs"},
     "list-inputs": {"history_echo": "inputs", "result_echo": "none"},
     "list-input": {"history_echo": "input", "result_echo": "none"},
 }

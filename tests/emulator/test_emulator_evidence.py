@@ -86,8 +86,10 @@ def test_history_filters_newest_first(api: Api, emulator: Emulator) -> None:
 # --------------------------------------------------------------------------- echo (12.1, 12.2)
 
 
-def test_list_items_carry_no_echo_and_result_carries_inputs_go_encoded(api: Api, emulator: Emulator) -> None:
-    """Keys outside the schema are dropped silently (no 400) and 4.0 comes back as 4."""
+def test_list_items_carry_inputs_only_when_asked_and_result_none(api: Api, emulator: Emulator) -> None:
+    """By default (13.2) a history item carries ``inputs`` only when the call sends
+    ``include_inputs: true``, re-encoded as Go would (keys outside the schema dropped silently, no
+    400; 4.0 comes back as 4); a task's ``/result`` carries no echo."""
     emulator.configure(inference_s=0.05)
     sent = {"prompt": "p", "guidance_scale": 4.0, "seed": 3, "not_in_schema": "x", "aspect_ratio": "1:1"}
     r = api.submit(T2I, sent)
@@ -95,23 +97,29 @@ def test_list_items_carry_no_echo_and_result_carries_inputs_go_encoded(api: Api,
     rid = r.json()["data"]["id"]
     assert "input" not in r.json()["data"] and "inputs" not in r.json()["data"]
     done = api.wait(rid)
-    assert done["inputs"] == {"aspect_ratio": "1:1", "guidance_scale": 4, "prompt": "p", "seed": 3}
-    assert isinstance(done["inputs"]["guidance_scale"], int) and "input" not in done
-    (item,) = _items(api)
-    assert "input" not in item and "inputs" not in item
+    assert "input" not in done and "inputs" not in done
+    for unasked in (_items(api), _items(api, include_inputs=False), _items(api, include_inputs="true")):
+        assert ["input" in i or "inputs" in i for i in unasked] == [False]
+    (item,) = _items(api, include_inputs=True)
+    assert item["inputs"] == {"aspect_ratio": "1:1", "guidance_scale": 4, "prompt": "p", "seed": 3}
+    assert isinstance(item["inputs"]["guidance_scale"], int) and "input" not in item
     assert emulator.task(rid).input == sent  # what the emulator received, for tests
 
 
 @pytest.mark.parametrize("where", ["history_echo", "result_echo"])
 @pytest.mark.parametrize("key", ["none", "input", "inputs"])
 def test_echo_switches(api: Api, emulator: Emulator, where: str, key: str) -> None:
+    """A kinder switch echoes under its key on every item (asked for or not) or every /result."""
     emulator.configure(inference_s=0.05, **{"history_echo": "none", "result_echo": "none", where: key})
     rid = api.create(T2I, {"prompt": "p", "guidance_scale": 2.0})
-    obj = api.wait(rid) if where == "result_echo" else _items(api)[0]
-    for k in ("input", "inputs"):
-        assert (k in obj) == (k == key)
-    if key != "none":
-        assert obj[key] == {"guidance_scale": 2, "prompt": "p"}
+    objs = (
+        [api.wait(rid)] if where == "result_echo" else [_items(api)[0], _items(api, include_inputs=True)[0]]
+    )
+    for obj in objs:
+        for k in ("input", "inputs"):
+            assert (k in obj) == (k == key)
+        if key != "none":
+            assert obj[key] == {"guidance_scale": 2, "prompt": "p"}
 
 
 def test_raw_echo_style_keeps_the_bytes_sent(api: Api, emulator: Emulator) -> None:
@@ -259,8 +267,8 @@ def test_configure_refuses_unknown_switch_values(name: str, value: object) -> No
 def test_default_is_the_least_kind_reading() -> None:
     emu = Emulator()
     assert (emu.history_echo, emu.result_echo, emu.echo_style, emu.history_strict) == (
+        "asked",
         "none",
-        "inputs",
         "go",
         True,
     )

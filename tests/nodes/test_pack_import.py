@@ -48,7 +48,7 @@ def test_loading_the_pack_exports_only_the_v3_entry_point_without_heavy_imports(
     result, _ = _load()
     assert result["entrypoint"] is True
     assert result["mapping"] is False  # ComfyUI would take a NODE_CLASS_MAPPINGS over comfy_entrypoint
-    assert result["nodes"] is not None and len(result["nodes"]) == 6
+    assert result["nodes"] is not None and len(result["nodes"]) == 7
     assert result["loaded"] == [], f"imported at start-up: {result['loaded']}"
     assert result["comfy"] == []  # the V3 schemas (nodes/v3/) load when ComfyUI calls comfy_entrypoint
 

@@ -26,6 +26,7 @@ NODE_IDS = [
     "FluxKontextMaxBatch",
     "WaveSpeedPollResult",
     "WaveSpeedRecentTasks",
+    "WaveSpeedConnectionCheck",
 ]
 PRICED = {"FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"}
 SUBMIT = ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"]
@@ -37,6 +38,7 @@ WORK = {
     "FluxKontextMaxBatch": "run",
     "WaveSpeedPollResult": "poll",
     "WaveSpeedRecentTasks": "pick",
+    "WaveSpeedConnectionCheck": "check",
 }
 RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 
@@ -111,6 +113,7 @@ def test_every_node_has_its_name_category_description_and_tooltips_and_no_key_wi
         "FluxKontextMaxBatch": "FLUX.1 Kontext [max] Batch (WaveSpeed)",
         "WaveSpeedPollResult": "WaveSpeed Poll Result",
         "WaveSpeedRecentTasks": "WaveSpeed Recent Tasks",
+        "WaveSpeedConnectionCheck": "WaveSpeed Connection Check",
     }
     for name, node in probe["nodes"].items():
         info = node["v1"]
@@ -120,8 +123,12 @@ def test_every_node_has_its_name_category_description_and_tooltips_and_no_key_wi
                 assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
                 assert "key" not in input_name.lower(), f"{name}.{input_name} looks like a secret widget"
         assert all(info["output_tooltips"]), name
-        # the node id is the one hidden input: no comfy.org credentials are handed to our nodes
-        assert info["input"]["hidden"] == {"unique_id": ["UNIQUE_ID"]}, name
+        # the node id is the hidden input (an output node also gets the prompt and PNG info, as
+        # ComfyUI gives every output node): no comfy.org credentials are handed to our nodes
+        output_node = (
+            {"prompt": ["PROMPT"], "extra_pnginfo": ["EXTRA_PNGINFO"]} if info["output_node"] else {}
+        )
+        assert info["input"]["hidden"] == {"unique_id": ["UNIQUE_ID"], **output_node}, name
 
 
 def test_generate_widgets_match_the_issue(probe: dict[str, Any]) -> None:
@@ -230,7 +237,7 @@ def test_no_node_is_a_comfy_org_partner_node(probe: dict[str, Any]) -> None:
         info = node["v1"]
         assert not info.get("api_node"), name
         assert info.get("price_badge") is None, name
-        assert set(info["input"]["hidden"]) == {"unique_id"}, name
+        assert set(info["input"]["hidden"]) <= {"unique_id", "prompt", "extra_pnginfo"}, name
 
 
 def test_every_node_is_found_by_wavespeed_and_kontext_where_comfyui_has_search_aliases(

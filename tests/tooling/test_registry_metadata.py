@@ -58,6 +58,7 @@ NODE_IDS = [
     "FluxKontextMaxBatch",
     "WaveSpeedPollResult",
     "WaveSpeedRecentTasks",
+    "WaveSpeedConnectionCheck",
 ]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import ValidationError
+from .prompt_text import LINE_BREAK_CHARS
 
 MODEL_TEXT_TO_IMAGE = "wavespeed-ai/flux-kontext-max/text-to-image"
 MODEL_EDIT = "wavespeed-ai/flux-kontext-max"
@@ -162,11 +163,12 @@ _CONTROL_NAMES = {
 
 def _refused_control(prompt: str) -> tuple[int, str] | None:
     """The first character a prompt may not hold, and its index: a C0 control other than tab and
-    line feed (a CR is allowed just before a LF: a Windows line ending), DEL, a C1 control (ANSI
-    escapes start with ESC or CSI), or a bidirectional control."""
+    the line breaks every node reads as such (prompt_text.LINE_BREAK: LF, CR, CRLF, VT, FF, ...),
+    DEL, a C1 control other than NEL (ANSI escapes start with ESC or CSI), or a bidirectional
+    control."""
     for index, char in enumerate(prompt):
         code = ord(char)
-        if char in "\t\n" or (char == "\r" and prompt[index + 1 : index + 2] == "\n"):
+        if char == "\t" or char in LINE_BREAK_CHARS:
             continue
         if code < 0x20 or 0x7F <= code <= 0x9F or char in _BIDI_CONTROLS:
             return index, char

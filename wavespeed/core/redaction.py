@@ -5,9 +5,12 @@ Decisions, and why:
 * **Every form a server could echo.** The key raw; URL-encoded as ``quote`` (with and without
   ``/`` safe), ``quote_plus`` and JavaScript's ``encodeURIComponent`` write it, with upper- or
   lower-case hex (the text is matched with the hex after each ``%`` upper-cased, position for
-  position, so mixed case is caught too); JSON-escaped; and base64, standard and URL-safe, padded
-  or not, also *inside* a longer base64 blob (``Basic base64(user:key)``), where the key starts at
-  one of three bit alignments: for each, the characters that depend on the key's bytes alone.
+  position, so mixed case is caught too); percent-encoded in any mix, byte for byte included
+  (``%73%6B…``, any case): the text is also read with its ``%XX`` escapes of ASCII decoded, once
+  and twice (``%2573``), each decoded character standing for the escape it came from;
+  JSON-escaped; and base64, standard and URL-safe, padded or not, also *inside* a longer base64
+  blob (``Basic base64(user:key)``), where the key starts at one of three bit alignments: for
+  each, the characters that depend on the key's bytes alone.
 * **Fragments, not just wholes.** Any :data:`GRAM` (8) consecutive characters of any of those forms
   are redacted: a text cut anywhere, or a server that echoes half the key, shows at most 7
   characters of it. The price: a text sharing 8 characters with a form is redacted too (a hex
@@ -19,8 +22,12 @@ Decisions, and why:
   is looked at again until nothing matches: a key holding ``*`` cannot rebuild itself around the
   marker. Each round shortens the text, so it ends.
 * **Logs too.** :class:`RedactingFilter` sits on the pack's ``wavespeed`` logger (made here, with
-  its filter, so every module that logs gets it): the formatted message, the traceback text and the
-  stack text of each record are redacted before any handler sees them.
+  its filter, so every module that logs gets it) and on every logger that handles our traffic
+  (``urllib3`` and ``requests`` and each of their module loggers: urllib3 logs a reply's header
+  lines at WARNING when it cannot parse them, key and all): the formatted message, the traceback
+  text and the stack text of each record are redacted before any handler sees them. A logger
+  filter sees only records made on that logger, so each module logger gets its own, whenever a
+  secret is registered (by then the HTTP stack is imported) and for the names urllib3 uses.
 """
 
 from __future__ import annotations
@@ -34,7 +41,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-__all__ = ["GRAM", "LOGGER_NAME", "MARKER", "RedactingFilter", "forms", "redact", "register_secret"]
+__all__ = [
+    "GRAM",
+    "LOGGER_NAME",
+    "MARKER",
+    "TRAFFIC_LOGGERS",
+    "RedactingFilter",
+    "forms",
+    "guard_traffic_loggers",
+    "redact",
+    "register_secret",
+]
 
 GRAM = 8
 """Consecutive characters of a key form that count as a leak (a shorter piece is not redacted)."""
@@ -42,6 +59,18 @@ GRAM = 8
 MARKER = "***"
 MIN_SECRET = 4  # shorter values would redact ordinary words
 LOGGER_NAME = "wavespeed"
+TRAFFIC_LOGGERS = ("urllib3", "requests")
+"""The libraries that carry our traffic; their loggers (and every module logger below them) redact."""
+# urllib3's module loggers, made ahead so a module imported later finds its logger already guarded.
+_KNOWN_TRAFFIC_LOGGERS = (
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "urllib3.util.ssl_",
+    "urllib3.contrib.socks",
+)
 _JS_SAFE = "!'()*~"  # what encodeURIComponent leaves alone beyond Python's always-safe set
 
 
@@ -73,6 +102,7 @@ def forms(secret: str) -> set[str]:
     """Every text a server could echo ``secret`` as (see the module docstring)."""
     found = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
     found |= _url_forms(secret)
+    found.add("".join(f"%{byte:02X}" for byte in secret.encode("utf-8")))  # byte for byte
     found |= _base64_forms(secret.encode("utf-8"))
     return {f for f in found if f}
 
@@ -141,6 +171,7 @@ def register_secret(secret: str) -> None:
     row, in any form a server could echo it in."""
     if secret and len(secret) >= MIN_SECRET:
         REGISTRY.add(secret)
+        guard_traffic_loggers()
 
 
 _P = 0x100000001B3  # the rolling hash's multiplier (FNV's prime), modulo 2**64
@@ -175,18 +206,71 @@ def _starts(view: str, grams: frozenset[str]) -> list[int]:
     return [i for i in candidates if view[i : i + GRAM] in grams]
 
 
-def _spans(text: str, grams: frozenset[str], shorts: tuple[str, ...]) -> list[tuple[int, int]]:
-    """Merged [start, end) runs of ``text`` covered by a matching window."""
+_ESCAPE = re.compile(r"%([0-7][0-9a-fA-F])")  # an ASCII byte, percent-encoded (the key is ASCII)
+DECODE_ROUNDS = 2  # %73 and %2573 (encoded twice)
+
+
+class _View:
+    """A reading of the text, and for each of its characters the [start, end) of the text it
+    stands for (a decoded escape stands for the three characters it came from)."""
+
+    def __init__(self, text: str, starts: list[int] | None = None, ends: list[int] | None = None) -> None:
+        self.text = text
+        self.starts = starts
+        self.ends = ends
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Where the view's [start, end) lies in the text."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        return self.starts[start], self.ends[end - 1]
+
+    def decoded(self) -> _View | None:
+        """The view with its ASCII ``%XX`` escapes decoded; None when it holds none."""
+        if "%" not in self.text or _ESCAPE.search(self.text) is None:
+            return None
+        starts = self.starts if self.starts is not None else range(len(self.text))
+        ends = self.ends if self.ends is not None else range(1, len(self.text) + 1)
+        text: list[str] = []
+        new_starts: list[int] = []
+        new_ends: list[int] = []
+        at = 0
+        for match in _ESCAPE.finditer(self.text):
+            begin = match.start()
+            text += [self.text[at:begin], chr(int(match.group(1), 16))]
+            new_starts += [*starts[at:begin], starts[begin]]
+            new_ends += [*ends[at:begin], ends[begin + 2]]
+            at = match.end()
+        text.append(self.text[at:])
+        new_starts += starts[at:]
+        new_ends += ends[at:]
+        return _View("".join(text), new_starts, new_ends)
+
+
+def _views(text: str) -> list[_View]:
+    """The text as written, with its escapes' hex upper-cased, and percent-decoded (see above)."""
     hexed = _upper_hex(text)
-    views = (text,) if hexed == text else (text, hexed)
+    views = [_View(text)] if hexed == text else [_View(text), _View(hexed)]
+    view: _View | None = views[0]
+    for _ in range(DECODE_ROUNDS):
+        view = view.decoded() if view is not None else None
+        if view is None:
+            break
+        views.append(view)
+    return views
+
+
+def _spans(text: str, grams: frozenset[str], shorts: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Merged [start, end) runs of ``text`` covered by a matching window of any of its views."""
     hits: list[tuple[int, int]] = []
-    for view in views:
-        hits += [(i, i + GRAM) for i in _starts(view, grams)]
+    for view in _views(text):
+        found = [(i, i + GRAM) for i in _starts(view.text, grams)]
         for short in shorts:
-            start = view.find(short)
+            start = view.text.find(short)
             while start >= 0:
-                hits.append((start, start + len(short)))
-                start = view.find(short, start + 1)
+                found.append((start, start + len(short)))
+                start = view.text.find(short, start + 1)
+        hits += [view.span(start, end) for start, end in found]
     return _merge(hits)
 
 
@@ -247,13 +331,30 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def pack_logger() -> logging.Logger:
-    """The pack's logger (``wavespeed``), with its redacting filter installed once per copy of
-    this module (a test run may import the pack twice; each copy redacts its own registry)."""
-    logger = logging.getLogger(LOGGER_NAME)
+def _guard(logger: logging.Logger) -> logging.Logger:
+    """``logger`` with this module's redacting filter, installed once per copy of this module (a
+    test run may import the pack twice; each copy redacts its own registry)."""
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
     return logger
 
 
+def pack_logger() -> logging.Logger:
+    """The pack's logger (``wavespeed``), redacting."""
+    return _guard(logging.getLogger(LOGGER_NAME))
+
+
+def guard_traffic_loggers() -> None:
+    """Put the redacting filter on every logger of the libraries that carry our traffic: the ones
+    that exist now (their modules are imported) and the names urllib3 logs under."""
+    names = {
+        name
+        for name in list(logging.Logger.manager.loggerDict)
+        if any(name == lib or name.startswith(lib + ".") for lib in TRAFFIC_LOGGERS)
+    }
+    for name in sorted(names | set(TRAFFIC_LOGGERS) | set(_KNOWN_TRAFFIC_LOGGERS)):
+        _guard(logging.getLogger(name))
+
+
 log = pack_logger()
+guard_traffic_loggers()

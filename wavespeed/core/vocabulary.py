@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from enum import Enum
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, redact
 
 CancelCheck = Callable[[], bool]
 """Polled by long calls; True means the user pressed Cancel (or nobody waits any more)."""
@@ -24,8 +24,9 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def is_request_id(value: object) -> bool:
-    """A syntactically valid WaveSpeed task id: 1-128 ASCII letters, digits, '-' or '_'."""
-    return isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value) is not None
+    """A valid WaveSpeed task id: 1-128 ASCII letters, digits, '-' or '_', holding no piece of the
+    API key (a server that names the key as a task id would have it stored and shown: refused)."""
+    return isinstance(value, str) and _REQUEST_ID_RE.fullmatch(value) is not None and redact(value) == value
 
 
 def check_request_id(value: object, error: type[Exception] = InvalidRequestError) -> str:
@@ -42,8 +43,9 @@ def check_request_id(value: object, error: type[Exception] = InvalidRequestError
     """
     rid = value.strip() if isinstance(value, str) else ""
     if not is_request_id(rid):
+        shown = repr(value) if redact(rid) == rid else "a text holding the API key"
         raise error(
-            f"{value!r} is not a WaveSpeed request id (expected letters and digits, e.g. 32 hex characters)."
+            f"{shown} is not a WaveSpeed request id (expected letters and digits, e.g. 32 hex characters)."
         )
     return rid
 

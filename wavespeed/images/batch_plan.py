@@ -18,9 +18,19 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..core.errors import ImageDecodeError
-from .codec import _SWAPS_AXES, MAX_PIXELS, _fill, _header_orientation, _load, _normalise, _open
+from .codec import (
+    _SWAPS_AXES,
+    MAX_PIXELS,
+    _decode_opened,
+    _fill,
+    _header_orientation,
+    _load,
+    _normalise,
+    _open,
+)
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -44,12 +54,8 @@ class OutputsTooLargeError(ImageDecodeError):
     """The outputs, batched as one IMAGE, would not fit the memory budget: refused before allocating."""
 
 
-def _planned_size(data: bytes, max_pixels: int, *, exact: bool) -> tuple[int, int]:
-    """(width, height) after orientation: from the header, or (``exact``) by decoding."""
-    if exact:
-        img = _load(data, max_pixels)
-        return img.size
-    img = _open(data, max_pixels)
+def _header_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) after orientation, from an opened image's header."""
     width, height = img.size
     return (height, width) if _header_orientation(img) in _SWAPS_AXES else (width, height)
 
@@ -86,13 +92,13 @@ def images_to_tensor(
         raise ImageDecodeError("no images to decode (the task returned no outputs)")
     check_output_count(len(blobs))
     limits = (max_pixels, max_bytes)
-    sizes = [_planned_size(b, max_pixels, exact=False) for b in blobs]
+    opened = [_open(b, max_pixels) for b in blobs]  # every header checked before any decode
     try:
-        return _assemble(blobs, sizes, limits)
+        return _assemble(blobs, opened, [_header_size(img) for img in opened], limits)
     except _SizeChanged:
         # A PNG whose eXIf (orientation) chunk sits after IDAT: header sizes were wrong.
-        sizes = [_planned_size(b, max_pixels, exact=True) for b in blobs]
-        return _assemble(blobs, sizes, limits)
+        decoded = [_load(b, max_pixels) for b in blobs]
+        return _assemble(blobs, decoded, [img.size for img in decoded], limits)
 
 
 class _SizeChanged(Exception):
@@ -136,14 +142,17 @@ def _check_batch(sizes: list[tuple[int, int]], canvas: tuple[int, int], limits: 
     )
 
 
-def _assemble(blobs: Sequence[bytes], sizes: list[tuple[int, int]], limits: tuple[int, int]) -> torch.Tensor:
+def _assemble(
+    blobs: Sequence[bytes], opened: list[Image.Image], sizes: list[tuple[int, int]], limits: tuple[int, int]
+) -> torch.Tensor:
+    """Allocate the planned batch once, then decode each opened image straight into its slice."""
     pad = not all(s == sizes[0] for s in sizes)
     width, height = (max(s[0] for s in sizes), max(s[1] for s in sizes)) if pad else sizes[0]
     _check_batch(sizes, (width, height), limits)
     shape = (len(blobs), height, width, 3)
     result = np.zeros(shape, dtype=np.float32) if pad else np.empty(shape, dtype=np.float32)
     for i, (blob, planned) in enumerate(zip(blobs, sizes, strict=True)):
-        img = _load(blob, limits[0])
+        img = _decode_opened(opened[i], blob)  # (loading one already decoded changes nothing)
         if img.size != planned:
             raise _SizeChanged
         img = _normalise(img)
@@ -154,7 +163,8 @@ def _assemble(blobs: Sequence[bytes], sizes: list[tuple[int, int]], limits: tupl
             top, left = (height - h) // 2, (width - w) // 2
             dest = result[i, top : top + h, left : left + w]
         _fill(dest, img)
-        del img
+        img.close()  # its pixels go now: one decoded image at a time beside the batch
+        opened[i].close()
     # numpy owns the buffer (it asks the kernel for huge pages on large arrays, which makes the
     # first touch of a fresh 48 MB result several times cheaper than torch.empty here); the
     # tensor shares it without a copy.

@@ -4,10 +4,18 @@ Pure (numpy, Pillow, torch only) so it can be tested and benchmarked without Com
 
 Decisions, and why:
 
-* **Bombs.** The header is read first (``Image.open``) and ``width * height`` is checked against
-  ``max_pixels`` *before* any pixel is decoded; Pillow's own ``DecompressionBombError``/``Warning``
+* **Only the formats WaveSpeed serves.** Outputs are JPEG unless ``output_format`` says PNG or WebP
+  (WAVESPEED_API.md 3.5, 4.5; media hosts serve ``png|jpg|webp``), so ``Image.open`` tries those three
+  plugins only (``formats=``), decoded in this process by libjpeg, libpng/zlib and libwebp. Any
+  other file (an EPS Pillow would hand to Ghostscript, a TIFF, a GIF...) is refused, named by its
+  first bytes, before anything decodes it: :class:`UnsupportedFormatError`.
+* **Bounded work.** The header is read first and ``width * height`` is checked against
+  ``max_pixels`` *before* any pixel is decoded (Pillow's own ``DecompressionBombError``/``Warning``
   become the same :class:`ImageDecodeError`, so the effective limit is also capped by
-  ``PIL.Image.MAX_IMAGE_PIXELS``.
+  ``PIL.Image.MAX_IMAGE_PIXELS``), and a JPEG may have at most ``MAX_JPEG_SCANS`` scans (a
+  progressive file repeats its whole pass per scan: thousands of tiny scans would decode for
+  minutes). So a decode ends by itself within a bound; decode_guard.py makes the caller's deadline
+  and Cancel hold even while one runs in C.
 * **Bad bytes fail loudly.** Empty, corrupt and truncated data raise :class:`ImageDecodeError` with a
   one-line reason; ``LOAD_TRUNCATED_IMAGES`` is never set, so a cut-off download cannot silently
   turn into a half-grey picture.
@@ -21,11 +29,13 @@ Decisions, and why:
   for odd inputs. ``P``/``L``/``RGB`` images with a transparency key are treated the same way.
 * **Modes.** RGB is the fast path; L is replicated to 3 channels; P -> RGB; CMYK/YCbCr/LAB/HSV via
   Pillow's ``convert("RGB")``; 16-bit grey (``I;16*``, and ``I`` clipped to 0..65535) is divided by
-  65535, keeping 16-bit precision; ``F`` is clipped to 0..1 (NaN -> 0); bilevel gives 0/1.
+  65535, keeping 16-bit precision; bilevel gives 0/1. (Float images come only from formats
+  WaveSpeed does not serve, which are refused.)
   Pillow reads 16-bit *RGB* PNGs as 8-bit RGB, so those lose their extra precision here.
 * **Speed and memory.** Fully vectorised. The result is allocated once (by numpy, shared with
   torch without a copy) and each image is written straight into its slice, a strip of rows at a
-  time (cast, then in-place ``/ 255``, which matches ComfyUI's ``np.float32 / 255`` bit for bit):
+  time (uint8 read and ``/ 255`` written in float32 in one pass, which matches ComfyUI's
+  ``np.float32 / 255`` bit for bit; each header is read and its file scanned once):
   extra memory is one ~0.5 MB strip, never an intermediate float copy or a ``torch.stack``.
   numpy rather than torch does the arithmetic: single-threaded and steady, where torch's
   intra-op thread pool stalled for milliseconds per op whenever the CPU was shared.
@@ -48,7 +58,10 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from ..core.errors import ImageDecodeError
 
 __all__ = [
+    "MAX_JPEG_SCANS",
     "MAX_PIXELS",
+    "SERVED_FORMATS",
+    "UnsupportedFormatError",
     "decode_image",
     "decode_to_uint8",
     "image_size",
@@ -59,14 +72,46 @@ MAX_PIXELS: int = 40_000_000
 """Per-image pixel limit: generous for any generated output, far below what exhausts RAM. A padded
 canvas is an image too: its height x width is held to the same limit."""
 
+SERVED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP")
+"""The Pillow plugins an output is opened with: what WaveSpeed serves, and nothing that would start
+an outside program (EPS: Ghostscript)."""
+
+MAX_JPEG_SCANS = 64
+"""A JPEG's start-of-scan markers: libjpeg's progressive default writes 10, optimisers a few more."""
+
+# The first bytes of files we refuse, to name them in the refusal (a guess, for people only).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%!PS", "a PostScript/EPS file"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS file"),
+    (b"%PDF", "a PDF file"),
+    (b"GIF8", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\x00\x00\x01\x00", "an ICO image"),
+    (b"<", "an XML/SVG/HTML text"),
+    (b"{", "a JSON text"),
+)
+
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 """EXIF orientations that exchange width and height (transpose, rotate 90 or 270, transverse)."""
 _GREY16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 # Modes _fill understands directly; anything else is converted first by _normalise.
-_NORMAL = frozenset({"RGB", "L", "RGBA", "LA", "F"} | _GREY16)
+_NORMAL = frozenset({"RGB", "L", "RGBA", "LA"} | _GREY16)
 
 
 # --------------------------------------------------------------------------- reading
+
+
+class UnsupportedFormatError(ImageDecodeError):
+    """An output that is not a PNG, JPEG or WebP file: never decoded (final: fetching it again would
+    give the same file)."""
+
+
+def _unsupported(data: bytes) -> UnsupportedFormatError:
+    start = bytes(data[:8]).lstrip()
+    what = next((name for magic, name in _SIGNATURES if start.startswith(magic)), "an unknown format")
+    return UnsupportedFormatError(f"{what}, not a PNG, JPEG or WebP image (the formats WaveSpeed serves)")
 
 
 def _bomb_error(width: int, height: int, limit: int) -> ImageDecodeError:
@@ -107,13 +152,11 @@ def _open(data: bytes, max_pixels: int, *, pillow_warning: str = "error") -> Ima
         # we see; by default it turns the warning into the same refusal as our own limit.
         with warnings.catch_warnings():
             warnings.simplefilter(pillow_warning, Image.DecompressionBombWarning)  # type: ignore[arg-type]
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=SERVED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _pillow_bomb_error(exc, max_pixels) from None
     except UnidentifiedImageError:
-        raise ImageDecodeError(
-            f"could not decode image ({len(data)} bytes): not a recognised image format"
-        ) from None
+        raise _unsupported(data) from None
     except Exception as exc:  # Pillow raises many types for malformed headers
         raise ImageDecodeError(f"could not decode image ({len(data)} bytes): {_reason(exc)}") from None
     width, height = img.size
@@ -121,6 +164,13 @@ def _open(data: bytes, max_pixels: int, *, pillow_warning: str = "error") -> Ima
         raise _bomb_error(width, height, max_pixels)
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"could not decode image ({len(data)} bytes): empty {width} x {height} image")
+    if img.format in ("JPEG", "MPO"):
+        scans = bytes(data).count(b"\xff\xda")  # markers: 0xFF in entropy-coded data is 0xFF00
+        if scans > MAX_JPEG_SCANS:
+            raise ImageDecodeError(
+                f"JPEG with {scans} scans, over the {MAX_JPEG_SCANS} this pack decodes; refusing to decode "
+                "(a progressive file of so many scans decodes for minutes)"
+            )
     return img
 
 
@@ -138,7 +188,11 @@ def _header_orientation(img: Image.Image) -> int:
 
 def _load(data: bytes, max_pixels: int) -> Image.Image:
     """Open, check, fully decode and EXIF-orient one image."""
-    img = _open(data, max_pixels)
+    return _decode_opened(_open(data, max_pixels), data)
+
+
+def _decode_opened(img: Image.Image, data: bytes) -> Image.Image:
+    """Fully decode and EXIF-orient an image ``_open`` checked (``data``: its bytes, for the errors)."""
     try:
         img.load()
     except Exception as exc:
@@ -158,7 +212,7 @@ def _has_alpha(img: Image.Image) -> bool:
 
 
 def _normalise(img: Image.Image) -> Image.Image:
-    """Bring any Pillow mode to one _fill handles (RGB, L, RGBA, LA, 16-bit grey, F)."""
+    """Bring any Pillow mode to one _fill handles (RGB, L, RGBA, LA, 16-bit grey)."""
     mode = img.mode
     try:
         if mode == "RGB":
@@ -194,12 +248,12 @@ def _fill(dest: np.ndarray, img: Image.Image) -> None:
     """Write a normalised image into ``dest`` (an ``[h, w, 3]`` float32 view, maybe strided).
 
     Strip by strip: ``crop`` copies a few rows inside Pillow, ``np.asarray`` packs them, and numpy
-    casts and scales them in place in the destination. numpy rather than torch for the arithmetic:
+    scales them into the destination (RGB and grey in one pass; the other modes cast, then scale). numpy rather than torch for the arithmetic:
     single-threaded, so it never stalls on torch's intra-op thread pool when the CPU is busy, and
     ``float32 / 255`` matches ComfyUI's own loader bit for bit.
     """
     width, height = img.size
-    pixel_bytes = {"RGB": 3, "RGBA": 4, "LA": 2, "L": 1, "I": 4, "F": 4}.get(img.mode, 2)
+    pixel_bytes = {"RGB": 3, "RGBA": 4, "LA": 2, "L": 1, "I": 4}.get(img.mode, 2)
     rows = max(1, _STRIP_BYTES // (width * pixel_bytes))
     if rows >= height:
         _fill_rows(dest, img, np.asarray(img))
@@ -213,11 +267,9 @@ def _fill(dest: np.ndarray, img: Image.Image) -> None:
 def _fill_rows(dest: np.ndarray, img: Image.Image, src: np.ndarray) -> None:
     mode = img.mode
     if mode == "RGB":
-        np.copyto(dest, src, casting="unsafe")
-        np.divide(dest, _F255, out=dest)
+        np.divide(src, _F255, out=dest)  # one pass: uint8 read, float32 / 255 written (as ComfyUI's)
     elif mode == "L":
-        np.copyto(dest, src[..., None], casting="unsafe")
-        np.divide(dest, _F255, out=dest)
+        np.divide(src[..., None], _F255, out=dest)
     elif mode in ("RGBA", "LA"):
         # colour * alpha / 65025: composited over black, exact in float32 (c * a <= 65025)
         np.copyto(dest, src[..., :-1], casting="unsafe")
@@ -231,10 +283,6 @@ def _fill_rows(dest: np.ndarray, img: Image.Image, src: np.ndarray) -> None:
         if isinstance(key, int):
             dest[src == key] = 0.0
         np.divide(dest, _F65535, out=dest)
-    elif mode == "F":
-        np.copyto(dest, src[..., None], casting="unsafe")
-        np.nan_to_num(dest, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(dest, 0.0, 1.0, out=dest)
     else:  # pragma: no cover - _normalise guarantees one of the above
         raise ImageDecodeError(f"internal error: unexpected image mode {mode!r}")
 

@@ -2,20 +2,24 @@
 
 A submit killed mid-POST (kill -9 during a sync-mode inference) may have been accepted and paid
 without its id ever reaching us. The history lists the account's tasks of the last 7 days, newest
-first. Decisions, and why (WAVESPEED_API.md section 12.1-12.2):
+first. Decisions, and why (WAVESPEED_API.md sections 12.1-12.2 and 13.2):
 
-- Candidates are items of the same model created no earlier than the intent was claimed (minus a
-  clock-skew margin); ``created_after`` goes out as UTC with ``Z``, as the official clients send it.
-- List items carry no reliable request echo (the docs' items and the desktop app's type have
-  none), so a candidate without one has its own ``/result`` fetched (at most ``MAX_RESULTS`` per
-  look, newest first); on either, ``inputs`` is read before ``input``, as the official CLI does.
-- The echo is the server's re-encoding, not our bytes: ``4.0`` comes back ``4``, keys outside the
-  model's schema are dropped. So a candidate matches on a normalised subset (``echo_matches``):
-  every key we sent, numbers compared as numbers; a sent key missing from the echo is forgiven
-  only if it is outside the schema. An exact hash of the old payload still matches too.
-- No echo anywhere: the candidates are named (id, created time) so the user can check them, and
-  nothing is paid (``Unconfirmed``). A candidate still running without an echo is looked at again
-  every few seconds, up to the deadline.
+- **One look.** The history is asked once per recovery ("Do not poll the history endpoint for task
+  status", 13.2): one page of the tasks of the same model created no earlier than the intent was
+  claimed (minus a clock-skew margin), ``created_after`` in UTC with ``Z`` as the official clients
+  send it, and ``include_inputs: true``, which an official CLI revision sent. Candidates whose item
+  carries no echo have their own ``/result`` checked through the client's normal result call (at
+  most ``MAX_RESULTS``, newest first; the client keeps the documented pace per task). No loop.
+- **Exactly or not at all.** The intent keeps the payload that was sent, uploaded image URLs
+  included; a candidate matches only on those values. The echo is the server's re-encoding, not our
+  bytes (``4.0`` comes back ``4``, keys outside the model's schema are dropped), so values are
+  compared as the server's types (``echo_matches``): every sent key must come back with its value,
+  and the echo may hold no other schema key. An exact hash of the payload matches too.
+- **Never another identity's task.** A candidate the journal already holds for other inputs is
+  skipped before anything is asked about it, and the caller's ``claim`` (the guarded journal
+  write) has the last word: a candidate taken meanwhile is passed over.
+- **No echo anywhere:** the candidates are named (id, created time) so the user can check them,
+  and nothing is paid (``Unconfirmed``).
 """
 
 from __future__ import annotations
@@ -24,14 +28,13 @@ import logging
 import math
 import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..api.kontext_request import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE
-from ..api.reply_types import HistoryItem, Prediction
-from ..core import errors as E
+from ..api.reply_types import Prediction
 from ..core.vocabulary import CancelCheck
 from .task_records import params_hash
 
@@ -41,10 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wavespeed")
 
 SKEW_S = 120.0  # our clock and the server's may disagree by this much
-PAGE_SIZE = 100
-MAX_PAGES = 5
-MAX_RESULTS = 8  # /result fetches per look at the history (newest candidates first)
-RECHECK_S = 2.0
+PAGE_SIZE = 100  # the one history page asked for (the API's maximum)
+MAX_RESULTS = 8  # /result checks per recovery (newest candidates first)
 NAMED_CANDIDATES = 2  # how many candidates one line can name (an error line is capped at 300 chars)
 
 # The body keys each model's schema knows (WAVESPEED_API.md section 3); the server drops others.
@@ -115,22 +116,18 @@ def same_value(sent: object, echoed: object) -> bool:
 
 
 def echo_matches(
-    sent: Mapping[str, Any],
-    echo: Mapping[str, Any],
-    *,
-    schema: Collection[str] | None = None,
-    loose: Collection[str] = (),
+    sent: Mapping[str, Any], echo: Mapping[str, Any], *, schema: Collection[str] | None = None
 ) -> bool:
-    """Whether ``echo`` (a task's ``inputs`` / ``input``) is the payload ``sent``, re-encoded.
+    """Whether ``echo`` (a task's ``inputs`` / ``input``) is exactly the payload ``sent``, re-encoded.
 
     Args:
         sent: the body we POSTed. echo: the server's echo of a candidate task.
         schema: the model's body keys: a sent key missing from the echo is forgiven only outside
-            it (the server dropped it). None: every sent key must come back.
-        loose: keys whose value may legitimately differ (an image uploaded again after a restart
-            has a new URL): present, and of the same length if a list, is enough.
+            it (the server dropped it), and the echo may hold no schema key we did not send.
+            None: every sent key must come back, and nothing else is looked at.
     Returns:
-        True when every sent key (but ``UNCOMPARED_KEYS``) comes back with the same value.
+        True when every sent key (but ``UNCOMPARED_KEYS``) comes back with the same value, and
+        (with a schema) the echo names no other input.
     """
     for key, value in sent.items():
         if key in UNCOMPARED_KEYS:
@@ -139,14 +136,11 @@ def echo_matches(
             if schema is not None and key not in schema:
                 continue
             return False
-        if key in loose:
-            other = echo[key]
-            if isinstance(value, (list, tuple)) != isinstance(other, list):
-                return False
-            if isinstance(value, (list, tuple)) and len(value) != len(other):
-                return False
-            continue
         if not same_value(value, echo[key]):
+            return False
+    if schema is not None:
+        extra = [k for k in echo if k in schema and k not in UNCOMPARED_KEYS and k not in sent]
+        if extra:
             return False
     return True
 
@@ -181,11 +175,16 @@ def _local_clock(created_at: str) -> str:
 # --------------------------------------------------------------------------- the lookup
 
 
-def _page(
-    client: WaveSpeedClient, model: str, page: int, since: float, deadline: float, cancel: CancelCheck
-) -> list[HistoryItem]:
-    query = {"page": page, "page_size": PAGE_SIZE, "model": model, "created_after": utc_text(since)}
-    return client.history_page(query, deadline=deadline, cancel=cancel)
+def history_query(model: str, since: float) -> dict[str, Any]:
+    """The one history call of a recovery: the model's tasks created since ``since`` (epoch, minus
+    SKEW_S), one page of the API's largest size, with their inputs asked for."""
+    return {
+        "page": 1,
+        "page_size": PAGE_SIZE,
+        "model": model,
+        "created_after": utc_text(since - SKEW_S),
+        "include_inputs": True,
+    }
 
 
 def find_submitted(
@@ -197,14 +196,17 @@ def find_submitted(
     deadline: float,
     cancel: CancelCheck,
     sent: Mapping[str, Any] | None = None,
-    loose: Collection[str] = (),
+    taken: Callable[[str], bool] | None = None,
+    claim: Callable[[Prediction], bool] | None = None,
 ) -> Prediction | Unconfirmed | None:
     """The task this payload created at or after ``since`` (epoch), if the history shows it.
 
     Args:
         payload_hash: params_hash of the payload as sent (an exact echo matches on it).
-        sent: the payload as it would be sent now (matched with ``echo_matches``); None: hash only.
-        loose: keys of ``sent`` whose values may differ (``echo_matches``).
+        sent: the payload as it was sent (matched with ``echo_matches``); None: hash only.
+        taken: whether a task id is already journaled for other inputs (skipped, never asked about).
+        claim: called with a matching candidate (the caller journals it); False: another identity
+            took it meanwhile, so it is passed over.
     Returns:
         The task; ``Unconfirmed`` (the candidates) when no candidate's inputs are echoed anywhere;
         None when nothing in the window is ours.
@@ -220,39 +222,29 @@ def find_submitted(
                 return True
         except (ValueError, TypeError, RecursionError, OverflowError):
             pass
-        return sent is not None and echo_matches(sent, echo, schema=schema, loose=loose)
+        return sent is not None and echo_matches(sent, echo, schema=schema)
 
-    while True:
-        pending, fetched = False, 0
-        unconfirmed: list[Candidate] = []
-        for page in range(1, MAX_PAGES + 1):
-            items = _page(client, model, page, start, deadline, cancel)
-            older = False
-            for item in items:
-                if item.model != model or item.prediction is None:
-                    continue
-                created = created_epoch(item.created_at)
-                if created is not None and created < start:
-                    older = True
-                    continue
-                prediction, echo = item.prediction, item.input
-                if echo is None and fetched < MAX_RESULTS:
-                    fetched += 1
-                    record = client.task_record(prediction.id, deadline=deadline, cancel=cancel)
-                    echo = record.input
-                    prediction = record.prediction or prediction
-                if echo is None:
-                    pending = pending or not prediction.is_terminal
-                    unconfirmed.append(Candidate(prediction.id, item.created_at, str(prediction.status)))
-                elif ours(echo):
-                    return prediction
-            if older or len(items) < PAGE_SIZE:
-                break
-        if not pending or time.monotonic() + RECHECK_S > deadline:
-            return Unconfirmed(tuple(unconfirmed)) if unconfirmed else None
-        log.info("WaveSpeed history: a task still running may be the interrupted one; looking again")
-        end = time.monotonic() + RECHECK_S
-        while time.monotonic() < end:
-            if cancel():
-                raise E.CancelledError("Cancelled while looking for an interrupted task in the history.")
-            time.sleep(0.1)
+    items = client.history_page(history_query(model, since), deadline=deadline, cancel=cancel)
+    fetched = 0
+    unconfirmed: list[Candidate] = []
+    for item in items:
+        if item.model != model or item.prediction is None:
+            continue
+        created = created_epoch(item.created_at)
+        if created is not None and created < start:
+            continue
+        prediction, echo = item.prediction, item.input
+        if taken is not None and taken(prediction.id):
+            continue  # journaled for other inputs: never ours
+        if echo is None and fetched < MAX_RESULTS:
+            fetched += 1
+            record = client.task_record(prediction.id, deadline=deadline, cancel=cancel)
+            echo = record.input
+            prediction = record.prediction or prediction
+        if echo is None:
+            unconfirmed.append(Candidate(prediction.id, item.created_at, str(prediction.status)))
+        elif ours(echo) and (claim is None or claim(prediction)):
+            return prediction
+    if len(items) >= PAGE_SIZE:
+        log.info("WaveSpeed history: a full page of candidates; older ones are not looked at")
+    return Unconfirmed(tuple(unconfirmed)) if unconfirmed else None

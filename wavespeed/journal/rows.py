@@ -57,9 +57,12 @@ CREATE TABLE IF NOT EXISTS intents (
     state        TEXT NOT NULL,
     boot_id      TEXT NOT NULL DEFAULT '',
     boot_s       REAL NOT NULL DEFAULT 0,
+    payload      TEXT NOT NULL DEFAULT '',
     UNIQUE (account, identity)
 );
 """
+# Columns added since the first schema, added to older files when they are opened.
+ADDED_COLUMNS = {"intents": {"payload": "TEXT NOT NULL DEFAULT ''"}}
 
 TASK_COLUMNS = (
     "request_id, model, identity, account, params, submitted_at, updated_at, status, server_status, "
@@ -109,7 +112,9 @@ def clock_args(now: float | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------------- rows
 
 
-INTENT_COLUMNS = "account, identity, model, payload_hash, claimed_at, host, pid, owner, lease_until, state"
+INTENT_COLUMNS = (
+    "account, identity, model, payload_hash, claimed_at, host, pid, owner, lease_until, state, payload"
+)
 
 
 def json_text(value: object) -> str:
@@ -193,25 +198,40 @@ def intent_values(i: Intent) -> tuple[Any, ...]:
         i.owner,
         i.lease_until,
         i.state,
+        "" if i.payload is None else json_text(i.payload),
     )
+
+
+def _payload(value: object) -> dict[str, Any] | None:
+    """An intent's payload column: the JSON object sent, or None (absent or unreadable: then the
+    intent is matched on its hash alone)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = json.loads(value)
+        json.dumps(parsed, allow_nan=False)  # too deep, or 1e400 inside: unreadable
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def intent_from_row(row: tuple[Any, ...] | None) -> Intent | None:
     if row is None:
         return None
     try:
-        account, identity, model, payload, claimed, host, pid, owner, lease, state = row
+        account, identity, model, payload_hash, claimed, host, pid, owner, lease, state, payload = row
         return Intent(
             account=text(account),
             identity=text(identity),
             model=text(model),
-            payload_hash=text(payload),
+            payload_hash=text(payload_hash),
             claimed_at=finite(claimed),
             host=text(host),
             pid=int(pid),
             owner=text(owner),
             lease_until=finite(lease),
             state=text(state),
+            payload=_payload(payload),
         )
     except (ValueError, TypeError, OverflowError):
         # A garbage intent row counts as an interrupted submit of unknown time (never as "free").

@@ -29,9 +29,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
@@ -195,11 +195,13 @@ def same_process(pid: int, owner: str) -> bool | None:
 
 
 def owner_alive(intent: Intent, now: float | None = None) -> bool:
-    """Is someone still submitting under this intent?"""
+    """Is someone still submitting under this intent? One of this process's own is alive only while
+    a submit here holds it (LEASES): a claim left behind by an earlier submit of this process (its
+    journal write failed) is never waited on."""
     if intent.state != STATE_SUBMITTING:
         return False
     if intent.owner == OWNER:
-        return True
+        return LEASES.holds(intent.account, intent.identity)
     now = time.time() if now is None else now
     if intent.host == HOST:
         same = same_process(intent.pid, intent.owner)
@@ -208,7 +210,10 @@ def owner_alive(intent: Intent, now: float | None = None) -> bool:
     return now <= intent.lease_until <= now + LEASE_S + CLOCK_SLACK_S
 
 
-def new_intent(account: str, identity: str, model: str, payload_hash: str) -> Intent:
+def new_intent(
+    account: str, identity: str, model: str, payload_hash: str, payload: Mapping[str, Any] | None = None
+) -> Intent:
+    """This process's claim on (account, identity), keeping the payload it is about to send."""
     now = time.time()
     return Intent(
         account=account,
@@ -221,6 +226,7 @@ def new_intent(account: str, identity: str, model: str, payload_hash: str) -> In
         owner=OWNER,
         lease_until=now + LEASE_S,
         state=STATE_SUBMITTING,
+        payload=None if payload is None else dict(payload),
     )
 
 
@@ -228,7 +234,7 @@ def acquire(
     journal: Journal,
     intent: Intent,
     *,
-    max_age_s: float,
+    max_age_s: float | None,
     reuse_statuses: Iterable[str],
     deadline: float,
     cancel: CancelCheck,
@@ -240,7 +246,7 @@ def acquire(
     while True:
         got = journal.claim_intent(intent, max_age_s=max_age_s, reuse_statuses=statuses)
         if got is None:
-            LEASES.hold(journal)
+            LEASES.hold(journal, intent.account, intent.identity)
             return None
         if isinstance(got, TaskRecord) or not owner_alive(got):
             return got
@@ -275,39 +281,49 @@ def interrupted_message(intent: Intent) -> str:
 
 
 class LeaseKeeper:
-    """One daemon thread renewing the leases of the intents this process holds."""
+    """One daemon thread renewing the leases of the intents this process's submits hold (and only
+    those: a claim left behind by a finished submit goes stale like a dead process's)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[Journal, int] = {}
+        self._held: dict[Journal, dict[tuple[str, str], int]] = {}
         self._thread: threading.Thread | None = None
 
-    def hold(self, journal: Journal) -> None:
+    def hold(self, journal: Journal, account: str, identity: str) -> None:
         with self._lock:
-            self._held[journal] = self._held.get(journal, 0) + 1
+            keys = self._held.setdefault(journal, {})
+            keys[(account, identity)] = keys.get((account, identity), 0) + 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="wavespeed-lease", daemon=True)
                 self._thread.start()
 
-    def release(self, journal: Journal) -> None:
+    def release(self, journal: Journal, account: str, identity: str) -> None:
         with self._lock:
-            count = self._held.get(journal, 0) - 1
+            keys = self._held.get(journal, {})
+            count = keys.get((account, identity), 0) - 1
             if count > 0:
-                self._held[journal] = count
+                keys[(account, identity)] = count
             else:
+                keys.pop((account, identity), None)
+            if not keys:
                 self._held.pop(journal, None)
+
+    def holds(self, account: str, identity: str) -> bool:
+        """Does a submit of this process hold the intent for (account, identity) right now?"""
+        with self._lock:
+            return any((account, identity) in keys for keys in self._held.values())
 
     def _run(self) -> None:
         while True:
             time.sleep(RENEW_S)
             with self._lock:
-                journals = list(self._held)
-                if not journals:
+                held = [(journal, list(keys)) for journal, keys in self._held.items()]
+                if not held:
                     self._thread = None
                     return
-            for journal in journals:
+            for journal, keys in held:
                 try:
-                    journal.renew_intents(OWNER, time.time() + LEASE_S)
+                    journal.renew_intents(OWNER, time.time() + LEASE_S, keys)
                 except Exception:  # a busy or broken journal: the next round tries again
                     continue
 

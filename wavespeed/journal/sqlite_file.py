@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core import errors as E
-from .rows import SCHEMA
+from .rows import ADDED_COLUMNS, SCHEMA
 
 if TYPE_CHECKING:
     import sqlite3
 
 ENV_JOURNAL_DIR = "WAVESPEED_JOURNAL_DIR"
 DB_NAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: intents keep the payload sent
 BUSY_TIMEOUT_MS = 15000
 
 
@@ -102,6 +102,36 @@ def journal_failure(path: Path | None, exc: BaseException, aside: Path | None = 
     return error
 
 
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Bring a file written by an older version up to the schema (columns added since are
+    appended with their defaults; another process doing the same at once is no error)."""
+    import sqlite3
+
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name in have:
+                continue
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def unreadable_row(path: Path, request_id: object, exc: BaseException) -> JournalError:
+    """One line for a row of the inputs being looked up that cannot be read: it may be their paid
+    task, so nothing is paid on a guess."""
+    rid = " ".join(str(request_id).split())[:40]
+    error = JournalError(  # the advice is the hint: a long path is cut, never the way on
+        f"WaveSpeed journal {path} has an unreadable row for these inputs (task {rid}, "
+        f"{type(exc).__name__}): it may be their paid task, so nothing was submitted",
+        hint="fetch that task by id in Poll Result, or turn on force_rerun to pay again",
+    )
+    error.kind, error.path = CORRUPT, path
+    return error
+
+
 class JournalFile:
     """One journal directory's SQLite file: one connection per instance, opened on first use and
     guarded by a lock."""
@@ -136,6 +166,7 @@ class JournalFile:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
                 conn.executescript(SCHEMA)
+                _add_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return conn
             except sqlite3.OperationalError as exc:

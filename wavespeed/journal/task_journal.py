@@ -71,6 +71,7 @@ __all__ = [
     "Journal",
     "JournalError",
     "TaskRecord",
+    "TaskTakenError",
     "default_journal_dir",
     "params_hash",
 ]
@@ -78,6 +79,18 @@ __all__ = [
 log = logging.getLogger("wavespeed")
 
 _PRUNE_EVERY_S = 3600.0
+
+# What an upsert of the same identity's row writes (everything but the key and the identity).
+_UPSERT = ", ".join(
+    f"{c} = excluded.{c}"
+    for c in (*(name.strip() for name in TASK_COLUMNS.split(",")), "boot_id", "boot_s")
+    if c not in ("request_id", "identity", "account")
+)
+
+
+class TaskTakenError(ValueError):
+    """A task id already journaled for other inputs (another identity or account): never rewritten."""
+
 
 _UPDATABLE = frozenset(
     [
@@ -148,11 +161,19 @@ class Journal(TaskReader):
         )
         boot_s = boot_seconds() - (now - record.submitted_at)
         with self._transaction() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # A row of the same task id is updated only when it is this identity's: a write never
+            # replaces another task's row (the upsert's WHERE leaves it, and nothing changes).
+            written = conn.execute(
+                f"INSERT INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT (request_id) DO UPDATE SET {_UPSERT} "
+                "WHERE tasks.identity = excluded.identity AND tasks.account = excluded.account",
                 (*task_values(record), BOOT_ID, boot_s),
-            )
+            ).rowcount
+            if written != 1:
+                raise TaskTakenError(
+                    f"task {record.request_id} is already journaled for other inputs; its row was left as it is"
+                )
             if release_intent:
                 conn.execute(
                     "DELETE FROM intents WHERE account = ? AND identity = ?", (account, record.params_hash)
@@ -198,10 +219,12 @@ class Journal(TaskReader):
     # ------------------------------------------------------------------ intents (single-flight)
 
     def claim_intent(
-        self, intent: Intent, *, max_age_s: float, reuse_statuses: Iterable[str]
+        self, intent: Intent, *, max_age_s: float | None, reuse_statuses: Iterable[str]
     ) -> TaskRecord | Intent | None:
-        """In one ``BEGIN IMMEDIATE`` transaction: a reusable task with this identity (returned), or
-        someone else's intent row (returned), or else ``intent`` is inserted (None: go and POST)."""
+        """In one ``BEGIN IMMEDIATE`` transaction: a reusable task with this identity (returned; of
+        any age when ``max_age_s`` is None), or someone else's intent row (returned), or else
+        ``intent`` is inserted (None: go and POST). An unreadable row of this identity raises
+        JournalError (it may be the paid task)."""
         with self._transaction() as conn:
             found = self._find(
                 conn,
@@ -223,7 +246,7 @@ class Journal(TaskReader):
                 return existing
             conn.execute(
                 f"INSERT INTO intents ({INTENT_COLUMNS}, boot_id, boot_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*intent_values(intent), BOOT_ID, boot_seconds()),
             )
             return None
@@ -236,14 +259,18 @@ class Journal(TaskReader):
             ).fetchone()
         return intent_from_row(row)
 
-    def renew_intents(self, owner: str, lease_until: float) -> int:
-        """Extend the lease of every intent this process is still submitting."""
+    def renew_intents(self, owner: str, lease_until: float, keys: Iterable[tuple[str, str]]) -> int:
+        """Extend the lease of the intents ``owner`` is still submitting, for these (account,
+        identity) keys only."""
+        renewed = 0
         with self._db() as conn:
-            cursor = conn.execute(
-                "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting'",
-                (lease_until, owner),
-            )
-            return cursor.rowcount
+            for account, identity in keys:
+                renewed += conn.execute(
+                    "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting' "
+                    "AND account = ? AND identity = ?",
+                    (lease_until, owner, account, identity),
+                ).rowcount
+        return renewed
 
     def set_intent_state(self, account: str, identity: str, owner: str, state: str) -> None:
         with self._db() as conn:

@@ -122,3 +122,6 @@ class Intent:
     owner: str  # a random token per process
     lease_until: float
     state: str  # "submitting", or "uncertain" (the submit may have been paid, no id came back)
+    # Exactly what was (or is being) sent, uploaded image URLs included: what recovery matches a
+    # candidate on. None in rows written before it was kept (then only payload_hash matches).
+    payload: dict[str, Any] | None = None

@@ -42,13 +42,16 @@ from ..api import replies as R
 from ..api.replies import retry_after_s
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
+from ..settings import network
 from ..settings.origin import DEFAULT_BASE_URL, parse_origin
 from . import transport
 from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS
 from .request_loop import (
+    NOTHING_SENT,
     Broken,
     NotSent,
     RetryPolicy,
+    Unreached,
     backoff,
     broken,
     check_cancel,
@@ -56,6 +59,7 @@ from .request_loop import (
     names_its_task,
     sleep,
     timeouts,
+    unreached,
     window,
 )
 
@@ -102,7 +106,8 @@ class ApiSession:
         them.
 
         Raises:
-            ConfigError: no key, a key with spaces or non-ASCII characters, or a bad ``base_url``.
+            ConfigError: no key, a key with spaces or non-ASCII characters, a bad ``base_url``, or
+                a CA bundle variable naming a file that cannot be read (settings/network.py).
         """
         if not api_key:
             raise E.ConfigError("No WaveSpeed API key given: set WAVESPEED_API_KEY.")
@@ -122,12 +127,18 @@ class ApiSession:
         self.upload_cap_s = upload_cap_s
         self.retry = retry or RetryPolicy()
         self.max_download_bytes = max_download_bytes
+        self.trust = network.trust_from_env()
         self._session = requests.Session()
-        adapter = transport.GuardedAdapter(self.origin, pool_connections=4, pool_maxsize=64, max_retries=0)
+        adapter = transport.GuardedAdapter(
+            self.origin, self.trust, pool_connections=4, pool_maxsize=64, max_retries=0
+        )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({"X-Client-Name": client_name, "User-Agent": client_name})
-        self._session.trust_env = False  # no proxy/netrc surprises; .netrc could otherwise add auth
+        # No .netrc (it could add auth): proxies and CA bundles are read explicitly instead
+        # (settings/network.py), the proxy per request by the adapter.
+        self._session.trust_env = False
+        self._session.verify = self.trust.verify
         self._session.max_redirects = MAX_DOWNLOAD_REDIRECTS
         self._lock = threading.Lock()
         self.request_count = 0
@@ -187,12 +198,14 @@ class ApiSession:
                         json=json,
                         files=files,
                         timeout=timeout,
+                        trust=self.trust,
                     )
             except NotSent as exc:
                 reason = str(exc)
                 failure = E.ServerError(
-                    f"Cannot reach WaveSpeed at {self.base_url} during {during} ({exc}); check your network.",
+                    f"Cannot reach WaveSpeed at {self.base_url} during {during}: {exc}",
                     request_id=request_id,
+                    hint=f"{NOTHING_SENT}; {exc.hint}",
                 )
             except Broken as exc:
                 reason = exc.reason
@@ -222,6 +235,27 @@ class ApiSession:
             delay = backoff(self.retry, attempt, wait_s, deadline, failure, during)
             log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
             sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
+
+    def reach(self, *, timeout_s: float = 10.0) -> int | Unreached:
+        """One GET of the balance path WITHOUT the key, free: the HTTP status the API answered (401
+        expected: the route, the proxy and TLS all work), or why it was not reached. A connection
+        check's first step; nothing is retried."""
+        url = self.base_url + "/api/v3/balance"
+        end, _ = window(None, timeout_s)
+        with transport.guard(end) as guard:
+            self._count()
+            try:
+                timeout = (self.connect_timeout_s, timeout_s)
+                with self._session.get(url, timeout=timeout, stream=True, allow_redirects=False) as reply:
+                    return reply.status_code
+            except (requests.RequestException, OSError) as exc:
+                if guard.sent:
+                    return Unreached(
+                        "connect",
+                        f"the connection broke after the request ({type(exc).__name__})",
+                        "check your network",
+                    )
+                return unreached(exc, url, self.trust, cut=guard.fired == transport.FIRED_DEADLINE)
 
     def _count(self) -> None:
         """One more request sent (tests and benchmarks read ``request_count``)."""

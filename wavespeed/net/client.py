@@ -275,4 +275,5 @@ class WaveSpeedClient(ApiSession):
             cancel=cancel,
             deadline=deadline,
             request_id=request_id,
+            trust=self.trust,
         )

@@ -34,8 +34,19 @@ from ..api import replies as R
 from ..api.replies import retry_after_s
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
+from ..settings import network
 from . import transport
-from .request_loop import Broken, RetryPolicy, backoff, check_cancel, sleep, timeout_error, timeouts, window
+from .request_loop import (
+    Broken,
+    RetryPolicy,
+    backoff,
+    check_cancel,
+    sleep,
+    timeout_error,
+    timeouts,
+    unreached,
+    window,
+)
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
@@ -53,8 +64,10 @@ def fetch_url(
     cancel: CancelCheck | None,
     deadline: float | None,
     request_id: str | None,
+    trust: network.Trust | None = None,
 ) -> bytes:
-    """GET one output URL with the read retry rule; ``count`` is called once per request sent.
+    """GET one output URL with the read retry rule; ``count`` is called once per request sent;
+    ``trust`` (the client's) is named when a certificate is not trusted.
 
     Raises:
         DownloadError: an HTTP error, a broken or oversized body, after the retries.
@@ -79,7 +92,9 @@ def fetch_url(
                         if resp.status_code not in R.RETRYABLE_STATUS:
                             raise failure
                 except (requests.RequestException, OSError) as exc:
-                    raise Broken(guard.fired, type(exc).__name__) from None
+                    unsent = guard.sent == 0 and guard.fired is None
+                    why = unreached(exc, url, trust).what if unsent else type(exc).__name__
+                    raise Broken(guard.fired, why) from None
         except Broken as exc:
             failure = broken_download(exc, url, request_id, by_caller=by_caller, cap_s=cap_s)
         attempt += 1

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import requests
-from urllib3.exceptions import NameResolutionError
+from urllib3.exceptions import NameResolutionError, ProxyError
 from urllib3.util import parse_url
 
 from ..api import replies as R
 from ..api.replies import MAX_REPLY_BYTES
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
+from ..settings import network
 from . import transport
 
 Out = TypeVar("Out")
@@ -47,8 +48,16 @@ class RetryPolicy:
         return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
 
 
+NOTHING_SENT = "nothing was sent, nothing charged"
+
+
 class NotSent(Exception):
-    """The request provably never reached the server (safe to retry even a submit)."""
+    """The request provably never reached the server (safe to retry even a submit); ``hint`` says
+    what to do if it keeps failing."""
+
+    def __init__(self, what: str, *, hint: str = "check your network") -> None:
+        self.hint = hint
+        super().__init__(what)
 
 
 class Broken(Exception):
@@ -173,12 +182,14 @@ def exchange(
     json: dict[str, Any] | None,
     files: dict[str, Any] | None,
     timeout: tuple[float, float],
+    trust: network.Trust | None = None,
 ) -> R.Reply:
     """Send one request and read its body up to MAX_REPLY_BYTES, inside ``guard``'s window.
 
     Raises:
-        NotSent: no request byte reached the socket (refused, DNS, connect or TLS failure).
-        ServerError: the same for a TLS certificate the system does not trust (not retried).
+        NotSent: no request byte reached the socket (refused, DNS, proxy, connect or TLS failure).
+        ServerError: the same for a TLS certificate ``trust`` does not cover or a proxy that
+            refuses the tunnel (not retried).
         Broken: it failed after request bytes were written (``fired`` says whether our window
             cut it): the server may have read them, so a submit may have been accepted.
     """
@@ -195,7 +206,7 @@ def exchange(
         )
     except (requests.RequestException, OSError) as exc:
         if guard.sent == 0 and guard.fired != transport.FIRED_CANCEL:
-            raise not_sent(exc, url) from exc
+            raise not_sent(exc, url, trust, cut=guard.fired == transport.FIRED_DEADLINE) from exc
         raise Broken(guard.fired, type(exc).__name__) from None
     try:
         with resp:
@@ -238,9 +249,8 @@ def broken(
     )
 
 
-def not_sent(exc: BaseException, url: str) -> NotSent:
-    """What failed before any request byte was written, in a few words ending with "nothing was
-    sent, nothing charged"; raises at once (no retry can change it) for an untrusted certificate."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, as requests and urllib3 nest them (at most 16 deep)."""
     chain: list[BaseException] = []
     link: BaseException | None = exc
     while link is not None and len(chain) < 16:
@@ -250,24 +260,101 @@ def not_sent(exc: BaseException, url: str) -> NotSent:
         if not isinstance(inner, BaseException) and args and isinstance(args[0], BaseException):
             inner = args[0]
         link = inner if isinstance(inner, BaseException) else (link.__cause__ or link.__context__)
-    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
-        parsed = parse_url(url)
-        origin = f"{parsed.scheme}://{parsed.netloc}"
-        raise E.ServerError(
-            f"Could not reach WaveSpeed at {origin} (TLS certificate verify failed): nothing was sent, "
-            "nothing charged; check WAVESPEED_BASE_URL (the API's own https address) and the system's "
-            "CA certificates."
+    return chain
+
+
+@dataclass(frozen=True)
+class Unreached:
+    """Why a request never reached the server: the ``layer`` that failed (dns, proxy, tls,
+    connect), what happened, what to do, and whether no retry can change it (``final``)."""
+
+    layer: str
+    what: str
+    hint: str
+    final: bool = False
+
+
+def _first(chain: list[BaseException], kind: type[BaseException] | tuple[type[BaseException], ...]) -> Any:
+    return next((e for e in chain if isinstance(e, kind)), None)
+
+
+def unreached(
+    exc: BaseException, url: str, trust: network.Trust | None = None, *, cut: bool = False
+) -> Unreached:
+    """What failed before any request byte reached the server, in a few words naming the proxy
+    (never its credentials) or the certificate problem, and what to do; ``cut``: the request's
+    wall-clock window ended it."""
+    chain = _chain(exc)
+    timed_out = cut or _first(chain, (TimeoutError, requests.exceptions.ConnectTimeout)) is not None
+    way = network.route(url)
+    target = way.target
+    if _first(chain, ProxyError) is not None and way.proxy:
+        proxy, fix = f"the proxy {way.shown} ({way.variable})", f"fix {way.variable} or NO_PROXY"
+        failed = "Tunnel connection failed: "
+        status = next((str(e)[len(failed) :] for e in chain if str(e).startswith(failed)), "")
+        if status.startswith(("401", "407")):
+            return Unreached(
+                "proxy",
+                f"{proxy} wants a valid login ({status})",
+                f"set {way.variable} to http://user:password@host:port with the proxy's login",
+                final=True,
+            )
+        if status:
+            return Unreached(
+                "proxy",
+                f"{proxy} answered the CONNECT with {status}",
+                f"ask its admin to allow {target}, or {fix}",
+                final=True,
+            )
+        if _first(chain, NameResolutionError) is not None:
+            return Unreached("proxy", f"{proxy}: its host name does not resolve", fix)
+        if _first(chain, ConnectionRefusedError) is not None:
+            return Unreached("proxy", f"nothing listens at {proxy}", fix)
+        if timed_out:
+            return Unreached("proxy", f"{proxy} did not open the tunnel in time", fix)
+        return Unreached("proxy", f"{proxy} failed ({type(chain[-1]).__name__})", fix)
+    # Through a proxy the rest may be the proxy's doing or the server's: say which way it went.
+    through = f" through the proxy {way.shown} ({way.variable})" if way.proxy else ""
+    network_hint = f"check your network and {way.variable}" if way.proxy else "check your network"
+    verify = _first(chain, ssl.SSLCertVerificationError)
+    if verify is not None:
+        why = getattr(verify, "verify_message", "") or "not trusted"
+        trusting = (trust or network.Trust()).describe()
+        return Unreached(
+            "tls",
+            f"TLS certificate verify failed ({why}), trusting {trusting}",
+            "set REQUESTS_CA_BUNDLE to your network's CA file (PEM), or check WAVESPEED_BASE_URL",
+            final=True,
         )
-    if any(isinstance(e, NameResolutionError) for e in chain):
-        what = "DNS lookup failed"
-    elif any(isinstance(e, ssl.SSLError) for e in chain):
-        what = "TLS handshake failed"
-    elif any(isinstance(e, ConnectionRefusedError) for e in chain):
-        what = "connection refused"
-    elif any(isinstance(e, ConnectionResetError) for e in chain):
-        what = "connection reset before the request was written"
-    elif any(isinstance(e, TimeoutError | requests.exceptions.ConnectTimeout) for e in chain):
-        what = "connect timeout"
-    else:
-        what = f"{type(exc).__name__} before the request was written"
-    return NotSent(f"{what}: nothing was sent, nothing charged")
+    if _first(chain, NameResolutionError) is not None:
+        host = target.rpartition(":")[0]
+        return Unreached(
+            "dns",
+            f"DNS lookup of {host} failed",
+            "check your network (behind a proxy? set HTTPS_PROXY) and the host in WAVESPEED_BASE_URL",
+        )
+    if _first(chain, ssl.SSLError) is not None:
+        return Unreached("tls", f"TLS handshake failed{through}", network_hint)
+    if _first(chain, ConnectionRefusedError) is not None:
+        return Unreached("connect", f"connection refused{through}", network_hint)
+    if _first(chain, ConnectionResetError) is not None:
+        return Unreached("connect", f"connection reset before the request was written{through}", network_hint)
+    if timed_out:
+        return Unreached("connect", f"connect timeout{through}", network_hint)
+    return Unreached("connect", f"{type(exc).__name__} before the request was written{through}", network_hint)
+
+
+def not_sent(
+    exc: BaseException, url: str, trust: network.Trust | None = None, *, cut: bool = False
+) -> NotSent:
+    """What failed before any request byte was written (the caller adds :data:`NOTHING_SENT` and
+    the hint); raises at once (no retry can change it) for an untrusted certificate or a proxy that
+    refuses the tunnel."""
+    why = unreached(exc, url, trust, cut=cut)
+    if why.final:
+        parsed = parse_url(url)
+        raise E.ServerError(
+            f"Could not reach WaveSpeed at {parsed.scheme}://{parsed.netloc}: {why.what}",
+            hint=f"{NOTHING_SENT}; {why.hint}",
+        )
+    return NotSent(why.what, hint=why.hint)

@@ -14,20 +14,30 @@ Decisions, and why:
   The connections write every request byte through :meth:`_SendCounted.send`, which adds what the
   kernel accepted to the window's ``Guard.sent``; a TLS, DNS or connect failure leaves it at 0, so
   the caller knows "nothing was sent" from the bytes themselves, not from an exception's type.
+  The CONNECT a proxy tunnel opens with is not counted: it goes to the proxy, not to WaveSpeed.
 * **Key origin.** :class:`GuardedAdapter` refuses (typed ConfigError, before any connection) to
   send a request that carries ``Authorization`` anywhere but the configured ``Origin`` (settings/origin.py),
-  over https or loopback http; this holds whatever a caller or a redirect does to the URL.
+  over https or loopback http; this holds whatever a caller or a redirect does to the URL. The check
+  is on the request's own URL, the target, never on a proxy's address.
+* **Proxies and trust.** The adapter, not each caller, picks every request's route
+  (settings/network.py: the environment's proxies and NO_PROXY, read explicitly), so API calls,
+  uploads and downloads all take it; plain http to loopback never takes one, so the key (which goes
+  over plain http to loopback only) never reaches a proxy in clear. Through a proxy
+  the pools are the same guarded ones, so deadlines and Cancel hold inside a tunnel too. With no CA
+  bundle named, https pools verify with one shared context: the OS trust store (truststore) plus
+  certifi's bundle, loaded once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
@@ -36,7 +46,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..core.errors import ConfigError
 from ..core.vocabulary import CancelCheck
+from ..settings import network
 from ..settings.origin import Origin
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 WATCH_INTERVAL_S = 0.1
 
@@ -168,11 +182,14 @@ class _SendCounted(HTTPConnection):
     loop of ``socket.send`` that counts what the kernel took, so a window knows whether anything
     of its request left this process."""
 
+    _tunnelling = False
+
     def send(self, data: Any) -> None:
         if self.sock is None:
             self.connect()
+        counted = not self._tunnelling
         if not isinstance(data, bytes | bytearray | memoryview):
-            _note_sent(1)  # a shape urllib3 never uses: count it as sent (the safe side)
+            _note_sent(1 if counted else 0)  # a shape urllib3 never uses: count it as sent (the safe side)
             super().send(data)
             return
         sock = self.sock
@@ -181,8 +198,16 @@ class _SendCounted(HTTPConnection):
         view = memoryview(data).cast("B")
         while view:
             written = sock.send(view)
-            _note_sent(written)
+            _note_sent(written if counted else 0)
             view = view[written:]
+
+    def _tunnel(self) -> None:
+        """The proxy's CONNECT: bytes to the proxy, none of the request yet."""
+        self._tunnelling = True
+        try:
+            super()._tunnel()
+        finally:
+            self._tunnelling = False
 
 
 class _GuardedHTTPConnection(_SendCounted):
@@ -223,21 +248,65 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
-class GuardedAdapter(HTTPAdapter):
-    """HTTPAdapter whose connections obey :func:`guard` and whose Authorization stays at home."""
+_GUARDED_POOLS = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+_system_context: ssl.SSLContext | None = None
+_system_lock = threading.Lock()
 
-    def __init__(self, origin: Origin, **kwargs: Any) -> None:
+
+def system_trust_context() -> ssl.SSLContext:
+    """The default trust as one client context, built once per process: the OS trust store
+    (truststore) plus certifi's bundle. Only called when truststore imports."""
+    global _system_context
+    with _system_lock:
+        if _system_context is None:
+            import certifi
+            import truststore
+
+            context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_verify_locations(cafile=certifi.where())
+            _system_context = context
+        return _system_context
+
+
+class GuardedAdapter(HTTPAdapter):
+    """HTTPAdapter whose connections obey :func:`guard`, whose route is the environment's
+    (settings/network.py) and whose Authorization stays at home."""
+
+    def __init__(self, origin: Origin, trust: network.Trust | None = None, **kwargs: Any) -> None:
         self.origin = origin
+        self.trust = trust or network.Trust(system=False)
+        self.context = system_trust_context() if self.trust.path is None and self.trust.system else None
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(_GUARDED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_GUARDED_POOLS)  # deadlines hold inside a tunnel too
+        return manager
+
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: bool | str, cert: str | tuple[str, str] | None = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if verify is True and self.context is not None and host_params.get("scheme") == "https":
+            pool_kwargs["ssl_context"] = self.context
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        if verify is True and self.context is not None and url.lower().startswith("https"):
+            conn.ca_certs = conn.ca_cert_dir = None  # the shared context holds the trust already
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        if "Authorization" in request.headers and not self.origin.allows(request.url or ""):
+        url = request.url or ""
+        if "Authorization" in request.headers and not self.origin.allows(url):
             raise ConfigError(
                 "Refused to send the API key to a URL outside the configured WaveSpeed API origin "
                 f"({self.origin.base_url}); nothing was sent. Check WAVESPEED_BASE_URL."
             )
+        # The key goes over plain http only to loopback (Origin.allows), which never takes a proxy.
+        kwargs["proxies"] = network.route(url).proxies
         return super().send(request, *args, **kwargs)

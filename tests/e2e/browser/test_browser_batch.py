@@ -259,12 +259,13 @@ DISPLAY_NAMES = [
     "FLUX.1 Kontext [max] Batch (WaveSpeed)",
     "WaveSpeed Poll Result",
     "WaveSpeed Recent Tasks",
+    "WaveSpeed Connection Check",
 ]
 
 
 @pytest.mark.parametrize("query", ["kontext", "wavespeed"])
 def test_the_node_search_finds_every_node_of_the_pack(bui: UI, query: str) -> None:
-    """Double-click the canvas, type the word: all six nodes are offered (Poll Result too, which
+    """Double-click the canvas, type the word: every node of the pack is offered (Poll Result too, which
     every chain needs), by the search_aliases ComfyUI 0.33.0 serves (the extension adds them where a
     server does not). Frontend 1.32.9 (ComfyUI 0.3.75) never reads search_aliases and ranks a word
     found past ~30 characters of a name out, so there "kontext" misses Poll Result and Recent Tasks

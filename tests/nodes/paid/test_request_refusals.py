@@ -1,9 +1,10 @@
 """Issue 17, case 10(b, c): what a paid request may not hold is refused in one line before any spend.
 
 (b) NUL, ANSI escapes (ESC, CSI), other C0/C1 controls and bidirectional embeddings, overrides and
-isolates in a prompt: the line names the character and its position. Tabs, line feeds and a CR
-before a LF (a Windows line ending) are text; the bidi marks LRM/RLM/ALM are normal in
-right-to-left writing. (c) An ``image_url`` on port 0, where no server can listen.
+isolates in a prompt: the line names the character and its position. Tabs and the line breaks every
+node reads as such (wavespeed/api/prompt_text.py: LF, CR, CRLF, VT, FF, NEL, ...) are text; the bidi
+marks LRM/RLM/ALM are normal in right-to-left writing. (c) An ``image_url`` on port 0, where no
+server can listen.
 Each is proved before any request: the emulator sees nothing.
 """
 
@@ -16,18 +17,37 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.prompt_text import LINE_BREAK_CHARS
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
 
-REFUSED = (
-    [chr(c) for c in range(0x20) if chr(c) not in "\t\n"]
+REFUSED = [
+    c
+    for c in [chr(c) for c in range(0x20)]
     + ["\x7f"]
     + [chr(c) for c in range(0x80, 0xA0)]
     + list("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-)
-ALLOWED = ["\t", "\n", "\r\n", "\u200e", "\u200f", "\u061c", "\u00a0", "é", "猫"]
+    if c != "\t" and c not in LINE_BREAK_CHARS
+]
+ALLOWED = [
+    "\t",
+    "\n",
+    "\r\n",
+    "\r",
+    "\x0b",
+    "\x0c",
+    "\x85",
+    "\x1e",
+    "\u2028",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u00a0",
+    "é",
+    "猫",
+]
 
 
 @settings(max_examples=200, deadline=None)
@@ -37,8 +57,6 @@ def test_any_refused_character_anywhere_is_named_with_its_position(text: str, da
     prompt = "fox " + text
     char = data.draw(st.sampled_from(REFUSED)) if data is not None else "\x00"
     at = data.draw(st.integers(0, len(prompt))) if data is not None else 3
-    if char == "\r" and prompt[at : at + 1] == "\n":
-        prompt = prompt.replace("\n", " ")  # a CR before a LF is a line ending, not a refusal
     bad = prompt[:at] + char + prompt[at:]
     with pytest.raises(E.ValidationError) as info:
         KontextRequest(prompt=bad).validate(api_base="http://127.0.0.1:9")
@@ -59,7 +77,7 @@ def test_line_breaks_tabs_and_bidi_marks_are_text(allowed: str) -> None:
         ("\x1b[31ma red fox\x1b[0m", "U+001B ESC at position 1 (the start of an ANSI escape"),
         ("a fox, caption: \u202egnp.exe", "U+202E RIGHT-TO-LEFT OVERRIDE at position 17"),
         ("a fox\u2066 isolated\u2069", "U+2066 LEFT-TO-RIGHT ISOLATE at position 6"),
-        ("a fox\rand a CR alone", "U+000D CR at position 6"),
+        ("a fox\x1fand a unit separator", "U+001F a control character at position 6"),
     ],
 )
 def test_the_client_refuses_them_before_any_request(

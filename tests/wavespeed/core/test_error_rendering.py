@@ -2,10 +2,12 @@
 whole text, in any form, before any cut.
 
 Property (a): for any key (printable ASCII, 16 to 64 characters, URL-unsafe ones included) and any
-server text echoing it (raw, URL-encoded with upper or lower hex, base64 alone or inside a longer
-blob at any of the three alignments, whole or any piece of 8+ characters, anywhere, near the
-300-character cut too), no rendered error of any class, with or without a task, hint or URLs, and
-no log line of the pack's logger, holds 8 consecutive characters of the key in any of those forms.
+server text echoing it (raw, URL-encoded with upper or lower hex, percent-encoded byte for byte in
+upper, lower or mixed case, every other byte, or twice, base64 alone or inside a longer blob at any
+of the three alignments, whole or any piece of 8+ characters, anywhere, near the 300-character cut
+too), no rendered error of any class, with or without a task, hint or URLs, and no log line of any
+logger that handles our traffic (the pack's, urllib3's and requests'), holds 8 consecutive
+characters of the key in any of those forms, nor 8 of the key once percent-decoded.
 The forms are computed in tests/support/key_pieces.py, independently of wavespeed/core/redaction.py.
 """
 
@@ -26,7 +28,7 @@ import wavespeed_kontext_pack.wavespeed.journal.sqlite_file  # noqa: F401  (Jour
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.core import errors as E, redaction
 
-from tests.support.key_pieces import CASE_1_KEY, leaks, lower_hex
+from tests.support.key_pieces import CASE_1_KEY, every_byte, leaks, lower_hex
 
 RID = "5f3c9a7e1b2d4c6e8a0b1c2d3e4f5a6b"
 HINT = "check the key on wavespeed.ai and queue again"
@@ -62,6 +64,11 @@ ECHOES: dict[str, Callable[[str], str]] = {
     "quote_plus": quote_plus,
     "quote_plus lower hex": lambda k: lower_hex(quote_plus(k)),
     "encodeURIComponent": lambda k: quote(k, safe="!'()*~"),
+    "every byte": every_byte,  # %73%6B%2D...: letters encoded too
+    "every byte lower hex": lambda k: every_byte(k, "lower"),
+    "every byte mixed case": lambda k: every_byte(k, "mixed"),
+    "every other byte": lambda k: "".join(f"%{ord(c):02x}" if i % 2 else c for i, c in enumerate(k)),
+    "every byte twice": lambda k: every_byte(k).replace("%", "%25"),
     "base64": lambda k: base64.b64encode(k.encode()).decode(),
     "base64 unpadded": lambda k: base64.b64encode(k.encode()).decode().rstrip("="),
     "base64 urlsafe": lambda k: base64.urlsafe_b64encode(k.encode()).decode(),
@@ -152,24 +159,32 @@ def shown(err: BaseException) -> list[str]:
     ]
 
 
+# Every logger that handles our traffic: the pack's, and urllib3's and requests' module loggers
+# (urllib3.connection logs a reply's unparsable header lines at WARNING, as it does in
+# test_key_never_leaks.py over a real socket).
+LOGGERS = ("wavespeed", "urllib3.connection", "urllib3.connectionpool", "urllib3.response", "requests")
+
+
 def logged(echo: Echo, err: BaseException) -> str:
-    """What the pack's logger writes for lines quoting the server text, the error and a traceback."""
+    """What each logger that handles our traffic writes for lines quoting the server text, the
+    error and a traceback."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log = logging.getLogger("wavespeed")
-    log.addHandler(handler)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     text = echo.server_text(echo.piece())
-    try:
-        log.warning("server said: %s", text)
-        log.warning(text)
-        log.warning("failed: %s (%r)", err, err)
+    for name in LOGGERS:
+        log = logging.getLogger(name)
+        log.addHandler(handler)
         try:
-            raise ValueError(text)
-        except ValueError:
-            log.exception("decoding the reply failed")
-    finally:
-        log.removeHandler(handler)
+            log.warning("server said: %s", text)
+            log.warning(text)
+            log.warning("failed: %s (%r)", err, err)
+            try:
+                raise ValueError(text)
+            except ValueError:
+                log.exception("decoding the reply failed")
+        finally:
+            log.removeHandler(handler)
     return stream.getvalue()
 
 
@@ -182,6 +197,9 @@ PIECE = Echo(CASE_1_KEY, form="quote lower hex", start=5, size=20, pad=40)
 URLSAFE_NEAR_CUT = Echo("0000000000000000", form="base64 urlsafe unpadded", pad=280)
 WITH_TASK_NEAR_CUT = Echo(CASE_1_KEY, pad=150, task="not journaled", hint=True, urls=True)
 FOUND_ON_MAIN = Echo("0000000000000000", form="Basic u:key", cls="AuthenticationError")  # Hypothesis' minimal
+# Issue 26 case 5, each leaked on the main of 12 December: the key byte for byte (either case, mixed).
+EVERY_BYTE = Echo(CASE_1_KEY, form="every byte")
+EVERY_BYTE_MIXED = Echo(CASE_1_KEY, form="every byte mixed case", pad=120)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -192,6 +210,10 @@ FOUND_ON_MAIN = Echo("0000000000000000", form="Basic u:key", cls="Authentication
 @example(URLSAFE_NEAR_CUT)
 @example(WITH_TASK_NEAR_CUT)
 @example(FOUND_ON_MAIN)
+@example(EVERY_BYTE)
+@example(EVERY_BYTE_MIXED)
+@example(replace(EVERY_BYTE, form="every byte lower hex", start=30, size=40))
+@example(replace(EVERY_BYTE, form="every byte twice"))
 @example(replace(CASE_1, cls="TaskFailedError", task="journaled"))
 @example(replace(BASE64_ECHO, cls="OutputsTooLargeError", urls=True, pad=250))
 def test_no_rendered_error_or_log_line_holds_a_piece_of_the_key(echo: Echo) -> None:

@@ -4,11 +4,15 @@ onto an output download (CDN) request. Real sockets against the emulator through
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import requests
@@ -20,7 +24,9 @@ from wavespeed_kontext_pack.wavespeed.settings.config import Settings, load_sett
 
 from emulator import Emulator
 from tests.support.clients import fast_client
-from tests.support.key_pieces import leaks
+from tests.support.hostile_server import RawServer, Script, http_reply
+from tests.support.key_pieces import every_byte, leaks
+from tests.support.node_calls import capture_status, generate, node, restart_pack
 
 T2I_PATH = "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image"
 WRONG_KEY = "wrong-key-ZZZZ-5555-leakcheck"
@@ -220,3 +226,72 @@ def test_a_logged_traceback_holding_the_key_is_redacted(caplog: pytest.LogCaptur
     (record, _) = caplog.records[-2:]
     assert record.exc_text and "ValueError" in record.exc_text and "***" in record.exc_text
     assert not leaks(caplog.text, key), caplog.text
+
+
+# --------------------------------------------------------------------------- issue 26, case 5
+
+LIVE_LIKE_KEY = "sk-live-7Q2mX9vK4pL8rT1nB6cY3hJ5"
+
+
+def test_a_header_line_holding_the_key_is_redacted_in_urllib3s_warning(
+    raw_server: Callable[[Script], RawServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply header line urllib3 cannot parse (no colon) is logged by urllib3.connection at
+    WARNING, the unparsed lines and a traceback with it: main's filter sat on the pack's logger only,
+    so the key (raw, and percent-encoded byte for byte) reached the console."""
+    encoded = every_byte(LIVE_LIKE_KEY, "mixed")
+    reply = (
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        f"X-Echo {LIVE_LIKE_KEY} {encoded}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    ).encode()
+    server = raw_server(lambda conn, request: conn.sendall(reply))
+    caplog.set_level(logging.DEBUG)
+    with fast_client(server.url, LIVE_LIKE_KEY, attempts=1) as client, contextlib.suppress(E.WaveSpeedError):
+        client.balance()
+    warned = [r for r in caplog.records if r.name.startswith("urllib3") and r.levelno == logging.WARNING]
+    assert warned, "urllib3 logged no header warning: the test would prove nothing"
+    assert any("***" in r.getMessage() for r in warned)
+    assert not leaks(caplog.text, LIVE_LIKE_KEY), caplog.text
+
+
+def test_a_task_id_that_is_the_key_is_never_stored_nor_shown(
+    pack: ModuleType,
+    raw_server: Callable[[Script], RawServer],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hostile API names the key itself as the task id: main journaled it raw and showed it in
+    the node's output. It is no task id: the submit is uncertain (never resent, nothing kept under
+    that id), a pasted copy is refused before anything is sent, and the key is in no file."""
+    body = json.dumps({"code": 200, "message": "ok", "data": {"id": LIVE_LIKE_KEY, "status": "created"}})
+    server = raw_server(lambda conn, request: conn.sendall(http_reply(200, body.encode())))
+    journal_dir = tmp_path / "journal"
+    monkeypatch.setenv("WAVESPEED_API_KEY", LIVE_LIKE_KEY)
+    monkeypatch.setenv("WAVESPEED_BASE_URL", server.url)
+    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(journal_dir))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    restart_pack(pack)
+    shown = capture_status(pack, monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(pack.wavespeed.core.errors.WaveSpeedError) as submitted:
+        asyncio.run(generate(pack, "a hostile reply", seed=3))
+    with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as pasted:
+        asyncio.run(node(pack, "WaveSpeedPollResult").poll(60, "pass through", request_id=LIVE_LIKE_KEY))
+    restart_pack(pack)
+    assert len(server.requests) == 1  # the submit; the pasted id was refused before any request
+    texts = [str(submitted.value), str(pasted.value), *shown, caplog.text]
+    files = [p.read_bytes().decode("latin-1") for p in journal_dir.rglob("*") if p.is_file()]
+    assert files, "no journal file was written: the test would prove nothing"
+    for text in texts + files:
+        assert not leaks(text, LIVE_LIKE_KEY), text
+
+
+@pytest.mark.parametrize("case", ["upper", "lower", "mixed"])
+def test_the_live_probes_report_holds_no_percent_encoded_key(case: str) -> None:
+    """Main's report showed the key percent-encoded byte for byte whole (a server echoing a URL)."""
+    from scripts import live_probe
+
+    echoed = f"https://api.example/x?key={every_byte(LIVE_LIKE_KEY, case)}"
+    report = live_probe.redacted({"seen": {"echo": echoed, "url": echoed.replace("%", "%25")}}, LIVE_LIKE_KEY)
+    assert "***" in report and not leaks(report, LIVE_LIKE_KEY), report

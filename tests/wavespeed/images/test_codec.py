@@ -16,6 +16,7 @@ from wavespeed_kontext_pack.wavespeed.core.errors import ImageDecodeError
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
 from wavespeed_kontext_pack.wavespeed.images.codec import (
     MAX_PIXELS,
+    UnsupportedFormatError,
     decode_image,
     decode_to_uint8,
     image_size,
@@ -339,14 +340,23 @@ def test_bilevel_gives_zero_and_one() -> None:
     np.testing.assert_array_equal(out[..., 1], out[..., 2])
 
 
-def test_float_and_int32_tiff_clipped() -> None:
-    f = np.array([[-0.5, 0.25, 2.0, np.nan]], np.float32)
-    out = decode_image(encode(Image.fromarray(f, "F"), "TIFF"))
-    assert out[0, :, 0].tolist() == [0.0, 0.25, 1.0, 0.0]
-    i = np.array([[-5, 0, 32768, 70000]], np.int32)
-    out = decode_image(encode(Image.fromarray(i, "I"), "TIFF"))
-    assert out[0, 0, 0] == 0.0 and out[0, 3, 0] == 1.0
-    assert abs(float(out[0, 2, 0]) - 32768 / 65535) < 1e-7
+@pytest.mark.parametrize(
+    ("fmt", "mode", "named"),
+    [("TIFF", "F", "a TIFF image"), ("TIFF", "RGB", "a TIFF image"), ("GIF", "P", "a GIF image"),
+     ("BMP", "RGB", "a BMP image"), ("EPS", "RGB", "a PostScript/EPS file"), ("ICO", "RGB", "an ICO image"), ("PPM", "RGB", "an unknown format"), ("TGA", "RGB", "an unknown format")],
+)  # fmt: skip
+def test_formats_wavespeed_does_not_serve_are_refused_unread(fmt: str, mode: str, named: str) -> None:
+    """Formats Pillow can read but WaveSpeed never serves (main decoded them all, EPS by starting
+    Ghostscript): refused, named by their first bytes, before any decode."""
+    img = Image.new(mode, (16, 16)) if mode != "F" else Image.fromarray(np.zeros((16, 16), np.float32), "F")
+    data = encode(img, fmt)
+    assert Image.open(io.BytesIO(data)).format == fmt  # Pillow would read it
+    message = expect_decode_error(data, f"{named}, not a PNG, JPEG or WebP image")
+    with pytest.raises(UnsupportedFormatError):
+        images_to_tensor([encode(rgb_array(8, 8)), data])
+    with pytest.raises(UnsupportedFormatError):
+        image_size(data)
+    assert len(message) < 120
 
 
 # --------------------------------------------------------------------------- batching and sizes
@@ -391,7 +401,7 @@ def test_empty_batch_and_bare_bytes_refused() -> None:
 
 def test_bad_output_in_batch_fails_before_decoding_the_rest() -> None:
     good = encode(rgb_array(8, 8))
-    with pytest.raises(ImageDecodeError, match="not a recognised image format"):
+    with pytest.raises(ImageDecodeError, match="an XML/SVG/HTML text, not a PNG, JPEG or WebP image"):
         images_to_tensor([good, b"<html>502 Bad Gateway</html>"])
     with pytest.raises(ImageDecodeError, match="over the 50 px limit"):
         images_to_tensor([good, encode(rgb_array(4, 4))], max_pixels=50)
@@ -446,9 +456,10 @@ def test_empty_bytes() -> None:
 
 
 def test_text_and_random_bytes() -> None:
-    expect_decode_error(b"Internal Server Error\n<html>...</html>", "not a recognised image format", "bytes")
+    text = expect_decode_error(b"Internal Server Error\n<html>...</html>", "not a PNG, JPEG or WebP image")
+    assert text.startswith("an unknown format")
     junk = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    expect_decode_error(junk, "could not decode")
+    expect_decode_error(junk, "not a PNG, JPEG or WebP image")
 
 
 def test_corrupt_png_data() -> None:

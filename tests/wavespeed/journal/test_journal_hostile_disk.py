@@ -32,7 +32,8 @@ def test_garbage_rows_are_skipped_with_one_warning(
     pack: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Rows another version or a broken disk left behind (1e400, NaN, deep nesting, wrong types)
-    are skipped one by one; the good rows and the indexed lookup keep working."""
+    are skipped one by one in listings; the good rows and the lookup of other inputs keep working,
+    and the lookup of the inputs they belong to fails closed."""
     jmod = pack.wavespeed.journal.task_journal
     journal = jmod.Journal(tmp_path)
     good = journal.record_submitted(
@@ -52,14 +53,19 @@ def test_garbage_rows_are_skipped_with_one_warning(
         db.execute(row + "VALUES ('bad id!', 'm', 'h', '{}', ?, ?, 'completed', 0)", (now, now))
         db.execute(row + "VALUES ('status', 'm', 'h', '{}', ?, ?, 'bogus', 0)", (now, now))
         db.execute("UPDATE tasks SET inference_ms = 1e400 WHERE request_id = 'inf'")
+    journal.record_submitted("other", model="m", params={"prompt": "q"}, price_usd=0.08, identity_hash="k")
+    JournalError = pack.wavespeed.journal.sqlite_file.JournalError
     with caplog.at_level(logging.WARNING, logger="wavespeed"):
         for _ in range(3):
-            found = journal.find_completed("h")
-            assert found is not None and found.request_id == "good" and found.params == good.params
-            assert [r.request_id for r in journal.recent()] == ["good"]
+            assert [r.request_id for r in journal.recent()] == ["other", "good"]
             assert journal.get("deep") is None and journal.get("good") is not None
+            assert journal.find_completed("k", statuses=("in_flight",)).request_id == "other"
+            # A lookup of the very inputs those rows belong to cannot tell: it fails closed.
+            with pytest.raises(JournalError, match="unreadable row for these inputs"):
+                journal.find_completed("h")
+    assert good.params == {"prompt": "p"}
     warnings = [r.getMessage() for r in caplog.records if "skipping unreadable task row" in r.getMessage()]
-    assert len(warnings) == 6, warnings  # one per bad row, not one per lookup
+    assert len(warnings) == 6, warnings  # one per bad row, not one per listing
     assert journal.inference_times("m") == [1.5]
 
 
@@ -109,3 +115,76 @@ def test_a_damaged_journal_file_is_one_typed_line_kept_aside_then_a_new_journal_
     assert aside.read_bytes() == note  # kept, never deleted
     task = asyncio.run(_generate(pack, "with a new journal"))  # queued again: a new journal
     assert task.request_id and pack_env.submissions == 1
+
+
+# --------------------------------------------------------------------------- nothing about a paid task is guessed
+
+
+def _paid_and_restarted(pack: ModuleType, emulator: Emulator, prompt: str) -> str:
+    """Pay for ``prompt`` with a fixed seed (journaled), then forget everything in memory."""
+    task = asyncio.run(_generate(pack, prompt))
+    assert emulator.submissions == 1
+    pack.nodes.paid.submission.reset_session_state()
+    return str(task.request_id)
+
+
+@pytest.mark.parametrize(
+    ("column", "garbage"),
+    [("outputs", "["), ("params", "{"), ("status", "bogus"), ("price_usd", 1e400), ("submitted_at", "soon")],
+)
+def test_an_unreadable_row_of_the_task_looked_up_fails_closed(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, column: str, garbage: object
+) -> None:
+    """Main logged 'skipping unreadable task row' and paid again: one line naming the file and
+    force_rerun, nothing paid; force_rerun still pays."""
+    rid = _paid_and_restarted(pack, pack_env, "a damaged paid row")
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:
+        db.execute(f"UPDATE tasks SET {column} = ? WHERE request_id = ?", (garbage, rid))
+    db.close()
+    JournalError = pack.wavespeed.journal.sqlite_file.JournalError
+    with pytest.raises(JournalError) as caught:
+        asyncio.run(_generate(pack, "a damaged paid row"))
+    message = str(caught.value)
+    assert pack_env.submissions == 1, "paid again over an unreadable row of the same task"
+    assert (
+        "\n" not in message and str(journal_dir / "journal.sqlite3") in message and "force_rerun" in message
+    )
+    forced = asyncio.run(
+        pack.nodes.NODES["FluxKontextMaxGenerate"]().generate(
+            "a damaged paid row",
+            seed=7,
+            guidance_scale=3.5,
+            aspect_ratio="1:1",
+            sync_mode=False,
+            force_rerun=True,
+        )
+    )[0]
+    assert forced.request_id != rid and pack_env.submissions == 2
+
+
+@pytest.mark.parametrize("still_there", [True, False])
+def test_a_requeue_outside_the_reuse_window_asks_wavespeed_first(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, still_there: bool
+) -> None:
+    """After a reboot the wall clock reads 6.99 days later: main paid again without asking. The
+    journaled task is asked for first, reused if WaveSpeed still has it, else marked expired."""
+    rid = _paid_and_restarted(pack, pack_env, "paid a week ago, by the wall clock")
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # an earlier boot, 6.99 days ago
+        db.execute(
+            "UPDATE tasks SET submitted_at = ?, boot_id = 'an-earlier-boot' WHERE request_id = ?",
+            (time.time() - 6.99 * DAY, rid),
+        )
+    db.close()
+    if not still_there:
+        pack_env.reset()
+    before = len(pack_env.requests)
+    task = asyncio.run(_generate(pack, "paid a week ago, by the wall clock"))
+    asked = [r.route for r in pack_env.requests[before:]]
+    assert asked[0] == "result" and rid in pack_env.requests[before].path  # asked before anything else
+    journal = pack.nodes.paid.submission.current_journal()
+    if still_there:
+        assert task.request_id == rid and task.price_usd == 0.0 and pack_env.submissions == 1
+        assert "submit" not in asked
+    else:
+        assert task.request_id != rid and pack_env.submissions == 1 and asked[-1] == "submit"
+        assert journal.get(rid).status == "expired"

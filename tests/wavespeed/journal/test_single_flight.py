@@ -104,11 +104,13 @@ def test_two_processes_racing_pay_once(
     assert journal.recent()[0].status == "completed"
 
 
-# What the history and a task's /result echo of the request (WAVESPEED_API.md 12.1): the evidence's
-# default (list items none, /result "inputs" re-encoded), the list carrying "inputs" or "input"
-# (Go-encoded), and the older kinder emulator (the raw body as "input" everywhere).
+# What the history and a task's /result echo of the request (WAVESPEED_API.md 12.1, 13.2): the
+# evidence's default (list items "inputs" only when include_inputs is sent, /result none), /result
+# "inputs" with a bare list, the list carrying "inputs" or "input" always (Go-encoded), and the older
+# kinder emulator (the raw body as "input" everywhere).
 ECHO_MODES = {
-    "result-inputs": {},
+    "list-asked": {},
+    "result-inputs": {"history_echo": "none", "result_echo": "inputs"},
     "list-inputs": {"history_echo": "inputs", "result_echo": "none"},
     "list-input": {"history_echo": "input", "result_echo": "none"},
     "raw-input": {"history_echo": "input", "result_echo": "input", "echo_style": "raw"},
@@ -148,7 +150,6 @@ def test_kill_during_sync_submit_without_any_echo_names_the_candidates_in_one_li
     _kill_during_sync_submit(pack_env, "killed and not echoed")
     (paid,) = pack_env.history()
     restart_pack(pack)
-    monkeypatch.setattr(pack.nodes.paid.reuse, "HISTORY_WAIT_S", 3.0)
     for _ in range(2):
         with pytest.raises(errors.SubmitUncertainError) as caught:
             asyncio.run(_generate(pack, "killed and not echoed", seed=11, sync_mode=True))
@@ -169,7 +170,6 @@ def test_kill_during_sync_submit_not_found_says_so_in_one_line(
     _kill_during_sync_submit(pack_env, "killed and not found")
     pack_env.reset()
     restart_pack(pack)
-    monkeypatch.setattr(pack.nodes.paid.reuse, "HISTORY_WAIT_S", 1.0)
     for _ in range(2):  # every re-queue says so; none pays
         with pytest.raises(errors.SubmitUncertainError) as caught:
             asyncio.run(_generate(pack, "killed and not found", seed=11, sync_mode=True))

@@ -160,20 +160,21 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     assert pack_env.submissions == 2  # the failed task is not reused
 
     done = asyncio.run(chain(pack, "an old result", seed=6))
-    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # gone from WaveSpeed by now
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # older than WaveSpeed keeps tasks
         db.execute(
             "UPDATE tasks SET submitted_at = ?, boot_id = '' WHERE request_id = ?",
             (time.time() - 7 * DAY - 60, done[2]),
         )
-    asyncio.run(_generate(pack, "an old result", seed=6))
-    assert pack_env.submissions == 4
+    # Its age is the wall clock's word: WaveSpeed is asked, and it still has the task here.
+    old = asyncio.run(_generate(pack, "an old result", seed=6))
+    assert pack_env.submissions == 3 and old.request_id == done[2]
     assert task.request_id != done[2]
 
     # The journal says completed, but WaveSpeed no longer has the task: pay for a new one.
     gone = asyncio.run(chain(pack, "a forgotten result", seed=8))
     pack_env.reset()
     fresh = asyncio.run(_generate(pack, "a forgotten result", seed=8))
-    assert pack_env.submissions == 1 and fresh.request_id != gone[2]
+    assert pack_env.submissions == 1 and fresh.request_id != gone[2]  # (reset: the counter too)
     assert pack.nodes.paid.submission.current_journal().get(gone[2]).status == "expired"
 
 
@@ -404,3 +405,28 @@ def test_params_hash_ignores_sync_mode_and_is_key_order_free(pack: ModuleType) -
     a = {"prompt": "p", "seed": 1, "enable_sync_mode": False}
     assert h("m", a) == h("m", {"enable_sync_mode": True, "seed": 1, "prompt": "p"})
     assert h("m", a) != h("m", {**a, "seed": 2}) and h("m", a) != h("other", a)
+
+
+def test_a_journal_of_the_previous_schema_opens_and_its_intents_match_on_their_hash(
+    pack: ModuleType, tmp_path: Path
+) -> None:
+    """Intents now keep the payload they sent; a file written before (no such column, an
+    interrupted intent in it) opens, gains the column, and the old intent reads with no payload."""
+    old = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(old) as db:
+        db.executescript(
+            "CREATE TABLE intents (account TEXT NOT NULL, identity TEXT NOT NULL, model TEXT NOT NULL,"
+            " payload_hash TEXT NOT NULL, claimed_at REAL NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+            " owner TEXT NOT NULL, lease_until REAL NOT NULL, state TEXT NOT NULL,"
+            " boot_id TEXT NOT NULL DEFAULT '', boot_s REAL NOT NULL DEFAULT 0, UNIQUE (account, identity));"
+            "INSERT INTO intents VALUES ('a', 'i', 'm', 'h', 1.0, 'host', 1, 'o', 0, 'uncertain', '', 0);"
+        )
+    db.close()
+    journal = pack.wavespeed.journal.task_journal.Journal(tmp_path)
+    intent = journal.get_intent("a", "i")
+    assert intent is not None and intent.payload is None and intent.payload_hash == "h"
+    sf = pack.wavespeed.journal.singleflight
+    mine = sf.new_intent("a", "j", "m", "h2", {"prompt": "p", "seed": 5})
+    assert journal.claim_intent(mine, max_age_s=1e9, reuse_statuses=()) is None
+    assert journal.get_intent("a", "j").payload == {"prompt": "p", "seed": 5}
+    journal.close()
