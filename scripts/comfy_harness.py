@@ -12,7 +12,7 @@ never imports the pack's own code.
 
     from scripts.comfy_harness import ComfyServer, run_workflow_file
     with ComfyServer(env={"WAVESPEED_BASE_URL": url, "WAVESPEED_API_KEY": key}) as server:
-        result = run_workflow_file(server, "example_workflows/Text to image - FLUX.1 Kontext [max].json")
+        result = run_workflow_file(server, "example_workflows/Text to image - Kontext [max].json")
         assert result.ok, result.error_line()
 """
 

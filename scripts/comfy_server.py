@@ -76,13 +76,29 @@ def comfy_version(path: str | os.PathLike[str]) -> str:
     return match.group(1) if match else ""
 
 
-def frontend_root(path: str | os.PathLike[str]) -> Path | None:
-    """The frontend a ComfyUI tree was released with, when it is not the installed one.
+#: The newest frontend on the package registry, served by 0.33.0 with --front-end-root (bootstrap.sh
+#: unpacks it into .cache/comfyui/frontend-1.58.1); COMFYUI_FRONTEND=1.58.1 picks it.
+NEWEST_FRONTEND = "1.58.1"
 
-    Why: 0.3.75 and 0.33.0 pin different comfyui-frontend-package versions, yet share one venv (the
-    newest's). bootstrap.sh unpacks the older frontend into .cache/comfyui/frontend-X; this returns
-    that folder (for --front-end-root) when the tree's requirements.txt pins X and X is not installed.
+
+def frontend_root(path: str | os.PathLike[str]) -> Path | None:
+    """The frontend to serve the ComfyUI tree with, when it is not the installed one.
+
+    ``COMFYUI_FRONTEND=X`` (e.g. 1.58.1): .cache/comfyui/frontend-X, which must be there. Else the
+    frontend the tree was released with: 0.3.75 and 0.33.0 pin different comfyui-frontend-package
+    versions, yet share one venv (the newest's); bootstrap.sh unpacks the older frontend into
+    .cache/comfyui/frontend-X, returned (for --front-end-root) when the tree's requirements.txt pins X
+    and X is not installed.
     """
+    chosen = os.environ.get("COMFYUI_FRONTEND", "").strip()
+    if chosen:
+        root = COMFY_CACHE / f"frontend-{chosen}"
+        if not (root / "index.html").is_file():
+            raise ComfyNotInstalledError(
+                f"COMFYUI_FRONTEND={chosen} but {root} holds no frontend: run scripts/bootstrap.sh "
+                f"--frontend {chosen}"
+            )
+        return root
     try:
         reqs = (Path(path) / "requirements.txt").read_text(encoding="utf-8")
     except OSError:

@@ -22,14 +22,14 @@ if str(REPO_ROOT) not in sys.path:
 if TYPE_CHECKING:
     from scripts.comfy_harness import PromptResult
 
-DEFAULT_WORKFLOW = REPO_ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
+DEFAULT_WORKFLOW = REPO_ROOT / "example_workflows" / "Text to image - Kontext [max].json"
 EMULATOR_KEY = "emulator-key"
 PRICE_PER_IMAGE_USD = 0.08
 
 USAGE = """\
 usage: ./scripts/demo.sh [WORKFLOW.json] [--out DIR] [--timeout S] [--keep-server-dir]
 
-Runs a workflow (default: "example_workflows/Text to image - FLUX.1 Kontext [max].json") in a
+Runs a workflow (default: "example_workflows/Text to image - Kontext [max].json") in a
 headless ComfyUI with this pack loaded and copies the images it saves into DIR (default: out/), next to
 ComfyUI's log (DIR/comfyui.log). The first run installs everything into .venv/ and .cache/
 (4 to 6 minutes and 2.7 GB); later runs start in about 20 s.

@@ -49,6 +49,7 @@ from ...wavespeed import (
     params_hash,
 )
 from ..shared import comfy_bridge as bridge
+from ..shared.progress import short_id
 from ..shared.runtime import Watch, get_client, run_blocking
 from ..shared.task_value import TaskHandle
 from .journal_glue import current_journal
@@ -190,7 +191,9 @@ async def submit(paid: PaidSubmit) -> TaskHandle:
         if error is not None:
             raise error
         assert shared is not None
-        paid.progress.update(1.0, f"shared task {shared.request_id} with an identical node (no charge)")
+        paid.progress.update(
+            1.0, f"shared task {short_id(shared.request_id)} with an identical node (no charge)"
+        )
         return replace(shared, price_usd=0.0)
     try:
         handle = await _single_flight(paid, paid.journal)
@@ -259,7 +262,7 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
         # timeout): identical inputs wait for that task instead of paying for a second one.
         still_there, prediction = await check_reusable(paid, journal, got.request_id)
         if still_there:
-            paid.progress.update(1.0, f"reused task {got.request_id} (no charge)")
+            paid.progress.update(1.0, f"reused task {short_id(got.request_id)} (no charge)")
             return paid.reused(got.request_id, prediction, got.submitted_at)
     raise E.ServerError(
         "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew."

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -32,6 +33,7 @@ from ...wavespeed import (
     owner_alive,
     session_budget_usd,
 )
+from ..shared.progress import short_id
 from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from . import account_limits as limits
@@ -46,6 +48,8 @@ log = logging.getLogger("wavespeed")
 
 ENV_SHOW_BALANCE = "WAVESPEED_SHOW_BALANCE"
 SESSION_SPEND = SessionSpend()
+NOT_CHARGED = "$0, nothing was accepted"
+MAYBE_CHARGED = "may have been charged: check your WaveSpeed history"
 
 
 def was_not_accepted(exc: BaseException) -> bool:
@@ -172,8 +176,12 @@ async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
                 if was_not_accepted(exc):
                     SESSION_SPEND.release(price)
                     payment.let_go(drop=True)
+                    if isinstance(exc, E.WaveSpeedError):
+                        exc.with_charge(NOT_CHARGED)  # the error says it, as the status line does
+                    watch.set(0.0, f"not submitted · {NOT_CHARGED}")
                 else:
                     payment.let_go(drop=False)  # may have been paid: never silently again
+                    watch.set(0.0, f"submit failed · {MAYBE_CHARGED}")
                 raise
             # Journal first, before anything else can fail or anyone waits: the task is paid for.
             kept = payment.record(prediction.id, prediction, prediction.error if prediction.is_failed else "")
@@ -193,9 +201,14 @@ async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
         )
         return handle, extra
 
-    handle, extra = await paid.run(work, watch)
+    try:
+        handle, extra = await paid.run(work, watch)
+    except E.WaveSpeedError:
+        with contextlib.suppress(Exception):  # the error itself is what must reach ComfyUI
+            watch.publish()  # "not submitted · $0, …", never "submitting · $0.08" left standing
+        raise
     state = "done" if handle.prediction is not None else "submitted"
-    paid.progress.update(1.0, f"{state} · ${price:.2f} · task {handle.request_id}{extra}")
+    paid.progress.update(1.0, f"{state} · ${price:.2f} · task {short_id(handle.request_id)}{extra}")
     return handle
 
 

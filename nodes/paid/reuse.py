@@ -22,6 +22,7 @@ from ...wavespeed import (
     errors as E,
     interrupted_message,
 )
+from ..shared.progress import short_id
 from ..shared.runtime import Watch
 from ..shared.task_value import TaskHandle
 from .journal_glue import journal_note, journal_outcome, journal_status
@@ -146,5 +147,5 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
         )
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
-    paid.progress.update(1.0, f"found interrupted task {found.id} in WaveSpeed history (no charge)")
+    paid.progress.update(1.0, f"found interrupted task {short_id(found.id)} in WaveSpeed history (no charge)")
     return paid.reused(found.id, found, stale.claimed_at)

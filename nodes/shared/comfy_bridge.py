@@ -3,10 +3,14 @@
 Every ComfyUI import is lazy and guarded, so the node functions also run outside ComfyUI (tests,
 scripts). Outside ComfyUI, ``request_interrupt()`` plays the part of the Cancel button.
 
-Previews (images as they arrive) go the way KSampler's do: ``ProgressBar.update_absolute(value, total,
-("JPEG", image, max_size))``, with an image already within PREVIEW_MAX_PX and max_size None. Both supported releases (0.3.75 and 0.33.0) route that one call to the
-browser, as a plain preview frame or, for a frontend that asks for it, one naming the node
-(``b_preview_with_metadata``); the newer progress-state API is not in 0.3.75, so it is not used.
+Previews (images as they arrive) go through ComfyUI's public V3 progress call,
+``ComfyAPISync().execution.set_progress(value, max, node_id, preview_image=...)`` (``comfy_api.latest``:
+both supported releases, 0.3.75 and 0.33.0, have it), with an image already within PREVIEW_MAX_PX and
+the size limit off: ComfyUI sends it as a preview naming the node, which every supported frontend
+(1.32.9, 1.49.6, 1.58.1) asks for. Where a ComfyUI has no such call, or the client did not ask for
+previews naming the node (an API script: set_progress would send it none), they go the way KSampler's
+do: ``ProgressBar.update_absolute(value, total, ("JPEG", image, None))``. The bar's value stays on
+``ProgressBar``: its hook is also where ComfyUI raises Cancel.
 The preview is box-filtered straight out of the decoded image into one preview-sized array: no
 second full-size copy exists at any time (tests/nodes/shared/test_previews.py measures it).
 """
@@ -143,14 +147,54 @@ class NodeProgress:
         except Exception:
             log.debug("preview failed", exc_info=True)
             return
+        value = max(0, self._last_value)
         try:
+            set_progress = _public_set_progress()
+            if set_progress is not None and _client_takes_node_previews():
+                set_progress(
+                    value, self.total, node_id=self.node_id, preview_image=picture, ignore_size_limit=True
+                )
+                return
             # max_size None: the picture already fits, and ComfyUI's ImageOps.contain would enlarge it
-            self._bar.update_absolute(max(0, self._last_value), self.total, ("JPEG", picture, None))
+            self._bar.update_absolute(value, self.total, ("JPEG", picture, None))
         except Exception as exc:
             if is_interrupt(exc):
                 _bump_epoch()
                 raise
             log.debug("preview update failed", exc_info=True)
+
+
+_API: list[Any] = []  # ComfyUI's public API (ComfyAPISync), made once
+
+
+def _public_set_progress() -> Any:
+    """``ComfyAPISync().execution.set_progress`` where ComfyUI has it, else None (the fallback path)."""
+    if not _API:
+        try:
+            from comfy_api.latest import ComfyAPISync
+
+            _API.append(ComfyAPISync())
+        except Exception:
+            _API.append(None)
+    execution = getattr(_API[0], "execution", None)
+    return getattr(execution, "set_progress", None)
+
+
+def _client_takes_node_previews() -> bool:
+    """Whether the client that queued the prompt asked for previews naming their node (the only kind
+    ``set_progress`` sends); False when that cannot be told."""
+    try:
+        from comfy_api import feature_flags
+        from server import PromptServer
+
+        server = PromptServer.instance
+        return bool(
+            feature_flags.supports_feature(
+                server.sockets_metadata, server.client_id, "supports_preview_metadata"
+            )
+        )
+    except Exception:
+        return False
 
 
 def preview_image(image: Any, max_px: int = PREVIEW_MAX_PX) -> Any:

@@ -1,17 +1,20 @@
-"""The price badge expression of a paid node (JSONata, evaluated by the ComfyUI frontend).
+"""The price of a paid node as data: what the node charges by, served to the pack's web extension.
 
-Pure (no ComfyUI import) so that tests can build the same expression the V3 schema declares.
-The badge is the node's model price per output image times every input named in
-``PRICE_MULTIPLIERS`` that the node declares; it is plain text in dollars because the frontend
-shows ``usd`` results as Comfy credits, which is not what WaveSpeed bills.
+Pure (no ComfyUI import). A node's price is its model's price per output image times every input
+named in ``PRICE_MULTIPLIERS`` that the node declares (``price_rule``). ``price_definition`` is the
+whole table as JSON-ready data; the web extension fetches it (nodes/v3/price_route.py) and
+web/price.js turns it and the node's widget values into the badge's text. The frontend's own
+``price_badge`` is not used: it draws only on comfy.org partner nodes, which ours are not.
 
 The Batch node's prompts are counted with the one reading of line breaks and blanks every node
 uses (wavespeed/api/prompt_text.py: ``LINE_BREAK`` and ``NOT_BLANK`` are regular-expression strings
-that Python's ``re`` and JavaScript's ``RegExp`` read identically), so the badge counts exactly the
-prompts the node sends.
+that Python's ``re`` and JavaScript's ``RegExp`` read identically): the definition carries both, and
+web/price.js counts with them exactly the prompts the node sends.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ...wavespeed import BLANKS, LINE_BREAK, NOT_BLANK, prompt_lines
 
@@ -21,18 +24,15 @@ __all__ = [
     "NOT_BLANK",
     "PRICE_MULTIPLIERS",
     "multipliers_of",
-    "price_badge_expr",
+    "price_definition",
+    "price_rule",
     "prompt_lines",
 ]
 
 
-#: Widgets that multiply the per-image price, with their JSONata value (the frontend's widget values).
-#: ``prompts`` (the Batch node) counts ``prompt_lines``: lines holding a character not in ``BLANKS``.
-PRICE_MULTIPLIERS: dict[str, str] = {
-    "count": "widgets.count",
-    "variations": "widgets.variations",
-    "prompts": f"$count($split(widgets.prompts, /{LINE_BREAK}/)[$contains($, /{NOT_BLANK}/)])",
-}
+#: Widgets that multiply the per-image price, and how their value counts: ``number`` as it is, ``lines``
+#: as the prompts ``prompt_lines`` finds in the text (web/price.js: lines holding a NOT_BLANK character).
+PRICE_MULTIPLIERS: dict[str, str] = {"count": "number", "variations": "number", "prompts": "lines"}
 
 
 def multipliers_of(input_names: list[str]) -> list[str]:
@@ -40,7 +40,16 @@ def multipliers_of(input_names: list[str]) -> list[str]:
     return [name for name in PRICE_MULTIPLIERS if name in input_names]
 
 
-def price_badge_expr(unit_usd: float, multipliers: list[str]) -> str:
-    """Unit price times each multiplier widget, shown as e.g. "$0.08/Run"."""
-    usd = " * ".join([repr(unit_usd), *(PRICE_MULTIPLIERS[name] for name in multipliers)])
-    return '{"type": "text", "text": "$" & $formatNumber(' + usd + ', "0.00") & "/Run"}'
+def price_rule(unit_usd: float, input_names: list[str]) -> dict[str, Any]:
+    """One node's price: ``unit_usd`` per task, times each multiplier widget it declares."""
+    return {"unit_usd": unit_usd, "per": multipliers_of(input_names)}
+
+
+def price_definition(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every paid node's rule by node id, with how widgets count: what web/price.js reads."""
+    return {
+        "nodes": rules,
+        "multipliers": PRICE_MULTIPLIERS,
+        "line_break": LINE_BREAK,
+        "not_blank": NOT_BLANK,
+    }

@@ -21,9 +21,14 @@ def fraction_for(prediction: Prediction, elapsed_s: float) -> float:
     return 0.1 + 0.85 * (1.0 - math.exp(-elapsed_s / _TYPICAL_INFERENCE_S))
 
 
+def short_id(request_id: str) -> str:
+    """A task id as status lines show it (its first 8 characters): the full id is in the node's
+    outputs, the journal and the error texts."""
+    return f"{request_id[:8]}…" if len(request_id) > 9 else request_id
+
+
 def status_line(prediction: Prediction, elapsed_s: float) -> str:
     """``processing · 12s · task 1a2b3c4d…``; a task WaveSpeed holds back (over the account's
     concurrency limit, status ``created``) reads "queued at WaveSpeed", not "processing"."""
-    short = prediction.id[:8]
     status = "queued at WaveSpeed" if prediction.status in QUEUED_STATUSES else prediction.status
-    return f"{status} · {elapsed_s:.0f}s · task {short}…"
+    return f"{status} · {elapsed_s:.0f}s · task {short_id(prediction.id)}"

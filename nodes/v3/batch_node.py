@@ -29,23 +29,22 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                     tooltip="One prompt per line; blank lines are skipped.",
                 ),
                 io.Int.Input(
-                    "variations", default=1, min=1, max=batch.MAX_TASKS, tooltip="Images per prompt."
+                    "variations",
+                    display_name="images per prompt",
+                    default=1,
+                    min=1,
+                    max=batch.MAX_TASKS,
+                    tooltip="Images per prompt.",
                 ),
                 seed_input(
                     "Variation v uses seed + v (a fixed seed reuses earlier results, no new charge); -1 lets "
-                    "the API pick."
-                ),
-                io.Combo.Input(
-                    "seed_mode",
-                    options=[batch.SEED_INCREMENT, batch.SEED_RANDOM],
-                    default=batch.SEED_INCREMENT,
-                    tooltip="increment: seed, seed+1, ... per prompt; random: the API picks each (always "
-                    "new, paid images).",
+                    "the API pick every seed (always new, paid images)."
                 ),
                 guidance_input("How strictly the images follow the prompts (1.0-20.0, default 3.5)."),
                 aspect_ratio_input("One shape for the whole batch."),
                 io.Combo.Input(
                     "on_failure",
+                    display_name="if some fail",
                     options=[batch.RETURN_SUCCEEDED, batch.FAIL],
                     default=batch.RETURN_SUCCEEDED,
                     tooltip="If some tasks fail: return the images that arrived and name the failures, or "
@@ -53,6 +52,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                 ),
                 io.Int.Input(
                     "timeout_s",
+                    display_name="give up after (s)",
                     default=1800,
                     min=10,
                     max=7200,

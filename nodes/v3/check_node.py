@@ -8,27 +8,25 @@ from typing import Any
 from comfy_api.latest import io
 
 from .. import connection
-from .common import CATEGORY, run_work
+from .common import run_work, schema
 
 
 class WaveSpeedConnectionCheck(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
     @classmethod
     def define_schema(cls) -> Any:
-        return io.Schema(
-            node_id="WaveSpeedConnectionCheck",
-            display_name="WaveSpeed Connection Check",
-            category=CATEGORY,
-            description="Check, for free, that this ComfyUI can reach WaveSpeed: one line per layer (DNS, "
+        return schema(
+            "WaveSpeedConnectionCheck",
+            "WaveSpeed Connection Check",
+            "Check, for free, that this ComfyUI can reach WaveSpeed: one line per layer (DNS, "
             "proxy, TLS/CA, the key, the balance), saying which one fails and what to do. Submits nothing.",
-            inputs=[],
-            outputs=[
+            [],
+            [
                 io.String.Output(
                     display_name="report", tooltip="One line per layer: ok, FAIL (with what to do) or --."
                 ),
                 io.Boolean.Output(display_name="passed", tooltip="True when no layer failed."),
             ],
-            hidden=[io.Hidden.unique_id],
-            is_output_node=True,
+            output_node=True,
         )
 
     @classmethod

@@ -1,13 +1,15 @@
-"""What the pack's V3 declarations share: category, the task socket, the Kontext widgets, the price badge.
+"""What the pack's V3 declarations share: category, the task socket, the Kontext widgets, the price rules.
 
 Input names, their order and their options are what saved workflows hold (widget values by position),
 so a change here is a change to every saved workflow: tests/nodes/test_v3_schema.py pins them as
-ComfyUI's own V1 view shows them.
+ComfyUI's own V1 view shows them. Labels are ``display_name``: the frontend shows them, the saved
+name stays the input's id.
 
-The price badge (``io.PriceBadge``, ComfyUI 0.33.0; 0.3.75's ``io.Schema`` has no such field, so
-there a node has no badge) prices a node by its model and nodes/shared/pricing.py: adding a ``count``
-widget to a node is all it takes for its badge to follow it. The frontend draws price badges only on
-API nodes, so a priced node is flagged ``is_api_node``.
+No node is a comfy.org partner node (``is_api_node``): the frontend would ask for a comfy.org sign-in
+before Run and ComfyUI would hand comfy.org credentials to our ``execute``. So the frontend's own
+``price_badge`` (drawn on partner nodes only) is not used either: a paid node's price rule (its model's
+price, nodes/shared/pricing.py) goes into PRICE_RULES, which nodes/v3/price_route.py serves to the
+pack's web extension; adding a ``count`` widget to a node is all it takes for its badge to follow it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ from ...wavespeed import (
     SEED_MAX,
     SEED_MIN,
 )
-from ..shared.pricing import multipliers_of, price_badge_expr
+from ..shared.pricing import price_rule
 from ..shared.task_value import TASK_TYPE
 
 CATEGORY = "WaveSpeed/FLUX Kontext"
 #: The socket a submit node hands to WaveSpeed Poll Result (a TaskHandle).
 Task = io.Custom(TASK_TYPE)
+#: What the node library's search finds every node of the pack by (ComfyUI 0.33.0's ``search_aliases``).
+SEARCH_ALIASES = ["wavespeed", "kontext", "flux kontext max"]
+#: Each paid node's price rule by node id, filled as the node declares its schema (ComfyUI declares
+#: every node when it loads the pack, before the web extension can ask for them).
+PRICE_RULES: dict[str, dict[str, Any]] = {}
 
 
 def seed_input(tooltip: str) -> Any:
@@ -44,6 +51,7 @@ def seed_input(tooltip: str) -> Any:
 def guidance_input(tooltip: str, round: float | None = None) -> Any:
     return io.Float.Input(
         "guidance_scale",
+        display_name="guidance",
         default=GUIDANCE_DEFAULT,
         min=GUIDANCE_MIN,
         max=GUIDANCE_MAX,
@@ -58,6 +66,7 @@ def aspect_ratio_input(tooltip: str, first: tuple[str, ...] = ()) -> Any:
     options = [*first, *ASPECT_RATIOS]
     return io.Combo.Input(
         "aspect_ratio",
+        display_name="aspect ratio",
         options=options,
         default=options[0] if first else DEFAULT_ASPECT_RATIO,
         tooltip=tooltip,
@@ -76,6 +85,7 @@ def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
         aspect_ratio,
         io.Boolean.Input(
             "sync_mode",
+            display_name="wait in one request",
             default=False,
             label_on="sync",
             label_off="async",
@@ -84,6 +94,7 @@ def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
         ),
         io.Boolean.Input(
             "force_rerun",
+            display_name="always a new image",
             default=False,
             tooltip="Off (default): the same inputs with a fixed seed reuse the earlier result (no new "
             "charge). On: always submit a new, paid task.",
@@ -109,9 +120,14 @@ def schema(
     inputs: list[Any],
     outputs: list[Any],
     model: str | None = None,
+    output_node: bool = False,
 ) -> Any:
-    """The node's ``io.Schema``: the pack's category, the node id as its one hidden input, and for a
-    paid node (``model``) the price badge of that model, where ComfyUI has price badges."""
+    """The node's ``io.Schema``: the pack's category and search aliases, the node id as its hidden
+    input (an ``output_node`` also gets ComfyUI's prompt and PNG info); for a paid node (``model``)
+    its price rule goes into PRICE_RULES."""
+    if model is not None:
+        PRICE_RULES[node_id] = price_rule(PRICE_PER_IMAGE_USD[model], [i.id for i in inputs])
+    aliases = {"search_aliases": SEARCH_ALIASES} if "search_aliases" in _SCHEMA_FIELDS else {}
     return io.Schema(
         node_id=node_id,
         display_name=display_name,
@@ -120,20 +136,12 @@ def schema(
         inputs=inputs,
         outputs=outputs,
         hidden=[io.Hidden.unique_id],
-        **(price_badge(model, inputs) if model is not None else {}),
+        is_output_node=output_node,
+        **aliases,  # 0.3.75's io.Schema has no search_aliases (its frontend searches names only)
     )
 
 
-def price_badge(model: str, inputs: list[Any]) -> dict[str, Any]:
-    """Schema arguments for the badge of a node submitting to ``model``; none on ComfyUI 0.3.75."""
-    if not hasattr(io, "PriceBadge"):  # 0.3.75's io.Schema has no price_badge field
-        return {}
-    multipliers = multipliers_of([i.id for i in inputs])
-    badge = io.PriceBadge(
-        expr=price_badge_expr(PRICE_PER_IMAGE_USD[model], multipliers),
-        depends_on=io.PriceBadgeDepends(widgets=multipliers),
-    )
-    return {"price_badge": badge, "is_api_node": True}
+_SCHEMA_FIELDS = set(getattr(io.Schema, "__dataclass_fields__", {}))
 
 
 async def run_work(work: Callable[..., Awaitable[tuple[Any, ...]]], node: Any, inputs: dict[str, Any]) -> Any:

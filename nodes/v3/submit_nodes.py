@@ -82,6 +82,7 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]
                 ),
                 io.String.Input(
                     "image_url",
+                    display_name="image URL",
                     optional=True,
                     default="",
                     tooltip="Or an http(s) URL of the image, e.g. the image_urls output of WaveSpeed Poll "
@@ -134,6 +135,7 @@ class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
                 *images,
                 io.String.Input(
                     "image_urls",
+                    display_name="image URLs",
                     optional=True,
                     default="",
                     multiline=True,

@@ -24,6 +24,7 @@ class WaveSpeedPollResult(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
             [
                 io.Int.Input(
                     "timeout_s",
+                    display_name="give up after (s)",
                     default=600,
                     min=10,
                     max=7200,
@@ -33,6 +34,7 @@ class WaveSpeedPollResult(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                 ),
                 io.Combo.Input(
                     "nsfw_policy",
+                    display_name="if flagged NSFW",
                     options=[poll.NSFW_PASS, poll.NSFW_FAIL],
                     default=poll.NSFW_PASS,
                     tooltip="What to do when the API flags an output as NSFW: pass it through (see the "
@@ -45,6 +47,7 @@ class WaveSpeedPollResult(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                 ),
                 io.String.Input(
                     "request_id",
+                    display_name="request id",
                     optional=True,
                     default="",
                     tooltip="Or paste the request id of an earlier task, or connect WaveSpeed Recent Tasks, "
@@ -88,6 +91,7 @@ class WaveSpeedRecentTasks(io.ComfyNode):  # type: ignore[misc]
             [
                 io.Int.Input(
                     "index",
+                    display_name="pick (0 = newest)",
                     default=0,
                     min=0,
                     max=recent.MAX_LISTED - 1,
@@ -96,6 +100,7 @@ class WaveSpeedRecentTasks(io.ComfyNode):  # type: ignore[misc]
                 ),
                 io.Combo.Input(
                     "status_filter",
+                    display_name="show",
                     options=list(recent.STATUS_FILTERS),
                     default=recent.FILTER_ALL,
                     tooltip="'in flight' lists paid tasks whose result was never fetched (interrupted, "

@@ -22,7 +22,7 @@ from scripts.comfy_harness import ComfyServer, load_workflow, run_prompt, ui_to_
 from scripts.pack_loader import REPO_ROOT
 from tests.support.graphs import batch_graph
 
-WORKFLOW = REPO_ROOT / "example_workflows" / "Side by side - FLUX.1 Kontext [max].json"
+WORKFLOW = REPO_ROOT / "example_workflows" / "Side by side - Kontext [max].json"
 # What a 429 shown as an error would look like. Not a bare "429": task ids are 32 hex characters, and
 # one in a few hundred contains "429" (a false failure seen once in a cold CI run).
 _SHOWS_429_AS_ERROR = re.compile(r"HTTP 429|\b429\b(?![0-9a-f])|rate limit hit", re.IGNORECASE)

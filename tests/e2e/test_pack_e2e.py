@@ -19,7 +19,7 @@ from scripts.comfy_harness import ComfyServer, interrupt, load_workflow, run_pro
 from scripts.pack_loader import REPO_ROOT
 from tests.support.graphs import generate_chain
 
-T2I_WORKFLOW = REPO_ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
+T2I_WORKFLOW = REPO_ROOT / "example_workflows" / "Text to image - Kontext [max].json"
 # saved by ComfyUI 0.33.0's frontend 1.49.6 with the V1 nodes, before the V3 port (tests/fixtures/)
 SAVED_BY_FRONTEND = REPO_ROOT / "tests" / "fixtures" / "saved_by_frontend_1_49_6.json"
 PACK_NAME = "comfyui-wavespeed-kontext"

@@ -1,7 +1,7 @@
 """The side-by-side template: four Generate -> Poll -> Save chains in one graph, run concurrently.
 
 With UPDATE_SCREENSHOTS=1 the run also rewrites the template's thumbnail
-("example_workflows/Side by side - FLUX.1 Kontext [max].jpg") as a collage of the four saved images.
+("example_workflows/Side by side - Kontext [max].jpg") as a collage of the four saved images.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from emulator.behaviour.imagegen import size_for_aspect_ratio
 from scripts.comfy_harness import PACK_NAME, ComfyServer, load_workflow, run_prompt, ui_to_api
 from scripts.pack_loader import REPO_ROOT
 
-STEM = "Side by side - FLUX.1 Kontext [max]"
+STEM = "Side by side - Kontext [max]"
 WORKFLOW = REPO_ROOT / "example_workflows" / f"{STEM}.json"
 THUMBNAIL = WORKFLOW.with_suffix(".jpg")
 INFERENCE_S = 1.5

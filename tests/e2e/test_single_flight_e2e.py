@@ -150,7 +150,9 @@ def test_kill_during_sync_submit_restart_requeue_pays_no_second_time(
     assert len(again.images) == 1
     assert echo_mode.submissions == 1  # never silently paid again
     texts = _statuses(again)
-    assert any(f"found interrupted task {paid} in WaveSpeed history (no charge)" in t for t in texts), texts
+    assert any(f"found interrupted task {paid[:8]}… in WaveSpeed history (no charge)" in t for t in texts), (
+        texts
+    )
 
 
 def test_kill_during_sync_submit_without_any_echo_names_the_candidate_and_pays_nothing(

@@ -19,7 +19,6 @@ def _batch(pack: ModuleType, prompts: str, variations: int, **kw: Any) -> Any:
     node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     args: dict[str, Any] = {
         "seed": 100,
-        "seed_mode": "increment",
         "guidance_scale": 3.5,
         "aspect_ratio": "1:1",
         **kw,
@@ -29,7 +28,7 @@ def _batch(pack: ModuleType, prompts: str, variations: int, **kw: Any) -> Any:
 
 def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: ModuleType) -> None:
     batch_requests = pack.nodes.batch.batch_requests
-    reqs = batch_requests("a cat\n\n  a dog  \n", 3, 100, "increment", 3.5, "1:1")
+    reqs = batch_requests("a cat\n\n  a dog  \n", 3, 100, 3.5, "1:1")
     assert [(r.prompt, r.seed) for r in reqs] == [
         ("a cat", 100),
         ("a cat", 101),
@@ -38,12 +37,12 @@ def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: Mod
         ("a dog", 101),
         ("a dog", 102),
     ]
-    assert {r.seed for r in batch_requests("x", 4, 100, "random", 3.5, "1:1")} == {-1}
+    assert {r.seed for r in batch_requests("x", 4, -1, 3.5, "1:1")} == {-1}
     errors = pack.wavespeed.core.errors
     with pytest.raises(errors.InvalidRequestError, match="prompts is empty"):
-        batch_requests(" \n ", 2, 1, "increment", 3.5, "1:1")
+        batch_requests(" \n ", 2, 1, 3.5, "1:1")
     with pytest.raises(errors.InvalidRequestError, match="over the 85 one IMAGE batch may hold"):
-        batch_requests("a\nb\nc", 40, 1, "increment", 3.5, "1:1")
+        batch_requests("a\nb\nc", 40, 1, 3.5, "1:1")
 
 
 def test_the_task_bound_follows_the_image_batch_budget(pack: ModuleType) -> None:

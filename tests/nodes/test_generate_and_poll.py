@@ -173,11 +173,12 @@ def test_poll_without_task_or_id_says_what_to_connect(pack: ModuleType, pack_env
 
 
 def test_failed_task_surfaces_the_server_message(pack: ModuleType, pack_env: Emulator) -> None:
-    pack_env.next_tasks(fail="Content moderation rejected the prompt", fail_code=1200)
+    """(A moderation refusal, code 1200, is its own short sentence: test_live_api_replies.py.)"""
+    pack_env.next_tasks(fail="Media access failed for the input URL", fail_code=1402)
     with pytest.raises(pack.wavespeed.core.errors.TaskFailedError) as info:
         asyncio.run(_chain(pack))
-    assert "Content moderation rejected the prompt" in str(info.value) and "1200" in str(info.value)
-    assert info.value.code == 1200 and "\n" not in str(info.value)
+    assert "Media access failed for the input URL" in str(info.value) and "1402" in str(info.value)
+    assert info.value.code == 1402 and "\n" not in str(info.value)
 
 
 def test_nsfw_policy(pack: ModuleType, pack_env: Emulator) -> None:

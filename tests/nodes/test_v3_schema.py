@@ -5,7 +5,7 @@ depend on (input names, their order, widget options): these tests pin that view.
 imports ComfyUI's own ``comfy_api.latest`` first, as ComfyUI does before loading custom nodes, loads
 the pack, calls its ``comfy_entrypoint`` and prints ComfyUI's V1 view of every node. The ComfyUI is
 the harness's (``COMFYUI_DIR``, else .cache/comfyui/ComfyUI-0.33.0); run with ``COMFYUI_DIR`` at
-0.3.75 to check the oldest release (no price badges there). No network, no server.
+0.3.75 to check the oldest release (no search aliases there). No network, no server.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from scripts.pack_loader import load_pack
 
 pack = load_pack()
 out = {"mapping": hasattr(pack, "NODE_CLASS_MAPPINGS"), "has_entrypoint": hasattr(pack, "comfy_entrypoint"),
-       "price_badges": hasattr(io, "PriceBadge"), "nodes": {}}
+       "aliases": "search_aliases" in io.Schema.__dataclass_fields__, "nodes": {}}
 nodes = asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
 for node in nodes:
     info = node.GET_NODE_INFO_V1()
@@ -77,14 +77,7 @@ try:
 except Exception as exc:
     out["blank_prompt"] = [isinstance(exc, pack.wavespeed.core.errors.InvalidRequestError), str(exc)]
 
-# a node that gains a `count` widget: its badge follows it with no other change
-common = sys.modules[pack.__name__ + ".nodes.v3.common"]
-inputs = [*common.kontext_inputs("p", common.aspect_ratio_input("a")),
-          io.Int.Input("count", default=1, min=1, max=4, tooltip="variations")]
-model = pack.wavespeed.MODEL_TEXT_TO_IMAGE
-schema = common.schema("WithCount", "With count", "d", inputs, common.task_outputs(), model=model)
-info = schema.get_v1_info(None)
-out["with_count"] = {"price_badge": getattr(info, "price_badge", None), "order": info.input_order}
+out["prices"] = sys.modules[pack.__name__ + ".nodes.v3.price_route"].prices()
 print(json.dumps(out, default=repr))
 """
 
@@ -130,8 +123,12 @@ def test_every_node_has_its_name_category_description_and_tooltips_and_no_key_wi
                 assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
                 assert "key" not in input_name.lower(), f"{name}.{input_name} looks like a secret widget"
         assert all(info["output_tooltips"]), name
-        # (ComfyUI adds its own account hidden inputs to API nodes; the pack never reads them)
-        assert info["input"]["hidden"]["unique_id"] == ["UNIQUE_ID"], name
+        # the node id is the hidden input (an output node also gets the prompt and PNG info, as
+        # ComfyUI gives every output node): no comfy.org credentials are handed to our nodes
+        output_node = (
+            {"prompt": ["PROMPT"], "extra_pnginfo": ["EXTRA_PNGINFO"]} if info["output_node"] else {}
+        )
+        assert info["input"]["hidden"] == {"unique_id": ["UNIQUE_ID"], **output_node}, name
 
 
 def test_generate_widgets_match_the_issue(probe: dict[str, Any]) -> None:
@@ -179,9 +176,15 @@ def test_edit_nodes_share_generate_widgets_with_match_input_first(probe: dict[st
 def test_batch_poll_and_recent_widgets_and_outputs(probe: dict[str, Any]) -> None:
     batch = _inputs(probe, "FluxKontextMaxBatch")
     assert list(batch) == [
-        "prompts", "variations", "seed", "seed_mode", "guidance_scale", "aspect_ratio", "on_failure", "timeout_s"
-    ]  # fmt: skip
-    assert batch["seed_mode"][1]["options"] == ["increment", "random"]
+        "prompts",
+        "variations",
+        "seed",
+        "guidance_scale",
+        "aspect_ratio",
+        "on_failure",
+        "timeout_s",
+    ]  # fmt: skip  (one seed control: seed_mode is gone, web/saved_batch.js upgrades older workflows)
+    assert batch["seed"][1]["control_after_generate"] is True
     assert batch["on_failure"][1]["options"] == ["return what succeeded", "fail"]
     assert (batch["variations"][1]["min"], batch["variations"][1]["max"]) == (1, 85)
     assert batch["timeout_s"][1]["default"] == 1800
@@ -227,26 +230,91 @@ def test_v3_execute_runs_the_node_code(probe: dict[str, Any]) -> None:
     assert typed and "prompt is empty" in message
 
 
-def test_price_badge_on_paid_nodes_only_where_comfyui_has_price_badges(probe: dict[str, Any]) -> None:
+def test_no_node_is_a_comfy_org_partner_node(probe: dict[str, Any]) -> None:
+    """A partner node (api_node) gets a comfy.org sign-in gate before Run in the frontend and comfy.org
+    credentials as hidden inputs; the frontend's own price_badge is drawn only on those: none of ours."""
     for name, node in probe["nodes"].items():
-        badge = node["v1"].get("price_badge")
-        if probe["price_badges"] and name in PRICED:
-            assert node["v1"]["api_node"] is True  # the frontend draws price badges on API nodes only
-            assert badge["engine"] == "jsonata" and badge["depends_on"]["widgets"] == []
-            assert badge["expr"] == '{"type": "text", "text": "$" & $formatNumber(0.08, "0.00") & "/Run"}'
-        elif probe["price_badges"] and name == "FluxKontextMaxBatch":  # the whole batch's price
-            assert node["v1"]["api_node"] is True
-            widgets = [w["name"] for w in badge["depends_on"]["widgets"]]
-            assert widgets == ["variations", "prompts"]
-            assert "0.08 * widgets.variations * $count($split(widgets.prompts" in badge["expr"]
-        else:  # free nodes, and every node on a ComfyUI without io.PriceBadge (0.3.75)
-            assert badge is None and not node["v1"]["api_node"], name
+        info = node["v1"]
+        assert not info.get("api_node"), name
+        assert info.get("price_badge") is None, name
+        assert set(info["input"]["hidden"]) <= {"unique_id", "prompt", "extra_pnginfo"}, name
 
 
-def test_a_count_widget_is_all_it_takes_for_the_badge_to_follow_it(probe: dict[str, Any]) -> None:
-    if not probe["price_badges"]:
-        pytest.skip("this ComfyUI has no io.PriceBadge (0.3.75): run with COMFYUI_DIR at 0.33.0")
-    badge = probe["with_count"]["price_badge"]
-    assert badge["depends_on"]["widgets"] == [{"name": "count", "type": "INT"}]
-    assert "$formatNumber(0.08 * widgets.count," in badge["expr"]
-    assert probe["with_count"]["order"]["required"][-1] == "count"
+def test_every_node_is_found_by_wavespeed_and_kontext_where_comfyui_has_search_aliases(
+    probe: dict[str, Any],
+) -> None:
+    for name, node in probe["nodes"].items():
+        info = node["v1"]
+        if probe["aliases"]:
+            words = " ".join([info["display_name"], *info["search_aliases"]]).lower()
+            assert "wavespeed" in words and "kontext" in words, name
+        else:  # 0.3.75: no such field (the web extension adds the aliases for frontends that read them)
+            assert info.get("search_aliases") is None, name
+
+
+def test_the_price_definition_holds_each_paid_nodes_model_price_and_multipliers(
+    probe: dict[str, Any], pack: ModuleType
+) -> None:
+    prices = probe["prices"]
+    assert prices["line_break"] == pack.nodes.shared.pricing.LINE_BREAK
+    assert prices["not_blank"] == pack.nodes.shared.pricing.NOT_BLANK
+    unit = {
+        name: pack.wavespeed.PRICE_PER_IMAGE_USD[pack.nodes.NODES[name].MODEL]
+        for name in [*PRICED, "FluxKontextMaxBatch"]
+    }
+    assert prices["nodes"] == {
+        **{name: {"unit_usd": unit[name], "per": []} for name in PRICED},
+        "FluxKontextMaxBatch": {"unit_usd": unit["FluxKontextMaxBatch"], "per": ["variations", "prompts"]},
+    }
+    assert prices["multipliers"] == {"count": "number", "variations": "number", "prompts": "lines"}
+
+
+#: Plain-word labels the frontend shows; the saved widget names (the input ids) stay as they were.
+LABELS = {
+    "FluxKontextMaxGenerate": {
+        "guidance_scale": "guidance",
+        "aspect_ratio": "aspect ratio",
+        "sync_mode": "wait in one request",
+        "force_rerun": "always a new image",
+    },
+    "FluxKontextMaxBatch": {
+        "variations": "images per prompt",
+        "guidance_scale": "guidance",
+        "aspect_ratio": "aspect ratio",
+        "on_failure": "if some fail",
+        "timeout_s": "give up after (s)",
+    },
+    "WaveSpeedPollResult": {"timeout_s": "give up after (s)", "nsfw_policy": "if flagged NSFW"},
+    "WaveSpeedRecentTasks": {"index": "pick (0 = newest)", "status_filter": "show"},
+}
+
+
+def test_widgets_carry_plain_word_labels_and_keep_their_saved_names(probe: dict[str, Any]) -> None:
+    for name, labels in LABELS.items():
+        required = _inputs(probe, name)
+        assert {k: required[k][1].get("display_name") for k in labels} == labels, name
+    assert _inputs(probe, "WaveSpeedPollResult", "optional")["request_id"][1]["display_name"] == "request id"
+    assert _inputs(probe, "FluxKontextMaxEdit", "optional")["image_url"][1]["display_name"] == "image URL"
+    for name in SUBMIT:
+        assert _inputs(probe, name)["force_rerun"][1]["display_name"] == "always a new image", name
+
+
+SET_PROGRESS_PROBE = r"""
+import json, os, sys
+comfy, root = sys.argv[1], sys.argv[2]
+sys.path.insert(0, comfy)
+os.chdir(comfy)
+import comfy_api.latest
+sys.path.insert(0, root)
+from scripts.pack_loader import load_pack
+pack = load_pack()
+call = sys.modules[pack.__name__ + ".nodes.shared.comfy_bridge"]._public_set_progress()
+print(json.dumps({"name": getattr(call, "__name__", None)}))
+"""
+
+
+def test_previews_use_comfyuis_public_progress_call_where_it_has_one() -> None:
+    """Both supported releases offer ``ComfyAPISync().execution.set_progress`` with a preview image:
+    the bridge finds it there (outside ComfyUI it falls back to ProgressBar, tests/nodes/shared)."""
+    found = run_in_comfy(SET_PROGRESS_PROBE)
+    assert found["name"] == "set_progress"

@@ -59,7 +59,6 @@ def batch_graph(
         "prompts": prompts,
         "variations": variations,
         "seed": seed,
-        "seed_mode": "increment",
         "guidance_scale": 3.5,
         "aspect_ratio": aspect_ratio,
         "on_failure": "return what succeeded",

@@ -85,7 +85,7 @@ def test_read_workflow_names_the_file_and_why(tmp_path: Path, content: bytes, wh
 
 
 def test_read_workflow_accepts_ui_and_api_format(tmp_path: Path) -> None:
-    ui = REPO_ROOT / "example_workflows" / "Text to image - FLUX.1 Kontext [max].json"
+    ui = REPO_ROOT / "example_workflows" / "Text to image - Kontext [max].json"
     assert read_workflow(ui)[1] is True
     api = tmp_path / "api.json"
     api.write_text('{"1": {"class_type": "EmptyImage", "inputs": {}}}', encoding="utf-8")

@@ -208,27 +208,31 @@ class Prediction:
     def failure(self) -> E.TaskFailedError:
         """The one line a task that ended without outputs raises: a moderation refusal, a task
         cancelled, timed out or deleted on the server, or failed with the server's reason."""
-        why = self.error or "no reason given"
+        why = (self.error or "no reason given").strip()
+        reason = why if why.endswith((".", "!", "?")) else f"{why}."
         code = f" (code {self.code})" if self.code else ""
         if self.refused_by_moderation:
             return E.ModerationRefusedError(
-                f"WaveSpeed's moderation refused task {self.id} as potentially sensitive ({why}, code "
-                f"{self.code or MODERATION_CODE}): change the prompt or input image; queuing the same "
-                "input again is refused again.",
+                "WaveSpeed's safety check refused this prompt or image: change it and run again "
+                "(WaveSpeed refunds a failed task within 3 hours).",
                 request_id=self.id,
                 code=self.code or MODERATION_CODE,
             )
+        cancelled = (
+            f"WaveSpeed cancelled this task on its side{code}: {reason} Run it again to make a new one."
+        )
         lines = {
-            TaskStatus.CANCELLED: f"WaveSpeed task {self.id} was cancelled on the server ({why}){code}: "
-            "queue it again to make a new one.",
-            "canceled": f"WaveSpeed task {self.id} was cancelled on the server ({why}){code}: "
-            "queue it again to make a new one.",
-            TaskStatus.TIMEOUT: f"WaveSpeed task {self.id} timed out on the server ({why}){code}: "
-            "queue it again, perhaps later.",
-            TaskStatus.DELETED: f"WaveSpeed task {self.id} was deleted on the server and its result is "
-            "gone: queue it again to make a new one.",
+            TaskStatus.CANCELLED: cancelled,
+            "canceled": cancelled,
+            TaskStatus.TIMEOUT: f"WaveSpeed timed out on this task on its side{code}: {reason} Run it again, "
+            "perhaps later.",
+            TaskStatus.DELETED: "WaveSpeed deleted this task and its result: run it again to make a new one.",
         }
-        text = lines.get(self.status, f"WaveSpeed task {self.id} {self.status}: {why}{code}")
+        text = lines.get(
+            self.status,
+            f"WaveSpeed could not make this image{code}: {reason} Run it again, or change what the reason "
+            "names (WaveSpeed refunds a failed task within 3 hours).",
+        )
         return E.TaskFailedError(text, request_id=self.id, code=self.code)
 
 

@@ -13,8 +13,13 @@ Decisions, and why:
   also redacted when set, so ``vars(error)`` and ``repr`` show no key either.
 * **One line, with what matters kept.** The line is at most :data:`LINE_LIMIT` characters. When it
   is too long, output URLs go first (they are listed only when they fit whole; otherwise the line
-  says where they are kept), then the end of ``what`` (cut with "…"); the task note and the hint
-  stay.
+  says where they are kept), then the end of ``what`` (cut with "…" between words, never inside one
+  unless a single word is longer than the room); the task note, what was charged and the hint stay.
+* **What was charged** (``charged``, e.g. "$0, nothing was accepted") is said once the paid path
+  knows it (:meth:`with_charge`, a field like :meth:`with_task`).
+* **Short type names.** ComfyUI's error details show ``type.__module__ + "." + __qualname__``, and a
+  pack's modules live under its install path: the family reports its module as ``wavespeed``, so the
+  details read ``wavespeed.ModerationRefusedError``.
 * **A task, once it exists, is always named**: an error with a ``request_id`` that its ``what``
   does not mention says which task and how to fetch it (Poll Result, no new charge).
 """
@@ -35,6 +40,7 @@ LINE_LIMIT = 300
 _CUT = "…"
 _URLS_KEPT = "in your task history on wavespeed.ai (the journal keeps them)"
 _MIN_WHAT = 60  # characters of ``what`` a cut keeps before it gives up the tail's extras
+_SHORT_MODULE = "wavespeed"  # what ComfyUI's "Exception Type" shows before the class name
 
 _E = TypeVar("_E", bound="WaveSpeedError")
 
@@ -61,8 +67,10 @@ class WaveSpeedError(Exception):
         hint: str = "",
         urls: Iterable[str] = (),
         journaled: bool | None = None,
+        charged: str = "",
     ) -> None:
         self.what = redact(str(what))
+        self.charged = charged
         self.request_id = request_id
         self.status = status
         self.hint = redact(hint)
@@ -77,6 +85,15 @@ class WaveSpeedError(Exception):
         if journaled is not None:
             self.journaled = journaled
         return self
+
+    def with_charge(self: _E, charged: str) -> _E:
+        """Record what the failed submit cost, e.g. "$0, nothing was accepted" (said in the text)."""
+        self.charged = charged
+        return self
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = _SHORT_MODULE
 
     def replaced(self: _E, **fields: Any) -> _E:
         """A copy with some fields changed (a new error, built from this one's data)."""
@@ -94,9 +111,16 @@ class WaveSpeedError(Exception):
 
     # ------------------------------------------------------------------ the one rendering
 
+    #: Whether the text names the task and how to fetch it: not when there is nothing to fetch.
+    names_task = True
+
     def _task_note(self) -> str:
         rid = self.request_id
-        if not rid or any(r in text for r in {rid, redact(rid)} for text in (self.what, self.hint)):
+        if (
+            not rid
+            or not self.names_task
+            or any(r in text for r in {rid, redact(rid)} for text in (self.what, self.hint))
+        ):
             return ""
         if self.journaled is None:
             return f" (task {rid}: paste its id into WaveSpeed Poll Result to fetch it, no new charge)"
@@ -107,6 +131,8 @@ class WaveSpeedError(Exception):
         """Everything after ``what``: the task note, the hint, and the URLs (``urls`` "list"), where
         they are kept ("pointer") or nothing of them ("none")."""
         tail = self._task_note()
+        if self.charged:
+            tail += f"; {self.charged}"
         if self.hint:
             tail += f"; {self.hint.strip().rstrip('.')}"
         if self.urls and urls != "none":
@@ -132,7 +158,7 @@ class WaveSpeedError(Exception):
                     return text
             room = limit - len(tail) - len(_CUT)
             if may_cut and room >= _MIN_WHAT:
-                return redact(f"{what[:room].rstrip()}{_CUT}{tail}")
+                return redact(f"{_words(what, room)}{_CUT}{tail}")
         return _cut(redact(f"{what[: 2 * limit]}{tail}"), limit)
 
     @property
@@ -147,9 +173,21 @@ class WaveSpeedError(Exception):
         return f"{type(self).__name__}({self.render()!r})"
 
 
+def _words(text: str, room: int) -> str:
+    """The start of ``text`` within ``room`` characters, ended between two words where the cut would
+    fall inside one (unless that gives up more than a third of the room: one very long word)."""
+    head = text[:room]
+    if len(text) > room and not text[room].isspace():
+        space = head.rfind(" ")
+        if space >= room * 2 // 3:
+            head = head[:space]
+    return head.rstrip(" ,;:")
+
+
 def _cut(text: str, limit: int) -> str:
-    """``text`` (already redacted) within ``limit``; redacted again where the cut mark meets it."""
-    return text if len(text) <= limit else redact(text[: limit - len(_CUT)] + _CUT)
+    """``text`` (already redacted) within ``limit``, cut between words; redacted again where the cut
+    mark meets it."""
+    return text if len(text) <= limit else redact(_words(text, limit - len(_CUT)) + _CUT)
 
 
 class ConfigError(WaveSpeedError):
@@ -196,7 +234,10 @@ class SubmitUncertainError(ServerError):
 
 
 class TaskFailedError(WaveSpeedError):
-    """The task ran and failed; carries the server's ``data.error`` and task code."""
+    """The task ran and failed; carries the server's ``data.error`` and task code. Its text does not
+    name the task (there is nothing to fetch; ``request_id`` and the journal keep it)."""
+
+    names_task = False
 
     def __init__(self, what: str = "", *, code: int | None = None, **fields: Any) -> None:
         self.code = code
@@ -209,7 +250,9 @@ class ModerationRefusedError(TaskFailedError):
 
 
 class ContentFlaggedError(TaskFailedError):
-    """The output was flagged NSFW and the node was told to fail on it."""
+    """The output was flagged NSFW and the node was told to fail on it (the output exists: named)."""
+
+    names_task = True
 
 
 class WaitTimeoutError(WaveSpeedError):
@@ -230,3 +273,6 @@ class ImageDecodeError(WaveSpeedError):
 
 class BudgetExceededError(WaveSpeedError):
     """Submitting would cross the session budget the user set."""
+
+
+WaveSpeedError.__module__ = _SHORT_MODULE

@@ -1,9 +1,9 @@
-"""The Batch node in the real ComfyUI frontend (issue 19), driven in Debian's chromium through Playwright.
+"""The Batch node in the real ComfyUI frontend, driven in Debian's chromium through Playwright.
 
 One page for the module, on the session ComfyUI server and emulator (see conftest.py and
 tests/e2e/browser/test_browser.py, whose helpers this reuses):
   * a Batch of 4 (2 prompts x 2 variations) feeding a Save Image node, queued with the Run button:
-    its badge reads the price of what is sent, $0.32 (frontend 1.49.6; 1.32.9 draws no badge), the
+    its badge reads the price of what is sent, $0.32 (on every frontend: the pack's web extension), the
     emulator charges exactly that, and Save Image shows the 4 images;
   * images as they arrive: one task finishes while the other three are held at the emulator; the Batch
     node then shows that image as its preview (a loaded, non-blank picture on the node) and the status
@@ -19,7 +19,6 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -68,6 +67,13 @@ PREVIEW_STATE = """(cls) => {
 }"""
 
 
+# the placeholder bar frontends 1.49.6 and 1.58.1 show beside a running node's status line
+SKELETON = ".dom-widget .p-skeleton, .dom-widget [data-testid='skeleton']"
+# the height of the Batch's prompt box (the <textarea> holding the prompts)
+PROMPT_BOX_HEIGHT = """(text) => { const t = Array.from(document.querySelectorAll('textarea')).find((e) => e.value === text);
+  return t ? t.getBoundingClientRect().height / app.canvas.ds.scale : -1; }"""
+
+
 @pytest.fixture(scope="module")
 def bui(chromium: Path, comfy_server: ComfyServer) -> Iterator[UI]:
     """A fresh chromium profile on the session server with the app up (the first-run Templates
@@ -106,12 +112,10 @@ def _wait_for_saved_images(ui: UI, count: int) -> list[list[int]]:
 
 
 def test_batch_of_4_runs_from_the_run_button_at_the_price_its_badge_shows(
-    bui: UI, wavespeed_emulator: Emulator, comfy_object_info: dict[str, Any]
+    bui: UI, wavespeed_emulator: Emulator
 ) -> None:
     _load_batch_of_4(bui)
-    has_badge = comfy_object_info[BATCH].get("price_badge") is not None  # ComfyUI 0.33.0+ only
-    if has_badge:
-        bui.page.wait_for_function(f"() => ({BADGE_TEXTS})({BATCH!r}).includes('$0.32/Run')", timeout=10_000)
+    bui.page.wait_for_function(f"() => ({BADGE_TEXTS})({BATCH!r}).includes('$0.32/Run')", timeout=10_000)
     before = wavespeed_emulator.balance
     bui.run()
     sizes = _wait_for_saved_images(bui, 4)
@@ -132,6 +136,8 @@ def test_batch_node_shows_the_first_image_while_later_tasks_wait(
     emu.next_tasks(1, inference_s=0.2)
     emu.next_tasks(3, never_finish=True)  # held until the screenshot is taken
     _load_batch_of_4(bui)
+    bui.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")  # laid out
+    box_before = bui.js(PROMPT_BOX_HEIGHT, PROMPTS)
     try:
         bui.run()
         bui.page.wait_for_function(
@@ -150,6 +156,20 @@ def test_batch_node_shows_the_first_image_while_later_tasks_wait(
         bui.page.wait_for_function(
             f"() => (window.__wsk.node({BATCH!r}).progress ?? 0) >= 0.27", timeout=10_000
         )
+        # the prompt box keeps its height beside the preview (it shrank to two lines)
+        bui.page.wait_for_function(
+            f"([t, h]) => Math.abs(({PROMPT_BOX_HEIGHT})(t) - h) <= 3",
+            arg=[PROMPTS, box_before],
+            timeout=10_000,
+        )
+        # the bar beside "1/4 done" (frontends 1.49+ show one while a node runs; 1.32.9 none) shows
+        # the node's progress, not an empty placeholder
+        if not _frontend_searches_names_only(bui):
+            bui.page.wait_for_function(
+                f"""() => Array.from(document.querySelectorAll({SKELETON!r}))
+                     .some((b) => Number(b.dataset.wavespeedProgress) >= 25)""",
+                timeout=10_000,
+            )
         bui.page.mouse.move(5, VIEWPORT["height"] - 5)
         bui.js("() => app.graph.setDirtyCanvas(true, true)")
         bui.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")  # drawn
@@ -202,3 +222,77 @@ def _keep_for_docs(shot: Path) -> None:
             MID_RUN_SHOT, optimize=True
         )
     assert MID_RUN_SHOT.stat().st_size < MID_RUN_SHOT_MAX_BYTES
+
+
+SAVED_WITH_SEED_MODE = REPO_ROOT / "tests" / "fixtures" / "batch_saved_with_seed_mode.json"
+
+
+def test_a_batch_workflow_saved_with_seed_mode_loads_with_the_same_values(bui: UI) -> None:
+    """One seed control on Batch: ``seed_mode`` is gone, yet a workflow saved with it (widgets_values
+    are positional) loads with every value in its place; "random" becomes seed -1 (the API picks)."""
+    import json
+
+    workflow = json.loads(SAVED_WITH_SEED_MODE.read_text(encoding="utf-8"))
+    bui.js("async (w) => { await app.loadGraphData(w); }", workflow)
+    values = bui.js(
+        """() => app.graph._nodes.filter((n) => n.comfyClass === 'FluxKontextMaxBatch').sort((a, b) => a.id - b.id)
+             .map((n) => Object.fromEntries(n.widgets.map((w) => [w.name, w.value])))"""
+    )
+    first, second = (workflow["nodes"][0]["widgets_values"], workflow["nodes"][2]["widgets_values"])
+    assert [v.get("seed_mode") for v in values] == [None, None]
+    assert values[0] == {
+        "prompts": first[0], "variations": 2, "seed": 42, "control_after_generate": "fixed",
+        "guidance_scale": 3.5, "aspect_ratio": "1:1", "on_failure": "return what succeeded", "timeout_s": 1800,
+    }  # fmt: skip
+    assert values[1] == {
+        "prompts": second[0], "variations": 3, "seed": -1, "control_after_generate": "increment",
+        "guidance_scale": 6.5, "aspect_ratio": "16:9", "on_failure": "fail", "timeout_s": 600,
+    }  # fmt: skip
+    saved = bui.js("() => app.graph.serialize().nodes.find((n) => n.id === 1).widgets_values")
+    assert saved == [first[0], 2, 42, "fixed", 3.5, "1:1", "return what succeeded", 1800]  # today's layout
+
+
+DISPLAY_NAMES = [
+    "FLUX.1 Kontext [max] Generate (WaveSpeed)",
+    "FLUX.1 Kontext [max] Edit (WaveSpeed)",
+    "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
+    "FLUX.1 Kontext [max] Batch (WaveSpeed)",
+    "WaveSpeed Poll Result",
+    "WaveSpeed Recent Tasks",
+    "WaveSpeed Connection Check",
+]
+
+
+@pytest.mark.parametrize("query", ["kontext", "wavespeed"])
+def test_the_node_search_finds_every_node_of_the_pack(bui: UI, query: str) -> None:
+    """Double-click the canvas, type the word: every node of the pack is offered (Poll Result too, which
+    every chain needs), by the search_aliases ComfyUI 0.33.0 serves (the extension adds them where a
+    server does not). Frontend 1.32.9 (ComfyUI 0.3.75) never reads search_aliases and ranks a word
+    found past ~30 characters of a name out, so there "kontext" misses Poll Result and Recent Tasks
+    and "wavespeed" misses Generate and Multi-Reference: a limit of that frontend, not tested."""
+    if _frontend_searches_names_only(bui):
+        pytest.xfail("frontend 1.32.9 searches node names only, never search_aliases")
+    bui.js("() => app.graph.clear()")
+    bui.page.mouse.dblclick(700, 450)
+    bui.page.wait_for_function("() => document.activeElement?.tagName === 'INPUT'", timeout=10_000)
+    bui.page.keyboard.type(query)
+    bui.page.wait_for_function(  # the list has followed the query (it shows ours first or last)
+        """() => Array.from(document.querySelectorAll('.option-container')).some((e) => /wavespeed/i.test(e.innerText))""",
+        timeout=10_000,
+    )
+    bui.page.wait_for_timeout(500)  # the list settles
+    offered = bui.js(
+        "() => Array.from(document.querySelectorAll('.option-container')).map((e) => e.innerText.split('\\n')[0].trim())"
+    )
+    for _ in range(3):  # Escape clears the query, then closes the box
+        if not bui.js("() => document.querySelectorAll('.option-container').length"):
+            break
+        bui.page.keyboard.press("Escape")
+        bui.page.wait_for_timeout(300)
+    assert [name for name in DISPLAY_NAMES if name not in offered] == [], offered
+
+
+def _frontend_searches_names_only(ui: UI) -> bool:
+    """Frontend 1.32.9 (ComfyUI 0.3.75) indexes name and display_name only, never search_aliases."""
+    version = ui.js("() => window.__COMFYUI_FRONTEND_VERSION__ || ''")
+    return str(version).startswith("1.32.")

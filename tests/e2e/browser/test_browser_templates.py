@@ -3,9 +3,11 @@
 ComfyUI lists a custom node pack's templates by file name (``/workflow_templates``: the names of
 ``example_workflows/*.json`` without the extension), and the frontend (1.49.6 and 1.32.9) shows that
 name as the card's title, with the ``.jpg`` of the same name as its thumbnail: so the files are named
-as titles ("Text to image - FLUX.1 Kontext [max]"). For each one, in Debian's chromium: open Templates
--> Extensions -> the pack, find the card by its visible title, check its thumbnail loads, open it,
-press Run, and wait until every image node shows its image (served by /view); the saved files exist.
+as titles ("Text to image - Kontext [max]", short enough to show whole on a card). For each one, in
+Debian's chromium: open Templates -> Extensions -> the pack, find the card by its visible title (not
+cut), check its thumbnail loads, open it (readable: a zoom of at least 0.75 and no node off the
+canvas, on a 1480x900 window), press Run, and wait until every image node shows its image (served by
+/view); the saved files exist.
 
 UPDATE_SCREENSHOTS=1 also rewrites each template's thumbnail from that run (< 60 KB): the images the
 graph shows, left to right (input, steps, result), or a grid for one batch. The side-by-side
@@ -36,12 +38,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 TITLES = [p.stem for p in WORKFLOWS]
 THUMBNAIL_MAX_BYTES = 60_000
-THUMBNAIL_WRITTEN_ELSEWHERE = {"Side by side - FLUX.1 Kontext [max]"}  # test_side_by_side.py
+THUMBNAIL_WRITTEN_ELSEWHERE = {"Side by side - Kontext [max]"}  # test_side_by_side.py
 
 # every node showing images (LoadImage, previews, SaveImage), left to right: [x, y, [src, w, h]...]
 SHOWN = """() => app.graph._nodes.filter((n) => n.imgs && n.imgs.length)
   .map((n) => [n.pos[0], n.pos[1], n.comfyClass, n.imgs.map((i) => [i.src, i.complete ? i.naturalWidth : 0, i.naturalHeight])])
   .sort((a, b) => a[0] - b[0] || a[1] - b[1])"""
+
+# how the template opened: the canvas zoom, and every node's screen box (title bar included) against
+# the canvas's visible box
+OPENED_VIEW = """() => { const r = app.canvas.canvas.getBoundingClientRect(), ds = app.canvas.ds;
+  const box = (n) => { const [x, y] = [(n.pos[0] + ds.offset[0]) * ds.scale + r.left, (n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT + ds.offset[1]) * ds.scale + r.top];
+    return [n.title, x, y, x + n.size[0] * ds.scale, y + (n.size[1] + LiteGraph.NODE_TITLE_HEIGHT) * ds.scale]; };
+  return { scale: ds.scale, canvas: [r.left, r.top, r.right, r.bottom], nodes: app.graph._nodes.map(box) }; }"""
+READABLE_SCALE = 0.75  # labels of 14 px read at 10 px or more; ComfyUI stops drawing them below 0.6
 
 # the whole graph on screen, as an artist looks at the result
 FIT_VIEW = """() => { const ns = app.graph._nodes, r = app.canvas.canvas.getBoundingClientRect();
@@ -85,6 +95,14 @@ def test_each_template_is_found_by_its_title_opened_and_run(
     assert heading.is_visible()
     card = dialog.get_by_test_id(f"template-workflow-{title}")
     assert title in card.inner_text().splitlines()  # its title line (1.49.6 adds a "Node graph" tag)
+    # ... shown whole, not cut with an ellipsis ("Batch of prompts - FLUX.1 Kontext…" was)
+    boxes = page.evaluate(
+        """(t) => Array.from(document.querySelectorAll(`[data-testid="template-workflow-${t}"] *`))
+             .filter((e) => e.children.length === 0 && e.textContent.trim() === t)
+             .map((e) => [e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight])""",
+        title,
+    )
+    assert boxes and all(sw <= cw and sh <= ch for sw, cw, sh, ch in boxes), (title, boxes)
     # the card shows our thumbnail (the frontend hands it over as a blob: URL, so compare sizes; a card
     # whose thumbnail is missing shows some other picture)
     thumbnail = REPO_ROOT / "example_workflows" / f"{title}.jpg"
@@ -108,6 +126,15 @@ def test_each_template_is_found_by_its_title_opened_and_run(
         arg=want,
         timeout=20_000,
     )
+
+    # it opens readable: labels at a readable zoom, no node off the canvas (or under the side bar)
+    page.wait_for_timeout(300)  # a frontend that fits the view does it right after loading
+    view = page.evaluate(OPENED_VIEW)
+    page.screenshot(path=str(_shots() / f"template_{TITLES.index(title)}_opened.png"))
+    assert view["scale"] >= READABLE_SCALE, (title, view["scale"])
+    left, top, right, bottom = view["canvas"]
+    off = [n[0] for n in view["nodes"] if n[1] < left or n[2] < top or n[3] > right or n[4] > bottom]
+    assert off == [], (title, off, view)
 
     # Run, as the artist does, and wait for every Save Image node to show its images
     page.mouse.move(5, VIEWPORT["height"] - 5)
@@ -177,3 +204,14 @@ def write_thumbnail(images: list[Image.Image], grid: bool, out: Path, cell: int 
             draw.polygon([(ax, ay - 9), (ax, ay + 9), (ax + 12, ay)], fill=(210, 214, 222))
     sheet.save(out, "JPEG", quality=80, optimize=True)
     assert out.stat().st_size < THUMBNAIL_MAX_BYTES
+
+
+def test_nodes_of_one_kind_in_a_template_have_titles_of_their_own() -> None:
+    """Four Poll Result nodes all titled "WaveSpeed Poll Result" could not be told apart: every node
+    that shares its kind with another in the same template carries a distinct title."""
+    for path in WORKFLOWS:
+        nodes = json.loads(path.read_text(encoding="utf-8"))["nodes"]
+        kinds = [n["type"] for n in nodes]
+        shared = [n for n in nodes if kinds.count(n["type"]) > 1]
+        titles = [n.get("title") for n in shared]
+        assert None not in titles and len(set(titles)) == len(titles), (path.stem, titles)

@@ -1,24 +1,22 @@
-"""Property (b) of issue 17: the Batch node's price badge equals what the node sends and shows.
+"""The price badge the browser draws equals what the node sends and shows, for any prompts text.
 
-For any prompts text and variations, the badge the browser shows (the exact ``price_badge`` ComfyUI
-0.33.0 serves in /object_info, the widget values normalised as frontend 1.49.6 normalises them,
-evaluated by the JSONata release that frontend bundles, 2.2.1, in node) equals the tasks the node
-sends x $0.08, and equals the price the node itself shows. One long-lived node process
-(scripts/jsonata/evaluate.js) answers every example, so Hypothesis stays fast.
-
-The engine comes from ``bash scripts/jsonata_engine.sh`` (scripts/test.sh runs it; it needs npm and
-the registry, which a test may not reach). Without it these tests skip, and fail under CI=true.
+The badge's text comes from web/price.js (the file the browser loads, run here in node through
+tests/support/price_text.mjs) applied to the price definition ComfyUI serves (nodes/v3/price_route.py's
+``prices()``, read inside ComfyUI after ``comfy_entrypoint``, as the route answers it). For any prompts
+text and variations it equals the tasks the Batch node sends x $0.08, and the price the node itself
+shows; Generate, Edit and Multi-Reference show $0.08, the free nodes nothing. One long-lived node
+process answers every example, so Hypothesis stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
+import asyncio
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -26,16 +24,15 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
 from emulator import Emulator
-from scripts.comfy_harness import ensure_installed
 from scripts.pack_loader import REPO_ROOT, load_pack
 from tests.support.ci import unavailable as _missing
 from tests.support.comfy_probe import run_in_comfy
 
-ENGINE_DIR = REPO_ROOT / ".cache" / "jsonata"
-EVALUATOR = REPO_ROOT / "scripts" / "jsonata" / "evaluate.js"
+PRICE_JS = REPO_ROOT / "web" / "price.js"
+RUNNER = REPO_ROOT / "tests" / "support" / "price_text.mjs"
 BATCH = "FluxKontextMaxBatch"
 
-# ComfyUI's own V1 view of the pack's V3 Batch node, as its /object_info handler serves it.
+# The definition the route serves, read inside ComfyUI once it has loaded the pack's nodes.
 PROBE = r"""
 import asyncio, json, os, sys
 comfy, root = sys.argv[1], sys.argv[2]
@@ -44,31 +41,32 @@ os.chdir(comfy)
 import comfy_api.latest
 sys.path.insert(0, root)
 from scripts.pack_loader import load_pack
-nodes = asyncio.run(asyncio.run(load_pack().comfy_entrypoint()).get_node_list())
-info = next(n for n in nodes if n.GET_SCHEMA().node_id == "FluxKontextMaxBatch").GET_NODE_INFO_V1()
-print(json.dumps(info, default=repr))
+pack = load_pack()
+asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
+print(json.dumps(sys.modules[pack.__name__ + ".nodes.v3.price_route"].prices()))
 """
 
 
-class Engine:
-    """The frontend's badge evaluation in one node process: one JSON line in, one out."""
+class PriceJs:
+    """web/price.js in one node process: one JSON line in, one out."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            ["node", str(EVALUATOR), str(ENGINE_DIR)],
+            ["node", str(RUNNER), str(PRICE_JS)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             encoding="utf-8",
         )
 
-    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+    def text(self, definition: dict[str, Any], node: str, widgets: dict[str, Any]) -> str | None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        request = {"definition": definition, "node": node, "widgets": widgets}
         self.proc.stdin.write(json.dumps(request) + "\n")  # ASCII: U+2028 travels as \u2028
         self.proc.stdin.flush()
         reply: dict[str, Any] = json.loads(self.proc.stdout.readline())
         assert "error" not in reply, reply["error"]
-        return reply
+        return reply["text"]
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -77,15 +75,12 @@ class Engine:
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    if not (ENGINE_DIR / "node_modules" / "jsonata" / "package.json").is_file():
-        _missing(f"no JSONata engine in {ENGINE_DIR}: run bash scripts/jsonata_engine.sh (needs node + npm)")
+def price_js() -> Iterator[PriceJs]:
     try:
-        proc = Engine()
+        proc = PriceJs()
     except FileNotFoundError:
-        _missing("node is not installed: the badge needs a JavaScript engine (Node.js 18+)")
+        _missing("node is not installed: the badge's test needs a JavaScript engine (Node.js 18+)")
     try:
-        assert proc.ask({"op": "version"})["version"] == "2.2.1"  # what frontend 1.49.6 bundles
         yield proc
     finally:
         proc.close()
@@ -93,11 +88,9 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def served() -> dict[str, Any]:
-    """The Batch node's /object_info entry from ComfyUI 0.33.0 itself (price_badge and inputs)."""
-    info: dict[str, Any] = run_in_comfy(PROBE, missing=_missing)  # the badge must be tried in CI
-    if info.get("price_badge") is None:
-        pytest.skip(f"this ComfyUI ({ensure_installed().name}) has no io.PriceBadge: no badge to check")
-    return info
+    """The price definition as ComfyUI's server answers it (the badge must be tried in CI)."""
+    definition: dict[str, Any] = run_in_comfy(PROBE, missing=_missing)
+    return definition
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +98,10 @@ def pack_module() -> ModuleType:
     return load_pack()
 
 
-def _badge(engine: Engine, served: dict[str, Any], prompts: str, variations: int) -> str:
-    label: str = engine.ask(
-        {
-            "op": "badge",
-            "price_badge": served["price_badge"],
-            "widgets": {"prompts": prompts, "variations": variations},
-        }
-    )["label"]
-    return label
+def _badge(js: PriceJs, served: dict[str, Any], prompts: str, variations: int) -> str:
+    text = js.text(served, BATCH, {"prompts": prompts, "variations": variations, "seed": 3})
+    assert text is not None
+    return text
 
 
 # Lines as an artist, a script or a bad paste write them: every line break Python or JavaScript
@@ -133,9 +121,9 @@ PROMPTS = st.builds(
 )
 VARIATIONS = st.integers(1, 4) | st.integers(1, 85)
 
-# Issue 17 case 4, each failing on the main of then: CR, U+2028, NEL, VT, FF between prompts showed
-# $0.08 for 2 or 3 paid tasks; a line of only NBSP or U+3000 counted in the badge but was not sent.
-CASE_4 = [
+# Prompts split where only one language would split them: CR, U+2028, NEL, VT, FF between prompts, lines
+# of only NBSP, U+3000 or U+FEFF (JavaScript's trim and Python's strip disagree on U+FEFF).
+SPLIT_CASES = [
     ("a cat\ra dog", 1),
     ("a cat\u2028a dog\u2028a fox", 1),
     ("a cat\x85a dog", 2),
@@ -154,26 +142,27 @@ def _examples(cases: list[tuple[str, int]]) -> Any:
     return apply
 
 
-@_examples(CASE_4)
+@_examples(SPLIT_CASES)
 @given(prompts=PROMPTS, variations=VARIATIONS)
 @settings(max_examples=300, deadline=None)
 def test_the_badge_is_the_price_of_the_requests_the_node_makes(
-    engine: Engine, served: dict[str, Any], pack_module: ModuleType, prompts: str, variations: int
+    price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType, prompts: str, variations: int
 ) -> None:
-    badge = _badge(engine, served, prompts, variations)
+    badge = _badge(price_js, served, prompts, variations)
     errors = pack_module.wavespeed.core.errors
     try:
-        requests = pack_module.nodes.batch.batch_requests(prompts, variations, 7, "increment", 3.5, "1:1")
+        requests = pack_module.nodes.batch.batch_requests(prompts, variations, 7, 3.5, "1:1")
     except errors.InvalidRequestError as exc:
         # Refused before anything is paid (no prompt, over the batch bound, a prompt of only invisible
         # characters): the badge is still the price of what the text asks for, as the refusal says.
-        tasks = round(float(badge.removeprefix("$").removesuffix("/Run")) / 0.08)
+        tasks = len(pack_module.nodes.shared.pricing.prompt_lines(prompts)) * variations
         assert badge == f"${0.08 * tasks:.2f}/Run"
         assert tasks == 0 or f"is {tasks} tasks" in str(exc) or str(exc).startswith("prompt "), (badge, exc)
         event("refused")
         return
     event("accepted")
     assert badge == f"${sum(r.price_usd for r in requests):.2f}/Run"
+    assert badge == f"${0.08 * len(requests):.2f}/Run"
 
 
 @given(prompts=PROMPTS, variations=st.integers(1, 2))
@@ -181,7 +170,7 @@ def test_the_badge_is_the_price_of_the_requests_the_node_makes(
 @example(prompts="a cat\n\xa0\n\u3000", variations=2)
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
-    engine: Engine,
+    price_js: PriceJs,
     served: dict[str, Any],
     pack_module: ModuleType,
     pack_env: Emulator,
@@ -190,18 +179,14 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
     variations: int,
 ) -> None:
     """The node run against the emulator: POSTs counted by the server, price read from its progress."""
-    import asyncio
-
-    badge = _badge(engine, served, prompts, variations)
+    badge = _badge(price_js, served, prompts, variations)
     pack_env.configure(inference_s=0.02)
     before = pack_env.submissions
     caplog.clear()
     caplog.set_level(logging.DEBUG, logger="wavespeed")
     node = pack_module.nodes.NODES[BATCH]()
     try:
-        asyncio.run(
-            node.run(prompts, variations, seed=-1, seed_mode="random", guidance_scale=3.5, aspect_ratio="1:1")
-        )
+        asyncio.run(node.run(prompts, variations, seed=-1, guidance_scale=3.5, aspect_ratio="1:1"))
     except pack_module.wavespeed.core.errors.InvalidRequestError:
         assert pack_env.submissions == before  # refused before anything was paid
         event("refused")
@@ -212,54 +197,36 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
     assert f"batch of {sent} · {badge.removesuffix('/Run')}" in caplog.text
 
 
-def test_the_frontend_evaluates_badges_as_the_engine_here_does() -> None:
-    """The shipped frontend 1.49.6 bundles jsonata 2.2.1 and normalises widget values with the lines
-    scripts/jsonata/evaluate.js copies (its source map holds the TypeScript)."""
-    try:
-        package = importlib.import_module("comfyui_frontend_package")
-    except ImportError:
-        _missing("comfyui-frontend-package is not installed (scripts/bootstrap.sh installs 1.49.6)")
-    assets = Path(package.__file__).parent / "static" / "assets"
-    sources: dict[str, str] = {}
-    for path in assets.glob("*.js.map"):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        sources.update(zip(data["sources"], data.get("sourcesContent") or [], strict=False))
-    assert any("node_modules/.pnpm/jsonata@2.2.1/" in name for name in sources)
-    (pricing,) = [text for name, text in sources.items() if name.endswith("useNodePricing.ts")]
-    ours = EVALUATOR.read_text(encoding="utf-8")
-    for line in (
-        "if (upperType === 'INT' || upperType === 'FLOAT') {\n    return asFiniteNumber(raw)",
-        "  // String/other types - return as lowercase trimmed string\n  return String(raw).trim().toLowerCase()",
-        "widgets[dep.name] = normalizeWidgetValue(raw, dep.type)",
-        "if (result.type === 'text') {\n    return result.text ?? ''",
-    ):
-        assert line in pricing, line
-    assert "return String(raw).trim().toLowerCase();\n};" in ours
-
-
-def test_the_frontends_trim_and_lowercase_never_change_the_count(
-    engine: Engine, pack_module: ModuleType
+def test_each_paid_node_shows_its_models_price_and_the_free_nodes_none(
+    price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
 ) -> None:
-    """Every character (surrogates aside): the frontend's STRING normalisation keeps a line break a
-    line break, a blank blank (or trims it) and anything else a prompt character, so the badge counts
-    on its normalised text the prompts the node sends from the raw text."""
+    prices = pack_module.wavespeed.PRICE_PER_IMAGE_USD
+    for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
+        model = pack_module.nodes.NODES[node].MODEL
+        widgets = {"prompt": "a cat\na dog", "seed": 5}
+        assert price_js.text(served, node, widgets) == f"${prices[model]:.2f}/Run" == "$0.08/Run", node
+    for node in ("WaveSpeedPollResult", "WaveSpeedRecentTasks", "SaveImage"):
+        assert price_js.text(served, node, {"timeout_s": 600}) is None, node
+    assert sorted(served["nodes"]) == sorted(
+        ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference", BATCH]
+    )
+
+
+def test_a_count_widget_is_all_it_takes_for_the_badge_to_follow_it(
+    price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
+) -> None:
+    """A node that gains a ``count`` widget gets a rule multiplying by it, and the badge follows."""
     pricing = pack_module.nodes.shared.pricing
-    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
-    normalised = engine.ask({"op": "normalise", "type": "STRING", "values": chars})["values"]
-    for raw, seen in zip(chars, normalised, strict=True):
-        if len(pricing.prompt_lines("x" + raw + "x")) == 2:  # a line break
-            assert seen in ("", raw), hex(ord(raw))
-        elif raw in pricing.BLANKS:
-            assert all(c in pricing.BLANKS for c in seen), hex(ord(raw))
-        else:  # a prompt character stays one: a non-blank, and no break inside
-            assert pricing.prompt_lines(seen) == [seen.strip(pricing.BLANKS)], hex(ord(raw))
+    rule = pricing.price_rule(0.08, ["prompt", "seed", "count"])
+    assert rule == {"unit_usd": 0.08, "per": ["count"]}
+    definition = {**served, "nodes": {"WithCount": rule}}
+    for count, text in ((1, "$0.08/Run"), (3, "$0.24/Run"), (4, "$0.32/Run")):
+        assert price_js.text(definition, "WithCount", {"prompt": "x", "count": count}) == text
 
 
 def test_the_definition_is_pythons_line_breaks_and_whitespace_plus_bom(pack_module: ModuleType) -> None:
     """LINE_BREAK breaks where str.splitlines always has, BLANKS is str.isspace plus U+FEFF, and the
     badge's NOT_BLANK class holds exactly the rest, read by Python's re (no engine needed)."""
-    import re
-
     pricing = pack_module.nodes.shared.pricing
     breaks, not_blank = re.compile(pricing.LINE_BREAK), re.compile(pricing.NOT_BLANK)
     for c in map(chr, range(sys.maxunicode + 1)):

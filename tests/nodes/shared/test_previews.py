@@ -182,7 +182,7 @@ def test_batch_shows_each_image_as_it_arrives_and_counts_them(
     node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     images, _, ids, failures = asyncio.run(
         # held tasks that nobody releases (no preview) time out: the test fails instead of hanging
-        node.run("a red fox\na blue jay", 2, 11, "increment", 3.5, "1:1", timeout_s=20, unique_id="9")
+        node.run("a red fox\na blue jay", 2, 11, 3.5, "1:1", timeout_s=20, unique_id="9")
     )
     assert failures == "" and images.shape[0] == 4
     assert still_running == [3]

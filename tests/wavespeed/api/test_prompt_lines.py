@@ -79,7 +79,7 @@ def test_generate_and_batch_read_a_cr_prompt_the_same_way(pack: ModuleType, pack
     text = "a lighthouse at dusk\ra lighthouse at dawn"
     task, _ = asyncio.run(generate(pack, text, seed=4))
     assert pack_env.task(task.request_id).input["prompt"] == text
-    requests = pack.nodes.batch.batch_requests(text, 1, 4, "increment", 3.5, "1:1")
+    requests = pack.nodes.batch.batch_requests(text, 1, 4, 3.5, "1:1")
     assert [r.prompt for r in requests] == ["a lighthouse at dusk", "a lighthouse at dawn"]
     pricing = pack.nodes.shared.pricing
     assert (pricing.LINE_BREAK, pricing.NOT_BLANK) == (T.LINE_BREAK, T.NOT_BLANK)

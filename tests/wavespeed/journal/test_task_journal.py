@@ -124,7 +124,7 @@ def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     )[0]
     assert task.request_id == first[2] and task.price_usd == 0.0
     assert pack_env.submissions == 1
-    assert f"reused task {first[2]} (no charge)" in status
+    assert f"reused task {first[2][:8]}… (no charge)" in status
     again = asyncio.run(node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task))
     np.testing.assert_array_equal(again[0].numpy(), first[0].numpy())
     assert pack_env.submissions == 1

@@ -67,44 +67,54 @@ def _one_task_ending(
     return info.value, task
 
 
-def test_moderation_refusal_is_one_line_naming_the_task_and_not_retried(
+def test_moderation_refusal_is_one_short_sentence_and_not_retried(
     emulator: Emulator, client: WaveSpeedClient
 ) -> None:
+    """What happened, what it cost, what to do, in words an artist reads: no task id, no code, not the
+    server's text; the task stays on the error (and in the journal)."""
     error, task = _one_task_ending(emulator, client, E.ModerationRefusedError, moderated=True)
     text = str(error)
-    assert isinstance(error, E.TaskFailedError) and error.code == 1200
-    assert task.id in text and "potentially sensitive" in text and "\n" not in text
+    assert isinstance(error, E.TaskFailedError) and error.code == 1200 and error.request_id == task.id
+    assert text == (
+        "WaveSpeed's safety check refused this prompt or image: change it and run again "
+        "(WaveSpeed refunds a failed task within 3 hours)."
+    )
     assert emulator.submissions == 1
 
 
-@pytest.mark.parametrize(("end", "words"), [("cancelled", "was cancelled"), ("timeout", "timed out")])
+@pytest.mark.parametrize(("end", "words"), [("cancelled", "cancelled this task"), ("timeout", "timed out")])
 def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
     emulator: Emulator, client: WaveSpeedClient, end: str, words: str
 ) -> None:
     error, task = _one_task_ending(emulator, client, E.TaskFailedError, end_status=end)
-    assert words in str(error) and task.id in str(error)
+    assert words in str(error) and error.request_id == task.id and "run it again" in str(error).lower()
     assert not isinstance(error, E.ModerationRefusedError)
 
 
 @pytest.mark.parametrize(
     ("data", "kind", "words"),
     [
-        ({"status": "deleted"}, E.TaskFailedError, "was deleted"),
-        ({"status": "canceled"}, E.TaskFailedError, "was cancelled"),
+        ({"status": "deleted"}, E.TaskFailedError, "deleted this task and its result"),
+        ({"status": "canceled"}, E.TaskFailedError, "cancelled this task"),
         (
             {"status": "failed", "error": "Input is potentially sensitive"},
             E.ModerationRefusedError,
-            "moderation",
+            "safety check refused",
         ),
-        ({"status": "failed", "code": 1200, "error": "refused"}, E.ModerationRefusedError, "code 1200"),
-        ({"status": "failed", "code": 1403, "error": "boom"}, E.TaskFailedError, "boom (code 1403)"),
+        ({"status": "failed", "code": 1200, "error": "refused"}, E.ModerationRefusedError, "safety check"),
+        (
+            {"status": "failed", "code": 1403, "error": "boom"},
+            E.TaskFailedError,
+            "could not make this image (code 1403): boom. Run it again",
+        ),
     ],
 )
 def test_terminal_statuses_each_have_their_line(data: dict[str, Any], kind: type, words: str) -> None:
     prediction = Prediction.from_data({"id": TASK, **data})
     assert prediction.is_terminal and not prediction.is_completed
     failure = prediction.failure()
-    assert type(failure) is kind and words in str(failure) and TASK in str(failure)
+    assert type(failure) is kind and words in str(failure) and failure.request_id == TASK
+    assert TASK not in str(failure)  # nothing to fetch: the id stays on the error and in the journal
 
 
 def test_statuses_are_members() -> None:
