@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     kind.add_argument(
         "--created-at-digits", type=int, choices=range(10), help="created_at fraction digits (3)"
     )
+    kind.add_argument(
+        "--error-code-type", choices=("string", "int"), help="error bodies' error_code type (string)"
+    )
+    kind.add_argument(
+        "--poll-gap-s",
+        type=float,
+        help="429 for a check of a task closer than this to its previous check (2.0; 0: never)",
+    )
     return p
 
 
@@ -76,7 +84,7 @@ def _switches(args: argparse.Namespace) -> dict[str, Any]:
     if args.history_lenient:
         out["history_strict"] = False
     names = ("history_echo", "result_echo", "echo_style", "low_balance_status", "error_body", "edit_size")
-    for name in (*names, "created_at_digits"):
+    for name in (*names, "created_at_digits", "error_code_type", "poll_gap_s"):
         if getattr(args, name) is not None:
             out[name] = getattr(args, name)
     return out

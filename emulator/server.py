@@ -43,6 +43,8 @@ _CONFIG_KEYS = (
         "error_body",
         "edit_size",
         "created_at_digits",
+        "error_code_type",
+        "poll_gap_s",
     ),
 )
 
@@ -56,6 +58,7 @@ _CHOICES: dict[str, tuple[object, ...]] = {
     "error_body": ("full", "plain"),
     "edit_size": ("kontext", "input"),
     "created_at_digits": tuple(range(10)),
+    "error_code_type": ("string", "int"),
 }
 
 #: The older, kinder behaviour in one dict: ``Emulator(**KIND)`` or ``configure(**KIND)``.
@@ -68,6 +71,8 @@ KIND: dict[str, object] = {
     "error_body": "plain",
     "edit_size": "input",
     "created_at_digits": 9,
+    "error_code_type": "int",
+    "poll_gap_s": 0.0,
 }
 
 
@@ -102,6 +107,15 @@ class Emulator(EmulatorState):
                           nearest the input's ratio) | "input" (the input's own size)
       created_at_digits   fraction digits of ``created_at`` before Go cuts trailing zeros (3;
                           9 keeps all nine, as the docs' example shows)
+      error_code_type     "string" (an error body's ``error_code`` as text, as the official
+                          ai-sdk-provider, CLI and MCP type it: WAVESPEED_API.md 13.8) | "int"
+      poll_gap_s          a check of a task (GET its /result) under this many seconds after the
+                          previous check of it is answered 429, and counts as a check itself
+                          (default 2.0: the published pace, 13.1); 0 never refuses one
+
+    Tasks can end ``deleted`` (``next_tasks(end_status="deleted")``) or be deleted by
+    ``POST /api/v3/predictions/delete {"ids": [...]}`` (13.6): their ``/result`` then reads
+    ``deleted``, with no outputs, and their files are gone.
 
     Raises:
         ValueError: an empty api_keys, or a config value configure() refuses.
@@ -212,7 +226,7 @@ class Emulator(EmulatorState):
         delay_s: float | None = None,
         message: str | None = None,
         detail: str | None = None,
-        error_code: int | None = None,
+        error_code: int | str | None = None,
     ) -> None:
         """Arm a fault on the next `times` requests to route; kinds are described in behaviour/fault_rules.py.
 
@@ -251,7 +265,7 @@ class Emulator(EmulatorState):
         """Decide how the next `times` accepted submissions end (fail, hang, NSFW, timing).
 
         ``moderated``: fail with code 1200 and a "potentially sensitive" message (a Kontext [max]
-        moderation refusal). ``end_status``: "cancelled" or "timeout" instead of completed.
+        moderation refusal). ``end_status``: "cancelled", "timeout" or "deleted" instead of completed.
         """
         if moderated:
             fail, fail_code = fail or MODERATION_MESSAGE, MODERATION_CODE
@@ -282,7 +296,7 @@ class Emulator(EmulatorState):
         if unknown:
             raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
         updates: dict[str, Any] = {}
-        for name in ("inference_s", "queue_s", "sync_timeout_s", "balance"):
+        for name in ("inference_s", "queue_s", "sync_timeout_s", "balance", "poll_gap_s"):
             if name in kw:
                 updates[name] = _check_nonneg(name, kw[name])
         if "output_format" in kw:
@@ -326,6 +340,8 @@ class Emulator(EmulatorState):
             self._tickets.clear()
             self._uploads.clear()
             self._records.clear()
+            self._checked.clear()
+            self._throttled = 0
             self._submissions = 0
             self._balance = self._configured_balance
             self._account = Account(self._account.tier, self._account.minute_s)

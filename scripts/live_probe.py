@@ -21,9 +21,11 @@ Without a key (or with --emulator) the probe runs against an in-process emulator
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +52,7 @@ from wavespeed_kontext_pack.wavespeed.journal import history_search as H  # noqa
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.limits.poller import wait_for  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.net.request_loop import PACE  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.settings.config import load_settings  # noqa: E402
 
 # A key for the local emulator with no word in it: any 8 characters of a key are redacted from the
@@ -58,6 +61,7 @@ EMULATOR_KEY = "probe-Qz9xW3vR2mT8nB4kJ6hL"
 COST_USD = 0.16
 EDIT_INPUT = (500, 300)  # width, height: 5:3, between the preferred 1328x800 and 1392x752
 _KEPT_HEADERS = ("retry", "rate", "limit", "content-type", "x-request-id")
+_CHECK = re.compile(r"^/api/v3/predictions/(?P<id>[^/]+)(/result)?$")  # a check of one task
 
 
 class Probe:
@@ -78,7 +82,14 @@ class Probe:
     def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> dict[str, Any]:
         """One raw request: status, the headers worth keeping, the parsed body (or its text)."""
         headers = {"Authorization": f"Bearer {key}"} if key is not None else None
-        r = self.raw.request(method, self.base_url + path, json=body, headers=headers, timeout=60)
+        # A raw check of a task keeps the pack's pace too (2 s after the last check of it ended).
+        check = _CHECK.match(path) if method == "GET" else None
+        task = check.group("id") if check else None
+        turn = (
+            PACE.turn(task, cancel=None, deadline=None, request_id=task) if task else contextlib.nullcontext()
+        )
+        with turn:
+            r = self.raw.request(method, self.base_url + path, json=body, headers=headers, timeout=60)
         kept = {k: v for k, v in r.headers.items() if any(w in k.lower() for w in _KEPT_HEADERS)}
         try:
             parsed: Any = r.json()

@@ -173,6 +173,8 @@ class _Handler(ReplyHandler):
             upload_ticket(self)
         elif method == "POST" and rest == "predictions":
             self._list_predictions()
+        elif method == "POST" and rest == "predictions/delete":
+            self._delete_predictions()
         else:
             self.reply_error(404, f"not found: {path}")
 
@@ -224,12 +226,29 @@ class _Handler(ReplyHandler):
             self.reply_ok(sync_timeout_object(task, timeout))
 
     def _result(self, request_id: str) -> None:
+        gap = self.backend.check_pace(request_id)
+        if gap is not None:  # WaveSpeed's published pace (WAVESPEED_API.md 13.1): no task was read
+            self.reply_error(
+                429, f"Too many requests: check task {request_id} at most once every {gap:g} seconds"
+            )
+            return
         try:
             task = self.backend.task(request_id)
         except KeyError:
             self.reply_error(404, f"Prediction not found: {request_id}")
             return
         self.reply_ok(self.backend.prediction(task, time.monotonic(), where="result"))
+
+    def _delete_predictions(self) -> None:
+        try:
+            body = self.json_body()
+            ids = body.get("ids") if isinstance(body, dict) else None
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ValidationError("ids must be a list of task ids")
+        except ValidationError as exc:
+            self.reply_error(400, str(exc))
+            return
+        self.reply_ok({"deleted_count": self.backend.delete(ids)})
 
     def _list_predictions(self) -> None:
         try:
@@ -242,6 +261,8 @@ class _Handler(ReplyHandler):
         items = []
         for task in sorted(self.backend.history(), key=lambda t: t.created_ns, reverse=True):
             item = self.backend.prediction(task, now, where="list")
+            if item["status"] == "deleted":  # gone from the history; only its /result still says so
+                continue
             created = parse_time(task.created_at)  # what the client sees, not the finer clock
             if query.keeps(task.model, item["status"], task.created_ns / 1e9 if created is None else created):
                 items.append(item)

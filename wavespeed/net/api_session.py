@@ -52,6 +52,7 @@ from .request_loop import (
     backoff,
     broken,
     check_cancel,
+    check_turn,
     exchange,
     names_its_task,
     sleep,
@@ -158,9 +159,11 @@ class ApiSession:
         read_timeout_s: float | None = None,
         cap_s: float | None = None,
         retry_rate_limit: bool = True,
+        paced: bool = False,
     ) -> T:
         """One API call (the key in its header) retried by the rule above; ``reader`` parses the
-        envelope's ``data``."""
+        envelope's ``data``. ``paced``: a check of task ``request_id``: every attempt waits its turn
+        on request_loop.PACE (WaveSpeed's 2 s between checks of one task)."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
@@ -171,23 +174,24 @@ class ApiSession:
         attempt = 0
         while True:
             check_cancel(cancel, request_id)
-            timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
-            end, by_caller = window(deadline, cap)
             failure: E.WaveSpeedError
             wait_s: float | None = None
             try:
-                with transport.guard(end, cancel if cancel_cuts else None) as guard:
-                    self._count()
-                    reply = exchange(
-                        self._session,
-                        method,
-                        url,
-                        guard,
-                        headers=headers,
-                        json=json,
-                        files=files,
-                        timeout=timeout,
-                    )
+                with check_turn(request_id if paced else None, cancel=cancel, deadline=deadline):
+                    timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
+                    end, by_caller = window(deadline, cap)
+                    with transport.guard(end, cancel if cancel_cuts else None) as guard:
+                        self._count()
+                        reply = exchange(
+                            self._session,
+                            method,
+                            url,
+                            guard,
+                            headers=headers,
+                            json=json,
+                            files=files,
+                            timeout=timeout,
+                        )
             except NotSent as exc:
                 reason = str(exc)
                 failure = E.ServerError(

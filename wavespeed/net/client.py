@@ -100,7 +100,8 @@ class WaveSpeedClient(ApiSession):
     def get_result(
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
-        """One poll of a task (``GET /api/v3/predictions/{id}/result``), retried like any read.
+        """One poll of a task (``GET /api/v3/predictions/{id}/result``), retried like any read;
+        each try waits its turn: at least 2 s after the previous check of the task ended.
 
         Args:
             request_id: the task id (checked: ASCII letters, digits, ``-`` and ``_`` only).
@@ -248,7 +249,8 @@ class WaveSpeedClient(ApiSession):
         deadline: float | None,
         cancel: CancelCheck | None,
     ) -> T:
-        """``GET /api/v3/predictions/{id}/result`` read by ``reader`` (a poll, or the recovery's echo)."""
+        """``GET /api/v3/predictions/{id}/result`` read by ``reader`` (a poll, or the recovery's echo):
+        the one way the pack checks a task, so every check keeps WaveSpeed's pace (request_loop.PACE)."""
         request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
@@ -259,6 +261,7 @@ class WaveSpeedClient(ApiSession):
             request_id=request_id,
             deadline=deadline,
             cancel=cancel,
+            paced=True,
         )
 
     def _download_url(

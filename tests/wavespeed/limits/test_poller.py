@@ -4,6 +4,7 @@ one request budget for every task in flight, queued tasks read as queued, the wa
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import threading
 import time
@@ -203,3 +204,19 @@ def test_the_one_liners_wait_through_the_accounts_poller() -> None:
         assert again.id == done.id and poller.requests == len(_result_polls(emu, done.id))
         sync = submit_and_wait(client, KontextRequest(prompt="in hand", enable_sync_mode=True), timeout_s=30)
         assert sync.is_completed and _result_polls(emu, sync.id) == []
+
+
+def test_the_poller_keeps_wavespeeds_pace_on_a_throttling_server() -> None:
+    """Tasks of 3-6 s with no history (the prior plans them) on an emulator that answers 429 to a
+    check closer than 2 s: none is refused, every task's checks reach it at least 2 s apart, and no
+    task is checked more often than a poller that looks at once and then every 2 s would."""
+    with Emulator(api_keys=(KEY,), inference_s=3.0, inference_max_s=6.0, seed=4) as emu:
+        assert emu.poll_gap_s == 2.0  # the default: the published pace
+        with _polling(emu) as (client, poller):
+            firsts, done = _run_all(poller, client, 4)
+        assert all(p.is_completed for p in done) and emu.throttled_checks == 0
+        for first in firsts:
+            checks = _result_polls(emu, first.id)
+            assert all(b - a >= 2.0 for a, b in zip(checks, checks[1:], strict=False)), checks
+            inference = emu.task(first.id).inference_s
+            assert len(checks) <= math.ceil(inference / 2.0) + 1
