@@ -5,11 +5,14 @@ The retry rule that keeps one click from billing twice:
   * Reads (result polls, downloads, balance) and uploads are retried on connection errors,
     timeouts, malformed replies, 429 and 5xx, with exponential backoff and jitter, inside the
     caller's deadline; ``Retry-After`` is honoured.
-  * A submit (POST of a task) is retried ONLY when the server provably did not accept it: the
-    connection could not be opened (refused / connect timeout: nothing was sent), HTTP 429 (rate
-    limited, rejected) or HTTP 503 (service unavailable, rejected). Any other failure after the
-    body was sent (reset, read timeout, 500/502/504, a garbled 200) may hide an accepted task, so
-    it raises SubmitUncertainError and is never repeated automatically.
+  * A submit (POST of a task) is retried ONLY when it provably created nothing: no request byte
+    was sent (refused, DNS, connect or TLS failure), or WaveSpeed's own reply refused it (a 429 in
+    its JSON envelope; the account's scheduler waits for the window). Any other failure after the
+    body was sent (reset, read timeout, any 5xx, a gateway page, a 429 without the envelope, a
+    garbled 200) may hide an accepted task, as every official SDK assumes: it raises
+    SubmitUncertainError and is never repeated automatically (../api/replies.py).
+  * Every check of a task (GET its /result), retries included, waits its turn: at least 2 s after
+    the previous check of that task ended (request_loop.PACE, WaveSpeed's published pace).
 
 The API key goes only to the configured base URL: added per API request (the session holds no
 default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),

@@ -66,8 +66,10 @@ class WaveSpeedClient(ApiSession):
             are garbage (they are dropped; an unreadable status becomes "created");
           * a WaveSpeedError with ``request_id`` set means the task was accepted and paid:
             journal it (it is a SubmitUncertainError whose message gives the id);
-          * SubmitUncertainError without ``request_id``: the task may exist; it is never resent;
-          * any other WaveSpeedError: no task was created (the price can be given back).
+          * SubmitUncertainError without ``request_id``: the task may exist (a 5xx, a gateway
+            page, a 429 that is not WaveSpeed's own, a broken exchange); it is never resent;
+          * any other WaveSpeedError: no task was created (the price can be given back): nothing
+            was sent, or WaveSpeed refused it (its 429 envelope, a 4xx).
         ``retry_rate_limit=False`` raises RateLimitedError (with ``retry_after_s``) on the first
         429 instead of backing off, for a scheduler that paces submits itself. ``cancel`` is
         checked before the POST; once the body is sent only the request's own cap ends it, so a

@@ -294,10 +294,7 @@ def broken(
     stalled = exc.fired == transport.FIRED_DEADLINE
     if not idempotent:
         why = f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
-        raise E.SubmitUncertainError(
-            f"The submit was sent but {why}; it was not resent to avoid a double charge: check "
-            "your WaveSpeed history before queuing again."
-        )
+        raise R.uncertain_submit(f"The submit was sent but {why}")
     if stalled and by_caller:
         raise timeout_error(request_id)
     if stalled:
