@@ -327,14 +327,17 @@ def _target(name: str, ours: dict[str, Any], naive: dict[str, Any] | None, what:
     )
     if naive is None:
         return Target(text, False, measured + " (no naive row)")
+    over = [
+        f"{stat} by {ours[key] - naive[key] - slack:.3f} s" for stat, key in (("median", med), ("p90", p90))
+    ]
+    over = [o for o, key in zip(over, (med, p90), strict=True) if ours[key] > naive[key] + slack]
     met = (
-        ours[med] <= naive[med] + slack
-        and ours[p90] <= naive[p90] + slack
+        not over
         and ours["requests_per_task"] <= naive["requests_per_task"]
         and ours["shortest_gap_s"] >= PACE_S
     )
     naive_text = f"naive {naive[med]:.2f} / {naive[p90]:.2f} s, {naive['requests_per_task']:.1f} req"
-    return Target(text, met, f"{measured}; {naive_text}")
+    return Target(text, met, f"{measured}; {naive_text}" + (f"; over on {', '.join(over)}" if over else ""))
 
 
 def run(
@@ -432,6 +435,15 @@ def run(
         "the shared machine did at that moment; and on a wide spread any 2 s poller waits ~1 s on "
         f"average, so which one a sample of 200 draws favours is noise of about {NOISE_S:g} s.",
     ]
+    missed = [t for t in targets if not t.met]
+    if missed:
+        notes.append(
+            "Missed: "
+            + "; ".join(f"{t.text.split(':')[0]} ({t.measured.rsplit('; ', 1)[-1]})" for t in missed)
+            + ". Between two samples of 200 draws a median moves by ~0.1 s and a p90 by ~0.06 s: a "
+            "miss smaller than that is the sample's, not the pollers'; on a wide spread no poller "
+            "that keeps 2 s between checks can wait less than ~1 s on average."
+        )
     if failures:
         notes.append(f"Chains that failed (left out of the figures): {', '.join(sorted(failures))}.")
     if not use_sdk:
