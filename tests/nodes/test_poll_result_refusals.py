@@ -166,14 +166,15 @@ def test_a_huge_retry_after_on_a_poll_names_the_task_in_the_text(
     ],
 )
 def test_every_poll_error_names_its_task(
-    kind: str, status: int | None, message: str | None, emulator: Emulator, client: WaveSpeedClient
+    kind: str, status: int | None, message: str | None, emulator: Emulator, api_key: str
 ) -> None:
     """Retries ran out, the key was refused, the reply was garbage: the task exists and is paid,
     so the line names it, and a 300-character cap shortens the server's message, never the id."""
-    task = client.submit(KontextRequest(prompt="poll errors"))
-    emulator.inject("result", kind, times=10, status=status, message=message)
-    with pytest.raises(E.WaveSpeedError) as info:
-        client.get_result(task.id)
+    with fast_client(emulator.base_url, api_key, attempts=2) as client:  # a retried check waits 2 s
+        task = client.submit(KontextRequest(prompt="poll errors"))
+        emulator.inject("result", kind, times=10, status=status, message=message)
+        with pytest.raises(E.WaveSpeedError) as info:
+            client.get_result(task.id)
     text = str(info.value)
     assert f"task {task.id}" in text and info.value.request_id == task.id
     assert "Poll Result" in text and "\n" not in text and len(text) <= E.LINE_LIMIT
