@@ -25,6 +25,7 @@ grid 0.05 s apart, 0.25 % of the age later on). A check is worth it when it save
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,8 +94,6 @@ class Schedule:
     tail_share: float
     tail_max_gap_s: float
     mean_s: float
-    expected_checks: float  # under the learned distribution (the tail past the plan counted once)
-    expected_added_s: float
 
     def tail_gap(self, elapsed_s: float) -> float:
         """The gap after a check at ``elapsed_s`` of a long task: a tenth of its age, 2 s to 30 s."""
@@ -145,9 +144,7 @@ class PollPlan:
         the module docstring (dynamic programming on a grid; a few ms)."""
         dist = Distribution(history, self.prior)
         ts, surv, area, long_from = self._grid(dist)
-        tail = Schedule(
-            (), long_from, self.gap_s, self.tail_share, self.tail_max_gap_s, dist.mean_s, 0.0, 0.0
-        )
+        shape = Schedule((), long_from, self.gap_s, self.tail_share, self.tail_max_gap_s, dist.mean_s)
         n = len(ts)
         cost = self.check_cost_s
         # best[i]: the least expected cost from a check at ts[i] on, weighted by P(still running
@@ -157,7 +154,7 @@ class PollPlan:
         nxt = [-1] * n
         for i in range(n - 1, -1, -1):
             if ts[i] >= long_from:  # a long task: the tail's growing gaps, roughly one more check
-                best[i] = surv[i] * (cost + 0.5 * tail.tail_gap(ts[i]))
+                best[i] = surv[i] * (cost + 0.5 * shape.tail_gap(ts[i]))
                 continue
             lo = bisect.bisect_left(ts, ts[i] + self.gap_s - 1e-9)
             hi = bisect.bisect_right(ts, ts[i] + self.max_gap(ts[i]) + 1e-9)
@@ -175,22 +172,7 @@ class PollPlan:
         while nxt[j] >= 0:
             j = nxt[j]
             offsets.append(ts[j])
-        checks, added, before = 0.0, 0.0, 0
-        for k in (bisect.bisect_left(ts, o) for o in offsets):
-            checks += surv[before] if k != before or before == 0 else 0.0
-            added += (ts[k] - ts[before]) * surv[before] - (area[k] - area[before]) if k > before else 0.0
-            before = k
-        checks += surv[before] * 1.0  # the tail, counted once
-        return Schedule(
-            tuple(offsets),
-            long_from,
-            self.gap_s,
-            self.tail_share,
-            self.tail_max_gap_s,
-            dist.mean_s,
-            checks,
-            added + surv[before] * 0.5 * tail.tail_gap(ts[before]),
-        )
+        return dataclasses.replace(shape, offsets=tuple(offsets))
 
     def _grid(self, dist: Distribution) -> tuple[list[float], list[float], list[float], float]:
         """Candidate check times, P(still running) at each and its running integral, and where a
