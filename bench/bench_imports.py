@@ -284,8 +284,8 @@ def run(
             if bare["heavy"] == "none"
             else f". Heavy modules it pulls in: {bare['heavy']}."
         ),
-        f"Requests per task: {source}; polls grow with inference time because the poll plan "
-        "(wavespeed/limits/poller.py) spends about 1.5 requests per second of expected inference.",
+        f"Requests per task: {source}; checks grow with inference time, at most one per 2 s (WaveSpeed's "
+        "published pace; the poll plan, wavespeed/limits/poller.py).",
     ]
     result = BenchResult(
         name="imports",

@@ -9,8 +9,9 @@ fired so far fall below FAULT_RATE x the client's request count. The mix (unifor
 
   result    503 | 429 with Retry-After 0 or 1 | connection reset
   download  500 | truncated body (full Content-Length, half the bytes)
-  submit    429 | 503 with Retry-After 0 or 1 (rejections: the only submit failures the client may
-            retry without risking a second charge; resets/500s on submit are deliberately absent)
+  submit    WaveSpeed's 429, as HTTP 429 with Retry-After 0 or 1 | inside a 200 envelope (its own
+            refusal: the only submit failure the client may retry without risking a second charge;
+            resets and 5xx on submit, never re-sent, are deliberately absent)
 
 Checks (reported, not asserted): every task completes, and the emulator saw exactly TASKS accepted
 submissions (0 duplicates). Overhead per task = wall time of submit + wait + download minus the task's
@@ -61,7 +62,7 @@ FAULT_MIX: tuple[tuple[str, str, int | None, tuple[float, ...] | None], ...] = (
     ("download", "status", 500, None),
     ("download", "truncate", None, None),
     ("submit", "status", 429, (0.0, 1.0)),
-    ("submit", "status", 503, (0.0, 1.0)),
+    ("submit", "envelope_error", 429, None),
 )
 
 

@@ -2,8 +2,10 @@
 
 A run is Generate -> Poll Result through the node functions, as ComfyUI awaits them, ending with the
 decoded IMAGE tensor (submit, polls, download, decode, thread hops). The emulator's configured
-inference time is subtracted (queue time is 0), so what is left is what the pack adds. Target:
-median <= 0.25 s at every length.
+inference time is subtracted (queue time is 0), so what is left is what the pack adds. Targets:
+median <= 0.25 s at every length in sync mode (no polling); in polling mode median <= 1.25 s, what
+a poller checking every 2 s (WaveSpeed's published minimum between two checks of one task) adds on
+average (~1 s) plus the download and decode.
 
 Phase: with a fixed inference time the moment of completion falls at the same point of the poll
 plan on every run, so one fixed length measures one phase only (it lands just after a poll and is
@@ -57,11 +59,12 @@ LENGTHS = (0.5, 3.0, 10.0, 30.0)
 REPEATS = {0.5: 7, 3.0: 5, 10.0: 5, 30.0: 5}
 SEQUENTIAL_MAX_S = 3.0
 STAGGER_S = 1.0
-PHASE_SPREAD_S = 0.3  # about one poll period near completion (the poll plan's gaps there)
+PHASE_SPREAD_S = 0.3  # spreads completion over the phases of the poll plan's checks
 NAGLE_RUNS = 5
 NAGLE_LENGTH_S = 0.5
 MODES = ("poll", "sync")
-TARGET_S = 0.25
+TARGET_S = 0.25  # sync mode
+TARGET_POLL_S = 1.25  # polling mode: a 2 s poller's ~1 s average wait plus the download and decode
 QUICK = {"lengths": (0.3,), "repeats": 2}
 
 
@@ -108,7 +111,7 @@ def run(
             "inference s (median)",
             "runs",
             "how",
-            f"overhead median s (target <= {TARGET_S})",
+            f"overhead median s (target <= {TARGET_S} sync, {TARGET_POLL_S} poll)",
             "min / max s",
             "poll lag median s",
             "fetch (download+decode) median s",
@@ -152,17 +155,18 @@ def run(
             )
         )
     worst = max(rows, key=lambda r: r["overhead_median_s"])
-    met = all(r["overhead_median_s"] <= TARGET_S for r in rows)
+    met = all(r["overhead_median_s"] <= _target(r) for r in rows)
     notes = [
         "Overhead = wall time of Generate + Poll Result (through the node functions, ending with the "
         "decoded 1024x1024 IMAGE) minus the emulator's inference time for that task (queue time 0).",
-        f"Each length's runs use the nominal time plus offsets spread evenly over +-{spread_s / 2:g} s "
-        "(one poll period), so the median covers every phase of the poll schedule against completion.",
+        f"Each length's runs use the nominal time plus offsets spread evenly over +-{spread_s / 2:g} s, "
+        "so the median covers several phases of the poll plan's checks against completion.",
         "Lengths above 3 s ran their repeats concurrently in one asyncio.gather, each task started "
         f"{stagger_s:g} s after the previous one so downloads and decodes do not overlap.",
-        "Polling mode: the poll plan learns the model from the tasks before (the lengths run in order, so "
-        "each new length is longer than all history: then it is looked at every 0.7 s past the longest "
-        "past time); in sync mode there is no poll (the submit reply is the result).",
+        "Polling mode: checks of one task at least 2 s apart (WaveSpeed's published pace); the poll plan "
+        "learns the model from the tasks before (the lengths run in order, so each new length is longer "
+        "than all history: past 99 % of it the gaps grow with the task's age, a tenth of it); in sync mode "
+        "there is no poll (the submit reply is the result).",
     ]
     if nagle:
         stall = nagle[0]["overhead_median_s"] - nagle[1]["overhead_median_s"]
@@ -180,7 +184,7 @@ def run(
         rows=rows + nagle,
         targets=[
             Target(
-                f"median overhead <= {TARGET_S} s at every length, both modes",
+                f"median overhead <= {TARGET_S} s (sync) / {TARGET_POLL_S} s (poll) at every length",
                 met,
                 f"worst median {worst['overhead_median_s']:.3f} s ({worst['mode']}, "
                 f"{worst['inference_s']:g} s)",
@@ -251,8 +255,12 @@ def _nagle_rows(pack: Any, n: int) -> list[dict[str, Any]]:
     return out
 
 
+def _target(row: dict[str, Any]) -> float:
+    return TARGET_POLL_S if row["mode"] == "poll" else TARGET_S
+
+
 def _miss_note(rows: list[dict[str, Any]]) -> str:
-    missed = [r for r in rows if r["overhead_median_s"] > TARGET_S]
+    missed = [r for r in rows if r["overhead_median_s"] > _target(r)]
     parts = [
         f"{r['mode']} {r['inference_s']:g} s: median {r['overhead_median_s']:.3f} s, of which poll lag "
         f"{fmt_s(r['poll_lag_median_s'])} s and fetch {fmt_s(r['fetch_median_s'])} s"
@@ -261,9 +269,9 @@ def _miss_note(rows: list[dict[str, Any]]) -> str:
     return (
         "Why missed: "
         + "; ".join(parts)
-        + ". In polling mode the lag follows the poll plan (wavespeed/limits/poller.py) at about 1.5 requests "
-        "per second of inference: a 0.5 s task cannot meet that (submit and download are 2 requests) and "
-        "gets 3 polls; a length longer than all history before it is looked at every 0.7 s."
+        + ". In polling mode the lag follows the poll plan (wavespeed/limits/poller.py): at least 2 s "
+        "between checks, and a length longer than all history before it is a long task whose gaps grow "
+        "with its age (a tenth of it), as WaveSpeed asks for long tasks."
     )
 
 

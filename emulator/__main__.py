@@ -73,12 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         "--created-at-digits", type=int, choices=range(10), help="created_at fraction digits (3)"
     )
     kind.add_argument(
-        "--error-code-type", choices=("string", "int"), help="error bodies' error_code type (int)"
+        "--error-code-type", choices=("string", "int"), help="error bodies' error_code type (string)"
     )
     kind.add_argument(
         "--poll-gap-s",
         type=float,
-        help="429 for a check of a task closer than this to its previous one (0: never)",
+        help="429 for a check of a task closer than this to its previous check (2.0; 0: never)",
     )
     kind.add_argument(
         "--bad-values", choices=("refused", "task"), help="a bad value: 400, or a failed task (refused)"

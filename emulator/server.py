@@ -74,6 +74,8 @@ KIND: dict[str, object] = {
     "error_body": "plain",
     "edit_size": "input",
     "created_at_digits": 9,
+    "error_code_type": "int",
+    "poll_gap_s": 0.0,
 }
 
 
@@ -114,13 +116,17 @@ class Emulator(EmulatorState):
       created_at_digits   fraction digits of ``created_at`` before Go cuts trailing zeros (3;
                           9 keeps all nine, as the docs' example shows)
       error_code_type     "string" (an error body's ``error_code`` as text, as the official
-                          clients type it: WAVESPEED_API.md 13.8) | "int" (default here)
+                          ai-sdk-provider, CLI and MCP type it: WAVESPEED_API.md 13.8) | "int"
       poll_gap_s          a check of a task (GET its /result) under this many seconds after the
-                          previous check of it is answered 429 and counts as a check (13.1: at
-                          least 2 s); 0 (default here) never refuses one
+                          previous check of it is answered 429, and counts as a check itself
+                          (default 2.0: the published pace, 13.1); 0 never refuses one
       bad_values          "refused" (a bad value is a 400 before any task: the docs' reading) |
                           "task" (the submit is accepted and charged, the task fails with code
                           1401, refunded later: the other reading, WAVESPEED_API.md 5.1)
+
+    Tasks can end ``deleted`` (``next_tasks(end_status="deleted")``) or be deleted by
+    ``POST /api/v3/predictions/delete {"ids": [...]}`` (13.6): their ``/result`` then reads
+    ``deleted``, with no outputs, and their files are gone.
 
     Raises:
         ValueError: an empty api_keys, or a config value configure() refuses.
@@ -233,7 +239,7 @@ class Emulator(EmulatorState):
         delay_s: float | None = None,
         message: str | None = None,
         detail: str | None = None,
-        error_code: int | None = None,
+        error_code: int | str | None = None,
     ) -> None:
         """Arm a fault on the next `times` requests to route; kinds are described in behaviour/fault_rules.py.
 
@@ -272,7 +278,7 @@ class Emulator(EmulatorState):
         """Decide how the next `times` accepted submissions end (fail, hang, NSFW, timing).
 
         ``moderated``: fail with code 1200 and a "potentially sensitive" message (a Kontext [max]
-        moderation refusal). ``end_status``: "cancelled" or "timeout" instead of completed.
+        moderation refusal). ``end_status``: "cancelled", "timeout" or "deleted" instead of completed.
         """
         if moderated:
             fail, fail_code = fail or MODERATION_MESSAGE, MODERATION_CODE

@@ -59,10 +59,9 @@ class EmulatorState:
         self.error_body = "full"
         self.edit_size = "kontext"
         self.created_at_digits = 3
-        # Switches the probe's tests set (the defaults keep the older behaviour on this branch).
-        self.error_code_type = "int"
+        self.error_code_type = "string"
         self.bad_values = "refused"
-        self.poll_gap_s = 0.0
+        self.poll_gap_s = 2.0
         self._checked: dict[str, float] = {}  # task id -> when it was last checked (monotonic)
         self._throttled = 0
         self._rng = random.Random(seed)
@@ -137,6 +136,12 @@ class EmulatorState:
             }
 
     @property
+    def throttled_checks(self) -> int:
+        """Checks of a task answered 429 because its previous check was under ``poll_gap_s`` ago."""
+        with self._lock:
+            return self._throttled
+
+    @property
     def tier(self) -> Tier:
         """The account level in force (limits.TIERS)."""
         with self._lock:
@@ -189,6 +194,36 @@ class EmulatorState:
             return not self._stop_event.wait(seconds)
         return not self._stop_event.is_set()
 
+    def check_pace(self, request_id: str) -> float | None:
+        """Count a check of ``request_id`` now: the gap it broke (the caller answers 429), or None.
+        Every check counts, a refused one too (the least kind reading of "at least 2 seconds
+        between checks of the same task id"); ``poll_gap_s`` 0 never refuses."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._checked.get(request_id)
+            self._checked[request_id] = now
+            gap = self.poll_gap_s
+            if gap > 0 and last is not None and now - last < gap:
+                self._throttled += 1
+                return gap
+        return None
+
+    def delete(self, ids: list[str]) -> int:
+        """``POST /api/v3/predictions/delete``: the known tasks among ``ids`` read ``deleted`` from
+        now on and their output files are gone; how many were deleted."""
+        now = time.monotonic()
+        count = 0
+        with self._lock:
+            for request_id in dict.fromkeys(ids):
+                task = self._tasks.get(request_id)
+                if task is None or task.deleted_at is not None:
+                    continue
+                task.deleted_at = now
+                count += 1
+                for path in [p for p in self._files if p.startswith(f"/cdn/output/{request_id}-")]:
+                    del self._files[path]
+        return count
+
     def file(self, path: str) -> tuple[bytes, str] | None:
         """A stored file (an output or an upload) by URL path: (bytes, MIME type), or None."""
         with self._lock:
@@ -210,25 +245,6 @@ class EmulatorState:
         with self._lock:
             return self._tickets.pop(token, None)
 
-    def check_pace(self, request_id: str) -> float | None:
-        """Count a check of ``request_id`` now: the gap it broke (the caller answers 429), or None.
-        Every check counts, a refused one too; ``poll_gap_s`` 0 never refuses."""
-        now = time.monotonic()
-        with self._lock:
-            last = self._checked.get(request_id)
-            self._checked[request_id] = now
-            gap = self.poll_gap_s
-            if gap > 0 and last is not None and now - last < gap:
-                self._throttled += 1
-                return gap
-        return None
-
-    @property
-    def throttled_checks(self) -> int:
-        """Checks of a task answered 429 because its previous check was under ``poll_gap_s`` ago."""
-        with self._lock:
-            return self._throttled
-
     def history(self) -> list[Task]:
         """Every task, oldest first (what GET predictions lists, newest first)."""
         with self._lock:
@@ -243,7 +259,7 @@ class EmulatorState:
         ``history_echo`` switch): which key, if any, carries the echo of the request. ``asked``:
         the history call sent ``include_inputs: true``.
         """
-        if task.is_due(now):
+        if task.is_due(now) and task.deleted_at is None:
             self._render(task)
         obj = prediction_object(task, now)
         key = {"result": self.result_echo, "list": self.history_echo}.get(where, "none")

@@ -72,8 +72,10 @@ def api_key() -> str:
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """A fresh emulator on a free loopback port with short (0.2 s) tasks, stopped after the test."""
-    with Emulator(api_keys=(TEST_API_KEY,), inference_s=0.2) as emu:
+    """A fresh emulator on a free loopback port with short (0.2 s) tasks, stopped after the test. It
+    answers 429 to a check of a task less than 2 s after the previous one (WaveSpeed's published
+    pace, the emulator's default): a test that checks a task faster than the pack does fails."""
+    with Emulator(api_keys=(TEST_API_KEY,), inference_s=0.2, poll_gap_s=2.0) as emu:
         yield emu
 
 

@@ -78,7 +78,7 @@ class FaultRule:
     delay_s: float | None = None
     message: str | None = None
     detail: str | None = None  # the error body's data.error, when it says more than the message
-    error_code: int | None = None  # the error body's error_code
+    error_code: int | str | None = None  # the error body's error_code (as the error_code_type switch says)
 
     def validate(self) -> None:
         """Reject rules that could never fire or would fire nonsensically (fail at inject time)."""
@@ -112,7 +112,7 @@ class TaskPlan:
     nsfw: bool = False
     inference_s: float | None = None
     queue_s: float | None = None
-    end_status: str | None = None  # "cancelled" / "timeout" (tasks.END_STATUSES)
+    end_status: str | None = None  # "cancelled" / "timeout" / "deleted" (tasks.END_STATUSES)
 
 
 class FaultBook:

@@ -40,6 +40,7 @@ MODERATION_MESSAGE = (
 END_STATUSES: dict[str, tuple[int | None, str]] = {
     "cancelled": (None, "The prediction was cancelled."),
     "timeout": (5004, "The prediction timed out."),
+    "deleted": (None, "The prediction was deleted."),
 }
 
 
@@ -71,7 +72,8 @@ class Task:
     fail_code: int = 1403
     never_finish: bool = False
     nsfw: bool = False
-    end_status: str | None = None  # "cancelled" / "timeout": the task ends so (END_STATUSES)
+    end_status: str | None = None  # "cancelled" / "timeout" / "deleted": the task ends so (END_STATUSES)
+    deleted_at: float | None = None  # monotonic time it was deleted (POST predictions/delete)
     keep_input_size: bool = False  # an edit without aspect_ratio keeps the input's size (kinder)
     created_ns: int = 0  # time.time_ns() at submit: what created_after / created_before compare
     # Filled in once by render(): output URLs or bare base64 strings, or the reason it failed.
@@ -176,7 +178,8 @@ def render(
 
 def prediction_object(task: Task, now: float, *, force_status: str | None = None) -> dict[str, Any]:
     """The `data` object for a task as seen at monotonic time `now` (render first if it is due)."""
-    phase = force_status or task.phase(now)
+    deleted = task.deleted_at is not None and now >= task.deleted_at
+    phase = force_status or ("deleted" if deleted else task.phase(now))
     obj: dict[str, Any] = {
         "id": task.id,
         "model": task.model,
@@ -188,6 +191,9 @@ def prediction_object(task: Task, now: float, *, force_status: str | None = None
         "error": "",
         "timings": {"inference": 0},
     }
+    if phase == "deleted":
+        obj.update(error=END_STATUSES["deleted"][1])
+        return obj
     if phase != "terminal":
         return obj
     ms = int(round(task.inference_s * 1000))

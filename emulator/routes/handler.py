@@ -178,6 +178,8 @@ class _Handler(ReplyHandler):
             upload_ticket(self)
         elif method == "POST" and rest == "predictions":
             self._list_predictions()
+        elif method == "POST" and rest == "predictions/delete":
+            self._delete_predictions()
         else:
             self.reply_error(404, f"not found: {path}")
 
@@ -242,6 +244,17 @@ class _Handler(ReplyHandler):
             return
         self.reply_ok(self.backend.prediction(task, time.monotonic(), where="result"))
 
+    def _delete_predictions(self) -> None:
+        try:
+            body = self.json_body()
+            ids = body.get("ids") if isinstance(body, dict) else None
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ValidationError("ids must be a list of task ids")
+        except ValidationError as exc:
+            self.reply_error(400, str(exc))
+            return
+        self.reply_ok({"deleted_count": self.backend.delete(ids)})
+
     def _list_predictions(self) -> None:
         try:
             body = self.json_body() if self.body.strip() else {}
@@ -253,6 +266,8 @@ class _Handler(ReplyHandler):
         items = []
         for task in sorted(self.backend.history(), key=lambda t: t.created_ns, reverse=True):
             item = self.backend.prediction(task, now, where="list", asked=query.include_inputs)
+            if item["status"] == "deleted":  # gone from the history; only its /result still says so
+                continue
             created = parse_time(task.created_at)  # what the client sees, not the finer clock
             if query.keeps(task.model, item["status"], task.created_ns / 1e9 if created is None else created):
                 items.append(item)

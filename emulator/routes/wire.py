@@ -284,12 +284,13 @@ class ReplyHandler(BaseHTTPRequestHandler):
     ) -> None:
         """The API's error envelope: HTTP status, the same code, message; with the backend's
         ``error_body`` "full" also ``error_code`` and ``data: {error}`` (the Java spec's shape and
-        a third-party SDK's ``error_code``, WAVESPEED_API.md 12.4), "plain": data null."""
+        the official clients' ``error_code``, WAVESPEED_API.md 12.4, 13.8), "plain": data null.
+        ``error_code`` is a string unless the ``error_code_type`` switch says "int"."""
         if getattr(self.backend, "error_body", "full") == "plain":
             self.reply_json(status, {"code": status, "message": message, "data": None}, headers)
             return
         code: int | str = status if error_code is None else error_code
-        if getattr(self.backend, "error_code_type", "int") != "int":
+        if getattr(self.backend, "error_code_type", "string") != "int":
             code = str(code)
         elif isinstance(code, str) and code.isdigit():
             code = int(code)

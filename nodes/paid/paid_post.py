@@ -1,7 +1,11 @@
 """The paying step of the paid path (paid_path.py): book the price, POST once, journal the task.
 
 * The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` before any request
-  (BudgetExceededError), and given back only when the submit provably created no task.
+  (BudgetExceededError), and given back only when the submit provably created no task: nothing was
+  sent, or WaveSpeed itself refused it (the client's rule, wavespeed/api/replies.py). A submit that
+  may have created a task (a 5xx, a gateway page, a broken connection) keeps its price, leaves a
+  fixed-seed intent 'uncertain' (the next identical queue looks in the history) and says in one line
+  what queuing again does.
 * The POST goes through the account's scheduler (account_limits.py: a 429 is waited out as status text),
   which asks the submit's Cancel rule right before it: after a Cancel no POST starts.
 * The accepted task is journaled in the worker thread right after the reply, before anyone waits on
@@ -53,16 +57,35 @@ MAYBE_CHARGED = "may have been charged: check your WaveSpeed history"
 
 
 def was_not_accepted(exc: BaseException) -> bool:
-    """True when a failed submit provably created no task (so its price is given back). An error
-    that names a task id came after the task existed: it is paid, whatever its type."""
+    """True when a failed submit provably created no task (so its price is given back): the same
+    rule as the client's re-send. An error that names a task id came after the task existed: it is
+    paid, whatever its type. A server error with a status (a 5xx, however it came) may have come
+    after the task was created; one without a status was raised before anything was sent."""
     request_id = getattr(exc, "request_id", None)
     if isinstance(request_id, str) and request_id:
         return False
     if isinstance(exc, E.SubmitUncertainError):
         return False
     if isinstance(exc, E.ServerError):
-        return exc.status in (None, 429, 503)  # not sent, or rejected before a task existed
-    return isinstance(exc, E.WaveSpeedError)
+        return exc.status is None  # nothing was sent (refused, DNS, connect, TLS)
+    return isinstance(exc, E.WaveSpeedError)  # WaveSpeed's own refusal (its 429, a 4xx), or ours
+
+
+def uncertain_hint(paid: PaidSubmit, kept: bool) -> str:
+    """What queuing again does after a submit that may have been paid: with the intent kept in the
+    journal the same inputs look in the history first; with seed -1 or force_rerun they pay again."""
+    if kept:
+        return (
+            "it was not resent to avoid a double charge: queue the same inputs again and the pack "
+            "looks for it in your WaveSpeed history first (force_rerun pays again)"
+        )
+    why = (
+        "force_rerun is on" if paid.force_rerun else "seed is -1" if paid.request.seed == -1 else "no journal"
+    )
+    return (
+        "it was not resent to avoid a double charge: check your WaveSpeed history before queuing "
+        f"again ({why}: queuing again makes a new paid task)"
+    )
 
 
 class _Payment:
@@ -116,12 +139,13 @@ class _Payment:
             return False
         return True
 
-    def let_go(self, *, drop: bool) -> None:
+    def let_go(self, *, drop: bool) -> bool:
         """Release our intent: deleted when nothing was paid, else left 'uncertain' for the next
-        submit (owed until it lands if the journal cannot take it now)."""
+        submit (owed until it lands if the journal cannot take it now); whether the intent is, or
+        will be, 'uncertain' in the journal."""
         journal, intent = self.journal, self.intent
         if journal is None or intent is None:
-            return
+            return False
 
         def write() -> None:
             if drop:
@@ -134,6 +158,7 @@ class _Payment:
         except Exception as exc:
             log.warning("WaveSpeed journal: could not release the submit intent yet (%s); retrying", exc)
             UNRECORDED.keep(key_of(journal, intent.account, intent.identity), write)
+        return not drop
 
     def end_lease(self) -> None:
         if self.intent is not None and self.journal is not None:
@@ -179,9 +204,11 @@ async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
                     if isinstance(exc, E.WaveSpeedError):
                         exc.with_charge(NOT_CHARGED)  # the error says it, as the status line does
                     watch.set(0.0, f"not submitted · {NOT_CHARGED}")
-                else:
-                    payment.let_go(drop=False)  # may have been paid: never silently again
-                    watch.set(0.0, f"submit failed · {MAYBE_CHARGED}")
+                    raise
+                kept = payment.let_go(drop=False)  # may have been paid: never silently again
+                watch.set(0.0, f"submit failed · {MAYBE_CHARGED}")
+                if isinstance(exc, E.SubmitUncertainError):
+                    raise exc.replaced(hint=uncertain_hint(paid, kept)) from None
                 raise
             # Journal first, before anything else can fail or anyone waits: the task is paid for.
             kept = payment.record(prediction.id, prediction, prediction.error if prediction.is_failed else "")

@@ -31,7 +31,7 @@ E2E_API_KEY = "test-key-0123456789"
 BRONZE_KEY = "bronze-key-0123456789"
 E2E_TIMEOUT_S = 180
 _HERE = Path(__file__).resolve().parent
-_CONFIG_KEYS = ("inference_s", "queue_s", "sync_timeout_s", "output_format")
+_CONFIG_KEYS = ("inference_s", "queue_s", "sync_timeout_s", "output_format", "poll_gap_s")
 _START_CONFIG: dict[str, Any] = {}  # the e2e emulator's config at creation, restored per test
 
 
@@ -52,8 +52,9 @@ def e2e_api_key() -> str:
 
 @pytest.fixture(scope="session")
 def e2e_emulator() -> Iterator[Emulator]:
-    """One emulator for the session; short 0.3 s tasks."""
-    with Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3) as emu:
+    """One emulator for the session; short 0.3 s tasks; a check of a task less than 2 s after the
+    previous one is a 429 (WaveSpeed's published pace, the emulator's default)."""
+    with Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3, poll_gap_s=2.0) as emu:
         _START_CONFIG.clear()
         _START_CONFIG.update({k: getattr(emu, k) for k in _CONFIG_KEYS}, balance=emu.balance)
         yield emu
@@ -148,7 +149,9 @@ def bronze(bronze_minute_s: float) -> Iterator[Emulator]:
     """An emulated Bronze account (2 images a minute, 2 at once; 0.5 s tasks) for one module: the
     account's scheduler lives in the ComfyUI process and learns the limit, so a module that uses it
     starts its own ComfyUI (with `bronze_env`) rather than the session server."""
-    with Emulator(api_keys=(BRONZE_KEY,), inference_s=0.5, tier="bronze", minute_s=bronze_minute_s) as emu:
+    with Emulator(
+        api_keys=(BRONZE_KEY,), inference_s=0.5, tier="bronze", minute_s=bronze_minute_s, poll_gap_s=2.0
+    ) as emu:
         yield emu
 
 

@@ -167,7 +167,67 @@ def test_cancelled_and_timeout_end_a_task(api: Api, emulator: Emulator, end: str
     assert data.get("code") == code and isinstance(data["executionTime"], int)
     assert [i["status"] for i in _items(api, status=end)] == [end]
     with pytest.raises(ValueError):
-        emulator.next_tasks(end_status="deleted")
+        emulator.next_tasks(end_status="finished")
+
+
+def test_a_task_can_end_deleted(api: Api, emulator: Emulator) -> None:
+    """13.6: ``deleted`` is terminal in the official SDKs; such a task reads ``deleted`` with no
+    outputs, and is gone from the history."""
+    emulator.configure(inference_s=0.05)
+    emulator.next_tasks(end_status="deleted")
+    rid = api.create(T2I, {"prompt": "p"})
+    time.sleep(0.1)
+    data = api.result(rid).json()["data"]
+    assert (data["status"], data["outputs"]) == ("deleted", []) and data["error"]
+    assert _items(api) == []
+
+
+def test_deleting_a_finished_task_takes_its_result_and_files(api: Api, emulator: Emulator) -> None:
+    """13.6: ``POST /api/v3/predictions/delete {ids}`` answers ``data.deleted_count``; the task then
+    reads ``deleted`` and its output URL is gone."""
+    emulator.configure(inference_s=0.05)
+    rid = api.create(T2I, {"prompt": "p"})
+    time.sleep(0.1)
+    done = api.result(rid).json()["data"]
+    assert done["status"] == "completed" and requests.get(done["outputs"][0], timeout=5).status_code == 200
+    r = api.s.post(f"{api.base}/api/v3/predictions/delete", json={"ids": [rid, "0" * 32]}, timeout=5)
+    assert r.status_code == 200 and r.json()["data"] == {"deleted_count": 1}
+    time.sleep(2.0)  # the published pace between two checks of one task
+    assert api.result(rid).json()["data"]["status"] == "deleted"
+    assert requests.get(done["outputs"][0], timeout=5).status_code == 404
+    assert _items(api) == []
+    bad = api.s.post(f"{api.base}/api/v3/predictions/delete", json={"ids": "all"}, timeout=5)
+    assert bad.status_code == 400
+
+
+# --------------------------------------------------------------------------- the polling pace (13.1)
+
+
+def test_a_check_closer_than_2s_to_the_last_is_refused_and_counts(api: Api, emulator: Emulator) -> None:
+    """WaveSpeed asks for "at least 2 seconds between checks of the same task id": a closer check is a 429
+    (no task read) and counts as a check itself; other tasks are not affected; ``poll_gap_s=0``
+    (the kinder reading) never refuses."""
+    a, b = api.create(T2I, {"prompt": "a"}), api.create(T2I, {"prompt": "b"})
+    assert api.result(a).status_code == 200 and api.result(b).status_code == 200
+    refused = api.result(a)
+    assert refused.status_code == 429 and refused.json()["code"] == 429 and a in refused.json()["message"]
+    time.sleep(1.5)  # 1.5 s after the refused check, 1.5 + its round trip after the first
+    assert api.result(a).status_code == 429 and emulator.throttled_checks == 2
+    time.sleep(2.0)
+    assert api.result(a).status_code == 200
+    emulator.configure(poll_gap_s=0)
+    assert [api.result(b).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_error_code_is_a_string_unless_switched(api: Api, emulator: Emulator) -> None:
+    """13.8: ``error_code`` is typed as a string by the official clients; ``error_code_type="int"``
+    is the older, kinder body."""
+    emulator.inject("submit", "status", status=400, error_code=1401)
+    body = api.submit(T2I, {"prompt": "p"}).json()
+    assert body["error_code"] == "1401" and body["code"] == 400
+    emulator.configure(error_code_type="int")
+    emulator.inject("submit", "status", status=400, error_code="1401")
+    assert api.submit(T2I, {"prompt": "p"}).json()["error_code"] == 1401
 
 
 def test_moderation_refusal_is_a_failed_task_with_code_1200(api: Api, emulator: Emulator) -> None:
@@ -205,7 +265,12 @@ def test_error_body_carries_error_code_and_data_error(api: Api, emulator: Emulat
         "submit", "status", status=400, message="Bad Request", detail="seed: bad", error_code=1401
     )
     body = api.submit(T2I, {"prompt": "p"}).json()
-    assert body == {"code": 400, "message": "Bad Request", "error_code": 1401, "data": {"error": "seed: bad"}}
+    assert body == {
+        "code": 400,
+        "message": "Bad Request",
+        "error_code": "1401",
+        "data": {"error": "seed: bad"},
+    }
     emulator.configure(error_body="plain")
     body = api.submit(T2I, {"prompt": "p", "seed": "x"}).json()
     assert body["data"] is None and "error_code" not in body and "seed" in body["message"]
@@ -243,7 +308,7 @@ def test_cli_flags_reach_every_switch() -> None:
     args = _parser().parse_args(
         ["--history-echo", "inputs", "--result-echo", "none", "--echo-style", "raw", "--history-lenient",
          "--low-balance-status", "402", "--error-body", "plain", "--edit-size", "input",
-         "--created-at-digits", "9"]
+         "--created-at-digits", "9", "--error-code-type", "int", "--poll-gap-s", "0"]
     )  # fmt: skip
     got = _switches(args)
     assert got == {**KIND, "history_echo": "inputs", "result_echo": "none"}
@@ -257,6 +322,8 @@ def test_cli_flags_reach_every_switch() -> None:
         ("low_balance_status", 500),
         ("history_strict", 1),
         ("created_at_digits", True),
+        ("error_code_type", "float"),
+        ("poll_gap_s", -1.0),
     ],
 )
 def test_configure_refuses_unknown_switch_values(name: str, value: object) -> None:
@@ -273,4 +340,5 @@ def test_default_is_the_least_kind_reading() -> None:
         True,
     )
     assert (emu.low_balance_status, emu.error_body, emu.edit_size) == (400, "full", "kontext")
+    assert (emu.error_code_type, emu.poll_gap_s) == ("string", 2.0)
     assert np.all([KIND[k] != getattr(emu, k) for k in KIND])

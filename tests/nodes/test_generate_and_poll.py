@@ -7,6 +7,7 @@ import io
 import math
 import threading
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -179,6 +180,21 @@ def test_failed_task_surfaces_the_server_message(pack: ModuleType, pack_env: Emu
         asyncio.run(_chain(pack))
     assert "Media access failed for the input URL" in str(info.value) and "1402" in str(info.value)
     assert info.value.code == 1402 and "\n" not in str(info.value)
+
+
+def test_a_task_deleted_on_the_server_ends_poll_result_in_one_line(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    """``deleted`` is a terminal status (the official SDKs end on it): one line naming the task; the
+    journal marks it ended, so the same inputs queued again make a new task instead of reusing it."""
+    pack_env.next_tasks(end_status="deleted")
+    with pytest.raises(pack.wavespeed.core.errors.TaskFailedError) as info:
+        asyncio.run(_chain(pack, "deleted on the server"))
+    (gone,) = [t.id for t in pack_env.history()]
+    text = str(info.value)
+    assert "was deleted" in text and gone in text and "\n" not in text and info.value.request_id == gone
+    images, _, rid, _, _ = asyncio.run(_chain(pack, "deleted on the server"))
+    assert rid != gone and images.shape[0] == 1 and pack_env.submissions == 2
 
 
 def test_nsfw_policy(pack: ModuleType, pack_env: Emulator) -> None:

@@ -35,6 +35,11 @@ PRICE_PER_IMAGE_USD: dict[str, float] = {
 }
 
 
+# WaveSpeed's published polling pace for image tasks (docs, "Get Result" -> "Task Result Polling
+# Frequency"; WAVESPEED_API.md 13.1): at least this long between two checks of one task id.
+CHECK_GAP_S = 2.0
+
+
 def price_of(model: str, images: int = 1) -> float:
     return round(PRICE_PER_IMAGE_USD.get(model, 0.0) * images, 4)
 

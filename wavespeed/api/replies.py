@@ -16,6 +16,11 @@ Decisions, and why:
   :class:`.reply_types.Envelope`) into the reader's value or (typed error, status, message) for
   the client's retry rule; a submit reply that names a valid task id never
   becomes a retryable failure (the id is returned, or raised with the error as ``request_id``).
+* **A refused submit.** Only WaveSpeed's own word says a submit created nothing: a 429 inside its
+  JSON envelope (``{"code": 429, ...}``, under HTTP 429 or 200), or a 4xx it answered. A 5xx, a
+  gateway page (an HTML 502/503/504) or a 429 without the envelope (a proxy's, a CDN's) may have
+  come after the task was created, as every official SDK assumes (WAVESPEED_API.md 13.4): it is
+  :func:`uncertain_submit`, never re-sent.
 * **Retry-After.** Seconds or an HTTP date; garbage (``soon``), NaN and unparsable dates give
   None (normal backoff), negative gives 0, huge and infinite values are clamped to
   ``MAX_RETRY_AFTER_S``; the client then refuses to sleep past its deadline.
@@ -45,7 +50,10 @@ MAX_RETRY_AFTER_S = 24 * 3600.0
 _MAX_INT_CHARS = 20
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-SUBMIT_RETRYABLE_STATUS = frozenset({429, 503})
+REFUSED_SUBMIT_CODE = 429  # in WaveSpeed's envelope: the one reply that says a submit created nothing
+UNCERTAIN_HINT = (
+    "it was not resent to avoid a double charge: check your WaveSpeed history before queuing again"
+)
 
 # A JSON string (unrolled loop: no backtracking blow-up) or a bracket.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
@@ -214,23 +222,26 @@ def error_for_status(
     )
 
 
+def uncertain_submit(what: str, status: int | None = None) -> E.SubmitUncertainError:
+    """A submit that may have created a task we have no id for: said in one line, never re-sent."""
+    return E.SubmitUncertainError(what, hint=UNCERTAIN_HINT, status=status)
+
+
 def raise_unless_retryable(failure: E.WaveSpeedError, status: int, message: str, *, idempotent: bool) -> None:
-    """The retry rule of the module docstring, for one failed reply; returns only if it may be retried."""
+    """The retry rule of the module docstring, for one failed reply; returns only if it may be
+    retried. For a submit ``status`` is REFUSED_SUBMIT_CODE only when WaveSpeed's envelope said so
+    (``interpret`` has raised for any other 429)."""
     if isinstance(failure, E.InsufficientBalanceError):  # refused, whatever the status: never retried
         raise failure
     if idempotent:
         if status in RETRYABLE_STATUS or status == 200:  # 200 here means a malformed reply
             return
         raise failure
-    if status in SUBMIT_RETRYABLE_STATUS:
+    if status == REFUSED_SUBMIT_CODE:
         return
     if status >= 500:
-        # 500/502/504 after the body was sent may hide an accepted (paid) task.
-        raise E.SubmitUncertainError(
-            f"WaveSpeed answered the submit with HTTP {status} ({message}); it was not resent to avoid "
-            "a double charge: check your WaveSpeed history before queuing again.",
-            status=status,
-        )
+        # A 5xx after the body was sent may hide an accepted (paid) task: 503 as much as 500.
+        raise uncertain_submit(f"WaveSpeed answered the submit with HTTP {status} ({message})", status)
     raise failure
 
 
@@ -256,6 +267,11 @@ def read_up_to(resp: requests.Response, cap: int) -> tuple[bytes, bool]:
             return b"", True
         chunks.append(chunk)
     return b"".join(chunks), False
+
+
+def refused_by_wavespeed(envelope: Envelope | None) -> bool:
+    """A reply in which WaveSpeed itself refuses a submit: a 429 in its JSON envelope."""
+    return envelope is not None and envelope.code == REFUSED_SUBMIT_CODE
 
 
 def raise_accepted(request_id: str, what: str) -> NoReturn:
@@ -314,16 +330,18 @@ def interpret(
         message = server_message(envelope, reply.status, reply.content_type)
         if accepted:  # whatever the status says, a reply that names a task: it exists, it is paid
             raise_accepted(accepted, f"HTTP {reply.status} ({message})")
+        if not idempotent and reply.status == REFUSED_SUBMIT_CODE and not refused_by_wavespeed(envelope):
+            # A 429 that is not WaveSpeed's own (a proxy's, a CDN's): it says nothing about the task.
+            raise uncertain_submit(
+                f"The submit was answered HTTP 429 without WaveSpeed's reply ({message})", reply.status
+            )
         error = error_for_status(reply.status, message, during=during, request_id=request_id)
         return error, reply.status, message
     if envelope is None:
         if body is not None:
             why = "not a JSON object"
         if not idempotent:
-            raise E.SubmitUncertainError(
-                f"WaveSpeed answered the submit with a malformed reply ({why}); it was not resent to "
-                "avoid a double charge: check your WaveSpeed history before queuing again."
-            )
+            raise uncertain_submit(f"WaveSpeed answered the submit with a malformed reply ({why})")
         error = E.ServerError(
             f"WaveSpeed sent a malformed {during} reply ({why}); retries ran out.", request_id=request_id
         )
@@ -340,10 +358,7 @@ def interpret(
         if accepted:
             raise_accepted(accepted, f"a malformed task ({exc})")
         if not idempotent:
-            raise E.SubmitUncertainError(
-                f"WaveSpeed's reply to the submit is malformed ({exc}); it was not resent to avoid "
-                "a double charge: check your WaveSpeed history before queuing again."
-            ) from None
+            raise uncertain_submit(f"WaveSpeed's reply to the submit is malformed ({exc})") from None
         error = E.ServerError(
             f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
             request_id=request_id,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..api.reply_types import Prediction
 from ..core.vocabulary import QUEUED_STATUSES
 from ..settings.env_numbers import bounded_float_from_env
-from .poll_plan import PollPlan, Schedule, TokenBucket, next_due
+from .poll_plan import PollPlan, Schedule, TokenBucket, last_looks, next_due
 
 History = Callable[[str], Sequence[float]]  # model -> past inference times in seconds
 
@@ -52,7 +52,8 @@ class TaskEntry:
     schedule: Schedule
     queued_since: float | None = None
     due: float = 0.0
-    last_poll: float | None = None
+    last_poll: float | None = None  # when its last check was sent
+    last_end: float | None = None  # when its last check's reply (or failure) came: the gap runs from here
     in_flight: bool = False
     deadlines: list[float] = field(default_factory=list)  # one per waiter
     version: int = 0
@@ -97,12 +98,15 @@ class PollBook:
             if fresh:
                 entry.start = now - float(age_s or 0.0)
             entry.deadlines.append(deadline)
-            entry.due = self._next(entry, now, looked_now=False) if first is not None or fresh else now
+            if first is not None or fresh:
+                entry.due = self._next(entry, now)
+            else:  # a task of unknown age: looked at once (unless its deadline's last look is near)
+                entry.due = last_looks(now, self.plan, now=now, last=None, deadlines=entry.deadlines)
             self.entries[request_id] = entry
         else:
             entry.deadlines.append(deadline)
             if not entry.in_flight:
-                entry.due = min(entry.due, self._next(entry, now, looked_now=False))
+                entry.due = min(entry.due, self._next(entry, now))
         return entry
 
     def leave(self, entry: TaskEntry, deadline: float) -> None:
@@ -136,6 +140,7 @@ class PollBook:
 
     def on_reply(self, entry: TaskEntry, prediction: Prediction, now: float) -> None:
         entry.in_flight = False
+        entry.last_end = now
         entry.polls += 1
         entry.prediction = prediction
         entry.version += 1
@@ -146,10 +151,10 @@ class PollBook:
         elif prediction.status in QUEUED_STATUSES:
             entry.queued_since = entry.queued_since if entry.queued_since is not None else now
             entry.start = now  # not started yet: its inference clock has not begun
-            entry.due = self._next(entry, now, looked_now=True)
+            entry.due = self._next(entry, now)
         else:
             entry.queued_since = None
-            entry.due = self._next(entry, now, looked_now=True)
+            entry.due = self._next(entry, now)
 
     def on_error(self, entry: TaskEntry, exc: BaseException) -> None:
         entry.in_flight = False
@@ -184,20 +189,15 @@ class PollBook:
                     )
         return past
 
-    def _next(self, entry: TaskEntry, now: float, *, looked_now: bool) -> float:
-        if entry.queued_since is not None:
-            due = now + self.plan.queued_delay(now - entry.queued_since)
-            for deadline in entry.deadlines:  # a queued task's waiters get their last look too
-                last = deadline - self.plan.final_lead_s
-                if not (looked_now and now >= last) and due > last:
-                    due = max(now + self.plan.min_step_s if looked_now else now, last)
-            return due
+    def _next(self, entry: TaskEntry, now: float) -> float:
+        """The entry's next check: by its plan, never within a gap of its last check's end, and
+        each waiter's deadline with its last look."""
+        last = entry.last_end
+        if (
+            entry.queued_since is not None
+        ):  # a queued task is looked at every 2..5 s, its waiters' last looks too
+            due = now if last is None else last + self.plan.queued_delay(now - entry.queued_since)
+            return last_looks(due, self.plan, now=now, last=last, deadlines=entry.deadlines)
         return next_due(
-            entry.schedule,
-            self.plan,
-            start=entry.start,
-            now=now,
-            deadlines=entry.deadlines,
-            looked_now=looked_now,
-            polls=entry.polls,
+            entry.schedule, self.plan, start=entry.start, now=now, last=last, deadlines=entry.deadlines
         )

@@ -1,7 +1,25 @@
 """The poll plan of one task, as pure functions: a model's past inference times and a prior become a
-smoothed distribution (``Distribution``), and the distribution and a request budget become poll
-times (``PollPlan.schedule``): density proportional to the square root of the hazard, scaled so the
-expected requests meet the budget. What the plan knows and assumes, and why: poller.py's docstring.
+smoothed distribution (``Distribution``), and the distribution becomes check times
+(``PollPlan.schedule``) that keep WaveSpeed's pace. What the plan knows and assumes, and why:
+poller.py's docstring.
+
+The rules every plan keeps, whatever the history (tests/wavespeed/limits/test_poll_plan.py tries
+them with Hypothesis):
+
+* two checks of one task are at least ``gap_s`` (2 s, the published pace) apart, and the first is
+  no earlier than the submit; so a task of any length gets no more checks than a poller that looks
+  at once and then every 2 s (its k-th check is never before that poller's);
+* the first check comes within ``first_look_s`` (1 s): a task that fails at once (a bad input
+  URL, 1402) is seen at once;
+* no gap is wider than ``max_gap(t)`` (5 s, or a quarter of the task's age) while the learned
+  times say the task may still end: an early failure is seen soon;
+* once a task has outlived 99 % of the learned times it is a long task, and the gaps grow with its
+  age (a tenth of it, 2 s to 30 s: "gradually increase", as WaveSpeed asks).
+
+Within them the checks go where they cut the expected time added most: the plan minimises
+E[time added] + ``check_cost_s`` x E[checks] by dynamic programming over candidate check times (a
+grid 0.05 s apart, 0.25 % of the age later on). A check is worth it when it saves at least
+``check_cost_s`` of expected waiting.
 """
 
 from __future__ import annotations
@@ -12,10 +30,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-# 0.05 s .. 30 min, log-spaced (3.3 % apart): where S(t) and f(t) are evaluated
-_GRID: tuple[float, ...] = tuple(0.05 * math.exp(math.log(36000.0) * i / 319) for i in range(320))
+from ..api.kontext_request import CHECK_GAP_S
+
 _SQRT2 = math.sqrt(2.0)
-_MAX_POLLS = 4000
+_LONGEST_S = 3600.0  # the grid ends here whatever the history says (a plan is for one wait)
 
 
 @dataclass(frozen=True)
@@ -28,56 +46,28 @@ class Prior:
 
 
 class Distribution:
-    """One model's inference times: past ones smoothed, mixed with the prior; S(t), f(t) on a grid."""
+    """One model's inference times: past ones smoothed (a log-normal kernel around each, Silverman's
+    width on the logs), mixed with the prior. ``survival(t)`` = P(inference > t)."""
 
     def __init__(self, history: Sequence[float], prior: Prior = Prior()) -> None:
-        times = [float(x) for x in history if 0 < x < _GRID[-1] and math.isfinite(x)]
+        times = [float(x) for x in history if 0 < x < _LONGEST_S and math.isfinite(x)]
         logs = [math.log(x) for x in times]
         width = _bandwidth(logs)
-        parts = [(math.log(prior.median_s), prior.sigma, prior.weight)] + [(m, width, 1.0) for m in logs]
-        total = sum(w for _, _, w in parts)
+        self._parts = [(math.log(prior.median_s), prior.sigma, prior.weight)] + [
+            (m, width, 1.0) for m in logs
+        ]
+        self._total = sum(w for _, _, w in self._parts)
         self.samples = len(times)
-        self._sorted = self.times = sorted(times)
-        self._prior, self._prior_mu, self._total = prior, math.log(prior.median_s), total
-        # The plain mean of the past times (the kernels' widths would inflate it), blended with the prior's.
+        self.times = sorted(times)
         prior_mean = prior.median_s * math.exp(prior.sigma**2 / 2)
-        self.mean_s = (prior.weight * prior_mean + sum(times)) / total
-        survival: list[float] = []
-        density: list[float] = []
-        for t in _GRID:
-            lt = math.log(t)
-            s_sum = f_sum = 0.0
-            for m, s, w in parts:
-                z = (lt - m) / s
-                s_sum += w * 0.5 * math.erfc(z / _SQRT2)
-                f_sum += w * math.exp(-0.5 * z * z) / (s * t)
-            survival.append(s_sum / total)
-            density.append(f_sum / total / math.sqrt(2 * math.pi))
-        self.survival_grid = tuple(survival)
-        # Cumulative sqrt-hazard (trapezoid on the grid): polls go at equal steps of it.
-        root = [math.sqrt(f / s) if s > 1e-12 else 0.0 for f, s in zip(density, survival, strict=True)]
-        acc = [0.0]
-        for i in range(1, len(_GRID)):
-            acc.append(acc[-1] + 0.5 * (root[i] + root[i - 1]) * (_GRID[i] - _GRID[i - 1]))
-        self.sqrt_hazard_cum = tuple(acc)
+        self.mean_s = (prior.weight * prior_mean + sum(times)) / self._total
 
     def survival(self, t: float) -> float:
-        """P(inference > t), smoothed: interpolated on the grid."""
-        return _interp(_GRID, self.survival_grid, t, left=1.0)
-
-    def survival_seen(self, t: float) -> float:
-        """P(inference > t) from the past times as they are (plus the prior): what polls will cost.
-        The smoothing that shapes the plan widens the spread, so it would overstate the cost."""
-        z = (math.log(t) - self._prior_mu) / self._prior.sigma if t > 0 else -math.inf
-        running = len(self._sorted) - bisect.bisect_right(self._sorted, t)
-        return (self._prior.weight * 0.5 * math.erfc(z / _SQRT2) + running) / self._total
-
-    def horizon(self, tail: float = 1e-4) -> float:
-        """Where fewer than ``tail`` of the tasks are still running: the plan's end."""
-        for t, s in zip(_GRID, self.survival_grid, strict=True):
-            if s < tail:
-                return t
-        return _GRID[-1]
+        """P(inference > t)."""
+        if t <= 0:
+            return 1.0
+        lt = math.log(t)
+        return sum(w * 0.5 * math.erfc((lt - m) / (s * _SQRT2)) for m, s, w in self._parts) / self._total
 
 
 def _bandwidth(logs: Sequence[float]) -> float:
@@ -93,146 +83,116 @@ def _bandwidth(logs: Sequence[float]) -> float:
     return max(0.03, 0.9 * spread / math.pow(n, 0.2))
 
 
-def _interp(xs: Sequence[float], ys: Sequence[float], x: float, *, left: float) -> float:
-    if x <= xs[0]:
-        return left
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect.bisect_right(xs, x)
-    x0, x1 = xs[i - 1], xs[i]
-    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - x0) / (x1 - x0)
-
-
 @dataclass(frozen=True)
 class Schedule:
-    """Poll times of one task, in seconds after it started processing; between and past them, gaps of
-    at most max_gap_s, and at most tail_gap_s once the task has outlived every past time."""
+    """Check times of one task, in seconds after it started (submitted, or last seen queued); past
+    ``long_from_s`` the gaps grow with its age (``tail_gap``)."""
 
     offsets: tuple[float, ...]
-    expected_polls: float
-    budget_polls: float
+    long_from_s: float
+    gap_s: float
+    tail_share: float
+    tail_max_gap_s: float
     mean_s: float
-    max_gap_s: float
-    min_step_s: float
-    tail_gap_s: float
-    tail_from_s: float  # the longest past time (inf without history: the prior's tail then rules)
-    fixed_requests: int = 2
-    min_polls: float = 3.0
 
-    def latest_after(self, last_s: float, polls: int = 0) -> float:
-        """The latest next poll after one at last_s: max_gap_s on; past all history, the next point
-        of a tail_gap_s grid that starts half a gap after the longest past time, but no sooner than
-        the task's own seconds pay for it (``polls`` so far, one per tail_gap_s, the submit and the
-        download included): a history biased short (the first few of a burst to finish) cannot
-        make a long task spend more than its budget."""
-        cap = last_s + self.max_gap_s
-        if math.isinf(self.tail_from_s):
-            return cap
-        j = max(0, math.floor((last_s + self.min_step_s - self.tail_from_s) / self.tail_gap_s - 0.5) + 1)
-        # The first min_polls are every task's (see PollPlan.schedule); beyond, its seconds pay.
-        paid = (polls + 1 + self.fixed_requests) * self.tail_gap_s if polls + 1 > self.min_polls else 0.0
-        return min(cap, max(self.tail_from_s + (j + 0.5) * self.tail_gap_s, paid))
+    def tail_gap(self, elapsed_s: float) -> float:
+        """The gap after a check at ``elapsed_s`` of a long task: a tenth of its age, 2 s to 30 s."""
+        return min(self.tail_max_gap_s, max(self.gap_s, self.tail_share * elapsed_s))
 
-    def next_offset(self, elapsed_s: float, polls: int = 0) -> float:
-        """The first planned poll at least min_step_s after elapsed_s (seconds since the start);
-        ``polls``: how many this task had so far."""
-        i = bisect.bisect_left(self.offsets, elapsed_s + self.min_step_s)
-        limit = self.latest_after(elapsed_s, polls)
-        return min(self.offsets[i], limit) if i < len(self.offsets) else limit
+    def next_offset(self, elapsed_s: float, last_s: float | None = None) -> float:
+        """The next check (seconds since the start) at ``elapsed_s``: the first planned one not yet
+        past, and at least ``gap_s`` after ``last_s``, when the task's last check ended (None: it
+        had none). A planned check less than half a gap after ``last_s + gap_s`` is the one that
+        check came just before (its reply took a moment): kept and moved to the gap, not skipped.
+        Past the plan: at once if the task was never checked, else the tail's growing gap."""
+        if last_s is None:
+            floor = lo = elapsed_s
+        else:
+            floor = max(elapsed_s, last_s + self.gap_s)
+            lo = max(elapsed_s, last_s + self.gap_s / 2)
+        i = bisect.bisect_left(self.offsets, lo)
+        if i < len(self.offsets):
+            return max(self.offsets[i], floor)
+        if last_s is None:
+            return elapsed_s
+        return max(elapsed_s, last_s + self.tail_gap(last_s))
 
 
 @dataclass(frozen=True)
 class PollPlan:
-    """The settings of the plan; ``schedule(history)`` turns a model's past times into poll times."""
+    """The settings of the plan; ``schedule(history)`` turns a model's past times into check times."""
 
-    per_task_rps: float = 1.5
-    fixed_requests: int = 2  # the submit and the download
-    aim: float = 0.95  # plan 5 % under the budget: the distribution is an estimate, the budget a promise
-    min_step_s: float = 0.05
-    max_gap_s: float = 4.0
-    min_polls: float = 3.0  # a task expected under ~3.5 s still gets a useful plan (see schedule)
+    gap_s: float = CHECK_GAP_S  # WaveSpeed's minimum between two checks of one task
+    check_cost_s: float = 0.1  # a check must save this much expected waiting to be made
+    first_look_s: float = 1.0  # the first check comes this soon at the latest
+    max_gap_s: float = 5.0  # ... and no gap wider (or a quarter of the age, if more) before the tail
+    max_gap_share: float = 0.25
+    long_tail: float = 0.01  # a task outliving 99 % of the learned times is a long task
+    tail_share: float = 0.1  # its gaps: a tenth of its age,
+    tail_max_gap_s: float = 30.0  # at most this
+    step_s: float = 0.05  # the candidate grid: this apart, or step_share of the age if more
+    step_share: float = 0.001
     final_lead_s: float = 1.0
-    queued_min_s: float = 0.5
-    queued_max_s: float = 2.0
+    queued_max_s: float = 5.0
     prior: Prior = field(default_factory=Prior)
 
+    def max_gap(self, t: float) -> float:
+        return max(self.max_gap_s, self.max_gap_share * t)
+
     def schedule(self, history: Sequence[float]) -> Schedule:
-        """The cheapest-lag poll times whose expected requests fit per_task_rps x expected inference.
-
-        Floors keep the plan useful where the budget alone would not: no gap over ``max_gap_s``, at
-        least ``min_polls`` (the submit and the download alone are 2 requests, so a task expected
-        under ~3.5 s could not otherwise buy a look near its end), and a task that outlives every
-        past time (a slow day, a longer spread) is looked at every 1 / (aim x per_task_rps) seconds:
-        it pays for those extra seconds at the per-second budget itself, and keeps a lag under ~0.7 s.
-        """
+        """The check times minimising E[time added] + check_cost_s x E[checks] under the rules of
+        the module docstring (dynamic programming on a grid; a few ms)."""
         dist = Distribution(history, self.prior)
-        budget = max(self.min_polls, self.aim * self.per_task_rps * dist.mean_s - self.fixed_requests)
-        tail_from = max(dist.times) if dist.times else math.inf
-        gap = 1.0 / (self.aim * self.per_task_rps)
-        shape = Schedule(
-            (),
-            0.0,
-            budget,
-            dist.mean_s,
-            self.max_gap_s,
-            self.min_step_s,
-            gap,
-            tail_from,
-            self.fixed_requests,
-            self.min_polls,
-        )
-        body = dataclasses.replace(shape, tail_from_s=math.inf)  # the tail pays for itself
-        end = dist.horizon()
-        lo, hi = math.log(1e-4), math.log(1e3)  # scale of the sqrt-hazard steps: small = dense
-        best = self._offsets(dist, math.exp(hi), end, body)
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            offsets = self._offsets(dist, math.exp(mid), end, body)
-            if _expected_polls(dist, offsets, body) <= budget:
-                best, hi = offsets, mid
-            else:
-                lo = mid
-        expected = _expected_polls(dist, best, body)
-        # The max gap is a floor too: where even one look per max_gap_s costs more than the budget
-        # (a 17 s model at 0.5 req/s), that sparsest plan is the one used, and the budget says so.
-        return dataclasses.replace(
-            shape, offsets=best, expected_polls=expected, budget_polls=max(budget, expected)
-        )
+        ts, surv, area, long_from = self._grid(dist)
+        shape = Schedule((), long_from, self.gap_s, self.tail_share, self.tail_max_gap_s, dist.mean_s)
+        n = len(ts)
+        cost = self.check_cost_s
+        # best[i]: the least expected cost from a check at ts[i] on, weighted by P(still running
+        # then); after a check at ts[i], the next at ts[j] costs a check if the task still ran at
+        # ts[i], and waiting (ts[j] - x) for a task ending at x in between.
+        best = [0.0] * n
+        nxt = [-1] * n
+        for i in range(n - 1, -1, -1):
+            if ts[i] >= long_from:  # a long task: the tail's growing gaps, roughly one more check
+                best[i] = surv[i] * (cost + 0.5 * shape.tail_gap(ts[i]))
+                continue
+            lo = bisect.bisect_left(ts, ts[i] + self.gap_s - 1e-9)
+            hi = bisect.bisect_right(ts, ts[i] + self.max_gap(ts[i]) + 1e-9)
+            choice, value = -1, math.inf
+            for j in range(lo, min(hi, n)):
+                v = (cost + ts[j] - ts[i]) * surv[i] - (area[j] - area[i]) + best[j]
+                if v < value:
+                    choice, value = j, v
+            best[i], nxt[i] = value, choice
+        # The first check: any time from the submit on (no check before it), within first_look_s.
+        hi = bisect.bisect_right(ts, self.first_look_s + 1e-9)
+        first = min(range(hi), key=lambda j: cost + ts[j] - area[j] + best[j])
+        offsets = [ts[first]]
+        j = first
+        while nxt[j] >= 0:
+            j = nxt[j]
+            offsets.append(ts[j])
+        return dataclasses.replace(shape, offsets=tuple(offsets))
 
-    def _offsets(self, dist: Distribution, scale: float, end: float, shape: Schedule) -> tuple[float, ...]:
-        cum = dist.sqrt_hazard_cum
-        out: list[float] = []
-        last = 0.0
-        k = 0.5
-        while len(out) < _MAX_POLLS:
-            target = k * scale
-            t = _interp(cum, _GRID, target, left=_GRID[0]) if target < cum[-1] else math.inf
-            t = max(t, last + self.min_step_s)
-            while t > shape.latest_after(last) and shape.latest_after(last) < end:
-                last = shape.latest_after(last)
-                out.append(last)
-            t = max(t, last + self.min_step_s)
-            if t >= end:
-                break
-            out.append(t)
-            last = t
-            k += 1.0
-        return tuple(out)
+    def _grid(self, dist: Distribution) -> tuple[list[float], list[float], list[float], float]:
+        """Candidate check times, P(still running) at each and its running integral, and where a
+        task becomes long; the grid reaches one max gap past that, so every step has a choice."""
+        ts, surv, area = [0.0], [1.0], [0.0]
+        long_from, end = math.inf, math.inf
+        while ts[-1] < end and ts[-1] < _LONGEST_S:
+            t = ts[-1] + max(self.step_s, self.step_share * ts[-1])
+            s = dist.survival(t)
+            area.append(area[-1] + 0.5 * (s + surv[-1]) * (t - ts[-1]))
+            ts.append(t)
+            surv.append(s)
+            if s <= self.long_tail and math.isinf(long_from):
+                long_from = t
+                end = t + self.max_gap(t) + self.step_s
+        return ts, surv, area, min(long_from, ts[-1])
 
     def queued_delay(self, queued_s: float) -> float:
-        """A queued task waits for a slot: look every 0.5..2 s, more slowly the longer it waits."""
-        return min(self.queued_max_s, max(self.queued_min_s, queued_s / 4.0))
-
-
-def _expected_polls(dist: Distribution, offsets: Sequence[float], shape: Schedule) -> float:
-    """Polls a task of this distribution gets: the one at t_k happens if it still ran at t_(k-1)."""
-    total, before = 0.0, 0.0
-    for t in offsets:
-        total += dist.survival_seen(before)
-        before = t
-    # Past the plan (S < 1e-4), one poll per gap for the few still running (the last one included).
-    tail = dist.survival_seen(before)
-    return total + tail * (1.0 + max(0.0, dist.mean_s - before) / (shape.latest_after(before) - before))
+        """A queued task waits for a slot: look every gap_s, more slowly the longer it waits."""
+        return min(self.queued_max_s, max(self.gap_s, queued_s / 4.0))
 
 
 def next_due(
@@ -241,21 +201,31 @@ def next_due(
     *,
     start: float,
     now: float,
+    last: float | None,
     deadlines: Sequence[float],
-    looked_now: bool,
-    polls: int = 0,
 ) -> float:
-    """When to poll a processing task next (absolute time): its schedule, but every waiter's deadline
-    gets a last look ``final_lead_s`` before it (at once if that is already past). ``looked_now``: a
-    reply came in at ``now`` (it is itself the last look if it fell in that final window); ``polls``:
-    the task's polls so far."""
-    due = start + schedule.next_offset(now - start, polls)
+    """When to check a processing task next (absolute time): its schedule (``start``: when its
+    clock started; ``last``: when its last check ended, None if never), with every waiter's last
+    look (``last_looks``)."""
+    offset = schedule.next_offset(now - start, None if last is None else last - start)
+    return last_looks(start + offset, plan, now=now, last=last, deadlines=deadlines)
+
+
+def last_looks(
+    due: float, plan: PollPlan, *, now: float, last: float | None, deadlines: Sequence[float]
+) -> float:
+    """``due``, moved so that every waiter's deadline gets a last look ``final_lead_s`` before it:
+    a check due within a gap of that last look (it would push the last look past the deadline)
+    becomes the last look itself. A check that ended in that final window was the last look. Never
+    within ``gap_s`` of ``last``."""
+    earliest = now if last is None else max(now, last + plan.gap_s)
     for deadline in deadlines:
         last_look = deadline - plan.final_lead_s
-        if due <= last_look or (looked_now and now >= last_look):
+        if last is not None and last >= last_look:
             continue
-        due = max(now + plan.min_step_s if looked_now else now, min(due, last_look))
-    return due
+        if due > last_look - plan.gap_s:
+            due = last_look
+    return max(due, earliest)
 
 
 class TokenBucket:

@@ -1,50 +1,50 @@
-"""One poller per account for every task in flight: few requests, small lag, one budget.
+"""One poller per account for every task in flight: WaveSpeed's pace, few requests, one budget.
+
+**The pace.** WaveSpeed publishes how to poll ("Task Result Polling Frequency"): at least 2 s
+between checks of the same task id, growing intervals for long tasks. The client holds the 2 s in
+the one call every check goes through (``get_result``: request_loop.PACE, from the end of one check
+to the start of the next); the plan below never asks sooner, so the pace never has to wait.
 
 **The poll plan** (poll_plan.py computes it, poll_book.py applies it; both pure, tested on a fake
-clock). A task gives no sign of how far along it is, so every poll is a bet that it has finished.
+clock). A task gives no sign of how far along it is, so every check is a bet that it has finished.
 
 What it knows:
 
 * **Status transitions.** ``created`` while WaveSpeed holds the task (over the account's
   concurrency limit), ``processing`` once inference runs. Past times describe inference, not the
   queue, so the plan's clock starts when the task was last seen ``created`` (at submit if it never
-  was); a queued task is looked at every 0.5..2 s, more slowly the longer it waits.
+  was); a queued task is looked at every 2..5 s, more slowly the longer it waits.
 * **Past inference times of its model**: the journal's ``inference_times`` plus those this process
   saw (the last 200), smoothed (a log-normal kernel around each, Silverman's width on the logs)
   and mixed with a **prior** worth 3 tasks: log-normal, median 6 s, sigma 0.8, because Kontext max
   takes a few seconds with a heavy tail (25.7 s in WaveSpeed's own example reply). A new model is
-  planned by the prior alone and each finished task sharpens it: never a fixed fast schedule, which
-  costs several times the requests for the lag it buys.
-* **Its budget**: 1.5 requests per second of expected inference, all of them counted (the submit
-  and the download too), aimed 5 % under because the distribution is an estimate.
+  planned by the prior alone and each finished task sharpens it.
 
-How it spends it: the polls' density follows the square root of the hazard (the chance that a
-task still running ends in the next instant). For a given expected number of polls, where a poll
-at t is paid only by tasks still running then, that density minimises the expected lag (half the
-local gap): dense where completion is likely, sparse before it, cheap late. Its scale is bisected
-until the expected requests meet the budget, but never below 3 polls (the submit and the download
-are already 2 requests: a task expected under ~3.5 s could not otherwise buy a look near its end).
-A task that outlives every past time (a slow day, a wider spread) is then looked at every 0.7 s,
-but no sooner than its own seconds pay for (1.43 requests a second of its life, all counted): the
-first tasks of a burst to finish are its shortest, and must not make the others overspend. No gap
-exceeds 4 s (early failures), and every waiter's deadline gets a last look 1 s before it.
+How it places the checks: the times that minimise the expected time added plus 0.1 s per expected
+check (dynamic programming over a fine grid), under rules that hold whatever the history says: two
+checks at least 2 s apart, the first within 1 s (a task that fails at once), no gap wider than 5 s
+(or a quarter of the task's age) while the learned times say it may still end, and past 99 % of
+them gaps that grow with its age (a tenth of it, 2 to 30 s). The first rule alone bounds the cost:
+the k-th check is never before a naive poller's (a look at once, then every 2 s), so no task gets
+more checks than that poller. The times place the checks next to the likely ends and leave out the
+ones no task needs (between the first look and the spread, between the spread and the tail); on a
+wide spread a task ending at an unforeseeable moment waits about 1 s whoever checks every 2 s, so
+there the gain is in requests, not time. Every waiter's deadline gets a last look 1 s before it
+(a check due within 2 s of that last look becomes it).
 
 What it assumes: a task's time is a draw from its model's recent ones (a slower day shows up as new
-history within a few tasks; the prior's tail covers the rest), and every poll costs the same. The
-budget holds on average over the model's tasks, not for each: a short task pays more per second,
-a long one less. On a wide spread the budget, not the plan, bounds the lag: over 2-15 s even a
-plan that knows the spread well (500 past times) waits a median ~0.3 s at 1.5 requests per second
-(bench/RESULTS.md); halving that takes about twice the requests.
+history within a few tasks; the prior's tail and the growing gaps cover the rest), and every check
+costs the same.
 
 **One budget for the account.** A token bucket (``WAVESPEED_POLL_BUDGET_RPS``, default 300, allowed
 1..10000) bounds all waits together. 300 because WaveSpeed's own SDK polls every task once a
 second, so Silver's 300 tasks at once already send it 300 requests a second; the plan needs about
-1.2 polls a second per task in flight, so ~250 tasks are never slowed, and beyond that each loses a
-little lag instead of the API being flooded. Under 1 a second a finished task could wait minutes to
-be seen (issue 17 case 8); over 10000 it is no limit: both are refused in one line when read, and
-a submit reads it first (nodes/paid/account_limits.py), so nothing is paid for a wait that cannot work. When more
-polls are due than tokens, the earliest due goes first, so no task waits more than (tasks in
-flight) / budget seconds past its plan.
+at most 0.5 checks a second per task in flight (2 s apart), so ~600 tasks are never slowed, and
+beyond that each loses a little lag instead of the API being flooded. Under 1 a second a finished
+task could wait minutes to be seen (issue 17 case 8); over 10000 it is no limit: both are refused
+in one line when read, and a submit reads it first (nodes/paid/account_limits.py), so nothing is
+paid for a wait that cannot work. When more checks are due than tokens, the earliest due goes
+first, so no task waits more than (tasks in flight) / budget seconds past its plan.
 
 Polls run on a small pool of threads, so one slow reply does not stall the others; several waiters
 of one task share its polls, and only its replies wake them.

@@ -3,8 +3,9 @@
 One SubmitScheduler per account and process (``scheduler_for``), shared by every node, because the
 limit belongs to the account, not to a node. The decisions, and why:
 
-* A 429 on submit means "not accepted": no task exists and nothing was charged, so submitting again
-  can never bill twice. Waiting is the fix, not an error: the caller sees status text ("waiting for
+* WaveSpeed's 429 on submit (in its JSON envelope: the client raises RateLimitedError for nothing
+  else) means "not accepted": no task exists and nothing was charged, so submitting again can never
+  bill twice. A 429 without the envelope (a proxy's) is an uncertain submit, never re-sent. Waiting is the fix, not an error: the caller sees status text ("waiting for
   WaveSpeed's rate limit, resets in ~37 s"), never an exception, unless the wait would pass its
   deadline or Cancel is pressed.
 * How long to wait: the docs say the limits reset every minute and document no Retry-After. After a

@@ -5,11 +5,14 @@ The retry rule that keeps one click from billing twice:
   * Reads (result polls, downloads, balance) and uploads are retried on connection errors,
     timeouts, malformed replies, 429 and 5xx, with exponential backoff and jitter, inside the
     caller's deadline; ``Retry-After`` is honoured.
-  * A submit (POST of a task) is retried ONLY when the server provably did not accept it: the
-    connection could not be opened (refused / connect timeout: nothing was sent), HTTP 429 (rate
-    limited, rejected) or HTTP 503 (service unavailable, rejected). Any other failure after the
-    body was sent (reset, read timeout, 500/502/504, a garbled 200) may hide an accepted task, so
-    it raises SubmitUncertainError and is never repeated automatically.
+  * A submit (POST of a task) is retried ONLY when it provably created nothing: no request byte
+    was sent (refused, DNS, connect or TLS failure), or WaveSpeed's own reply refused it (a 429 in
+    its JSON envelope; the account's scheduler waits for the window). Any other failure after the
+    body was sent (reset, read timeout, any 5xx, a gateway page, a 429 without the envelope, a
+    garbled 200) may hide an accepted task, as every official SDK assumes: it raises
+    SubmitUncertainError and is never repeated automatically (../api/replies.py).
+  * Every check of a task (GET its /result), retries included, waits its turn: at least 2 s after
+    the previous check of that task ended (request_loop.PACE, WaveSpeed's published pace).
 
 The API key goes only to the configured base URL: added per API request (the session holds no
 default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),
@@ -55,6 +58,7 @@ from .request_loop import (
     backoff,
     broken,
     check_cancel,
+    check_turn,
     exchange,
     names_its_task,
     sleep,
@@ -169,9 +173,11 @@ class ApiSession:
         read_timeout_s: float | None = None,
         cap_s: float | None = None,
         retry_rate_limit: bool = True,
+        paced: bool = False,
     ) -> T:
         """One API call (the key in its header) retried by the rule above; ``reader`` parses the
-        envelope's ``data``."""
+        envelope's ``data``. ``paced``: a check of task ``request_id``: every attempt waits its turn
+        on request_loop.PACE (WaveSpeed's 2 s between checks of one task)."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
@@ -182,24 +188,25 @@ class ApiSession:
         attempt = 0
         while True:
             check_cancel(cancel, request_id)
-            timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
-            end, by_caller = window(deadline, cap)
             failure: E.WaveSpeedError
             wait_s: float | None = None
             try:
-                with transport.guard(end, cancel if cancel_cuts else None) as guard:
-                    self._count()
-                    reply = exchange(
-                        self._session,
-                        method,
-                        url,
-                        guard,
-                        headers=headers,
-                        json=json,
-                        files=files,
-                        timeout=timeout,
-                        trust=self.trust,
-                    )
+                with check_turn(request_id if paced else None, cancel=cancel, deadline=deadline):
+                    timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
+                    end, by_caller = window(deadline, cap)
+                    with transport.guard(end, cancel if cancel_cuts else None) as guard:
+                        self._count()
+                        reply = exchange(
+                            self._session,
+                            method,
+                            url,
+                            guard,
+                            headers=headers,
+                            json=json,
+                            files=files,
+                            timeout=timeout,
+                            trust=self.trust,
+                        )
             except NotSent as exc:
                 reason = str(exc)
                 failure = E.ServerError(

@@ -66,8 +66,10 @@ class WaveSpeedClient(ApiSession):
             are garbage (they are dropped; an unreadable status becomes "created");
           * a WaveSpeedError with ``request_id`` set means the task was accepted and paid:
             journal it (it is a SubmitUncertainError whose message gives the id);
-          * SubmitUncertainError without ``request_id``: the task may exist; it is never resent;
-          * any other WaveSpeedError: no task was created (the price can be given back).
+          * SubmitUncertainError without ``request_id``: the task may exist (a 5xx, a gateway
+            page, a 429 that is not WaveSpeed's own, a broken exchange); it is never resent;
+          * any other WaveSpeedError: no task was created (the price can be given back): nothing
+            was sent, or WaveSpeed refused it (its 429 envelope, a 4xx).
         ``retry_rate_limit=False`` raises RateLimitedError (with ``retry_after_s``) on the first
         429 instead of backing off, for a scheduler that paces submits itself. ``cancel`` is
         checked before the POST; once the body is sent only the request's own cap ends it, so a
@@ -100,7 +102,8 @@ class WaveSpeedClient(ApiSession):
     def get_result(
         self, request_id: str, *, deadline: float | None = None, cancel: CancelCheck | None = None
     ) -> Prediction:
-        """One poll of a task (``GET /api/v3/predictions/{id}/result``), retried like any read.
+        """One poll of a task (``GET /api/v3/predictions/{id}/result``), retried like any read;
+        each try waits its turn: at least 2 s after the previous check of the task ended.
 
         Args:
             request_id: the task id (checked: ASCII letters, digits, ``-`` and ``_`` only).
@@ -248,7 +251,8 @@ class WaveSpeedClient(ApiSession):
         deadline: float | None,
         cancel: CancelCheck | None,
     ) -> T:
-        """``GET /api/v3/predictions/{id}/result`` read by ``reader`` (a poll, or the recovery's echo)."""
+        """``GET /api/v3/predictions/{id}/result`` read by ``reader`` (a poll, or the recovery's echo):
+        the one way the pack checks a task, so every check keeps WaveSpeed's pace (request_loop.PACE)."""
         request_id = check_request_id(request_id)
         return self._api_json(
             "GET",
@@ -259,6 +263,7 @@ class WaveSpeedClient(ApiSession):
             request_id=request_id,
             deadline=deadline,
             cancel=cancel,
+            paced=True,
         )
 
     def _download_url(

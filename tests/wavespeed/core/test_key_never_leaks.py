@@ -27,6 +27,7 @@ from tests.support.clients import fast_client
 from tests.support.hostile_server import RawServer, Script, http_reply
 from tests.support.key_pieces import every_byte, leaks
 from tests.support.node_calls import capture_status, generate, node, restart_pack
+from tests.support.threads import run_in_threads
 
 T2I_PATH = "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image"
 WRONG_KEY = "wrong-key-ZZZZ-5555-leakcheck"
@@ -77,18 +78,23 @@ def test_faulty_session_never_shows_the_key(
         attempt(lambda: client.submit(req))  # 401 echoing the key
         assert isinstance(caught[-1], E.AuthenticationError) and "***" in str(caught[-1])
 
-        first = client.submit(req)
-        emulator.inject("result", "status", status=500, message=echo, times=2)  # retried, logged
+        # Five faults on polls, retried and logged: one per task, so the five retries (each 2 s
+        # after its task's failed check: WaveSpeed's pace) run side by side.
+        firsts = [client.submit(req) for _ in range(5)]
+        emulator.inject("result", "status", status=500, message=echo, times=2)
         emulator.inject("result", "reset")
         emulator.inject("result", "malformed")
         emulator.inject("result", "html", status=502, message=echo)
-        assert wait_for(client, first.id, timeout_s=5.0).is_completed
+        done, errors = run_in_threads(lambda i: wait_for(client, firsts[i].id, timeout_s=15.0), 5, join_s=30)
+        assert errors == [] and all(p.is_completed for p in done) and emulator.pending_faults == 0
 
-        emulator.inject("result", "status", status=503, message=echo, times=6)  # the whole budget
-        attempt(lambda: wait_for(client, first.id, timeout_s=5.0))
+    with fast_client(emulator.base_url, api_key, attempts=2) as short:
+        emulator.inject("result", "status", status=503, message=echo, times=2)  # the whole budget
+        attempt(lambda: short.get_result(firsts[0].id))
         assert isinstance(caught[-1], E.ServerError) and "***" in str(caught[-1])
         assert emulator.pending_faults == 0
 
+    with fast_client(emulator.base_url, api_key, attempts=6) as client:
         emulator.inject("submit", "reset")
         attempt(lambda: client.submit(req))
         emulator.inject("submit", "status", status=500, message=echo)

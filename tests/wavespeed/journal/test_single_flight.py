@@ -204,6 +204,69 @@ def test_connection_lost_after_accept_is_found_not_paid_again(
     assert task.request_id == paid and task.price_usd == 0.0 and pack_env.submissions == 1
 
 
+def test_a_503_after_accept_is_not_resent_and_the_requeue_finds_its_task(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    """Regression: a submit answered 503 was re-sent as "provably not accepted", so a task WaveSpeed
+    had created was paid twice. Now it is sent once, the error says the identical re-queue looks for
+    it, and that re-queue finds it in the history instead of paying again."""
+    errors = pack.wavespeed.core.errors
+    pack_env.inject("submit", "status_after_accept", status=503, times=3)
+    with pytest.raises(errors.SubmitUncertainError) as caught:
+        asyncio.run(_generate(pack, "a 503 after accept"))
+    text = str(caught.value)
+    assert "HTTP 503" in text and "queue the same inputs again" in text and "\n" not in text
+    assert [r.route for r in pack_env.requests].count("submit") == 1 and pack_env.submissions == 1
+    (paid,) = [t.id for t in pack_env.history()]
+    task = asyncio.run(_generate(pack, "a 503 after accept"))
+    assert task.request_id == paid and task.price_usd == 0.0 and pack_env.submissions == 1
+
+
+@pytest.mark.parametrize("fault", ["status", "html"], ids=["503 envelope", "503 gateway page"])
+def test_a_503_keeps_its_price_and_its_intent_uncertain(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, fault: str
+) -> None:
+    """Whatever a 503 looks like, it may have come after the task was made: the price stays booked,
+    the intent stays 'uncertain', and the identical re-queue asks the history, never the submit."""
+    errors = pack.wavespeed.core.errors
+    pack_env.inject("submit", fault, status=503)
+    with pytest.raises(errors.SubmitUncertainError):
+        asyncio.run(_generate(pack, "a bare 503"))
+    assert pack.nodes.paid.submission.SESSION_SPEND.spent_usd == pytest.approx(0.08)
+    intent = _intent(pack, "a bare 503")
+    assert intent is not None and intent.state == "uncertain"
+    with pytest.raises(errors.SubmitUncertainError, match="force_rerun"):
+        asyncio.run(_generate(pack, "a bare 503"))
+    routes = [r.route for r in pack_env.requests]
+    assert routes.count("submit") == 1 and pack_env.submissions == 0  # the history was asked instead
+    assert any(r.path == "/api/v3/predictions" for r in pack_env.requests)
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [({"seed": -1}, "seed is -1"), ({"seed": 5, "force_rerun": True}, "force_rerun is on")],
+    ids=["seed -1", "force_rerun"],
+)
+def test_an_uncertain_submit_without_the_journal_says_a_requeue_pays_again(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path, kw: dict[str, Any], words: str
+) -> None:
+    errors = pack.wavespeed.core.errors
+    pack_env.inject("submit", "status", status=503)
+    with pytest.raises(errors.SubmitUncertainError) as caught:
+        asyncio.run(_generate(pack, "no journal to look in", **kw))
+    text = str(caught.value)
+    assert words in text and "new paid task" in text and "check your WaveSpeed history" in text
+    assert "\n" not in text and [r.route for r in pack_env.requests].count("submit") == 1
+
+
+def _intent(pack: ModuleType, prompt: str) -> Any:
+    """The journal's intent for Generate's ``prompt`` with the default widgets (seed 7)."""
+    request = pack.wavespeed.KontextRequest(prompt=prompt, seed=7, guidance_scale=3.5, aspect_ratio="1:1")
+    identity = pack.wavespeed.params_hash(request.model, request.payload())
+    account = pack.nodes.shared.runtime.get_client().account_tag
+    return pack.nodes.paid.submission.current_journal().get_intent(account, identity)
+
+
 def test_rejected_submit_releases_the_intent(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
     """A submit the server refused (nothing paid) leaves no intent: the next one just submits."""
     errors = pack.wavespeed.core.errors

@@ -4,6 +4,7 @@ one request budget for every task in flight, queued tasks read as queued, the wa
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import threading
 import time
@@ -66,20 +67,20 @@ def _run_all(poller: Poller, client: WaveSpeedClient, n: int) -> tuple[list[Pred
 
 
 def test_with_history_no_poll_is_spent_before_completion_is_likely() -> None:
-    history = _history(1.6, 2.0)
-    with Emulator(api_keys=(KEY,), inference_s=1.6, inference_max_s=2.0, seed=1) as emu:
+    history = _history(0.8, 0.95)
+    with Emulator(api_keys=(KEY,), inference_s=0.8, inference_max_s=0.95, seed=1) as emu:
         with _polling(emu, history=lambda model: history) as (client, poller):
             firsts, done = _run_all(poller, client, 6)
         assert all(p.is_completed for p in done)
         schedule = PollPlan().schedule(history)
-        assert schedule.offsets[0] > 1.0  # nothing likely before ~1.6 s: the first look waits
+        assert schedule.offsets[0] > 0.9  # nothing likely before ~0.8 s: the first look waits
         for first in firsts:
             task = emu.task(first.id)
             polls = _result_polls(emu, first.id)
             submitted_wall = time.time() - (time.monotonic() - task.submitted_mono)
             # The first look is the plan's first, not one during the first second.
             assert min(polls) - submitted_wall >= schedule.offsets[0] - 0.05
-            assert len(polls) <= 2 + sum(1 for t in schedule.offsets if t <= 2.0 + 0.5)
+            assert len(polls) <= sum(1 for t in schedule.offsets if t <= 0.95 + 0.5)
 
 
 def test_without_history_the_prior_plans_a_few_polls() -> None:
@@ -102,7 +103,8 @@ def test_one_budget_bounds_the_requests_of_every_wait() -> None:
 
 
 def test_a_task_queued_at_wavespeed_reads_created_then_completes() -> None:
-    with Emulator(api_keys=(KEY,), inference_s=1.5, tier=Tier("one", 100, 1), minute_s=600) as emu:
+    # b waits in `created` while a runs (3 s): long enough for a second look 2 s after the first.
+    with Emulator(api_keys=(KEY,), inference_s=3.0, tier=Tier("one", 100, 1), minute_s=600) as emu:
         seen: list[str] = []
         with _polling(emu) as (client, poller):
             a = client.submit(KontextRequest(prompt="a"))
@@ -180,8 +182,8 @@ def test_one_poller_per_account() -> None:
 
 
 def test_a_fresh_task_without_a_reply_in_hand_is_not_polled_at_once() -> None:
-    history = _history(1.6, 2.0)
-    with Emulator(api_keys=(KEY,), inference_s=1.8) as emu:
+    history = _history(0.8, 0.95)
+    with Emulator(api_keys=(KEY,), inference_s=0.9) as emu:
         with _polling(emu, history=lambda model: history) as (client, poller):
             first = client.submit(KontextRequest(prompt="fresh"))
             joined = time.time()
@@ -202,3 +204,19 @@ def test_the_one_liners_wait_through_the_accounts_poller() -> None:
         assert again.id == done.id and poller.requests == len(_result_polls(emu, done.id))
         sync = submit_and_wait(client, KontextRequest(prompt="in hand", enable_sync_mode=True), timeout_s=30)
         assert sync.is_completed and _result_polls(emu, sync.id) == []
+
+
+def test_the_poller_keeps_wavespeeds_pace_on_a_throttling_server() -> None:
+    """Tasks of 3-6 s with no history (the prior plans them) on an emulator that answers 429 to a
+    check closer than 2 s: none is refused, every task's checks reach it at least 2 s apart, and no
+    task is checked more often than a poller that looks at once and then every 2 s would."""
+    with Emulator(api_keys=(KEY,), inference_s=3.0, inference_max_s=6.0, seed=4) as emu:
+        assert emu.poll_gap_s == 2.0  # the default: the published pace
+        with _polling(emu) as (client, poller):
+            firsts, done = _run_all(poller, client, 4)
+        assert all(p.is_completed for p in done) and emu.throttled_checks == 0
+        for first in firsts:
+            checks = _result_polls(emu, first.id)
+            assert all(b - a >= 2.0 for a, b in zip(checks, checks[1:], strict=False)), checks
+            inference = emu.task(first.id).inference_s
+            assert len(checks) <= math.ceil(inference / 2.0) + 1

@@ -19,20 +19,29 @@ from tests.wavespeed.net.test_client_faults import t2i
 TASK = "0123456789abcdef0123456789abcdef"
 
 
-def test_error_shows_data_error_and_error_code(emulator: Emulator, client: WaveSpeedClient) -> None:
-    """A generic message with the reason only in data.error: the user sees the reason."""
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [("string", 1401), ("string", "invalid_guidance_scale"), ("int", 1401)],
+    ids=["string", "symbolic string", "int"],
+)
+def test_error_shows_data_error_and_error_code(
+    emulator: Emulator, client: WaveSpeedClient, kind: str, code: int | str
+) -> None:
+    """A generic message with the reason only in data.error: the user sees the reason, and the
+    ``error_code`` whether it comes as a string (the official clients' type) or a number."""
+    emulator.configure(error_code_type=kind)
     emulator.inject(
         "submit",
         "status",
         status=400,
         message="Bad Request",
         detail="guidance_scale out of range",
-        error_code=1401,
+        error_code=code,
     )
     with pytest.raises(E.InvalidRequestError) as info:
         client.submit(t2i())
     text = str(info.value)
-    assert "guidance_scale out of range" in text and "1401" in text and "\n" not in text
+    assert "guidance_scale out of range" in text and str(code) in text and "\n" not in text
     assert emulator.submissions == 0
 
 
@@ -82,8 +91,11 @@ def test_moderation_refusal_is_one_short_sentence_and_not_retried(
     assert emulator.submissions == 1
 
 
-@pytest.mark.parametrize(("end", "words"), [("cancelled", "cancelled this task"), ("timeout", "timed out")])
-def test_cancelled_and_timeout_end_the_wait_with_their_own_line(
+@pytest.mark.parametrize(
+    ("end", "words"),
+    [("cancelled", "cancelled this task"), ("timeout", "timed out"), ("deleted", "deleted this task")],
+)
+def test_cancelled_timeout_and_deleted_end_the_wait_with_their_own_line(
     emulator: Emulator, client: WaveSpeedClient, end: str, words: str
 ) -> None:
     error, task = _one_task_ending(emulator, client, E.TaskFailedError, end_status=end)
