@@ -31,8 +31,8 @@ from scripts.pack_loader import load_pack
 
 load_pack()
 from wavespeed_kontext_pack.wavespeed.net import transport  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.net.check_pace import PACE  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa: E402
-from wavespeed_kontext_pack.wavespeed.net.request_loop import PACE  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.settings.origin import parse_origin  # noqa: E402
 
 OK, THROTTLED, SERVER_ERROR, REFUSED = "ok", "throttled", "server error", "refused"

@@ -185,14 +185,14 @@ def test_failed_task_surfaces_the_server_message(pack: ModuleType, pack_env: Emu
 def test_a_task_deleted_on_the_server_ends_poll_result_in_one_line(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
-    """``deleted`` is a terminal status (the official SDKs end on it): one line naming the task; the
-    journal marks it ended, so the same inputs queued again make a new task instead of reusing it."""
+    """``deleted`` is a terminal status (the official SDKs end on it): one line, the task on the error
+    (nothing to fetch, so the line does not name it); the journal marks it ended, so the same inputs queued again make a new task instead of reusing it."""
     pack_env.next_tasks(end_status="deleted")
     with pytest.raises(pack.wavespeed.core.errors.TaskFailedError) as info:
         asyncio.run(_chain(pack, "deleted on the server"))
     (gone,) = [t.id for t in pack_env.history()]
     text = str(info.value)
-    assert "was deleted" in text and gone in text and "\n" not in text and info.value.request_id == gone
+    assert "deleted this task" in text and "\n" not in text and info.value.request_id == gone
     images, _, rid, _, _ = asyncio.run(_chain(pack, "deleted on the server"))
     assert rid != gone and images.shape[0] == 1 and pack_env.submissions == 2
 

@@ -2,7 +2,7 @@
 
 **The pace.** WaveSpeed publishes how to poll ("Task Result Polling Frequency"): at least 2 s
 between checks of the same task id, growing intervals for long tasks. The client holds the 2 s in
-the one call every check goes through (``get_result``: request_loop.PACE, from the end of one check
+the one call every check goes through (``get_result``: check_pace.PACE, from the end of one check
 to the start of the next); the plan below never asks sooner, so the pace never has to wait.
 
 **The poll plan** (poll_plan.py computes it, poll_book.py applies it; both pure, tested on a fake

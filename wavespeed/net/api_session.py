@@ -12,7 +12,7 @@ The retry rule that keeps one click from billing twice:
     garbled 200) may hide an accepted task, as every official SDK assumes: it raises
     SubmitUncertainError and is never repeated automatically (../api/replies.py).
   * Every check of a task (GET its /result), retries included, waits its turn: at least 2 s after
-    the previous check of that task ended (request_loop.PACE, WaveSpeed's published pace).
+    the previous check of that task ended (check_pace.PACE, WaveSpeed's published pace).
 
 The API key goes only to the configured base URL: added per API request (the session holds no
 default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),
@@ -48,6 +48,7 @@ from ..core.vocabulary import CancelCheck
 from ..settings import network
 from ..settings.origin import DEFAULT_BASE_URL, parse_origin
 from . import transport
+from .check_pace import PACE, check_turn
 from .downloads import MAX_DOWNLOAD_BYTES, MAX_DOWNLOAD_REDIRECTS
 from .request_loop import (
     NOTHING_SENT,
@@ -58,7 +59,6 @@ from .request_loop import (
     backoff,
     broken,
     check_cancel,
-    check_turn,
     exchange,
     names_its_task,
     sleep,
@@ -177,7 +177,7 @@ class ApiSession:
     ) -> T:
         """One API call (the key in its header) retried by the rule above; ``reader`` parses the
         envelope's ``data``. ``paced``: a check of task ``request_id``: every attempt waits its turn
-        on request_loop.PACE (WaveSpeed's 2 s between checks of one task)."""
+        on check_pace.PACE (WaveSpeed's 2 s between checks of one task)."""
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
@@ -234,6 +234,8 @@ class ApiSession:
                     failure.retry_after_s = wait_s
                     if not idempotent and not retry_rate_limit:
                         raise failure
+                    if paced and request_id:
+                        PACE.throttled(request_id)  # the next check of this task waits longer
                 reason = f"HTTP {status}" if reply.status != 200 or status != 200 else "malformed reply"
                 R.raise_unless_retryable(failure, status, message, idempotent=idempotent)
             attempt += 1

@@ -252,7 +252,7 @@ class WaveSpeedClient(ApiSession):
         cancel: CancelCheck | None,
     ) -> T:
         """``GET /api/v3/predictions/{id}/result`` read by ``reader`` (a poll, or the recovery's echo):
-        the one way the pack checks a task, so every check keeps WaveSpeed's pace (request_loop.PACE)."""
+        the one way the pack checks a task, so every check keeps WaveSpeed's pace (check_pace.PACE)."""
         request_id = check_request_id(request_id)
         return self._api_json(
             "GET",

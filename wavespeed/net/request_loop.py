@@ -4,21 +4,18 @@ Every request runs inside a wall-clock window, min(its own cap, the caller's dea
 (``window``); sleeps between attempts are sliced so Cancel and the deadline are seen within
 ``CANCEL_SLICE_S`` (``sleep``); a server's ``Retry-After`` is honoured unless it is longer than
 the call may wait, which raises now with the reason (``backoff``); every check of a task waits its
-turn on ``PACE`` (at least ``CHECK_GAP_S`` after the previous check of that task ended). The rule of
+turn on ``check_pace.PACE`` (at least ``CHECK_GAP_S`` after the previous check of that task ended). The rule of
 which failures are retried (and why a submit almost never is) is written in ``api_session``'s
 docstring; this module holds the mechanics, with no session and no client state.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import math
 import random
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -27,7 +24,6 @@ from urllib3.exceptions import NameResolutionError, ProxyError
 from urllib3.util import parse_url
 
 from ..api import replies as R
-from ..api.kontext_request import CHECK_GAP_S
 from ..api.replies import MAX_REPLY_BYTES
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
@@ -89,75 +85,6 @@ def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
             raise
 
     return named
-
-
-class CheckPace:
-    """At least ``gap_s`` between two checks of one task, for every check the process makes
-    (WaveSpeed: "at least 2 seconds between checks of the same task id"). The client reads every
-    ``/result`` through ``turn``, retries included, so the pace holds by structure whoever asks.
-
-    The gap runs from the END of one check (its reply read, or its failure) to the START of the
-    next: however long a request takes to reach the server, the server never sees two closer.
-    Checks of one task queue behind each other; checks of different tasks never wait for each other.
-    """
-
-    def __init__(self, gap_s: float = CHECK_GAP_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self.gap_s = gap_s
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._ended: dict[str, float] = {}  # task -> when its last check ended
-        self._busy: set[str] = set()  # tasks with a check waiting for its slot or on the wire
-
-    def ready_at(self, task: str) -> float:
-        """The earliest time (``clock``) a new check of ``task`` may start."""
-        with self._cond:
-            return self._ended.get(task, -math.inf) + self.gap_s
-
-    @contextlib.contextmanager
-    def turn(
-        self, task: str, *, cancel: CancelCheck | None, deadline: float | None, request_id: str | None
-    ) -> Iterator[None]:
-        """Wait for ``task``'s turn (Cancel and the deadline are seen within CANCEL_SLICE_S; a turn
-        that would come after the deadline raises WaitTimeoutError at once, nothing sent), run the
-        block (one check), and record when it ended."""
-        with self._cond:
-            while task in self._busy:
-                check_cancel(cancel, request_id)
-                if deadline is not None and self._clock() >= deadline:
-                    raise timeout_error(request_id)
-                self._cond.wait(CANCEL_SLICE_S)
-            self._busy.add(task)
-            at = self._ended.get(task, -math.inf) + self.gap_s
-        started = False
-        try:
-            wait_s = at - self._clock()
-            if wait_s > 0:
-                if deadline is not None and at > deadline:
-                    raise timeout_error(request_id)
-                sleep(wait_s, cancel=cancel, deadline=deadline, request_id=request_id)
-            started = True
-            yield
-        finally:
-            with self._cond:
-                now = self._clock()
-                if started:
-                    self._ended[task] = now
-                self._busy.discard(task)
-                if len(self._ended) > 256:  # forget tasks whose gap has passed: they constrain nothing
-                    self._ended = {k: v for k, v in self._ended.items() if v + self.gap_s > now}
-                self._cond.notify_all()
-
-
-PACE = CheckPace()  # the process's one pace: every client's checks of every task go through it
-
-
-def check_turn(
-    task: str | None, *, cancel: CancelCheck | None, deadline: float | None
-) -> contextlib.AbstractContextManager[None]:
-    """``PACE.turn`` for a check of ``task``; nothing to wait for when the call checks no task."""
-    if task is None:
-        return contextlib.nullcontext()
-    return PACE.turn(task, cancel=cancel, deadline=deadline, request_id=task)
 
 
 def window(deadline: float | None, cap_s: float) -> tuple[float, bool]:

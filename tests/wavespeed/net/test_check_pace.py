@@ -14,8 +14,8 @@ import time
 import pytest
 from wavespeed_kontext_pack.wavespeed.api.kontext_request import CHECK_GAP_S, KontextRequest
 from wavespeed_kontext_pack.wavespeed.core import errors as E
+from wavespeed_kontext_pack.wavespeed.net.check_pace import PACE
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
-from wavespeed_kontext_pack.wavespeed.net.request_loop import PACE
 
 from emulator import Emulator
 from tests.support.threads import run_in_threads
@@ -133,3 +133,19 @@ def test_the_history_recovery_checks_a_candidate_at_the_same_pace(
     checks = checks_of(emulator, task.id)
     assert [s for _, s in checks] == [200, 200] and emulator.throttled_checks == 0
     assert_paced(checks)
+
+
+def test_a_server_stricter_than_its_published_pace_slows_the_task_down(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    """A server enforcing 3 s refuses a check 2 s after the last one; each refused check doubles the
+    task's gap (4 s, ...), so the check gets through instead of being refused until retries run out,
+    and the next check of a task that was answered is back at the published 2 s."""
+    emulator.configure(poll_gap_s=3.0)
+    task = client.submit(KontextRequest(prompt="strict"))
+    assert client.get_result(task.id).id == task.id
+    assert client.get_result(task.id).id == task.id  # 2 s: refused; then 4 s after it: answered
+    checks = checks_of(emulator, task.id)
+    assert [status for _, status in checks] == [200, 429, 200], checks
+    assert checks[2][0] - checks[1][0] >= 2 * CHECK_GAP_S
+    assert PACE.ready_at(task.id) - time.monotonic() <= CHECK_GAP_S  # back at the published pace
