@@ -88,11 +88,12 @@ def run(
         return repeats if isinstance(repeats, int) else repeats.get(length, 5)
 
     pack = load_pack()
-    runtime = sys.modules[f"{pack.__name__}.nodes.shared.runtime"]
+    accounts = sys.modules[f"{pack.__name__}.nodes.paid.accounts"]
+    context = sys.modules[f"{pack.__name__}.nodes.paid.context"]
     rows: list[dict[str, Any]] = []
     with emulator_env(inference_s=0.5) as emu:
         warm_up(pack, emu)
-        client = runtime.get_client()
+        client = accounts.account_client(context.TaskContext())  # the nodes' pooled client
         offset = clock_offset()
         for mode in modes:
             for length in chosen:

@@ -1,15 +1,16 @@
 """FLUX.1 Kontext [max] Batch: several prompts (one per line) x a count of variations -> one IMAGE batch.
 
-A loop over the paid path (paid_path.py): every task is one PaidSubmit, so it is validated, priced,
-journaled, reused for a fixed seed and submitted through the account's scheduler exactly as a
-Generate -> Poll chain is, and a batch on a Bronze account simply takes its minutes. The decisions:
+A loop over the paid path (``submit_task``): every task is submitted by the same call as Generate's,
+so it is validated, priced, journaled, reused for a fixed seed and submitted through the account's
+scheduler exactly as a Generate -> Poll chain is, and a batch on a Bronze account simply takes its
+minutes. The decisions:
 
 * Seeds: variation v of a prompt uses seed + v; seed -1 sends -1 for each (the API picks). One seed
   control: the seed widget and its "control after generate" (an older "seed_mode" widget is gone; the web
   extension drops its saved value when an older workflow loads, web/saved_batch.js).
 * The whole batch's price is shown before anything is spent, and if WAVESPEED_SESSION_BUDGET_USD
   cannot cover all of it, nothing is submitted (``afford``: BudgetExceededError naming the total).
-* Cancel: one CancelRule for the whole batch. Once Cancel is seen it stays seen, every task is
+* Cancel: one CancelLatch for the whole batch. Once Cancel is seen it stays seen, every task is
   stopped, and no task that has not started its POST ever starts it (not even one waiting for the
   batch's in-flight gate, which a Cancel frees).
 * Partial failure never throws away paid results. ``on_failure`` = "return what succeeded" (default):
@@ -27,13 +28,16 @@ Generate -> Poll chain is, and a batch on a Bronze account simply takes its minu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from typing import Any
 
-from ..wavespeed import MODEL_TEXT_TO_IMAGE, SEED_MAX, CancelCheck, KontextRequest, errors as E
-from .paid import account_limits as limits
-from .paid.journal_glue import journal_outcome
-from .paid.paid_path import CancelRule, PaidSubmit, afford, submit
+from ..wavespeed import MODEL_TEXT_TO_IMAGE, SEED_MAX, KontextRequest, errors as E
+from .paid import accounts
+from .paid.context import CancelLatch, TaskContext
+from .paid.journals import journal_outcome, open_journal
+from .paid.payment import afford
+from .paid.submit import submit_task
 from .poll import fetch_images
 from .shared import comfy_bridge as bridge
 from .shared.pricing import prompt_lines
@@ -106,17 +110,19 @@ class FluxKontextMaxBatch:
         total = afford(requests)  # the whole price, refused before anything is spent
         progress = bridge.NodeProgress(unique_id)
         progress.update(0.01, f"batch of {len(requests)} · ${total:.2f}")
-        run = _BatchRun(len(requests), total, progress, CancelRule(), float(timeout_s))
+        epoch = bridge.current_epoch()  # a Cancel from now on stops every task of the batch
+        cancel = CancelLatch(lambda: bridge.interrupted(epoch))
+        run = _BatchRun(len(requests), total, progress, cancel, float(timeout_s))
         await run.all(requests)
         return _finish(run.results, run.canvas.tensor, on_failure, progress)
 
 
 class _BatchRun:
-    """One run of the Batch node: a loop over the paid path (one PaidSubmit per task, one Cancel
-    rule for all), a wait per task, and the batch tensor planned before it is allocated."""
+    """One run of the Batch node: a loop over the paid path (one submit_task per task, one Cancel
+    latch for all), a wait per task, and the batch tensor planned before it is allocated."""
 
     def __init__(
-        self, count: int, total: float, progress: bridge.NodeProgress, cancel: CancelRule, timeout_s: float
+        self, count: int, total: float, progress: bridge.NodeProgress, cancel: CancelLatch, timeout_s: float
     ) -> None:
         import asyncio  # on first use: the pack's import stays light
 
@@ -153,14 +159,15 @@ class _BatchRun:
         handle: TaskHandle | None = None
         try:
             async with self.gate:
-                paid = PaidSubmit.prepare(request, None, cancel=self.cancel, on_rate_wait=self.rate_wait)
-                handle = await submit(paid)
+                handle = await run_blocking(lambda context: submit_task(request, self.within(context)))
                 self.paid.append(handle.request_id)
                 deadline = time.monotonic() + self.timeout_s  # this task's wait, downloads and decode
-                prediction = await _wait(paid, handle, self.timeout_s)
+                prediction = await run_blocking(lambda context: _wait(handle, context, self.timeout_s))
                 async with self.decoding:
                     images = await run_blocking(
-                        lambda cancel: fetch_images(paid.client, prediction, cancel, deadline)
+                        lambda context: fetch_images(
+                            accounts.account_client(context), prediction, context.cancel, deadline
+                        )
                     )
                     self.canvas.place(i, images)
                     del images  # the batch tensor holds the pixels now
@@ -174,6 +181,12 @@ class _BatchRun:
             self.failed += 1
         self.waiting.pop("text", None)
         self.publish()
+
+    def within(self, context: TaskContext) -> TaskContext:
+        """A task's context: its worker's Cancel or the batch's, and its rate waits shown on the batch's line."""
+        return dataclasses.replace(
+            context, cancel=lambda: context.cancel() or self.cancel(), rate_wait=self.rate_wait
+        )
 
     def rate_wait(self, text: str) -> None:
         self.waiting["text"] = text
@@ -205,24 +218,21 @@ def _spent_usd(results: list[tuple[TaskHandle | None, Any, BaseException | None]
     return sum(h.price_usd for h, p, e in results if h is not None and p is not None and e is None)
 
 
-async def _wait(paid: PaidSubmit, handle: TaskHandle, timeout_s: float) -> Any:
-    journal = paid.journal
+def _wait(handle: TaskHandle, context: TaskContext, timeout_s: float) -> Any:
+    client = accounts.account_client(context)
+    journal = open_journal(context.user_dir)
     history = getattr(journal, "inference_times", None)
-    poller = limits.poller(paid.client, history=history if callable(history) else None)
-
-    def work(cancel: CancelCheck) -> Any:
-        prediction = poller.wait(
-            handle.request_id,
-            model=handle.model,
-            timeout_s=timeout_s,
-            cancel=cancel,
-            first=handle.prediction,
-            age_s=0.0,
-        )
-        journal_outcome(journal, prediction)
-        return prediction
-
-    return await run_blocking(work)
+    poller = accounts.poller(client, history=history if callable(history) else None)
+    prediction = poller.wait(
+        handle.request_id,
+        model=handle.model,
+        timeout_s=timeout_s,
+        cancel=context.cancel,
+        first=handle.prediction,
+        age_s=0.0,
+    )
+    journal_outcome(journal, prediction)
+    return prediction
 
 
 class OutputsOverBudget(E.ImageDecodeError):

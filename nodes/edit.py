@@ -1,7 +1,7 @@
 """FLUX.1 Kontext [max] image editing: one image (Edit) or up to five references (Multi-Reference).
 
-Both submit through ``submit_task`` and return the same (WAVESPEED_TASK, request_id) pair as
-Generate, so WaveSpeed Poll Result finishes them unchanged. Everything a user can get wrong (no
+Both upload their references and submit (``submit_task``) in one worker call, and return the same
+(WAVESPEED_TASK, request_id) pair as Generate, so WaveSpeed Poll Result finishes them unchanged. Everything a user can get wrong (no
 image, too many references, a bad URL, an image too small or too large, an empty prompt) is
 refused with one line before any upload or charge.
 
@@ -30,8 +30,11 @@ from ..wavespeed import (
     parse_urls,
 )
 from .generate import KontextSubmitNode
-from .paid.submission import submit_task
-from .shared.image_inputs import Reference, check_sizes, image_references, resolve, url_references
+from .paid.context import TaskContext
+from .paid.submit import submit_task
+from .shared import comfy_bridge as bridge
+from .shared.image_inputs import Reference, check_sizes, image_references, upload, url_references
+from .shared.runtime import Watch, run_blocking
 from .shared.task_value import TaskHandle
 
 log = logging.getLogger("wavespeed")
@@ -84,10 +87,12 @@ class FluxKontextMaxEdit(KontextSubmitNode):
             enable_sync_mode=sync_mode,
             image=reference.url or _PLACEHOLDER_URL,
         ).validate()  # before any upload or spend
-        (url,) = await resolve([reference], unique_id)
-        handle = await submit_task(
-            dataclasses.replace(request, image=url), unique_id, force_rerun=force_rerun
-        )
+
+        def work(context: TaskContext) -> TaskHandle:
+            (url,) = upload([reference], context)
+            return submit_task(dataclasses.replace(request, image=url), context, force_rerun=force_rerun)
+
+        handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(unique_id)))
         return (handle, handle.request_id)
 
 
@@ -136,8 +141,10 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
             enable_sync_mode=sync_mode,
             images=tuple(ref.url or _PLACEHOLDER_URL for ref in references),
         ).validate()  # before any upload or spend
-        urls = await resolve(references, unique_id)
-        handle = await submit_task(
-            dataclasses.replace(request, images=tuple(urls)), unique_id, force_rerun=force_rerun
-        )
+
+        def work(context: TaskContext) -> TaskHandle:
+            urls = tuple(upload(references, context))
+            return submit_task(dataclasses.replace(request, images=urls), context, force_rerun=force_rerun)
+
+        handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(unique_id)))
         return (handle, handle.request_id)

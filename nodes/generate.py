@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..wavespeed import MODEL_TEXT_TO_IMAGE, KontextRequest
-from .paid.submission import submit_task
+from .paid.submit import submit_task
+from .shared import comfy_bridge as bridge
+from .shared.runtime import Watch, run_blocking
 
 
 class KontextSubmitNode:
@@ -43,5 +45,8 @@ class FluxKontextMaxGenerate(KontextSubmitNode):
             aspect_ratio=aspect_ratio,
             enable_sync_mode=sync_mode,
         )
-        handle = await submit_task(request, unique_id, force_rerun=force_rerun)
+        handle = await run_blocking(
+            lambda context: submit_task(request, context, force_rerun=force_rerun),
+            watch=Watch(bridge.NodeProgress(unique_id)),
+        )
         return (handle, handle.request_id)

@@ -12,11 +12,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, check_request_id, errors as E
-from .paid import account_limits as limits
-from .paid.submission import journal_note, journal_outcome, open_journal
+from .paid import accounts
+from .paid.context import TaskContext
+from .paid.journals import journal_note, journal_outcome, open_journal
 from .shared import comfy_bridge as bridge
 from .shared.progress import fraction_for, status_line
-from .shared.runtime import Watch, get_client, run_blocking
+from .shared.runtime import Watch, run_blocking
 from .shared.task_value import TaskHandle
 
 if TYPE_CHECKING:
@@ -141,13 +142,12 @@ class WaveSpeedPollResult:
     ) -> tuple[Any, str, str, int, bool]:
         rid = _resolve_request_id(task, request_id)
         node_deadline = time.monotonic() + timeout_s  # the wait, the downloads and the decode end by then
-        client = get_client()
         progress = bridge.NodeProgress(unique_id)
         watch = Watch(progress)
         watch.request_id = rid
         watch.set(0.02, f"waiting for task {rid[:8]}…")
         first = task.prediction if task is not None else None
-        journal = open_journal()
+        journal = open_journal(bridge.user_directory())
         seen: list[str] = []
 
         def on_progress(prediction: Prediction, elapsed_s: float) -> None:
@@ -156,10 +156,12 @@ class WaveSpeedPollResult:
                 seen.append(prediction.status)
                 journal_outcome(journal, prediction)  # the record follows the task as it moves on
 
-        poller = limits.poller(client, history=_history_of(journal))
         age_s = max(0.0, time.time() - task.submitted_at) if task is not None else None
 
-        def work(cancel: CancelCheck) -> tuple[Prediction, Any]:
+        def work(context: TaskContext) -> tuple[Prediction, Any]:
+            client = accounts.account_client(context)
+            poller = accounts.poller(client, history=_history_of(journal))
+            cancel = context.cancel
             try:
                 prediction = poller.wait(
                     rid,

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ..wavespeed import STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_FLIGHT, InvalidRequestError, TaskRecord
-from .paid.submission import current_journal
+from .paid.journals import current_journal
 from .shared import comfy_bridge as bridge
 from .shared.runtime import submit_blocking
 
@@ -71,7 +71,7 @@ class WaveSpeedRecentTasks:
             raise InvalidRequestError(
                 f"status_filter {status_filter!r} is not one of {', '.join(STATUS_FILTERS)}."
             )
-        journal = current_journal()
+        journal = current_journal(bridge.user_directory())
         statuses = STATUS_FILTERS[status_filter]
         records = await submit_blocking(journal.recent, MAX_LISTED, statuses)
         now = time.time()

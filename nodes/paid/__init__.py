@@ -1,1 +1,1 @@
-"""The paid path: every paid node submits through one object (paid_path.py) and one POST (paid_post.py)."""
+"""The paid path: every paid node submits through one call (submit.py), one POST (payment.py)."""

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from ...wavespeed import (
     STATUS_EXPIRED,
-    CancelCheck,
     Intent,
     Journal,
     Prediction,
@@ -22,14 +20,10 @@ from ...wavespeed import (
     errors as E,
     interrupted_message,
 )
-from ..shared.progress import short_id
-from ..shared.runtime import Watch
-from ..shared.task_value import TaskHandle
-from .journal_glue import journal_note, journal_outcome, journal_status
+from ..shared.task_value import TaskHandle, short_id
+from .journals import journal_note, journal_outcome, journal_status
+from .prepared import PaidSubmit
 from .unrecorded import UNRECORDED, key_of
-
-if TYPE_CHECKING:
-    from .paid_path import PaidSubmit
 
 log = logging.getLogger("wavespeed")
 
@@ -37,46 +31,38 @@ log = logging.getLogger("wavespeed")
 LOOKUP_S = 60.0
 
 
-async def check_reusable(
-    paid: PaidSubmit, journal: Journal, request_id: str
-) -> tuple[bool, Prediction | None]:
+def check_reusable(paid: PaidSubmit, journal: Journal, request_id: str) -> tuple[bool, Prediction | None]:
     """Ask WaveSpeed whether a journaled result is still there before reusing it (one GET, which
     Poll Result then skips). Only a definite answer (unknown task, or failed) means a new task;
     if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
-    watch = Watch(paid.progress)
-    watch.request_id = request_id
-    watch.set(0.02, f"checking earlier task {request_id[:8]}…")
-    watch.publish()
-    client = paid.client
-
-    def work(cancel: CancelCheck) -> tuple[bool, Prediction | None]:
-        try:
-            prediction = client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=cancel)
-        except E.NotFoundError as exc:
-            journal_note(journal, request_id, status=STATUS_EXPIRED, error=exc.message)
-            return False, None
-        except E.CancelledError:
-            raise
-        except E.WaveSpeedError as exc:
-            log.info("could not check task %s before reusing it (%s); reusing it", request_id, exc)
-            return True, None
-        if prediction.is_failed:
-            journal_outcome(journal, prediction)
-            return False, None
-        return True, prediction if prediction.is_completed else None
-
-    return await paid.run(work, watch)
+    status = paid.context.status
+    status.request_id = request_id  # a Cancel now names the earlier task: it is paid, and still there
+    paid.show(0.02, f"checking earlier task {request_id[:8]}…")
+    try:
+        prediction = paid.client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=paid.cancel)
+    except E.NotFoundError as exc:
+        journal_note(journal, request_id, status=STATUS_EXPIRED, error=exc.message)
+        return False, None
+    except E.CancelledError:
+        raise
+    except E.WaveSpeedError as exc:
+        log.info("could not check task %s before reusing it (%s); reusing it", request_id, exc)
+        return True, None
+    finally:
+        status.request_id = None
+    if prediction.is_failed:
+        journal_outcome(journal, prediction)
+        return False, None
+    return True, prediction if prediction.is_completed else None
 
 
-async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
+def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
     """An identical submit was interrupted and may have been paid: find its task, or say so.
 
     The interrupted intent keeps the payload that was sent (its uploaded image URLs included): a
     candidate matches only on those values, one journaled for other inputs is never taken, and the
     journal write that takes it never replaces another task's row."""
-    watch = Watch(paid.progress)
-    watch.set(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
-    watch.publish()
+    paid.show(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
     request = paid.request
     sent = stale.payload  # None in rows from before the payload was kept: the hash alone matches
     mine = (paid.account, paid.identity)
@@ -119,26 +105,24 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
             UNRECORDED.keep(key_of(journal, paid.account, paid.identity), write, task=owed)
         return True
 
-    def find(cancel: CancelCheck) -> Prediction | Unconfirmed | None:
-        try:
-            return find_submitted(
-                paid.client,
-                model=request.model,
-                payload_hash=stale.payload_hash,
-                since=stale.claimed_at,
-                deadline=time.monotonic() + LOOKUP_S,
-                cancel=cancel,
-                sent=sent,
-                taken=taken,
-                claim=claim,
-            )
-        except E.CancelledError:
-            raise
-        except E.WaveSpeedError as exc:
-            log.info("WaveSpeed history lookup failed: %s", exc)
-            return None
-
-    found = await paid.run(find, watch)
+    found: Prediction | Unconfirmed | None
+    try:
+        found = find_submitted(
+            paid.client,
+            model=request.model,
+            payload_hash=stale.payload_hash,
+            since=stale.claimed_at,
+            deadline=time.monotonic() + LOOKUP_S,
+            cancel=paid.cancel,
+            sent=sent,
+            taken=taken,
+            claim=claim,
+        )
+    except E.CancelledError:
+        raise
+    except E.WaveSpeedError as exc:
+        log.info("WaveSpeed history lookup failed: %s", exc)
+        found = None
     if isinstance(found, Unconfirmed):  # candidates, but WaveSpeed echoes no inputs to match on
         raise E.SubmitUncertainError(
             f"An identical task interrupted at {clock_text(stale.claimed_at)} may have been paid; "
@@ -147,5 +131,5 @@ async def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHand
         )
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
-    paid.progress.update(1.0, f"found interrupted task {short_id(found.id)} in WaveSpeed history (no charge)")
+    paid.show(1.0, f"found interrupted task {short_id(found.id)} in WaveSpeed history (no charge)")
     return paid.reused(found.id, found, stale.claimed_at)

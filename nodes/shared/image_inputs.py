@@ -1,8 +1,8 @@
 """Reference images for the edit nodes: IMAGE batches and URL strings -> the URLs the API takes.
 
 The checks and the content-hash cache live in ``wavespeed/net/reference_uploads.py`` (pure); this module adds
-the node-side glue: it collects references in order, runs encoding and uploads off the event loop
-(cancellable, with progress text), and uploads several distinct images in parallel.
+the node-side glue: it collects references in order, encodes and uploads them in the submit's worker
+call (cancellable, with status text), and uploads several distinct images in parallel.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ...wavespeed import CACHE, CancelCheck, PreparedImage, batch_size, check_size, prepare
-from . import comfy_bridge as bridge
-from .runtime import Watch, get_client, run_blocking
+from ...wavespeed import CACHE, PreparedImage, batch_size, check_size, prepare
+from ..paid.accounts import account_client
+from ..paid.context import TaskContext
 
 log = logging.getLogger("wavespeed")
 
@@ -60,46 +60,40 @@ def url_references(urls: Sequence[str], label: str) -> list[Reference]:
     return [Reference(f"{label} line {n}", url=url) for n, url in enumerate(urls, 1)]
 
 
-async def resolve(references: Sequence[Reference], node_id: str | None) -> list[str]:
+def upload(references: Sequence[Reference], context: TaskContext) -> list[str]:
     """The URL of every reference, in order. Encodes (and checks the PNG size of) every image
-    before the first upload, so a bad input never leaves half the references uploaded."""
+    before the first upload, so a bad input never leaves half the references uploaded. Blocks."""
     if all(ref.url is not None for ref in references):
         return [str(ref.url) for ref in references]
-    client = get_client()
-    watch = Watch(bridge.NodeProgress(node_id))
+    client = account_client(context)
     to_upload = [ref for ref in references if ref.url is None]
     count = len(to_upload)
-    watch.set(0.01, f"preparing {count} reference image{'s' if count != 1 else ''}…")
-    watch.publish()
+    context.status.set(0.01, f"preparing {count} reference image{'s' if count != 1 else ''}…")
+    deadline = time.monotonic() + UPLOAD_BUDGET_S
 
-    def work(cancel: CancelCheck) -> list[str]:
-        deadline = time.monotonic() + UPLOAD_BUDGET_S
-
-        def upload(png: bytes) -> str:
-            return client.upload(
-                png,
-                filename="kontext_reference.png",
-                content_type="image/png",
-                cancel=cancel,
-                deadline=deadline,
-            )
-
-        prepared = [prepare(ref.image, ref.index, ref.label) for ref in to_upload]
-        cached = sum(CACHE.lookup(client.base_url, p.sha256) is not None for p in prepared)
-        new = len({p.sha256 for p in prepared}) - cached
-        watch.set(
-            0.02, f"uploading {new} image{'s' if new != 1 else ''}…" if new > 0 else "images already uploaded"
+    def put(png: bytes) -> str:
+        return client.upload(
+            png,
+            filename="kontext_reference.png",
+            content_type="image/png",
+            cancel=context.cancel,
+            deadline=deadline,
         )
 
-        def one(p: PreparedImage) -> str:
-            return CACHE.get_or_upload(client.base_url, p, upload, cancel, still_there=client.url_is_live)
+    prepared = [prepare(ref.image, ref.index, ref.label) for ref in to_upload]
+    cached = sum(CACHE.lookup(client.base_url, p.sha256) is not None for p in prepared)
+    new = len({p.sha256 for p in prepared}) - cached
+    context.status.set(
+        0.02, f"uploading {new} image{'s' if new != 1 else ''}…" if new > 0 else "images already uploaded"
+    )
 
-        if len(prepared) == 1:
-            urls = [one(prepared[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_UPLOADS, len(prepared))) as pool:
-                urls = list(pool.map(one, prepared))
-        it = iter(urls)
-        return [ref.url if ref.url is not None else next(it) for ref in references]
+    def one(p: PreparedImage) -> str:
+        return CACHE.get_or_upload(client.base_url, p, put, context.cancel, still_there=client.url_is_live)
 
-    return await run_blocking(work, watch=watch)
+    if len(prepared) == 1:
+        urls = [one(prepared[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(_MAX_PARALLEL_UPLOADS, len(prepared))) as pool:
+            urls = list(pool.map(one, prepared))
+    it = iter(urls)
+    return [ref.url if ref.url is not None else next(it) for ref in references]

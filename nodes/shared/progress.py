@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ...wavespeed import QUEUED_STATUSES, Prediction
+from .task_value import short_id
 
 _TYPICAL_INFERENCE_S = 12.0
 
@@ -19,12 +20,6 @@ def fraction_for(prediction: Prediction, elapsed_s: float) -> float:
     if prediction.status in QUEUED_STATUSES:
         return 0.05
     return 0.1 + 0.85 * (1.0 - math.exp(-elapsed_s / _TYPICAL_INFERENCE_S))
-
-
-def short_id(request_id: str) -> str:
-    """A task id as status lines show it (its first 8 characters): the full id is in the node's
-    outputs, the journal and the error texts."""
-    return f"{request_id[:8]}…" if len(request_id) > 9 else request_id
 
 
 def status_line(prediction: Prediction, elapsed_s: float) -> str:

@@ -1,10 +1,12 @@
-"""Shared machinery of the node layer: one client per key, blocking I/O off the event loop.
+"""Shared machinery of the node layer: blocking task calls off the event loop, with what ComfyUI gives.
 
 ComfyUI 0.3.75 awaits ``async def`` node functions and runs independent ones concurrently, so
-every blocking call (HTTP, decode) goes to a dedicated thread pool (the default executor has only
-cpu+4 threads, which would serialise 8 chains on a 2-core machine). The event loop side watches
-the Cancel flag every 0.1 s and updates the progress bar, so Cancel is honoured even while a
-worker thread sits in a socket read.
+every blocking call (a submit, a wait, a decode) goes to a dedicated thread pool (the default
+executor has only cpu+4 threads, which would serialise 8 chains on a 2-core machine), one worker
+thread per call. The call gets a TaskContext (nodes/paid/context.py): ComfyUI's Cancel as a check,
+a status line, ComfyUI's user directory and the pack's key file. The event loop side watches the
+Cancel flag every 0.1 s and shows the status line's new text on the node, so Cancel is honoured
+even while a worker thread sits in a socket read.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...wavespeed import CancelCheck, errors as E
+from ...wavespeed import errors as E
+from ..paid.context import TaskContext, Unseen
 from . import comfy_bridge as bridge
 
 if TYPE_CHECKING:
     import asyncio
-
-    from ...wavespeed import WaveSpeedClient
 
 T = TypeVar("T")
 
@@ -30,53 +31,50 @@ PACK_KEY_FILE = PACK_DIR / "wavespeed_api_key.txt"
 _WATCH_INTERVAL_S = 0.1
 
 _executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="wavespeed")
-_clients: dict[str, WaveSpeedClient] = {}  # by account tag
-_clients_lock = threading.Lock()
-
-
-def get_client() -> WaveSpeedClient:
-    """The pooled client for the current key and base URL (read from the environment each time,
-    so a key set after start-up works without restarting ComfyUI)."""
-    from ...wavespeed import WaveSpeedClient, account_tag_for, load_settings
-
-    settings = load_settings(extra_files=[PACK_KEY_FILE])
-    account = account_tag_for(settings.base_url, settings.api_key)  # the client's own account_tag
-    with _clients_lock:
-        client = _clients.get(account)
-        if client is None:
-            client = _clients[account] = WaveSpeedClient(settings.api_key, settings.base_url)
-        return client
 
 
 class Watch:
-    """What the worker thread last saw, published to the UI by the event loop."""
+    """A task call's status line (TaskContext.status): set by the worker thread, shown on the node
+    by the event loop. Every line set is shown, in order (a short step's line is not lost)."""
 
     def __init__(self, progress: bridge.NodeProgress | None = None) -> None:
         self.progress = progress
-        self.fraction = 0.0
-        self.text: str | None = None
         self.request_id: str | None = None
+        self._lock = threading.Lock()
+        self._lines: list[tuple[float, str | None]] = [(0.0, None)]
 
     def set(self, fraction: float, text: str | None = None) -> None:
-        self.fraction, self.text = fraction, text
+        with self._lock:
+            self._lines.append((fraction, text))
 
     def publish(self) -> None:
+        """Show the lines set since the last publish (the latest one again if none was)."""
+        with self._lock:
+            lines, self._lines = self._lines, self._lines[-1:]
         if self.progress is not None:
-            self.progress.update(self.fraction, self.text)
+            for fraction, text in lines[1:] or lines:
+                self.progress.update(fraction, text)
 
 
-async def run_blocking(fn: Callable[[CancelCheck], T], *, watch: Watch | None = None) -> T:
-    """Run ``fn(cancel)`` in the pool; raise as ComfyUI expects as soon as Cancel is pressed."""
+async def run_blocking(fn: Callable[[TaskContext], T], *, watch: Watch | None = None) -> T:
+    """Run ``fn(context)`` in the pool; raise as ComfyUI expects as soon as Cancel is pressed."""
     epoch = bridge.current_epoch()
     stop = threading.Event()
 
     def cancel() -> bool:
         return stop.is_set() or bridge.interrupted(epoch)
 
+    context = TaskContext(
+        cancel=cancel,
+        status=watch if watch is not None else Unseen(),
+        user_dir=bridge.user_directory(),
+        key_files=(PACK_KEY_FILE,),
+    )
+
     import asyncio  # imported on first use: keeps the pack's import under 50 ms in a fresh interpreter
 
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(_executor, fn, cancel)
+    future = loop.run_in_executor(_executor, fn, context)
     try:
         while True:
             done, _ = await asyncio.wait({future}, timeout=_WATCH_INTERVAL_S)

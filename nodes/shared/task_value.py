@@ -1,4 +1,5 @@
-"""The WAVESPEED_TASK value passed from a submit node to WaveSpeed Poll Result."""
+"""The WAVESPEED_TASK value passed from a submit node to WaveSpeed Poll Result, and its id as status
+lines show it."""
 
 from __future__ import annotations
 
@@ -24,3 +25,9 @@ class TaskHandle:
 
     def __repr__(self) -> str:  # shows up in ComfyUI logs; keep it short
         return f"TaskHandle({self.request_id}, {self.model})"
+
+
+def short_id(request_id: str) -> str:
+    """A task id as status lines show it (its first 8 characters): the full id is in the node's
+    outputs, the journal and the error texts."""
+    return f"{request_id[:8]}…" if len(request_id) > 9 else request_id

@@ -104,15 +104,14 @@ def test_a_refusing_proxy_or_unknown_ca_is_one_line_costs_nothing_and_does_not_b
         first = run_generate(pack)
     finally:
         strict.stop()
-    errors = pack.nodes.paid.submission.E  # the pack's own errors module
+    errors = pack.wavespeed.core.errors  # the pack's own errors module
     assert isinstance(first, errors.ServerError) and not isinstance(first, errors.SubmitUncertainError), first
     text = str(first)
     assert expected in text and "nothing was sent, nothing charged" in text and "\n" not in text
     assert emu.submissions == 0 and emu.requests == []
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle))
-    with pack.nodes.shared.runtime._clients_lock:  # a client reads the CA variables when it is made
-        pack.nodes.shared.runtime._clients.clear()
+    pack.nodes.paid.accounts.forget_clients()  # a client reads the CA variables when it is made
     second = run_generate(pack)  # the same fixed seed, fixed network: paid once, not "maybe paid"
     assert not isinstance(second, Exception), second
     assert emu.submissions == 1

@@ -4,7 +4,6 @@ and the one URL parser. Real loopback servers only (the emulator or tests/suppor
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import json
@@ -199,7 +198,7 @@ def test_a_huge_retry_after_on_a_submit_says_nothing_was_retried_or_charged(
 
 
 def test_an_error_with_a_request_id_is_never_not_accepted(pack: ModuleType) -> None:
-    not_accepted: Callable[[BaseException], bool] = _mod(pack, "nodes.paid.submission")._was_not_accepted
+    not_accepted: Callable[[BaseException], bool] = _mod(pack, "nodes.paid.payment").was_not_accepted
     PE: Any = pack.wavespeed.core.errors
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID))
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID, status=503))
@@ -223,19 +222,21 @@ def test_an_uncertain_submit_that_names_a_task_is_journaled(
     monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
-    sub = _mod(pack, "nodes.paid.submission")
-    spent_before = sub.SESSION_SPEND.spent_usd
+    payment = _mod(pack, "nodes.paid.payment")
+    spent_before = payment.SESSION_SPEND.spent_usd
     request = _mod(pack, "wavespeed.api.kontext_request").KontextRequest(prompt="paid but odd", seed=5)
     try:
         with pytest.raises(_mod(pack, "wavespeed.core.errors").SubmitUncertainError) as info:
-            asyncio.run(sub.submit_task(request, None))
+            _mod(pack, "nodes.paid.submit").submit_task(
+                request, _mod(pack, "nodes.paid.context").TaskContext()
+            )
         assert info.value.request_id == TASK_ID and TASK_ID in str(info.value)
-        record = _mod(pack, "nodes.paid.journal_glue").current_journal().get(TASK_ID)
+        record = _mod(pack, "nodes.paid.journals").current_journal().get(TASK_ID)
         assert record is not None and record.request_id == TASK_ID
     finally:
-        _mod(pack, "nodes.paid.journal_glue").forget_journals()
+        _mod(pack, "nodes.paid.journals").forget_journals()
     assert server.accepted == 1  # never resent
-    assert sub.SESSION_SPEND.spent_usd > spent_before  # the price was not given back
+    assert payment.SESSION_SPEND.spent_usd > spent_before  # the price was not given back
 
 
 # ============================================== 5. the upload revalidation HEAD is the client's

@@ -60,9 +60,12 @@ async def chain(pack: ModuleType, prompt: str = PROMPT, policy: str = "pass thro
 def restart_pack(pack: ModuleType) -> None:
     """Forget all in-memory state of the pack (session spend, journals, flights, clients), as a new
     ComfyUI process would."""
-    pack.nodes.paid.submission.reset_session_state()
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
+    pack.nodes.paid.submit.reset_session_state()
+
+
+def nodes_client(pack: ModuleType) -> Any:
+    """The pooled client the nodes use for the current key and base URL (one per account)."""
+    return pack.nodes.paid.accounts.account_client(pack.nodes.paid.context.TaskContext())
 
 
 def capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -15,7 +15,7 @@ from types import ModuleType
 from emulator import Emulator
 from scripts import layout
 from scripts.pack_loader import REPO_ROOT
-from tests.support.node_calls import generate, poll
+from tests.support.node_calls import generate, nodes_client, poll
 
 PACK_DIRS = ("wavespeed", "nodes")
 KEY_OWNER = Path("wavespeed", "net")
@@ -73,10 +73,9 @@ def test_journal_scheduler_poller_and_client_cache_agree_on_one_account(
         return str(rid)
 
     rid = asyncio.run(one_task())
-    runtime = pack.nodes.shared.runtime
-    client = runtime.get_client()
+    limits = _mod(pack, "nodes.paid.accounts")
+    client = nodes_client(pack)
     tag = client.account_tag
-    limits = _mod(pack, "nodes.paid.account_limits")
     scheduler_for = _mod(pack, "wavespeed.limits.scheduler").scheduler_for
     poller_module = _mod(pack, "wavespeed.limits.poller")
 
@@ -84,12 +83,12 @@ def test_journal_scheduler_poller_and_client_cache_agree_on_one_account(
         raise AssertionError("the nodes' poller is not registered under client.account_tag")
 
     assert tag in _mod(pack, "wavespeed.limits.scheduler")._schedulers  # made by the nodes' submit
-    record = pack.nodes.paid.submission.current_journal().get(rid)
+    record = pack.nodes.paid.journals.current_journal().get(rid)
     assert record is not None and record.account == tag  # the journal's row
     assert scheduler_for(tag) is limits.scheduler(client)  # the submit scheduler
     assert poller_module.poller_for(tag, no_new_poller) is limits.poller(client)  # the nodes' poller
     assert poller_module.account_poller(client) is limits.poller(client)  # scripts' wait_for
-    assert list(runtime._clients) == [tag]  # the client cache
+    assert list(limits._clients) == [tag]  # the client cache
     account_tag_for = _mod(pack, "wavespeed.net.api_session").account_tag_for
     assert account_tag_for(pack_env.base_url + "/", api_key) == tag  # normalised like the client
 

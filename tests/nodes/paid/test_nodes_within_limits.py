@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from emulator import Emulator, Tier
+from tests.support.node_calls import nodes_client
 
 
 async def _chain(pack: ModuleType, prompt: str, seed: int, node: str) -> Any:
@@ -66,10 +67,8 @@ def test_the_nodes_submit_hands_a_429_to_the_scheduler_after_one_post(
     directly, with no compatibility check of the client's signature in between."""
     errors = pack.wavespeed.errors
     models = pack.wavespeed
-    client = pack.nodes.shared.runtime.get_client()
+    client = nodes_client(pack)
     pack_env.inject("submit", "status", status=429, times=5)
     with pytest.raises(errors.RateLimitedError):
-        pack.nodes.paid.account_limits._submit_once(
-            client, models.KontextRequest(prompt="once"), lambda: False
-        )
+        pack.nodes.paid.accounts._submit_once(client, models.KontextRequest(prompt="once"), lambda: False)
     assert sum(r.route == "submit" for r in pack_env.requests) == 1 and pack_env.submissions == 0

@@ -115,12 +115,11 @@ def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
         first = _generate(pack)
     finally:
         server.stop()
-    errors = pack.nodes.paid.submission.E  # the pack's own import of wavespeed.core.errors
+    errors = pack.wavespeed.core.errors  # the pack's own copy of the error classes
     assert isinstance(first, errors.ServerError), first
     assert not isinstance(first, errors.SubmitUncertainError), first
     monkeypatch.setenv("WAVESPEED_BASE_URL", pack_env.base_url)
-    with pack.nodes.shared.runtime._clients_lock:
-        pack.nodes.shared.runtime._clients.clear()
+    pack.nodes.paid.accounts.forget_clients()
     second = _generate(pack)
     assert not isinstance(second, Exception), second
     assert pack_env.submissions == 1

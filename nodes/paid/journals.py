@@ -1,8 +1,8 @@
-"""The node layer's handle on the task journal: which journal, and best-effort updates from the nodes.
+"""The task journal as task calls use it: which journal, and best-effort updates.
 
 Submit, Poll Result and Recent Tasks all go through here, so the journal's directory is resolved
-the same way everywhere (env, ComfyUI's user directory, ~/.cache) and a journal problem never
-fails a node that only wanted to note something.
+the same way everywhere (env, the host's user folder, ~/.cache) and a journal problem never fails
+a call that only wanted to note something.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from ...wavespeed import (
     Prediction,
     default_journal_dir,
 )
-from ..shared import comfy_bridge as bridge
 
 log = logging.getLogger("wavespeed")
 
@@ -27,9 +26,10 @@ _journals: dict[str, Journal] = {}
 _journals_lock = threading.Lock()
 
 
-def current_journal() -> Journal:
-    """The journal for the current settings (resolved on each call: env, ComfyUI user dir, ~/.cache)."""
-    directory = default_journal_dir(bridge.user_directory())
+def current_journal(user_dir: str | None = None) -> Journal:
+    """The journal for the current settings (resolved on each call: WAVESPEED_JOURNAL_DIR, the host's
+    user folder ``user_dir``, ~/.cache)."""
+    directory = default_journal_dir(user_dir)
     key = str(directory)
     with _journals_lock:
         journal = _journals.get(key)
@@ -84,11 +84,11 @@ def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> Non
         log.warning("WaveSpeed journal: could not update task %s", request_id, exc_info=True)
 
 
-def open_journal() -> Journal | None:
+def open_journal(user_dir: str | None = None) -> Journal | None:
     """Best effort, for readers and notes (Poll Result): the journal, or None with one log line.
     A submit never uses this: PaidSubmit.prepare fails closed instead (paid_path.py)."""
     try:
-        return current_journal()
+        return current_journal(user_dir)
     except Exception as exc:
         log.warning("WaveSpeed journal unavailable (%s); results are not journaled", exc)
         return None

@@ -1,4 +1,4 @@
-"""The paying step of the paid path (paid_path.py): book the price, POST once, journal the task.
+"""The paying step of the paid path (submit.py): book the price, POST once, journal the task.
 
 * The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` before any request
   (BudgetExceededError), and given back only when the submit provably created no task: nothing was
@@ -6,30 +6,32 @@
   may have created a task (a 5xx, a gateway page, a broken connection) keeps its price, leaves a
   fixed-seed intent 'uncertain' (the next identical queue looks in the history) and says in one line
   what queuing again does.
-* The POST goes through the account's scheduler (account_limits.py: a 429 is waited out as status text),
+* The POST goes through the account's scheduler (accounts.py: a 429 is waited out as status text),
   which asks the submit's Cancel rule right before it: after a Cancel no POST starts.
-* The accepted task is journaled in the worker thread right after the reply, before anyone waits on
-  it, so even a Cancel or a crash a moment later leaves it recoverable. The intent row goes in the
+* The accepted task is journaled right after the reply, in the submit's own worker thread, before
+  anyone waits on it, so even a Cancel or a crash a moment later leaves it recoverable. The intent row goes in the
   same transaction; a submit that may have been paid without an id leaves it 'uncertain'.
 * A journal write that fails there (the journal locked by another process past its wait, a full
   disk) is owed, not dropped (unrecorded.py): the id stays in memory and in the node's output, the
   write is retried until it lands, and an identical re-queue here reuses the task meanwhile.
+* A Batch checks its whole price first (``afford``): nothing is submitted when the session budget
+  cannot cover all of it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ...wavespeed import (
     LEASES,
     STATE_UNCERTAIN,
     STATUS_IN_FLIGHT,
-    CancelCheck,
     Intent,
+    KontextRequest,
     Prediction,
     SessionSpend,
     TaskTakenError,
@@ -37,16 +39,14 @@ from ...wavespeed import (
     owner_alive,
     session_budget_usd,
 )
-from ..shared.progress import short_id
-from ..shared.runtime import Watch
-from ..shared.task_value import TaskHandle
-from . import account_limits as limits
-from .journal_glue import journal_status
+from ..shared.task_value import TaskHandle, short_id
+from . import accounts
+from .journals import journal_status
+from .prepared import PaidSubmit
 from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
     from ...wavespeed import WaveSpeedClient
-    from .paid_path import PaidSubmit
 
 log = logging.getLogger("wavespeed")
 
@@ -165,78 +165,85 @@ class _Payment:
             LEASES.release(self.journal, self.intent.account, self.intent.identity)
 
 
-async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
+def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
     """Book the price, POST once, journal the accepted task (releasing ``intent`` with it)."""
     payment = _Payment(paid, intent)
     price = paid.request.price_usd
     budget = session_budget_usd()
     try:
-        paid.stop_if_cancelled()
-        spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
-    except BaseException:
-        payment.let_go(drop=True)
+        try:
+            paid.stop_if_cancelled()
+            spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
+        except BaseException:
+            payment.let_go(drop=True)
+            raise
+        mode = "sync" if paid.request.enable_sync_mode else "async"
+        paid.show(0.02, f"submitting ({mode}) · ${price:.2f}")
+        prediction = _post_once(paid, payment)
+        # Journal first, before anything else can fail or anyone waits: the task is paid for.
+        kept = payment.record(prediction.id, prediction, prediction.error if prediction.is_failed else "")
+    finally:
         payment.end_lease()
-        raise
-    watch = Watch(paid.progress)
-    mode = "sync" if paid.request.enable_sync_mode else "async"
-    watch.set(0.02, f"submitting ({mode}) · ${price:.2f}")
-    watch.publish()
-    show_balance = _show_balance()
+    extra = f" · session ${spent:.2f} of ${budget:.2f}" if budget is not None else ""
+    if _show_balance():
+        extra += _balance_text(paid.client)
+    if not kept:
+        extra += " · not journaled yet (retrying)" if payment.owed else " · not journaled"
+    state = "done" if prediction.is_terminal else "submitted"
+    paid.show(1.0, f"{state} · ${price:.2f} · task {short_id(prediction.id)}{extra}")
+    return TaskHandle(
+        request_id=prediction.id,
+        model=paid.request.model,
+        params=paid.params,
+        price_usd=price,
+        prediction=prediction if prediction.is_terminal else None,
+    )
+
+
+def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
+    """The POST, through the account's scheduler. A failure says what it cost: a task accepted and
+    then lost is journaled and named; a submit that created no task gives its price back; one that
+    may have created a task keeps the price and leaves the intent 'uncertain'."""
+    price = paid.request.price_usd
 
     def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
-        watch.set(0.02, f"{text} · ${price:.2f}")
-        if paid.on_rate_wait is not None:
-            paid.on_rate_wait(text)
-
-    def work(cancel: CancelCheck) -> tuple[TaskHandle, str]:
-        try:
-            try:
-                prediction = limits.submit(paid.client, paid.request, cancel=cancel, status=waiting)
-            except BaseException as exc:
-                rid = getattr(exc, "request_id", None)
-                if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
-                    # Accepted and paid, but something after it went wrong: keep and show the task.
-                    exc.with_task(rid, journaled=payment.record(rid, None, exc.message))
-                    raise
-                if was_not_accepted(exc):
-                    SESSION_SPEND.release(price)
-                    payment.let_go(drop=True)
-                    if isinstance(exc, E.WaveSpeedError):
-                        exc.with_charge(NOT_CHARGED)  # the error says it, as the status line does
-                    watch.set(0.0, f"not submitted · {NOT_CHARGED}")
-                    raise
-                kept = payment.let_go(drop=False)  # may have been paid: never silently again
-                watch.set(0.0, f"submit failed · {MAYBE_CHARGED}")
-                if isinstance(exc, E.SubmitUncertainError):
-                    raise exc.replaced(hint=uncertain_hint(paid, kept)) from None
-                raise
-            # Journal first, before anything else can fail or anyone waits: the task is paid for.
-            kept = payment.record(prediction.id, prediction, prediction.error if prediction.is_failed else "")
-        finally:
-            payment.end_lease()
-        extra = f" · session ${spent:.2f} of ${budget:.2f}" if budget is not None else ""
-        if show_balance:
-            extra += _balance_text(paid.client)
-        if not kept:
-            extra += " · not journaled yet (retrying)" if payment.owed else " · not journaled"
-        handle = TaskHandle(
-            request_id=prediction.id,
-            model=paid.request.model,
-            params=paid.params,
-            price_usd=price,
-            prediction=prediction if prediction.is_terminal else None,
-        )
-        return handle, extra
+        paid.show(0.02, f"{text} · ${price:.2f}")
+        if paid.context.rate_wait is not None:
+            paid.context.rate_wait(text)
 
     try:
-        handle, extra = await paid.run(work, watch)
-    except E.WaveSpeedError:
-        with contextlib.suppress(Exception):  # the error itself is what must reach ComfyUI
-            watch.publish()  # "not submitted · $0, …", never "submitting · $0.08" left standing
+        return accounts.submit(paid.client, paid.request, cancel=paid.cancel, status=waiting)
+    except BaseException as exc:
+        rid = getattr(exc, "request_id", None)
+        if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
+            # Accepted and paid, but something after it went wrong: keep and show the task.
+            raise exc.replaced(request_id=rid, journaled=payment.record(rid, None, exc.message)) from exc
+        if was_not_accepted(exc):
+            SESSION_SPEND.release(price)
+            payment.let_go(drop=True)
+            paid.show(0.0, f"not submitted · {NOT_CHARGED}")
+            if isinstance(exc, E.WaveSpeedError):  # the error says it, as the status line does
+                raise exc.replaced(charged=NOT_CHARGED) from exc
+            raise
+        kept = payment.let_go(drop=False)  # may have been paid: never silently again
+        paid.show(0.0, f"submit failed · {MAYBE_CHARGED}")
+        if isinstance(exc, E.SubmitUncertainError):
+            raise exc.replaced(hint=uncertain_hint(paid, kept)) from None
         raise
-    state = "done" if handle.prediction is not None else "submitted"
-    paid.progress.update(1.0, f"{state} · ${price:.2f} · task {short_id(handle.request_id)}{extra}")
-    return handle
+
+
+def afford(requests: Sequence[KontextRequest]) -> float:
+    """The whole price of several submits, refused (nothing submitted) if the session budget
+    cannot cover all of it. Returns the total."""
+    total = sum(r.price_usd for r in requests)
+    budget = session_budget_usd()
+    if budget is not None and SESSION_SPEND.spent_usd + total > budget + 1e-9:
+        raise E.BudgetExceededError(
+            f"This batch costs ${total:.2f} ({len(requests)} images); the session budget has "
+            f"${max(0.0, budget - SESSION_SPEND.spent_usd):.2f} left of ${budget:.2f}: nothing was "
+            "submitted. Raise WAVESPEED_SESSION_BUDGET_USD or make the batch smaller."
+        )
+    return total
 
 
 def _show_balance() -> bool:

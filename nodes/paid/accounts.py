@@ -1,7 +1,9 @@
-"""The account's limits in the node layer: every submit goes through the account's scheduler, every
-wait through the account's poller (wavespeed/limits/scheduler.py, wavespeed/limits/poller.py).
+"""The account a task call works for: its client, and its limits. Every submit goes through the
+account's scheduler, every wait through the account's poller (wavespeed/limits/scheduler.py,
+wavespeed/limits/poller.py).
 
-"Per account" is per client: runtime.get_client caches one client per account, and the client's
+"Per account" is per client: ``account_client`` keeps one client per account (its key and base URL,
+read on every call, so a key set after start-up works without a restart), and the client's
 ``account_tag`` (key-free) names the account here, as it does in the journal. The submit wait has
 its own deadline (``WAVESPEED_SUBMIT_WAIT_S``, default 30 minutes, because a Bronze account takes a
 minute per two tasks); Cancel stops it at once and nothing is sent or charged while waiting.
@@ -9,17 +11,44 @@ minute per two tasks); Cancel stops it at once and nothing is sent or charged wh
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ...wavespeed import CancelCheck, positive_float_from_env
+from .context import TaskContext
 
 if TYPE_CHECKING:
     from ...wavespeed import KontextRequest, Poller, Prediction, SubmitScheduler, WaveSpeedClient
 
 ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
+
+_clients: dict[str, WaveSpeedClient] = {}  # by account tag
+_clients_lock = threading.Lock()
+
+
+def account_client(context: TaskContext) -> WaveSpeedClient:
+    """The context's own client, else the pooled client of the current key and base URL (raises
+    ConfigError with a one-line fix when there is no key)."""
+    if context.client is not None:
+        return context.client
+    from ...wavespeed import WaveSpeedClient, account_tag_for, load_settings
+
+    settings = load_settings(extra_files=context.key_files)
+    account = account_tag_for(settings.base_url, settings.api_key)  # the client's own account_tag
+    with _clients_lock:
+        client = _clients.get(account)
+        if client is None:
+            client = _clients[account] = WaveSpeedClient(settings.api_key, settings.base_url)
+        return client
+
+
+def forget_clients() -> None:
+    """Forget the pooled clients (as a restart would): the next call makes new ones."""
+    with _clients_lock:
+        _clients.clear()
 
 
 def submit_wait_s() -> float:
@@ -51,7 +80,7 @@ def submit(
     error, inside WAVESPEED_SUBMIT_WAIT_S."""
     from ...wavespeed import budget_from_env
 
-    budget_from_env()  # the poller's budget setting, refused before anything is paid (issue 17 case 8)
+    budget_from_env()  # the poller's budget setting, refused before anything is paid
     deadline = time.monotonic() + submit_wait_s()
     return scheduler(client).submit(
         lambda: _submit_once(client, request, cancel), deadline=deadline, cancel=cancel, status=status

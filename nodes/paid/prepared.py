@@ -1,0 +1,99 @@
+"""One paid submit, prepared: everything it needs, gathered once (``PaidSubmit.prepare``) and passed
+whole through the paid path (submit.py, payment.py, reuse.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ...wavespeed import Journal, KontextRequest, Prediction, errors as E, journal_failure, params_hash
+from ..shared.task_value import TaskHandle
+from .accounts import account_client
+from .context import CancelLatch, TaskContext
+from .journals import current_journal
+
+if TYPE_CHECKING:
+    from ...wavespeed import WaveSpeedClient
+
+
+@dataclass(frozen=True)
+class PaidSubmit:
+    """Everything one paid submit needs, built once (``prepare``) and passed whole."""
+
+    request: KontextRequest
+    params: dict[str, Any]
+    identity: str  # the inputs' identity (uploaded images by content): what single-flight matches
+    account: str  # client.account_tag: key-free
+    client: WaveSpeedClient
+    journal: Journal | None  # None: unusable, and the submit does not need it (seed -1, force_rerun)
+    context: TaskContext
+    cancel: CancelLatch  # the context's Cancel, latched: once seen, no POST of this submit starts
+    force_rerun: bool = False
+
+    @classmethod
+    def prepare(
+        cls, request: KontextRequest, context: TaskContext, *, force_rerun: bool = False
+    ) -> PaidSubmit:
+        """Validate (a typed one-line error before any key lookup or request), then gather the rest."""
+        request.validate()
+        params = request.payload()
+        client = account_client(context)  # raises ConfigError (missing key) before anything is sent
+        fixed = not force_rerun and request.seed != -1
+        try:
+            journal: Journal | None = current_journal(context.user_dir)
+        except Exception as exc:  # the journal's folder cannot even be resolved
+            if fixed:
+                raise journal_failure(None, exc) from None
+            journal = None
+        return cls(
+            request=request,
+            params=params,
+            identity=params_hash(request.model, _content_addressed(params)),
+            account=client.account_tag,
+            client=client,
+            journal=journal,
+            context=context,
+            cancel=CancelLatch(context.cancel),
+            force_rerun=force_rerun,
+        )
+
+    @property
+    def single_flight(self) -> bool:
+        """Identical inputs must share one task: a fixed seed, and not force_rerun."""
+        return not self.force_rerun and self.request.seed != -1
+
+    def stop_if_cancelled(self) -> None:
+        """Raise the Cancel if it was pressed: nothing was sent."""
+        if self.cancel():
+            raise E.CancelledError("Cancelled.")
+
+    def show(self, fraction: float, text: str) -> None:
+        """Say on the host's status line what this submit is doing."""
+        self.context.status.set(fraction, text)
+
+    def reused(self, request_id: str, prediction: Prediction | None, submitted_at: float) -> TaskHandle:
+        """The handle of a task already paid for (no charge)."""
+        return TaskHandle(
+            request_id=request_id,
+            model=self.request.model,
+            params=self.params,
+            price_usd=0.0,
+            submitted_at=submitted_at,
+            prediction=prediction if prediction is not None and prediction.is_terminal else None,
+        )
+
+
+def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
+    """Params with uploaded images named by their content: an image uploaded again after a restart
+    gets a new URL, but it is the same input, so the same task may be reused."""
+    from ...wavespeed import CACHE
+
+    def ident(url: Any) -> Any:
+        return (CACHE.content_id(url) or url) if isinstance(url, str) else url
+
+    out = dict(params)
+    if "image" in out:
+        out["image"] = ident(out["image"])
+    if isinstance(out.get("images"), list):
+        out["images"] = [ident(u) for u in out["images"]]
+    return out
