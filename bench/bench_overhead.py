@@ -88,8 +88,8 @@ def run(
         return repeats if isinstance(repeats, int) else repeats.get(length, 5)
 
     pack = load_pack()
-    accounts = sys.modules[f"{pack.__name__}.nodes.paid.accounts"]
-    context = sys.modules[f"{pack.__name__}.nodes.paid.context"]
+    accounts = sys.modules[f"{pack.__name__}.wavespeed.tasks.accounts"]
+    context = sys.modules[f"{pack.__name__}.wavespeed.tasks.context"]
     rows: list[dict[str, Any]] = []
     with emulator_env(inference_s=0.5) as emu:
         warm_up(pack, emu)

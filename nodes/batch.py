@@ -32,17 +32,25 @@ import dataclasses
 import time
 from typing import Any
 
-from ..wavespeed import MODEL_TEXT_TO_IMAGE, SEED_MAX, KontextRequest, errors as E
-from .paid import accounts
-from .paid.context import CancelLatch, TaskContext
-from .paid.journals import journal_outcome, open_journal
-from .paid.payment import afford
-from .paid.submit import submit_task
+from ..wavespeed import (
+    MODEL_TEXT_TO_IMAGE,
+    SEED_MAX,
+    CancelLatch,
+    KontextRequest,
+    TaskContext,
+    TaskHandle,
+    account_client,
+    account_poller,
+    afford,
+    errors as E,
+    journal_outcome,
+    open_journal,
+    submit_task,
+)
 from .poll import fetch_images
 from .shared import comfy_bridge as bridge
 from .shared.pricing import prompt_lines
 from .shared.runtime import run_blocking
-from .shared.task_value import TaskHandle
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
@@ -166,7 +174,7 @@ class _BatchRun:
                 async with self.decoding:
                     images = await run_blocking(
                         lambda context: fetch_images(
-                            accounts.account_client(context), prediction, context.cancel, deadline
+                            account_client(context), prediction, context.cancel, deadline
                         )
                     )
                     self.canvas.place(i, images)
@@ -219,10 +227,10 @@ def _spent_usd(results: list[tuple[TaskHandle | None, Any, BaseException | None]
 
 
 def _wait(handle: TaskHandle, context: TaskContext, timeout_s: float) -> Any:
-    client = accounts.account_client(context)
+    client = account_client(context)
     journal = open_journal(context.user_dir)
     history = getattr(journal, "inference_times", None)
-    poller = accounts.poller(client, history=history if callable(history) else None)
+    poller = account_poller(client, history if callable(history) else None)
     prediction = poller.wait(
         handle.request_id,
         model=handle.model,

@@ -27,15 +27,15 @@ from ..wavespeed import (
     MODEL_MULTI,
     InvalidRequestError,
     KontextRequest,
+    TaskContext,
+    TaskHandle,
     parse_urls,
+    submit_task,
 )
 from .generate import KontextSubmitNode
-from .paid.context import TaskContext
-from .paid.submit import submit_task
 from .shared import comfy_bridge as bridge
 from .shared.image_inputs import Reference, check_sizes, image_references, upload, url_references
 from .shared.runtime import Watch, run_blocking
-from .shared.task_value import TaskHandle
 
 log = logging.getLogger("wavespeed")
 

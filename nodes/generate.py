@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..wavespeed import MODEL_TEXT_TO_IMAGE, KontextRequest
-from .paid.submit import submit_task
+from ..wavespeed import MODEL_TEXT_TO_IMAGE, KontextRequest, submit_task
 from .shared import comfy_bridge as bridge
 from .shared.runtime import Watch, run_blocking
 

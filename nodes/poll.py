@@ -11,14 +11,24 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..wavespeed import STATUS_EXPIRED, STATUS_FAILED, CancelCheck, Prediction, check_request_id, errors as E
-from .paid import accounts
-from .paid.context import TaskContext
-from .paid.journals import journal_note, journal_outcome, open_journal
+from ..wavespeed import (
+    STATUS_EXPIRED,
+    STATUS_FAILED,
+    CancelCheck,
+    Prediction,
+    TaskContext,
+    TaskHandle,
+    account_client,
+    account_poller,
+    check_request_id,
+    errors as E,
+    journal_note,
+    journal_outcome,
+    open_journal,
+)
 from .shared import comfy_bridge as bridge
 from .shared.progress import fraction_for, status_line
 from .shared.runtime import Watch, run_blocking
-from .shared.task_value import TaskHandle
 
 if TYPE_CHECKING:
     from ..wavespeed import WaveSpeedClient
@@ -159,8 +169,8 @@ class WaveSpeedPollResult:
         age_s = max(0.0, time.time() - task.submitted_at) if task is not None else None
 
         def work(context: TaskContext) -> tuple[Prediction, Any]:
-            client = accounts.account_client(context)
-            poller = accounts.poller(client, history=_history_of(journal))
+            client = account_client(context)
+            poller = account_poller(client, _history_of(journal))
             cancel = context.cancel
             try:
                 prediction = poller.wait(

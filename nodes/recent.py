@@ -10,8 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..wavespeed import STATUS_COMPLETED, STATUS_FAILED, STATUS_IN_FLIGHT, InvalidRequestError, TaskRecord
-from .paid.journals import current_journal
+from ..wavespeed import (
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_IN_FLIGHT,
+    InvalidRequestError,
+    TaskRecord,
+    current_journal,
+)
 from .shared import comfy_bridge as bridge
 from .shared.runtime import submit_blocking
 

@@ -53,34 +53,14 @@ if TYPE_CHECKING:
     )
     from .images.codec import UnsupportedFormatError as UnsupportedFormatError
     from .images.decode_guard import decode_before as decode_before
-    from .journal.history_search import Unconfirmed as Unconfirmed, find_submitted as find_submitted
-    from .journal.singleflight import (
-        LEASES as LEASES,
-        STATE_UNCERTAIN as STATE_UNCERTAIN,
-        Flights as Flights,
-        acquire as acquire,
-        clock_text as clock_text,
-        interrupted_message as interrupted_message,
-        new_intent as new_intent,
-        owner_alive as owner_alive,
-    )
-    from .journal.sqlite_file import journal_failure as journal_failure
     from .journal.task_journal import (
         STATUS_COMPLETED as STATUS_COMPLETED,
         STATUS_EXPIRED as STATUS_EXPIRED,
         STATUS_FAILED as STATUS_FAILED,
         STATUS_IN_FLIGHT as STATUS_IN_FLIGHT,
-        Intent as Intent,
-        Journal as Journal,
         TaskRecord as TaskRecord,
-        TaskTakenError as TaskTakenError,
-        default_journal_dir as default_journal_dir,
-        params_hash as params_hash,
     )
-    from .limits.poll_book import budget_from_env as budget_from_env
-    from .limits.poller import Poller as Poller, account_poller as account_poller
-    from .limits.scheduler import SubmitScheduler as SubmitScheduler, scheduler_for as scheduler_for
-    from .net.api_session import account_tag_for as account_tag_for
+    from .limits.poller import account_poller as account_poller
     from .net.client import WaveSpeedClient as WaveSpeedClient
     from .net.connection_check import check_connection as check_connection
     from .net.reference_uploads import (
@@ -91,85 +71,74 @@ if TYPE_CHECKING:
         parse_urls as parse_urls,
         prepare as prepare,
     )
-    from .settings.config import load_settings as load_settings
-    from .settings.env_numbers import positive_float_from_env as positive_float_from_env
-    from .settings.session_budget import (
-        SessionSpend as SessionSpend,
-        session_budget_usd as session_budget_usd,
+    from .tasks.accounts import account_client as account_client
+    from .tasks.context import CancelLatch as CancelLatch, TaskContext as TaskContext
+    from .tasks.handle import TaskHandle as TaskHandle, short_id as short_id
+    from .tasks.journals import (
+        current_journal as current_journal,
+        journal_note as journal_note,
+        journal_outcome as journal_outcome,
+        open_journal as open_journal,
     )
+    from .tasks.paid.payment import afford as afford
+    from .tasks.paid.submit import submit_task as submit_task
 
 _WHERE: dict[str, str] = {
+    "ASPECT_RATIOS": "api.kontext_request",
+    "DEFAULT_ASPECT_RATIO": "api.kontext_request",
+    "GUIDANCE_DEFAULT": "api.kontext_request",
+    "GUIDANCE_MAX": "api.kontext_request",
+    "GUIDANCE_MIN": "api.kontext_request",
+    "KontextRequest": "api.kontext_request",
+    "MAX_REFERENCE_IMAGES": "api.kontext_request",
+    "MODEL_EDIT": "api.kontext_request",
+    "MODEL_MULTI": "api.kontext_request",
+    "MODEL_TEXT_TO_IMAGE": "api.kontext_request",
+    "PRICE_PER_IMAGE_USD": "api.kontext_request",
+    "SEED_MAX": "api.kontext_request",
+    "SEED_MIN": "api.kontext_request",
+    "BLANKS": "api.prompt_text",
+    "LINE_BREAK": "api.prompt_text",
+    "NOT_BLANK": "api.prompt_text",
+    "prompt_lines": "api.prompt_text",
+    "Prediction": "api.reply_types",
+    "CancelledError": "core.errors",
+    "InvalidRequestError": "core.errors",
     "errors": "core.errors",
-    **dict.fromkeys(("CancelledError", "InvalidRequestError"), "core.errors"),
-    **dict.fromkeys(
-        (
-            "ASPECT_RATIOS",
-            "DEFAULT_ASPECT_RATIO",
-            "GUIDANCE_DEFAULT",
-            "GUIDANCE_MAX",
-            "GUIDANCE_MIN",
-            "KontextRequest",
-            "MAX_REFERENCE_IMAGES",
-            "MODEL_EDIT",
-            "MODEL_MULTI",
-            "MODEL_TEXT_TO_IMAGE",
-            "PRICE_PER_IMAGE_USD",
-            "SEED_MAX",
-            "SEED_MIN",
-        ),
-        "api.kontext_request",
-    ),
-    **dict.fromkeys(("BLANKS", "LINE_BREAK", "NOT_BLANK", "prompt_lines"), "api.prompt_text"),
-    **dict.fromkeys(("Prediction",), "api.reply_types"),
-    **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES", "check_request_id"), "core.vocabulary"),
-    **dict.fromkeys(
-        ("check_output_count", "images_to_tensor", "OutputsTooLargeError", "plan_batch"), "images.batch_plan"
-    ),
+    "CancelCheck": "core.vocabulary",
+    "QUEUED_STATUSES": "core.vocabulary",
+    "check_request_id": "core.vocabulary",
+    "OutputsTooLargeError": "images.batch_plan",
+    "check_output_count": "images.batch_plan",
+    "images_to_tensor": "images.batch_plan",
+    "plan_batch": "images.batch_plan",
     "UnsupportedFormatError": "images.codec",
     "decode_before": "images.decode_guard",
-    **dict.fromkeys(("find_submitted", "Unconfirmed"), "journal.history_search"),
-    **dict.fromkeys(
-        (
-            "acquire",
-            "clock_text",
-            "Flights",
-            "interrupted_message",
-            "LEASES",
-            "new_intent",
-            "owner_alive",
-            "STATE_UNCERTAIN",
-        ),
-        "journal.singleflight",
-    ),
-    **dict.fromkeys(("journal_failure",), "journal.sqlite_file"),
-    **dict.fromkeys(
-        (
-            "default_journal_dir",
-            "Intent",
-            "Journal",
-            "params_hash",
-            "STATUS_COMPLETED",
-            "STATUS_EXPIRED",
-            "STATUS_FAILED",
-            "STATUS_IN_FLIGHT",
-            "TaskRecord",
-            "TaskTakenError",
-        ),
-        "journal.task_journal",
-    ),
-    **dict.fromkeys(("budget_from_env",), "limits.poll_book"),
-    **dict.fromkeys(("Poller", "account_poller"), "limits.poller"),
-    "account_tag_for": "net.api_session",
+    "STATUS_COMPLETED": "journal.task_journal",
+    "STATUS_EXPIRED": "journal.task_journal",
+    "STATUS_FAILED": "journal.task_journal",
+    "STATUS_IN_FLIGHT": "journal.task_journal",
+    "TaskRecord": "journal.task_journal",
+    "account_poller": "limits.poller",
+    "WaveSpeedClient": "net.client",
     "check_connection": "net.connection_check",
-    **dict.fromkeys(("scheduler_for", "SubmitScheduler"), "limits.scheduler"),
-    **dict.fromkeys(("WaveSpeedClient",), "net.client"),
-    **dict.fromkeys(
-        ("batch_size", "CACHE", "check_size", "parse_urls", "prepare", "PreparedImage"),
-        "net.reference_uploads",
-    ),
-    **dict.fromkeys(("load_settings",), "settings.config"),
-    **dict.fromkeys(("positive_float_from_env",), "settings.env_numbers"),
-    **dict.fromkeys(("session_budget_usd", "SessionSpend"), "settings.session_budget"),
+    "CACHE": "net.reference_uploads",
+    "PreparedImage": "net.reference_uploads",
+    "batch_size": "net.reference_uploads",
+    "check_size": "net.reference_uploads",
+    "parse_urls": "net.reference_uploads",
+    "prepare": "net.reference_uploads",
+    "account_client": "tasks.accounts",
+    "CancelLatch": "tasks.context",
+    "TaskContext": "tasks.context",
+    "TaskHandle": "tasks.handle",
+    "short_id": "tasks.handle",
+    "current_journal": "tasks.journals",
+    "journal_note": "tasks.journals",
+    "journal_outcome": "tasks.journals",
+    "open_journal": "tasks.journals",
+    "afford": "tasks.paid.payment",
+    "submit_task": "tasks.paid.submit",
 }
 
 

@@ -14,9 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ...wavespeed import CACHE, PreparedImage, batch_size, check_size, prepare
-from ..paid.accounts import account_client
-from ..paid.context import TaskContext
+from ...wavespeed import CACHE, PreparedImage, TaskContext, account_client, batch_size, check_size, prepare
 
 log = logging.getLogger("wavespeed")
 

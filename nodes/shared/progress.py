@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ...wavespeed import QUEUED_STATUSES, Prediction
-from .task_value import short_id
+from ...wavespeed import QUEUED_STATUSES, Prediction, short_id
 
 _TYPICAL_INFERENCE_S = 12.0
 

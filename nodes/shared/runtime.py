@@ -3,7 +3,7 @@
 ComfyUI 0.3.75 awaits ``async def`` node functions and runs independent ones concurrently, so
 every blocking call (a submit, a wait, a decode) goes to a dedicated thread pool (the default
 executor has only cpu+4 threads, which would serialise 8 chains on a 2-core machine), one worker
-thread per call. The call gets a TaskContext (nodes/paid/context.py): ComfyUI's Cancel as a check,
+thread per call. The call gets a TaskContext (wavespeed/tasks/context.py): ComfyUI's Cancel as a check,
 a status line, ComfyUI's user directory and the pack's key file. The event loop side watches the
 Cancel flag every 0.1 s and shows the status line's new text on the node, so Cancel is honoured
 even while a worker thread sits in a socket read.
@@ -11,14 +11,14 @@ even while a worker thread sits in a socket read.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...wavespeed import errors as E
-from ..paid.context import TaskContext, Unseen
+from ...wavespeed import TaskContext, errors as E
 from . import comfy_bridge as bridge
 
 if TYPE_CHECKING:
@@ -64,12 +64,9 @@ async def run_blocking(fn: Callable[[TaskContext], T], *, watch: Watch | None = 
     def cancel() -> bool:
         return stop.is_set() or bridge.interrupted(epoch)
 
-    context = TaskContext(
-        cancel=cancel,
-        status=watch if watch is not None else Unseen(),
-        user_dir=bridge.user_directory(),
-        key_files=(PACK_KEY_FILE,),
-    )
+    context = TaskContext(cancel=cancel, user_dir=bridge.user_directory(), key_files=(PACK_KEY_FILE,))
+    if watch is not None:
+        context = dataclasses.replace(context, status=watch)
 
     import asyncio  # imported on first use: keeps the pack's import under 50 ms in a fresh interpreter
 

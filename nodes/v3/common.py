@@ -30,11 +30,10 @@ from ...wavespeed import (
     SEED_MIN,
 )
 from ..shared.pricing import price_rule
-from ..shared.task_value import TASK_TYPE
 
 CATEGORY = "WaveSpeed/FLUX Kontext"
-#: The socket a submit node hands to WaveSpeed Poll Result (a TaskHandle).
-Task = io.Custom(TASK_TYPE)
+#: The socket a submit node hands to WaveSpeed Poll Result (a TaskHandle); saved workflows name it.
+Task = io.Custom("WAVESPEED_TASK")
 #: What the node library's search finds every node of the pack by (ComfyUI 0.33.0's ``search_aliases``).
 SEARCH_ALIASES = ["wavespeed", "kontext", "flux kontext max"]
 #: Each paid node's price rule by node id, filled as the node declares its schema (ComfyUI declares

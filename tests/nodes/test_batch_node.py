@@ -90,7 +90,7 @@ def test_the_whole_batch_price_must_fit_the_budget_before_anything_is_sent(
     pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
-    pack.nodes.paid.submit.reset_session_state()
+    pack.wavespeed.tasks.paid.submit.reset_session_state()
     with pytest.raises(pack.wavespeed.core.errors.BudgetExceededError, match=r"costs \$0.24 \(3 images\)"):
         _batch(pack, "an owl", 3)
     assert pack_env.requests == []

@@ -111,7 +111,7 @@ def test_a_refusing_proxy_or_unknown_ca_is_one_line_costs_nothing_and_does_not_b
     assert emu.submissions == 0 and emu.requests == []
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle))
-    pack.nodes.paid.accounts.forget_clients()  # a client reads the CA variables when it is made
+    pack.wavespeed.tasks.accounts.forget_clients()  # a client reads the CA variables when it is made
     second = run_generate(pack)  # the same fixed seed, fixed network: paid once, not "maybe paid"
     assert not isinstance(second, Exception), second
     assert emu.submissions == 1

@@ -458,7 +458,7 @@ def test_requeued_image_edit_after_a_restart_reuses_the_task(pack: ModuleType, p
     poll = _node(pack, "WaveSpeedPollResult")
     asyncio.run(poll.poll(60, "pass through", task=first))
 
-    pack.nodes.paid.submit.reset_session_state()  # as after a ComfyUI restart:
+    pack.wavespeed.tasks.paid.submit.reset_session_state()  # as after a ComfyUI restart:
     pack.wavespeed.net.reference_uploads.CACHE.clear()  # nothing in memory survives
 
     again, _ = asyncio.run(_edit(pack, "restart me", image=image))

@@ -198,7 +198,9 @@ def test_a_huge_retry_after_on_a_submit_says_nothing_was_retried_or_charged(
 
 
 def test_an_error_with_a_request_id_is_never_not_accepted(pack: ModuleType) -> None:
-    not_accepted: Callable[[BaseException], bool] = _mod(pack, "nodes.paid.payment").was_not_accepted
+    not_accepted: Callable[[BaseException], bool] = _mod(
+        pack, "wavespeed.tasks.paid.payment"
+    ).was_not_accepted
     PE: Any = pack.wavespeed.core.errors
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID))
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID, status=503))
@@ -222,19 +224,19 @@ def test_an_uncertain_submit_that_names_a_task_is_journaled(
     monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
-    payment = _mod(pack, "nodes.paid.payment")
+    payment = _mod(pack, "wavespeed.tasks.paid.payment")
     spent_before = payment.SESSION_SPEND.spent_usd
     request = _mod(pack, "wavespeed.api.kontext_request").KontextRequest(prompt="paid but odd", seed=5)
     try:
         with pytest.raises(_mod(pack, "wavespeed.core.errors").SubmitUncertainError) as info:
-            _mod(pack, "nodes.paid.submit").submit_task(
-                request, _mod(pack, "nodes.paid.context").TaskContext()
+            _mod(pack, "wavespeed.tasks.paid.submit").submit_task(
+                request, _mod(pack, "wavespeed.tasks.context").TaskContext()
             )
         assert info.value.request_id == TASK_ID and TASK_ID in str(info.value)
-        record = _mod(pack, "nodes.paid.journals").current_journal().get(TASK_ID)
+        record = _mod(pack, "wavespeed.tasks.journals").current_journal().get(TASK_ID)
         assert record is not None and record.request_id == TASK_ID
     finally:
-        _mod(pack, "nodes.paid.journals").forget_journals()
+        _mod(pack, "wavespeed.tasks.journals").forget_journals()
     assert server.accepted == 1  # never resent
     assert payment.SESSION_SPEND.spent_usd > spent_before  # the price was not given back
 

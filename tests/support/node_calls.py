@@ -60,12 +60,12 @@ async def chain(pack: ModuleType, prompt: str = PROMPT, policy: str = "pass thro
 def restart_pack(pack: ModuleType) -> None:
     """Forget all in-memory state of the pack (session spend, journals, flights, clients), as a new
     ComfyUI process would."""
-    pack.nodes.paid.submit.reset_session_state()
+    pack.wavespeed.tasks.paid.submit.reset_session_state()
 
 
 def nodes_client(pack: ModuleType) -> Any:
     """The pooled client the nodes use for the current key and base URL (one per account)."""
-    return pack.nodes.paid.accounts.account_client(pack.nodes.paid.context.TaskContext())
+    return pack.wavespeed.tasks.accounts.account_client(pack.wavespeed.tasks.context.TaskContext())
 
 
 def capture_status(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -15,7 +15,7 @@ from scripts import layout
 from scripts.pack_loader import PACK_NAME, REPO_ROOT
 
 # wavespeed/ subpackages, bottom first: a module may import its own subpackage or a lower one only.
-LAYERS = {"core": 0, "settings": 1, "api": 2, "images": 2, "net": 3, "journal": 4, "limits": 4}
+LAYERS = {"core": 0, "settings": 1, "api": 2, "images": 2, "net": 3, "journal": 4, "limits": 4, "tasks": 5}
 MAX_LINES = 400
 MAX_MODULES_PER_FOLDER = 8
 

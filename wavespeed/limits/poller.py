@@ -42,7 +42,7 @@ second, so Silver's 300 tasks at once already send it 300 requests a second; the
 at most 0.5 checks a second per task in flight (2 s apart), so ~600 tasks are never slowed, and
 beyond that each loses a little lag instead of the API being flooded. Under 1 a second a finished
 task could wait minutes to be seen (issue 17 case 8); over 10000 it is no limit: both are refused
-in one line when read, and a submit reads it first (nodes/paid/account_limits.py), so nothing is
+in one line when read, and a submit reads it first (wavespeed/tasks/accounts.py), so nothing is
 paid for a wait that cannot work. When more checks are due than tokens, the earliest due goes
 first, so no task waits more than (tasks in flight) / budget seconds past its plan.
 

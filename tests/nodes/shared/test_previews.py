@@ -203,7 +203,7 @@ def test_batch_status_line(pack: ModuleType) -> None:
 
 def test_a_reused_task_adds_nothing_to_the_price_so_far(pack: ModuleType) -> None:
     batch = pack.nodes.batch
-    handle = importlib.import_module(f"{pack.__name__}.nodes.shared.task_value").TaskHandle
+    handle = importlib.import_module(f"{pack.__name__}.wavespeed.tasks.handle").TaskHandle
     paid, reused = handle("a", "m", price_usd=0.08), handle("b", "m", price_usd=0.0)
     waiting = handle("c", "m", price_usd=0.08)
     done = object()

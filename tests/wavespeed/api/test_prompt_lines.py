@@ -1,6 +1,6 @@
 """One reading of line breaks for every node (wavespeed/api/prompt_text.py): a prompt Generate, Edit
 and Multi-Reference validate may hold any line break Batch splits on, and Batch (and its badge,
-tests/nodes/paid/test_badge_properties.py) sends exactly the lines that reading gives. On main an
+tests/nodes/test_badge_properties.py) sends exactly the lines that reading gives. On main an
 old-Mac CR was a line break for Batch and a refused control character for Generate."""
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _paid_once(pack: ModuleType, emulator: Emulator) -> Any:
     """Pay for the prompt once (journaled), then forget everything in memory, as a restart would."""
     task = asyncio.run(_generate(pack))
     assert emulator.submissions == 1
-    pack.nodes.paid.submit.reset_session_state()  # closes the journal (its WAL is checkpointed)
+    pack.wavespeed.tasks.paid.submit.reset_session_state()  # closes the journal (its WAL is checkpointed)
     return task
 
 

@@ -124,7 +124,7 @@ def _paid_and_restarted(pack: ModuleType, emulator: Emulator, prompt: str) -> st
     """Pay for ``prompt`` with a fixed seed (journaled), then forget everything in memory."""
     task = asyncio.run(_generate(pack, prompt))
     assert emulator.submissions == 1
-    pack.nodes.paid.submit.reset_session_state()
+    pack.wavespeed.tasks.paid.submit.reset_session_state()
     return str(task.request_id)
 
 
@@ -181,7 +181,7 @@ def test_a_requeue_outside_the_reuse_window_asks_wavespeed_first(
     task = asyncio.run(_generate(pack, "paid a week ago, by the wall clock"))
     asked = [r.route for r in pack_env.requests[before:]]
     assert asked[0] == "result" and rid in pack_env.requests[before].path  # asked before anything else
-    journal = pack.nodes.paid.journals.current_journal()
+    journal = pack.wavespeed.tasks.journals.current_journal()
     if still_there:
         assert task.request_id == rid and task.price_usd == 0.0 and pack_env.submissions == 1
         assert "submit" not in asked

@@ -11,7 +11,7 @@ recovery of every interrupted submit, in any order, composed as the paid path co
 * never records a task under two identities (no journal write replaces another task's row).
 
 The replies are real JSON read by the real parser; a stand-in answers the two calls the search
-makes (no network path is claimed here: tests/nodes/paid/test_recovery_exact.py runs it against the
+makes (no network path is claimed here: tests/wavespeed/tasks/test_recovery_exact.py runs it against the
 emulator)."""
 
 from __future__ import annotations

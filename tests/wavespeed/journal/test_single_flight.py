@@ -52,7 +52,7 @@ def test_two_identical_submits_in_one_process_pay_once(
     assert len({r[2] for r in results}) == 1
     assert sum("with an identical node (no charge)" in s for s in status) == 2, status
     rid = results[0][2]
-    record = pack.nodes.paid.journals.current_journal().get(rid)
+    record = pack.wavespeed.tasks.journals.current_journal().get(rid)
     assert record is not None and record.status == "completed"
 
 
@@ -99,7 +99,7 @@ def test_two_processes_racing_pay_once(
     assert pack_env.submissions == 1, outs
     rids = {line.split()[1] for line in submitted}
     assert len(rids) == 1 and sorted(line.split()[2] for line in submitted) == ["$0.00", "$0.08"]
-    journal = pack.nodes.paid.journals.current_journal()
+    journal = pack.wavespeed.tasks.journals.current_journal()
     assert [r.request_id for r in journal.recent()] == list(rids)
     assert journal.recent()[0].status == "completed"
 
@@ -132,7 +132,7 @@ def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
     assert f"found interrupted task {paid[:8]}… in WaveSpeed history (no charge)" in status
     images, *_ = asyncio.run(poll(pack, task))
     assert images.shape[0] == 1 and pack_env.submissions == 1
-    journal = pack.nodes.paid.journals.current_journal()
+    journal = pack.wavespeed.tasks.journals.current_journal()
     assert journal.get(paid) is not None and journal.get(paid).status == "completed"
 
     # The intent is gone: the next re-queue is an ordinary journal reuse.
@@ -232,7 +232,7 @@ def test_a_503_keeps_its_price_and_its_intent_uncertain(
     pack_env.inject("submit", fault, status=503)
     with pytest.raises(errors.SubmitUncertainError):
         asyncio.run(_generate(pack, "a bare 503"))
-    assert pack.nodes.paid.payment.SESSION_SPEND.spent_usd == pytest.approx(0.08)
+    assert pack.wavespeed.tasks.paid.payment.SESSION_SPEND.spent_usd == pytest.approx(0.08)
     intent = _intent(pack, "a bare 503")
     assert intent is not None and intent.state == "uncertain"
     with pytest.raises(errors.SubmitUncertainError, match="force_rerun"):
@@ -262,9 +262,9 @@ def test_an_uncertain_submit_without_the_journal_says_a_requeue_pays_again(
 def _intent(pack: ModuleType, prompt: str) -> Any:
     """The journal's intent for Generate's ``prompt`` with the default widgets (seed 7)."""
     request = pack.wavespeed.KontextRequest(prompt=prompt, seed=7, guidance_scale=3.5, aspect_ratio="1:1")
-    identity = pack.wavespeed.params_hash(request.model, request.payload())
+    identity = pack.wavespeed.journal.task_journal.params_hash(request.model, request.payload())
     account = nodes_client(pack).account_tag
-    return pack.nodes.paid.journals.current_journal().get_intent(account, identity)
+    return pack.wavespeed.tasks.journals.current_journal().get_intent(account, identity)
 
 
 def test_rejected_submit_releases_the_intent(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
@@ -297,7 +297,7 @@ def test_submit_error_with_a_task_id_is_journaled_and_shown(
         asyncio.run(_generate(pack, "an odd reply"))
     (paid,) = [t.id for t in pack_env.history()]
     assert f"task {paid} was accepted and journaled" in str(caught.value) and "\n" not in str(caught.value)
-    record = pack.nodes.paid.journals.current_journal().get(paid)
+    record = pack.wavespeed.tasks.journals.current_journal().get(paid)
     assert record is not None and record.status == "in_flight" and "absurd number" in record.error
     monkeypatch.setattr(client, "submit", real_submit)
     again = asyncio.run(_generate(pack, "an odd reply"))
@@ -325,7 +325,7 @@ def test_a_failed_single_flight_check_submits_nothing(
     def broken_acquire(*args: Any, **kwargs: Any) -> Any:
         raise raised
 
-    monkeypatch.setattr(pack.nodes.paid.submit, "acquire", broken_acquire)
+    monkeypatch.setattr(pack.wavespeed.tasks.paid.submit, "acquire", broken_acquire)
     expected = (
         errors.CancelledError if failure == "other" else pack.wavespeed.journal.sqlite_file.JournalError
     )

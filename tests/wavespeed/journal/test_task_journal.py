@@ -144,7 +144,7 @@ def test_in_flight_task_is_reused_after_its_waiter_died(pack: ModuleType, pack_e
     """A re-queue after a crash or timeout waits for the task already paid for."""
     pack_env.configure(inference_s=0.6)
     task = asyncio.run(_generate(pack, "paid but never polled", seed=5))  # stays in flight
-    pack.nodes.paid.submit.reset_session_state()  # as after a ComfyUI restart
+    pack.wavespeed.tasks.paid.submit.reset_session_state()  # as after a ComfyUI restart
     again = asyncio.run(_generate(pack, "paid but never polled", seed=5))
     assert again.request_id == task.request_id and pack_env.submissions == 1
     poll = pack.nodes.NODES["WaveSpeedPollResult"]()
@@ -175,7 +175,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     pack_env.reset()
     fresh = asyncio.run(_generate(pack, "a forgotten result", seed=8))
     assert pack_env.submissions == 1 and fresh.request_id != gone[2]  # (reset: the counter too)
-    assert pack.nodes.paid.journals.current_journal().get(gone[2]).status == "expired"
+    assert pack.wavespeed.tasks.journals.current_journal().get(gone[2]).status == "expired"
 
 
 # --------------------------------------------------------------------------- (d) budget
@@ -214,7 +214,7 @@ def test_budget_gives_back_rejected_submits_but_not_uncertain_ones(
     pack_env.inject("submit", "status", status=400, message="bad request")
     with pytest.raises(errors.InvalidRequestError):
         asyncio.run(_generate(pack, seed=1))
-    assert pack.nodes.paid.payment.SESSION_SPEND.spent_usd == 0.0  # rejected: nothing was charged
+    assert pack.wavespeed.tasks.paid.payment.SESSION_SPEND.spent_usd == 0.0  # rejected: nothing was charged
     pack_env.inject("submit", "reset_after_accept")
     with pytest.raises(errors.SubmitUncertainError):
         asyncio.run(_generate(pack, seed=1))
@@ -327,7 +327,7 @@ def test_poll_records_failures_timeouts_and_expiry(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     errors = pack.wavespeed.core.errors
-    journal = pack.nodes.paid.journals.current_journal()
+    journal = pack.wavespeed.tasks.journals.current_journal()
     poll = node(pack, "WaveSpeedPollResult")
 
     pack_env.next_tasks(fail="prompt rejected by the safety filter")
@@ -355,7 +355,7 @@ def test_sync_mode_result_is_journaled_completed(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     task = asyncio.run(_generate(pack, seed=1, sync_mode=True))
-    record = pack.nodes.paid.journals.current_journal().get(task.request_id)
+    record = pack.wavespeed.tasks.journals.current_journal().get(task.request_id)
     assert task.prediction is not None and record.status == "completed"
     assert record.outputs == tuple(o for o in task.prediction.outputs if o.startswith("http"))
 

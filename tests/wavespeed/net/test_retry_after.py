@@ -89,8 +89,8 @@ def test_retry_after_parser(value: str | None, expected: float | None) -> None:
 
 
 def test_submission_gives_the_budget_back_for_errors_that_created_no_task(pack: ModuleType) -> None:
-    """nodes/paid/payment.py decides from the error type; check it against the errors raised here."""
-    not_accepted: Callable[[BaseException], bool] = pack.nodes.paid.payment.was_not_accepted
+    """wavespeed/tasks/paid/payment.py decides from the error type; check it against the errors raised here."""
+    not_accepted: Callable[[BaseException], bool] = pack.wavespeed.tasks.paid.payment.was_not_accepted
     PE: Any = pack.wavespeed.core.errors  # the pack's own copy of the error classes
     assert not_accepted(PE.RateLimitedError("x", status=429, retry_after_s=3.0))
     assert not_accepted(PE.ConfigError("refused before sending"))

@@ -119,7 +119,7 @@ def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
     assert isinstance(first, errors.ServerError), first
     assert not isinstance(first, errors.SubmitUncertainError), first
     monkeypatch.setenv("WAVESPEED_BASE_URL", pack_env.base_url)
-    pack.nodes.paid.accounts.forget_clients()
+    pack.wavespeed.tasks.accounts.forget_clients()
     second = _generate(pack)
     assert not isinstance(second, Exception), second
     assert pack_env.submissions == 1

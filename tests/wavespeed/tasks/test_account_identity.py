@@ -73,7 +73,7 @@ def test_journal_scheduler_poller_and_client_cache_agree_on_one_account(
         return str(rid)
 
     rid = asyncio.run(one_task())
-    limits = _mod(pack, "nodes.paid.accounts")
+    limits = _mod(pack, "wavespeed.tasks.accounts")
     client = nodes_client(pack)
     tag = client.account_tag
     scheduler_for = _mod(pack, "wavespeed.limits.scheduler").scheduler_for
@@ -83,7 +83,7 @@ def test_journal_scheduler_poller_and_client_cache_agree_on_one_account(
         raise AssertionError("the nodes' poller is not registered under client.account_tag")
 
     assert tag in _mod(pack, "wavespeed.limits.scheduler")._schedulers  # made by the nodes' submit
-    record = pack.nodes.paid.journals.current_journal().get(rid)
+    record = pack.wavespeed.tasks.journals.current_journal().get(rid)
     assert record is not None and record.account == tag  # the journal's row
     assert scheduler_for(tag) is limits.scheduler(client)  # the submit scheduler
     assert poller_module.poller_for(tag, no_new_poller) is limits.poller(client)  # the nodes' poller

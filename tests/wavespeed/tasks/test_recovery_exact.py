@@ -27,7 +27,7 @@ def _edit(pack: ModuleType, picture: Any) -> Any:
 
 
 def _row_identity(pack: ModuleType, request_id: str) -> str:
-    record = pack.nodes.paid.journals.current_journal().get(request_id)
+    record = pack.wavespeed.tasks.journals.current_journal().get(request_id)
     assert record is not None
     return str(record.params_hash)
 

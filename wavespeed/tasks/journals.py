@@ -11,12 +11,12 @@ import logging
 import threading
 from typing import Any
 
-from ...wavespeed import (
+from ..api.reply_types import Prediction
+from ..journal.task_journal import (
     STATUS_COMPLETED,
     STATUS_FAILED,
     STATUS_IN_FLIGHT,
     Journal,
-    Prediction,
     default_journal_dir,
 )
 
@@ -86,7 +86,7 @@ def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> Non
 
 def open_journal(user_dir: str | None = None) -> Journal | None:
     """Best effort, for readers and notes (Poll Result): the journal, or None with one log line.
-    A submit never uses this: PaidSubmit.prepare fails closed instead (paid_path.py)."""
+    A submit never uses this: PaidSubmit.prepare fails closed instead (paid/prepared.py)."""
     try:
         return current_journal(user_dir)
     except Exception as exc:

@@ -11,17 +11,12 @@ from __future__ import annotations
 import logging
 import time
 
-from ...wavespeed import (
-    STATUS_EXPIRED,
-    Intent,
-    Journal,
-    Prediction,
-    clock_text,
-    errors as E,
-    interrupted_message,
-)
-from ..shared.task_value import TaskHandle, short_id
-from .journals import journal_note, journal_outcome, journal_status
+from ...api.reply_types import Prediction
+from ...core import errors as E
+from ...journal.singleflight import clock_text, interrupted_message
+from ...journal.task_journal import STATUS_EXPIRED, Intent, Journal
+from ..handle import TaskHandle, short_id
+from ..journals import journal_note, journal_outcome, journal_status
 from .prepared import PaidSubmit
 from .unrecorded import UNRECORDED, key_of
 
@@ -67,7 +62,8 @@ def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
     sent = stale.payload  # None in rows from before the payload was kept: the hash alone matches
     mine = (paid.account, paid.identity)
 
-    from ...wavespeed import TaskTakenError, Unconfirmed, find_submitted  # only on this rare path
+    from ...journal.history_search import Unconfirmed, find_submitted  # only on this rare path
+    from ...journal.task_journal import TaskTakenError
 
     def taken(request_id: str) -> bool:
         holder = journal.holder(request_id)

@@ -26,27 +26,20 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ...wavespeed import (
-    LEASES,
-    STATE_UNCERTAIN,
-    STATUS_IN_FLIGHT,
-    Intent,
-    KontextRequest,
-    Prediction,
-    SessionSpend,
-    TaskTakenError,
-    errors as E,
-    owner_alive,
-    session_budget_usd,
-)
-from ..shared.task_value import TaskHandle, short_id
-from . import accounts
-from .journals import journal_status
+from ...api.kontext_request import KontextRequest
+from ...api.reply_types import Prediction
+from ...core import errors as E
+from ...journal.singleflight import LEASES, STATE_UNCERTAIN, owner_alive
+from ...journal.task_journal import STATUS_IN_FLIGHT, Intent, TaskTakenError
+from ...settings.session_budget import SessionSpend, session_budget_usd
+from .. import accounts
+from ..handle import TaskHandle, short_id
+from ..journals import journal_status
 from .prepared import PaidSubmit
 from .unrecorded import UNRECORDED, key_of
 
 if TYPE_CHECKING:
-    from ...wavespeed import WaveSpeedClient
+    from ...net.client import WaveSpeedClient
 
 log = logging.getLogger("wavespeed")
 

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ...wavespeed import Journal, TaskTakenError
-from ..shared.task_value import TaskHandle
+from ...journal.task_journal import Journal, TaskTakenError
+from ..handle import TaskHandle
 
 log = logging.getLogger("wavespeed")
 

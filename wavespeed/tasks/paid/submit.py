@@ -27,24 +27,22 @@ import contextlib
 import time
 from dataclasses import replace
 
-from ...wavespeed import (
+from ...api.kontext_request import KontextRequest
+from ...core import errors as E
+from ...journal.singleflight import Flights, acquire, new_intent
+from ...journal.sqlite_file import journal_failure
+from ...journal.task_journal import (
     STATUS_COMPLETED,
     STATUS_IN_FLIGHT,
-    Flights,
     Intent,
     Journal,
-    KontextRequest,
     TaskRecord,
-    acquire,
-    errors as E,
-    journal_failure,
-    new_intent,
     params_hash,
 )
-from ..shared.task_value import TaskHandle, short_id
-from .accounts import forget_clients
-from .context import TaskContext
-from .journals import forget_journals
+from ..accounts import forget_clients
+from ..context import TaskContext
+from ..handle import TaskHandle, short_id
+from ..journals import forget_journals
 from .payment import SESSION_SPEND, post
 from .prepared import PaidSubmit
 from .reuse import check_reusable, recover

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ...wavespeed import CancelCheck
+from ..core.vocabulary import CancelCheck
 
 if TYPE_CHECKING:
-    from ...wavespeed import WaveSpeedClient
+    from ..net.client import WaveSpeedClient
 
 
 class StatusLine(Protocol):

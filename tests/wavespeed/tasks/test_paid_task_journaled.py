@@ -25,7 +25,7 @@ PROMPT = "a fixed-seed prompt paid while the journal is locked"
 def short_waits(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVESPEED_JOURNAL_LOCK_WAIT_S", "0.3")
     # Main waited INTENT_WAIT_S (240 s) on its own claim; 3 s is enough to see it wait at all.
-    monkeypatch.setattr(pack.nodes.paid.submit, "INTENT_WAIT_S", 3.0)
+    monkeypatch.setattr(pack.wavespeed.tasks.paid.submit, "INTENT_WAIT_S", 3.0)
 
 
 def _lock_during_the_post(
@@ -58,7 +58,7 @@ def test_a_paid_task_whose_record_meets_a_lock_is_kept_and_journaled_later(
     rid = _lock_during_the_post(pack, pack_env, journal_dir, requeue_while_locked=True)
     assert pack_env.submissions == 1
     assert any(f"task {rid}" in line and "not journaled yet" in line for line in shown), shown
-    journal = pack.nodes.paid.journals.current_journal()
+    journal = pack.wavespeed.tasks.journals.current_journal()
     deadline = time.monotonic() + 60  # generous: the write is retried in the background
     while journal.get(rid) is None and time.monotonic() < deadline:
         time.sleep(0.1)

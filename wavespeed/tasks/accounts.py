@@ -16,11 +16,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ...wavespeed import CancelCheck, positive_float_from_env
+from ..core.vocabulary import CancelCheck
+from ..settings.env_numbers import positive_float_from_env
 from .context import TaskContext
 
 if TYPE_CHECKING:
-    from ...wavespeed import KontextRequest, Poller, Prediction, SubmitScheduler, WaveSpeedClient
+    from ..api.kontext_request import KontextRequest
+    from ..api.reply_types import Prediction
+    from ..limits.poller import Poller
+    from ..limits.scheduler import SubmitScheduler
+    from ..net.client import WaveSpeedClient
 
 ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
@@ -34,7 +39,9 @@ def account_client(context: TaskContext) -> WaveSpeedClient:
     ConfigError with a one-line fix when there is no key)."""
     if context.client is not None:
         return context.client
-    from ...wavespeed import WaveSpeedClient, account_tag_for, load_settings
+    from ..net.api_session import account_tag_for
+    from ..net.client import WaveSpeedClient
+    from ..settings.config import load_settings
 
     settings = load_settings(extra_files=context.key_files)
     account = account_tag_for(settings.base_url, settings.api_key)  # the client's own account_tag
@@ -56,7 +63,7 @@ def submit_wait_s() -> float:
 
 
 def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
-    from ...wavespeed import scheduler_for
+    from ..limits.scheduler import scheduler_for
 
     return scheduler_for(client.account_tag)
 
@@ -64,7 +71,7 @@ def scheduler(client: WaveSpeedClient) -> SubmitScheduler:
 def poller(client: WaveSpeedClient, history: Callable[[str], Sequence[float]] | None = None) -> Poller:
     """The account's poller; ``history`` (model -> past inference seconds) is used by the first
     caller that makes it."""
-    from ...wavespeed import account_poller
+    from ..limits.poller import account_poller
 
     return account_poller(client, history)
 
@@ -78,7 +85,7 @@ def submit(
 ) -> Prediction:
     """POST the task once the account's window has room; a 429 is waited out (status text), not an
     error, inside WAVESPEED_SUBMIT_WAIT_S."""
-    from ...wavespeed import budget_from_env
+    from ..limits.poll_book import budget_from_env
 
     budget_from_env()  # the poller's budget setting, refused before anything is paid
     deadline = time.monotonic() + submit_wait_s()

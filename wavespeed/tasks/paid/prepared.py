@@ -6,14 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ...wavespeed import Journal, KontextRequest, Prediction, errors as E, journal_failure, params_hash
-from ..shared.task_value import TaskHandle
-from .accounts import account_client
-from .context import CancelLatch, TaskContext
-from .journals import current_journal
+from ...api.kontext_request import KontextRequest
+from ...api.reply_types import Prediction
+from ...core import errors as E
+from ...journal.sqlite_file import journal_failure
+from ...journal.task_journal import Journal, params_hash
+from ..accounts import account_client
+from ..context import CancelLatch, TaskContext
+from ..handle import TaskHandle
+from ..journals import current_journal
 
 if TYPE_CHECKING:
-    from ...wavespeed import WaveSpeedClient
+    from ...net.client import WaveSpeedClient
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class PaidSubmit:
 def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
     """Params with uploaded images named by their content: an image uploaded again after a restart
     gets a new URL, but it is the same input, so the same task may be reused."""
-    from ...wavespeed import CACHE
+    from ...net.reference_uploads import CACHE
 
     def ident(url: Any) -> Any:
         return (CACHE.content_id(url) or url) if isinstance(url, str) else url

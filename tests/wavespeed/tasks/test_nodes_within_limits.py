@@ -1,4 +1,4 @@
-"""The nodes within an account's limits (nodes/paid/account_limits.py), called as ComfyUI awaits them, against an
+"""The nodes within an account's limits (wavespeed/tasks/accounts.py), called as ComfyUI awaits them, against an
 emulated account with tiers over real sockets: a 429 is waiting text, never an error, and never a
 second charge; a task WaveSpeed holds in `created` reads "queued"."""
 
@@ -70,5 +70,7 @@ def test_the_nodes_submit_hands_a_429_to_the_scheduler_after_one_post(
     client = nodes_client(pack)
     pack_env.inject("submit", "status", status=429, times=5)
     with pytest.raises(errors.RateLimitedError):
-        pack.nodes.paid.accounts._submit_once(client, models.KontextRequest(prompt="once"), lambda: False)
+        pack.wavespeed.tasks.accounts._submit_once(
+            client, models.KontextRequest(prompt="once"), lambda: False
+        )
     assert sum(r.route == "submit" for r in pack_env.requests) == 1 and pack_env.submissions == 0

@@ -1,4 +1,4 @@
-"""The paid path (nodes/paid/submit.py): one call per submit, Batch a loop over it, Cancel decided once.
+"""The paid path (wavespeed/tasks/paid/submit.py): one call per submit, Batch a loop over it, Cancel decided once.
 
 (d) any batch and any Cancel moment: the emulator accepts no submit after the Cancel (issue 17 case 3:
 a Cancel freed the Batch's in-flight gate and queued tasks were then submitted and paid). The order
@@ -63,7 +63,7 @@ def test_no_submit_starts_after_cancel(
     monkeypatch.setenv("WAVESPEED_RATE_WINDOW_S", "0.01")  # ... a hundredth of a second apart
     monkeypatch.setattr(pack.nodes.batch, "IN_FLIGHT", gate)
     _scheduler(pack).reset_schedulers()
-    pack.nodes.paid.submit.reset_session_state()
+    pack.wavespeed.tasks.paid.submit.reset_session_state()
     bridge = pack.nodes.shared.comfy_bridge
     bridge.clear_interrupt()
     # Cancel while the cancel_after-th POST is the only one in flight
@@ -181,7 +181,7 @@ def test_a_batch_over_its_memory_budget_names_its_paid_tasks_before_allocating(
     import torch
 
     monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
-    pack.nodes.paid.submit.reset_session_state()
+    pack.wavespeed.tasks.paid.submit.reset_session_state()
     budget = 30 * MiB
     monkeypatch.setattr(pack.nodes.batch, "MAX_BATCH_BYTES", budget)
     asked: list[int] = []
@@ -202,10 +202,10 @@ def test_a_batch_over_its_memory_budget_names_its_paid_tasks_before_allocating(
 
 
 PAID_PATH = [
-    "nodes/paid/prepared.py",
-    "nodes/paid/submit.py",
-    "nodes/paid/payment.py",
-    "nodes/paid/reuse.py",
+    "wavespeed/tasks/paid/prepared.py",
+    "wavespeed/tasks/paid/submit.py",
+    "wavespeed/tasks/paid/payment.py",
+    "wavespeed/tasks/paid/reuse.py",
 ]
 
 
@@ -227,4 +227,4 @@ def test_every_paid_node_goes_through_the_one_paid_path() -> None:
         assert "limits.submit(" not in text and "accounts.submit(" not in text, path
         assert "client.submit(" not in text, path
         assert "submit_task(" in text, path
-    assert "accounts.submit(" in (REPO_ROOT / "nodes/paid/payment.py").read_text()
+    assert "accounts.submit(" in (REPO_ROOT / "wavespeed/tasks/paid/payment.py").read_text()

@@ -1,5 +1,5 @@
-"""The WAVESPEED_TASK value passed from a submit node to WaveSpeed Poll Result, and its id as status
-lines show it."""
+"""A submitted task, as a submit hands it on (to a wait, to ComfyUI's Poll Result node), and its id
+as status lines show it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...wavespeed import Prediction
-
-TASK_TYPE = "WAVESPEED_TASK"
+from ..api.reply_types import Prediction
 
 
 @dataclass(frozen=True)
