@@ -19,8 +19,8 @@ minutes. The decisions:
   "fail": raise one error naming the failures and the ids of the paid images (journaled, so Poll
   Result or a re-queue fetches them without a new charge).
 * Memory: the batch tensor is planned from the first output's size x the number of tasks before it is
-  allocated (images/batch_plan.py plan_batch, MAX_BATCH_BYTES); over the budget the batch stops with a typed
-  OutputsOverBudget naming the paid tasks, nothing allocated. Each task's image is copied into its
+  allocated (MAX_BATCH_BYTES, the budget of one IMAGE batch in images/batch_plan.py); over the budget the
+  batch stops with a typed OutputsOverBudget naming the paid tasks, nothing allocated. Each task's image is copied into its
   slot as it arrives and at most DECODING tasks download and decode at once (peak: the batch plus
   two tasks' images). The number of tasks is bounded by the same budget for ~1 MP outputs.
 """
@@ -39,15 +39,12 @@ from ..wavespeed import (
     KontextRequest,
     TaskContext,
     TaskHandle,
-    account_client,
-    account_poller,
     afford,
     errors as E,
-    journal_outcome,
-    open_journal,
+    fetch_images,
     submit_task,
+    wait_for_task,
 )
-from .poll import fetch_images
 from .shared import comfy_bridge as bridge
 from .shared.pricing import prompt_lines
 from .shared.runtime import run_blocking
@@ -170,12 +167,12 @@ class _BatchRun:
                 handle = await run_blocking(lambda context: submit_task(request, self.within(context)))
                 self.paid.append(handle.request_id)
                 deadline = time.monotonic() + self.timeout_s  # this task's wait, downloads and decode
-                prediction = await run_blocking(lambda context: _wait(handle, context, self.timeout_s))
+                prediction = await run_blocking(
+                    lambda context: wait_for_task(handle, context, timeout_s=self.timeout_s)
+                )
                 async with self.decoding:
                     images = await run_blocking(
-                        lambda context: fetch_images(
-                            account_client(context), prediction, context.cancel, deadline
-                        )
+                        lambda context: fetch_images(prediction, context, deadline=deadline)
                     )
                     self.canvas.place(i, images)
                     del images  # the batch tensor holds the pixels now
@@ -226,23 +223,6 @@ def _spent_usd(results: list[tuple[TaskHandle | None, Any, BaseException | None]
     return sum(h.price_usd for h, p, e in results if h is not None and p is not None and e is None)
 
 
-def _wait(handle: TaskHandle, context: TaskContext, timeout_s: float) -> Any:
-    client = account_client(context)
-    journal = open_journal(context.user_dir)
-    history = getattr(journal, "inference_times", None)
-    poller = account_poller(client, history if callable(history) else None)
-    prediction = poller.wait(
-        handle.request_id,
-        model=handle.model,
-        timeout_s=timeout_s,
-        cancel=context.cancel,
-        first=handle.prediction,
-        age_s=0.0,
-    )
-    journal_outcome(journal, prediction)
-    return prediction
-
-
 class OutputsOverBudget(E.ImageDecodeError):
     """The batch's outputs, as one IMAGE batch, would pass its memory budget: refused before allocating."""
 
@@ -256,9 +236,8 @@ class BatchCanvas:
         self.max_bytes = MAX_BATCH_BYTES if max_bytes is None else max_bytes
         self.tensor: Any = None
 
-    def _over_budget(self, width: int, height: int) -> OutputsOverBudget:
+    def _over_budget(self, width: int, height: int, need: int) -> OutputsOverBudget:
         """One line naming the paid tasks (as many ids as the line holds; Recent Tasks lists all)."""
-        need = self.count * height * width * 3 * 4
         text = (
             f"Batch of {self.count} at {width}x{height} needs {need / 2**30:.2f} GiB (budget "
             f"{self.max_bytes / 2**30:.2f} GiB), not allocated; paid tasks kept, fetch by id in Poll Result:"
@@ -274,14 +253,11 @@ class BatchCanvas:
     def place(self, index: int, images: Any) -> None:
         import torch
 
-        from ..wavespeed import OutputsTooLargeError, plan_batch
-
         height, width = int(images.shape[1]), int(images.shape[2])
         if self.tensor is None:
-            try:
-                plan_batch(self.count, (width, height), max_bytes=self.max_bytes)
-            except OutputsTooLargeError:
-                raise self._over_budget(width, height) from None
+            need = self.count * height * width * 3 * 4  # [count, H, W, 3] float32
+            if need > self.max_bytes:
+                raise self._over_budget(width, height, need)
             self.tensor = torch.zeros((self.count, height, width, 3), dtype=images.dtype)
         batch = self.tensor
         if tuple(images.shape[1:]) != tuple(batch.shape[1:]):

@@ -40,28 +40,12 @@ if TYPE_CHECKING:
     from .api.reply_types import Prediction as Prediction
     from .core import errors as errors
     from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
-    from .core.vocabulary import (
-        QUEUED_STATUSES as QUEUED_STATUSES,
-        CancelCheck as CancelCheck,
-        check_request_id as check_request_id,
-    )
-    from .images.batch_plan import (
-        OutputsTooLargeError as OutputsTooLargeError,
-        check_output_count as check_output_count,
-        images_to_tensor as images_to_tensor,
-        plan_batch as plan_batch,
-    )
-    from .images.codec import UnsupportedFormatError as UnsupportedFormatError
-    from .images.decode_guard import decode_before as decode_before
     from .journal.task_journal import (
         STATUS_COMPLETED as STATUS_COMPLETED,
-        STATUS_EXPIRED as STATUS_EXPIRED,
         STATUS_FAILED as STATUS_FAILED,
         STATUS_IN_FLIGHT as STATUS_IN_FLIGHT,
         TaskRecord as TaskRecord,
     )
-    from .limits.poller import account_poller as account_poller
-    from .net.client import WaveSpeedClient as WaveSpeedClient
     from .net.connection_check import check_connection as check_connection
     from .net.reference_uploads import (
         CACHE as CACHE,
@@ -73,15 +57,11 @@ if TYPE_CHECKING:
     )
     from .tasks.accounts import account_client as account_client
     from .tasks.context import CancelLatch as CancelLatch, TaskContext as TaskContext
-    from .tasks.handle import TaskHandle as TaskHandle, short_id as short_id
-    from .tasks.journals import (
-        current_journal as current_journal,
-        journal_note as journal_note,
-        journal_outcome as journal_outcome,
-        open_journal as open_journal,
-    )
+    from .tasks.handle import TaskHandle as TaskHandle
+    from .tasks.journals import current_journal as current_journal
     from .tasks.paid.payment import afford as afford
     from .tasks.paid.submit import submit_task as submit_task
+    from .tasks.results import fetch_images as fetch_images, wait_for_task as wait_for_task
 
 _WHERE: dict[str, str] = {
     "ASPECT_RATIOS": "api.kontext_request",
@@ -105,22 +85,10 @@ _WHERE: dict[str, str] = {
     "CancelledError": "core.errors",
     "InvalidRequestError": "core.errors",
     "errors": "core.errors",
-    "CancelCheck": "core.vocabulary",
-    "QUEUED_STATUSES": "core.vocabulary",
-    "check_request_id": "core.vocabulary",
-    "OutputsTooLargeError": "images.batch_plan",
-    "check_output_count": "images.batch_plan",
-    "images_to_tensor": "images.batch_plan",
-    "plan_batch": "images.batch_plan",
-    "UnsupportedFormatError": "images.codec",
-    "decode_before": "images.decode_guard",
     "STATUS_COMPLETED": "journal.task_journal",
-    "STATUS_EXPIRED": "journal.task_journal",
     "STATUS_FAILED": "journal.task_journal",
     "STATUS_IN_FLIGHT": "journal.task_journal",
     "TaskRecord": "journal.task_journal",
-    "account_poller": "limits.poller",
-    "WaveSpeedClient": "net.client",
     "check_connection": "net.connection_check",
     "CACHE": "net.reference_uploads",
     "PreparedImage": "net.reference_uploads",
@@ -132,13 +100,11 @@ _WHERE: dict[str, str] = {
     "CancelLatch": "tasks.context",
     "TaskContext": "tasks.context",
     "TaskHandle": "tasks.handle",
-    "short_id": "tasks.handle",
     "current_journal": "tasks.journals",
-    "journal_note": "tasks.journals",
-    "journal_outcome": "tasks.journals",
-    "open_journal": "tasks.journals",
     "afford": "tasks.paid.payment",
     "submit_task": "tasks.paid.submit",
+    "fetch_images": "tasks.results",
+    "wait_for_task": "tasks.results",
 }
 
 

@@ -27,6 +27,11 @@ def _mod(pack: ModuleType, name: str) -> Any:
     return importlib.import_module(f"{pack.__name__}.{name}")
 
 
+def _context(pack: ModuleType, client: Any) -> Any:
+    """A task call's context that uses ``client`` (a fast_client on the test's server)."""
+    return _mod(pack, "wavespeed.tasks.context").TaskContext(client=client)
+
+
 def test_an_eps_output_is_refused_in_one_line_and_no_program_starts(
     pack: ModuleType,
     raw_server: Callable[[Script], RawServer],
@@ -50,7 +55,7 @@ def test_an_eps_output_is_refused_in_one_line_and_no_program_starts(
         fast_client(server.url, KEY, attempts=2) as client,
         pytest.raises(_mod(pack, "wavespeed.images.codec").UnsupportedFormatError) as caught,
     ):
-        _mod(pack, "nodes.poll").fetch_images(client, prediction, lambda: False)
+        _mod(pack, "wavespeed.tasks.results").fetch_images(prediction, _context(pack, client))
     text = str(caught.value)
     assert not marker.exists(), marker.read_text()  # no outside program was started
     assert "\n" not in text and caught.value.request_id == TASK_ID

@@ -38,6 +38,11 @@ def _mod(pack: ModuleType, name: str) -> Any:
     return importlib.import_module(f"{pack.__name__}.{name}")
 
 
+def _context(pack: ModuleType, client: Any) -> Any:
+    """A task call's context that uses ``client`` (a fast_client on the test's server)."""
+    return _mod(pack, "wavespeed.tasks.context").TaskContext(client=client)
+
+
 def _fetch(pack: ModuleType, server: RawServer, names: list[str]) -> BaseException:
     """Run Poll Result's download-and-decode step for a completed task with these outputs."""
     prediction = _mod(pack, "wavespeed.api.reply_types").Prediction(
@@ -45,7 +50,7 @@ def _fetch(pack: ModuleType, server: RawServer, names: list[str]) -> BaseExcepti
     )
     with fast_client(server.url, KEY, attempts=2) as client:
         try:
-            _mod(pack, "nodes.poll").fetch_images(client, prediction, lambda: False)
+            _mod(pack, "wavespeed.tasks.results").fetch_images(prediction, _context(pack, client))
         except BaseException as exc:
             return exc
     raise AssertionError("fetch_images did not fail")
@@ -124,7 +129,7 @@ def test_the_download_budget_names_the_task(
 ) -> None:
     """A CDN that dribbles one byte at a time until Poll Result's download budget ends it."""
     done = threading.Event()
-    monkeypatch.setattr(_mod(pack, "nodes.poll"), "DOWNLOAD_BUDGET_S", 0.5)
+    monkeypatch.setattr(_mod(pack, "wavespeed.tasks.results"), "DOWNLOAD_BUDGET_S", 0.5)
 
     def dribble(conn: socket.socket, req: bytes) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n")
