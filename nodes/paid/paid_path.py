@@ -264,8 +264,9 @@ async def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
         if still_there:
             paid.progress.update(1.0, f"reused task {short_id(got.request_id)} (no charge)")
             return paid.reused(got.request_id, prediction, got.submitted_at)
-    raise E.ServerError(
-        "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew."
+    raise JournalError(
+        "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew.",
+        path=journal.path,
     )
 
 
