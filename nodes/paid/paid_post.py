@@ -196,14 +196,13 @@ async def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
                 rid = getattr(exc, "request_id", None)
                 if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
                     # Accepted and paid, but something after it went wrong: keep and show the task.
-                    exc.with_task(rid, journaled=payment.record(rid, None, exc.message))
-                    raise
+                    raise exc.replaced(journaled=payment.record(rid, None, exc.message)) from None
                 if was_not_accepted(exc):
                     SESSION_SPEND.release(price)
                     payment.let_go(drop=True)
-                    if isinstance(exc, E.WaveSpeedError):
-                        exc.with_charge(NOT_CHARGED)  # the error says it, as the status line does
                     watch.set(0.0, f"not submitted · {NOT_CHARGED}")
+                    if isinstance(exc, E.WaveSpeedError):  # the error says it, as the status line does
+                        raise exc.replaced(charged=NOT_CHARGED) from None
                     raise
                 kept = payment.let_go(drop=False)  # may have been paid: never silently again
                 watch.set(0.0, f"submit failed · {MAYBE_CHARGED}")

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from ..api.kontext_request import CHECK_GAP_S
+from ..api.retry_rule import timeout_error
 from ..core.vocabulary import CancelCheck
-from .request_loop import CANCEL_SLICE_S, check_cancel, sleep, timeout_error
+from .request_loop import CANCEL_SLICE_S, check_cancel, sleep
 
 MAX_GAP_S = 30.0  # the longest a throttled task waits between two checks
 

@@ -1,8 +1,8 @@
 """Issue 17, case 6: a failed submit counts as possibly paid only if request bytes reached the socket.
 
 A TLS failure (an untrusted certificate, a reset during the handshake), a refused connection or a
-DNS failure sends nothing: the client says "nothing was sent, nothing charged" (a ServerError with no
-status, which the paid path counts as not accepted) and a re-queue is not blocked. A server that read
+DNS failure sends nothing: the client says "nothing was sent, nothing charged" (a
+ConnectionFailedError with no status, which the paid path counts as not accepted) and a re-queue is not blocked. A server that read
 the request, or whose socket took its bytes, may have accepted it: that stays "uncertain". Every
 server here is a real loopback socket; no test mocks requests.
 """
@@ -32,7 +32,7 @@ def submit(base_url: str) -> object:
 
 
 def assert_nothing_sent(outcome: object) -> None:
-    assert isinstance(outcome, E.ServerError), outcome
+    assert isinstance(outcome, E.ConnectionFailedError), outcome
     assert not isinstance(outcome, E.SubmitUncertainError), outcome
     assert outcome.status is None and outcome.request_id is None
     assert "nothing was sent, nothing charged" in str(outcome), outcome
@@ -116,7 +116,7 @@ def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
     finally:
         server.stop()
     errors = pack.nodes.paid.submission.E  # the pack's own import of wavespeed.core.errors
-    assert isinstance(first, errors.ServerError), first
+    assert isinstance(first, errors.ConnectionFailedError), first
     assert not isinstance(first, errors.SubmitUncertainError), first
     monkeypatch.setenv("WAVESPEED_BASE_URL", pack_env.base_url)
     with pack.nodes.shared.runtime._clients_lock:
