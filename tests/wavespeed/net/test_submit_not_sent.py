@@ -53,6 +53,24 @@ def test_an_untrusted_certificate_sent_nothing(tmp_path: Path) -> None:
     assert server.accepted == 1  # not retried: no retry changes a certificate
 
 
+def test_a_download_from_an_untrusted_certificate_is_not_retried(tmp_path: Path) -> None:
+    """No retry changes a certificate: a download stops at its first try, as an API call does
+    (it was retried until the attempts ran out), and its line names the task and the reason."""
+    context, _cert = self_signed_tls(tmp_path)
+    server = RawServer(tls=context)
+    rid = "9c4e7a1f3b5d8e2a6c0f4b7d1e3a5c9f"
+    try:
+        with fast_client("http://127.0.0.1:9", KEY, attempts=4) as client:
+            outcome = run_bounded(
+                lambda: client.download(f"{server.url}/out.png", request_id=rid), 30.0, "the download"
+            )
+    finally:
+        server.stop()
+    assert isinstance(outcome, E.DownloadError), outcome
+    assert outcome.request_id == rid and "TLS certificate verify failed" in str(outcome)
+    assert server.accepted == 1 and server.requests == []
+
+
 def test_a_reset_during_the_tls_handshake_sent_nothing() -> None:
     server = ResetServer(after_data=False)
     try:
