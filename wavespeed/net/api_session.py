@@ -217,12 +217,16 @@ class ApiSession:
                         idempotent=idempotent,
                         base_url=self.base_url,
                     )
+                    if (
+                        checked
+                        and isinstance(parsed, BadReply)
+                        and isinstance(parsed.error, E.RateLimitedError)
+                    ):
+                        PACE.throttled(checked)  # within its turn: the gap after this check doubles
             except NotSent as exc:
                 return not_reached(exc, self.base_url, call)
             except Broken as exc:
                 return cut_off(exc, call, by_caller=by_caller, cap=cap)
-            if checked and isinstance(parsed, BadReply) and isinstance(parsed.error, E.RateLimitedError):
-                PACE.throttled(checked)  # the next check of this task waits longer
             return parsed
 
         return retrying(call, attempt, cancel)

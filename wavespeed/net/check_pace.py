@@ -51,7 +51,8 @@ class CheckPace:
             return self._ended.get(task, -math.inf) + self._gap(task)
 
     def throttled(self, task: str) -> None:
-        """The server answered a check of ``task`` 429: its next gap doubles (up to MAX_GAP_S)."""
+        """The server answered a check of ``task`` 429: its next gap doubles (up to MAX_GAP_S).
+        Called within that check's turn, so its end keeps the longer gap (``_end``)."""
         with self._cond:
             self._gaps[task] = min(MAX_GAP_S, 2.0 * self._gap(task))
 
