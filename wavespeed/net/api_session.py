@@ -262,7 +262,7 @@ def not_reached(exc: NotSent, base_url: str, call: Call) -> Unsent:
     """A call whose request never reached WaveSpeed: a connection failure, in one line that says
     nothing was sent or charged, what failed and what to do."""
     hint = f"{NOTHING_SENT}; {exc.hint}"
-    if exc.final:  # no retry can change it: said without the call, as the connection check does
+    if exc.final:  # no retry can change it: said without the call
         parsed = parse_url(base_url)
         what = f"Could not reach WaveSpeed at {parsed.scheme}://{parsed.netloc}: {exc}"
     else:
