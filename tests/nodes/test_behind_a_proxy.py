@@ -105,7 +105,8 @@ def test_a_refusing_proxy_or_unknown_ca_is_one_line_costs_nothing_and_does_not_b
     finally:
         strict.stop()
     errors = pack.wavespeed.core.errors  # the pack's own errors module
-    assert isinstance(first, errors.ServerError) and not isinstance(first, errors.SubmitUncertainError), first
+    assert isinstance(first, errors.ConnectionFailedError), first
+    assert not isinstance(first, errors.SubmitUncertainError), first
     text = str(first)
     assert expected in text and "nothing was sent, nothing charged" in text and "\n" not in text
     assert emu.submissions == 0 and emu.requests == []

@@ -211,7 +211,9 @@ def test_an_error_with_a_request_id_is_never_not_accepted(pack: ModuleType) -> N
     assert not not_accepted(PE.ServerError("x", request_id=TASK_ID, status=503))
     assert not not_accepted(PE.RateLimitedError("x", request_id=TASK_ID, status=429))
     assert not not_accepted(PE.InvalidRequestError("x", request_id=TASK_ID))
+    assert not not_accepted(PE.ConnectionFailedError("x", request_id=TASK_ID))
     assert not_accepted(PE.ServerError("x"))  # still given back when nothing was sent
+    assert not_accepted(PE.ConnectionFailedError("x"))
 
 
 def test_an_uncertain_submit_that_names_a_task_is_journaled(

@@ -13,14 +13,17 @@ Decisions, and why:
   id under ``"id"`` (or a ``"data"`` object holding one) is never replaced by a later duplicate:
   the first valid id is the task that was paid for, and it must reach the journal.
 * **Meaning.** :func:`interpret` turns one capped reply (its envelope read by
-  :class:`.reply_types.Envelope`) into the reader's value or (typed error, status, message) for
-  the client's retry rule; a submit reply that names a valid task id never
-  becomes a retryable failure (the id is returned, or raised with the error as ``request_id``).
+  :class:`.reply_types.Envelope`) into the reader's value or a :class:`.retry_rule.BadReply`: the
+  typed error the reply means, built whole (the task, the status, the Retry-After), which the
+  retry rule (retry_rule.decide) reads; nothing is raised. A submit reply that names a valid task
+  id never becomes one a submit is re-sent after (the id is returned, or named by the error as
+  its ``request_id``).
 * **A refused submit.** Only WaveSpeed's own word says a submit created nothing: a 429 inside its
   JSON envelope (``{"code": 429, ...}``, under HTTP 429 or 200), or a 4xx it answered. A 5xx, a
   gateway page (an HTML 502/503/504) or a 429 without the envelope (a proxy's, a CDN's) may have
   come after the task was created, as every official SDK assumes (WAVESPEED_API.md 13.4): it is
-  :func:`uncertain_submit`, never re-sent.
+  :func:`uncertain_submit`, never re-sent. That is what such a reply means, so it is said here;
+  a reply's error is a RateLimitedError for a submit only when WaveSpeed's envelope said 429.
 * **Retry-After.** Seconds or an HTTP date; garbage (``soon``), NaN and unparsable dates give
   None (normal backoff), negative gives 0, huge and infinite values are clamped to
   ``MAX_RETRY_AFTER_S``; the client then refuses to sleep past its deadline.
@@ -35,11 +38,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core import errors as E
 from ..core.vocabulary import is_request_id
 from .reply_types import Envelope, server_message
+from .retry_rule import BadReply
 
 if TYPE_CHECKING:  # requests loads on first use, never at the pack's import: stay light
     import requests
@@ -49,7 +53,6 @@ MAX_DEPTH = 32
 MAX_RETRY_AFTER_S = 24 * 3600.0
 _MAX_INT_CHARS = 20
 T = TypeVar("T")
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REFUSED_SUBMIT_CODE = 429  # in WaveSpeed's envelope: the one reply that says a submit created nothing
 UNCERTAIN_HINT = (
     "it was not resent to avoid a double charge: check your WaveSpeed history before queuing again"
@@ -179,7 +182,8 @@ def error_for_status(
     retry_after: float | None = None,
 ) -> E.WaveSpeedError:
     """Map an HTTP (or envelope) status to the typed error with an actionable one-line message
-    (the advice is its ``hint``: a long server message is cut, never the advice)."""
+    (the advice is its ``hint``: a long server message is cut, never the advice); every one names
+    ``request_id``, the task the call concerns."""
     low = message.lower()
     # "Insufficient credits" is the live text, under a status nobody has seen (12.4): any status.
     if (
@@ -190,12 +194,14 @@ def error_for_status(
         return E.InsufficientBalanceError(
             f"WaveSpeed balance too low ({message})",
             hint="top up at wavespeed.ai, then queue again",
+            request_id=request_id,
             status=status,
         )
     if status in (401, 403):
         return E.AuthenticationError(
             f"WaveSpeed rejected the API key (HTTP {status}: {message})",
             hint="check WAVESPEED_API_KEY; new keys work only after the account's first top-up",
+            request_id=request_id,
             status=status,
         )
     if status == 404 and during == "result":
@@ -205,7 +211,9 @@ def error_for_status(
             status=status,
         )
     if status in (400, 404, 413, 422):
-        return E.InvalidRequestError(f"WaveSpeed rejected the {during} request: {message}", status=status)
+        return E.InvalidRequestError(
+            f"WaveSpeed rejected the {during} request: {message}", request_id=request_id, status=status
+        )
     if status == 429:
         return E.RateLimitedError(
             f"WaveSpeed rate limit hit during {during} (HTTP 429) and retries ran out: wait a minute "
@@ -225,33 +233,6 @@ def error_for_status(
 def uncertain_submit(what: str, status: int | None = None) -> E.SubmitUncertainError:
     """A submit that may have created a task we have no id for: said in one line, never re-sent."""
     return E.SubmitUncertainError(what, hint=UNCERTAIN_HINT, status=status)
-
-
-def raise_unless_retryable(failure: E.WaveSpeedError, status: int, message: str, *, idempotent: bool) -> None:
-    """The retry rule of the module docstring, for one failed reply; returns only if it may be
-    retried. For a submit ``status`` is REFUSED_SUBMIT_CODE only when WaveSpeed's envelope said so
-    (``interpret`` has raised for any other 429)."""
-    if isinstance(failure, E.InsufficientBalanceError):  # refused, whatever the status: never retried
-        raise failure
-    if idempotent:
-        if status in RETRYABLE_STATUS or status == 200:  # 200 here means a malformed reply
-            return
-        raise failure
-    if status == REFUSED_SUBMIT_CODE:
-        return
-    if status >= 500:
-        # A 5xx after the body was sent may hide an accepted (paid) task: 503 as much as 500.
-        raise uncertain_submit(f"WaveSpeed answered the submit with HTTP {status} ({message})", status)
-    raise failure
-
-
-def later_hint(what: str, request_id: str | None) -> str:
-    if not request_id:
-        return f"{what}."
-    return (
-        f"{what}; task {request_id} may still finish and is already paid for: paste this request id "
-        "into WaveSpeed Poll Result to fetch it later without a new charge."
-    )
 
 
 def read_up_to(resp: requests.Response, cap: int) -> tuple[bytes, bool]:
@@ -274,12 +255,14 @@ def refused_by_wavespeed(envelope: Envelope | None) -> bool:
     return envelope is not None and envelope.code == REFUSED_SUBMIT_CODE
 
 
-def raise_accepted(request_id: str, what: str) -> NoReturn:
-    raise E.SubmitUncertainError(
+def accepted_but(request_id: str, what: str) -> BadReply:
+    """A submit reply that names a task but reports ``what`` besides: the task exists, it is paid."""
+    error = E.SubmitUncertainError(
         f"WaveSpeed accepted task {request_id} but its reply reports {what}; the task is paid for: "
         "paste this request id into WaveSpeed Poll Result to fetch it instead of queuing again.",
         request_id=request_id,
     )
+    return BadReply(error, f"accepted task, {what}")
 
 
 @dataclass(frozen=True)
@@ -296,6 +279,33 @@ class Reply:
         return str(self.headers.get("Content-Type", ""))
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What :func:`interpret` is reading for: the call's name, its task, whether it is a read."""
+
+    during: str
+    request_id: str | None
+    idempotent: bool
+
+    def said_no(self, status: int, message: str, wait_s: float | None) -> BadReply:
+        """An error status (HTTP, or the envelope's code inside a 200) as the error it means. A
+        submit's 5xx may come after the task was created (503 as much as 500): uncertain."""
+        error = error_for_status(
+            status, message, during=self.during, request_id=self.request_id, retry_after=wait_s
+        )
+        if not self.idempotent and status >= 500 and not isinstance(error, E.InsufficientBalanceError):
+            error = uncertain_submit(f"WaveSpeed answered the submit with HTTP {status} ({message})", status)
+        return BadReply(error, f"HTTP {status}", retry_after_s=wait_s)
+
+    def garbled(self, why: str, *, tail: str = "retries ran out.") -> BadReply:
+        """A reply that cannot be read: a read tries again, a submit cannot (it may be paid)."""
+        if not self.idempotent:
+            what = f"WaveSpeed answered the submit with a malformed reply ({why})"
+            return BadReply(uncertain_submit(what), "malformed reply")
+        what = f"WaveSpeed sent a malformed {self.during} reply ({why}); {tail}"
+        return BadReply(E.ServerError(what, request_id=self.request_id), "malformed reply", garbled=True)
+
+
 def interpret(
     reply: Reply,
     reader: Callable[[Any], T],
@@ -304,11 +314,12 @@ def interpret(
     request_id: str | None,
     idempotent: bool,
     base_url: str,
-) -> T | tuple[E.WaveSpeedError, int, str]:
-    """A 200 envelope with code 200 -> ``reader(envelope["data"])`` (None when absent); anything else -> (error, effective
-    status, server message), where the status is the HTTP one or, inside a 200 reply, the
-    envelope's code (200 for a malformed reply), so both go through the same retry rule.
-    A submit reply naming a task id never comes back as a retryable failure: see submit()."""
+) -> T | BadReply:
+    """A 200 envelope with code 200 -> ``reader(envelope["data"])`` (None when absent); anything
+    else -> a BadReply holding the typed error it means (built with the task, the status and the
+    Retry-After), for the retry rule (retry_rule.decide). A submit reply that names a task id is
+    never one a submit may be re-sent after: its error names the task (see the module docstring)."""
+    reading = _Reading(during, request_id, idempotent)
     body: Any = None
     why = f"over {MAX_REPLY_BYTES} bytes"
     if not reply.truncated:
@@ -317,50 +328,40 @@ def interpret(
         except MalformedReply as exc:
             why = str(exc)
     envelope = Envelope.parse(body)
-    accepted = None if idempotent or envelope is None else envelope.task_id
+    paid = None if idempotent or envelope is None else envelope.task_id
     if 300 <= reply.status < 400:
-        if accepted:
-            raise_accepted(accepted, f"a redirect (HTTP {reply.status})")
-        raise E.ConfigError(
+        if paid:
+            return accepted_but(paid, f"a redirect (HTTP {reply.status})")
+        error = E.ConfigError(
             f"WaveSpeed at {base_url} answered the {during} with a redirect (HTTP {reply.status}); "
             "API calls do not follow redirects: set WAVESPEED_BASE_URL to the API's own address.",
+            request_id=request_id,
             status=reply.status,
         )
+        return BadReply(error, f"HTTP {reply.status}")
+    wait_s = retry_after_s(reply.headers.get("Retry-After"))
     if reply.status != 200:
         message = server_message(envelope, reply.status, reply.content_type)
-        if accepted:  # whatever the status says, a reply that names a task: it exists, it is paid
-            raise_accepted(accepted, f"HTTP {reply.status} ({message})")
+        if paid:  # whatever the status says, a reply that names a task: it exists, it is paid
+            return accepted_but(paid, f"HTTP {reply.status} ({message})")
         if not idempotent and reply.status == REFUSED_SUBMIT_CODE and not refused_by_wavespeed(envelope):
             # A 429 that is not WaveSpeed's own (a proxy's, a CDN's): it says nothing about the task.
-            raise uncertain_submit(
-                f"The submit was answered HTTP 429 without WaveSpeed's reply ({message})", reply.status
-            )
-        error = error_for_status(reply.status, message, during=during, request_id=request_id)
-        return error, reply.status, message
+            what = f"The submit was answered HTTP 429 without WaveSpeed's reply ({message})"
+            return BadReply(uncertain_submit(what, reply.status), f"HTTP {reply.status}")
+        return reading.said_no(reply.status, message, wait_s)
     if envelope is None:
-        if body is not None:
-            why = "not a JSON object"
-        if not idempotent:
-            raise uncertain_submit(f"WaveSpeed answered the submit with a malformed reply ({why})")
-        error = E.ServerError(
-            f"WaveSpeed sent a malformed {during} reply ({why}); retries ran out.", request_id=request_id
-        )
-        return error, 200, why
-    code = envelope.code
-    if code != 200:
-        message = server_message(envelope, code, "")
-        if accepted:
-            raise_accepted(accepted, f"code {code} ({message})")
-        return error_for_status(code, message, during=during, request_id=request_id), code, message
+        return reading.garbled("not a JSON object" if body is not None else why)
+    if envelope.code != 200:
+        message = server_message(envelope, envelope.code, "")
+        if paid:
+            return accepted_but(paid, f"code {envelope.code} ({message})")
+        return reading.said_no(envelope.code, message, wait_s)
     try:
         return reader(envelope.data)
     except ValueError as exc:  # valid JSON, wrong shape: a read retries it, a submit cannot
-        if accepted:
-            raise_accepted(accepted, f"a malformed task ({exc})")
+        if paid:
+            return accepted_but(paid, f"a malformed task ({exc})")
         if not idempotent:
-            raise uncertain_submit(f"WaveSpeed's reply to the submit is malformed ({exc})") from None
-        error = E.ServerError(
-            f"WaveSpeed sent a malformed {during} reply ({exc}); retries ran out, try again.",
-            request_id=request_id,
-        )
-        return error, 200, str(exc)
+            what = f"WaveSpeed's reply to the submit is malformed ({exc})"
+            return BadReply(uncertain_submit(what), "malformed reply")
+        return reading.garbled(str(exc), tail="retries ran out, try again.")

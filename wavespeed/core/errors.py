@@ -5,8 +5,11 @@ Decisions, and why:
 * **Fields, rendered once.** An error carries what happened (``what``), the task it concerns
   (``request_id``), the HTTP ``status``, what to do (``hint``), the task's output ``urls`` and
   whether the paid task is in the journal (``journaled``). Its text (``message``, ``str()``) is
-  composed from them in one place, :meth:`WaveSpeedError.render`; no code edits an error's text
-  after it is raised (:meth:`with_task` records a paid task as a field).
+  composed from them in one place, :meth:`WaveSpeedError.render`.
+* **Built whole, never edited.** Every field is given when the error is built: the code that
+  raises it knows the task, the status, the Retry-After and the hint. A caller that learns more
+  after it was raised (the paid path: whether the task is journaled, what was charged) raises a
+  new error built from it (:meth:`replaced`), never changes the one it caught.
 * **Redact, then collapse, then cut.** The key is redacted (redaction.py: raw, URL-encoded, base64,
   any 8+ characters of them) from the whole composed text before whitespace is collapsed and before
   any cut, and once more after each step, so no cut or join can leave a piece of it. The fields are
@@ -16,7 +19,13 @@ Decisions, and why:
   says where they are kept), then the end of ``what`` (cut with "…" between words, never inside one
   unless a single word is longer than the room); the task note, what was charged and the hint stay.
 * **What was charged** (``charged``, e.g. "$0, nothing was accepted") is said once the paid path
-  knows it (:meth:`with_charge`, a field like :meth:`with_task`).
+  knows it (a field like the others).
+* **Three ways a call can fail that are not the request's fault, told apart by type**, because
+  what to do differs: :class:`ConnectionFailedError` (WaveSpeed could not be reached, or the
+  connection broke: check the network), :class:`ServerError` (WaveSpeed answered with a 5xx or a
+  reply that cannot be read: try again later) and the journal's ``JournalError``
+  (journal/sqlite_file.py: the local journal cannot answer, so nothing is paid). A submit that may
+  have been paid is none of them: :class:`SubmitUncertainError`, whichever way it failed.
 * **Short type names.** ComfyUI's error details show ``type.__module__ + "." + __qualname__``, and a
   pack's modules live under its install path: the family reports its module as ``wavespeed``, so the
   details read ``wavespeed.ModerationRefusedError``.
@@ -77,19 +86,6 @@ class WaveSpeedError(Exception):
         self.urls = tuple(redact(u) for u in urls)
         self.journaled = journaled
         super().__init__(self.what)
-
-    def with_task(self: _E, request_id: str, *, journaled: bool | None) -> _E:
-        """Record the paid task this error concerns (its text then names it, with how to fetch
-        it); ``journaled`` None keeps what was known."""
-        self.request_id = request_id
-        if journaled is not None:
-            self.journaled = journaled
-        return self
-
-    def with_charge(self: _E, charged: str) -> _E:
-        """Record what the failed submit cost, e.g. "$0, nothing was accepted" (said in the text)."""
-        self.charged = charged
-        return self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -225,12 +221,21 @@ class RateLimitedError(WaveSpeedError):
         super().__init__(what, **fields)
 
 
+class ConnectionFailedError(WaveSpeedError):
+    """WaveSpeed could not be reached (DNS, proxy, TLS, a refused connection: nothing was sent), or
+    the connection broke or stalled during a read, past the retries. The line says which and what
+    to check; for a submit it is raised only when nothing was sent (else SubmitUncertainError)."""
+
+
 class ServerError(WaveSpeedError):
-    """5xx, connection failures or malformed replies that retries could not get past."""
+    """WaveSpeed answered, but with a server error (5xx, a gateway page) or a reply that cannot be
+    read, past the retries."""
 
 
-class SubmitUncertainError(ServerError):
-    """The submit may or may not have reached the server; it is not retried (one click, one bill)."""
+class SubmitUncertainError(WaveSpeedError):
+    """The submit may or may not have created a (paid) task: it failed after its body was sent, in
+    any way (a broken connection, a 5xx, a gateway page, a garbled reply). It is never re-sent (one
+    click, one bill); with ``request_id`` set the task exists and is paid."""
 
 
 class TaskFailedError(WaveSpeedError):

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core import errors as E
 from .rows import ADDED_COLUMNS, SCHEMA
@@ -34,8 +34,12 @@ class JournalError(E.WaveSpeedError):
     """The journal cannot answer (locked past its wait, full disk, corrupt, read-only, unusable).
     ``kind`` says which; ``path`` is the file. A fixed-seed submit is not sent on it (fails closed)."""
 
-    kind: str = UNAVAILABLE
-    path: Path | None = None
+    def __init__(
+        self, what: str = "", *, kind: str = UNAVAILABLE, path: Path | None = None, **fields: Any
+    ) -> None:
+        self.kind = kind
+        self.path = path
+        super().__init__(what, **fields)
 
 
 def lock_wait_s() -> float:
@@ -94,12 +98,12 @@ def journal_failure(path: Path | None, exc: BaseException, aside: Path | None = 
         UNAVAILABLE: (f"cannot be used ({detail})", f"set {ENV_JOURNAL_DIR} to another folder"),
     }[kind]
     # Short on purpose: the whole line (with a long path) stays within one error line's 300 characters.
-    error = JournalError(
+    return JournalError(
         f"WaveSpeed journal {where} {what}: nothing was submitted; {fix}, or turn on force_rerun to pay "
-        "without the journal."
+        "without the journal.",
+        kind=kind,
+        path=path,
     )
-    error.kind, error.path = kind, path
-    return error
 
 
 def _add_columns(conn: sqlite3.Connection) -> None:
@@ -123,13 +127,13 @@ def unreadable_row(path: Path, request_id: object, exc: BaseException) -> Journa
     """One line for a row of the inputs being looked up that cannot be read: it may be their paid
     task, so nothing is paid on a guess."""
     rid = " ".join(str(request_id).split())[:40]
-    error = JournalError(  # the advice is the hint: a long path is cut, never the way on
+    return JournalError(  # the advice is the hint: a long path is cut, never the way on
         f"WaveSpeed journal {path} has an unreadable row for these inputs (task {rid}, "
         f"{type(exc).__name__}): it may be their paid task, so nothing was submitted",
         hint="fetch that task by id in Poll Result, or turn on force_rerun to pay again",
+        kind=CORRUPT,
+        path=path,
     )
-    error.kind, error.path = CORRUPT, path
-    return error
 
 
 class JournalFile:

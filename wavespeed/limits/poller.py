@@ -62,8 +62,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
-from ..api.replies import later_hint
 from ..api.reply_types import Prediction
+from ..api.retry_rule import later_hint
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
 from .poll_book import (

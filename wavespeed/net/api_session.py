@@ -1,18 +1,14 @@
 """The client's one authenticated session to the API: it holds the key, names the account, and runs
-every API call's retry loop. The public calls (client.py) are built on ``ApiSession._api_json``.
+every API call's attempts. The public calls (client.py) are built on ``ApiSession._api_json``.
 
-The retry rule that keeps one click from billing twice:
-  * Reads (result polls, downloads, balance) and uploads are retried on connection errors,
-    timeouts, malformed replies, 429 and 5xx, with exponential backoff and jitter, inside the
-    caller's deadline; ``Retry-After`` is honoured.
-  * A submit (POST of a task) is retried ONLY when it provably created nothing: no request byte
-    was sent (refused, DNS, connect or TLS failure), or WaveSpeed's own reply refused it (a 429 in
-    its JSON envelope; the account's scheduler waits for the window). Any other failure after the
-    body was sent (reset, read timeout, any 5xx, a gateway page, a 429 without the envelope, a
-    garbled 200) may hide an accepted task, as every official SDK assumes: it raises
-    SubmitUncertainError and is never repeated automatically (../api/replies.py).
-  * Every check of a task (GET its /result), retries included, waits its turn: at least 2 s after
-    the previous check of that task ended (check_pace.PACE, WaveSpeed's published pace).
+Retries: each attempt's failure becomes an outcome of the one retry rule (../api/retry_rule.py,
+where the rule that keeps one click from billing twice is written), with the error it means built
+here whole: a connection failure (ConnectionFailedError: nothing reached WaveSpeed, or a read's
+connection broke or stalled), or what the reply says (../api/replies.py ``interpret``: a server
+error, a refusal, a submit that may have been paid). Every check of a task (GET its /result),
+retries included, waits its turn: at least 2 s after the previous check of that task ended
+(check_pace.PACE, WaveSpeed's published pace), and a check WaveSpeed answers 429 makes the next
+one wait longer (``PACE.throttled``).
 
 The API key goes only to the configured base URL: added per API request (the session holds no
 default auth), checked again at send time against the parsed origin (transport.GuardedAdapter),
@@ -40,9 +36,20 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
+from urllib3.util import parse_url
 
 from ..api import replies as R
-from ..api.replies import retry_after_s
+from ..api.retry_rule import (
+    BadReply,
+    Call,
+    Cut,
+    CutBy,
+    Outcome,
+    RetryPolicy,
+    Unsent,
+    cancelled_error,
+    timeout_error,
+)
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
 from ..settings import network
@@ -54,14 +61,10 @@ from .request_loop import (
     NOTHING_SENT,
     Broken,
     NotSent,
-    RetryPolicy,
     Unreached,
-    backoff,
-    broken,
-    check_cancel,
+    cut_by,
     exchange,
-    names_its_task,
-    sleep,
+    retrying,
     timeouts,
     unreached,
     window,
@@ -156,7 +159,6 @@ class ApiSession:
     def close(self) -> None:
         self._session.close()
 
-    @names_its_task
     def _api_json(
         self,
         method: str,
@@ -175,26 +177,26 @@ class ApiSession:
         retry_rate_limit: bool = True,
         paced: bool = False,
     ) -> T:
-        """One API call (the key in its header) retried by the rule above; ``reader`` parses the
-        envelope's ``data``. ``paced``: a check of task ``request_id``: every attempt waits its turn
-        on check_pace.PACE (WaveSpeed's 2 s between checks of one task)."""
+        """One API call (the key in its header), its attempts run by the retry rule; ``reader``
+        parses the envelope's ``data``. ``paced``: a check of task ``request_id``: every attempt
+        waits its turn on check_pace.PACE (WaveSpeed's 2 s between checks of one task)."""
+        call = Call(during, idempotent, request_id, deadline, self.retry, retry_rate_limit)
         url = self.base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}"}
         read_s = read_timeout_s or self.read_timeout_s
         cap = cap_s or self.request_cap_s or (self.connect_timeout_s + read_s)
         # Cancel cuts a read mid-flight; a submit (it may be paid) and an upload (it finishes in the
         # background and fills the upload cache for the next run) end only at their window.
-        cancel_cuts = idempotent and during != "upload"
-        attempt = 0
-        while True:
-            check_cancel(cancel, request_id)
-            failure: E.WaveSpeedError
-            wait_s: float | None = None
+        cuts = cancel if idempotent and during != "upload" else None
+        checked = request_id if paced else None
+
+        def attempt() -> T | Outcome:
+            by_caller = False
             try:
-                with check_turn(request_id if paced else None, cancel=cancel, deadline=deadline):
+                with check_turn(checked, cancel=cancel, deadline=deadline):
                     timeout = timeouts(self.connect_timeout_s, read_s, deadline, request_id)
                     end, by_caller = window(deadline, cap)
-                    with transport.guard(end, cancel if cancel_cuts else None) as guard:
+                    with transport.guard(end, cuts) as guard:
                         self._count()
                         reply = exchange(
                             self._session,
@@ -207,43 +209,27 @@ class ApiSession:
                             timeout=timeout,
                             trust=self.trust,
                         )
+                    parsed = R.interpret(
+                        reply,
+                        reader,
+                        during=during,
+                        request_id=request_id,
+                        idempotent=idempotent,
+                        base_url=self.base_url,
+                    )
+                    if (
+                        checked
+                        and isinstance(parsed, BadReply)
+                        and isinstance(parsed.error, E.RateLimitedError)
+                    ):
+                        PACE.throttled(checked)  # within its turn: the gap after this check doubles
             except NotSent as exc:
-                reason = str(exc)
-                failure = E.ServerError(
-                    f"Cannot reach WaveSpeed at {self.base_url} during {during}: {exc}",
-                    request_id=request_id,
-                    hint=f"{NOTHING_SENT}; {exc.hint}",
-                )
+                return not_reached(exc, self.base_url, call)
             except Broken as exc:
-                reason = exc.reason
-                failure = broken(exc, during, idempotent, request_id, by_caller=by_caller, cap=cap)
-            else:
-                wait_s = retry_after_s(reply.headers.get("Retry-After"))
-                parsed = R.interpret(
-                    reply,
-                    reader,
-                    during=during,
-                    request_id=request_id,
-                    idempotent=idempotent,
-                    base_url=self.base_url,
-                )
-                if not isinstance(parsed, tuple):
-                    return parsed
-                failure, status, message = parsed
-                if isinstance(failure, E.RateLimitedError):
-                    failure.retry_after_s = wait_s
-                    if not idempotent and not retry_rate_limit:
-                        raise failure
-                    if paced and request_id:
-                        PACE.throttled(request_id)  # the next check of this task waits longer
-                reason = f"HTTP {status}" if reply.status != 200 or status != 200 else "malformed reply"
-                R.raise_unless_retryable(failure, status, message, idempotent=idempotent)
-            attempt += 1
-            if attempt >= self.retry.attempts:
-                raise failure
-            delay = backoff(self.retry, attempt, wait_s, deadline, failure, during)
-            log.warning("WaveSpeed %s: %s; retry %d in %.2fs", during, reason, attempt, delay)
-            sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
+                return cut_off(exc, call, by_caller=by_caller, cap=cap)
+            return parsed
+
+        return retrying(call, attempt, cancel)
 
     def reach(self, *, timeout_s: float = 10.0) -> int | Unreached:
         """One GET of the balance path WITHOUT the key, free: the HTTP status the API answered (401
@@ -270,3 +256,43 @@ class ApiSession:
         """One more request sent (tests and benchmarks read ``request_count``)."""
         with self._lock:
             self.request_count += 1
+
+
+def not_reached(exc: NotSent, base_url: str, call: Call) -> Unsent:
+    """A call whose request never reached WaveSpeed: a connection failure, in one line that says
+    nothing was sent or charged, what failed and what to do."""
+    hint = f"{NOTHING_SENT}; {exc.hint}"
+    if exc.final:  # no retry can change it: said without the call
+        parsed = parse_url(base_url)
+        what = f"Could not reach WaveSpeed at {parsed.scheme}://{parsed.netloc}: {exc}"
+    else:
+        what = f"Cannot reach WaveSpeed at {base_url} during {call.during}: {exc}"
+    error = E.ConnectionFailedError(what, request_id=call.request_id, hint=hint)
+    return Unsent(error, str(exc), final=exc.final)
+
+
+def cut_off(exc: Broken, call: Call, *, by_caller: bool, cap: float) -> Cut:
+    """A call whose exchange broke after its bytes were sent, with the error that means: Cancel,
+    the caller's deadline, a submit that may have been paid, or a read's broken connection."""
+    by = cut_by(exc.fired, by_caller)
+    error: E.WaveSpeedError
+    if by is CutBy.CANCEL:
+        error = cancelled_error(call.request_id)
+    elif not call.repeatable:
+        stalled = by is not None
+        why = f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
+        error = R.uncertain_submit(f"The submit was sent but {why}")
+    elif by is CutBy.DEADLINE:
+        error = timeout_error(call.request_id)
+    elif by is CutBy.CAP:
+        error = E.ConnectionFailedError(
+            f"WaveSpeed did not finish its {call.during} reply within {cap:.0f} s (a stalled connection); "
+            "retries ran out, try again later.",
+            request_id=call.request_id,
+        )
+    else:
+        error = E.ConnectionFailedError(
+            f"Network error talking to WaveSpeed during {call.during} ({exc.reason}); retries ran out.",
+            request_id=call.request_id,
+        )
+    return Cut(error, exc.reason, by=by)

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from ..api.kontext_request import CHECK_GAP_S
+from ..api.retry_rule import timeout_error
 from ..core.vocabulary import CancelCheck
-from .request_loop import CANCEL_SLICE_S, check_cancel, sleep, timeout_error
+from .request_loop import CANCEL_SLICE_S, check_cancel, sleep
 
 MAX_GAP_S = 30.0  # the longest a throttled task waits between two checks
 
@@ -50,7 +51,8 @@ class CheckPace:
             return self._ended.get(task, -math.inf) + self._gap(task)
 
     def throttled(self, task: str) -> None:
-        """The server answered a check of ``task`` 429: its next gap doubles (up to MAX_GAP_S)."""
+        """The server answered a check of ``task`` 429: its next gap doubles (up to MAX_GAP_S).
+        Called within that check's turn, so its end keeps the longer gap (``_end``)."""
         with self._cond:
             self._gaps[task] = min(MAX_GAP_S, 2.0 * self._gap(task))
 

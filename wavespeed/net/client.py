@@ -20,12 +20,13 @@ import requests
 
 from ..api.kontext_request import KontextRequest
 from ..api.reply_types import Balance, HistoryItem, Prediction, UploadReply
+from ..api.retry_rule import RetryPolicy
 from ..core.vocabulary import CancelCheck, check_request_id
 from ..settings.config import load_settings
 from . import transport
 from .api_session import ApiSession, Reader
 from .downloads import MAX_DOWNLOAD_BYTES, decode_base64_output, fetch_url
-from .request_loop import RetryPolicy, window
+from .request_loop import window
 
 __all__ = ["MAX_DOWNLOAD_BYTES", "RetryPolicy", "WaveSpeedClient"]
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from urllib3.util import parse_url
 
 from ..api.kontext_request import MODEL_TEXT_TO_IMAGE, PRICE_PER_IMAGE_USD
+from ..api.retry_rule import RetryPolicy
 from ..core import errors as E
 from ..settings import network
 from ..settings.config import resolve_api_key, resolve_base_url
 from .client import WaveSpeedClient
-from .request_loop import RetryPolicy, Unreached
+from .request_loop import Unreached
 
 LAYERS = ("DNS", "proxy", "TLS/CA", "key", "balance")
 OK, FAIL, SKIP = "ok", "FAIL", "--"

@@ -1,8 +1,9 @@
 """The download path of one task output: the retry loop, the size cap, base64 / data-URI outputs.
 
 Outputs are fetched from a CDN without the Authorization header, retried like reads (connection
-errors, 429, 5xx) inside min(the download cap, the caller's deadline), and every error names the
-task the output belongs to, so a failed download still says which paid task to fetch again.
+errors, 429, 5xx: the one retry rule, ../api/retry_rule.py) inside min(the download cap, the
+caller's deadline), and every error names the task the output belongs to, so a failed download
+still says which paid task to fetch again.
 
 Decisions, and why:
 
@@ -30,23 +31,23 @@ from urllib.parse import urljoin
 import requests
 from urllib3.util import parse_url
 
-from ..api import replies as R
 from ..api.replies import retry_after_s
+from ..api.retry_rule import (
+    BadReply,
+    Call,
+    Cut,
+    CutBy,
+    Outcome,
+    RetryPolicy,
+    Unsent,
+    cancelled_error,
+    timeout_error,
+)
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
 from ..settings import network
 from . import transport
-from .request_loop import (
-    Broken,
-    RetryPolicy,
-    backoff,
-    check_cancel,
-    sleep,
-    timeout_error,
-    timeouts,
-    unreached,
-    window,
-)
+from .request_loop import check_cancel, cut_by, retrying, timeouts, unreached, window
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 MAX_DOWNLOAD_REDIRECTS = 5
@@ -74,34 +75,29 @@ def fetch_url(
         WaitTimeoutError / CancelledError: the deadline passed / Cancel turned true.
     """
     connect_s, read_s = timeouts_s
-    attempt = 0
-    while True:
-        check_cancel(cancel, request_id)
+    call = Call("download", repeatable=True, request_id=request_id, deadline=deadline, policy=retry)
+
+    def attempt() -> bytes | Outcome:
         timeout = timeouts(connect_s, read_s, deadline, request_id)
         end, by_caller = window(deadline, cap_s)
-        wait_s: float | None = None
-        try:
-            # No Authorization header: outputs live on a CDN that must never see the key.
-            with transport.guard(end, cancel) as guard:
-                try:
-                    with get_within_origin(session, url, timeout, count, request_id) as resp:
-                        if resp.status_code == 200:
-                            return read_capped(resp, max_bytes, cancel, request_id)
-                        wait_s = retry_after_s(resp.headers.get("Retry-After"))
-                        failure: E.WaveSpeedError = status_error(url, resp.status_code, request_id)
-                        if resp.status_code not in R.RETRYABLE_STATUS:
-                            raise failure
-                except (requests.RequestException, OSError) as exc:
-                    unsent = guard.sent == 0 and guard.fired is None
-                    why = unreached(exc, url, trust).what if unsent else type(exc).__name__
-                    raise Broken(guard.fired, why) from None
-        except Broken as exc:
-            failure = broken_download(exc, url, request_id, by_caller=by_caller, cap_s=cap_s)
-        attempt += 1
-        if attempt >= retry.attempts:
-            raise failure
-        delay = backoff(retry, attempt, wait_s, deadline, failure, "download")
-        sleep(delay, cancel=cancel, deadline=deadline, request_id=request_id)
+        # No Authorization header: outputs live on a CDN that must never see the key.
+        with transport.guard(end, cancel) as guard:
+            try:
+                with get_within_origin(session, url, timeout, count, request_id) as resp:
+                    if resp.status_code == 200:
+                        return read_capped(resp, max_bytes, cancel, request_id)
+                    failure = status_error(url, resp.status_code, request_id)
+                    wait_s = retry_after_s(resp.headers.get("Retry-After"))
+                    return BadReply(failure, f"HTTP {resp.status_code}", retry_after_s=wait_s)
+            except (requests.RequestException, OSError) as exc:
+                if guard.sent == 0 and guard.fired is None:
+                    why = unreached(exc, url, trust)
+                    return Unsent(failed_download(url, why.what, request_id), why.what, final=why.final)
+                by = cut_by(guard.fired, by_caller)
+                reason = type(exc).__name__
+                return Cut(cut_download(url, reason, request_id, by, cap_s), reason, by=by)
+
+    return retrying(call, attempt, cancel)
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
@@ -195,25 +191,30 @@ def status_error(url: str, status: int, request_id: str | None) -> E.DownloadErr
     )
 
 
-def broken_download(
-    exc: Broken, url: str, request_id: str | None, *, by_caller: bool, cap_s: float
+def failed_download(url: str, reason: str, request_id: str | None) -> E.DownloadError:
+    """A download that failed on the way (retried like any read, then said in this line)."""
+    return E.DownloadError(
+        f"Downloading an output{of_task(request_id)} failed ({reason}) from {short_url(url)}.",
+        request_id=request_id,
+    )
+
+
+def cut_download(
+    url: str, reason: str, request_id: str | None, by: CutBy | None, cap_s: float
 ) -> E.WaveSpeedError:
-    """The typed error for a download that broke mid-way; raises it when it must not be retried."""
+    """The error of a download that broke mid-way: Cancel, the caller's deadline, its own cap, or
+    the connection (``reason``)."""
     of = of_task(request_id)
-    if exc.fired == transport.FIRED_CANCEL:
-        raise E.CancelledError(
-            R.later_hint(f"Cancelled during a download{of}", request_id), request_id=request_id
-        )
-    if exc.fired == transport.FIRED_DEADLINE and by_caller:
-        raise timeout_error(request_id, during=" downloading its outputs")
-    if exc.fired == transport.FIRED_DEADLINE:
+    if by is CutBy.CANCEL:
+        return cancelled_error(request_id, f"Cancelled during a download{of}")
+    if by is CutBy.DEADLINE:
+        return timeout_error(request_id, during=" downloading its outputs")
+    if by is CutBy.CAP:
         return E.DownloadError(
             f"Downloading an output{of} did not finish within {cap_s:.0f} s ({short_url(url)}).",
             request_id=request_id,
         )
-    return E.DownloadError(
-        f"Downloading an output{of} failed ({exc.reason}) from {short_url(url)}.", request_id=request_id
-    )
+    return failed_download(url, reason, request_id)
 
 
 def decode_base64_output(value: str, cap: int, request_id: str | None = None) -> bytes:

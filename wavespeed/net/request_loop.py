@@ -1,63 +1,48 @@
-"""The pieces of the client's retry/deadline loop: backoff, windows, Cancel, and typed failures.
+"""The client's request loop: it runs the attempts of one call as the retry rule decides
+(../api/retry_rule.py, where the rule is written), inside windows, Cancel and deadlines.
 
 Every request runs inside a wall-clock window, min(its own cap, the caller's deadline)
 (``window``); sleeps between attempts are sliced so Cancel and the deadline are seen within
-``CANCEL_SLICE_S`` (``sleep``); a server's ``Retry-After`` is honoured unless it is longer than
-the call may wait, which raises now with the reason (``backoff``); every check of a task waits its
-turn on ``check_pace.PACE`` (at least ``CHECK_GAP_S`` after the previous check of that task ended). The rule of
-which failures are retried (and why a submit almost never is) is written in ``api_session``'s
-docstring; this module holds the mechanics, with no session and no client state.
+``CANCEL_SLICE_S`` (``sleep``); one exchange (``exchange``) says what happened on the wire:
+a reply, nothing sent (``NotSent``, with why in words: ``unreached``) or a break after sending
+(``Broken``). The callers (api_session.py, downloads.py) turn those into the rule's outcomes with
+the errors they mean; this module holds the mechanics, with no session and no client state.
 """
 
 from __future__ import annotations
 
-import functools
-import random
+import logging
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from urllib3.exceptions import NameResolutionError, ProxyError
-from urllib3.util import parse_url
 
 from ..api import replies as R
 from ..api.replies import MAX_REPLY_BYTES
-from ..core import errors as E
+from ..api.retry_rule import Call, CutBy, Outcome, Stop, cancelled_error, decide, timeout_error
 from ..core.vocabulary import CancelCheck
 from ..settings import network
 from . import transport
 
-Out = TypeVar("Out")
-P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("wavespeed")
 
 CANCEL_SLICE_S = 0.1  # how often sleeps look at the cancel callback (issue asks for <= 0.25 s)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: delay_n = uniform(0.5, 1) * min(cap, base * 2**n)."""
-
-    attempts: int = 6
-    base_delay_s: float = 0.25
-    max_delay_s: float = 8.0
-    max_retry_after_s: float = 120.0  # a server asking for longer gets a typed error now, not a nap
-
-    def delay(self, attempt: int) -> float:
-        return float(random.uniform(0.5, 1.0) * min(self.max_delay_s, self.base_delay_s * 2.0**attempt))
-
-
 NOTHING_SENT = "nothing was sent, nothing charged"
 
 
 class NotSent(Exception):
     """The request provably never reached the server (safe to retry even a submit); ``hint`` says
-    what to do if it keeps failing."""
+    what to do if it keeps failing, ``final`` that no retry can change it."""
 
-    def __init__(self, what: str, *, hint: str = "check your network") -> None:
+    def __init__(self, what: str, *, hint: str = "check your network", final: bool = False) -> None:
         self.hint = hint
+        self.final = final
         super().__init__(what)
 
 
@@ -70,21 +55,32 @@ class Broken(Exception):
         super().__init__(reason)
 
 
-def names_its_task(call: Callable[P, Out]) -> Callable[P, Out]:
-    """Once a task exists (the call's ``request_id``), every error it raises records it, so its
-    text names the task and how to fetch it (core/errors.py renders that)."""
+def cut_by(fired: str | None, by_caller: bool) -> CutBy | None:
+    """Who ended an exchange, from its window's ``fired`` and whether the caller's deadline was
+    that window's end."""
+    if fired == transport.FIRED_CANCEL:
+        return CutBy.CANCEL
+    if fired == transport.FIRED_DEADLINE:
+        return CutBy.DEADLINE if by_caller else CutBy.CAP
+    return None
 
-    @functools.wraps(call)
-    def named(*args: P.args, **kwargs: P.kwargs) -> Out:
-        try:
-            return call(*args, **kwargs)
-        except E.WaveSpeedError as exc:
-            request_id = kwargs.get("request_id")
-            if isinstance(request_id, str) and request_id and not exc.request_id:
-                exc.with_task(request_id, journaled=None)
-            raise
 
-    return named
+def retrying(call: Call, attempt: Callable[[], T | Outcome], cancel: CancelCheck | None) -> T:
+    """Run ``attempt`` until it gives a value or the retry rule says stop (its error is raised);
+    Cancel is looked at before each attempt, and the wait between two is slept in slices that see
+    Cancel and the deadline."""
+    tries = 0
+    while True:
+        check_cancel(cancel, call.request_id)
+        got = attempt()
+        if not isinstance(got, Outcome):
+            return got
+        tries += 1
+        step = decide(got, call, tries, time.monotonic())
+        if isinstance(step, Stop):
+            raise step.error
+        log.warning("WaveSpeed %s: %s; retry %d in %.2fs", call.during, got.reason, tries, step.wait_s)
+        sleep(step.wait_s, cancel=cancel, deadline=call.deadline, request_id=call.request_id)
 
 
 def window(deadline: float | None, cap_s: float) -> tuple[float, bool]:
@@ -110,12 +106,7 @@ def timeouts(
 
 def check_cancel(cancel: CancelCheck | None, request_id: str | None) -> None:
     if cancel is not None and cancel():
-        raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
-
-
-def timeout_error(request_id: str | None, during: str = "") -> E.WaitTimeoutError:
-    what = f"Timed out{during}" if during else "Timed out waiting for WaveSpeed"
-    return E.WaitTimeoutError(R.later_hint(what, request_id), request_id=request_id)
+        raise cancelled_error(request_id)
 
 
 def sleep(
@@ -133,46 +124,6 @@ def sleep(
         time.sleep(min(CANCEL_SLICE_S, end - now))
 
 
-def backoff(
-    retry: RetryPolicy,
-    attempt: int,
-    wait_s: float | None,
-    deadline: float | None,
-    failure: E.WaveSpeedError,
-    during: str,
-) -> float:
-    """Backoff, or the server's Retry-After; a Retry-After past the deadline (or past
-    ``max_retry_after_s``) raises the failure now, saying so, instead of sleeping."""
-    if wait_s is None:
-        delay = retry.delay(attempt - 1)
-        return delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-    limit = retry.max_retry_after_s
-    if deadline is not None:
-        limit = min(limit, deadline - time.monotonic())
-    if wait_s > limit:
-        raise refused_wait(failure, wait_s, during, attempt)
-    return wait_s
-
-
-def refused_wait(failure: E.WaveSpeedError, wait_s: float, during: str, attempt: int) -> E.WaveSpeedError:
-    """The error for a Retry-After longer than the call may wait: no "retries ran out" when
-    nothing was retried; a task that exists is named by the error itself (its ``request_id``)."""
-    answer = f"HTTP {failure.status}" if failure.status else "a failed reply"
-    tried = "" if attempt <= 1 else f", after {attempt - 1} retr{'y' if attempt == 2 else 'ies'}"
-    what = (
-        f"WaveSpeed asked to wait {wait_s:.0f} s before the next {during} request ({answer}{tried}), "
-        "longer than this call may wait"
-    )
-    hints = ["lower the number of parallel tasks"] if isinstance(failure, E.RateLimitedError) else []
-    if not failure.request_id:
-        hints.append(
-            "no task was created (nothing charged): queue again later"
-            if during == "submit"
-            else "try again later"
-        )
-    return failure.replaced(what=what, hint="; ".join(hints))
-
-
 def exchange(
     session: requests.Session,
     method: str,
@@ -188,9 +139,9 @@ def exchange(
     """Send one request and read its body up to MAX_REPLY_BYTES, inside ``guard``'s window.
 
     Raises:
-        NotSent: no request byte reached the socket (refused, DNS, proxy, connect or TLS failure).
-        ServerError: the same for a TLS certificate ``trust`` does not cover or a proxy that
-            refuses the tunnel (not retried).
+        NotSent: no request byte reached the socket (refused, DNS, proxy, connect or TLS failure;
+            ``final`` for a TLS certificate ``trust`` does not cover or a proxy that refuses the
+            tunnel).
         Broken: it failed after request bytes were written (``fired`` says whether our window
             cut it): the server may have read them, so a submit may have been accepted.
     """
@@ -215,36 +166,6 @@ def exchange(
     except (requests.RequestException, OSError) as exc:
         raise Broken(guard.fired, type(exc).__name__) from None
     return R.Reply(resp.status_code, resp.headers, body, truncated)
-
-
-def broken(
-    exc: Broken,
-    during: str,
-    idempotent: bool,
-    request_id: str | None,
-    *,
-    by_caller: bool,
-    cap: float,
-) -> E.WaveSpeedError:
-    """The typed error for an exchange that broke mid-way; raises it when it must not be retried."""
-    if exc.fired == transport.FIRED_CANCEL:
-        raise E.CancelledError(R.later_hint("Cancelled", request_id), request_id=request_id)
-    stalled = exc.fired == transport.FIRED_DEADLINE
-    if not idempotent:
-        why = f"no complete reply within {cap:.0f} s" if stalled else f"the connection failed: {exc.reason}"
-        raise R.uncertain_submit(f"The submit was sent but {why}")
-    if stalled and by_caller:
-        raise timeout_error(request_id)
-    if stalled:
-        return E.ServerError(
-            f"WaveSpeed did not finish its {during} reply within {cap:.0f} s (a stalled connection); "
-            "retries ran out, try again later.",
-            request_id=request_id,
-        )
-    return E.ServerError(
-        f"Network error talking to WaveSpeed during {during} ({exc.reason}); retries ran out.",
-        request_id=request_id,
-    )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -346,13 +267,7 @@ def not_sent(
     exc: BaseException, url: str, trust: network.Trust | None = None, *, cut: bool = False
 ) -> NotSent:
     """What failed before any request byte was written (the caller adds :data:`NOTHING_SENT` and
-    the hint); raises at once (no retry can change it) for an untrusted certificate or a proxy that
+    the hint); ``final`` (no retry can change it) for an untrusted certificate or a proxy that
     refuses the tunnel."""
     why = unreached(exc, url, trust, cut=cut)
-    if why.final:
-        parsed = parse_url(url)
-        raise E.ServerError(
-            f"Could not reach WaveSpeed at {parsed.scheme}://{parsed.netloc}: {why.what}",
-            hint=f"{NOTHING_SENT}; {why.hint}",
-        )
-    return NotSent(why.what, hint=why.hint)
+    return NotSent(why.what, hint=why.hint, final=why.final)

@@ -91,7 +91,7 @@ class Echo:
     size: int = 0  # ... this long (at least 8; 0: the whole form)
     pad: int = 0  # characters of server text before it (the cut is at 300)
     cls: str = "ServerError"
-    task: str = "none"  # "none", "id" (request_id=), "journaled" / "not journaled" (with_task)
+    task: str = "none"  # "none", "id" (request_id=), "journaled" / "not journaled" (replaced)
     hint: bool = False
     urls: bool = False
 
@@ -118,7 +118,7 @@ class Echo:
             urls=urls,
         )
         if self.task in ("journaled", "not journaled"):
-            err = err.with_task(RID, journaled=self.task == "journaled")
+            err = err.replaced(request_id=RID, journaled=self.task == "journaled")
         return err
 
 
@@ -272,9 +272,10 @@ def test_fields_are_kept_and_rendered_once() -> None:
 
 
 @pytest.mark.parametrize(("journaled", "word"), [(True, "journaled"), (False, "not journaled")])
-def test_with_task_records_the_paid_task_without_editing_text(journaled: bool, word: str) -> None:
-    err = E.ServerError("The reply holds an absurd number.")
-    assert err.with_task(RID, journaled=journaled) is err
+def test_an_error_built_with_its_paid_task_names_it_without_editing_text(journaled: bool, word: str) -> None:
+    caught = E.ServerError("The reply holds an absurd number.")
+    err = caught.replaced(request_id=RID, journaled=journaled)
+    assert err is not caught and (caught.request_id, caught.journaled) == (None, None)  # a new error
     assert err.what == "The reply holds an absurd number." and err.args == (err.what,)
     assert (err.request_id, err.journaled) == (RID, journaled)
     assert str(err) == (
@@ -284,7 +285,7 @@ def test_with_task_records_the_paid_task_without_editing_text(journaled: bool, w
 
 
 def test_a_task_the_text_already_names_is_not_named_twice() -> None:
-    err = E.NotFoundError(f"WaveSpeed has no task {RID}.", request_id=RID).with_task(RID, journaled=True)
+    err = E.NotFoundError(f"WaveSpeed has no task {RID}.", request_id=RID, journaled=True)
     assert str(err) == f"WaveSpeed has no task {RID}."
 
 
@@ -302,7 +303,7 @@ def test_urls_are_listed_whole_or_not_at_all() -> None:
 
 
 def test_a_long_what_is_cut_and_the_task_and_hint_stay() -> None:
-    err = E.ServerError("x" * 1000, hint="try again later").with_task(RID, journaled=False)
+    err = E.ServerError("x" * 1000, hint="try again later", request_id=RID, journaled=False)
     text = str(err)
     assert len(text) == E.LINE_LIMIT and "x…" in text
     assert text.endswith(
@@ -364,7 +365,7 @@ def test_a_long_server_message_is_cut_never_the_advice(status: int, advice: str)
 def test_a_cut_falls_between_words_and_says_what_was_charged() -> None:
     """A long message is cut between two words, never inside one; the charge and the hint stay."""
     what = "WaveSpeed refused the request because " + "the server explains at length " * 20
-    err = E.AuthenticationError(what, hint="check the key").with_charge("$0, nothing was accepted")
+    err = E.AuthenticationError(what, hint="check the key", charged="$0, nothing was accepted")
     text = str(err)
     assert len(text) <= E.LINE_LIMIT and text.endswith("…; $0, nothing was accepted; check the key.")
     before_cut = text.split("…")[0]

@@ -92,6 +92,9 @@ def test_faulty_session_never_shows_the_key(
         emulator.inject("result", "status", status=503, message=echo, times=2)  # the whole budget
         attempt(lambda: short.get_result(firsts[0].id))
         assert isinstance(caught[-1], E.ServerError) and "***" in str(caught[-1])
+        emulator.inject("result", "reset", times=2)  # a connection that breaks: its own type
+        attempt(lambda: short.get_result(firsts[0].id))
+        assert isinstance(caught[-1], E.ConnectionFailedError)
         assert emulator.pending_faults == 0
 
     with fast_client(emulator.base_url, api_key, attempts=6) as client:
@@ -127,6 +130,7 @@ def test_faulty_session_never_shows_the_key(
     kinds = {type(e).__name__ for e in caught}
     assert {
         "AuthenticationError",
+        "ConnectionFailedError",
         "ServerError",
         "SubmitUncertainError",
         "InsufficientBalanceError",

@@ -114,9 +114,7 @@ class _Refusing:
     def __call__(self) -> str:
         self.calls.append(time.monotonic())
         if len(self.calls) <= self.times:
-            exc = E.RateLimitedError("429", status=429)
-            exc.retry_after_s = self.retry_after_s  # type: ignore[attr-defined]
-            raise exc
+            raise E.RateLimitedError("429", status=429, retry_after_s=self.retry_after_s)
         return "accepted"
 
 

@@ -149,3 +149,20 @@ def test_a_server_stricter_than_its_published_pace_slows_the_task_down(
     assert [status for _, status in checks] == [200, 429, 200], checks
     assert checks[2][0] - checks[1][0] >= 2 * CHECK_GAP_S
     assert PACE.ready_at(task.id) - time.monotonic() <= CHECK_GAP_S  # back at the published pace
+
+
+def test_each_refused_check_doubles_the_gap_until_one_gets_through(
+    emulator: Emulator, client: WaveSpeedClient
+) -> None:
+    """A server enforcing 5 s refuses the check 2 s after the last and the one 4 s after that: the
+    gap goes on doubling (8 s), so the third gets through. The gap was set back to 2 s at the end of
+    each refused check before it was doubled, so it stayed at 4 s and every check was refused until
+    retries ran out."""
+    emulator.configure(poll_gap_s=5.0)
+    task = client.submit(KontextRequest(prompt="stricter still"))
+    assert client.get_result(task.id).id == task.id
+    assert client.get_result(task.id).id == task.id
+    checks = checks_of(emulator, task.id)
+    assert [status for _, status in checks] == [200, 429, 429, 200], checks
+    assert checks[3][0] - checks[2][0] >= 4 * CHECK_GAP_S
+    assert PACE.ready_at(task.id) - time.monotonic() <= CHECK_GAP_S  # back at the published pace

@@ -129,7 +129,9 @@ def submit_outcome(base_url: str, **kw: object) -> object:
 
 
 def assert_one_line_nothing_paid(outcome: object, emu: Emulator, *fragments: str) -> str:
-    assert isinstance(outcome, E.ServerError) and not isinstance(outcome, E.SubmitUncertainError), outcome
+    assert isinstance(outcome, E.ConnectionFailedError) and not isinstance(outcome, E.SubmitUncertainError), (
+        outcome
+    )
     text = str(outcome)
     assert "\n" not in text and len(text) <= E.LINE_LIMIT
     assert "nothing was sent, nothing charged" in text

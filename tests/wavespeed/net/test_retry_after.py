@@ -94,6 +94,7 @@ def test_submission_gives_the_budget_back_for_errors_that_created_no_task(pack: 
     PE: Any = pack.wavespeed.core.errors  # the pack's own copy of the error classes
     assert not_accepted(PE.RateLimitedError("x", status=429, retry_after_s=3.0))
     assert not_accepted(PE.ConfigError("refused before sending"))
+    assert not_accepted(PE.ConnectionFailedError("x"))  # a submit's: raised only when nothing was sent
     assert not_accepted(PE.ServerError("x"))  # raised before anything was sent (no status)
     assert not not_accepted(PE.ServerError("x", status=503))  # a 503 may come after the task was made
     assert not not_accepted(PE.SubmitUncertainError("x"))

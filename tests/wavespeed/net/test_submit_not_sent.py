@@ -1,8 +1,8 @@
 """Issue 17, case 6: a failed submit counts as possibly paid only if request bytes reached the socket.
 
 A TLS failure (an untrusted certificate, a reset during the handshake), a refused connection or a
-DNS failure sends nothing: the client says "nothing was sent, nothing charged" (a ServerError with no
-status, which the paid path counts as not accepted) and a re-queue is not blocked. A server that read
+DNS failure sends nothing: the client says "nothing was sent, nothing charged" (a
+ConnectionFailedError with no status, which the paid path counts as not accepted) and a re-queue is not blocked. A server that read
 the request, or whose socket took its bytes, may have accepted it: that stays "uncertain". Every
 server here is a real loopback socket; no test mocks requests.
 """
@@ -32,7 +32,7 @@ def submit(base_url: str) -> object:
 
 
 def assert_nothing_sent(outcome: object) -> None:
-    assert isinstance(outcome, E.ServerError), outcome
+    assert isinstance(outcome, E.ConnectionFailedError), outcome
     assert not isinstance(outcome, E.SubmitUncertainError), outcome
     assert outcome.status is None and outcome.request_id is None
     assert "nothing was sent, nothing charged" in str(outcome), outcome
@@ -51,6 +51,24 @@ def test_an_untrusted_certificate_sent_nothing(tmp_path: Path) -> None:
     assert "TLS certificate verify failed" in str(outcome)
     assert server.requests == []  # the handshake failed: no request reached the server
     assert server.accepted == 1  # not retried: no retry changes a certificate
+
+
+def test_a_download_from_an_untrusted_certificate_is_not_retried(tmp_path: Path) -> None:
+    """No retry changes a certificate: a download stops at its first try, as an API call does
+    (it was retried until the attempts ran out), and its line names the task and the reason."""
+    context, _cert = self_signed_tls(tmp_path)
+    server = RawServer(tls=context)
+    rid = "9c4e7a1f3b5d8e2a6c0f4b7d1e3a5c9f"
+    try:
+        with fast_client("http://127.0.0.1:9", KEY, attempts=4) as client:
+            outcome = run_bounded(
+                lambda: client.download(f"{server.url}/out.png", request_id=rid), 30.0, "the download"
+            )
+    finally:
+        server.stop()
+    assert isinstance(outcome, E.DownloadError), outcome
+    assert outcome.request_id == rid and "TLS certificate verify failed" in str(outcome)
+    assert server.accepted == 1 and server.requests == []
 
 
 def test_a_reset_during_the_tls_handshake_sent_nothing() -> None:
@@ -115,8 +133,8 @@ def test_a_fixed_seed_requeue_after_an_untrusted_certificate_is_not_blocked(
         first = _generate(pack)
     finally:
         server.stop()
-    errors = pack.wavespeed.core.errors  # the pack's own copy of the error classes
-    assert isinstance(first, errors.ServerError), first
+    errors = pack.wavespeed.core.errors  # the pack's own import of wavespeed.core.errors
+    assert isinstance(first, errors.ConnectionFailedError), first
     assert not isinstance(first, errors.SubmitUncertainError), first
     monkeypatch.setenv("WAVESPEED_BASE_URL", pack_env.base_url)
     pack.wavespeed.tasks.accounts.forget_clients()

@@ -69,7 +69,7 @@ def test_a_dribbling_poll_without_deadline_is_cut_at_the_request_cap(
         emulator.inject("result", "dribble", delay_s=BYTE_EVERY_S, times=5)
         # two tries, each cut at the 1 s cap, the retry 2 s after the first ended (WaveSpeed's pace)
         outcome = run_bounded(lambda: client.get_result(task.id), 2 * 1.0 + CHECK_GAP_S + SLACK_S)
-    assert isinstance(outcome, E.ServerError) and "within 1 s" in str(outcome), outcome
+    assert isinstance(outcome, E.ConnectionFailedError) and "within 1 s" in str(outcome), outcome
 
 
 def test_a_dribbling_download_ends_by_its_deadline(emulator: Emulator, client: WaveSpeedClient) -> None:
@@ -193,5 +193,5 @@ def test_https_dribble_is_cut_too(tmp_path: Path) -> None:
             outcome = run_bounded(lambda: client.get_result("abc"), 1.0 + SLACK_S)
     finally:
         server.stop()
-    assert isinstance(outcome, E.ServerError) and "within 1 s" in str(outcome), outcome
+    assert isinstance(outcome, E.ConnectionFailedError) and "within 1 s" in str(outcome), outcome
     assert server.accepted == 1

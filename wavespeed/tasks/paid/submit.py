@@ -30,7 +30,7 @@ from dataclasses import replace
 from ...api.kontext_request import KontextRequest
 from ...core import errors as E
 from ...journal.singleflight import Flights, acquire, new_intent
-from ...journal.sqlite_file import journal_failure
+from ...journal.sqlite_file import JournalError, journal_failure
 from ...journal.task_journal import (
     STATUS_COMPLETED,
     STATUS_IN_FLIGHT,
@@ -109,8 +109,9 @@ def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
         if still_there:
             paid.show(1.0, f"reused task {short_id(got.request_id)} (no charge)")
             return paid.reused(got.request_id, prediction, got.submitted_at)
-    raise E.ServerError(
-        "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew."
+    raise JournalError(
+        "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew.",
+        path=journal.path,
     )
 
 
