@@ -12,23 +12,16 @@ Rules (also in docs/editing.md):
 * Multi-Reference: every image of every connected input is a reference, in order (image_1's whole
   batch first, then image_2 ...), then the lines of ``image_urls``; 1 to 5 in total.
 * ``aspect_ratio`` "match input" leaves the field out of the request, so the API keeps the input's
-  shape (multi: the API decides from the references).
+  shape (multi: the API decides from the references): the widget's left-out choice in the table
+  (wavespeed/api/body_params.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Any
+from typing import Any, Final
 
-from ..wavespeed import (
-    MAX_REFERENCE_IMAGES,
-    MODEL_EDIT,
-    MODEL_MULTI,
-    InvalidRequestError,
-    KontextRequest,
-    parse_urls,
-)
+from ..wavespeed import InvalidRequestError, KontextRequest, models, parse_urls
 from .generate import KontextSubmitNode
 from .paid.submission import submit_task
 from .shared.image_inputs import Reference, check_sizes, image_references, resolve, url_references
@@ -36,19 +29,14 @@ from .shared.task_value import TaskHandle
 
 log = logging.getLogger("wavespeed")
 
-MATCH_INPUT = "match input"
 MAX_IMAGE_INPUTS = 5
 _PLACEHOLDER_URL = "https://placeholder.invalid/reference.png"  # lets validate() run before uploads
-
-
-def _aspect_ratio(value: str) -> str | None:
-    return None if value == MATCH_INPUT else value
 
 
 class FluxKontextMaxEdit(KontextSubmitNode):
     """Edit one image (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
 
-    MODEL = MODEL_EDIT
+    KIND: Final = "edit"
 
     async def edit(
         self,
@@ -61,7 +49,9 @@ class FluxKontextMaxEdit(KontextSubmitNode):
         image: Any = None,
         image_url: str = "",
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[TaskHandle, str]:
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
         reference: Reference
         if image is not None:
             reference = image_references(image, "image", first_only=True)[0]
@@ -75,26 +65,25 @@ class FluxKontextMaxEdit(KontextSubmitNode):
                     "No image to edit: connect an IMAGE to 'image', or give an http(s) URL in 'image_url'."
                 )
             reference = url_references(urls[:1], "image_url")[0]
-        request = KontextRequest(
+        request = KontextRequest.from_widgets(
+            self.KIND,
             prompt=prompt,
-            model=MODEL_EDIT,
             seed=seed,
             guidance_scale=guidance_scale,
-            aspect_ratio=_aspect_ratio(aspect_ratio),
-            enable_sync_mode=sync_mode,
-            image=reference.url or _PLACEHOLDER_URL,
-        ).validate()  # before any upload or spend
-        (url,) = await resolve([reference], unique_id)
-        handle = await submit_task(
-            dataclasses.replace(request, image=url), unique_id, force_rerun=force_rerun
+            aspect_ratio=aspect_ratio,
+            sync_mode=sync_mode,
+            **appended,
         )
+        request = request.with_references([reference.url or _PLACEHOLDER_URL]).validate()  # before any spend
+        urls = await resolve([reference], unique_id)
+        handle = await submit_task(request.with_references(urls), unique_id, force_rerun=force_rerun)
         return (handle, handle.request_id)
 
 
 class FluxKontextMaxMultiReference(KontextSubmitNode):
     """Combine 1 to 5 references (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
 
-    MODEL = MODEL_MULTI
+    KIND: Final = "multi"
 
     async def edit(
         self,
@@ -111,7 +100,9 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
         image_5: Any = None,
         image_urls: str = "",
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[TaskHandle, str]:
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
         references: list[Reference] = []
         for n, image in enumerate((image_1, image_2, image_3, image_4, image_5), 1):
             if image is not None:
@@ -121,23 +112,24 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
             raise InvalidRequestError(
                 "No reference images: connect at least one IMAGE (image_1..image_5) or give URLs in image_urls."
             )
-        if len(references) > MAX_REFERENCE_IMAGES:
+        most = models.model_for(self.KIND).max_images
+        if len(references) > most:
             raise InvalidRequestError(
                 f"{len(references)} reference images given (counting every image of each batch and "
-                f"every URL line); the API takes at most {MAX_REFERENCE_IMAGES}."
+                f"every URL line); the API takes at most {most}."
             )
         check_sizes(references)
-        request = KontextRequest(
+        request = KontextRequest.from_widgets(
+            self.KIND,
             prompt=prompt,
-            model=MODEL_MULTI,
             seed=seed,
             guidance_scale=guidance_scale,
-            aspect_ratio=_aspect_ratio(aspect_ratio),
-            enable_sync_mode=sync_mode,
-            images=tuple(ref.url or _PLACEHOLDER_URL for ref in references),
-        ).validate()  # before any upload or spend
-        urls = await resolve(references, unique_id)
-        handle = await submit_task(
-            dataclasses.replace(request, images=tuple(urls)), unique_id, force_rerun=force_rerun
+            aspect_ratio=aspect_ratio,
+            sync_mode=sync_mode,
+            **appended,
         )
+        placeholders = [ref.url or _PLACEHOLDER_URL for ref in references]
+        request = request.with_references(placeholders).validate()  # before any upload or spend
+        urls = await resolve(references, unique_id)
+        handle = await submit_task(request.with_references(urls), unique_id, force_rerun=force_rerun)
         return (handle, handle.request_id)

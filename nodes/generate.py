@@ -4,9 +4,9 @@ The work of the Generate node, without ComfyUI: nodes/v3/ declares the node and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from ..wavespeed import MODEL_TEXT_TO_IMAGE, KontextRequest
+from ..wavespeed import KontextRequest
 from .paid.submission import submit_task
 
 
@@ -23,7 +23,7 @@ class KontextSubmitNode:
 class FluxKontextMaxGenerate(KontextSubmitNode):
     """Text to image: one task, its handle for Poll Result (declared to ComfyUI in nodes/v3/)."""
 
-    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image is the node's price badge
+    KIND: Final = "t2i"  # its rows of the table, and its model's price per image for the badge
 
     async def generate(
         self,
@@ -34,14 +34,17 @@ class FluxKontextMaxGenerate(KontextSubmitNode):
         sync_mode: bool,
         force_rerun: bool = False,
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[Any, str]:
-        request = KontextRequest(
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
+        request = KontextRequest.from_widgets(
+            self.KIND,
             prompt=prompt,
-            model=MODEL_TEXT_TO_IMAGE,
             seed=seed,
             guidance_scale=guidance_scale,
             aspect_ratio=aspect_ratio,
-            enable_sync_mode=sync_mode,
+            sync_mode=sync_mode,
+            **appended,
         )
         handle = await submit_task(request, unique_id, force_rerun=force_rerun)
         return (handle, handle.request_id)

@@ -3,7 +3,7 @@
 Pure Python, no ComfyUI. The work lives in subpackages by job, each importing only those below it:
 ``core`` (errors, key redaction, shared names) at the bottom; ``settings`` (key, base URL and
 the addresses it allows, numbers from the environment, session budget); ``api`` (the API's shapes:
-the Kontext request, replies) and ``images`` (codec, batch plan); ``net`` (HTTP client, uploads,
+the table of models and body parameters, the Kontext request, replies) and ``images`` (codec, batch plan); ``net`` (HTTP client, uploads,
 downloads); ``journal`` (the SQLite task journal, single-flight, history search) and ``limits``
 (submit scheduler, poller) at the top. ``nodes/`` imports from here only; tests/tooling/test_layout.py holds both rules. A name loads
 its module on first use (PEP 562), so the pack's import stays light: ``requests`` and torch come in
@@ -16,21 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api.kontext_request import (
-        ASPECT_RATIOS as ASPECT_RATIOS,
-        DEFAULT_ASPECT_RATIO as DEFAULT_ASPECT_RATIO,
-        GUIDANCE_DEFAULT as GUIDANCE_DEFAULT,
-        GUIDANCE_MAX as GUIDANCE_MAX,
-        GUIDANCE_MIN as GUIDANCE_MIN,
-        MAX_REFERENCE_IMAGES as MAX_REFERENCE_IMAGES,
-        MODEL_EDIT as MODEL_EDIT,
-        MODEL_MULTI as MODEL_MULTI,
-        MODEL_TEXT_TO_IMAGE as MODEL_TEXT_TO_IMAGE,
-        PRICE_PER_IMAGE_USD as PRICE_PER_IMAGE_USD,
-        SEED_MAX as SEED_MAX,
-        SEED_MIN as SEED_MIN,
-        KontextRequest as KontextRequest,
-    )
+    from .api import body_params as body_params, models as models
+    from .api.kontext_request import KontextRequest as KontextRequest
     from .api.prompt_text import (
         BLANKS as BLANKS,
         LINE_BREAK as LINE_BREAK,
@@ -102,24 +89,9 @@ if TYPE_CHECKING:
 _WHERE: dict[str, str] = {
     "errors": "core.errors",
     **dict.fromkeys(("CancelledError", "InvalidRequestError"), "core.errors"),
-    **dict.fromkeys(
-        (
-            "ASPECT_RATIOS",
-            "DEFAULT_ASPECT_RATIO",
-            "GUIDANCE_DEFAULT",
-            "GUIDANCE_MAX",
-            "GUIDANCE_MIN",
-            "KontextRequest",
-            "MAX_REFERENCE_IMAGES",
-            "MODEL_EDIT",
-            "MODEL_MULTI",
-            "MODEL_TEXT_TO_IMAGE",
-            "PRICE_PER_IMAGE_USD",
-            "SEED_MAX",
-            "SEED_MIN",
-        ),
-        "api.kontext_request",
-    ),
+    "body_params": "api.body_params",
+    "models": "api.models",
+    "KontextRequest": "api.kontext_request",
     **dict.fromkeys(("BLANKS", "LINE_BREAK", "NOT_BLANK", "prompt_lines"), "api.prompt_text"),
     **dict.fromkeys(("Prediction",), "api.reply_types"),
     **dict.fromkeys(("CancelCheck", "QUEUED_STATUSES", "check_request_id"), "core.vocabulary"),

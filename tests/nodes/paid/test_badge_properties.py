@@ -200,11 +200,11 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
 def test_each_paid_node_shows_its_models_price_and_the_free_nodes_none(
     price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
 ) -> None:
-    prices = pack_module.wavespeed.PRICE_PER_IMAGE_USD
+    models = pack_module.wavespeed.api.models
     for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
-        model = pack_module.nodes.NODES[node].MODEL
+        price = models.model_for(pack_module.nodes.NODES[node].KIND).price_usd
         widgets = {"prompt": "a cat\na dog", "seed": 5}
-        assert price_js.text(served, node, widgets) == f"${prices[model]:.2f}/Run" == "$0.08/Run", node
+        assert price_js.text(served, node, widgets) == f"${price:.2f}/Run" == "$0.08/Run", node
     for node in ("WaveSpeedPollResult", "WaveSpeedRecentTasks", "SaveImage"):
         assert price_js.text(served, node, {"timeout_s": 600}) is None, node
     assert sorted(served["nodes"]) == sorted(
@@ -217,8 +217,13 @@ def test_a_count_widget_is_all_it_takes_for_the_badge_to_follow_it(
 ) -> None:
     """A node that gains a ``count`` widget gets a rule multiplying by it, and the badge follows."""
     pricing = pack_module.nodes.shared.pricing
-    rule = pricing.price_rule(0.08, ["prompt", "seed", "count"])
-    assert rule == {"unit_usd": 0.08, "per": ["count"]}
+    rule = pricing.price_rule({"FLUX.1 Kontext [max]": 0.08}, ["prompt", "seed", "count"])
+    assert rule == {
+        "unit_usd": 0.08,
+        "per": ["count"],
+        "model_input": "model",
+        "unit_by_model": {"FLUX.1 Kontext [max]": 0.08},
+    }
     definition = {**served, "nodes": {"WithCount": rule}}
     for count, text in ((1, "$0.08/Run"), (3, "$0.24/Run"), (4, "$0.32/Run")):
         assert price_js.text(definition, "WithCount", {"prompt": "x", "count": count}) == text
