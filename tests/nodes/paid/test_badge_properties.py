@@ -4,8 +4,8 @@ The badge's text comes from web/price.js (the file the browser loads, run here i
 tests/support/price_text.mjs) applied to the price definition ComfyUI serves (nodes/v3/price_route.py's
 ``prices()``, read inside ComfyUI after ``comfy_entrypoint``, as the route answers it). For any prompts
 text and variations it equals the tasks the Batch node sends x $0.08, and the price the node itself
-shows; Generate, Edit and Multi-Reference show $0.08, the free nodes nothing. One long-lived node
-process answers every example, so Hypothesis stays fast.
+shows; Generate, Edit and Multi-Reference show $0.08 ($0.04 once their model widget says [pro]), the
+free nodes nothing. One long-lived node process answers every example, so Hypothesis stays fast.
 """
 
 from __future__ import annotations
@@ -210,6 +210,27 @@ def test_each_paid_node_shows_its_models_price_and_the_free_nodes_none(
     assert sorted(served["nodes"]) == sorted(
         ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference", BATCH]
     )
+
+
+def test_the_badge_follows_the_model_chosen_on_the_node(
+    price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
+) -> None:
+    """Each rule carries every family's price for the node's model, from the table: a node whose model
+    widget says [pro] shows $0.04 a task; [max], no model widget or an unknown choice, $0.08."""
+    models = pack_module.wavespeed.api.models
+    pro, most = models.FAMILIES["pro"], models.FAMILIES["max"]
+    for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
+        assert price_js.text(served, node, {"model": pro}) == "$0.04/Run", node
+        assert price_js.text(served, node, {"model": most}) == "$0.08/Run", node
+        assert (
+            price_js.text(served, node, {})
+            == price_js.text(served, node, {"model": "[ultra]"})
+            == "$0.08/Run"
+        )
+    batch = {"prompts": "a cat\na dog\na fox", "variations": 2}
+    assert price_js.text(served, BATCH, {**batch, "model": pro}) == "$0.24/Run"
+    assert price_js.text(served, BATCH, batch) == "$0.48/Run"
+    assert models.family_prices("t2i") == {most: 0.08, pro: 0.04}
 
 
 def test_a_count_widget_is_all_it_takes_for_the_badge_to_follow_it(

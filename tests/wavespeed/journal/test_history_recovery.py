@@ -231,6 +231,30 @@ def test_tasks_before_the_window_or_of_another_model_are_not_candidates(
     assert _find(client, {"prompt": "old", "seed": 5}, since) is None
 
 
+@pytest.mark.parametrize("mode", [{}, {"history_echo": "none", "result_echo": "inputs"}])
+def test_a_pro_task_is_found_under_its_own_model_and_keys(
+    emulator: Emulator, client: WaveSpeedClient, mode: dict[str, Any]
+) -> None:
+    """[pro] is a row of the table: its history is asked under its own id, matched on its own keys,
+    and the [max] task of the very same payload is never taken for it."""
+    emulator.configure(inference_s=0.05, **mode)
+    pro = model_for("t2i", "pro").id
+    since = time.time()
+    mine, sent = _submit(client, "a pro fox", model=pro)
+    _submit(client, "a pro fox")  # the same payload on [max], newer
+    found = H.find_submitted(
+        client,
+        model=pro,
+        payload_hash=params_hash(pro, sent),
+        since=since,
+        deadline=time.monotonic() + 5.0,
+        cancel=lambda: False,
+        sent=sent,
+    )
+    assert isinstance(found, Prediction) and found.id == mine.id
+    assert _find(client, sent, since).id != mine.id  # under [max], the [max] task
+
+
 @pytest.mark.parametrize("echo", ["none", "asked"])
 def test_the_history_is_asked_once_and_never_polled(
     emulator: Emulator, client: WaveSpeedClient, echo: str
