@@ -35,10 +35,15 @@ SEARCH_ALIASES = ["wavespeed", "kontext", "flux kontext max"]
 PRICE_RULES: dict[str, dict[str, Any]] = {}
 
 
-def param_input(param: body_params.Param, kind: body_params.NodeKind) -> Any:
+def param_input(param: body_params.Param, kind: body_params.NodeKind, optional: bool = False) -> Any:
     """A body parameter's widget on a node kind, built from its row (wavespeed/api/body_params.py)."""
     widget = param.widgets[kind]
-    common = {"display_name": widget.label, "tooltip": widget.tooltip, "default": param.widget_default(kind)}
+    common = {
+        "display_name": widget.label,
+        "tooltip": widget.tooltip,
+        "default": param.widget_default(kind),
+        "optional": optional,
+    }
     if param.value_type is bool:
         on, off = widget.toggle or (None, None)
         return io.Boolean.Input(widget.name, label_on=on, label_off=off, **common)
@@ -58,9 +63,11 @@ def param_input(param: body_params.Param, kind: body_params.NodeKind) -> Any:
 
 def row_inputs(kind: body_params.NodeKind, saved: bool = True) -> list[Any]:
     """The node kind's body-parameter widgets: those saved workflows hold (``saved``), in their
-    order, or the rows added to the table since, which every node shows after its own inputs."""
+    order, or the rows added to the table since, which every node shows after its own inputs: as
+    optional inputs, since the frontend lays out a node's required widgets before its optional ones."""
     rows = body_params.node_params(kind)
-    return [param_input(p, kind) for p in rows if (p.widgets[kind].position is not None) == saved]
+    placed = [p for p in rows if (p.widgets[kind].position is not None) == saved]
+    return [param_input(p, kind, optional=not saved) for p in placed]
 
 
 def kontext_inputs(kind: body_params.NodeKind) -> list[Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Literal
 
 from ..core.errors import ValidationError
@@ -37,7 +38,9 @@ Kind = Literal["t2i", "edit", "multi"]
 NodeKind = Literal["t2i", "edit", "multi", "batch"]
 ALL_KINDS: frozenset[Kind] = frozenset({"t2i", "edit", "multi"})
 #: The model kind a node kind submits to.
-MODEL_KIND: Mapping[NodeKind, Kind] = {"t2i": "t2i", "edit": "edit", "multi": "multi", "batch": "t2i"}
+MODEL_KIND: Mapping[NodeKind, Kind] = MappingProxyType(
+    {"t2i": "t2i", "edit": "edit", "multi": "multi", "batch": "t2i"}
+)
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,12 @@ class Param:
     options: tuple[str, ...] = ()  # a choice's values
     left_out: tuple[Any, ...] = ()  # values that leave the key out of the body
     identity: bool = True  # False: how we wait, not what we get
-    hint: str = ""  # how to fix a bad whole number, for the refusal
+    hint: str = ""  # how to fix a bad whole number, for the refusal (default: "use <low>..<high>")
     check: Callable[[Any], None] | None = None  # the row's own check (the prompt's)
     references: bool = False  # it carries the reference image(s): checked by the request
 
     def widget_default(self, kind: NodeKind) -> Any:
+        """What the widget shows on a new node: its left-out choice, its own default, or the row's."""
         widget = self.widgets[kind]
         if widget.left_out_choice is not None:
             return widget.left_out_choice
@@ -92,6 +96,7 @@ class Param:
         return list(value) if self.value_type is tuple else value
 
     def sent(self, value: Any) -> bool:
+        """Whether the value goes into the body (a value of ``left_out`` does not; -1.0 is not -1)."""
         return not any(value is v or (type(value) is type(v) and value == v) for v in self.left_out)
 
     def check_value(self, value: Any, bounds: tuple[float, float] | None, where: str = "") -> None:
@@ -110,15 +115,18 @@ class Param:
             raise ValidationError(
                 f"{self.key} {value!r} is not supported: use one of {', '.join(self.options)}."
             )
+        elif (
+            self.value_type is str and not self.references and self.sent(value) and not isinstance(value, str)
+        ):
+            raise ValidationError(f"{self.key} must be text, got {type(value).__name__}.")
 
 
 def _check_whole(param: Param, value: Any, bounds: tuple[float, float] | None) -> None:
+    hint = param.hint or (f"use {bounds[0]}..{bounds[1]}" if bounds is not None else "use a whole number")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(
-            f"{param.key} must be a whole number, got {type(value).__name__}: {param.hint}."
-        )
+        raise ValidationError(f"{param.key} must be a whole number, got {type(value).__name__}: {hint}.")
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise ValidationError(f"{param.key} {value!r} is out of range: {param.hint}.")
+        raise ValidationError(f"{param.key} {value!r} is out of range: {hint}.")
 
 
 def _check_number(param: Param, value: Any, bounds: tuple[float, float] | None, where: str) -> None:
@@ -292,13 +300,14 @@ def node_params(kind: NodeKind) -> tuple[Param, ...]:
 
 
 def request_values(kind: NodeKind, widgets: Mapping[str, Any]) -> dict[str, Any]:
-    """A node's widget values (by input id) as request values (by body key), for the rows it shows:
-    ``sync_mode`` -> ``enable_sync_mode``, the left-out choice ("match input") -> None."""
-    return {
-        p.key: p.from_widget(kind, widgets[p.widgets[kind].name])
-        for p in node_params(kind)
-        if p.widgets[kind].name in widgets
-    }
+    """A node's widget values (by input id) as request values (by body key): ``sync_mode`` ->
+    ``enable_sync_mode``, the left-out choice ("match input") -> None. A name no row shows on the
+    node kind is refused (a misspelt widget must not be dropped silently)."""
+    shown = {p.widgets[kind].name: p for p in node_params(kind)}
+    for name in widgets:
+        if name not in shown:
+            raise ValidationError(f"{name} is not a parameter widget of a {kind} node.")
+    return {shown[name].key: shown[name].from_widget(kind, value) for name, value in widgets.items()}
 
 
 def wait_keys() -> frozenset[str]:

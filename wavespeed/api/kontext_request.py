@@ -46,6 +46,7 @@ class KontextRequest:
         return cls(model_for(MODEL_KIND[kind], family).id, **request_values(kind, widgets))
 
     def value(self, param: Param) -> Any:
+        """Its value for a row: the one it was given, else the row's default."""
         return self.values.get(param.key, param.default)
 
     @property
@@ -105,7 +106,7 @@ class KontextRequest:
                 bounds = spec.bounds(param)
                 where = "" if bounds == param.bounds else f" for {spec.label}"
                 param.check_value(self.value(param), bounds, where)
-        _check_references(spec, self.values.get(spec.references.key) if spec.references else None, api_base)
+        _check_references(spec, self, api_base)
         return self
 
     def payload(self) -> dict[str, Any]:
@@ -118,11 +119,12 @@ class KontextRequest:
         return body
 
 
-def _check_references(spec: Model, value: Any, api_base: str | None) -> None:
+def _check_references(spec: Model, request: KontextRequest, api_base: str | None) -> None:
     """One image for an edit, 1 to ``max_images`` for a multi-reference, each a URL the API may fetch."""
     row = spec.references
     if row is None:
         return
+    value = request.value(row)
     if spec.max_images == 1:
         if not value or not isinstance(value, str):
             raise ValidationError(f"{row.key} is missing: connect an IMAGE or give an image URL to edit.")

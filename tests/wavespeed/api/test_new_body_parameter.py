@@ -4,7 +4,8 @@
 the table, and nothing else changes: it is checked, sent last in the body, compared in the history
 match and counted in the journal's identity; left at its default it is not sent, so every payload
 and identity journaled before it stays the same; every node kind lists it after its saved widgets,
-and a Generate run against the emulator sends it.
+ComfyUI shows it on every paid node after the inputs saved workflows hold, and a Generate run against
+the emulator sends it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from wavespeed_kontext_pack.wavespeed.journal import history_search as H
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
 
 from emulator import Emulator
+from tests.support.comfy_probe import run_in_comfy
 from tests.support.node_calls import generate
 from tests.wavespeed.api.test_request_table import PINNED
 
@@ -107,3 +109,40 @@ def test_a_generate_run_sends_it(pack: ModuleType, pack_env: Emulator, journal_d
     assert pack_env.task(task.request_id).input["output_format"] == "png"
     task, _ = asyncio.run(generate(pack, "a fox", seed=12, output_format="auto"))
     assert "output_format" not in pack_env.task(task.request_id).input
+
+
+# ComfyUI's V1 view of the paid nodes, with and without the row (added before the nodes are declared).
+PROBE = r"""
+import asyncio, json, os, sys
+comfy, root = sys.argv[1], sys.argv[2]
+sys.path.insert(0, comfy)
+os.chdir(comfy)
+import comfy_api.latest
+sys.path.insert(0, root)
+from scripts.pack_loader import load_pack
+pack = load_pack()
+B = pack.wavespeed.api.body_params
+row = B.Param("output_format", str, None, options=("jpeg", "png"), left_out=(None,), widgets={
+    kind: B.Widget("output_format", "The file type of the image.", left_out_choice="auto")
+    for kind in ("t2i", "edit", "multi", "batch")})
+views = {}
+for name, params in (("before", B.PARAMS), ("after", (*B.PARAMS, row))):
+    B.PARAMS = params
+    nodes = asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
+    views[name] = {n.GET_NODE_INFO_V1()["name"]: n.GET_NODE_INFO_V1()["input"] for n in nodes}
+print(json.dumps(views))
+"""
+PAID = ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference", "FluxKontextMaxBatch"]
+
+
+def test_comfyui_shows_it_after_every_input_saved_workflows_hold() -> None:
+    """Saved workflows hold widget values by position, required widgets before optional ones: the new
+    widget is the last optional input, so every saved position stays where it was."""
+    views = run_in_comfy(PROBE)
+    for name in PAID:
+        before, after = views["before"][name], views["after"][name]
+        assert after["required"] == before["required"], name
+        optional = after["optional"]
+        assert list(optional) == [*before.get("optional", {}), "output_format"], name
+        kind, spec = optional["output_format"]
+        assert kind == "COMBO" and spec["options"] == ["auto", "jpeg", "png"] and spec["default"] == "auto"

@@ -207,6 +207,8 @@ def test_widget_values_become_request_values() -> None:
     with pytest.raises(ValidationError, match="aspect_ratio 'match input' is not supported"):
         KontextRequest.from_widgets("t2i", **widgets).validate()  # Generate has no such choice
     assert KontextRequest.from_widgets("batch", prompts="one line", seed=1).prompt == "one line"
+    with pytest.raises(ValidationError, match="^sync_mode is not a parameter widget of a batch node"):
+        KontextRequest.from_widgets("batch", prompts="one line", sync_mode=True)  # Batch never waits in sync
     assert KontextRequest.from_widgets("edit", "pro", prompt="p").model == "wavespeed-ai/flux-kontext-pro"
 
 
