@@ -115,7 +115,8 @@ def run(
     inference_s: float | None = None,
     fault_rate: float | None = None,
 ) -> BenchResult:
-    from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_TEXT_TO_IMAGE, KontextRequest
+    from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+    from wavespeed_kontext_pack.wavespeed.api.models import model_for
     from wavespeed_kontext_pack.wavespeed.limits.poller import Poller
     from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
@@ -134,7 +135,7 @@ def run(
             capture.local.task = i
             request = KontextRequest(
                 prompt=unique_prompt(f"load {i}"),
-                model=MODEL_TEXT_TO_IMAGE,
+                model=model_for("t2i").id,
                 seed=uuid.uuid4().int % 2_000_000_000,
                 guidance_scale=3.5,
                 aspect_ratio="1:1",

@@ -30,16 +30,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Final
 
 from ..wavespeed import (
-    MODEL_TEXT_TO_IMAGE,
-    SEED_MAX,
     CancelLatch,
     KontextRequest,
     TaskContext,
     TaskHandle,
     afford,
+    body_params,
     errors as E,
     fetch_images,
     submit_task,
@@ -61,9 +60,10 @@ RETURN_SUCCEEDED, FAIL = "return what succeeded", "fail"
 
 
 def batch_requests(
-    prompts: str, variations: int, seed: int, guidance_scale: float, aspect_ratio: str
+    prompts: str, variations: int, seed: int, guidance_scale: float, aspect_ratio: str, **appended: Any
 ) -> list[KontextRequest]:
-    """One validated request per (prompt line, variation), in output order."""
+    """One validated request per (prompt line, variation), in output order; each line is the value
+    of the ``prompts`` widget for its requests (``appended``: widgets of rows added to the table since)."""
     lines = prompt_lines(prompts)
     if not lines:
         raise E.InvalidRequestError("prompts is empty: write one prompt per line.")
@@ -77,14 +77,15 @@ def batch_requests(
     out = []
     for line in lines:
         for v in range(variations):
-            s = -1 if seed == -1 else (seed + v) % (SEED_MAX + 1)
+            s = -1 if seed == -1 else (seed + v) % (body_params.SEED_MAX + 1)
             out.append(
-                KontextRequest(
-                    prompt=line,
-                    model=MODEL_TEXT_TO_IMAGE,
+                KontextRequest.from_widgets(
+                    FluxKontextMaxBatch.KIND,
+                    prompts=line,
                     seed=s,
                     guidance_scale=guidance_scale,
                     aspect_ratio=aspect_ratio,
+                    **appended,
                 ).validate()
             )
     return out
@@ -93,7 +94,7 @@ def batch_requests(
 class FluxKontextMaxBatch:
     """The Batch node's work (declared to ComfyUI in nodes/v3/batch_node.py)."""
 
-    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image x prompts x variations is the badge
+    KIND: Final = "batch"  # its rows of the table; its model's price x prompts x variations is the badge
 
     @classmethod
     def fingerprint_inputs(cls, seed: int = 0, **_: Any) -> Any:
@@ -110,8 +111,10 @@ class FluxKontextMaxBatch:
         on_failure: str = RETURN_SUCCEEDED,
         timeout_s: int = 1800,
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[Any, str, str, str]:
-        requests = batch_requests(prompts, variations, seed, guidance_scale, aspect_ratio)
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
+        requests = batch_requests(prompts, variations, seed, guidance_scale, aspect_ratio, **appended)
         total = afford(requests)  # the whole price, refused before anything is spent
         progress = bridge.NodeProgress(unique_id)
         progress.update(0.01, f"batch of {len(requests)} · ${total:.2f}")

@@ -1,5 +1,5 @@
 """WaveSpeed Connection Check: can this ComfyUI reach WaveSpeed? The free check of
-wavespeed/net/connection_check.py as a node: one line per layer (DNS, proxy, TLS/CA, the key, the
+wavespeed/tasks/connection_check.py as a node: one line per layer (DNS, proxy, TLS/CA, the key, the
 balance), shown under the node and given as text, the first FAIL being the one to fix. It reads
 the settings ComfyUI's process has (the key, WAVESPEED_BASE_URL, the proxy and CA variables) and
 submits nothing.

@@ -12,23 +12,21 @@ Rules (also in docs/editing.md):
 * Multi-Reference: every image of every connected input is a reference, in order (image_1's whole
   batch first, then image_2 ...), then the lines of ``image_urls``; 1 to 5 in total.
 * ``aspect_ratio`` "match input" leaves the field out of the request, so the API keeps the input's
-  shape (multi: the API decides from the references).
+  shape (multi: the API decides from the references): the widget's left-out choice in the table
+  (wavespeed/api/body_params.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from typing import Any
+from typing import Any, Final
 
 from ..wavespeed import (
-    MAX_REFERENCE_IMAGES,
-    MODEL_EDIT,
-    MODEL_MULTI,
     InvalidRequestError,
     KontextRequest,
     TaskContext,
     TaskHandle,
+    models,
     parse_urls,
     submit_task,
 )
@@ -39,19 +37,14 @@ from .shared.runtime import Watch, run_blocking
 
 log = logging.getLogger("wavespeed")
 
-MATCH_INPUT = "match input"
 MAX_IMAGE_INPUTS = 5
 _PLACEHOLDER_URL = "https://placeholder.invalid/reference.png"  # lets validate() run before uploads
-
-
-def _aspect_ratio(value: str) -> str | None:
-    return None if value == MATCH_INPUT else value
 
 
 class FluxKontextMaxEdit(KontextSubmitNode):
     """Edit one image (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
 
-    MODEL = MODEL_EDIT
+    KIND: Final = "edit"
 
     async def edit(
         self,
@@ -64,7 +57,9 @@ class FluxKontextMaxEdit(KontextSubmitNode):
         image: Any = None,
         image_url: str = "",
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[TaskHandle, str]:
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
         reference: Reference
         if image is not None:
             reference = image_references(image, "image", first_only=True)[0]
@@ -78,19 +73,20 @@ class FluxKontextMaxEdit(KontextSubmitNode):
                     "No image to edit: connect an IMAGE to 'image', or give an http(s) URL in 'image_url'."
                 )
             reference = url_references(urls[:1], "image_url")[0]
-        request = KontextRequest(
+        request = KontextRequest.from_widgets(
+            self.KIND,
             prompt=prompt,
-            model=MODEL_EDIT,
             seed=seed,
             guidance_scale=guidance_scale,
-            aspect_ratio=_aspect_ratio(aspect_ratio),
-            enable_sync_mode=sync_mode,
-            image=reference.url or _PLACEHOLDER_URL,
-        ).validate()  # before any upload or spend
+            aspect_ratio=aspect_ratio,
+            sync_mode=sync_mode,
+            **appended,
+        )
+        request = request.with_references([reference.url or _PLACEHOLDER_URL]).validate()  # before any spend
 
         def work(context: TaskContext) -> TaskHandle:
-            (url,) = upload([reference], context)
-            return submit_task(dataclasses.replace(request, image=url), context, force_rerun=force_rerun)
+            urls = upload([reference], context)
+            return submit_task(request.with_references(urls), context, force_rerun=force_rerun)
 
         handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(unique_id)))
         return (handle, handle.request_id)
@@ -99,7 +95,7 @@ class FluxKontextMaxEdit(KontextSubmitNode):
 class FluxKontextMaxMultiReference(KontextSubmitNode):
     """Combine 1 to 5 references (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
 
-    MODEL = MODEL_MULTI
+    KIND: Final = "multi"
 
     async def edit(
         self,
@@ -116,7 +112,9 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
         image_5: Any = None,
         image_urls: str = "",
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[TaskHandle, str]:
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
         references: list[Reference] = []
         for n, image in enumerate((image_1, image_2, image_3, image_4, image_5), 1):
             if image is not None:
@@ -126,25 +124,28 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
             raise InvalidRequestError(
                 "No reference images: connect at least one IMAGE (image_1..image_5) or give URLs in image_urls."
             )
-        if len(references) > MAX_REFERENCE_IMAGES:
+        most = models.model_for(self.KIND).max_images
+        if len(references) > most:
             raise InvalidRequestError(
                 f"{len(references)} reference images given (counting every image of each batch and "
-                f"every URL line); the API takes at most {MAX_REFERENCE_IMAGES}."
+                f"every URL line); the API takes at most {most}."
             )
         check_sizes(references)
-        request = KontextRequest(
+        request = KontextRequest.from_widgets(
+            self.KIND,
             prompt=prompt,
-            model=MODEL_MULTI,
             seed=seed,
             guidance_scale=guidance_scale,
-            aspect_ratio=_aspect_ratio(aspect_ratio),
-            enable_sync_mode=sync_mode,
-            images=tuple(ref.url or _PLACEHOLDER_URL for ref in references),
-        ).validate()  # before any upload or spend
+            aspect_ratio=aspect_ratio,
+            sync_mode=sync_mode,
+            **appended,
+        )
+        placeholders = [ref.url or _PLACEHOLDER_URL for ref in references]
+        request = request.with_references(placeholders).validate()  # before any upload or spend
 
         def work(context: TaskContext) -> TaskHandle:
-            urls = tuple(upload(references, context))
-            return submit_task(dataclasses.replace(request, images=urls), context, force_rerun=force_rerun)
+            urls = upload(references, context)
+            return submit_task(request.with_references(urls), context, force_rerun=force_rerun)
 
         handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(unique_id)))
         return (handle, handle.request_id)

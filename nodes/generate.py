@@ -4,9 +4,9 @@ The work of the Generate node, without ComfyUI: nodes/v3/ declares the node and 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from ..wavespeed import MODEL_TEXT_TO_IMAGE, KontextRequest, submit_task
+from ..wavespeed import KontextRequest, submit_task
 from .shared import comfy_bridge as bridge
 from .shared.runtime import Watch, run_blocking
 
@@ -24,7 +24,7 @@ class KontextSubmitNode:
 class FluxKontextMaxGenerate(KontextSubmitNode):
     """Text to image: one task, its handle for Poll Result (declared to ComfyUI in nodes/v3/)."""
 
-    MODEL = MODEL_TEXT_TO_IMAGE  # its price per image is the node's price badge
+    KIND: Final = "t2i"  # its rows of the table, and its model's price per image for the badge
 
     async def generate(
         self,
@@ -35,14 +35,17 @@ class FluxKontextMaxGenerate(KontextSubmitNode):
         sync_mode: bool,
         force_rerun: bool = False,
         unique_id: str | None = None,
+        **appended: Any,
     ) -> tuple[Any, str]:
-        request = KontextRequest(
+        """``appended``: the widgets of body parameters added to the table since (shown last)."""
+        request = KontextRequest.from_widgets(
+            self.KIND,
             prompt=prompt,
-            model=MODEL_TEXT_TO_IMAGE,
             seed=seed,
             guidance_scale=guidance_scale,
             aspect_ratio=aspect_ratio,
-            enable_sync_mode=sync_mode,
+            sync_mode=sync_mode,
+            **appended,
         )
         handle = await run_blocking(
             lambda context: submit_task(request, context, force_rerun=force_rerun),

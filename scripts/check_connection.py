@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
 from scripts.pack_loader import load_pack  # noqa: E402
 
 load_pack()
-from wavespeed_kontext_pack.wavespeed.net.connection_check import check_connection  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.tasks.connection_check import check_connection  # noqa: E402
 
 PACK_KEY_FILE = ROOT / "wavespeed_api_key.txt"  # the key file the nodes also read (git-ignored)
 

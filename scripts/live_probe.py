@@ -46,11 +46,8 @@ from emulator import Emulator, nearest_kontext_size, size_for_aspect_ratio  # no
 from scripts.pack_loader import load_pack  # noqa: E402
 
 load_pack()
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import (  # noqa: E402
-    MODEL_EDIT,
-    MODEL_TEXT_TO_IMAGE,
-    KontextRequest,
-)
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest  # noqa: E402
+from wavespeed_kontext_pack.wavespeed.api.models import model_for  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.core import errors as E  # noqa: E402
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H  # noqa: E402
@@ -75,6 +72,7 @@ from scripts.probe_wire import (  # noqa: E402
 # A key for the local emulator with no word in it: any 8 characters of a key are redacted from the
 # report, so a key like "probe-emulator-key" would also redact the word "emulator".
 EMULATOR_KEY = "probe-Qz9xW3vR2mT8nB4kJ6hL"
+MODEL_TEXT_TO_IMAGE, MODEL_EDIT = model_for("t2i").id, model_for("edit").id  # the [max] models
 COST_USD = 0.16
 EDIT_INPUT = (500, 300)  # width, height: 5:3, between the preferred 1328x800 and 1392x752
 CHECK_GAP_S = 0.5  # two checks of one task this far apart: under the published 2 s

@@ -3,40 +3,28 @@
 Pure Python, no ComfyUI. The work lives in subpackages by job, each importing only those below it:
 ``core`` (errors, key redaction, shared names) at the bottom; ``settings`` (key, base URL and
 the addresses it allows, numbers from the environment, session budget); ``api`` (the API's shapes:
-the Kontext request, replies) and ``images`` (codec, batch plan); ``net`` (HTTP client, uploads,
-downloads); ``journal`` (the SQLite task journal, single-flight, history search) and ``limits``
-(submit scheduler, poller) at the top. ``nodes/`` imports from here only; tests/tooling/test_layout.py holds both rules. A name loads
-its module on first use (PEP 562), so the pack's import stays light: ``requests`` and torch come in
-only when a node first needs them.
+the table of models and body parameters, the Kontext request, replies) and ``images`` (codec,
+batch plan); ``net`` (HTTP client, uploads, downloads); ``journal`` (the SQLite task journal,
+single-flight, history search) and ``limits`` (submit scheduler, poller); ``tasks`` (a submit, a
+wait, a fetch: one blocking call each) at the top. ``nodes/`` imports from here only;
+tests/tooling/test_layout.py holds both rules.
+
+Each name is written once, in the block below: the type checker reads it as imports, and at run
+time ``__getattr__`` reads the same block (by ``ast``) and loads a name's module on its first use
+(PEP 562), so the pack's import stays light: ``requests`` and torch come in only when a node first
+needs them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api.kontext_request import (
-        ASPECT_RATIOS as ASPECT_RATIOS,
-        DEFAULT_ASPECT_RATIO as DEFAULT_ASPECT_RATIO,
-        GUIDANCE_DEFAULT as GUIDANCE_DEFAULT,
-        GUIDANCE_MAX as GUIDANCE_MAX,
-        GUIDANCE_MIN as GUIDANCE_MIN,
-        MAX_REFERENCE_IMAGES as MAX_REFERENCE_IMAGES,
-        MODEL_EDIT as MODEL_EDIT,
-        MODEL_MULTI as MODEL_MULTI,
-        MODEL_TEXT_TO_IMAGE as MODEL_TEXT_TO_IMAGE,
-        PRICE_PER_IMAGE_USD as PRICE_PER_IMAGE_USD,
-        SEED_MAX as SEED_MAX,
-        SEED_MIN as SEED_MIN,
-        KontextRequest as KontextRequest,
-    )
-    from .api.prompt_text import (
-        BLANKS as BLANKS,
-        LINE_BREAK as LINE_BREAK,
-        NOT_BLANK as NOT_BLANK,
-        prompt_lines as prompt_lines,
-    )
+    from .api import body_params as body_params, models as models, prompt_text as prompt_text
+    from .api.kontext_request import KontextRequest as KontextRequest
     from .api.reply_types import Prediction as Prediction
     from .core import errors as errors
     from .core.errors import CancelledError as CancelledError, InvalidRequestError as InvalidRequestError
@@ -46,7 +34,6 @@ if TYPE_CHECKING:
         STATUS_IN_FLIGHT as STATUS_IN_FLIGHT,
         TaskRecord as TaskRecord,
     )
-    from .net.connection_check import check_connection as check_connection
     from .net.reference_uploads import (
         CACHE as CACHE,
         PreparedImage as PreparedImage,
@@ -56,6 +43,7 @@ if TYPE_CHECKING:
         prepare as prepare,
     )
     from .tasks.accounts import account_client as account_client
+    from .tasks.connection_check import check_connection as check_connection
     from .tasks.context import CancelLatch as CancelLatch, TaskContext as TaskContext
     from .tasks.handle import TaskHandle as TaskHandle
     from .tasks.journals import current_journal as current_journal
@@ -63,58 +51,32 @@ if TYPE_CHECKING:
     from .tasks.paid.submit import submit_task as submit_task
     from .tasks.results import fetch_images as fetch_images, wait_for_task as wait_for_task
 
-_WHERE: dict[str, str] = {
-    "ASPECT_RATIOS": "api.kontext_request",
-    "DEFAULT_ASPECT_RATIO": "api.kontext_request",
-    "GUIDANCE_DEFAULT": "api.kontext_request",
-    "GUIDANCE_MAX": "api.kontext_request",
-    "GUIDANCE_MIN": "api.kontext_request",
-    "KontextRequest": "api.kontext_request",
-    "MAX_REFERENCE_IMAGES": "api.kontext_request",
-    "MODEL_EDIT": "api.kontext_request",
-    "MODEL_MULTI": "api.kontext_request",
-    "MODEL_TEXT_TO_IMAGE": "api.kontext_request",
-    "PRICE_PER_IMAGE_USD": "api.kontext_request",
-    "SEED_MAX": "api.kontext_request",
-    "SEED_MIN": "api.kontext_request",
-    "BLANKS": "api.prompt_text",
-    "LINE_BREAK": "api.prompt_text",
-    "NOT_BLANK": "api.prompt_text",
-    "prompt_lines": "api.prompt_text",
-    "Prediction": "api.reply_types",
-    "CancelledError": "core.errors",
-    "InvalidRequestError": "core.errors",
-    "errors": "core.errors",
-    "STATUS_COMPLETED": "journal.task_journal",
-    "STATUS_FAILED": "journal.task_journal",
-    "STATUS_IN_FLIGHT": "journal.task_journal",
-    "TaskRecord": "journal.task_journal",
-    "check_connection": "net.connection_check",
-    "CACHE": "net.reference_uploads",
-    "PreparedImage": "net.reference_uploads",
-    "batch_size": "net.reference_uploads",
-    "check_size": "net.reference_uploads",
-    "parse_urls": "net.reference_uploads",
-    "prepare": "net.reference_uploads",
-    "account_client": "tasks.accounts",
-    "CancelLatch": "tasks.context",
-    "TaskContext": "tasks.context",
-    "TaskHandle": "tasks.handle",
-    "current_journal": "tasks.journals",
-    "afford": "tasks.paid.payment",
-    "submit_task": "tasks.paid.submit",
-    "fetch_images": "tasks.results",
-    "wait_for_task": "tasks.results",
-}
+
+def _names() -> dict[str, tuple[str, str]]:
+    """Each name of the block above -> (its module, its name there), read from this file's source."""
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If))
+    return {
+        alias.asname or alias.name: (f".{node.module}", alias.name)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+
+
+_WHERE = _names()
 
 
 def __getattr__(name: str) -> Any:
     """Load the module that holds ``name`` on first use (``from ..wavespeed import X``)."""
-    where = _WHERE.get(name)
-    if where is None:
+    if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f".{where}", __name__)
-    value = module if where.rsplit(".", 1)[-1] == name else getattr(module, name)
+    module_name, attribute = _WHERE[name]
+    module = importlib.import_module(module_name, __name__)
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:  # a submodule its package has not imported yet
+        value = importlib.import_module(f"{module_name}.{attribute}", __name__)
     globals()[name] = value
     return value
 

@@ -57,6 +57,8 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("wavespeed-ai/flux-kontext-max/text-to-image", "t2i", 0.08),
         ModelSpec("wavespeed-ai/flux-kontext-max", "edit", 0.08),
         ModelSpec("wavespeed-ai/flux-kontext-max/multi", "multi", 0.08),
+        # The Pro text-to-image page gives no guidance range: the server's is assumed 1.0 ~ 20.0 here
+        # (the pack itself refuses over 10 before sending; wavespeed/api/models.py says why).
         ModelSpec("wavespeed-ai/flux-kontext-pro/text-to-image", "t2i", 0.04),
         # The Pro edit docs table gives guidance_scale 1.0 ~ 10.0; its price is inferred.
         ModelSpec("wavespeed-ai/flux-kontext-pro", "edit", 0.04, guidance_max=10.0),

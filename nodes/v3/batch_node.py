@@ -6,28 +6,22 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ...wavespeed import PRICE_PER_IMAGE_USD
 from .. import batch
-from .common import aspect_ratio_input, guidance_input, run_work, schema, seed_input
+from .common import price_text, row_inputs, run_work, schema
 
 
 class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
     @classmethod
     def define_schema(cls) -> Any:
-        model = batch.FluxKontextMaxBatch.MODEL  # its price x prompts x variations is the badge
+        prompts, *rows = row_inputs("batch")  # the prompts, then seed, guidance and aspect ratio
         return schema(
             "FluxKontextMaxBatch",
             "FLUX.1 Kontext [max] Batch (WaveSpeed)",
             "Several prompts (one per line) x a number of variations as one IMAGE batch: every task is "
             "submitted within the account's limits, journaled and paid once "
-            f"(${PRICE_PER_IMAGE_USD[model]:.2f} per image; the batch's total is shown first).",
+            f"({price_text('t2i')}; the batch's total is shown first).",
             [
-                io.String.Input(
-                    "prompts",
-                    multiline=True,
-                    default="",
-                    tooltip="One prompt per line; blank lines are skipped.",
-                ),
+                prompts,
                 io.Int.Input(
                     "variations",
                     display_name="images per prompt",
@@ -36,12 +30,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                     max=batch.MAX_TASKS,
                     tooltip="Images per prompt.",
                 ),
-                seed_input(
-                    "Variation v uses seed + v (a fixed seed reuses earlier results, no new charge); -1 lets "
-                    "the API pick every seed (always new, paid images)."
-                ),
-                guidance_input("How strictly the images follow the prompts (1.0-20.0, default 3.5)."),
-                aspect_ratio_input("One shape for the whole batch."),
+                *rows,
                 io.Combo.Input(
                     "on_failure",
                     display_name="if some fail",
@@ -60,6 +49,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                     tooltip="Give up waiting for a task after this many seconds (it keeps running; its id "
                     "fetches it later). A Bronze account makes 2 images a minute.",
                 ),
+                *row_inputs("batch", saved=False),
             ],
             [
                 io.Image.Output(
@@ -79,7 +69,7 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
                     tooltip="Failed tasks, one per line with id and reason (empty when all succeeded).",
                 ),
             ],
-            model=model,
+            kind=batch.FluxKontextMaxBatch.KIND,  # its price x prompts x variations is the badge
         )
 
     @classmethod

@@ -3,12 +3,14 @@
 Input names, their order and their options are what saved workflows hold (widget values by position),
 so a change here is a change to every saved workflow: tests/nodes/test_v3_schema.py pins them as
 ComfyUI's own V1 view shows them. Labels are ``display_name``: the frontend shows them, the saved
-name stays the input's id.
+name stays the input's id. A body parameter's widget (prompt, seed, guidance, aspect ratio, sync mode)
+is built from its row in the table (wavespeed/api/body_params.py: ``param_input``); a row added to
+the table later shows after every input a node declares itself (``row_inputs(kind, saved=False)``).
 
 No node is a comfy.org partner node (``is_api_node``): the frontend would ask for a comfy.org sign-in
 before Run and ComfyUI would hand comfy.org credentials to our ``execute``. So the frontend's own
-``price_badge`` (drawn on partner nodes only) is not used either: a paid node's price rule (its model's
-price, nodes/shared/pricing.py) goes into PRICE_RULES, which nodes/v3/price_route.py serves to the
+``price_badge`` (drawn on partner nodes only) is not used either: a paid node's price rule (each
+family's price for its model, from the table; nodes/shared/pricing.py) goes into PRICE_RULES, which nodes/v3/price_route.py serves to the
 pack's web extension; adding a ``count`` widget to a node is all it takes for its badge to follow it.
 """
 
@@ -19,16 +21,7 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ...wavespeed import (
-    ASPECT_RATIOS,
-    DEFAULT_ASPECT_RATIO,
-    GUIDANCE_DEFAULT,
-    GUIDANCE_MAX,
-    GUIDANCE_MIN,
-    PRICE_PER_IMAGE_USD,
-    SEED_MAX,
-    SEED_MIN,
-)
+from ...wavespeed import body_params, models
 from ..shared.pricing import price_rule
 
 CATEGORY = "WaveSpeed/FLUX Kontext"
@@ -41,56 +34,45 @@ SEARCH_ALIASES = ["wavespeed", "kontext", "flux kontext max"]
 PRICE_RULES: dict[str, dict[str, Any]] = {}
 
 
-def seed_input(tooltip: str) -> Any:
-    return io.Int.Input(
-        "seed", default=0, min=SEED_MIN, max=SEED_MAX, control_after_generate=True, tooltip=tooltip
-    )
+def param_input(param: body_params.Param, kind: body_params.NodeKind, optional: bool = False) -> Any:
+    """A body parameter's widget on a node kind, built from its row (wavespeed/api/body_params.py)."""
+    widget = param.widgets[kind]
+    common = {
+        "display_name": widget.label,
+        "tooltip": widget.tooltip,
+        "default": param.widget_default(kind),
+        "optional": optional,
+    }
+    if param.value_type is bool:
+        on, off = widget.toggle or (None, None)
+        return io.Boolean.Input(widget.name, label_on=on, label_off=off, **common)
+    if param.value_type in (int, float):
+        low, high = param.bounds or (None, None)
+        if param.value_type is int:
+            control = widget.control_after_generate or None
+            return io.Int.Input(
+                widget.name, min=low, max=high, step=widget.step, control_after_generate=control, **common
+            )
+        return io.Float.Input(widget.name, min=low, max=high, step=widget.step, round=widget.round, **common)
+    if param.options:
+        first = [widget.left_out_choice] if widget.left_out_choice is not None else []
+        return io.Combo.Input(widget.name, options=[*first, *param.options], **common)
+    return io.String.Input(widget.name, multiline=widget.multiline, **common)
 
 
-def guidance_input(tooltip: str, round: float | None = None) -> Any:
-    return io.Float.Input(
-        "guidance_scale",
-        display_name="guidance",
-        default=GUIDANCE_DEFAULT,
-        min=GUIDANCE_MIN,
-        max=GUIDANCE_MAX,
-        step=0.1,
-        round=round,
-        tooltip=tooltip,
-    )
+def row_inputs(kind: body_params.NodeKind, saved: bool = True) -> list[Any]:
+    """The node kind's body-parameter widgets: those saved workflows hold (``saved``), in their
+    order, or the rows added to the table since, which every node shows after its own inputs: as
+    optional inputs, since the frontend lays out a node's required widgets before its optional ones."""
+    rows = body_params.node_params(kind)
+    placed = [p for p in rows if (p.widgets[kind].position is not None) == saved]
+    return [param_input(p, kind, optional=not saved) for p in placed]
 
 
-def aspect_ratio_input(tooltip: str, first: tuple[str, ...] = ()) -> Any:
-    """The API's ratios, after ``first`` (e.g. "match input"), which is then the default."""
-    options = [*first, *ASPECT_RATIOS]
-    return io.Combo.Input(
-        "aspect_ratio",
-        display_name="aspect ratio",
-        options=options,
-        default=options[0] if first else DEFAULT_ASPECT_RATIO,
-        tooltip=tooltip,
-    )
-
-
-def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
-    """The widgets of every Kontext [max] submit node, in their saved order."""
+def kontext_inputs(kind: body_params.NodeKind) -> list[Any]:
+    """The widgets every Kontext submit node starts with, in their saved order."""
     return [
-        io.String.Input("prompt", multiline=True, default="", tooltip=prompt_tooltip),
-        seed_input(
-            "Same seed + same inputs = same image, and the earlier result is reused with no new charge "
-            "(for 7 days, even after a restart). -1 lets the API pick a random seed and always runs again."
-        ),
-        guidance_input("How strictly the image follows the prompt (1.0-20.0, default 3.5).", round=0.01),
-        aspect_ratio,
-        io.Boolean.Input(
-            "sync_mode",
-            display_name="wait in one request",
-            default=False,
-            label_on="sync",
-            label_off="async",
-            tooltip="Sync: the API holds the request until the image is ready (one call, no polling). "
-            "Async (default): submit now, WaveSpeed Poll Result waits.",
-        ),
+        *row_inputs(kind),
         io.Boolean.Input(
             "force_rerun",
             display_name="always a new image",
@@ -99,6 +81,11 @@ def kontext_inputs(prompt_tooltip: str, aspect_ratio: Any) -> list[Any]:
             "charge). On: always submit a new, paid task.",
         ),
     ]
+
+
+def price_text(kind: body_params.Kind) -> str:
+    """The default model's price, as node descriptions state it."""
+    return f"${models.model_for(kind).price_usd:.2f} per image"
 
 
 def task_outputs() -> list[Any]:
@@ -118,14 +105,15 @@ def schema(
     description: str,
     inputs: list[Any],
     outputs: list[Any],
-    model: str | None = None,
+    kind: body_params.NodeKind | None = None,
     output_node: bool = False,
 ) -> Any:
     """The node's ``io.Schema``: the pack's category and search aliases, the node id as its hidden
-    input (an ``output_node`` also gets ComfyUI's prompt and PNG info); for a paid node (``model``)
-    its price rule goes into PRICE_RULES."""
-    if model is not None:
-        PRICE_RULES[node_id] = price_rule(PRICE_PER_IMAGE_USD[model], [i.id for i in inputs])
+    input (an ``output_node`` also gets ComfyUI's prompt and PNG info); for a paid node (``kind``)
+    its price rule (each family's price for the kind's model) goes into PRICE_RULES."""
+    if kind is not None:
+        prices = models.family_prices(body_params.MODEL_KIND[kind])
+        PRICE_RULES[node_id] = price_rule(prices, [i.id for i in inputs])
     aliases = {"search_aliases": SEARCH_ALIASES} if "search_aliases" in _SCHEMA_FIELDS else {}
     return io.Schema(
         node_id=node_id,

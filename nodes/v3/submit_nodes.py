@@ -10,23 +10,9 @@ from typing import Any
 
 from comfy_api.latest import io
 
-from ...wavespeed import (
-    MAX_REFERENCE_IMAGES,
-    MODEL_EDIT,
-    MODEL_MULTI,
-    MODEL_TEXT_TO_IMAGE,
-    PRICE_PER_IMAGE_USD,
-)
+from ...wavespeed import models
 from .. import edit, generate
-from .common import aspect_ratio_input, kontext_inputs, run_work, schema, task_outputs
-
-
-def _price(model: str) -> str:
-    return f"${PRICE_PER_IMAGE_USD[model]:.2f} per image"
-
-
-def _match_input(tooltip: str) -> Any:
-    return aspect_ratio_input(tooltip, first=(edit.MATCH_INPUT,))
+from .common import kontext_inputs, price_text, row_inputs, run_work, schema, task_outputs
 
 
 class FluxKontextMaxGenerate(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
@@ -35,15 +21,12 @@ class FluxKontextMaxGenerate(io.ComfyNode):  # type: ignore[misc]  # comfy_api i
         return schema(
             "FluxKontextMaxGenerate",
             "FLUX.1 Kontext [max] Generate (WaveSpeed)",
-            f"Submit a FLUX.1 Kontext [max] text-to-image task to WaveSpeedAI ({_price(MODEL_TEXT_TO_IMAGE)}). "
+            f"Submit a FLUX.1 Kontext [max] text-to-image task to WaveSpeedAI ({price_text('t2i')}). "
             "Connect 'task' to WaveSpeed Poll Result to get the image. The API key comes from "
             "WAVESPEED_API_KEY, never from the workflow.",
-            kontext_inputs(
-                "What to generate. Kontext [max] follows long, specific prompts well.",
-                aspect_ratio_input("Shape of the output; 1:1 is 1024x1024, others keep about one megapixel."),
-            ),
+            [*kontext_inputs("t2i"), *row_inputs("t2i", saved=False)],
             task_outputs(),
-            model=generate.FluxKontextMaxGenerate.MODEL,
+            kind=generate.FluxKontextMaxGenerate.KIND,
         )
 
     @classmethod
@@ -61,19 +44,12 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]
         return schema(
             "FluxKontextMaxEdit",
             "FLUX.1 Kontext [max] Edit (WaveSpeed)",
-            f"Edit one image with FLUX.1 Kontext [max] on WaveSpeedAI ({_price(MODEL_EDIT)}). Connect an "
+            f"Edit one image with FLUX.1 Kontext [max] on WaveSpeedAI ({price_text('edit')}). Connect an "
             "IMAGE (uploaded as exact PNG, once per distinct image) or wire an image URL, e.g. the "
             "image_urls output of WaveSpeed Poll Result, to chain edits without re-uploading. Connect "
             "'task' to WaveSpeed Poll Result.",
             [
-                *kontext_inputs(
-                    "What to change, e.g. 'make it night, keep the house unchanged'. Say what must stay "
-                    "the same as well as what to change.",
-                    _match_input(
-                        "Shape of the output. 'match input' (default) leaves it to the API, which keeps "
-                        "the input image's shape; the others force a ratio at about one megapixel."
-                    ),
-                ),
+                *kontext_inputs("edit"),
                 io.Image.Input(
                     "image",
                     optional=True,
@@ -89,9 +65,10 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]
                     "Result (first line used): chains edits with no re-upload. Ignored when 'image' is "
                     "connected.",
                 ),
+                *row_inputs("edit", saved=False),
             ],
             task_outputs(),
-            model=edit.FluxKontextMaxEdit.MODEL,
+            kind=edit.FluxKontextMaxEdit.KIND,
         )
 
     @classmethod
@@ -106,12 +83,13 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]
 class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
     @classmethod
     def define_schema(cls) -> Any:
+        most = models.model_for("multi").max_images
         images = [
             io.Image.Input(
                 f"image_{n}",
                 optional=True,
                 tooltip=f"Reference image(s) #{n}. A batch adds every one of its images, in order, after "
-                f"those of the inputs above. At most {MAX_REFERENCE_IMAGES} references in all. Alpha is "
+                f"those of the inputs above. At most {most} references in all. Alpha is "
                 "dropped.",
             )
             for n in range(1, edit.MAX_IMAGE_INPUTS + 1)
@@ -120,18 +98,11 @@ class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
             "FluxKontextMaxMultiReference",
             "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
             f"Combine 1 to 5 reference images with FLUX.1 Kontext [max] multi on WaveSpeedAI "
-            f"({_price(MODEL_MULTI)}). Every image of every connected input is a reference, in order "
+            f"({price_text('multi')}). Every image of every connected input is a reference, in order "
             "(image_1's batch first), then the image_urls lines. Images are uploaded as exact PNG, once "
             "per distinct image. Connect 'task' to WaveSpeed Poll Result.",
             [
-                *kontext_inputs(
-                    "How to combine the references, e.g. 'the person from image 1 wearing the jacket from "
-                    "image 2'. References are numbered in the order they are sent.",
-                    _match_input(
-                        "Shape of the output. 'match input' (default) leaves it out of the request so the "
-                        "API decides from the references; the others force a ratio at about one megapixel."
-                    ),
-                ),
+                *kontext_inputs("multi"),
                 *images,
                 io.String.Input(
                     "image_urls",
@@ -142,9 +113,10 @@ class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
                     tooltip="More references as http(s) URLs, one per line, sent after the connected "
                     "images (no upload), e.g. the image_urls output of WaveSpeed Poll Result.",
                 ),
+                *row_inputs("multi", saved=False),
             ],
             task_outputs(),
-            model=edit.FluxKontextMaxMultiReference.MODEL,
+            kind=edit.FluxKontextMaxMultiReference.KIND,
         )
 
     @classmethod

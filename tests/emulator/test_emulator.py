@@ -179,6 +179,21 @@ def test_lenient_fields_are_accepted(api: Api) -> None:
     assert api.submit(T2I, {"prompt": "p", "safety_tolerance": "1", "seed": 2147483647}).status_code == 200
 
 
+def test_the_pro_models_have_their_own_limits_and_price(api: Api, emulator: Emulator) -> None:
+    """The emulator's own registry (it imports nothing of the pack) holds the three [pro] models:
+    guidance to 10 on the edit model, to 20 on multi, and $0.04 an image off the balance."""
+    pro_edit, pro_multi = "wavespeed-ai/flux-kontext-pro", "wavespeed-ai/flux-kontext-pro/multi"
+    image = {"prompt": "p", "image": "data:,"}
+    assert_error(api.submit(pro_edit, {**image, "guidance_scale": 10.5}), 400, "guidance_scale")
+    assert emulator.submissions == 0
+    assert api.submit(pro_edit, {**image, "guidance_scale": 10.0}).status_code == 200
+    assert (
+        api.submit(pro_multi, {"prompt": "p", "images": ["data:,"], "guidance_scale": 15}).status_code == 200
+    )
+    assert api.submit("wavespeed-ai/flux-kontext-pro/text-to-image", {"prompt": "p"}).status_code == 200
+    assert emulator.balance == pytest.approx(100.0 - 3 * 0.04)
+
+
 def test_bad_json_body_is_400(api: Api) -> None:
     r = api.s.post(f"{api.base}/api/v3/{T2I}", data=b"{not json", timeout=5)
     assert_error(r, 400, "json")

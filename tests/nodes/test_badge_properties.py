@@ -4,8 +4,8 @@ The badge's text comes from web/price.js (the file the browser loads, run here i
 tests/support/price_text.mjs) applied to the price definition ComfyUI serves (nodes/v3/price_route.py's
 ``prices()``, read inside ComfyUI after ``comfy_entrypoint``, as the route answers it). For any prompts
 text and variations it equals the tasks the Batch node sends x $0.08, and the price the node itself
-shows; Generate, Edit and Multi-Reference show $0.08, the free nodes nothing. One long-lived node
-process answers every example, so Hypothesis stays fast.
+shows; Generate, Edit and Multi-Reference show $0.08 ($0.04 once their model widget says [pro]), the
+free nodes nothing. One long-lived node process answers every example, so Hypothesis stays fast.
 """
 
 from __future__ import annotations
@@ -200,11 +200,11 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
 def test_each_paid_node_shows_its_models_price_and_the_free_nodes_none(
     price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
 ) -> None:
-    prices = pack_module.wavespeed.PRICE_PER_IMAGE_USD
+    models = pack_module.wavespeed.api.models
     for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
-        model = pack_module.nodes.NODES[node].MODEL
+        price = models.model_for(pack_module.nodes.NODES[node].KIND).price_usd
         widgets = {"prompt": "a cat\na dog", "seed": 5}
-        assert price_js.text(served, node, widgets) == f"${prices[model]:.2f}/Run" == "$0.08/Run", node
+        assert price_js.text(served, node, widgets) == f"${price:.2f}/Run" == "$0.08/Run", node
     for node in ("WaveSpeedPollResult", "WaveSpeedRecentTasks", "SaveImage"):
         assert price_js.text(served, node, {"timeout_s": 600}) is None, node
     assert sorted(served["nodes"]) == sorted(
@@ -212,13 +212,39 @@ def test_each_paid_node_shows_its_models_price_and_the_free_nodes_none(
     )
 
 
+def test_the_badge_follows_the_model_chosen_on_the_node(
+    price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
+) -> None:
+    """Each rule carries every family's price for the node's model, from the table: a node whose model
+    widget says [pro] shows $0.04 a task; [max], no model widget or an unknown choice, $0.08."""
+    models = pack_module.wavespeed.api.models
+    pro, most = models.FAMILIES["pro"], models.FAMILIES["max"]
+    for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
+        assert price_js.text(served, node, {"model": pro}) == "$0.04/Run", node
+        assert price_js.text(served, node, {"model": most}) == "$0.08/Run", node
+        assert (
+            price_js.text(served, node, {})
+            == price_js.text(served, node, {"model": "[ultra]"})
+            == "$0.08/Run"
+        )
+    batch = {"prompts": "a cat\na dog\na fox", "variations": 2}
+    assert price_js.text(served, BATCH, {**batch, "model": pro}) == "$0.24/Run"
+    assert price_js.text(served, BATCH, batch) == "$0.48/Run"
+    assert models.family_prices("t2i") == {most: 0.08, pro: 0.04}
+
+
 def test_a_count_widget_is_all_it_takes_for_the_badge_to_follow_it(
     price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
 ) -> None:
     """A node that gains a ``count`` widget gets a rule multiplying by it, and the badge follows."""
     pricing = pack_module.nodes.shared.pricing
-    rule = pricing.price_rule(0.08, ["prompt", "seed", "count"])
-    assert rule == {"unit_usd": 0.08, "per": ["count"]}
+    rule = pricing.price_rule({"FLUX.1 Kontext [max]": 0.08}, ["prompt", "seed", "count"])
+    assert rule == {
+        "unit_usd": 0.08,
+        "per": ["count"],
+        "model_input": "model",
+        "unit_by_model": {"FLUX.1 Kontext [max]": 0.08},
+    }
     definition = {**served, "nodes": {"WithCount": rule}}
     for count, text in ((1, "$0.08/Run"), (3, "$0.24/Run"), (4, "$0.32/Run")):
         assert price_js.text(definition, "WithCount", {"prompt": "x", "count": count}) == text

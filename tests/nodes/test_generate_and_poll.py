@@ -258,14 +258,21 @@ def test_node_functions_are_async_and_do_not_block_the_loop(pack: ModuleType, pa
 def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
     pack: ModuleType, pack_env: Emulator
 ) -> None:
-    """nodes/v3/ prices a node's badge by its MODEL: Generate must really submit to that model."""
-    models = pack.wavespeed.api.kontext_request
+    """nodes/v3/ prices a node's badge by its KIND's model in the table: Generate must really submit to
+    that model (the default family's, [max])."""
+    models = pack.wavespeed.api.models
     mapping = pack.nodes.NODES
-    assert mapping["FluxKontextMaxGenerate"].MODEL == models.MODEL_TEXT_TO_IMAGE
-    assert mapping["FluxKontextMaxEdit"].MODEL == models.MODEL_EDIT
-    assert mapping["FluxKontextMaxMultiReference"].MODEL == models.MODEL_MULTI
-    assert not hasattr(mapping["WaveSpeedPollResult"], "MODEL")  # free: no badge
-    assert not hasattr(mapping["WaveSpeedRecentTasks"], "MODEL")
+    assert (
+        models.model_for(mapping["FluxKontextMaxGenerate"].KIND).id
+        == "wavespeed-ai/flux-kontext-max/text-to-image"
+    )
+    assert models.model_for(mapping["FluxKontextMaxEdit"].KIND).id == "wavespeed-ai/flux-kontext-max"
+    assert (
+        models.model_for(mapping["FluxKontextMaxMultiReference"].KIND).id
+        == "wavespeed-ai/flux-kontext-max/multi"
+    )
+    assert not hasattr(mapping["WaveSpeedPollResult"], "KIND")  # free: no badge
+    assert not hasattr(mapping["WaveSpeedRecentTasks"], "KIND")
     asyncio.run(_generate(pack))
     (submit,) = [r for r in pack_env.requests if r.route == "submit"]
-    assert submit.path == f"/api/v3/{mapping['FluxKontextMaxGenerate'].MODEL}"
+    assert submit.path == f"/api/v3/{models.model_for(mapping['FluxKontextMaxGenerate'].KIND).id}"

@@ -24,7 +24,8 @@ import pytest
 import requests
 import torch
 from PIL import Image
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for
 from wavespeed_kontext_pack.wavespeed.core.errors import ImageDecodeError, InvalidRequestError
 from wavespeed_kontext_pack.wavespeed.images import batch_plan
 from wavespeed_kontext_pack.wavespeed.settings.reference_urls import check_image_url, unreachable_reason
@@ -32,6 +33,8 @@ from wavespeed_kontext_pack.wavespeed.settings.reference_urls import check_image
 from emulator import Emulator
 from tests.support.hostile_server import png_header as _png_header
 from tests.support.node_calls import edit as _edit, generate as _generate, image as _image, multi as _multi
+
+MODEL_EDIT = model_for("edit").id
 
 pytestmark = pytest.mark.usefixtures("fresh_upload_cache")
 

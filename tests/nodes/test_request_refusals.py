@@ -16,12 +16,15 @@ from typing import Any
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for
 from wavespeed_kontext_pack.wavespeed.api.prompt_text import LINE_BREAK_CHARS
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
+
+MODEL_EDIT = model_for("edit").id
 
 REFUSED = [
     c

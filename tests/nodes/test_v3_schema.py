@@ -204,11 +204,15 @@ def test_batch_poll_and_recent_widgets_and_outputs(probe: dict[str, Any]) -> Non
 
 def test_every_declared_input_reaches_the_nodes_work(probe: dict[str, Any], pack: ModuleType) -> None:
     """ComfyUI calls ``execute`` with the declared inputs by name, leaving out unconnected optional
-    ones: the work method takes exactly those (in order), optional ones with a default, and the node id."""
+    ones: the work method takes exactly those (in order), optional ones with a default, and the node id;
+    a paid node's also takes, by name, the widgets of body parameters added to the table later."""
     for name, method in WORK.items():
         params = inspect.signature(getattr(pack.nodes.NODES[name], method)).parameters
         required, optional = list(_inputs(probe, name)), list(_inputs(probe, name, "optional"))
-        assert [p for p in params if p != "self"] == [*required, *optional, "unique_id"], name
+        named = [p for p, v in params.items() if p != "self" and v.kind is not v.VAR_KEYWORD]
+        assert named == [*required, *optional, "unique_id"], name
+        takes_more = any(v.kind is v.VAR_KEYWORD for v in params.values())
+        assert takes_more == (name in [*PRICED, "FluxKontextMaxBatch"]), name
         for input_name in optional:
             assert params[input_name].default is not inspect.Parameter.empty, (name, input_name)
 
@@ -258,13 +262,19 @@ def test_the_price_definition_holds_each_paid_nodes_model_price_and_multipliers(
     prices = probe["prices"]
     assert prices["line_break"] == pack.nodes.shared.pricing.LINE_BREAK
     assert prices["not_blank"] == pack.nodes.shared.pricing.NOT_BLANK
-    unit = {
-        name: pack.wavespeed.PRICE_PER_IMAGE_USD[pack.nodes.NODES[name].MODEL]
-        for name in [*PRICED, "FluxKontextMaxBatch"]
-    }
+    models, body_params = pack.wavespeed.api.models, pack.wavespeed.api.body_params
+
+    def model(name: str) -> Any:
+        return models.model_for(body_params.MODEL_KIND[pack.nodes.NODES[name].KIND])
+
+    by_family = {"FLUX.1 Kontext [max]": 0.08, "FLUX.1 Kontext [pro]": 0.04}
+    assert {name: model(name).price_usd for name in [*PRICED, "FluxKontextMaxBatch"]} == dict.fromkeys(
+        [*PRICED, "FluxKontextMaxBatch"], 0.08
+    )
+    rule = {"unit_usd": 0.08, "model_input": "model", "unit_by_model": by_family}
     assert prices["nodes"] == {
-        **{name: {"unit_usd": unit[name], "per": []} for name in PRICED},
-        "FluxKontextMaxBatch": {"unit_usd": unit["FluxKontextMaxBatch"], "per": ["variations", "prompts"]},
+        **{name: {**rule, "per": []} for name in PRICED},
+        "FluxKontextMaxBatch": {**rule, "per": ["variations", "prompts"]},
     }
     assert prices["multipliers"] == {"count": "number", "variations": "number", "prompts": "lines"}
 

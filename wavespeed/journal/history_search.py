@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..api.kontext_request import MODEL_EDIT, MODEL_MULTI, MODEL_TEXT_TO_IMAGE
+from ..api.body_params import wait_keys
+from ..api.models import find_model
 from ..api.reply_types import Prediction
 from ..core.vocabulary import CancelCheck
 from .task_records import params_hash
@@ -47,28 +48,6 @@ SKEW_S = 120.0  # our clock and the server's may disagree by this much
 PAGE_SIZE = 100  # the one history page asked for (the API's maximum)
 MAX_RESULTS = 8  # /result checks per recovery (newest candidates first)
 NAMED_CANDIDATES = 2  # how many candidates one line can name (an error line is capped at 300 chars)
-
-# The body keys each model's schema knows (WAVESPEED_API.md section 3); the server drops others.
-_COMMON = frozenset(
-    {
-        "prompt",
-        "seed",
-        "guidance_scale",
-        "aspect_ratio",
-        "enable_sync_mode",
-        "enable_base64_output",
-        "num_images",
-        "safety_tolerance",
-        "enable_safety_checker",
-    }
-)
-SCHEMA_KEYS: dict[str, frozenset[str]] = {
-    MODEL_TEXT_TO_IMAGE: _COMMON,
-    MODEL_EDIT: _COMMON | {"image"},
-    MODEL_MULTI: _COMMON | {"images"},
-}
-# How we wait, not what we get (as in params_hash): an identical re-queue may differ here.
-UNCOMPARED_KEYS = frozenset({"enable_sync_mode"})
 
 _FRACTION = re.compile(r"\.(\d+)")
 
@@ -126,11 +105,12 @@ def echo_matches(
             it (the server dropped it), and the echo may hold no schema key we did not send.
             None: every sent key must come back, and nothing else is looked at.
     Returns:
-        True when every sent key (but ``UNCOMPARED_KEYS``) comes back with the same value, and
-        (with a schema) the echo names no other input.
+        True when every sent key (but those that say how we waited: ``wait_keys``) comes back with
+        the same value, and (with a schema) the echo names no other input.
     """
+    uncompared = wait_keys()
     for key, value in sent.items():
-        if key in UNCOMPARED_KEYS:
+        if key in uncompared:
             continue
         if key not in echo:
             if schema is not None and key not in schema:
@@ -139,7 +119,7 @@ def echo_matches(
         if not same_value(value, echo[key]):
             return False
     if schema is not None:
-        extra = [k for k in echo if k in schema and k not in UNCOMPARED_KEYS and k not in sent]
+        extra = [k for k in echo if k in schema and k not in uncompared and k not in sent]
         if extra:
             return False
     return True
@@ -214,7 +194,8 @@ def find_submitted(
         CancelledError; WaveSpeedError from the history calls (the caller treats it as not found).
     """
     start = since - SKEW_S
-    schema = SCHEMA_KEYS.get(model)
+    row = find_model(model)
+    schema = row.body_keys if row is not None else None  # the table's keys for that model
 
     def ours(echo: Mapping[str, Any]) -> bool:
         try:

@@ -88,19 +88,15 @@ def journal_failure(path: Path | None, exc: BaseException, aside: Path | None = 
             "queue again when it is free",
         ),
         FULL: (f"cannot be written, disk full ({detail})", "free some disk space"),
-        CORRUPT: (
-            f"is corrupt ({detail}), kept aside as {aside.name}"
-            if aside is not None
-            else f"is corrupt ({detail})",
-            "queue again to start a new journal",
-        ),
+        CORRUPT: (f"is corrupt ({detail})", "queue again to start a new journal"),
         READ_ONLY: (f"is read-only ({detail})", f"make it writable or set {ENV_JOURNAL_DIR}"),
         UNAVAILABLE: (f"cannot be used ({detail})", f"set {ENV_JOURNAL_DIR} to another folder"),
     }[kind]
-    # Short on purpose: the whole line (with a long path) stays within one error line's 300 characters.
+    # The way on is the hint: a long path cuts the description, never what to do.
+    kept = f"kept aside as {aside.name}; " if kind == CORRUPT and aside is not None else ""
     return JournalError(
-        f"WaveSpeed journal {where} {what}: nothing was submitted; {fix}, or turn on force_rerun to pay "
-        "without the journal.",
+        f"WaveSpeed journal {where} {what}",
+        hint=f"{kept}nothing was submitted; {fix}, or turn on force_rerun to pay without the journal",
         kind=kind,
         path=path,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.body_params import PROMPT, wait_keys
 from ..core.vocabulary import JournalStatus
 
 # Short spellings of the journal statuses for the node layer (the members themselves, not copies).
@@ -21,7 +22,6 @@ STATUS_COMPLETED = JournalStatus.COMPLETED
 STATUS_FAILED = JournalStatus.FAILED
 STATUS_EXPIRED = JournalStatus.EXPIRED
 
-_HASH_EXCLUDED = frozenset({"enable_sync_mode"})  # how we wait, not what we get
 _KEY_LIKE = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|authorization|bearer)$", re.I)
 _DATA_URI_KEEP = 256  # a data: URI longer than this is stored as a short summary (the hash uses it whole)
 
@@ -43,9 +43,10 @@ def canonical(value: object) -> str:
 
 
 def params_hash(model: str, params: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of model + params (minus transport-only fields like sync mode).
-    Two tasks with the same hash and a fixed seed produce the same image."""
-    kept = {k: v for k, v in params.items() if k not in _HASH_EXCLUDED}
+    """sha256 of the canonical JSON of model + params (minus what says how we wait: sync mode, the
+    table's ``wait_keys``). Two tasks with the same hash and a fixed seed produce the same image."""
+    excluded = wait_keys()
+    kept = {k: v for k, v in params.items() if k not in excluded}
     return hashlib.sha256(canonical({"model": model, "params": kept}).encode("utf-8")).hexdigest()
 
 
@@ -99,7 +100,7 @@ class TaskRecord:
 
     @property
     def prompt(self) -> str:
-        value = self.params.get("prompt")
+        value = self.params.get(PROMPT.key)
         return value if isinstance(value, str) else ""
 
     def prompt_snippet(self, limit: int = 48) -> str:

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api import prompt_text as T
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import (
-    MODEL_EDIT,
-    MODEL_MULTI,
-    MODEL_TEXT_TO_IMAGE,
-    KontextRequest,
-)
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for
 from wavespeed_kontext_pack.wavespeed.core.errors import ValidationError
 
 from emulator import Emulator
 from tests.support.node_calls import generate
+
+MODEL_TEXT_TO_IMAGE = model_for("t2i").id
+MODEL_EDIT = model_for("edit").id
+MODEL_MULTI = model_for("multi").id
 
 SEPARATORS = ["\r\n", *sorted(T.LINE_BREAK_CHARS)]
 IMAGE = "https://media.example/in.png"

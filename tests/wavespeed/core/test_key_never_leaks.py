@@ -16,7 +16,8 @@ from types import ModuleType
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.poller import submit_and_wait, wait_for
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
@@ -28,6 +29,8 @@ from tests.support.hostile_server import RawServer, Script, http_reply
 from tests.support.key_pieces import every_byte, leaks
 from tests.support.node_calls import capture_status, generate, node, restart_pack
 from tests.support.threads import run_in_threads
+
+MODEL_EDIT = model_for("edit").id
 
 T2I_PATH = "/api/v3/wavespeed-ai/flux-kontext-max/text-to-image"
 WRONG_KEY = "wrong-key-ZZZZ-5555-leakcheck"

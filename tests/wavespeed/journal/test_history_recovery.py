@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import (
-    MODEL_EDIT,
-    MODEL_TEXT_TO_IMAGE,
-    KontextRequest,
-)
+from wavespeed_kontext_pack.wavespeed.api.body_params import wait_keys
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for, model_of
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
@@ -24,7 +22,10 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 from emulator import Emulator
 from emulator.routes.echo import echo_of, go_value
 
-T2I_SCHEMA = H.SCHEMA_KEYS[MODEL_TEXT_TO_IMAGE]
+MODEL_TEXT_TO_IMAGE = model_for("t2i").id
+MODEL_EDIT = model_for("edit").id
+
+T2I_SCHEMA = model_of(MODEL_TEXT_TO_IMAGE).body_keys
 
 scalars = (
     st.none()
@@ -60,7 +61,7 @@ def test_any_payload_go_reencoded_matches(sent: dict[str, Any]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(payloads, st.data())
 def test_any_sent_key_with_another_value_does_not_match(sent: dict[str, Any], data: st.DataObject) -> None:
-    compared = [k for k in sent if k in T2I_SCHEMA and k not in H.UNCOMPARED_KEYS]
+    compared = [k for k in sent if k in T2I_SCHEMA and k not in wait_keys()]
     if not compared:
         return
     key = data.draw(st.sampled_from(compared))
@@ -72,7 +73,7 @@ def test_any_sent_key_with_another_value_does_not_match(sent: dict[str, Any], da
 @given(payloads)
 @settings(max_examples=100, deadline=None)
 def test_a_sent_schema_key_missing_from_the_echo_does_not_match(sent: dict[str, Any]) -> None:
-    kept = [k for k in sent if k in T2I_SCHEMA and k not in H.UNCOMPARED_KEYS]
+    kept = [k for k in sent if k in T2I_SCHEMA and k not in wait_keys()]
     if not kept:
         return
     echo = _go_echo(sent)
@@ -92,7 +93,7 @@ def test_same_value(sent: Any, echoed: Any, same: bool) -> None:
 def test_an_image_url_matches_only_itself() -> None:
     """Main let any URL this process had uploaded match ("present is enough"): another image's
     task was handed back. The URL sent is compared like every other value."""
-    edit = H.SCHEMA_KEYS[MODEL_EDIT]
+    edit = model_of(MODEL_EDIT).body_keys
     sent = {"prompt": "p", "seed": 5, "image": "https://media/x.png"}
     assert H.echo_matches(sent, dict(sent), schema=edit)
     assert not H.echo_matches(sent, {**sent, "image": "https://media/y.png"}, schema=edit)
@@ -102,7 +103,7 @@ def test_an_image_url_matches_only_itself() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(payloads, st.sampled_from(sorted(T2I_SCHEMA - H.UNCOMPARED_KEYS)), values)
+@given(payloads, st.sampled_from(sorted(T2I_SCHEMA - wait_keys())), values)
 def test_an_echo_naming_an_input_we_did_not_send_does_not_match(
     sent: dict[str, Any], key: str, value: Any
 ) -> None:
@@ -228,6 +229,30 @@ def test_tasks_before_the_window_or_of_another_model_are_not_candidates(
     edit = KontextRequest(prompt="x", model=MODEL_EDIT, image="https://example.com/a.png", seed=5)
     client.submit(edit)
     assert _find(client, {"prompt": "old", "seed": 5}, since) is None
+
+
+@pytest.mark.parametrize("mode", [{}, {"history_echo": "none", "result_echo": "inputs"}])
+def test_a_pro_task_is_found_under_its_own_model_and_keys(
+    emulator: Emulator, client: WaveSpeedClient, mode: dict[str, Any]
+) -> None:
+    """[pro] is a row of the table: its history is asked under its own id, matched on its own keys,
+    and the [max] task of the very same payload is never taken for it."""
+    emulator.configure(inference_s=0.05, **mode)
+    pro = model_for("t2i", "pro").id
+    since = time.time()
+    mine, sent = _submit(client, "a pro fox", model=pro)
+    _submit(client, "a pro fox")  # the same payload on [max], newer
+    found = H.find_submitted(
+        client,
+        model=pro,
+        payload_hash=params_hash(pro, sent),
+        since=since,
+        deadline=time.monotonic() + 5.0,
+        cancel=lambda: False,
+        sent=sent,
+    )
+    assert isinstance(found, Prediction) and found.id == mine.id
+    assert _find(client, sent, since).id != mine.id  # under [max], the [max] task
 
 
 @pytest.mark.parametrize("echo", ["none", "asked"])

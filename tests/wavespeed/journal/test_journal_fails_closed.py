@@ -7,6 +7,7 @@ force_rerun still pays. Real SQLite files, real processes, the emulator over rea
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,24 @@ def test_sqlite_errors_are_told_apart(pack: ModuleType, tmp_path: Path) -> None:
         sqlite3.connect(tmp_path / "bad").execute("SELECT * FROM sqlite_master")
     assert classify(corrupt.value) == "corrupt"
     assert classify(OSError(27, "File too large")) == "full"  # EFBIG
+
+
+@pytest.mark.parametrize("kind", ["locked", "full", "corrupt", "read_only"])
+def test_a_long_journal_path_cuts_the_description_never_the_way_on(pack: ModuleType, kind: str) -> None:
+    """Regression: under a long folder (xdist's temp dirs) the corrupt journal's line was cut before
+    'force_rerun'. The way on is the hint, so only the path's description gives way."""
+    sqlite_file = pack.wavespeed.journal.sqlite_file
+    path = Path("/" + "/".join(["a-rather-long-folder-name"] * 12)) / "journal.sqlite3"
+    errors = {
+        "locked": sqlite3.OperationalError("database is locked"),
+        "full": sqlite3.OperationalError("database or disk is full"),
+        "corrupt": sqlite3.DatabaseError("file is not a database"),
+        "read_only": sqlite3.OperationalError("attempt to write a readonly database"),
+    }
+    error = sqlite_file.journal_failure(path, errors[kind], aside=path.with_name("journal.sqlite3.corrupt-x"))
+    text = str(error)
+    assert error.kind == kind.replace("_", "-"), text
+    assert "\n" not in text and len(text) <= 300, text
+    assert text.endswith("or turn on force_rerun to pay without the journal."), text
+    assert "nothing was submitted" in text, text
+    assert ("kept aside as journal.sqlite3.corrupt-x;" in text) == (kind == "corrupt"), text

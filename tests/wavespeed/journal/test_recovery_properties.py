@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_EDIT, MODEL_TEXT_TO_IMAGE
+from wavespeed_kontext_pack.wavespeed.api.body_params import wait_keys
+from wavespeed_kontext_pack.wavespeed.api.models import model_for, model_of
 from wavespeed_kontext_pack.wavespeed.api.reply_types import HistoryItem, Prediction
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H
 from wavespeed_kontext_pack.wavespeed.journal.singleflight import new_intent
@@ -32,8 +33,11 @@ from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
 
 from emulator.routes.echo import echo_of, go_time
 
+MODEL_TEXT_TO_IMAGE = model_for("t2i").id
+MODEL_EDIT = model_for("edit").id
+
 ACCOUNT = "acct"
-SCHEMA = H.SCHEMA_KEYS[MODEL_EDIT]
+SCHEMA = model_of(MODEL_EDIT).body_keys
 ECHOES = ("go-inputs", "go-input", "raw-input", "none")
 
 
@@ -222,8 +226,8 @@ def test_a_recovered_task_is_exactly_the_intents_and_no_task_has_two_identities(
             assert server.history_calls == calls + 1  # one look at the history per recovery
             if isinstance(found, Prediction):
                 (task,) = [t for t in server.tasks if t.id == found.id]
-                sent = {k: v for k, v in task.payload.items() if k not in H.UNCOMPARED_KEYS}
-                wanted = {k: v for k, v in intent.payload.items() if k not in H.UNCOMPARED_KEYS}
+                sent = {k: v for k, v in task.payload.items() if k not in wait_keys()}
+                wanted = {k: v for k, v in intent.payload.items() if k not in wait_keys()}
                 assert task.model == MODEL_EDIT and sent == wanted, (task, intent)
         for request_id, identities in written.items():
             assert len(identities) == 1, (request_id, identities)

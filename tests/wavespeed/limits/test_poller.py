@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import MODEL_TEXT_TO_IMAGE, KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.limits.poller import (
@@ -29,6 +30,8 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator, Tier
 from tests.support.threads import run_in_threads
+
+MODEL_TEXT_TO_IMAGE = model_for("t2i").id
 
 KEY = "poller-key-0123456789"
 

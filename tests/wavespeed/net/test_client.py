@@ -17,12 +17,8 @@ from typing import Any
 
 import pytest
 import requests
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import (
-    MODEL_EDIT,
-    MODEL_MULTI,
-    MODEL_TEXT_TO_IMAGE,
-    KontextRequest,
-)
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.models import model_for
 from wavespeed_kontext_pack.wavespeed.api.reply_types import Prediction
 from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.images.batch_plan import images_to_tensor
@@ -31,6 +27,10 @@ from wavespeed_kontext_pack.wavespeed.net.client import RetryPolicy, WaveSpeedCl
 
 from emulator import Emulator, size_for_aspect_ratio
 from tests.support.clients import fast_client
+
+MODEL_TEXT_TO_IMAGE = model_for("t2i").id
+MODEL_EDIT = model_for("edit").id
+MODEL_MULTI = model_for("multi").id
 
 
 def one_line(exc: BaseException, *needles: str) -> str:

@@ -11,6 +11,7 @@ from ...api.reply_types import Prediction
 from ...core import errors as E
 from ...journal.sqlite_file import journal_failure
 from ...journal.task_journal import Journal, params_hash
+from ...net.reference_uploads import CACHE
 from ..accounts import account_client
 from ..context import CancelLatch, TaskContext
 from ..handle import TaskHandle
@@ -52,7 +53,7 @@ class PaidSubmit:
         return cls(
             request=request,
             params=params,
-            identity=params_hash(request.model, _content_addressed(params)),
+            identity=params_hash(request.model, _content_addressed(request)),
             account=client.account_tag,
             client=client,
             journal=journal,
@@ -87,17 +88,7 @@ class PaidSubmit:
         )
 
 
-def _content_addressed(params: dict[str, Any]) -> dict[str, Any]:
-    """Params with uploaded images named by their content: an image uploaded again after a restart
-    gets a new URL, but it is the same input, so the same task may be reused."""
-    from ...net.reference_uploads import CACHE
-
-    def ident(url: Any) -> Any:
-        return (CACHE.content_id(url) or url) if isinstance(url, str) else url
-
-    out = dict(params)
-    if "image" in out:
-        out["image"] = ident(out["image"])
-    if isinstance(out.get("images"), list):
-        out["images"] = [ident(u) for u in out["images"]]
-    return out
+def _content_addressed(request: KontextRequest) -> dict[str, Any]:
+    """The payload with uploaded images named by their content: an image uploaded again after a
+    restart gets a new URL, but it is the same input, so the same task may be reused."""
+    return request.with_references([CACHE.content_id(url) or url for url in request.references]).payload()

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from urllib3.util import parse_url
 
-from ..api.kontext_request import MODEL_TEXT_TO_IMAGE, PRICE_PER_IMAGE_USD
+from ..api.models import model_for
 from ..api.retry_rule import RetryPolicy
 from ..core import errors as E
+from ..net.client import WaveSpeedClient
+from ..net.request_loop import Unreached
 from ..settings import network
 from ..settings.config import resolve_api_key, resolve_base_url
-from .client import WaveSpeedClient
-from .request_loop import Unreached
 
 LAYERS = ("DNS", "proxy", "TLS/CA", "key", "balance")
 OK, FAIL, SKIP = "ok", "FAIL", "--"
@@ -124,7 +124,7 @@ def _unreached(layers: list[Layer], way: network.Route, why: Unreached) -> list[
 
 
 def _account(layers: list[Layer], client: WaveSpeedClient) -> list[Layer]:
-    price = PRICE_PER_IMAGE_USD[MODEL_TEXT_TO_IMAGE]
+    price = model_for("t2i").price_usd  # the default model's
     try:
         usd = client.balance()
     except E.AuthenticationError as exc:

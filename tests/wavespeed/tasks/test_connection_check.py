@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wavespeed_kontext_pack.wavespeed.net.connection_check import (
+from wavespeed_kontext_pack.wavespeed.settings import network
+from wavespeed_kontext_pack.wavespeed.tasks.connection_check import (
     FAIL,
     LAYERS,
     OK,
@@ -25,7 +26,6 @@ from wavespeed_kontext_pack.wavespeed.net.connection_check import (
     ConnectionReport,
     check_connection,
 )
-from wavespeed_kontext_pack.wavespeed.settings import network
 
 from emulator import Emulator
 from scripts.pack_loader import REPO_ROOT
