@@ -63,7 +63,14 @@ step() {
 step ruff .venv/bin/ruff check .
 step format .venv/bin/ruff format --check .
 step mypy bash scripts/typecheck.sh
-step pytest .venv/bin/python -m pytest "$@"
+if (($#)); then
+  step pytest .venv/bin/python -m pytest "$@"
+else
+  # The unit and emulator tests mostly wait (WaveSpeed's 2 s pace, real sockets): four workers on two
+  # cores; the real-ComfyUI tests after them, one at a time (each starts its own ComfyUI and browser).
+  step pytest-unit .venv/bin/python -m pytest -m "not e2e" -n "${WAVESPEED_TEST_WORKERS:-4}"
+  step pytest-e2e .venv/bin/python -m pytest -m e2e
+fi
 if ((oldest)); then
   step pytest-comfyui-0.3.75 env COMFYUI_DIR="$REPO/.cache/comfyui/ComfyUI-0.3.75" \
     .venv/bin/python -m pytest -m "smoke or browser" tests/e2e
