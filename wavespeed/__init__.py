@@ -17,9 +17,7 @@ needs them.
 
 from __future__ import annotations
 
-import ast
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,26 +50,33 @@ if TYPE_CHECKING:
     from .tasks.results import fetch_images as fetch_images, wait_for_task as wait_for_task
 
 
+_WHERE: dict[str, tuple[str, str]] = {}
+
+
 def _names() -> dict[str, tuple[str, str]]:
-    """Each name of the block above -> (its module, its name there), read from this file's source."""
-    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
-    block = next(node for node in tree.body if isinstance(node, ast.If))
-    return {
-        alias.asname or alias.name: (f".{node.module}", alias.name)
-        for node in block.body
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-    }
+    """Each name of the block above -> (its module, its name there), read once from this file's
+    source on the first name asked for (so the import itself parses nothing)."""
+    if not _WHERE:
+        import ast
 
-
-_WHERE = _names()
+        with open(__file__, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+        block = next(node for node in tree.body if isinstance(node, ast.If))
+        _WHERE.update(
+            (alias.asname or alias.name, (f".{node.module}", alias.name))
+            for node in block.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        )
+    return _WHERE
 
 
 def __getattr__(name: str) -> Any:
     """Load the module that holds ``name`` on first use (``from ..wavespeed import X``)."""
-    if name not in _WHERE:
+    where = _names().get(name)
+    if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module_name, attribute = _WHERE[name]
+    module_name, attribute = where
     module = importlib.import_module(module_name, __name__)
     try:
         value = getattr(module, attribute)
@@ -82,4 +87,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(_WHERE)
+    return sorted(_names())
