@@ -176,8 +176,10 @@ def test_each_reply_is_read_by_its_status_and_its_envelope_code(
 
 def test_the_clients_own_429s_are_recorded(api_key: str) -> None:
     """A server stricter than the published pace (3 s between checks of one task) throttles the
-    pack's 2 s checks: the probe records each of the client's own 429s, and still ends its steps."""
-    with Emulator(api_keys=(api_key,), inference_s=0.5, **{**SECTION_13, "poll_gap_s": 3.0}) as emu:
+    pack's 2 s checks: the probe records each of the client's own 429s, and still ends its steps.
+    The task runs 5 s, so a second check is due whatever the load (at 0.5 s, a loaded machine made
+    its first check after the task's end, and saw no 429)."""
+    with Emulator(api_keys=(api_key,), inference_s=5.0, **{**SECTION_13, "poll_gap_s": 3.0}) as emu:
         report = _probe(emu, api_key)
     lines = report["seen"]["client_429s"]
     assert lines and all("HTTP 429" in line for line in lines)
