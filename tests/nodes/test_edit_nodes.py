@@ -23,10 +23,11 @@ from PIL import Image
 
 from emulator import Emulator, render_edit
 from tests.support.node_calls import (
+    call,
     edit as _edit,
     image as _image,
     multi as _multi,
-    node as _node,
+    node,
     poll as _poll,
 )
 
@@ -55,7 +56,7 @@ def _served(url: str) -> bytes:
 
 @pytest.mark.parametrize("key", ["FluxKontextMaxEdit", "FluxKontextMaxMultiReference"])
 def test_fingerprint_follows_generate(pack: ModuleType, key: str) -> None:
-    cls = pack.nodes.NODES[key]
+    cls = node(key)
     assert math.isnan(cls.fingerprint_inputs(seed=-1, prompt="x"))
     assert math.isnan(cls.fingerprint_inputs(seed=5, force_rerun=True))
     assert cls.fingerprint_inputs(seed=5, force_rerun=False, image=None) == 5
@@ -242,10 +243,9 @@ def test_cache_waiters_share_the_uploaders_error_and_the_next_run_retries(pack: 
 
 def test_chained_edits_through_urls_upload_nothing(pack: ModuleType, pack_env: Emulator) -> None:
     """Generate -> Poll -> (image_urls) Edit -> Poll -> Edit -> Poll: two inversions = the original."""
-    generate = _node(pack, "FluxKontextMaxGenerate")
 
     async def scenario() -> tuple[Any, Any, Any]:
-        task, _ = await generate.generate("a lighthouse", 11, 3.5, "4:3", False)
+        task, _ = await call("FluxKontextMaxGenerate", "a lighthouse", 11, 3.5, "4:3", False)
         first, urls, *_ = await _poll(pack, task)
         task, _ = await _edit(pack, "make it night", image_url=urls + "\n")
         middle, urls, *_ = await _poll(pack, task)
@@ -332,10 +332,9 @@ def test_multi_sends_every_reference_in_order(pack: ModuleType, pack_env: Emulat
     pack_env.configure(output_format="png")
     pair = torch.cat([_image(80, 100, seed=10), _image(80, 100, seed=11)])
     tall = _image(160, 90, seed=12)
-    generate = _node(pack, "FluxKontextMaxGenerate")
 
     async def scenario() -> tuple[str, str, Any]:
-        task, _ = await generate.generate("a red fox", 3, 3.5, "1:1", False)
+        task, _ = await call("FluxKontextMaxGenerate", "a red fox", 3, 3.5, "1:1", False)
         _, url, *_ = await _poll(pack, task)
         task, rid = await _multi(pack, image_1=pair, image_3=tall, image_urls=f"\n  {url}  \n")
         out, *_ = await _poll(pack, task)
@@ -455,8 +454,7 @@ def test_requeued_image_edit_after_a_restart_reuses_the_task(pack: ModuleType, p
     new URL) the same image and seed paid for a second task. Uploaded images now count by content."""
     image = _image(seed=11)
     first, _ = asyncio.run(_edit(pack, "restart me", image=image))
-    poll = _node(pack, "WaveSpeedPollResult")
-    asyncio.run(poll.poll(60, "pass through", task=first))
+    asyncio.run(call("WaveSpeedPollResult", 60, "pass through", task=first))
 
     pack.wavespeed.tasks.paid.submit.reset_session_state()  # as after a ComfyUI restart:
     pack.wavespeed.net.reference_uploads.CACHE.clear()  # nothing in memory survives

@@ -18,12 +18,8 @@ from PIL import Image
 
 from emulator import Emulator
 from emulator.behaviour.imagegen import size_for_aspect_ratio
-from tests.support.node_calls import chain as _chain, generate as _generate
-
-
-def _nodes(pack: ModuleType) -> tuple[Any, Any]:
-    mapping = pack.nodes.NODES
-    return mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
+from scripts.pack_loader import load_nodes
+from tests.support.node_calls import call, chain as _chain, generate as _generate, node
 
 
 def _served_pixels(url: str) -> np.ndarray:
@@ -84,12 +80,11 @@ def test_cancel_stops_the_wait_within_a_second_and_names_the_task(
 ) -> None:
     bridge = pack.nodes.shared.comfy_bridge
     pack_env.next_tasks(never_finish=True)
-    _, poll = _nodes(pack)
     pressed_wall: list[float] = []
 
     async def scenario() -> tuple[str, float, BaseException | None]:
         task, rid = await _generate(pack)
-        waiting = asyncio.ensure_future(poll.poll(600, "pass through", task=task))
+        waiting = asyncio.ensure_future(call("WaveSpeedPollResult", 600, "pass through", task=task))
         await asyncio.sleep(0.5)
         assert not waiting.done()
         pressed = time.monotonic()
@@ -118,11 +113,12 @@ def test_cancel_also_stops_sibling_waits(pack: ModuleType, pack_env: Emulator) -
     """ComfyUI clears its interrupt flag when the first node raises; the others must stop too."""
     bridge = pack.nodes.shared.comfy_bridge
     pack_env.next_tasks(times=3, never_finish=True)
-    _, poll = _nodes(pack)
 
     async def scenario() -> list[BaseException | Any]:
         tasks = [(await _generate(pack, f"p{i}"))[0] for i in range(3)]
-        waits = [asyncio.ensure_future(poll.poll(600, "pass through", task=t)) for t in tasks]
+        waits = [
+            asyncio.ensure_future(call("WaveSpeedPollResult", 600, "pass through", task=t)) for t in tasks
+        ]
         await asyncio.sleep(0.3)
         bridge.request_interrupt()
         return await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout=3)
@@ -160,16 +156,16 @@ def test_poll_by_pasted_request_id_fetches_again_without_a_new_task(
     pack: ModuleType, pack_env: Emulator
 ) -> None:
     first, _, rid, _, _ = asyncio.run(_chain(pack))
-    _, poll = _nodes(pack)
-    again, _, rid2, _, _ = asyncio.run(poll.poll(60, "pass through", request_id=f"  {rid}\n"))
+    again, _, rid2, _, _ = asyncio.run(
+        call("WaveSpeedPollResult", 60, "pass through", request_id=f"  {rid}\n")
+    )
     assert rid2 == rid and pack_env.submissions == 1
     np.testing.assert_array_equal(first.numpy(), again.numpy())
 
 
 def test_poll_without_task_or_id_says_what_to_connect(pack: ModuleType, pack_env: Emulator) -> None:
-    _, poll = _nodes(pack)
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError, match="connect a 'task'"):
-        asyncio.run(poll.poll(60, "pass through"))
+        asyncio.run(call("WaveSpeedPollResult", 60, "pass through"))
     assert pack_env.requests == []
 
 
@@ -207,12 +203,11 @@ def test_nsfw_policy(pack: ModuleType, pack_env: Emulator) -> None:
 
 def test_timeout_names_the_request_id_for_later(pack: ModuleType, pack_env: Emulator) -> None:
     pack_env.next_tasks(never_finish=True)
-    _, poll = _nodes(pack)
 
     async def scenario() -> Any:
         task, _ = await _generate(pack)
         # the node's minimum timeout is 10 s; the function takes any positive value
-        return await poll.poll(1, "pass through", task=task)
+        return await call("WaveSpeedPollResult", 1, "pass through", task=task)
 
     with pytest.raises(pack.wavespeed.core.errors.WaitTimeoutError) as info:
         asyncio.run(scenario())
@@ -221,7 +216,7 @@ def test_timeout_names_the_request_id_for_later(pack: ModuleType, pack_env: Emul
 
 
 def test_seed_minus_one_always_reruns_and_fixed_seed_caches(pack: ModuleType) -> None:
-    gen_cls = pack.nodes.NODES["FluxKontextMaxGenerate"]
+    gen_cls = node("FluxKontextMaxGenerate")
     assert math.isnan(gen_cls.fingerprint_inputs(seed=-1))
     assert math.isnan(gen_cls.fingerprint_inputs(seed=5, force_rerun=True))
     assert gen_cls.fingerprint_inputs(seed=5) == gen_cls.fingerprint_inputs(seed=5)
@@ -261,7 +256,7 @@ def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
     """nodes/v3/ prices a node's badge by its KIND's model in the table: Generate must really submit to
     that model (the default family's, [max])."""
     models = pack.wavespeed.api.models
-    mapping = pack.nodes.NODES
+    mapping = load_nodes()
     assert (
         models.model_for(mapping["FluxKontextMaxGenerate"].KIND).id
         == "wavespeed-ai/flux-kontext-max/text-to-image"

@@ -119,7 +119,8 @@ sys.path.insert(0, comfy)
 os.chdir(comfy)
 import comfy_api.latest
 sys.path.insert(0, root)
-from scripts.pack_loader import load_pack
+from scripts.pack_loader import load_nodes, load_pack
+load_nodes()  # the node modules, on the comfy_api.latest imported above
 pack = load_pack()
 B = pack.wavespeed.api.body_params
 row = B.Param("output_format", str, None, options=("jpeg", "png"), left_out=(None,), widgets={
