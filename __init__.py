@@ -2,7 +2,7 @@
 
 Thin on purpose. The pack's nodes are V3 nodes (``comfy_api.latest``, as ComfyUI's own API nodes;
 both supported releases, 0.3.75 and 0.33.0, take them), registered through ``comfy_entrypoint``;
-the node modules (nodes/, listed in nodes/catalog.py) are imported only when ComfyUI calls it, from
+the node modules (nodes/, listed in nodes/__init__.py) are imported only when ComfyUI calls it, from
 the ``comfy_api.latest`` ComfyUI has already imported. No ``NODE_CLASS_MAPPINGS`` is exported: ComfyUI would take it over the
 entry point. Heavy modules (requests, torch, the codec) load on first use, so importing the pack costs
 a few milliseconds, and a missing dependency is reported in the log instead of breaking ComfyUI's
@@ -29,9 +29,9 @@ if _missing:  # register nothing, say why in one line
 else:
 
     async def comfy_entrypoint() -> Any:
-        """ComfyUI's V3 hook: the extension listing this pack's nodes (nodes/catalog.py)."""
+        """ComfyUI's V3 hook: the extension listing this pack's nodes (nodes/__init__.py)."""
         try:
-            from .nodes.catalog import WaveSpeedExtension
+            from .nodes import WaveSpeedExtension
         except Exception:  # ComfyUI logs only the message: give the traceback, then let it skip us
             _log.exception(_FAILED)
             raise

@@ -37,7 +37,7 @@ COMFYUI_DIR = REPO_ROOT / ".cache" / "comfyui" / "ComfyUI-0.33.0"
 
 
 def load_nodes() -> dict[str, Any]:
-    """The pack's node classes by node id (nodes/catalog.py), as ComfyUI gets them: ComfyUI's own
+    """The pack's node classes by node id (nodes/__init__.py), as ComfyUI gets them: ComfyUI's own
     ``comfy_api.latest`` is imported first (from the vendored 0.33.0 when no ComfyUI has been loaded),
     as ComfyUI does before it loads a custom node.
 
@@ -54,7 +54,7 @@ def load_nodes() -> dict[str, Any]:
         for name in set(sys.modules) - before:
             if name.split(".")[0] in ("folder_paths", "comfy"):
                 del sys.modules[name]
-    catalog = importlib.import_module(f"{load_pack().__name__}.nodes.catalog")
+    catalog = importlib.import_module(f"{load_pack().__name__}.nodes")
     return {node.define_schema().node_id: node for node in catalog.NODES}
 
 

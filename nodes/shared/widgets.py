@@ -94,13 +94,13 @@ def last_inputs(kind: body_params.NodeKind) -> list[Any]:
 
 
 def model_input(kind: body_params.NodeKind) -> Any:
-    """The model choice of a paid node: each family's label, [max] the default."""
-    labels = list(models.FAMILIES.values())
+    """The model choice of a paid node: the label of each family with a model of its kind (the
+    table's rows), [max] the default."""
     prices = models.family_prices(body_params.MODEL_KIND[kind])
     return io.Combo.Input(
         models.FAMILY_INPUT,
         display_name="model",
-        options=labels,
+        options=list(prices),
         default=models.FAMILIES[models.DEFAULT_FAMILY],
         optional=True,
         tooltip="Which FLUX.1 Kontext model does the work: "
