@@ -5,6 +5,7 @@ tests, the benchmarks, the scripts and the crash-recovery worker (one copy of th
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from collections.abc import Coroutine
@@ -36,6 +37,7 @@ def load_pack() -> ModuleType:
 COMFYUI_DIR = REPO_ROOT / ".cache" / "comfyui" / "ComfyUI-0.33.0"
 
 
+@functools.cache
 def load_nodes() -> dict[str, Any]:
     """The pack's node classes by node id (nodes/__init__.py), as ComfyUI gets them: ComfyUI's own
     ``comfy_api.latest`` is imported first (from the vendored 0.33.0 when no ComfyUI has been loaded),
@@ -73,6 +75,13 @@ async def run_node(node: Any, unique_id: str | None = None, **inputs: Any) -> tu
 def call(name: str, *values: Any, unique_id: str | None = None, **inputs: Any) -> Coroutine[Any, Any, Any]:
     """Node ``name``'s run (a coroutine: its outputs as a tuple): ``values`` are its first inputs in
     the order its schema declares them, ``inputs`` the others by name."""
-    node = load_nodes()[name]
-    declared = [i.id for i in node.define_schema().inputs]
-    return run_node(node, unique_id, **dict(zip(declared[: len(values)], values, strict=True)), **inputs)
+    declared = _input_ids(name)
+    return run_node(
+        load_nodes()[name], unique_id, **dict(zip(declared[: len(values)], values, strict=True)), **inputs
+    )
+
+
+@functools.cache
+def _input_ids(name: str) -> list[str]:
+    """Node ``name``'s inputs in the order its schema declares them."""
+    return [i.id for i in load_nodes()[name].define_schema().inputs]

@@ -23,9 +23,9 @@ def _posted(emu: Emulator) -> list[str]:
 
 
 def test_generate_posts_to_the_chosen_model_and_pays_its_price(pack: ModuleType, pack_env: Emulator) -> None:
-    task, _ = asyncio.run(generate(pack, "a pro lighthouse", model=PRO))
+    task, _ = asyncio.run(generate("a pro lighthouse", model=PRO))
     assert task.model == "wavespeed-ai/flux-kontext-pro/text-to-image" and task.price_usd == 0.04
-    task, _ = asyncio.run(generate(pack, "a max lighthouse", model=MAX))
+    task, _ = asyncio.run(generate("a max lighthouse", model=MAX))
     assert task.price_usd == 0.08
     assert _posted(pack_env) == [
         "/api/v3/wavespeed-ai/flux-kontext-pro/text-to-image",
@@ -35,13 +35,13 @@ def test_generate_posts_to_the_chosen_model_and_pays_its_price(pack: ModuleType,
 
 def test_a_node_run_without_the_model_widget_submits_to_max(pack: ModuleType, pack_env: Emulator) -> None:
     """A workflow saved before the widget existed sends no ``model``: it runs as it always did."""
-    task, _ = asyncio.run(generate(pack, "an old workflow"))
+    task, _ = asyncio.run(generate("an old workflow"))
     assert task.model == "wavespeed-ai/flux-kontext-max/text-to-image" and task.price_usd == 0.08
 
 
 def test_edit_and_multi_reference_post_to_the_chosen_models(pack: ModuleType, pack_env: Emulator) -> None:
-    asyncio.run(edit(pack, image=image(seed=1), model=PRO))
-    asyncio.run(multi(pack, image_1=image(seed=2), image_2=image(seed=3), model=PRO))
+    asyncio.run(edit(image=image(seed=1), model=PRO))
+    asyncio.run(multi(image_1=image(seed=2), image_2=image(seed=3), model=PRO))
     assert _posted(pack_env) == [
         "/api/v3/wavespeed-ai/flux-kontext-pro",
         "/api/v3/wavespeed-ai/flux-kontext-pro/multi",
@@ -52,12 +52,12 @@ def test_a_pro_edit_refuses_guidance_over_ten_in_one_line_before_any_upload(
     pack: ModuleType, pack_env: Emulator
 ) -> None:
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
-        asyncio.run(edit(pack, image=image(seed=4), model=PRO, guidance_scale=12.0))
+        asyncio.run(edit(image=image(seed=4), model=PRO, guidance_scale=12.0))
     assert str(info.value).splitlines() == [
         "guidance_scale 12.0 is out of range for FLUX.1 Kontext [pro] edit: use 1.0..10.0 (default 3.5)."
     ]
     assert pack_env.requests == [] and pack_env.uploads == []
-    task, _ = asyncio.run(edit(pack, image=image(seed=4), model=MAX, guidance_scale=12.0))
+    task, _ = asyncio.run(edit(image=image(seed=4), model=MAX, guidance_scale=12.0))
     assert task.price_usd == 0.08  # [max] takes 1-20
 
 
@@ -65,7 +65,7 @@ def test_an_unknown_model_is_refused_before_any_request(pack: ModuleType, pack_e
     with pytest.raises(
         pack.wavespeed.core.errors.InvalidRequestError, match=r"^model '\[ultra\]' is not one of"
     ):
-        asyncio.run(generate(pack, model="[ultra]"))
+        asyncio.run(generate(model="[ultra]"))
     assert pack_env.requests == []
 
 

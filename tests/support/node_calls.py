@@ -33,31 +33,31 @@ def image(
     return torch.from_numpy(arr.astype(np.float32) / 255.0)
 
 
-def generate(pack: ModuleType, prompt: str = PROMPT, **kw: Any) -> Coroutine[Any, Any, Any]:
+def generate(prompt: str = PROMPT, **kw: Any) -> Coroutine[Any, Any, Any]:
     """Generate's call (a coroutine: ``(task, request_id)``); ``kw`` overrides the widget values."""
     return call("FluxKontextMaxGenerate", prompt, **{**GENERATE_ARGS, **kw})
 
 
-def edit(pack: ModuleType, prompt: str = "invert it", **kw: Any) -> Coroutine[Any, Any, Any]:
+def edit(prompt: str = "invert it", **kw: Any) -> Coroutine[Any, Any, Any]:
     """Edit's call; pass ``image=`` and/or ``image_url=``."""
     return call("FluxKontextMaxEdit", prompt, **{**EDIT_ARGS, **kw})
 
 
-def multi(pack: ModuleType, prompt: str = "combine them", **kw: Any) -> Coroutine[Any, Any, Any]:
+def multi(prompt: str = "combine them", **kw: Any) -> Coroutine[Any, Any, Any]:
     """Multi Reference's call; pass ``image_1=`` .. ``image_4=`` and/or ``image_urls=``."""
     return call("FluxKontextMaxMultiReference", prompt, **{**EDIT_ARGS, **kw})
 
 
-def poll(pack: ModuleType, task: Any, policy: str = "pass through") -> Coroutine[Any, Any, Any]:
+def poll(task: Any, policy: str = "pass through") -> Coroutine[Any, Any, Any]:
     """Poll Result's call on ``task`` with a 60 s timeout."""
     return call("WaveSpeedPollResult", 60, policy, task=task)
 
 
-async def chain(pack: ModuleType, prompt: str = PROMPT, policy: str = "pass through", **kw: Any) -> Any:
+async def chain(prompt: str = PROMPT, policy: str = "pass through", **kw: Any) -> Any:
     """Generate then Poll Result, as the shipped example wires them; Poll Result's outputs."""
-    task, request_id = await generate(pack, prompt, **kw)
+    task, request_id = await generate(prompt, **kw)
     assert request_id == task.request_id
-    return await poll(pack, task, policy)
+    return await poll(task, policy)
 
 
 def restart_pack(pack: ModuleType) -> None:

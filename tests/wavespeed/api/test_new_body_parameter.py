@@ -105,9 +105,9 @@ def test_every_node_kind_shows_it_after_its_saved_widgets() -> None:
 
 @pytest.mark.usefixtures("with_output_format")
 def test_a_generate_run_sends_it(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
-    task, _ = asyncio.run(generate(pack, "a fox", seed=11, output_format="png"))
+    task, _ = asyncio.run(generate("a fox", seed=11, output_format="png"))
     assert pack_env.task(task.request_id).input["output_format"] == "png"
-    task, _ = asyncio.run(generate(pack, "a fox", seed=12, output_format="auto"))
+    task, _ = asyncio.run(generate("a fox", seed=12, output_format="auto"))
     assert "output_format" not in pack_env.task(task.request_id).input
 
 

@@ -288,7 +288,7 @@ def test_a_task_id_that_is_the_key_is_never_stored_nor_shown(
     shown = capture_status(pack, monkeypatch)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(pack.wavespeed.core.errors.WaveSpeedError) as submitted:
-        asyncio.run(generate(pack, "a hostile reply", seed=3))
+        asyncio.run(generate("a hostile reply", seed=3))
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as pasted:
         asyncio.run(call("WaveSpeedPollResult", 60, "pass through", request_id=LIVE_LIKE_KEY))
     restart_pack(pack)

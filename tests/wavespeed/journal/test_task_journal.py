@@ -24,7 +24,7 @@ DAY = 86400.0
 
 
 async def _generate(pack: ModuleType, prompt: str = PROMPT, **kw: Any) -> Any:
-    task, rid = await generate(pack, prompt, **kw)
+    task, rid = await generate(prompt, **kw)
     assert rid == task.request_id
     return task
 
@@ -84,7 +84,7 @@ def test_fifty_concurrent_tasks_are_all_journaled(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     async def run_all() -> list[Any]:
-        return await asyncio.gather(*(chain(pack, f"tile number {i}", seed=1000 + i) for i in range(50)))
+        return await asyncio.gather(*(chain(f"tile number {i}", seed=1000 + i) for i in range(50)))
 
     results = asyncio.run(run_all())
     ids = {r[2] for r in results}
@@ -105,7 +105,7 @@ def test_fifty_concurrent_tasks_are_all_journaled(
 def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = asyncio.run(chain(pack, seed=42))
+    first = asyncio.run(chain(seed=42))
     assert pack_env.submissions == 1
 
     restart_pack(pack)  # a new process: only the journal remembers
@@ -128,14 +128,14 @@ def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     np.testing.assert_array_equal(again[0].numpy(), first[0].numpy())
     assert pack_env.submissions == 1
 
-    forced = asyncio.run(chain(pack, seed=42, force_rerun=True))
+    forced = asyncio.run(chain(seed=42, force_rerun=True))
     assert pack_env.submissions == 2 and forced[2] != first[2]
 
-    other = asyncio.run(chain(pack, "a lighthouse at dawn", seed=42))  # different params: new task
+    other = asyncio.run(chain("a lighthouse at dawn", seed=42))  # different params: new task
     assert pack_env.submissions == 3 and other[2] != first[2]
 
-    a = asyncio.run(chain(pack, seed=-1))
-    b = asyncio.run(chain(pack, seed=-1))
+    a = asyncio.run(chain(seed=-1))
+    b = asyncio.run(chain(seed=-1))
     assert pack_env.submissions == 5 and a[2] != b[2]
 
 
@@ -157,7 +157,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     asyncio.run(_generate(pack, seed=5))
     assert pack_env.submissions == 2  # the failed task is not reused
 
-    done = asyncio.run(chain(pack, "an old result", seed=6))
+    done = asyncio.run(chain("an old result", seed=6))
     with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # older than WaveSpeed keeps tasks
         db.execute(
             "UPDATE tasks SET submitted_at = ?, boot_id = '' WHERE request_id = ?",
@@ -169,7 +169,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     assert task.request_id != done[2]
 
     # The journal says completed, but WaveSpeed no longer has the task: pay for a new one.
-    gone = asyncio.run(chain(pack, "a forgotten result", seed=8))
+    gone = asyncio.run(chain("a forgotten result", seed=8))
     pack_env.reset()
     fresh = asyncio.run(_generate(pack, "a forgotten result", seed=8))
     assert pack_env.submissions == 1 and fresh.request_id != gone[2]  # (reset: the counter too)
@@ -185,7 +185,7 @@ def test_budget_stops_the_submission_that_would_cross_it(
     errors = pack.wavespeed.core.errors
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
     status = capture_status(pack, monkeypatch)
-    first = asyncio.run(chain(pack, seed=1, unique_id="3"))
+    first = asyncio.run(chain(seed=1, unique_id="3"))
     asyncio.run(_generate(pack, seed=2, unique_id="3"))
     assert pack_env.submissions == 2
     assert any("session $0.16 of $0.20" in s for s in status)
@@ -250,8 +250,8 @@ def test_balance_is_shown_when_asked_and_never_fails_the_node(
 def test_no_key_in_any_journal_file(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, api_key: str
 ) -> None:
-    asyncio.run(chain(pack, seed=1))
-    asyncio.run(chain(pack, f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
+    asyncio.run(chain(seed=1))
+    asyncio.run(chain(f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
     files = [p for p in journal_dir.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"journal.sqlite3"}
     for path in files:
@@ -368,7 +368,7 @@ def test_recent_tasks_lists_filters_and_picks(
         index=0, status_filter="all"
     )
 
-    done = asyncio.run(chain(pack, "first, completed", seed=1))[2]
+    done = asyncio.run(chain("first, completed", seed=1))[2]
     time.sleep(0.01)
     pending = asyncio.run(_generate(pack, "second, in flight", seed=2)).request_id
     rid, listing = asyncio.run(call("WaveSpeedRecentTasks", 0, "all"))
