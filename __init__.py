@@ -2,8 +2,8 @@
 
 Thin on purpose. The pack's nodes are V3 nodes (``comfy_api.latest``, as ComfyUI's own API nodes;
 both supported releases, 0.3.75 and 0.33.0, take them), registered through ``comfy_entrypoint``;
-their schemas (nodes/v3/) are imported only when ComfyUI calls it, from the ``comfy_api.latest``
-ComfyUI has already imported. No ``NODE_CLASS_MAPPINGS`` is exported: ComfyUI would take it over the
+the node modules (nodes/, listed in nodes/__init__.py) are imported only when ComfyUI calls it, from
+the ``comfy_api.latest`` ComfyUI has already imported. No ``NODE_CLASS_MAPPINGS`` is exported: ComfyUI would take it over the
 entry point. Heavy modules (requests, torch, the codec) load on first use, so importing the pack costs
 a few milliseconds, and a missing dependency is reported in the log instead of breaking ComfyUI's
 start-up.
@@ -27,20 +27,15 @@ if _missing:  # register nothing, say why in one line
         ", ".join(_missing),
     )
 else:
-    try:
-        from . import nodes  # noqa: F401  (the nodes' work: light, no ComfyUI import)
-    except Exception:  # never take ComfyUI down with us
-        _log.exception(_FAILED)
-    else:
 
-        async def comfy_entrypoint() -> Any:
-            """ComfyUI's V3 hook: the extension listing this pack's six nodes."""
-            try:
-                from .nodes.v3 import WaveSpeedExtension
-            except Exception:  # ComfyUI logs only the message: give the traceback, then let it skip us
-                _log.exception(_FAILED)
-                raise
-            return WaveSpeedExtension()
+    async def comfy_entrypoint() -> Any:
+        """ComfyUI's V3 hook: the extension listing this pack's nodes (nodes/__init__.py)."""
+        try:
+            from .nodes import WaveSpeedExtension
+        except Exception:  # ComfyUI logs only the message: give the traceback, then let it skip us
+            _log.exception(_FAILED)
+            raise
+        return WaveSpeedExtension()
 
 
 __all__ = ["WEB_DIRECTORY"]

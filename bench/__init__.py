@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from scripts.pack_loader import PACK_NAME, load_pack  # noqa: E402,F401  (re-exported for the benches)
+from scripts.pack_loader import PACK_NAME, call, load_pack  # noqa: E402,F401  (re-exported for the benches)
 
 load_pack()  # the benches import the pack by its one name: wavespeed_kontext_pack
 
@@ -216,12 +216,14 @@ async def node_chain(pack: ModuleType, tag: str, *, sync: bool = False, delay_s:
     """Generate -> Poll Result, the work their V3 nodes hand ComfyUI's inputs to; ends with the decoded IMAGE tensor."""
     if delay_s > 0:
         await asyncio.sleep(delay_s)
-    generate = pack.nodes.NODES["FluxKontextMaxGenerate"]()
-    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
     seed = uuid.uuid4().int % 2_000_000_000
     start = time.monotonic()
-    task, _rid = await generate.generate(unique_prompt(tag), seed, 3.5, "1:1", sync, force_rerun=True)
-    images, _urls, rid, _inference_ms, _nsfw = await poll.poll(600, "pass through", task=task)
+    task, _rid = await call(
+        "FluxKontextMaxGenerate", unique_prompt(tag), seed, 3.5, "1:1", sync, force_rerun=True
+    )
+    images, _urls, rid, _inference_ms, _nsfw = await call(
+        "WaveSpeedPollResult", 600, "pass through", task=task
+    )
     end = time.monotonic()
     return ChainRun(rid, start, end, tuple(int(d) for d in images.shape))
 

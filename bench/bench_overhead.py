@@ -32,6 +32,7 @@ Run: ``python bench/bench_overhead.py [--quick]``. Figures only; nothing here as
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -88,8 +89,8 @@ def run(
         return repeats if isinstance(repeats, int) else repeats.get(length, 5)
 
     pack = load_pack()
-    accounts = sys.modules[f"{pack.__name__}.wavespeed.tasks.accounts"]
-    context = sys.modules[f"{pack.__name__}.wavespeed.tasks.context"]
+    accounts = importlib.import_module(f"{pack.__name__}.wavespeed.tasks.accounts")
+    context = importlib.import_module(f"{pack.__name__}.wavespeed.tasks.context")
     rows: list[dict[str, Any]] = []
     with emulator_env(inference_s=0.5) as emu:
         warm_up(pack, emu)

@@ -237,7 +237,7 @@ def _batch_memory(images: int) -> dict[str, Any]:
     import os
     import tempfile
 
-    from bench import load_pack
+    from bench import call
 
     emu = _EmulatorProcess("--inference-s", "0.3", "--output-format", "png")
     saved = {
@@ -248,13 +248,13 @@ def _batch_memory(images: int) -> dict[str, Any]:
             os.environ.update(
                 WAVESPEED_API_KEY=API_KEY, WAVESPEED_BASE_URL=emu.base_url, WAVESPEED_JOURNAL_DIR=journal
             )
-            pack = load_pack()
-            node = pack.nodes.NODES["FluxKontextMaxBatch"]()
             import torch  # imported before measuring: its own memory is not the batch's
 
             torch.zeros(1)
             with _RssPeak() as rss:
-                out = asyncio.run(node.run(f"memory {random.getrandbits(32)}", images, 1, 3.5, "1:1"))
+                out = asyncio.run(
+                    call("FluxKontextMaxBatch", f"memory {random.getrandbits(32)}", images, 1, 3.5, "1:1")
+                )
                 shape = tuple(out[0].shape)
             del out
     finally:

@@ -1,11 +1,19 @@
-"""The ComfyUI-facing layer: what each node does (one plain class per node, no ComfyUI import) and,
-in ``v3/``, how ComfyUI sees it; HTTP and image work live in ``wavespeed/``.
+"""The ComfyUI-facing layer: one module per node (its schema, its cache rule and its ``execute``),
+what they share in ``shared/``, and here the list of the node classes and the extension that hands
+it to ComfyUI (V3, ``comfy_api.latest``; plain custom nodes, not comfy.org partner nodes). HTTP and
+image work live in ``wavespeed/``.
 
-``NODES`` names the plain class doing each node's work by its node id: tests, the benchmarks and the
-scripts call them without ComfyUI (the V3 nodes in ``v3/`` delegate to the same classes).
+Adding a node is one module in nodes/ and one entry in ``NODES``. Imported only by
+``comfy_entrypoint`` (the pack's /__init__.py: importing the pack imports nothing of this), inside
+ComfyUI (0.3.75 and 0.33.0), which has imported ``comfy_api.latest`` before loading any custom node;
+tests, benchmarks and scripts import it the same way (scripts/pack_loader.py ``load_nodes``).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from comfy_api.latest import ComfyExtension
 
 from .batch import FluxKontextMaxBatch
 from .connection import WaveSpeedConnectionCheck
@@ -13,13 +21,24 @@ from .edit import FluxKontextMaxEdit, FluxKontextMaxMultiReference
 from .generate import FluxKontextMaxGenerate
 from .poll import WaveSpeedPollResult
 from .recent import WaveSpeedRecentTasks
+from .shared.price_route import serve_prices
 
-NODES: dict[str, type] = {
-    "FluxKontextMaxGenerate": FluxKontextMaxGenerate,
-    "FluxKontextMaxEdit": FluxKontextMaxEdit,
-    "FluxKontextMaxMultiReference": FluxKontextMaxMultiReference,
-    "FluxKontextMaxBatch": FluxKontextMaxBatch,
-    "WaveSpeedPollResult": WaveSpeedPollResult,
-    "WaveSpeedRecentTasks": WaveSpeedRecentTasks,
-    "WaveSpeedConnectionCheck": WaveSpeedConnectionCheck,
-}
+#: In the "Add Node" menu's order; the node ids are what saved workflows name.
+NODES: list[Any] = [
+    FluxKontextMaxGenerate,
+    FluxKontextMaxEdit,
+    FluxKontextMaxMultiReference,
+    FluxKontextMaxBatch,
+    WaveSpeedPollResult,
+    WaveSpeedRecentTasks,
+    WaveSpeedConnectionCheck,
+]
+
+
+class WaveSpeedExtension(ComfyExtension):  # type: ignore[misc]  # comfy_api is untyped
+    async def get_node_list(self) -> list[Any]:
+        """The nodes; also serves their prices to the web extension (0.3.75 never calls on_load)."""
+        for node in NODES:
+            node.define_schema()  # fills widgets.PRICE_RULES
+        serve_prices()
+        return list(NODES)

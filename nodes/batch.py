@@ -1,4 +1,4 @@
-"""FLUX.1 Kontext [max] Batch: several prompts (one per line) x a count of variations -> one IMAGE batch.
+"""FLUX.1 Kontext Batch: several prompts (one per line) x a count of variations -> one IMAGE batch.
 
 A loop over the paid path (``submit_task``): every task is submitted by the same call as Generate's,
 so it is validated, priced, journaled, reused for a fixed seed and submitted through the account's
@@ -32,6 +32,8 @@ import dataclasses
 import time
 from typing import Any, Final
 
+from comfy_api.latest import io
+
 from ..wavespeed import (
     CancelLatch,
     KontextRequest,
@@ -41,12 +43,14 @@ from ..wavespeed import (
     body_params,
     errors as E,
     fetch_images,
+    models,
     submit_task,
     wait_for_task,
 )
 from .shared import comfy_bridge as bridge
 from .shared.pricing import prompt_lines
 from .shared.runtime import run_blocking
+from .shared.widgets import family_of, last_inputs, price_text, row_inputs, schema
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
@@ -57,13 +61,21 @@ MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)
 IN_FLIGHT = 24  # tasks of one batch holding a worker thread at once (the pool has 64)
 DECODING = 2  # tasks of one batch downloading and decoding at once: their images exist twice briefly
 RETURN_SUCCEEDED, FAIL = "return what succeeded", "fail"
+DEFAULT_MODEL: Final = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
 def batch_requests(
-    prompts: str, variations: int, seed: int, guidance_scale: float, aspect_ratio: str, **appended: Any
+    prompts: str,
+    variations: int,
+    seed: int,
+    guidance_scale: float,
+    aspect_ratio: str,
+    family: str = models.DEFAULT_FAMILY,
+    **appended: Any,
 ) -> list[KontextRequest]:
-    """One validated request per (prompt line, variation), in output order; each line is the value
-    of the ``prompts`` widget for its requests (``appended``: widgets of rows added to the table since)."""
+    """One validated request per (prompt line, variation), in output order, to the ``family``'s
+    model; each line is the value of the ``prompts`` widget for its requests (``appended``: widgets
+    of rows added to the table since)."""
     lines = prompt_lines(prompts)
     if not lines:
         raise E.InvalidRequestError("prompts is empty: write one prompt per line.")
@@ -81,6 +93,7 @@ def batch_requests(
             out.append(
                 KontextRequest.from_widgets(
                     FluxKontextMaxBatch.KIND,
+                    family,
                     prompts=line,
                     seed=s,
                     guidance_scale=guidance_scale,
@@ -91,18 +104,78 @@ def batch_requests(
     return out
 
 
-class FluxKontextMaxBatch:
-    """The Batch node's work (declared to ComfyUI in nodes/v3/batch_node.py)."""
-
+class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
     KIND: Final = "batch"  # its rows of the table; its model's price x prompts x variations is the badge
+
+    @classmethod
+    def define_schema(cls) -> Any:
+        prompts, *rows = row_inputs(cls.KIND)  # the prompts, then seed, guidance and aspect ratio
+        return schema(
+            "FluxKontextMaxBatch",
+            "FLUX.1 Kontext [max] Batch (WaveSpeed)",
+            "Several prompts (one per line) x a number of variations as one IMAGE batch: every task is "
+            "submitted within the account's limits, journaled and paid once "
+            f"({price_text('t2i')}; the batch's total is shown first).",
+            [
+                prompts,
+                io.Int.Input(
+                    "variations",
+                    display_name="images per prompt",
+                    default=1,
+                    min=1,
+                    max=MAX_TASKS,
+                    tooltip="Images per prompt.",
+                ),
+                *rows,
+                io.Combo.Input(
+                    "on_failure",
+                    display_name="if some fail",
+                    options=[RETURN_SUCCEEDED, FAIL],
+                    default=RETURN_SUCCEEDED,
+                    tooltip="If some tasks fail: return the images that arrived and name the failures, or "
+                    "stop with an error (paid images stay fetchable by id).",
+                ),
+                io.Int.Input(
+                    "timeout_s",
+                    display_name="give up after (s)",
+                    default=1800,
+                    min=10,
+                    max=7200,
+                    step=10,
+                    tooltip="Give up waiting for a task after this many seconds (it keeps running; its id "
+                    "fetches it later). A Bronze account makes 2 images a minute.",
+                ),
+                *last_inputs(cls.KIND),
+            ],
+            [
+                io.Image.Output(
+                    display_name="images",
+                    tooltip="Every image that arrived, prompt by prompt, variation by variation.",
+                ),
+                io.String.Output(
+                    display_name="image_urls", tooltip="Output URLs, one per line (they expire after 7 days)."
+                ),
+                io.String.Output(
+                    display_name="request_ids",
+                    tooltip="Request ids of the images, one per line (Poll Result fetches any of them again, "
+                    "no charge).",
+                ),
+                io.String.Output(
+                    display_name="failures",
+                    tooltip="Failed tasks, one per line with id and reason (empty when all succeeded).",
+                ),
+            ],
+            kind=cls.KIND,  # its price x prompts x variations is the badge
+        )
 
     @classmethod
     def fingerprint_inputs(cls, seed: int = 0, **_: Any) -> Any:
         """A random seed means new images every run: NaN never equals itself (ComfyUI re-runs)."""
         return float("nan") if seed == -1 else seed
 
-    async def run(
-        self,
+    @classmethod
+    async def execute(
+        cls,
         prompts: str,
         variations: int,
         seed: int,
@@ -110,19 +183,20 @@ class FluxKontextMaxBatch:
         aspect_ratio: str,
         on_failure: str = RETURN_SUCCEEDED,
         timeout_s: int = 1800,
-        unique_id: str | None = None,
+        model: str = DEFAULT_MODEL,
         **appended: Any,
-    ) -> tuple[Any, str, str, str]:
+    ) -> Any:
         """``appended``: the widgets of body parameters added to the table since (shown last)."""
-        requests = batch_requests(prompts, variations, seed, guidance_scale, aspect_ratio, **appended)
+        family = family_of(model)
+        requests = batch_requests(prompts, variations, seed, guidance_scale, aspect_ratio, family, **appended)
         total = afford(requests)  # the whole price, refused before anything is spent
-        progress = bridge.NodeProgress(unique_id)
+        progress = bridge.NodeProgress(cls.hidden.unique_id)
         progress.update(0.01, f"batch of {len(requests)} · ${total:.2f}")
         epoch = bridge.current_epoch()  # a Cancel from now on stops every task of the batch
         cancel = CancelLatch(lambda: bridge.interrupted(epoch))
         run = _BatchRun(len(requests), total, progress, cancel, float(timeout_s))
         await run.all(requests)
-        return _finish(run.results, run.canvas.tensor, on_failure, progress)
+        return io.NodeOutput(*_finish(run.results, run.canvas.tensor, on_failure, progress))
 
 
 class _BatchRun:

@@ -1,4 +1,4 @@
-"""FLUX.1 Kontext [max] image editing: one image (Edit) or up to five references (Multi-Reference).
+"""FLUX.1 Kontext image editing: one image (Edit) or up to five references (Multi-Reference).
 
 Both upload their references and submit (``submit_task``) in one worker call, and return the same
 (WAVESPEED_TASK, request_id) pair as Generate, so WaveSpeed Poll Result finishes them unchanged. Everything a user can get wrong (no
@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
+from comfy_api.latest import io
+
 from ..wavespeed import (
     InvalidRequestError,
     KontextRequest,
@@ -30,24 +32,86 @@ from ..wavespeed import (
     parse_urls,
     submit_task,
 )
-from .generate import KontextSubmitNode
 from .shared import comfy_bridge as bridge
 from .shared.image_inputs import Reference, check_sizes, image_references, upload, url_references
 from .shared.runtime import Watch, run_blocking
+from .shared.widgets import (
+    family_of,
+    fingerprint,
+    kontext_inputs,
+    last_inputs,
+    price_text,
+    schema,
+    task_outputs,
+)
 
 log = logging.getLogger("wavespeed")
 
 MAX_IMAGE_INPUTS = 5
 _PLACEHOLDER_URL = "https://placeholder.invalid/reference.png"  # lets validate() run before uploads
+DEFAULT_MODEL = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
-class FluxKontextMaxEdit(KontextSubmitNode):
-    """Edit one image (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
+async def submit_with_references(
+    request: KontextRequest, references: list[Reference], force_rerun: bool, node_id: str | None
+) -> io.NodeOutput:
+    """Check the request with stand-ins for the references (before any upload or spend), then upload
+    them and submit in one worker call; the task and its request id as the node's outputs."""
+    placeholders = [ref.url or _PLACEHOLDER_URL for ref in references]
+    request = request.with_references(placeholders).validate()
 
-    KIND: Final = "edit"
+    def work(context: TaskContext) -> TaskHandle:
+        urls = upload(references, context)
+        return submit_task(request.with_references(urls), context, force_rerun=force_rerun)
 
-    async def edit(
-        self,
+    handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(node_id)))
+    return io.NodeOutput(handle, handle.request_id)
+
+
+class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+    """Edit one image."""
+
+    KIND: Final = "edit"  # its rows of the table, and its model's price per image for the badge
+
+    @classmethod
+    def define_schema(cls) -> Any:
+        return schema(
+            "FluxKontextMaxEdit",
+            "FLUX.1 Kontext [max] Edit (WaveSpeed)",
+            f"Edit one image with FLUX.1 Kontext [max] on WaveSpeedAI ({price_text('edit')}). Connect an "
+            "IMAGE (uploaded as exact PNG, once per distinct image) or wire an image URL, e.g. the "
+            "image_urls output of WaveSpeed Poll Result, to chain edits without re-uploading. Connect "
+            "'task' to WaveSpeed Poll Result.",
+            [
+                *kontext_inputs(cls.KIND),
+                io.Image.Input(
+                    "image",
+                    optional=True,
+                    tooltip="The image to edit. Wins over image_url when connected. Of a batch only the "
+                    "FIRST image is edited (one task, one charge). Alpha is dropped.",
+                ),
+                io.String.Input(
+                    "image_url",
+                    display_name="image URL",
+                    optional=True,
+                    default="",
+                    tooltip="Or an http(s) URL of the image, e.g. the image_urls output of WaveSpeed Poll "
+                    "Result (first line used): chains edits with no re-upload. Ignored when 'image' is "
+                    "connected.",
+                ),
+                *last_inputs(cls.KIND),
+            ],
+            task_outputs(),
+            kind=cls.KIND,
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
+        return fingerprint(seed, force_rerun)
+
+    @classmethod
+    async def execute(
+        cls,
         prompt: str,
         seed: int,
         guidance_scale: float,
@@ -56,9 +120,9 @@ class FluxKontextMaxEdit(KontextSubmitNode):
         force_rerun: bool = False,
         image: Any = None,
         image_url: str = "",
-        unique_id: str | None = None,
+        model: str = DEFAULT_MODEL,
         **appended: Any,
-    ) -> tuple[TaskHandle, str]:
+    ) -> Any:
         """``appended``: the widgets of body parameters added to the table since (shown last)."""
         reference: Reference
         if image is not None:
@@ -74,7 +138,8 @@ class FluxKontextMaxEdit(KontextSubmitNode):
                 )
             reference = url_references(urls[:1], "image_url")[0]
         request = KontextRequest.from_widgets(
-            self.KIND,
+            cls.KIND,
+            family_of(model),
             prompt=prompt,
             seed=seed,
             guidance_scale=guidance_scale,
@@ -82,23 +147,59 @@ class FluxKontextMaxEdit(KontextSubmitNode):
             sync_mode=sync_mode,
             **appended,
         )
-        request = request.with_references([reference.url or _PLACEHOLDER_URL]).validate()  # before any spend
-
-        def work(context: TaskContext) -> TaskHandle:
-            urls = upload([reference], context)
-            return submit_task(request.with_references(urls), context, force_rerun=force_rerun)
-
-        handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(unique_id)))
-        return (handle, handle.request_id)
+        return await submit_with_references(request, [reference], force_rerun, cls.hidden.unique_id)
 
 
-class FluxKontextMaxMultiReference(KontextSubmitNode):
-    """Combine 1 to 5 references (declared to ComfyUI in nodes/v3/submit_nodes.py)."""
+class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
+    """Combine 1 to 5 references."""
 
     KIND: Final = "multi"
 
-    async def edit(
-        self,
+    @classmethod
+    def define_schema(cls) -> Any:
+        most = models.model_for("multi").max_images
+        images = [
+            io.Image.Input(
+                f"image_{n}",
+                optional=True,
+                tooltip=f"Reference image(s) #{n}. A batch adds every one of its images, in order, after "
+                f"those of the inputs above. At most {most} references in all. Alpha is "
+                "dropped.",
+            )
+            for n in range(1, MAX_IMAGE_INPUTS + 1)
+        ]
+        return schema(
+            "FluxKontextMaxMultiReference",
+            "FLUX.1 Kontext [max] Multi-Reference (WaveSpeed)",
+            f"Combine 1 to 5 reference images with FLUX.1 Kontext [max] multi on WaveSpeedAI "
+            f"({price_text('multi')}). Every image of every connected input is a reference, in order "
+            "(image_1's batch first), then the image_urls lines. Images are uploaded as exact PNG, once "
+            "per distinct image. Connect 'task' to WaveSpeed Poll Result.",
+            [
+                *kontext_inputs(cls.KIND),
+                *images,
+                io.String.Input(
+                    "image_urls",
+                    display_name="image URLs",
+                    optional=True,
+                    default="",
+                    multiline=True,
+                    tooltip="More references as http(s) URLs, one per line, sent after the connected "
+                    "images (no upload), e.g. the image_urls output of WaveSpeed Poll Result.",
+                ),
+                *last_inputs(cls.KIND),
+            ],
+            task_outputs(),
+            kind=cls.KIND,
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
+        return fingerprint(seed, force_rerun)
+
+    @classmethod
+    async def execute(
+        cls,
         prompt: str,
         seed: int,
         guidance_scale: float,
@@ -111,9 +212,9 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
         image_4: Any = None,
         image_5: Any = None,
         image_urls: str = "",
-        unique_id: str | None = None,
+        model: str = DEFAULT_MODEL,
         **appended: Any,
-    ) -> tuple[TaskHandle, str]:
+    ) -> Any:
         """``appended``: the widgets of body parameters added to the table since (shown last)."""
         references: list[Reference] = []
         for n, image in enumerate((image_1, image_2, image_3, image_4, image_5), 1):
@@ -124,7 +225,8 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
             raise InvalidRequestError(
                 "No reference images: connect at least one IMAGE (image_1..image_5) or give URLs in image_urls."
             )
-        most = models.model_for(self.KIND).max_images
+        family = family_of(model)
+        most = models.model_for(cls.KIND, family).max_images
         if len(references) > most:
             raise InvalidRequestError(
                 f"{len(references)} reference images given (counting every image of each batch and "
@@ -132,7 +234,8 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
             )
         check_sizes(references)
         request = KontextRequest.from_widgets(
-            self.KIND,
+            cls.KIND,
+            family,
             prompt=prompt,
             seed=seed,
             guidance_scale=guidance_scale,
@@ -140,12 +243,4 @@ class FluxKontextMaxMultiReference(KontextSubmitNode):
             sync_mode=sync_mode,
             **appended,
         )
-        placeholders = [ref.url or _PLACEHOLDER_URL for ref in references]
-        request = request.with_references(placeholders).validate()  # before any upload or spend
-
-        def work(context: TaskContext) -> TaskHandle:
-            urls = upload(references, context)
-            return submit_task(request.with_references(urls), context, force_rerun=force_rerun)
-
-        handle = await run_blocking(work, watch=Watch(bridge.NodeProgress(unique_id)))
-        return (handle, handle.request_id)
+        return await submit_with_references(request, references, force_rerun, cls.hidden.unique_id)

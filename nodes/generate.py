@@ -1,45 +1,66 @@
-"""FLUX.1 Kontext [max] text-to-image: submit a task and hand its handle to WaveSpeed Poll Result.
+"""FLUX.1 Kontext Generate: text to image, one paid task whose handle goes to WaveSpeed Poll Result.
 
-The work of the Generate node, without ComfyUI: nodes/v3/ declares the node and calls it."""
+The request is built from the widgets through the table (wavespeed/api/body_params.py) for the chosen
+model family, and submitted by the paid path (``submit_task``) in one worker call."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from ..wavespeed import KontextRequest, submit_task
+from comfy_api.latest import io
+
+from ..wavespeed import KontextRequest, models, submit_task
 from .shared import comfy_bridge as bridge
 from .shared.runtime import Watch, run_blocking
+from .shared.widgets import (
+    family_of,
+    fingerprint,
+    kontext_inputs,
+    last_inputs,
+    price_text,
+    schema,
+    task_outputs,
+)
+
+DEFAULT_MODEL: Final = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
-class KontextSubmitNode:
-    """What every Kontext submit node shares: its cache rule (ComfyUI's ``fingerprint_inputs``)."""
+class FluxKontextMaxGenerate(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+    KIND: Final = "t2i"  # its rows of the table, and its model's price per image for the badge
+
+    @classmethod
+    def define_schema(cls) -> Any:
+        return schema(
+            "FluxKontextMaxGenerate",
+            "FLUX.1 Kontext [max] Generate (WaveSpeed)",
+            f"Submit a FLUX.1 Kontext [max] text-to-image task to WaveSpeedAI ({price_text('t2i')}). "
+            "Connect 'task' to WaveSpeed Poll Result to get the image. The API key comes from "
+            "WAVESPEED_API_KEY, never from the workflow.",
+            [*kontext_inputs(cls.KIND), *last_inputs(cls.KIND)],
+            task_outputs(),
+            kind=cls.KIND,
+        )
 
     @classmethod
     def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        """Seed -1 or force_rerun means 'a new image every time': NaN never equals itself, so
-        ComfyUI never reuses a cached result; otherwise the seed (inputs decide as usual)."""
-        return float("nan") if seed == -1 or force_rerun else seed
+        return fingerprint(seed, force_rerun)
 
-
-class FluxKontextMaxGenerate(KontextSubmitNode):
-    """Text to image: one task, its handle for Poll Result (declared to ComfyUI in nodes/v3/)."""
-
-    KIND: Final = "t2i"  # its rows of the table, and its model's price per image for the badge
-
-    async def generate(
-        self,
+    @classmethod
+    async def execute(
+        cls,
         prompt: str,
         seed: int,
         guidance_scale: float,
         aspect_ratio: str,
         sync_mode: bool,
         force_rerun: bool = False,
-        unique_id: str | None = None,
+        model: str = DEFAULT_MODEL,
         **appended: Any,
-    ) -> tuple[Any, str]:
+    ) -> Any:
         """``appended``: the widgets of body parameters added to the table since (shown last)."""
         request = KontextRequest.from_widgets(
-            self.KIND,
+            cls.KIND,
+            family_of(model),
             prompt=prompt,
             seed=seed,
             guidance_scale=guidance_scale,
@@ -49,6 +70,6 @@ class FluxKontextMaxGenerate(KontextSubmitNode):
         )
         handle = await run_blocking(
             lambda context: submit_task(request, context, force_rerun=force_rerun),
-            watch=Watch(bridge.NodeProgress(unique_id)),
+            watch=Watch(bridge.NodeProgress(cls.hidden.unique_id)),
         )
-        return (handle, handle.request_id)
+        return io.NodeOutput(handle, handle.request_id)

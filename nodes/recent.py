@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from comfy_api.latest import io
+
 from ..wavespeed import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -20,6 +22,7 @@ from ..wavespeed import (
 )
 from .shared import comfy_bridge as bridge
 from .shared.runtime import submit_blocking
+from .shared.widgets import schema
 
 FILTER_ALL, FILTER_IN_FLIGHT, FILTER_COMPLETED, FILTER_FAILED = "all", "in flight", "completed", "failed"
 STATUS_FILTERS: dict[str, tuple[str, ...] | None] = {
@@ -64,15 +67,57 @@ def listing(records: list[TaskRecord], selected: int | None, header: str, now: f
     return "\n".join(lines)
 
 
-class WaveSpeedRecentTasks:
-    """The Recent Tasks node's work (declared to ComfyUI in nodes/v3/task_nodes.py)."""
+class WaveSpeedRecentTasks(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+    """Free: no price badge."""
+
+    @classmethod
+    def define_schema(cls) -> Any:
+        return schema(
+            "WaveSpeedRecentTasks",
+            "WaveSpeed Recent Tasks",
+            "List the WaveSpeed tasks this machine submitted (the task journal, kept 7 days like the API's "
+            "results) and pick one by position. Connect request_id to WaveSpeed Poll Result to fetch a paid "
+            "result again, e.g. after a crash, a restart, a timeout or Cancel: no new charge.",
+            [
+                io.Int.Input(
+                    "index",
+                    display_name="pick (0 = newest)",
+                    default=0,
+                    min=0,
+                    max=MAX_LISTED - 1,
+                    tooltip="Which task: 0 = the newest matching status_filter, 1 = the one before, and so "
+                    "on (see the tasks output).",
+                ),
+                io.Combo.Input(
+                    "status_filter",
+                    display_name="show",
+                    options=list(STATUS_FILTERS),
+                    default=FILTER_ALL,
+                    tooltip="'in flight' lists paid tasks whose result was never fetched (interrupted, "
+                    "timed out, crashed): the ones to recover.",
+                ),
+            ],
+            [
+                io.String.Output(
+                    display_name="request_id",
+                    tooltip="The chosen task's request id: connect it to WaveSpeed Poll Result's request_id input.",
+                ),
+                io.String.Output(
+                    display_name="tasks",
+                    tooltip="The recent tasks, one per line (id · status · age · price · prompt); ▶ marks "
+                    "the chosen one.",
+                ),
+            ],
+        )
 
     @classmethod
     def fingerprint_inputs(cls, **_: Any) -> Any:
         """The journal changes behind ComfyUI's back: read it on every run."""
         return float("nan")
 
-    async def pick(self, index: int, status_filter: str, unique_id: str | None = None) -> tuple[str, str]:
+    @classmethod
+    async def execute(cls, index: int, status_filter: str) -> Any:
+        unique_id = cls.hidden.unique_id
         if status_filter not in STATUS_FILTERS:
             raise InvalidRequestError(
                 f"status_filter {status_filter!r} is not one of {', '.join(STATUS_FILTERS)}."
@@ -94,4 +139,4 @@ class WaveSpeedRecentTasks:
             )
         record = records[selected]
         bridge.send_status(unique_id, describe(record, now))
-        return (record.request_id, text)
+        return io.NodeOutput(record.request_id, text)

@@ -48,15 +48,15 @@ def type_checking_nodes(tree: ast.Module) -> set[ast.AST]:
     return {node for block in blocks for stmt in block.body for node in ast.walk(stmt)}
 
 
-def imports_of(name: str, path: Path, known: dict[str, Path], runtime_only: bool = False) -> set[str]:
-    """The pack modules one module imports: ``from .x import y`` counts ``x``, or ``x.y`` if it is a module."""
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The pack modules one module imports: ``from .x import y`` counts ``x``, or ``x.y`` if it is a
+    module; every import counts, at the top, inside a function or under TYPE_CHECKING."""
     here = name.split(".") if name else []
     package = here if path.name == "__init__.py" else here[:-1]
     tree = parse_source(path)
-    skip = type_checking_nodes(tree) if runtime_only else set()
     found: set[str] = set()
     for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom) or not node.level or node in skip:
+        if not isinstance(node, ast.ImportFrom) or not node.level:
             continue
         base = package[: len(package) - node.level + 1]
         target = ".".join(base + ([node.module] if node.module else []))
@@ -66,12 +66,33 @@ def imports_of(name: str, path: Path, known: dict[str, Path], runtime_only: bool
     return {m for m in found if m in known and m != name}
 
 
-def import_arrows(root: Path = REPO_ROOT, runtime_only: bool = False) -> set[tuple[str, str]]:
-    """Every (importer, imported) pair; ``runtime_only`` leaves out the TYPE_CHECKING imports."""
+def import_arrows(root: Path = REPO_ROOT) -> set[tuple[str, str]]:
+    """Every (importer, imported) pair."""
     known = modules(root)
-    return {
-        (name, dep) for name, path in known.items() for dep in imports_of(name, path, known, runtime_only)
-    }
+    return {(name, dep) for name, path in known.items() for dep in imports_of(name, path, known)}
+
+
+def import_cycle(arrows: set[tuple[str, str]]) -> list[str] | None:
+    """One cycle of the arrows as the modules along it (the first one back at the end), or None."""
+    graph: dict[str, list[str]] = {}
+    for src, dst in sorted(arrows):
+        graph.setdefault(src, []).append(dst)
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for dep in graph.get(module, ()):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep, [*path, dep])):
+                return found
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module, [module])):
+            return found
+    return None
 
 
 def line_counts(root: Path = REPO_ROOT) -> dict[str, int]:

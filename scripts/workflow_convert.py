@@ -22,6 +22,11 @@ CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 UPLOAD_FLAGS = ("image_upload", "video_upload", "animated_image_upload")
 MODE_MUTED = 2
 MODE_BYPASS = 4
+#: web/saved_batch.js, mirrored: a Batch saved with the removed second seed control ("seed_mode", right
+#: after the seed's control_after_generate value) loads with the same values, "random" as seed -1.
+BATCH = "FluxKontextMaxBatch"
+_SEED, _SEED_MODE, _OLD_BATCH_LENGTH = 2, 4, 9
+_SEED_MODES = ("increment", "random")
 
 
 @dataclass
@@ -96,6 +101,33 @@ def _check_value(where: str, w: _Widget, value: Any, check_combo_values: bool) -
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ValueError(f"{where}: {value!r} is outside [{lo}, {hi}]")
     return value
+
+
+def upgrade_batch_values(values: list[Any]) -> list[Any]:
+    """A Batch node's saved values in today's layout (what web/saved_batch.js does in the browser)."""
+    if len(values) != _OLD_BATCH_LENGTH or values[_SEED_MODE] not in _SEED_MODES:
+        return values
+    upgraded = [v for i, v in enumerate(values) if i != _SEED_MODE]
+    if values[_SEED_MODE] == "random":
+        upgraded[_SEED] = -1
+    return upgraded
+
+
+def _with_new_widgets(
+    values: list[Any], widgets: list[tuple[str, Any, dict[str, Any], Any, bool]]
+) -> list[Any]:
+    """The values with a default for each optional widget after the last saved one, as the frontend
+    keeps a widget's default when a workflow saved before that widget existed has no value for it."""
+    filled, pos = list(values), 0
+    for _name, _typ, _opts, w, required in widgets:
+        if w is None:
+            continue
+        if pos >= len(values):
+            if required or w.extra:
+                break  # not a widget added since: the count check names it
+            filled.append(w.options.get("default", (w.choices or [None])[0]))
+        pos += 1 + w.extra
+    return filled
 
 
 def _links_table(workflow: dict[str, Any]) -> dict[int, tuple[int, int, int, int, Any]]:
@@ -208,7 +240,10 @@ def ui_to_api(
         for slot in node.get("inputs") or []:
             if slot.get("link") is not None and slot.get("name") not in declared:
                 raise ValueError(f"{label(node)}: link into unknown input {slot.get('name')!r}")
-        widgets = [(name, typ, opts, _widget_for(name, typ, opts)) for name, typ, opts, _ in specs]
+        if ntype == BATCH:
+            values = upgrade_batch_values(values)
+        widgets = [(name, typ, opts, _widget_for(name, typ, opts), req) for name, typ, opts, req in specs]
+        values = _with_new_widgets(values, widgets)
         # the frontend's UploadImage extension adds one upload button for the first required upload combo
         has_upload = any(
             required
@@ -216,9 +251,9 @@ def ui_to_api(
             and any(opts.get(f) for f in UPLOAD_FLAGS)
             for _, typ, opts, required in specs
         )
-        expected = sum(1 + w.extra for *_, w in widgets if w is not None) + int(has_upload)
+        expected = sum(1 + w.extra for *_, w, _req in widgets if w is not None) + int(has_upload)
         if len(values) != expected:
-            names = [f"{n}(+{w.extra})" if w.extra else n for n, _, _, w in widgets if w is not None]
+            names = [f"{n}(+{w.extra})" if w.extra else n for n, _, _, w, _req in widgets if w is not None]
             raise ValueError(
                 f"{label(node)}: {len(values)} widgets_values but /object_info implies {expected} "
                 f"for widgets {names} (stale widget order or a changed node definition?)"
@@ -226,7 +261,7 @@ def ui_to_api(
 
         inputs: dict[str, Any] = {}
         pos = 0
-        for name, typ, _opts, w in widgets:
+        for name, typ, _opts, w, _req in widgets:
             where = f"{label(node)} input {name!r}"
             want_type = "COMBO" if isinstance(typ, (list, tuple)) else typ
             link_id = link_of(node, name)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
-from scripts.pack_loader import PACK_NAME, load_pack
+from scripts.pack_loader import PACK_NAME, load_nodes, load_pack
 
 
 class _OneNameForThePack(importlib.abc.MetaPathFinder):
@@ -27,6 +27,7 @@ class _OneNameForThePack(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, _OneNameForThePack())
 load_pack()
+load_nodes()  # the node modules, on ComfyUI's comfy_api.latest, as when ComfyUI calls comfy_entrypoint
 
 from wavespeed_kontext_pack.wavespeed.core import redaction  # noqa: E402  (after load_pack: the pack's one name)
 from wavespeed_kontext_pack.wavespeed.limits.poller import reset_pollers  # noqa: E402

@@ -4,7 +4,7 @@ Pure (no ComfyUI import). A node's price is its model's price per output image t
 named in ``PRICE_MULTIPLIERS`` that the node declares (``price_rule``). The model's price is the
 chosen family's (the ``model`` widget, wavespeed/api/models.py ``FAMILY_INPUT``), else the default
 family's ([max]): each family's price comes from the table of models, so the badge follows the choice. ``price_definition`` is the
-whole table as JSON-ready data; the web extension fetches it (nodes/v3/price_route.py) and
+whole table as JSON-ready data; the web extension fetches it (price_route.py) and
 web/price.js turns it and the node's widget values into the badge's text. The frontend's own
 ``price_badge`` is not used: it draws only on comfy.org partner nodes, which ours are not.
 

@@ -47,19 +47,16 @@ def test_the_server_answers_the_price_definition_of_the_paid_nodes(
 ) -> None:
     prices = comfy_server.get_json(f"{prefix}/wavespeed_kontext/prices")
     assert sorted(prices["nodes"]) == sorted(OURS[:4])
-    by_model = {"FLUX.1 Kontext [max]": 0.08, "FLUX.1 Kontext [pro]": 0.04}
+    by_model = {
+        "model_input": "model",
+        "unit_by_model": {"FLUX.1 Kontext [max]": 0.08, "FLUX.1 Kontext [pro]": 0.04},
+    }
     assert prices["nodes"]["FluxKontextMaxBatch"] == {
         "unit_usd": 0.08,
         "per": ["variations", "prompts"],
-        "model_input": "model",
-        "unit_by_model": by_model,
+        **by_model,
     }
-    assert prices["nodes"]["FluxKontextMaxGenerate"] == {
-        "unit_usd": 0.08,
-        "per": [],
-        "model_input": "model",
-        "unit_by_model": by_model,
-    }
+    assert prices["nodes"]["FluxKontextMaxGenerate"] == {"unit_usd": 0.08, "per": [], **by_model}
     assert prices["line_break"] and prices["not_blank"]
 
 

@@ -27,6 +27,7 @@ from emulator import Emulator
 from scripts.pack_loader import REPO_ROOT, load_pack
 from tests.support.ci import unavailable as _missing
 from tests.support.comfy_probe import run_in_comfy
+from tests.support.node_calls import call, node
 
 PRICE_JS = REPO_ROOT / "web" / "price.js"
 RUNNER = REPO_ROOT / "tests" / "support" / "price_text.mjs"
@@ -43,7 +44,7 @@ sys.path.insert(0, root)
 from scripts.pack_loader import load_pack
 pack = load_pack()
 asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())
-print(json.dumps(sys.modules[pack.__name__ + ".nodes.v3.price_route"].prices()))
+print(json.dumps(sys.modules[pack.__name__ + ".nodes.shared.price_route"].prices()))
 """
 
 
@@ -184,9 +185,10 @@ def test_a_real_batch_pays_for_what_its_badge_showed_and_shows_the_same_price(
     before = pack_env.submissions
     caplog.clear()
     caplog.set_level(logging.DEBUG, logger="wavespeed")
-    node = pack_module.nodes.NODES[BATCH]()
     try:
-        asyncio.run(node.run(prompts, variations, seed=-1, guidance_scale=3.5, aspect_ratio="1:1"))
+        asyncio.run(
+            call("FluxKontextMaxBatch", prompts, variations, seed=-1, guidance_scale=3.5, aspect_ratio="1:1")
+        )
     except pack_module.wavespeed.core.errors.InvalidRequestError:
         assert pack_env.submissions == before  # refused before anything was paid
         event("refused")
@@ -201,12 +203,12 @@ def test_each_paid_node_shows_its_models_price_and_the_free_nodes_none(
     price_js: PriceJs, served: dict[str, Any], pack_module: ModuleType
 ) -> None:
     models = pack_module.wavespeed.api.models
-    for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
-        price = models.model_for(pack_module.nodes.NODES[node].KIND).price_usd
+    for name in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
+        price = models.model_for(node(name).KIND).price_usd
         widgets = {"prompt": "a cat\na dog", "seed": 5}
-        assert price_js.text(served, node, widgets) == f"${price:.2f}/Run" == "$0.08/Run", node
-    for node in ("WaveSpeedPollResult", "WaveSpeedRecentTasks", "SaveImage"):
-        assert price_js.text(served, node, {"timeout_s": 600}) is None, node
+        assert price_js.text(served, name, widgets) == f"${price:.2f}/Run" == "$0.08/Run", name
+    for name in ("WaveSpeedPollResult", "WaveSpeedRecentTasks", "SaveImage"):
+        assert price_js.text(served, name, {"timeout_s": 600}) is None, name
     assert sorted(served["nodes"]) == sorted(
         ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference", BATCH]
     )
@@ -219,12 +221,12 @@ def test_the_badge_follows_the_model_chosen_on_the_node(
     widget says [pro] shows $0.04 a task; [max], no model widget or an unknown choice, $0.08."""
     models = pack_module.wavespeed.api.models
     pro, most = models.FAMILIES["pro"], models.FAMILIES["max"]
-    for node in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
-        assert price_js.text(served, node, {"model": pro}) == "$0.04/Run", node
-        assert price_js.text(served, node, {"model": most}) == "$0.08/Run", node
+    for name in ("FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"):
+        assert price_js.text(served, name, {"model": pro}) == "$0.04/Run", name
+        assert price_js.text(served, name, {"model": most}) == "$0.08/Run", name
         assert (
-            price_js.text(served, node, {})
-            == price_js.text(served, node, {"model": "[ultra]"})
+            price_js.text(served, name, {})
+            == price_js.text(served, name, {"model": "[ultra]"})
             == "$0.08/Run"
         )
     batch = {"prompts": "a cat\na dog\na fox", "variations": 2}

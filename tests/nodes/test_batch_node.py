@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
+from tests.support.node_calls import call
 
 
 def _batch(pack: ModuleType, prompts: str, variations: int, **kw: Any) -> Any:
-    node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     args: dict[str, Any] = {
         "seed": 100,
         "guidance_scale": 3.5,
         "aspect_ratio": "1:1",
         **kw,
     }
-    return asyncio.run(node.run(prompts, variations, **args))
+    return asyncio.run(call("FluxKontextMaxBatch", prompts, variations, **args))
 
 
 def test_requests_are_prompts_times_variations_with_incrementing_seeds(pack: ModuleType) -> None:

@@ -54,7 +54,7 @@ def test_generate_and_poll_pass_through_the_proxy_which_never_sees_the_key(
     emu, ca = company
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca.bundle))
-    images, urls, request_id, _ms, _nsfw = asyncio.run(chain(pack))
+    images, urls, request_id, _ms, _nsfw = asyncio.run(chain())
     assert tuple(images.shape)[0] == 1 and urls.startswith("https://localhost:")
     assert emu.submissions == 1 and request_id
     assert {r.route for r in emu.requests} >= {"submit", "result", "download"}
@@ -71,14 +71,14 @@ def test_no_proxy_bypasses_the_proxy_for_the_whole_run(
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "localhost")
     monkeypatch.setenv("SSL_CERT_FILE", str(ca.bundle))
-    asyncio.run(chain(pack))
+    asyncio.run(chain())
     assert emu.submissions == 1
     assert {r.peer for r in emu.requests} == {"127.0.0.1"} and proxy.connects() == []
 
 
 def run_generate(pack: ModuleType) -> object:
     try:
-        return asyncio.run(generate(pack, "a fixed-seed prompt", unique_id="9"))
+        return asyncio.run(generate("a fixed-seed prompt", unique_id="9"))
     except Exception as exc:
         return exc
 

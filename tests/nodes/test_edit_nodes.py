@@ -23,10 +23,11 @@ from PIL import Image
 
 from emulator import Emulator, render_edit
 from tests.support.node_calls import (
+    call,
     edit as _edit,
     image as _image,
     multi as _multi,
-    node as _node,
+    node,
     poll as _poll,
 )
 
@@ -55,7 +56,7 @@ def _served(url: str) -> bytes:
 
 @pytest.mark.parametrize("key", ["FluxKontextMaxEdit", "FluxKontextMaxMultiReference"])
 def test_fingerprint_follows_generate(pack: ModuleType, key: str) -> None:
-    cls = pack.nodes.NODES[key]
+    cls = node(key)
     assert math.isnan(cls.fingerprint_inputs(seed=-1, prompt="x"))
     assert math.isnan(cls.fingerprint_inputs(seed=5, force_rerun=True))
     assert cls.fingerprint_inputs(seed=5, force_rerun=False, image=None) == 5
@@ -71,8 +72,8 @@ def test_edit_uploads_exact_png_and_returns_the_inverted_image(pack: ModuleType,
     image = _image(seed=1)
 
     async def scenario() -> tuple[Any, Any, str]:
-        task, rid = await _edit(pack, image=image)
-        return task, await _poll(pack, task), rid
+        task, rid = await _edit(image=image)
+        return task, await _poll(task), rid
 
     task, (out, urls, rid, _, _), returned_rid = asyncio.run(scenario())
     assert returned_rid == rid == task.request_id and task.model == "wavespeed-ai/flux-kontext-max"
@@ -90,8 +91,8 @@ def test_edit_uploads_exact_png_and_returns_the_inverted_image(pack: ModuleType,
 
 def test_edit_fixed_aspect_ratio_is_sent(pack: ModuleType, pack_env: Emulator) -> None:
     async def scenario() -> tuple[str, Any]:
-        task, rid = await _edit(pack, image=_image(), aspect_ratio="16:9")
-        return rid, await _poll(pack, task)
+        task, rid = await _edit(image=_image(), aspect_ratio="16:9")
+        return rid, await _poll(task)
 
     rid, (out, *_rest) = asyncio.run(scenario())
     assert pack_env.task(rid).input["aspect_ratio"] == "16:9"
@@ -100,7 +101,7 @@ def test_edit_fixed_aspect_ratio_is_sent(pack: ModuleType, pack_env: Emulator) -
 
 def test_edit_uses_the_first_image_of_a_batch(pack: ModuleType, pack_env: Emulator) -> None:
     batch = _image(seed=2, batch=3)
-    asyncio.run(_edit(pack, image=batch))
+    asyncio.run(_edit(image=batch))
     (upload,) = pack_env.uploads
     np.testing.assert_array_equal(_decode(upload)[0], _u8(batch, 0))
     assert pack_env.submissions == 1
@@ -109,7 +110,7 @@ def test_edit_uses_the_first_image_of_a_batch(pack: ModuleType, pack_env: Emulat
 @pytest.mark.parametrize("channels", [4, 1])
 def test_alpha_is_dropped_and_grey_replicated(pack: ModuleType, pack_env: Emulator, channels: int) -> None:
     image = _image(seed=3, channels=channels)
-    asyncio.run(_edit(pack, image=image))
+    asyncio.run(_edit(image=image))
     pixels, mode = _decode(pack_env.uploads[0])
     assert mode == "RGB"
     expected = _u8(image)[..., :3] if channels == 4 else np.repeat(_u8(image), 3, axis=2)
@@ -117,15 +118,15 @@ def test_alpha_is_dropped_and_grey_replicated(pack: ModuleType, pack_env: Emulat
 
 
 def test_connected_image_wins_over_image_url(pack: ModuleType, pack_env: Emulator) -> None:
-    _, rid = asyncio.run(_edit(pack, image=_image(), image_url=OUT_OF_REACH_URL))
+    _, rid = asyncio.run(_edit(image=_image(), image_url=OUT_OF_REACH_URL))
     assert len(pack_env.uploads) == 1
     assert pack_env.task(rid).input["image"] != OUT_OF_REACH_URL
 
 
 def test_same_image_is_uploaded_once(pack: ModuleType, pack_env: Emulator) -> None:
     image = _image(seed=4)
-    _, rid1 = asyncio.run(_edit(pack, image=image))
-    _, rid2 = asyncio.run(_edit(pack, image=image.clone(), seed=8))
+    _, rid1 = asyncio.run(_edit(image=image))
+    _, rid2 = asyncio.run(_edit(image=image.clone(), seed=8))
     assert len(pack_env.uploads) == 1 and pack_env.submissions == 2
     assert pack_env.task(rid1).input["image"] == pack_env.task(rid2).input["image"]
 
@@ -137,9 +138,9 @@ def test_concurrent_edits_of_the_same_image_share_one_upload(pack: ModuleType, p
     async def scenario() -> list[Any]:
         return list(
             await asyncio.gather(
-                _edit(pack, "a", image=image),
-                _edit(pack, "b", image=image.clone()),
-                _edit(pack, "c", image=image),
+                _edit("a", image=image),
+                _edit("b", image=image.clone()),
+                _edit("c", image=image),
             )
         )
 
@@ -153,9 +154,9 @@ def test_failed_upload_is_not_cached(pack: ModuleType, pack_env: Emulator) -> No
     pack_env.inject("upload", "status", status=400, message="Unsupported file type")
     image = _image(seed=6)
     with pytest.raises(errors.InvalidRequestError, match="Unsupported file type"):
-        asyncio.run(_edit(pack, image=image))
+        asyncio.run(_edit(image=image))
     assert pack_env.submissions == 0
-    asyncio.run(_edit(pack, image=image))
+    asyncio.run(_edit(image=image))
     assert len(pack_env.uploads) == 1 and pack_env.submissions == 1
 
 
@@ -165,12 +166,12 @@ def test_a_cached_url_that_has_gone_is_uploaded_again(pack: ModuleType, pack_env
     # aspect_ratio comes back at the nearest preferred Kontext size; issue 18).
     pack_env.configure(edit_size="input")
     image = _image(seed=9)
-    asyncio.run(_edit(pack, image=image))
+    asyncio.run(_edit(image=image))
     pack_env.reset()  # forgets every stored file, as an expired upload would be gone
 
     async def scenario() -> Any:
-        task, _ = await _edit(pack, image=image)
-        return await _poll(pack, task)
+        task, _ = await _edit(image=image)
+        return await _poll(task)
 
     out, *_ = asyncio.run(scenario())
     assert len(pack_env.uploads) == 1 and pack_env.submissions == 1
@@ -242,15 +243,14 @@ def test_cache_waiters_share_the_uploaders_error_and_the_next_run_retries(pack: 
 
 def test_chained_edits_through_urls_upload_nothing(pack: ModuleType, pack_env: Emulator) -> None:
     """Generate -> Poll -> (image_urls) Edit -> Poll -> Edit -> Poll: two inversions = the original."""
-    generate = _node(pack, "FluxKontextMaxGenerate")
 
     async def scenario() -> tuple[Any, Any, Any]:
-        task, _ = await generate.generate("a lighthouse", 11, 3.5, "4:3", False)
-        first, urls, *_ = await _poll(pack, task)
-        task, _ = await _edit(pack, "make it night", image_url=urls + "\n")
-        middle, urls, *_ = await _poll(pack, task)
-        task, _ = await _edit(pack, "make it day again", image_url=urls)
-        final, *_ = await _poll(pack, task)
+        task, _ = await call("FluxKontextMaxGenerate", "a lighthouse", 11, 3.5, "4:3", False)
+        first, urls, *_ = await _poll(task)
+        task, _ = await _edit("make it night", image_url=urls + "\n")
+        middle, urls, *_ = await _poll(task)
+        task, _ = await _edit("make it day again", image_url=urls)
+        final, *_ = await _poll(task)
         return first, middle, final
 
     first, middle, final = asyncio.run(scenario())
@@ -265,8 +265,8 @@ def test_unreachable_url_fails_the_task_with_the_server_message(pack: ModuleType
     errors = pack.wavespeed.core.errors
 
     async def scenario() -> Any:
-        task, _ = await _edit(pack, image_url=OUT_OF_REACH_URL)
-        return await _poll(pack, task)
+        task, _ = await _edit(image_url=OUT_OF_REACH_URL)
+        return await _poll(task)
 
     with pytest.raises(errors.TaskFailedError) as info:
         asyncio.run(scenario())
@@ -283,9 +283,9 @@ def test_sync_mode_edit_needs_no_poll_request(pack: ModuleType, pack_env: Emulat
     image = _image(seed=7)
 
     async def scenario() -> Any:
-        task, _ = await _edit(pack, image=image, sync_mode=True)
+        task, _ = await _edit(image=image, sync_mode=True)
         assert task.prediction is not None
-        return await _poll(pack, task)
+        return await _poll(task)
 
     out, *_ = asyncio.run(scenario())
     assert not [r for r in pack_env.requests if r.route == "result"]
@@ -299,7 +299,7 @@ def test_cancel_during_upload_stops_promptly_without_submitting(pack: ModuleType
     image = _image(seed=8)
 
     async def scenario() -> tuple[BaseException | None, float]:
-        job = asyncio.ensure_future(_edit(pack, image=image))
+        job = asyncio.ensure_future(_edit(image=image))
         await asyncio.sleep(0.3)
         pressed = time.monotonic()
         bridge.request_interrupt()
@@ -321,7 +321,7 @@ def test_cancel_during_upload_stops_promptly_without_submitting(pack: ModuleType
     while cache.in_flight and time.monotonic() < deadline:
         time.sleep(0.05)
     assert cache.in_flight == 0 and len(pack_env.uploads) == 1
-    asyncio.run(_edit(pack, image=image))
+    asyncio.run(_edit(image=image))
     assert len(pack_env.uploads) == 1 and pack_env.submissions == 1
 
 
@@ -332,13 +332,12 @@ def test_multi_sends_every_reference_in_order(pack: ModuleType, pack_env: Emulat
     pack_env.configure(output_format="png")
     pair = torch.cat([_image(80, 100, seed=10), _image(80, 100, seed=11)])
     tall = _image(160, 90, seed=12)
-    generate = _node(pack, "FluxKontextMaxGenerate")
 
     async def scenario() -> tuple[str, str, Any]:
-        task, _ = await generate.generate("a red fox", 3, 3.5, "1:1", False)
-        _, url, *_ = await _poll(pack, task)
-        task, rid = await _multi(pack, image_1=pair, image_3=tall, image_urls=f"\n  {url}  \n")
-        out, *_ = await _poll(pack, task)
+        task, _ = await call("FluxKontextMaxGenerate", "a red fox", 3, 3.5, "1:1", False)
+        _, url, *_ = await _poll(task)
+        task, rid = await _multi(image_1=pair, image_3=tall, image_urls=f"\n  {url}  \n")
+        out, *_ = await _poll(task)
         return url, rid, out
 
     url, rid, out = asyncio.run(scenario())
@@ -357,7 +356,7 @@ def test_multi_sends_every_reference_in_order(pack: ModuleType, pack_env: Emulat
 
 def test_multi_same_image_twice_is_uploaded_once(pack: ModuleType, pack_env: Emulator) -> None:
     image = _image(seed=13)
-    _, rid = asyncio.run(_multi(pack, image_1=image, image_2=image.clone(), image_4=_image(seed=14)))
+    _, rid = asyncio.run(_multi(image_1=image, image_2=image.clone(), image_4=_image(seed=14)))
     images = pack_env.task(rid).input["images"]
     assert len(images) == 3 and images[0] == images[1] != images[2]
     assert len(pack_env.uploads) == 2
@@ -365,7 +364,7 @@ def test_multi_same_image_twice_is_uploaded_once(pack: ModuleType, pack_env: Emu
 
 def test_multi_urls_only_upload_nothing(pack: ModuleType, pack_env: Emulator) -> None:
     urls = "https://example.com/a.png\nhttp://example.com/b.jpg"
-    _, rid = asyncio.run(_multi(pack, image_urls=urls, aspect_ratio="3:2"))
+    _, rid = asyncio.run(_multi(image_urls=urls, aspect_ratio="3:2"))
     sent = pack_env.task(rid).input
     assert sent["images"] == urls.splitlines() and sent["aspect_ratio"] == "3:2"
     assert pack_env.uploads == []
@@ -405,7 +404,7 @@ def test_edit_refuses_bad_input_in_one_line_before_any_request(
     args = dict(kwargs(pack, monkeypatch))
     prompt = args.pop("prompt", "edit it")
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
-        asyncio.run(_edit(pack, prompt, **args))
+        asyncio.run(_edit(prompt, **args))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert pack_env.requests == [] and pack_env.uploads == [] and pack_env.submissions == 0
 
@@ -436,7 +435,7 @@ def test_multi_refuses_bad_input_in_one_line_before_any_request(
     pack: ModuleType, pack_env: Emulator, kwargs: dict[str, Any], fragment: str
 ) -> None:
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
-        asyncio.run(_multi(pack, **kwargs))
+        asyncio.run(_multi(**kwargs))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert pack_env.requests == [] and pack_env.uploads == [] and pack_env.submissions == 0
 
@@ -454,15 +453,14 @@ def test_requeued_image_edit_after_a_restart_reuses_the_task(pack: ModuleType, p
     """Regression: the journal keyed edits by the per-upload URL, so after a restart (new upload,
     new URL) the same image and seed paid for a second task. Uploaded images now count by content."""
     image = _image(seed=11)
-    first, _ = asyncio.run(_edit(pack, "restart me", image=image))
-    poll = _node(pack, "WaveSpeedPollResult")
-    asyncio.run(poll.poll(60, "pass through", task=first))
+    first, _ = asyncio.run(_edit("restart me", image=image))
+    asyncio.run(call("WaveSpeedPollResult", 60, "pass through", task=first))
 
     pack.wavespeed.tasks.paid.submit.reset_session_state()  # as after a ComfyUI restart:
     pack.wavespeed.net.reference_uploads.CACHE.clear()  # nothing in memory survives
 
-    again, _ = asyncio.run(_edit(pack, "restart me", image=image))
+    again, _ = asyncio.run(_edit("restart me", image=image))
     assert again.request_id == first.request_id
     assert pack_env.submissions == 1 and len(pack_env.uploads) == 2  # uploaded again, not paid again
-    other, _ = asyncio.run(_edit(pack, "restart me", image=_image(seed=12)))
+    other, _ = asyncio.run(_edit("restart me", image=_image(seed=12)))
     assert other.request_id != first.request_id and pack_env.submissions == 2

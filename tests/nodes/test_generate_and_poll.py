@@ -18,12 +18,8 @@ from PIL import Image
 
 from emulator import Emulator
 from emulator.behaviour.imagegen import size_for_aspect_ratio
-from tests.support.node_calls import chain as _chain, generate as _generate
-
-
-def _nodes(pack: ModuleType) -> tuple[Any, Any]:
-    mapping = pack.nodes.NODES
-    return mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
+from scripts.pack_loader import load_nodes
+from tests.support.node_calls import call, chain as _chain, generate as _generate, node
 
 
 def _served_pixels(url: str) -> np.ndarray:
@@ -35,7 +31,7 @@ def _served_pixels(url: str) -> np.ndarray:
 def test_chain_returns_comfy_image_with_served_pixels(
     pack: ModuleType, pack_env: Emulator, ratio: str
 ) -> None:
-    images, urls, rid, inference_ms, nsfw = asyncio.run(_chain(pack, aspect_ratio=ratio))
+    images, urls, rid, inference_ms, nsfw = asyncio.run(_chain(aspect_ratio=ratio))
     width, height = size_for_aspect_ratio(ratio)
     assert images.dtype.is_floating_point and str(images.dtype) == "torch.float32"
     assert tuple(images.shape) == (1, height, width, 3)
@@ -63,7 +59,7 @@ def test_bad_input_fails_in_one_line_before_any_request(
 ) -> None:
     prompt = kwargs.pop("prompt", "a red fox")
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
-        asyncio.run(_generate(pack, prompt, **kwargs))
+        asyncio.run(_generate(prompt, **kwargs))
     assert fragment in str(info.value) and "\n" not in str(info.value)
     assert pack_env.requests == [] and pack_env.submissions == 0
 
@@ -73,7 +69,7 @@ def test_missing_key_names_the_environment_variable(
 ) -> None:
     monkeypatch.delenv("WAVESPEED_API_KEY")
     with pytest.raises(pack.wavespeed.core.errors.ConfigError) as info:
-        asyncio.run(_generate(pack))
+        asyncio.run(_generate())
     message = str(info.value)
     assert "WAVESPEED_API_KEY" in message and "\n" not in message
     assert pack_env.requests == []
@@ -84,12 +80,11 @@ def test_cancel_stops_the_wait_within_a_second_and_names_the_task(
 ) -> None:
     bridge = pack.nodes.shared.comfy_bridge
     pack_env.next_tasks(never_finish=True)
-    _, poll = _nodes(pack)
     pressed_wall: list[float] = []
 
     async def scenario() -> tuple[str, float, BaseException | None]:
-        task, rid = await _generate(pack)
-        waiting = asyncio.ensure_future(poll.poll(600, "pass through", task=task))
+        task, rid = await _generate()
+        waiting = asyncio.ensure_future(call("WaveSpeedPollResult", 600, "pass through", task=task))
         await asyncio.sleep(0.5)
         assert not waiting.done()
         pressed = time.monotonic()
@@ -118,11 +113,12 @@ def test_cancel_also_stops_sibling_waits(pack: ModuleType, pack_env: Emulator) -
     """ComfyUI clears its interrupt flag when the first node raises; the others must stop too."""
     bridge = pack.nodes.shared.comfy_bridge
     pack_env.next_tasks(times=3, never_finish=True)
-    _, poll = _nodes(pack)
 
     async def scenario() -> list[BaseException | Any]:
-        tasks = [(await _generate(pack, f"p{i}"))[0] for i in range(3)]
-        waits = [asyncio.ensure_future(poll.poll(600, "pass through", task=t)) for t in tasks]
+        tasks = [(await _generate(f"p{i}"))[0] for i in range(3)]
+        waits = [
+            asyncio.ensure_future(call("WaveSpeedPollResult", 600, "pass through", task=t)) for t in tasks
+        ]
         await asyncio.sleep(0.3)
         bridge.request_interrupt()
         return await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout=3)
@@ -138,7 +134,7 @@ def test_four_chains_are_in_flight_at_once(pack: ModuleType, pack_env: Emulator)
     pack_env.configure(inference_s=1.0)
 
     async def scenario() -> list[Any]:
-        return await asyncio.gather(*[_chain(pack, f"prompt {i}") for i in range(4)])
+        return await asyncio.gather(*[_chain(f"prompt {i}") for i in range(4)])
 
     results = asyncio.run(scenario())
     assert len({r[2] for r in results}) == 4
@@ -149,7 +145,7 @@ def test_four_chains_are_in_flight_at_once(pack: ModuleType, pack_env: Emulator)
 
 
 def test_sync_mode_needs_no_poll_request(pack: ModuleType, pack_env: Emulator) -> None:
-    images, _, rid, _, _ = asyncio.run(_chain(pack, sync_mode=True))
+    images, _, rid, _, _ = asyncio.run(_chain(sync_mode=True))
     assert images.shape[0] == 1
     routes = [r.route for r in pack_env.requests]
     assert routes.count("submit") == 1 and "result" not in routes and routes.count("download") == 1
@@ -159,17 +155,17 @@ def test_sync_mode_needs_no_poll_request(pack: ModuleType, pack_env: Emulator) -
 def test_poll_by_pasted_request_id_fetches_again_without_a_new_task(
     pack: ModuleType, pack_env: Emulator
 ) -> None:
-    first, _, rid, _, _ = asyncio.run(_chain(pack))
-    _, poll = _nodes(pack)
-    again, _, rid2, _, _ = asyncio.run(poll.poll(60, "pass through", request_id=f"  {rid}\n"))
+    first, _, rid, _, _ = asyncio.run(_chain())
+    again, _, rid2, _, _ = asyncio.run(
+        call("WaveSpeedPollResult", 60, "pass through", request_id=f"  {rid}\n")
+    )
     assert rid2 == rid and pack_env.submissions == 1
     np.testing.assert_array_equal(first.numpy(), again.numpy())
 
 
 def test_poll_without_task_or_id_says_what_to_connect(pack: ModuleType, pack_env: Emulator) -> None:
-    _, poll = _nodes(pack)
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError, match="connect a 'task'"):
-        asyncio.run(poll.poll(60, "pass through"))
+        asyncio.run(call("WaveSpeedPollResult", 60, "pass through"))
     assert pack_env.requests == []
 
 
@@ -177,7 +173,7 @@ def test_failed_task_surfaces_the_server_message(pack: ModuleType, pack_env: Emu
     """(A moderation refusal, code 1200, is its own short sentence: test_live_api_replies.py.)"""
     pack_env.next_tasks(fail="Media access failed for the input URL", fail_code=1402)
     with pytest.raises(pack.wavespeed.core.errors.TaskFailedError) as info:
-        asyncio.run(_chain(pack))
+        asyncio.run(_chain())
     assert "Media access failed for the input URL" in str(info.value) and "1402" in str(info.value)
     assert info.value.code == 1402 and "\n" not in str(info.value)
 
@@ -189,30 +185,29 @@ def test_a_task_deleted_on_the_server_ends_poll_result_in_one_line(
     (nothing to fetch, so the line does not name it); the journal marks it ended, so the same inputs queued again make a new task instead of reusing it."""
     pack_env.next_tasks(end_status="deleted")
     with pytest.raises(pack.wavespeed.core.errors.TaskFailedError) as info:
-        asyncio.run(_chain(pack, "deleted on the server"))
+        asyncio.run(_chain("deleted on the server"))
     (gone,) = [t.id for t in pack_env.history()]
     text = str(info.value)
     assert "deleted this task" in text and "\n" not in text and info.value.request_id == gone
-    images, _, rid, _, _ = asyncio.run(_chain(pack, "deleted on the server"))
+    images, _, rid, _, _ = asyncio.run(_chain("deleted on the server"))
     assert rid != gone and images.shape[0] == 1 and pack_env.submissions == 2
 
 
 def test_nsfw_policy(pack: ModuleType, pack_env: Emulator) -> None:
     pack_env.next_tasks(times=2, nsfw=True)
-    *_, flagged = asyncio.run(_chain(pack, "a"))
+    *_, flagged = asyncio.run(_chain("a"))
     assert flagged is True
     with pytest.raises(pack.wavespeed.core.errors.ContentFlaggedError, match="nsfw_policy"):
-        asyncio.run(_chain(pack, "b", policy="fail"))
+        asyncio.run(_chain("b", policy="fail"))
 
 
 def test_timeout_names_the_request_id_for_later(pack: ModuleType, pack_env: Emulator) -> None:
     pack_env.next_tasks(never_finish=True)
-    _, poll = _nodes(pack)
 
     async def scenario() -> Any:
-        task, _ = await _generate(pack)
+        task, _ = await _generate()
         # the node's minimum timeout is 10 s; the function takes any positive value
-        return await poll.poll(1, "pass through", task=task)
+        return await call("WaveSpeedPollResult", 1, "pass through", task=task)
 
     with pytest.raises(pack.wavespeed.core.errors.WaitTimeoutError) as info:
         asyncio.run(scenario())
@@ -221,7 +216,7 @@ def test_timeout_names_the_request_id_for_later(pack: ModuleType, pack_env: Emul
 
 
 def test_seed_minus_one_always_reruns_and_fixed_seed_caches(pack: ModuleType) -> None:
-    gen_cls = pack.nodes.NODES["FluxKontextMaxGenerate"]
+    gen_cls = node("FluxKontextMaxGenerate")
     assert math.isnan(gen_cls.fingerprint_inputs(seed=-1))
     assert math.isnan(gen_cls.fingerprint_inputs(seed=5, force_rerun=True))
     assert gen_cls.fingerprint_inputs(seed=5) == gen_cls.fingerprint_inputs(seed=5)
@@ -229,7 +224,7 @@ def test_seed_minus_one_always_reruns_and_fixed_seed_caches(pack: ModuleType) ->
 
 
 def test_seed_minus_one_lets_the_server_pick(pack: ModuleType, pack_env: Emulator) -> None:
-    _, _, rid, _, _ = asyncio.run(_chain(pack, seed=-1))
+    _, _, rid, _, _ = asyncio.run(_chain(seed=-1))
     assert "seed" not in pack_env.task(rid).input
 
 
@@ -247,7 +242,7 @@ def test_node_functions_are_async_and_do_not_block_the_loop(pack: ModuleType, pa
 
     async def scenario() -> None:
         tick = asyncio.ensure_future(ticker())
-        await _chain(pack)
+        await _chain()
         stop.set()
         await tick
 
@@ -261,7 +256,7 @@ def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
     """nodes/v3/ prices a node's badge by its KIND's model in the table: Generate must really submit to
     that model (the default family's, [max])."""
     models = pack.wavespeed.api.models
-    mapping = pack.nodes.NODES
+    mapping = load_nodes()
     assert (
         models.model_for(mapping["FluxKontextMaxGenerate"].KIND).id
         == "wavespeed-ai/flux-kontext-max/text-to-image"
@@ -273,6 +268,6 @@ def test_the_model_a_node_is_priced_by_is_the_model_it_submits_to(
     )
     assert not hasattr(mapping["WaveSpeedPollResult"], "KIND")  # free: no badge
     assert not hasattr(mapping["WaveSpeedRecentTasks"], "KIND")
-    asyncio.run(_generate(pack))
+    asyncio.run(_generate())
     (submit,) = [r for r in pack_env.requests if r.route == "submit"]
     assert submit.path == f"/api/v3/{models.model_for(mapping['FluxKontextMaxGenerate'].KIND).id}"

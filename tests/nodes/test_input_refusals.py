@@ -56,7 +56,7 @@ def _refused(pack: ModuleType, emulator: Emulator, call: Any, *fragments: str) -
 
 def test_edit_refuses_an_image_full_of_nan_before_any_upload(pack: ModuleType, pack_env: Emulator) -> None:
     nan = torch.full((1, 96, 128, 3), float("nan"))
-    _refused(pack, pack_env, _edit(pack, image=nan), "image has 36864 NaN values", "sent as black")
+    _refused(pack, pack_env, _edit(image=nan), "image has 36864 NaN values", "sent as black")
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
@@ -64,20 +64,20 @@ def test_edit_refuses_one_non_finite_pixel(pack: ModuleType, pack_env: Emulator,
     image = _image()
     image[0, 50, 60, 1] = bad
     kind = "NaN" if bad != bad else "infinite"
-    _refused(pack, pack_env, _edit(pack, image=image), f"1 {kind} values")
+    _refused(pack, pack_env, _edit(image=image), f"1 {kind} values")
 
 
 def test_multi_refuses_nan_in_any_batch_item(pack: ModuleType, pack_env: Emulator) -> None:
     batch = _image(batch=3)
     batch[2, 0, 0, 0] = float("nan")
-    _refused(pack, pack_env, _multi(pack, image_1=_image(seed=1), image_2=batch), "image_2 (batch item 3)")
+    _refused(pack, pack_env, _multi(image_1=_image(seed=1), image_2=batch), "image_2 (batch item 3)")
 
 
 def test_edit_only_checks_the_image_it_sends(pack: ModuleType, pack_env: Emulator) -> None:
     """Edit sends the first image of a batch; NaN in the others costs nothing and is no reason to refuse."""
     batch = _image(batch=2)
     batch[1] = float("nan")
-    asyncio.run(_edit(pack, image=batch))
+    asyncio.run(_edit(image=batch))
     assert pack_env.submissions == 1 and len(pack_env.uploads) == 1
 
 
@@ -94,13 +94,13 @@ def test_edit_refuses_values_far_outside_0_1(
     pack: ModuleType, pack_env: Emulator, image: torch.Tensor, fragment: str
 ) -> None:
     """An IMAGE holds 0..1; 0..255 data would be clipped to a white picture and paid for."""
-    _refused(pack, pack_env, _edit(pack, image=image), fragment, "0..1")
+    _refused(pack, pack_env, _edit(image=image), fragment, "0..1")
 
 
 def test_slight_overshoot_is_sent_clipped(pack: ModuleType, pack_env: Emulator) -> None:
     """Resampling and sharpening overshoot a little: that is a picture, sent clipped to 0..1."""
     image = _image() * 1.2 - 0.1
-    asyncio.run(_edit(pack, image=image))
+    asyncio.run(_edit(image=image))
     assert pack_env.submissions == 1
 
 
@@ -119,7 +119,7 @@ def test_slight_overshoot_is_sent_clipped(pack: ModuleType, pack_env: Emulator) 
 def test_edit_refuses_degenerate_images(
     pack: ModuleType, pack_env: Emulator, image: Any, fragment: str
 ) -> None:
-    _refused(pack, pack_env, _edit(pack, image=image), fragment)
+    _refused(pack, pack_env, _edit(image=image), fragment)
 
 
 # =========================================================================== class 8: prompts
@@ -146,7 +146,7 @@ INVISIBLE_PROMPTS = {
 def test_generate_refuses_a_prompt_with_nothing_visible(
     pack: ModuleType, pack_env: Emulator, prompt: str
 ) -> None:
-    _refused(pack, pack_env, _generate(pack, prompt), "prompt is empty")
+    _refused(pack, pack_env, _generate(prompt), "prompt is empty")
 
 
 @pytest.mark.parametrize(
@@ -164,12 +164,12 @@ def test_prompts_with_something_visible_pass(prompt: str) -> None:
 def test_generate_refuses_a_lone_surrogate_with_a_typed_line(
     pack: ModuleType, pack_env: Emulator, prompt: str
 ) -> None:
-    text = _refused(pack, pack_env, _generate(pack, prompt), "unpaired surrogate", "retype")
+    text = _refused(pack, pack_env, _generate(prompt), "unpaired surrogate", "retype")
     assert "\\u" not in text  # the code point is named, not dumped
 
 
 def test_edit_refuses_an_invisible_prompt_before_uploading(pack: ModuleType, pack_env: Emulator) -> None:
-    _refused(pack, pack_env, _edit(pack, "\u200b\u200c\u200d", image=_image()), "prompt is empty")
+    _refused(pack, pack_env, _edit("\u200b\u200c\u200d", image=_image()), "prompt is empty")
 
 
 # =========================================================================== class 8: other widgets
@@ -195,11 +195,11 @@ def test_edit_refuses_an_invisible_prompt_before_uploading(pack: ModuleType, pac
 def test_generate_refuses_absurd_widget_values(
     pack: ModuleType, pack_env: Emulator, kwargs: dict[str, Any], fragment: str
 ) -> None:
-    _refused(pack, pack_env, _generate(pack, "a red fox", **kwargs), fragment)
+    _refused(pack, pack_env, _generate("a red fox", **kwargs), fragment)
 
 
 def test_generate_refuses_a_prompt_that_is_not_text(pack: ModuleType, pack_env: Emulator) -> None:
-    _refused(pack, pack_env, _generate(pack, ["a red fox"]), "prompt must be text, got list")  # type: ignore[arg-type]
+    _refused(pack, pack_env, _generate(["a red fox"]), "prompt must be text, got list")  # type: ignore[arg-type]
 
 
 # =========================================================================== class 8: image URLs
@@ -266,26 +266,26 @@ def test_edit_refuses_a_local_image_url_before_any_request(
     pack: ModuleType, pack_env: Emulator, url: str
 ) -> None:
     text = _refused(
-        pack, pack_env, _edit(pack, image_url=url), "image_url line 1", "WaveSpeed's servers cannot fetch"
+        pack, pack_env, _edit(image_url=url), "image_url line 1", "WaveSpeed's servers cannot fetch"
     )
     assert "connect the image to an IMAGE input" in text and "public https URL" in text
 
 
 @pytest.mark.parametrize("url", list(AMBIGUOUS_URLS.values()), ids=list(AMBIGUOUS_URLS))
 def test_edit_refuses_an_ambiguous_or_non_http_url(pack: ModuleType, pack_env: Emulator, url: str) -> None:
-    text = _refused(pack, pack_env, _edit(pack, image_url=url), "image_url line 1")
+    text = _refused(pack, pack_env, _edit(image_url=url), "image_url line 1")
     assert "secret" not in text
 
 
 def test_an_odd_spelling_of_a_public_address_says_how_to_write_it(
     pack: ModuleType, pack_env: Emulator
 ) -> None:
-    _refused(pack, pack_env, _edit(pack, image_url="http://0x08080808/a.png"), "write it as 8.8.8.8")
+    _refused(pack, pack_env, _edit(image_url="http://0x08080808/a.png"), "write it as 8.8.8.8")
 
 
 def test_multi_refuses_a_local_url_among_public_ones(pack: ModuleType, pack_env: Emulator) -> None:
     urls = "https://example.com/a.png\nhttp://[::1]:8188/b.png\nhttps://example.org/c.png"
-    _refused(pack, pack_env, _multi(pack, image_1=_image(), image_urls=urls), "image_urls line 2", "[::1]")
+    _refused(pack, pack_env, _multi(image_1=_image(), image_urls=urls), "image_urls line 2", "[::1]")
 
 
 def test_only_the_configured_apis_own_origin_is_allowed_locally(pack: ModuleType, pack_env: Emulator) -> None:
@@ -299,7 +299,7 @@ def test_only_the_configured_apis_own_origin_is_allowed_locally(pack: ModuleType
         f"https://127.0.0.1:{port}/x.png",
     ):
         assert unreachable_reason(url, api_base=base) is not None, url
-    _refused(pack, pack_env, _edit(pack, image_url=f"http://127.0.0.1:{port + 1}/x.png"), "loopback")
+    _refused(pack, pack_env, _edit(image_url=f"http://127.0.0.1:{port + 1}/x.png"), "loopback")
 
 
 @pytest.mark.parametrize(

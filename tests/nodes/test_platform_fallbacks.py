@@ -60,7 +60,9 @@ if mode == "no-proc":
 sys.path.insert(0, repo)
 from scripts.pack_loader import load_pack
 pack = load_pack()
-rows, sf, journal_mod = pack.wavespeed.journal.rows, pack.wavespeed.journal.singleflight, pack.wavespeed.journal.task_journal
+import importlib
+rows, sf, journal_mod = (importlib.import_module(f"{pack.__name__}.wavespeed.journal.{name}")
+                         for name in ("rows", "singleflight", "task_journal"))
 journal = journal_mod.Journal(folder)
 journal.record_submitted("task-odd-path", model="m", params={"p": 1}, price_usd=0.08, status="completed",
                          identity_hash="ident")

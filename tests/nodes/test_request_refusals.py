@@ -23,6 +23,7 @@ from wavespeed_kontext_pack.wavespeed.core import errors as E
 from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient
 
 from emulator import Emulator
+from tests.support.node_calls import call
 
 MODEL_EDIT = model_for("edit").id
 
@@ -93,10 +94,9 @@ def test_the_client_refuses_them_before_any_request(
 
 
 def test_the_generate_node_refuses_a_nul_before_any_spend(pack: ModuleType, pack_env: Emulator) -> None:
-    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     args = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False}
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as info:
-        asyncio.run(node.generate("a fox\x00", **args))
+        asyncio.run(call("FluxKontextMaxGenerate", "a fox\x00", **args))
     assert "U+0000 NUL at position 6" in str(info.value)
     assert pack_env.requests == [] and pack_env.submissions == 0
 

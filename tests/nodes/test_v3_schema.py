@@ -1,4 +1,4 @@
-"""The nodes' V3 declarations (nodes/v3/) as ComfyUI itself sees them.
+"""The nodes' V3 declarations (one io.ComfyNode per node in nodes/) as ComfyUI itself sees them.
 
 ComfyUI turns a V3 schema into the V1 /object_info form the frontend reads and saved workflows
 depend on (input names, their order, widget options): these tests pin that view. A subprocess
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.comfy_probe import run_in_comfy
+from tests.support.node_calls import node as node_class
 
 NODE_IDS = [
     "FluxKontextMaxGenerate",
@@ -30,16 +31,7 @@ NODE_IDS = [
 ]
 PRICED = {"FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"}
 SUBMIT = ["FluxKontextMaxGenerate", "FluxKontextMaxEdit", "FluxKontextMaxMultiReference"]
-#: The method of the node's work class (nodes.NODES) its V3 ``execute`` hands the inputs to.
-WORK = {
-    "FluxKontextMaxGenerate": "generate",
-    "FluxKontextMaxEdit": "edit",
-    "FluxKontextMaxMultiReference": "edit",
-    "FluxKontextMaxBatch": "run",
-    "WaveSpeedPollResult": "poll",
-    "WaveSpeedRecentTasks": "pick",
-    "WaveSpeedConnectionCheck": "check",
-}
+MODELS = ["FLUX.1 Kontext [max]", "FLUX.1 Kontext [pro]"]
 RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 
 PROBE = r"""
@@ -63,7 +55,7 @@ for node in nodes:
     out["nodes"][info["name"]] = {
         "v1": info,
         "is_v3": issubclass(node, io.ComfyNode), "async": asyncio.iscoroutinefunction(node.execute),
-        "fingerprinted": [own, hasattr(pack.nodes.NODES[info["name"]], "fingerprint_inputs")],
+        "fingerprinted": own,
         "fingerprint": {"minus_one": repr(fp(seed=-1, index=0)), "seed5": repr(fp(seed=5, index=0)),
                         "forced": repr(fp(seed=5, force_rerun=True, index=0))},
     }
@@ -77,7 +69,7 @@ try:
 except Exception as exc:
     out["blank_prompt"] = [isinstance(exc, pack.wavespeed.core.errors.InvalidRequestError), str(exc)]
 
-out["prices"] = sys.modules[pack.__name__ + ".nodes.v3.price_route"].prices()
+out["prices"] = sys.modules[pack.__name__ + ".nodes.shared.price_route"].prices()
 print(json.dumps(out, default=repr))
 """
 
@@ -165,12 +157,27 @@ def test_edit_nodes_share_generate_widgets_with_match_input_first(probe: dict[st
         "request_id",
     ]
     edit = _inputs(probe, "FluxKontextMaxEdit", "optional")
-    assert list(edit) == ["image", "image_url"] and edit["image"][0] == "IMAGE"
+    assert list(edit) == ["image", "image_url", "model"] and edit["image"][0] == "IMAGE"
     assert "first" in edit["image"][1]["tooltip"].lower()  # the batch policy is stated
     assert edit["image_url"][1] == {**edit["image_url"][1], "default": "", "multiline": False}
     multi = _inputs(probe, "FluxKontextMaxMultiReference", "optional")
-    assert list(multi) == [*(f"image_{n}" for n in range(1, 6)), "image_urls"]
+    assert list(multi) == [*(f"image_{n}" for n in range(1, 6)), "image_urls", "model"]
     assert multi["image_urls"][1]["multiline"] is True
+
+
+def test_every_paid_node_offers_the_model_last_with_max_the_default(probe: dict[str, Any]) -> None:
+    """The model choice is each paid node's last input (widget values are saved by position: a
+    workflow saved before it loads with [max]); its options are the families' labels, from the table."""
+    for name in [*SUBMIT, "FluxKontextMaxBatch"]:
+        optional = _inputs(probe, name, "optional")
+        assert list(optional)[-1] == "model", name
+        assert probe["nodes"][name]["v1"]["input_order"]["optional"][-1] == "model", name
+        kind, options = optional["model"]
+        assert kind == "COMBO" and options["options"] == MODELS, name
+        assert options["default"] == "FLUX.1 Kontext [max]" and options["display_name"] == "model", name
+        assert "$0.08" in options["tooltip"] and "$0.04" in options["tooltip"], name
+    assert list(_inputs(probe, "FluxKontextMaxGenerate", "optional")) == ["model"]
+    assert list(_inputs(probe, "FluxKontextMaxBatch", "optional")) == ["model"]
 
 
 def test_batch_poll_and_recent_widgets_and_outputs(probe: dict[str, Any]) -> None:
@@ -202,15 +209,16 @@ def test_batch_poll_and_recent_widgets_and_outputs(probe: dict[str, Any]) -> Non
     assert recent["output"] == ["STRING", "STRING"] and recent["output_name"] == ["request_id", "tasks"]
 
 
-def test_every_declared_input_reaches_the_nodes_work(probe: dict[str, Any], pack: ModuleType) -> None:
+def test_every_declared_input_reaches_the_nodes_work(probe: dict[str, Any]) -> None:
     """ComfyUI calls ``execute`` with the declared inputs by name, leaving out unconnected optional
-    ones: the work method takes exactly those (in order), optional ones with a default, and the node id;
-    a paid node's also takes, by name, the widgets of body parameters added to the table later."""
-    for name, method in WORK.items():
-        params = inspect.signature(getattr(pack.nodes.NODES[name], method)).parameters
+    ones (the node id is on the class, ``cls.hidden``): ``execute`` takes exactly those (in order),
+    optional ones with a default; a paid node's also takes, by name, the widgets of body parameters
+    added to the table later."""
+    for name in NODE_IDS:
+        params = inspect.signature(node_class(name).execute).parameters
         required, optional = list(_inputs(probe, name)), list(_inputs(probe, name, "optional"))
-        named = [p for p, v in params.items() if p != "self" and v.kind is not v.VAR_KEYWORD]
-        assert named == [*required, *optional, "unique_id"], name
+        named = [p for p, v in params.items() if v.kind is not v.VAR_KEYWORD]
+        assert named == [*required, *optional], name
         takes_more = any(v.kind is v.VAR_KEYWORD for v in params.values())
         assert takes_more == (name in [*PRICED, "FluxKontextMaxBatch"]), name
         for input_name in optional:
@@ -223,10 +231,9 @@ def test_fingerprint_inputs_reruns_seed_minus_one_and_force_rerun(probe: dict[st
         assert math.isnan(float(fingerprint["minus_one"])) and math.isnan(float(fingerprint["forced"]))
         assert fingerprint["seed5"] == "5", name
     assert math.isnan(float(probe["nodes"]["WaveSpeedRecentTasks"]["fingerprint"]["seed5"]))
-    for name, node in probe["nodes"].items():  # declared exactly where the node's work has a cache rule
-        own, work_has = node["fingerprinted"]
-        assert own == work_has, name
-    assert probe["nodes"]["WaveSpeedPollResult"]["fingerprinted"] == [False, False]
+    # every node but Poll Result has a cache rule of its own (Poll Result: ComfyUI's own caching)
+    declared = {name for name, node in probe["nodes"].items() if node["fingerprinted"]}
+    assert declared == set(NODE_IDS) - {"WaveSpeedPollResult"}
 
 
 def test_v3_execute_runs_the_node_code(probe: dict[str, Any]) -> None:
@@ -265,7 +272,7 @@ def test_the_price_definition_holds_each_paid_nodes_model_price_and_multipliers(
     models, body_params = pack.wavespeed.api.models, pack.wavespeed.api.body_params
 
     def model(name: str) -> Any:
-        return models.model_for(body_params.MODEL_KIND[pack.nodes.NODES[name].KIND])
+        return models.model_for(body_params.MODEL_KIND[node_class(name).KIND])
 
     by_family = {"FLUX.1 Kontext [max]": 0.08, "FLUX.1 Kontext [pro]": 0.04}
     assert {name: model(name).price_usd for name in [*PRICED, "FluxKontextMaxBatch"]} == dict.fromkeys(
@@ -318,7 +325,8 @@ import comfy_api.latest
 sys.path.insert(0, root)
 from scripts.pack_loader import load_pack
 pack = load_pack()
-call = sys.modules[pack.__name__ + ".nodes.shared.comfy_bridge"]._public_set_progress()
+import importlib
+call = importlib.import_module(pack.__name__ + ".nodes.shared.comfy_bridge")._public_set_progress()
 print(json.dumps({"name": getattr(call, "__name__", None)}))
 """
 

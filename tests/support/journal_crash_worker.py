@@ -18,23 +18,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scripts.pack_loader import load_pack  # noqa: E402
+from scripts.pack_loader import call  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
-    nodes = load_pack().nodes.NODES
-    generate = nodes["FluxKontextMaxGenerate"]()
     if args.go:
         print("ready", flush=True)
         while not Path(args.go).exists():
             time.sleep(0.005)
     print("submitting", flush=True)
-    task, rid = await generate.generate(
-        args.prompt, seed=args.seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=args.sync
+    task, rid = await call(
+        "FluxKontextMaxGenerate",
+        args.prompt,
+        seed=args.seed,
+        guidance_scale=3.5,
+        aspect_ratio="1:1",
+        sync_mode=args.sync,
     )
     print(f"submitted {rid} ${task.price_usd:.2f}", flush=True)
     if not args.no_poll:
-        await nodes["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
+        await call("WaveSpeedPollResult", 60, "pass through", task=task)
         print(f"done {rid}", flush=True)
 
 

@@ -1,5 +1,6 @@
-"""Calling the pack's nodes as ComfyUI does, in-process: a new node instance per call (like a new
-prompt), the widget values a user leaves at their defaults, and exact 8-bit IMAGE tensors."""
+"""Calling the pack's nodes as ComfyUI does, in-process: each node's ``execute`` on a clone of its
+class holding the hidden inputs (scripts/pack_loader.py ``run_node``, as ComfyUI 0.33.0 runs a V3
+node), the widget values a user leaves at their defaults, and exact 8-bit IMAGE tensors."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import numpy as np
 import pytest
 import torch
 
+from scripts.pack_loader import call, load_nodes
+
 PROMPT = "a lighthouse at dusk"
 GENERATE_ARGS: dict[str, Any] = {"seed": 7, "guidance_scale": 3.5, "aspect_ratio": "1:1", "sync_mode": False}
 EDIT_ARGS: dict[str, Any] = {**GENERATE_ARGS, "aspect_ratio": "match input"}
 
 
-def node(pack: ModuleType, name: str) -> Any:
-    """A new instance of the node class ``name``, as ComfyUI makes one per prompt."""
-    return pack.nodes.NODES[name]()
+def node(name: str) -> Any:
+    """The node class ComfyUI registers under ``name`` (its schema, cache rule and ``execute``)."""
+    return load_nodes()[name]
 
 
 def image(
@@ -30,31 +33,31 @@ def image(
     return torch.from_numpy(arr.astype(np.float32) / 255.0)
 
 
-def generate(pack: ModuleType, prompt: str = PROMPT, **kw: Any) -> Coroutine[Any, Any, Any]:
+def generate(prompt: str = PROMPT, **kw: Any) -> Coroutine[Any, Any, Any]:
     """Generate's call (a coroutine: ``(task, request_id)``); ``kw`` overrides the widget values."""
-    return node(pack, "FluxKontextMaxGenerate").generate(prompt, **{**GENERATE_ARGS, **kw})
+    return call("FluxKontextMaxGenerate", prompt, **{**GENERATE_ARGS, **kw})
 
 
-def edit(pack: ModuleType, prompt: str = "invert it", **kw: Any) -> Coroutine[Any, Any, Any]:
+def edit(prompt: str = "invert it", **kw: Any) -> Coroutine[Any, Any, Any]:
     """Edit's call; pass ``image=`` and/or ``image_url=``."""
-    return node(pack, "FluxKontextMaxEdit").edit(prompt, **{**EDIT_ARGS, **kw})
+    return call("FluxKontextMaxEdit", prompt, **{**EDIT_ARGS, **kw})
 
 
-def multi(pack: ModuleType, prompt: str = "combine them", **kw: Any) -> Coroutine[Any, Any, Any]:
+def multi(prompt: str = "combine them", **kw: Any) -> Coroutine[Any, Any, Any]:
     """Multi Reference's call; pass ``image_1=`` .. ``image_4=`` and/or ``image_urls=``."""
-    return node(pack, "FluxKontextMaxMultiReference").edit(prompt, **{**EDIT_ARGS, **kw})
+    return call("FluxKontextMaxMultiReference", prompt, **{**EDIT_ARGS, **kw})
 
 
-def poll(pack: ModuleType, task: Any, policy: str = "pass through") -> Coroutine[Any, Any, Any]:
+def poll(task: Any, policy: str = "pass through") -> Coroutine[Any, Any, Any]:
     """Poll Result's call on ``task`` with a 60 s timeout."""
-    return node(pack, "WaveSpeedPollResult").poll(60, policy, task=task)
+    return call("WaveSpeedPollResult", 60, policy, task=task)
 
 
-async def chain(pack: ModuleType, prompt: str = PROMPT, policy: str = "pass through", **kw: Any) -> Any:
+async def chain(prompt: str = PROMPT, policy: str = "pass through", **kw: Any) -> Any:
     """Generate then Poll Result, as the shipped example wires them; Poll Result's outputs."""
-    task, request_id = await generate(pack, prompt, **kw)
+    task, request_id = await generate(prompt, **kw)
     assert request_id == task.request_id
-    return await poll(pack, task, policy)
+    return await poll(task, policy)
 
 
 def restart_pack(pack: ModuleType) -> None:

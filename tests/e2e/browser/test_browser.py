@@ -190,6 +190,30 @@ def _batch_badge_counts_prompts_and_variations(ui: UI) -> None:
         ui.js(f"() => app.graph.remove(window.__wsk.node({cls!r}))")
 
 
+def test_the_badge_follows_the_model_widget(ui: UI) -> None:
+    """Switching a node's model to [pro] turns its badge to [pro]'s price: Generate $0.04, Batch
+    tasks x $0.04; back to [max], $0.08 again."""
+    pro, most = "FLUX.1 Kontext [pro]", "FLUX.1 Kontext [max]"
+    ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({GEN!r}).includes('$0.08/Run')", timeout=10_000)
+    assert ui.js(f"() => window.__wsk.widget({GEN!r}, 'model').value") == most
+    try:
+        ui.set_widget(GEN, "model", pro)
+        ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({GEN!r}).includes('$0.04/Run')", timeout=10_000)
+    finally:
+        ui.set_widget(GEN, "model", most)
+    ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({GEN!r}).includes('$0.08/Run')", timeout=10_000)
+    cls = "FluxKontextMaxBatch"
+    ui.js(f"() => {{ const n = LiteGraph.createNode({cls!r}); n.pos = [60, 700]; app.graph.add(n); }}")
+    try:
+        ui.set_widget(cls, "prompts", "a cat\na dog\na fox")
+        ui.set_widget(cls, "variations", 2)
+        ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({cls!r}).includes('$0.48/Run')", timeout=10_000)
+        ui.set_widget(cls, "model", pro)
+        ui.page.wait_for_function(f"() => ({BADGE_TEXTS})({cls!r}).includes('$0.24/Run')", timeout=10_000)
+    finally:
+        ui.js(f"() => app.graph.remove(window.__wsk.node({cls!r}))")
+
+
 def test_nodes_render_their_widgets_tooltips_and_colours(ui: UI, comfy_object_info: dict[str, Any]) -> None:
     gen, poll, save = (ui.js(NODE_STATE, cls) for cls in (GEN, POLL, SAVE))
 

@@ -229,7 +229,8 @@ SAVED_WITH_SEED_MODE = REPO_ROOT / "tests" / "fixtures" / "batch_saved_with_seed
 
 def test_a_batch_workflow_saved_with_seed_mode_loads_with_the_same_values(bui: UI) -> None:
     """One seed control on Batch: ``seed_mode`` is gone, yet a workflow saved with it (widgets_values
-    are positional) loads with every value in its place; "random" becomes seed -1 (the API picks)."""
+    are positional) loads with every value in its place; "random" becomes seed -1 (the API picks).
+    It was saved before the model widget too: that one keeps its default, [max]."""
     import json
 
     workflow = json.loads(SAVED_WITH_SEED_MODE.read_text(encoding="utf-8"))
@@ -243,13 +244,25 @@ def test_a_batch_workflow_saved_with_seed_mode_loads_with_the_same_values(bui: U
     assert values[0] == {
         "prompts": first[0], "variations": 2, "seed": 42, "control_after_generate": "fixed",
         "guidance_scale": 3.5, "aspect_ratio": "1:1", "on_failure": "return what succeeded", "timeout_s": 1800,
+        "model": "FLUX.1 Kontext [max]",
     }  # fmt: skip
     assert values[1] == {
         "prompts": second[0], "variations": 3, "seed": -1, "control_after_generate": "increment",
         "guidance_scale": 6.5, "aspect_ratio": "16:9", "on_failure": "fail", "timeout_s": 600,
+        "model": "FLUX.1 Kontext [max]",
     }  # fmt: skip
     saved = bui.js("() => app.graph.serialize().nodes.find((n) => n.id === 1).widgets_values")
-    assert saved == [first[0], 2, 42, "fixed", 3.5, "1:1", "return what succeeded", 1800]  # today's layout
+    assert saved == [
+        first[0],
+        2,
+        42,
+        "fixed",
+        3.5,
+        "1:1",
+        "return what succeeded",
+        1800,
+        "FLUX.1 Kontext [max]",
+    ]
 
 
 DISPLAY_NAMES = [

@@ -21,6 +21,7 @@ from types import ModuleType
 import pytest
 
 from emulator import Emulator
+from tests.support.node_calls import call
 
 
 class InterruptProcessingException(Exception):
@@ -68,12 +69,12 @@ def test_interrupt_raised_by_the_progress_hook_stops_the_wait(
     pack: ModuleType, pack_env: Emulator, fake_comfy: types.SimpleNamespace
 ) -> None:
     pack_env.next_tasks(never_finish=True)
-    gen = pack.nodes.NODES["FluxKontextMaxGenerate"]()
-    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
 
     async def scenario() -> tuple[float, BaseException | None]:
-        task, _ = await gen.generate("hook interrupt", 1, 3.5, "1:1", False, unique_id="7")
-        waiting = asyncio.ensure_future(poll.poll(600, "pass through", task=task, unique_id="8"))
+        task, _ = await call("FluxKontextMaxGenerate", "hook interrupt", 1, 3.5, "1:1", False, unique_id="7")
+        waiting = asyncio.ensure_future(
+            call("WaveSpeedPollResult", 600, "pass through", task=task, unique_id="8")
+        )
         await asyncio.sleep(0.6)
         pressed = time.monotonic()
         fake_comfy.interrupted = True  # POST /interrupt

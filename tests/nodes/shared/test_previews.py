@@ -25,6 +25,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from emulator import Emulator
 from scripts.pack_loader import load_pack
+from tests.support.node_calls import call
 
 
 def _bridge(pack: ModuleType) -> Any:
@@ -142,12 +143,12 @@ def test_a_failing_preview_never_breaks_the_task(pack: ModuleType, hook: types.S
 def test_poll_result_shows_the_image_on_its_node(
     pack: ModuleType, pack_env: Emulator, hook: types.SimpleNamespace
 ) -> None:
-    gen = pack.nodes.NODES["FluxKontextMaxGenerate"]()
-    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
 
     async def scenario() -> Any:
-        task, _ = await gen.generate("a preview please", 7, 3.5, "1:1", False, unique_id="3")
-        return await poll.poll(600, "pass through", task=task, unique_id="4")
+        task, _ = await call(
+            "FluxKontextMaxGenerate", "a preview please", 7, 3.5, "1:1", False, unique_id="3"
+        )
+        return await call("WaveSpeedPollResult", 600, "pass through", task=task, unique_id="4")
 
     images, *_ = asyncio.run(scenario())
     # max_size None: ComfyUI would otherwise enlarge a smaller picture to fit it (ImageOps.contain)
@@ -179,10 +180,9 @@ def test_batch_shows_each_image_as_it_arrives_and_counts_them(
             task.inference_s, task.never_finish = 0.0, False
 
     hook.on_preview = first_preview_releases_the_rest
-    node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     images, _, ids, failures = asyncio.run(
         # held tasks that nobody releases (no preview) time out: the test fails instead of hanging
-        node.run("a red fox\na blue jay", 2, 11, 3.5, "1:1", timeout_s=20, unique_id="9")
+        call("FluxKontextMaxBatch", "a red fox\na blue jay", 2, 11, 3.5, "1:1", timeout_s=20, unique_id="9")
     )
     assert failures == "" and images.shape[0] == 4
     assert still_running == [3]

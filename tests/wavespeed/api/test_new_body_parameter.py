@@ -105,9 +105,9 @@ def test_every_node_kind_shows_it_after_its_saved_widgets() -> None:
 
 @pytest.mark.usefixtures("with_output_format")
 def test_a_generate_run_sends_it(pack: ModuleType, pack_env: Emulator, journal_dir: Path) -> None:
-    task, _ = asyncio.run(generate(pack, "a fox", seed=11, output_format="png"))
+    task, _ = asyncio.run(generate("a fox", seed=11, output_format="png"))
     assert pack_env.task(task.request_id).input["output_format"] == "png"
-    task, _ = asyncio.run(generate(pack, "a fox", seed=12, output_format="auto"))
+    task, _ = asyncio.run(generate("a fox", seed=12, output_format="auto"))
     assert "output_format" not in pack_env.task(task.request_id).input
 
 
@@ -119,7 +119,8 @@ sys.path.insert(0, comfy)
 os.chdir(comfy)
 import comfy_api.latest
 sys.path.insert(0, root)
-from scripts.pack_loader import load_pack
+from scripts.pack_loader import load_nodes, load_pack
+load_nodes()  # the node modules, on the comfy_api.latest imported above
 pack = load_pack()
 B = pack.wavespeed.api.body_params
 row = B.Param("output_format", str, None, options=("jpeg", "png"), left_out=(None,), widgets={

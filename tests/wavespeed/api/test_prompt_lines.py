@@ -77,7 +77,7 @@ def test_generate_and_batch_read_a_cr_prompt_the_same_way(pack: ModuleType, pack
     """The attack: a prompt list with old-Mac CR breaks. Generate sends it as one prompt (main
     refused it), Batch as two, and the badge's expression counts two."""
     text = "a lighthouse at dusk\ra lighthouse at dawn"
-    task, _ = asyncio.run(generate(pack, text, seed=4))
+    task, _ = asyncio.run(generate(text, seed=4))
     assert pack_env.task(task.request_id).input["prompt"] == text
     requests = pack.nodes.batch.batch_requests(text, 1, 4, 3.5, "1:1")
     assert [r.prompt for r in requests] == ["a lighthouse at dusk", "a lighthouse at dawn"]

@@ -27,7 +27,7 @@ from emulator import Emulator
 from tests.support.clients import fast_client
 from tests.support.hostile_server import RawServer, Script, http_reply
 from tests.support.key_pieces import every_byte, leaks
-from tests.support.node_calls import capture_status, generate, node, restart_pack
+from tests.support.node_calls import call, capture_status, generate, restart_pack
 from tests.support.threads import run_in_threads
 
 MODEL_EDIT = model_for("edit").id
@@ -288,9 +288,9 @@ def test_a_task_id_that_is_the_key_is_never_stored_nor_shown(
     shown = capture_status(pack, monkeypatch)
     caplog.set_level(logging.DEBUG)
     with pytest.raises(pack.wavespeed.core.errors.WaveSpeedError) as submitted:
-        asyncio.run(generate(pack, "a hostile reply", seed=3))
+        asyncio.run(generate("a hostile reply", seed=3))
     with pytest.raises(pack.wavespeed.core.errors.InvalidRequestError) as pasted:
-        asyncio.run(node(pack, "WaveSpeedPollResult").poll(60, "pass through", request_id=LIVE_LIKE_KEY))
+        asyncio.run(call("WaveSpeedPollResult", 60, "pass through", request_id=LIVE_LIKE_KEY))
     restart_pack(pack)
     assert len(server.requests) == 1  # the submit; the pasted id was refused before any request
     texts = [str(submitted.value), str(pasted.value), *shown, caplog.text]

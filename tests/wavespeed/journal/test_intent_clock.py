@@ -29,9 +29,9 @@ CLAIM = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from scripts.pack_loader import load_pack
-pack = load_pack()
-sf = pack.wavespeed.journal.singleflight
-journal = pack.wavespeed.journal.task_journal.Journal(sys.argv[2])
+load_pack()
+from wavespeed_kontext_pack.wavespeed.journal import singleflight as sf, task_journal
+journal = task_journal.Journal(sys.argv[2])
 assert journal.claim_intent(sf.new_intent("acct", "ident", "m", "payload"), max_age_s=1e9,
                             reuse_statuses=("completed",)) is None
 journal.close()

@@ -29,7 +29,7 @@ def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _generate(pack: ModuleType, force_rerun: bool = False) -> Any:
-    task, _ = await generate(pack, PROMPT, force_rerun=force_rerun)
+    task, _ = await generate(PROMPT, force_rerun=force_rerun)
     return task
 
 

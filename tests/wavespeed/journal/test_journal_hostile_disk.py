@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 from emulator import Emulator
+from tests.support.node_calls import call
 
 DAY = 86400.0
 
 
 async def _generate(pack: ModuleType, prompt: str, seed: int = 7) -> Any:
-    node = pack.nodes.NODES["FluxKontextMaxGenerate"]()
-    task, _ = await node.generate(prompt, seed=seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False)
+    task, _ = await call(
+        "FluxKontextMaxGenerate", prompt, seed=seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False
+    )
     return task
 
 
@@ -107,7 +109,7 @@ def test_a_damaged_journal_file_is_one_typed_line_kept_aside_then_a_new_journal_
     (journal_dir / "journal.sqlite3").write_bytes(note)
     errors = pack.wavespeed.core.errors
     with pytest.raises(errors.WaveSpeedError) as caught:
-        asyncio.run(pack.nodes.NODES["WaveSpeedRecentTasks"]().pick(0, "all"))
+        asyncio.run(call("WaveSpeedRecentTasks", 0, "all"))
     message = str(caught.value)
     assert "journal.sqlite3 is corrupt" in message and "kept aside as journal.sqlite3.corrupt-" in message
     assert "\n" not in message
@@ -150,7 +152,8 @@ def test_an_unreadable_row_of_the_task_looked_up_fails_closed(
         "\n" not in message and str(journal_dir / "journal.sqlite3") in message and "force_rerun" in message
     )
     forced = asyncio.run(
-        pack.nodes.NODES["FluxKontextMaxGenerate"]().generate(
+        call(
+            "FluxKontextMaxGenerate",
             "a damaged paid row",
             seed=7,
             guidance_scale=3.5,

@@ -18,7 +18,7 @@ from tests.support.node_calls import capture_status, generate, nodes_client, pol
 
 
 async def _generate(pack: ModuleType, prompt: str, **kw: Any) -> Any:
-    task, _ = await generate(pack, prompt, **{"unique_id": "5", **kw})
+    task, _ = await generate(prompt, **{"unique_id": "5", **kw})
     return task
 
 
@@ -45,7 +45,7 @@ def test_two_identical_submits_in_one_process_pay_once(
 
     async def both() -> list[Any]:
         tasks = await asyncio.gather(*(_generate(pack, "twin chains", sync_mode=sync_mode) for _ in range(3)))
-        return await asyncio.gather(*(poll(pack, t) for t in tasks))
+        return await asyncio.gather(*(poll(t) for t in tasks))
 
     results = asyncio.run(both())
     assert pack_env.submissions == 1
@@ -130,7 +130,7 @@ def test_kill_during_sync_submit_then_requeue_finds_the_paid_task(
     assert task.request_id == paid and task.price_usd == 0.0
     assert pack_env.submissions == 1
     assert f"found interrupted task {paid[:8]}… in WaveSpeed history (no charge)" in status
-    images, *_ = asyncio.run(poll(pack, task))
+    images, *_ = asyncio.run(poll(task))
     assert images.shape[0] == 1 and pack_env.submissions == 1
     journal = pack.wavespeed.tasks.journals.current_journal()
     assert journal.get(paid) is not None and journal.get(paid).status == "completed"

@@ -18,13 +18,13 @@ from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
 
 from emulator import Emulator
 from tests.support.journal_processes import kill_when, start_worker
-from tests.support.node_calls import PROMPT, capture_status, chain, generate, node, restart_pack
+from tests.support.node_calls import PROMPT, call, capture_status, chain, generate, node, restart_pack
 
 DAY = 86400.0
 
 
 async def _generate(pack: ModuleType, prompt: str = PROMPT, **kw: Any) -> Any:
-    task, rid = await generate(pack, prompt, **kw)
+    task, rid = await generate(prompt, **kw)
     assert rid == task.request_id
     return task
 
@@ -67,12 +67,10 @@ def test_sigkill_while_waiting_then_recover_from_recent_tasks(
     restart_pack(pack)  # "restart ComfyUI": nothing in memory, only the journal on disk
     journal = pack.wavespeed.journal.task_journal.Journal(journal_dir)
     assert [r.request_id for r in journal.in_flight()] == [rid]
-    picked, listing = asyncio.run(node(pack, "WaveSpeedRecentTasks").pick(0, "in flight"))
+    picked, listing = asyncio.run(call("WaveSpeedRecentTasks", 0, "in flight"))
     assert picked == rid and rid in listing and "a castle in the fog" in listing
 
-    images, urls, got, _, _ = asyncio.run(
-        node(pack, "WaveSpeedPollResult").poll(60, "pass through", request_id=picked)
-    )
+    images, urls, got, _, _ = asyncio.run(call("WaveSpeedPollResult", 60, "pass through", request_id=picked))
     assert got == rid and tuple(images.shape) == (1, 1024, 1024, 3)
     assert pack_env.submissions == 1  # recovered without a second charge
     assert journal.get(rid).status == "completed" and journal.in_flight() == []
@@ -86,7 +84,7 @@ def test_fifty_concurrent_tasks_are_all_journaled(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
     async def run_all() -> list[Any]:
-        return await asyncio.gather(*(chain(pack, f"tile number {i}", seed=1000 + i) for i in range(50)))
+        return await asyncio.gather(*(chain(f"tile number {i}", seed=1000 + i) for i in range(50)))
 
     results = asyncio.run(run_all())
     ids = {r[2] for r in results}
@@ -107,13 +105,14 @@ def test_fifty_concurrent_tasks_are_all_journaled(
 def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = asyncio.run(chain(pack, seed=42))
+    first = asyncio.run(chain(seed=42))
     assert pack_env.submissions == 1
 
     restart_pack(pack)  # a new process: only the journal remembers
     status = capture_status(pack, monkeypatch)
     task = asyncio.run(
-        node(pack, "FluxKontextMaxGenerate").generate(
+        call(
+            "FluxKontextMaxGenerate",
             "a lighthouse at dusk",
             42,
             3.5,
@@ -125,18 +124,18 @@ def test_requeue_with_fixed_seed_reuses_and_force_rerun_pays(
     assert task.request_id == first[2] and task.price_usd == 0.0
     assert pack_env.submissions == 1
     assert f"reused task {first[2][:8]}… (no charge)" in status
-    again = asyncio.run(node(pack, "WaveSpeedPollResult").poll(60, "pass through", task=task))
+    again = asyncio.run(call("WaveSpeedPollResult", 60, "pass through", task=task))
     np.testing.assert_array_equal(again[0].numpy(), first[0].numpy())
     assert pack_env.submissions == 1
 
-    forced = asyncio.run(chain(pack, seed=42, force_rerun=True))
+    forced = asyncio.run(chain(seed=42, force_rerun=True))
     assert pack_env.submissions == 2 and forced[2] != first[2]
 
-    other = asyncio.run(chain(pack, "a lighthouse at dawn", seed=42))  # different params: new task
+    other = asyncio.run(chain("a lighthouse at dawn", seed=42))  # different params: new task
     assert pack_env.submissions == 3 and other[2] != first[2]
 
-    a = asyncio.run(chain(pack, seed=-1))
-    b = asyncio.run(chain(pack, seed=-1))
+    a = asyncio.run(chain(seed=-1))
+    b = asyncio.run(chain(seed=-1))
     assert pack_env.submissions == 5 and a[2] != b[2]
 
 
@@ -147,8 +146,7 @@ def test_in_flight_task_is_reused_after_its_waiter_died(pack: ModuleType, pack_e
     pack.wavespeed.tasks.paid.submit.reset_session_state()  # as after a ComfyUI restart
     again = asyncio.run(_generate(pack, "paid but never polled", seed=5))
     assert again.request_id == task.request_id and pack_env.submissions == 1
-    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
-    images, *_ = asyncio.run(poll.poll(60, "pass through", task=again))
+    images, *_ = asyncio.run(call("WaveSpeedPollResult", 60, "pass through", task=again))
     assert images.shape[0] == 1 and pack_env.submissions == 1
 
 
@@ -159,7 +157,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     asyncio.run(_generate(pack, seed=5))
     assert pack_env.submissions == 2  # the failed task is not reused
 
-    done = asyncio.run(chain(pack, "an old result", seed=6))
+    done = asyncio.run(chain("an old result", seed=6))
     with sqlite3.connect(journal_dir / "journal.sqlite3") as db:  # older than WaveSpeed keeps tasks
         db.execute(
             "UPDATE tasks SET submitted_at = ?, boot_id = '' WHERE request_id = ?",
@@ -171,7 +169,7 @@ def test_no_reuse_of_failed_or_expired_tasks(pack: ModuleType, pack_env: Emulato
     assert task.request_id != done[2]
 
     # The journal says completed, but WaveSpeed no longer has the task: pay for a new one.
-    gone = asyncio.run(chain(pack, "a forgotten result", seed=8))
+    gone = asyncio.run(chain("a forgotten result", seed=8))
     pack_env.reset()
     fresh = asyncio.run(_generate(pack, "a forgotten result", seed=8))
     assert pack_env.submissions == 1 and fresh.request_id != gone[2]  # (reset: the counter too)
@@ -187,7 +185,7 @@ def test_budget_stops_the_submission_that_would_cross_it(
     errors = pack.wavespeed.core.errors
     monkeypatch.setenv("WAVESPEED_SESSION_BUDGET_USD", "0.20")
     status = capture_status(pack, monkeypatch)
-    first = asyncio.run(chain(pack, seed=1, unique_id="3"))
+    first = asyncio.run(chain(seed=1, unique_id="3"))
     asyncio.run(_generate(pack, seed=2, unique_id="3"))
     assert pack_env.submissions == 2
     assert any("session $0.16 of $0.20" in s for s in status)
@@ -252,8 +250,8 @@ def test_balance_is_shown_when_asked_and_never_fails_the_node(
 def test_no_key_in_any_journal_file(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, api_key: str
 ) -> None:
-    asyncio.run(chain(pack, seed=1))
-    asyncio.run(chain(pack, f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
+    asyncio.run(chain(seed=1))
+    asyncio.run(chain(f"a poster that reads {api_key}", seed=2))  # even if a prompt holds it
     files = [p for p in journal_dir.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"journal.sqlite3"}
     for path in files:
@@ -328,26 +326,25 @@ def test_poll_records_failures_timeouts_and_expiry(
 ) -> None:
     errors = pack.wavespeed.core.errors
     journal = pack.wavespeed.tasks.journals.current_journal()
-    poll = node(pack, "WaveSpeedPollResult")
 
     pack_env.next_tasks(fail="prompt rejected by the safety filter")
     failing = asyncio.run(_generate(pack, seed=1))
     with pytest.raises(errors.TaskFailedError):
-        asyncio.run(poll.poll(60, "pass through", task=failing))
+        asyncio.run(call("WaveSpeedPollResult", 60, "pass through", task=failing))
     record = journal.get(failing.request_id)
     assert record.status == "failed" and "safety filter" in record.error
 
     pack_env.next_tasks(never_finish=True)
     hanging = asyncio.run(_generate(pack, seed=2))
     with pytest.raises(errors.WaitTimeoutError):
-        asyncio.run(poll.poll(1, "pass through", task=hanging))
+        asyncio.run(call("WaveSpeedPollResult", 1, "pass through", task=hanging))
     record = journal.get(hanging.request_id)
     assert record.status == "in_flight" and "timed out" in record.note
     assert record.server_status in ("created", "processing")
 
     journal.record_submitted("0" * 32, model="m", params={"prompt": "lost"}, price_usd=0.08)
     with pytest.raises(errors.NotFoundError):
-        asyncio.run(poll.poll(60, "pass through", request_id="0" * 32))
+        asyncio.run(call("WaveSpeedPollResult", 60, "pass through", request_id="0" * 32))
     assert journal.get("0" * 32).status == "expired"
 
 
@@ -366,16 +363,15 @@ def test_sync_mode_result_is_journaled_completed(
 def test_recent_tasks_lists_filters_and_picks(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path
 ) -> None:
-    cls = pack.nodes.NODES["WaveSpeedRecentTasks"]  # (its widgets: tests/nodes/test_v3_schema.py)
+    cls = node("WaveSpeedRecentTasks")  # (its widgets: tests/nodes/test_v3_schema.py)
     assert cls.fingerprint_inputs(index=0, status_filter="all") != cls.fingerprint_inputs(
         index=0, status_filter="all"
     )
 
-    done = asyncio.run(chain(pack, "first, completed", seed=1))[2]
+    done = asyncio.run(chain("first, completed", seed=1))[2]
     time.sleep(0.01)
     pending = asyncio.run(_generate(pack, "second, in flight", seed=2)).request_id
-    node = cls()
-    rid, listing = asyncio.run(node.pick(0, "all"))
+    rid, listing = asyncio.run(call("WaveSpeedRecentTasks", 0, "all"))
     assert rid == pending
     lines = listing.splitlines()
     assert str(journal_dir) in lines[0] and "2 tasks" in lines[0]
@@ -385,12 +381,12 @@ def test_recent_tasks_lists_filters_and_picks(
         and "second, in flight" in lines[1]
     )
     assert lines[2].startswith("   1  " + done) and "completed" in lines[2] and "$0.08" in lines[2]
-    assert asyncio.run(node.pick(1, "all"))[0] == done
-    assert asyncio.run(node.pick(0, "completed"))[0] == done
+    assert asyncio.run(call("WaveSpeedRecentTasks", 1, "all"))[0] == done
+    assert asyncio.run(call("WaveSpeedRecentTasks", 0, "completed"))[0] == done
     with pytest.raises(
         pack.wavespeed.core.errors.InvalidRequestError, match="no task #0 among the 0 failed tasks"
     ):
-        asyncio.run(node.pick(0, "failed"))
+        asyncio.run(call("WaveSpeedRecentTasks", 0, "failed"))
 
 
 def test_default_journal_dir(pack: ModuleType, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from wavespeed_kontext_pack.wavespeed.limits.poller import (
 )
 
 from emulator import Emulator
+from tests.support.node_calls import call
 
 ENV = "WAVESPEED_POLL_BUDGET_RPS"
 RTT = 0.01  # a poll's reply comes back this long after it was sent (the fake network)
@@ -56,9 +57,8 @@ def test_an_absurd_budget_stops_generate_before_it_pays(
 ) -> None:
     """Regression (issue 17 case 8): the task was submitted and paid, then never polled."""
     monkeypatch.setenv(ENV, "1e-300")
-    generate = pack.nodes.NODES["FluxKontextMaxGenerate"]()
     with pytest.raises(Exception, match=ENV) as caught:
-        asyncio.run(generate.generate("a lighthouse", 7, 3.5, "1:1", False, unique_id="budget"))
+        asyncio.run(call("FluxKontextMaxGenerate", "a lighthouse", 7, 3.5, "1:1", False, unique_id="budget"))
     assert "\n" not in str(caught.value) and pack_env.submissions == 0
 
 

@@ -116,7 +116,7 @@ def test_a_server_that_read_the_request_then_dropped_is_uncertain() -> None:
 
 def _generate(pack: ModuleType) -> object:
     try:
-        return asyncio.run(generate(pack, "a fixed-seed prompt", unique_id="5"))
+        return asyncio.run(generate("a fixed-seed prompt", unique_id="5"))
     except Exception as exc:
         return exc
 

@@ -33,6 +33,7 @@ from tests.support.hostile_server import (
     run_bounded as shared_run_bounded,
     self_signed_tls,
 )
+from tests.support.node_calls import call
 
 BYTE_EVERY_S = 0.2  # a ~300-byte reply takes a minute: far past every bound below
 SLACK_S = 2.0
@@ -143,15 +144,18 @@ def test_cancel_in_poll_result_frees_the_pool_worker(pack: ModuleType, pack_env:
     blocked in the dribbling read comes back (before, it stayed until the reply was complete)."""
     bridge = pack.nodes.shared.comfy_bridge
     watchdog = importlib.import_module(f"{pack.__name__}.wavespeed.net.transport").WATCHDOG
-    poll = pack.nodes.NODES["WaveSpeedPollResult"]()
-    gen = pack.nodes.NODES["FluxKontextMaxGenerate"]()
 
     async def scenario() -> BaseException | None:
-        task, _ = await gen.generate(
-            "cancel me", seed=3, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=False
+        task, _ = await call(
+            "FluxKontextMaxGenerate",
+            "cancel me",
+            seed=3,
+            guidance_scale=3.5,
+            aspect_ratio="1:1",
+            sync_mode=False,
         )
         pack_env.inject("result", "dribble", delay_s=BYTE_EVERY_S, times=50)
-        waiting = asyncio.ensure_future(poll.poll(600, "pass through", task=task))
+        waiting = asyncio.ensure_future(call("WaveSpeedPollResult", 600, "pass through", task=task))
         while not any(r.route == "result" for r in pack_env.requests):
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)

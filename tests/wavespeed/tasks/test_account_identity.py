@@ -68,8 +68,8 @@ def test_journal_scheduler_poller_and_client_cache_agree_on_one_account(
     pack: ModuleType, pack_env: Emulator, journal_dir: Path, api_key: str
 ) -> None:
     async def one_task() -> str:
-        task, rid = await generate(pack, "one account", seed=5)
-        await poll(pack, task)
+        task, rid = await generate("one account", seed=5)
+        await poll(task)
         return str(rid)
 
     rid = asyncio.run(one_task())

@@ -21,7 +21,7 @@ NOT_CHARGED = "$0, nothing was accepted"
 
 def _failed_generate(pack: ModuleType, seed: int) -> BaseException:
     with pytest.raises(pack.wavespeed.core.errors.WaveSpeedError) as info:
-        asyncio.run(generate(pack, seed=seed, unique_id="7"))
+        asyncio.run(generate(seed=seed, unique_id="7"))
     return info.value
 
 

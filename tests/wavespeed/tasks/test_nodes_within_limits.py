@@ -12,14 +12,12 @@ from typing import Any
 import pytest
 
 from emulator import Emulator, Tier
-from tests.support.node_calls import nodes_client
+from tests.support.node_calls import call, nodes_client
 
 
 async def _chain(pack: ModuleType, prompt: str, seed: int, node: str) -> Any:
-    mapping = pack.nodes.NODES
-    gen, poll = mapping["FluxKontextMaxGenerate"](), mapping["WaveSpeedPollResult"]()
-    task, _ = await gen.generate(prompt, seed, 3.5, "1:1", False, unique_id=f"{node}-gen")
-    return await poll.poll(60, "pass through", task=task, unique_id=f"{node}-poll")
+    task, _ = await call("FluxKontextMaxGenerate", prompt, seed, 3.5, "1:1", False, unique_id=f"{node}-gen")
+    return await call("WaveSpeedPollResult", 60, "pass through", task=task, unique_id=f"{node}-poll")
 
 
 def test_four_chains_on_bronze_all_complete_with_one_submission_each(

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from emulator import Emulator
 from scripts import layout
 from scripts.pack_loader import REPO_ROOT
+from tests.support.node_calls import call
 from tests.support.submit_log import cancel_after_submits
 
 
@@ -33,9 +34,10 @@ _prompts = iter(range(10**9))
 
 
 def _run_batch(pack: ModuleType, count: int, seed: int) -> Any:
-    node = pack.nodes.NODES["FluxKontextMaxBatch"]()
     prompt = f"a lighthouse, take {next(_prompts)}"  # never reused from an earlier example
-    return asyncio.run(node.run(prompt, count, seed=seed, guidance_scale=3.5, aspect_ratio="1:1"))
+    return asyncio.run(
+        call("FluxKontextMaxBatch", prompt, count, seed=seed, guidance_scale=3.5, aspect_ratio="1:1")
+    )
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -35,7 +35,7 @@ def _lock_during_the_post(
     emulator.configure(inference_s=1.5)
 
     async def run() -> str:
-        job = asyncio.ensure_future(generate(pack, PROMPT, seed=7, sync_mode=True, unique_id="3"))
+        job = asyncio.ensure_future(generate(PROMPT, seed=7, sync_mode=True, unique_id="3"))
         while emulator.submissions == 0:  # the POST is on the wire (sync mode: until the image is done)
             await asyncio.sleep(0.01)
         with journal_locked(journal_dir / "journal.sqlite3", 600):
@@ -44,7 +44,7 @@ def _lock_during_the_post(
             if not requeue_while_locked:
                 return str(rid)
             # While the lock is held, a re-queue finds the paid task in memory: no charge, no wait.
-            again, _ = await generate(pack, PROMPT, seed=7, sync_mode=True, unique_id="4")
+            again, _ = await generate(PROMPT, seed=7, sync_mode=True, unique_id="4")
             assert again.request_id == rid and again.price_usd == 0.0
         return str(rid)
 
@@ -66,7 +66,7 @@ def test_a_paid_task_whose_record_meets_a_lock_is_kept_and_journaled_later(
     assert record is not None and record.status == "completed"
 
     # The lock is gone and the row landed: the re-queue is an ordinary reuse, never a wait on our claim.
-    again, _ = asyncio.run(generate(pack, PROMPT, seed=7, sync_mode=True, unique_id="5"))
+    again, _ = asyncio.run(generate(PROMPT, seed=7, sync_mode=True, unique_id="5"))
     assert again.request_id == rid and pack_env.submissions == 1
 
 
@@ -78,7 +78,7 @@ def test_a_requeue_right_after_the_lock_never_waits_on_its_own_claim(
     rid = _lock_during_the_post(pack, pack_env, journal_dir)
     started = time.monotonic()
     try:
-        again, _ = asyncio.run(generate(pack, PROMPT, seed=7, sync_mode=True, unique_id="6"))
+        again, _ = asyncio.run(generate(PROMPT, seed=7, sync_mode=True, unique_id="6"))
     except errors.WaitTimeoutError as exc:
         pytest.fail(f"waited on its own claim ({time.monotonic() - started:.1f} s, pid {os.getpid()}): {exc}")
     assert again.request_id == rid and again.price_usd == 0.0 and pack_env.submissions == 1

@@ -22,7 +22,7 @@ PROMPT = "make it night"
 
 
 def _edit(pack: ModuleType, picture: Any) -> Any:
-    task, _ = asyncio.run(edit(pack, PROMPT, image=picture, seed=5, unique_id="9"))
+    task, _ = asyncio.run(edit(PROMPT, image=picture, seed=5, unique_id="9"))
     return task
 
 

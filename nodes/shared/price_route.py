@@ -1,7 +1,7 @@
 """The price definition as a route of ComfyUI's server, for the pack's web extension.
 
 ``GET /wavespeed_kontext/prices`` (and ``/api/...``, as ComfyUI prefixes every route) answers
-nodes/shared/pricing.py's ``price_definition`` of the paid nodes' rules (common.PRICE_RULES): the
+pricing.py's ``price_definition`` of the paid nodes' rules (widgets.PRICE_RULES): the
 same unit prices and multiplier widgets the nodes charge by. web/price.js computes the badge's text
 from it. The route is added to ``PromptServer.instance.routes`` while ComfyUI loads the pack, before
 it starts serving; outside ComfyUI (tests, scripts) there is no server and nothing is added.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..shared.pricing import price_definition
-from .common import PRICE_RULES
+from .pricing import price_definition
+from .widgets import PRICE_RULES
 
 PRICES_PATH = "/wavespeed_kontext/prices"
 log = logging.getLogger("wavespeed")

@@ -1,4 +1,5 @@
-"""What the pack's V3 declarations share: category, the task socket, the Kontext widgets, the price rules.
+"""What the pack's nodes declare alike: category, the task socket, the Kontext widgets, the model
+choice, the cache rule of a submit node, the price rules.
 
 Input names, their order and their options are what saved workflows hold (widget values by position),
 so a change here is a change to every saved workflow: tests/nodes/test_v3_schema.py pins them as
@@ -10,19 +11,22 @@ the table later shows after every input a node declares itself (``row_inputs(kin
 No node is a comfy.org partner node (``is_api_node``): the frontend would ask for a comfy.org sign-in
 before Run and ComfyUI would hand comfy.org credentials to our ``execute``. So the frontend's own
 ``price_badge`` (drawn on partner nodes only) is not used either: a paid node's price rule (each
-family's price for its model, from the table; nodes/shared/pricing.py) goes into PRICE_RULES, which nodes/v3/price_route.py serves to the
-pack's web extension; adding a ``count`` widget to a node is all it takes for its badge to follow it.
+family's price for its model, from the table; pricing.py) goes into PRICE_RULES, which
+price_route.py serves to the pack's web extension; adding a ``count`` widget to a node is all it
+takes for its badge to follow it. The ``model`` widget (``models.FAMILY_INPUT``) is a paid node's last
+optional input, [max] by default, so a workflow saved before it loads and runs as [max].
+
+Imports ``comfy_api.latest``: only the node modules import this, and ComfyUI has imported it first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from comfy_api.latest import io
 
-from ...wavespeed import body_params, models
-from ..shared.pricing import price_rule
+from ...wavespeed import InvalidRequestError, body_params, models
+from .pricing import price_rule
 
 CATEGORY = "WaveSpeed/FLUX Kontext"
 #: The socket a submit node hands to WaveSpeed Poll Result (a TaskHandle); saved workflows name it.
@@ -83,6 +87,43 @@ def kontext_inputs(kind: body_params.NodeKind) -> list[Any]:
     ]
 
 
+def last_inputs(kind: body_params.NodeKind) -> list[Any]:
+    """What a paid node shows after its own inputs: the model choice, then the rows added to the
+    table since (saved workflows hold values by position, so both only ever come last)."""
+    return [model_input(kind), *row_inputs(kind, saved=False)]
+
+
+def model_input(kind: body_params.NodeKind) -> Any:
+    """The model choice of a paid node: the label of each family with a model of its kind (the
+    table's rows), [max] the default."""
+    prices = models.family_prices(body_params.MODEL_KIND[kind])
+    return io.Combo.Input(
+        models.FAMILY_INPUT,
+        display_name="model",
+        options=list(prices),
+        default=models.FAMILIES[models.DEFAULT_FAMILY],
+        optional=True,
+        tooltip="Which FLUX.1 Kontext model does the work: "
+        + ", ".join(f"{label} ${price:.2f} per image" for label, price in prices.items())
+        + ". The price badge follows it.",
+    )
+
+
+def family_of(label: str) -> str:
+    """The family a ``model`` widget value names, or one line saying which ones there are."""
+    for family, name in models.FAMILIES.items():
+        if name == label:
+            return family
+    raise InvalidRequestError(f"model {label!r} is not one of: {', '.join(models.FAMILIES.values())}.")
+
+
+def fingerprint(seed: int, force_rerun: bool = False) -> Any:
+    """A paid node's cache rule (ComfyUI's ``fingerprint_inputs``): seed -1 or force_rerun means 'a
+    new image every time': NaN never equals itself, so ComfyUI never reuses a cached result; otherwise
+    the seed (the other inputs decide as usual)."""
+    return float("nan") if seed == -1 or force_rerun else seed
+
+
 def price_text(kind: body_params.Kind) -> str:
     """The default model's price, as node descriptions state it."""
     return f"${models.model_for(kind).price_usd:.2f} per image"
@@ -129,9 +170,3 @@ def schema(
 
 
 _SCHEMA_FIELDS = set(getattr(io.Schema, "__dataclass_fields__", {}))
-
-
-async def run_work(work: Callable[..., Awaitable[tuple[Any, ...]]], node: Any, inputs: dict[str, Any]) -> Any:
-    """What every node's ``execute`` does: hand ComfyUI's inputs and the node id to the plain class
-    doing the work (nodes/*.py), and its outputs back as an ``io.NodeOutput``."""
-    return io.NodeOutput(*await work(**inputs, unique_id=node.hidden.unique_id))
