@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa:
 from tests.support.clients import fast_client  # noqa: E402
 from tests.support.hostile_server import RawServer, Script  # noqa: E402
 from tests.support.node_calls import restart_pack  # noqa: E402
+from tests.support.postgres import PostgresServer, postgres_server  # noqa: E402
 
 TEST_API_KEY = "test-key-0123456789"
 
@@ -139,8 +141,23 @@ def journal_dir(
     session budget or balance display set."""
     directory = tmp_path / "journal"
     monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
+    monkeypatch.delenv("WAVESPEED_JOURNAL_URL", raising=False)
     monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
     monkeypatch.delenv("WAVESPEED_SHOW_BALANCE", raising=False)
     restart_pack(pack)
     yield directory
     restart_pack(pack)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """ONE throw-away PostgreSQL cluster per test session (per xdist worker): tests take a fresh
+    database on it (``pg_url``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh empty database on the session's cluster: its postgresql:// URL (with the password)."""
+    return postgres.create_database(f"t_{secrets.token_hex(6)}")

@@ -4,7 +4,7 @@ mid-submit, or run two at once, then look at the journal and the emulator's char
 
 Usage: python tests/support/journal_crash_worker.py PROMPT SEED [--sync] [--go FILE] [--no-poll]
 (connection settings come from the env: WAVESPEED_API_KEY, WAVESPEED_BASE_URL,
-WAVESPEED_JOURNAL_DIR). ``--go FILE``: print "ready" once loaded, then wait for FILE to exist before
+WAVESPEED_JOURNAL_DIR, WAVESPEED_JOURNAL_URL). ``--go FILE``: print "ready" once loaded, then wait for FILE to exist before
 submitting, so two workers can submit at the same moment.
 """
 
@@ -34,8 +34,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"submitted {rid} ${task.price_usd:.2f}", flush=True)
     if not args.no_poll:
-        await nodes["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
-        print(f"done {rid}", flush=True)
+        images, *_ = await nodes["WaveSpeedPollResult"]().poll(60, "pass through", task=task)
+        print(f"done {rid} {'x'.join(str(n) for n in images.shape)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -248,7 +248,7 @@ def acquire(
         if got is None:
             LEASES.hold(journal, intent.account, intent.identity)
             return None
-        if isinstance(got, TaskRecord) or not owner_alive(got):
+        if isinstance(got, TaskRecord) or not owner_alive(got, journal.clock()):
             return got
         if on_wait is not None:
             on_wait(got)
@@ -323,7 +323,7 @@ class LeaseKeeper:
                     return
             for journal, keys in held:
                 try:
-                    journal.renew_intents(OWNER, time.time() + LEASE_S, keys)
+                    journal.renew_intents(OWNER, LEASE_S, keys)
                 except Exception:  # a busy or broken journal: the next round tries again
                     continue
 

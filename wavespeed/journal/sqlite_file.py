@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core import errors as E
 from .rows import ADDED_COLUMNS, SCHEMA
@@ -28,6 +29,23 @@ ENV_LOCK_WAIT = "WAVESPEED_JOURNAL_LOCK_WAIT_S"
 
 # What is wrong with the journal, told apart because the way on differs.
 LOCKED, FULL, CORRUPT, READ_ONLY, UNAVAILABLE = "locked", "full", "corrupt", "read-only", "unavailable"
+
+
+class Rows(Protocol):
+    """What a statement gives back, from either backend: sqlite3's cursor, or the PostgreSQL one's."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Statements(Protocol):
+    """A connection the journal's statements run on (named ``:parameters``, the same text for
+    SQLite and PostgreSQL): a sqlite3 connection, or a SQLAlchemy one behind journal/farm."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
 
 
 class JournalError(E.WaveSpeedError):
@@ -146,6 +164,30 @@ class JournalFile:
     def __repr__(self) -> str:
         return f"Journal({str(self.directory)!r})"
 
+    @property
+    def label(self) -> str:
+        """Where the journal is, as lines show it and in-memory keys name it: its folder."""
+        return str(self.directory)
+
+    def failure(self, exc: BaseException) -> JournalError:
+        """The one line for an error of this journal that came from outside its connection."""
+        return journal_failure(self.path, exc)
+
+    def unreadable(self, request_id: object, exc: BaseException) -> JournalError:
+        return unreadable_row(self.path, request_id, exc)
+
+    def serialize(self, conn: Statements, account: str, identity: str) -> None:
+        """Make this transaction the only one for (account, identity) until it ends: nothing to do
+        here, ``BEGIN IMMEDIATE`` already holds the file's one write lock."""
+
+    def now(self, conn: Statements) -> float:
+        """The journal's clock, which leases are written and judged by: this machine's, here."""
+        return time.time()
+
+    def clock(self) -> float:
+        with self._db() as conn:
+            return self.now(conn)
+
     # ------------------------------------------------------------------ connection
 
     def _connect(self) -> sqlite3.Connection:
@@ -155,8 +197,6 @@ class JournalFile:
         # Create the file 0600 before SQLite does (it copies the mode to the -wal and -shm files).
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        import time
-
         wait_s = lock_wait_s()
         deadline = time.monotonic() + wait_s
         while True:
@@ -182,8 +222,13 @@ class JournalFile:
                 raise
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[Statements]:
         """The connection; any sqlite3 or OS error in its use becomes one classified JournalError."""
+        with self._sqlite() as conn:
+            yield conn
+
+    @contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
         import sqlite3
 
         with self._lock:
@@ -204,8 +249,6 @@ class JournalFile:
 
     def _move_aside(self) -> Path | None:
         """Rename the corrupt file (and its -wal/-shm) to ``journal.sqlite3.corrupt-<time>``: never deleted."""
-        import time
-
         aside = self.path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
         try:
             os.replace(self.path, aside)
@@ -217,10 +260,10 @@ class JournalFile:
         return aside
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[Statements]:
         """BEGIN IMMEDIATE ... COMMIT: takes the write lock first, so a read-then-write is atomic
         across processes (waits up to the busy timeout for another writer)."""
-        with self._db() as conn:
+        with self._sqlite() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

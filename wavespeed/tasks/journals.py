@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from ..api.reply_types import Prediction
+from ..journal.farm.pg_journal import PostgresJournal, journal_url
 from ..journal.task_journal import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -27,14 +28,15 @@ _journals_lock = threading.Lock()
 
 
 def current_journal(user_dir: str | None = None) -> Journal:
-    """The journal for the current settings (resolved on each call: WAVESPEED_JOURNAL_DIR, the host's
-    user folder ``user_dir``, ~/.cache)."""
-    directory = default_journal_dir(user_dir)
-    key = str(directory)
+    """The journal for the current settings (resolved on each call): the farm's PostgreSQL database
+    when WAVESPEED_JOURNAL_URL names one, else the SQLite file in WAVESPEED_JOURNAL_DIR, the host's
+    user folder ``user_dir`` or ~/.cache."""
+    url = journal_url()
+    key = url or str(default_journal_dir(user_dir))
     with _journals_lock:
         journal = _journals.get(key)
         if journal is None:
-            journal = _journals[key] = Journal(directory)
+            journal = _journals[key] = PostgresJournal(url) if url else Journal(default_journal_dir(user_dir))
         return journal
 
 

@@ -115,7 +115,7 @@ class _Payment:
             )
             if paid.force_rerun:
                 earlier = journal.get_intent(paid.account, paid.identity)
-                if earlier is not None and not owner_alive(earlier):
+                if earlier is not None and not owner_alive(earlier, journal.clock()):
                     journal.drop_intent(paid.account, paid.identity)  # paid again knowingly
 
         try:
