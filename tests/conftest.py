@@ -161,3 +161,30 @@ def postgres() -> Iterator[PostgresServer]:
 def pg_url(postgres: PostgresServer) -> str:
     """A fresh empty database on the session's cluster: its postgresql:// URL (with the password)."""
     return postgres.create_database(f"t_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """A journal per call, empty, on each backend: a new SQLite folder, or the test's PostgreSQL
+    database with its rows deleted (for property tests that need a fresh journal per example)."""
+    from wavespeed_kontext_pack.wavespeed.journal.farm.pg_journal import PostgresJournal
+    from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
+
+    opened: list[Any] = []
+    if request.param == "postgres":
+        shared = PostgresJournal(request.getfixturevalue("pg_url"))
+        opened.append(shared)
+
+    def fresh() -> Any:
+        if request.param == "sqlite":
+            journal = Journal(tmp_path / f"journal-{len(opened)}")
+            opened.append(journal)
+            return journal
+        with shared._db() as conn:
+            conn.execute("DELETE FROM tasks")
+            conn.execute("DELETE FROM intents")
+        return shared
+
+    yield fresh
+    for journal in opened:
+        journal.close()

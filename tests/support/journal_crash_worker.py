@@ -3,9 +3,11 @@ real node functions, loading the pack the way ComfyUI does. The tests SIGKILL it
 mid-submit, or run two at once, then look at the journal and the emulator's charge counter.
 
 Usage: python tests/support/journal_crash_worker.py PROMPT SEED [--sync] [--go FILE] [--no-poll]
+[--host NAME --lease S]
 (connection settings come from the env: WAVESPEED_API_KEY, WAVESPEED_BASE_URL,
 WAVESPEED_JOURNAL_DIR, WAVESPEED_JOURNAL_URL). ``--go FILE``: print "ready" once loaded, then wait for FILE to exist before
-submitting, so two workers can submit at the same moment.
+submitting, so two workers can submit at the same moment. ``--host``: claim as a worker on another
+machine would (that host name, a lease of ``--lease`` seconds), so only the lease tells it is gone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from scripts.pack_loader import load_pack  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
-    nodes = load_pack().nodes.NODES
+    pack = load_pack()
+    nodes = pack.nodes.NODES
+    if args.host:  # as a worker on another machine would claim: its host, its lease length
+        pack.wavespeed.journal.singleflight.HOST = args.host
+        pack.wavespeed.journal.singleflight.LEASE_S = args.lease
     generate = nodes["FluxKontextMaxGenerate"]()
     if args.go:
         print("ready", flush=True)
@@ -45,4 +51,6 @@ if __name__ == "__main__":
     parser.add_argument("--sync", action="store_true")
     parser.add_argument("--go", default="")
     parser.add_argument("--no-poll", action="store_true")
+    parser.add_argument("--host", default="")
+    parser.add_argument("--lease", type=float, default=30.0)
     asyncio.run(main(parser.parse_args()))

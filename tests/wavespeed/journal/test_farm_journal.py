@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import socket
+import threading
 from pathlib import Path
 from types import ModuleType
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.journal.farm.pg_journal import PostgresJournal, safe_url
 from wavespeed_kontext_pack.wavespeed.journal.singleflight import new_intent
 from wavespeed_kontext_pack.wavespeed.journal.sqlite_file import JournalError
@@ -155,3 +157,38 @@ def test_only_a_postgresql_url_is_taken(pack: ModuleType) -> None:
         safe_url("postgresql://u:hunter2secret@h:5/d?password=other")
         == "postgresql://u:***@h:5/d?password=%2A%2A%2A"
     )
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(workers=st.integers(2, 5), identities=st.integers(1, 3))
+def test_claims_racing_on_separate_connections_give_each_identity_one_owner(
+    pg_url: str, workers: int, identities: int
+) -> None:
+    """Workers (each its own connection) claim the same identities at the same moment: exactly one
+    claim per identity is granted; the others see its intent."""
+    journals = [PostgresJournal(pg_url) for _ in range(workers)]
+    with journals[0]._db() as conn:
+        conn.execute("DELETE FROM intents")
+    start = threading.Barrier(workers)
+    granted: list[str] = []
+
+    failed: list[BaseException] = []
+
+    def claim(journal: PostgresJournal) -> None:
+        start.wait()
+        for n in range(identities):
+            intent = new_intent("acct", f"ident-{n}", "m", "hash")
+            try:
+                if journal.claim_intent(intent, max_age_s=None, reuse_statuses=()) is None:
+                    granted.append(intent.identity)
+            except JournalError as exc:  # a claim must never fail on another's claim
+                failed.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(j,)) for j in journals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failed == [] and sorted(granted) == [f"ident-{n}" for n in range(identities)]
+    for journal in journals:
+        journal.close()
