@@ -3,7 +3,7 @@ real node functions, loading the pack the way ComfyUI does. The tests SIGKILL it
 mid-submit, or run two at once, then look at the journal and the emulator's charge counter.
 
 Usage: python tests/support/journal_crash_worker.py PROMPT SEED [--sync] [--go FILE] [--no-poll]
-[--host NAME --lease S]
+[--host NAME --lease S] [--batch N]
 (connection settings come from the env: WAVESPEED_API_KEY, WAVESPEED_BASE_URL,
 WAVESPEED_JOURNAL_DIR, WAVESPEED_JOURNAL_URL). ``--go FILE``: print "ready" once loaded, then wait for FILE to exist before
 submitting, so two workers can submit at the same moment. ``--host``: claim as a worker on another
@@ -35,6 +35,12 @@ async def main(args: argparse.Namespace) -> None:
         while not Path(args.go).exists():
             time.sleep(0.005)
     print("submitting", flush=True)
+    if args.batch:  # a Batch node of that many variations (seed -1: every one a new paid task)
+        images, _, ids, _ = await nodes["FluxKontextMaxBatch"]().run(
+            args.prompt, args.batch, args.seed, 3.5, "1:1"
+        )
+        print(f"batch {len(ids.split())} {'x'.join(str(n) for n in images.shape)}", flush=True)
+        return
     task, rid = await generate.generate(
         args.prompt, seed=args.seed, guidance_scale=3.5, aspect_ratio="1:1", sync_mode=args.sync
     )
@@ -51,6 +57,7 @@ if __name__ == "__main__":
     parser.add_argument("--sync", action="store_true")
     parser.add_argument("--go", default="")
     parser.add_argument("--no-poll", action="store_true")
+    parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--host", default="")
     parser.add_argument("--lease", type=float, default=30.0)
     asyncio.run(main(parser.parse_args()))

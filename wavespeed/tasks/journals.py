@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from ..api.reply_types import Prediction
+from ..core.vocabulary import TERMINAL_JOURNAL_STATUSES
 from ..journal.farm.pg_journal import PostgresJournal, journal_url
 from ..journal.task_journal import (
     STATUS_COMPLETED,
@@ -20,6 +21,7 @@ from ..journal.task_journal import (
     Journal,
     default_journal_dir,
 )
+from .farm_gate import task_finished
 
 log = logging.getLogger("wavespeed")
 
@@ -52,6 +54,8 @@ def journal_outcome(journal: Journal | None, prediction: Prediction) -> None:
     """Best effort: write a terminal (or progressed) server state into the task's record."""
     if journal is None:
         return
+    if prediction.is_terminal:
+        task_finished(journal, prediction.id)  # a farm's task slot frees for every worker
     try:
         if prediction.is_completed:
             journal.update(
@@ -80,6 +84,8 @@ def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> Non
     """Best effort: set fields of a task's record (e.g. failed with its error, or a wait note)."""
     if journal is None:
         return
+    if fields.get("status") in TERMINAL_JOURNAL_STATUSES:
+        task_finished(journal, request_id)
     try:
         journal.update(request_id, **fields)
     except Exception:

@@ -43,6 +43,18 @@ SCHEMA_VERSION = 1
 _SCHEMA_LOCK = 0x5753_4B4A  # the advisory lock held while a worker makes the tables
 _SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _PG_TYPES = {" REAL ": " DOUBLE PRECISION ", " INTEGER": " BIGINT"}
+# What only a farm shares (account_limits.py): the account's submits of the last window, the
+# account's tasks in flight (a slot each, leased), and what the farm has spent.
+FARM_TABLES = (
+    "CREATE TABLE IF NOT EXISTS account_submits (account TEXT NOT NULL, slot TEXT PRIMARY KEY, "
+    "at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS account_submits_by_time ON account_submits (account, at)",
+    "CREATE TABLE IF NOT EXISTS account_slots (account TEXT NOT NULL, slot TEXT PRIMARY KEY, "
+    "request_id TEXT NOT NULL DEFAULT '', lease_until DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS account_slots_by_task ON account_slots (request_id)",
+    "CREATE TABLE IF NOT EXISTS farm_spend (slot TEXT PRIMARY KEY, account TEXT NOT NULL, "
+    "price_usd DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL)",
+)
 
 # SQLSTATE classes of PostgreSQL's errors, told apart because the way on differs.
 _KIND_BY_STATE = {
@@ -151,6 +163,7 @@ def _schema_statements() -> list[str]:
         schema = schema.replace(sqlite_type, pg_type)
     return [
         *(s.strip() for s in schema.split(";") if s.strip()),
+        *FARM_TABLES,
         "CREATE TABLE IF NOT EXISTS wavespeed_schema (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)",
     ]
 
@@ -254,6 +267,11 @@ class PostgresJournal(Journal):
 
     @contextmanager
     def _db(self) -> Iterator[Statements]:
+        with self.transaction() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Statements]:
         """One transaction on a pooled connection; a database error becomes one JournalError."""
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -269,7 +287,7 @@ class PostgresJournal(Journal):
 
     @contextmanager
     def _transaction(self) -> Iterator[Statements]:
-        with self._db() as conn:
+        with self.transaction() as conn:
             yield conn
 
     def close(self) -> None:

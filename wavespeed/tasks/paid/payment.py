@@ -33,6 +33,7 @@ from ...journal.singleflight import LEASES, STATE_UNCERTAIN, owner_alive
 from ...journal.task_journal import STATUS_IN_FLIGHT, Intent, TaskTakenError
 from ...settings.session_budget import SessionSpend, session_budget_usd
 from .. import accounts
+from ..farm_gate import farm_gate, release_farm_spend, reserve_farm_spend
 from ..handle import TaskHandle, short_id
 from ..journals import journal_status
 from .prepared import PaidSubmit
@@ -89,6 +90,7 @@ class _Payment:
         self.intent = intent
         self.journal = paid.journal
         self.owed = False  # a record that failed is owed: retried until it lands (unrecorded.py)
+        self.farm_booking: str | None = None  # the price booked against the farm's budget
 
     def record(self, request_id: str, prediction: Prediction | None, error: str) -> bool:
         """Journal the accepted task; False (a log line, and the write owed until it lands) when the
@@ -167,6 +169,11 @@ def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
         try:
             paid.stop_if_cancelled()
             spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
+            try:
+                payment.farm_booking = reserve_farm_spend(paid.journal, paid.account, price)
+            except BaseException:
+                SESSION_SPEND.release(price)
+                raise
         except BaseException:
             payment.let_go(drop=True)
             raise
@@ -205,7 +212,8 @@ def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
             paid.context.rate_wait(text)
 
     try:
-        return accounts.submit(paid.client, paid.request, cancel=paid.cancel, status=waiting)
+        gate = farm_gate(paid.journal, paid.account, was_not_accepted)
+        return accounts.submit(paid.client, paid.request, cancel=paid.cancel, status=waiting, gate=gate)
     except BaseException as exc:
         rid = getattr(exc, "request_id", None)
         if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
@@ -213,6 +221,7 @@ def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
             raise exc.replaced(request_id=rid, journaled=payment.record(rid, None, exc.message)) from exc
         if was_not_accepted(exc):
             SESSION_SPEND.release(price)
+            release_farm_spend(paid.journal, payment.farm_booking)
             payment.let_go(drop=True)
             paid.show(0.0, f"not submitted · {NOT_CHARGED}")
             if isinstance(exc, E.WaveSpeedError):  # the error says it, as the status line does
