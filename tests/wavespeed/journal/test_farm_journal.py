@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +22,7 @@ from wavespeed_kontext_pack.wavespeed.journal.singleflight import new_intent
 from wavespeed_kontext_pack.wavespeed.journal.sqlite_file import JournalError
 from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
 
+from scripts.pack_loader import REPO_ROOT
 from tests.support.postgres import PostgresServer
 
 PARAMS = {"prompt": "a farm at dawn", "seed": 7, "guidance_scale": 3.5, "enable_sync_mode": False}
@@ -192,3 +196,18 @@ def test_claims_racing_on_separate_connections_give_each_identity_one_owner(
     assert failed == [] and sorted(granted) == [f"ident-{n}" for n in range(identities)]
     for journal in journals:
         journal.close()
+
+
+def test_sqlalchemy_and_psycopg_load_on_the_first_use_of_a_farm_journal(pg_url: str) -> None:
+    script = (
+        "import sys; from scripts.pack_loader import load_pack; pack = load_pack()\n"
+        "journal = pack.wavespeed.tasks.journals.current_journal()\n"
+        "before = [m for m in ('sqlalchemy', 'psycopg') if m in sys.modules]\n"
+        "journal.recent()\n"
+        "print(type(journal).__name__, before, [m for m in ('sqlalchemy', 'psycopg') if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO_ROOT,
+        env={**os.environ, "WAVESPEED_JOURNAL_URL": pg_url},
+    )  # fmt: skip
+    assert out.stdout.split("\n")[-2] == "PostgresJournal [] ['sqlalchemy', 'psycopg']", out.stderr
