@@ -170,7 +170,8 @@ def _schema_statements() -> list[str]:
 
 class PostgresJournal(Journal):
     """The journal in one PostgreSQL database, shared by every worker that names it: the same
-    reads and writes as the SQLite journal, on a small connection pool opened on first use."""
+    reads and writes as the SQLite journal, on a small connection pool opened on first use (threads
+    use its connections in parallel; each claim and record is serialized by the database)."""
 
     def __init__(self, url: str) -> None:
         self._engine_url = engine_url(url)  # ConfigError before anything else
@@ -218,8 +219,8 @@ class PostgresJournal(Journal):
         options = f"-c lock_timeout={int(lock_wait_s() * 1000)} -c idle_in_transaction_session_timeout=60000"
         engine = create_engine(
             self._engine_url,
-            pool_size=2,
-            max_overflow=4,
+            pool_size=2,  # a worker's connections: at most 5 (a farm of N workers: 5 N)
+            max_overflow=3,
             pool_pre_ping=True,  # a connection the server dropped is replaced, not used
             hide_parameters=True,
             connect_args={"connect_timeout": 10, "application_name": "wavespeed-kontext", "options": options},
@@ -275,15 +276,18 @@ class PostgresJournal(Journal):
         """One transaction on a pooled connection; a database error becomes one JournalError."""
         from sqlalchemy.exc import SQLAlchemyError
 
+        try:
+            with self._engine_now().begin() as conn:  # the pool's connections: threads run in parallel
+                yield _Statements(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            self.close()  # the next use connects again
+            raise farm_failure(self._safe, exc) from None
+
+    def _engine_now(self) -> Engine:
         with self._lock:
-            try:
-                if self._engine is None:
-                    self._engine = self._open_engine()
-                with self._engine.begin() as conn:
-                    yield _Statements(conn)
-            except (SQLAlchemyError, OSError) as exc:
-                self.close()  # the next use connects again
-                raise farm_failure(self._safe, exc) from None
+            if self._engine is None:
+                self._engine = self._open_engine()
+            return self._engine
 
     @contextmanager
     def _transaction(self) -> Iterator[Statements]:
