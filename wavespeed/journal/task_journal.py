@@ -1,7 +1,9 @@
 """The task journal: every accepted (paid) task in one SQLite file, so no result is ever lost.
 
 ``<dir>/journal.sqlite3`` (stdlib sqlite3, WAL, ``synchronous=FULL``, mode 0600), shared by every
-ComfyUI process that uses the directory. Two tables:
+ComfyUI process that uses the directory; or, for a farm, the same tables in one PostgreSQL database
+(farm/pg_journal.py runs these very statements, named ``:parameters``, through SQLAlchemy). Two
+tables:
 
 * ``tasks``: one row per accepted task, typed columns, an index on (identity, account): the lookup
   a fixed-seed re-queue makes is one indexed query, whatever the journal's size.

@@ -1,6 +1,7 @@
 """The paying step of the paid path (submit.py): book the price, POST once, journal the task.
 
-* The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` before any request
+* The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` (and, in a farm, against
+  ``WAVESPEED_FARM_BUDGET_USD`` in its database: tasks/farm_gate.py) before any request
   (BudgetExceededError), and given back only when the submit provably created no task: nothing was
   sent, or WaveSpeed itself refused it (the client's rule, wavespeed/api/replies.py). A submit that
   may have created a task (a 5xx, a gateway page, a broken connection) keeps its price, leaves a
