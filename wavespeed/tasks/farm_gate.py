@@ -127,16 +127,36 @@ def task_finished(journal: Journal | None, request_id: str) -> None:
         FarmGate._note(lambda: FarmLimits(journal).finished(request_id))
 
 
-def reserve_farm_spend(journal: Journal | None, account: str, price_usd: float) -> str | None:
-    """Book the price against ``WAVESPEED_FARM_BUDGET_USD`` in the farm's database (its booking id;
-    None when no farm budget is set). BudgetExceededError, ConfigError or JournalError: nothing sent."""
+def farm_covers(journal: Journal | None, total_usd: float, images: int) -> None:
+    """Refuse a batch whose whole price the farm's budget cannot cover (nothing submitted); a
+    no-op without ``WAVESPEED_FARM_BUDGET_USD``. Each task still books its own price when it pays."""
+    budget = _farm_budget(journal)
+    if budget is None or not isinstance(journal, PostgresJournal):
+        return
+    left = max(0.0, budget - FarmLimits(journal).spent())
+    if total_usd > left + 1e-9:
+        raise E.BudgetExceededError(
+            f"This batch costs ${total_usd:.2f} ({images} images); the farm budget has ${left:.2f} left "
+            f"of ${budget:.2f}: nothing was submitted. Raise {ENV_FARM_BUDGET} or make the batch smaller."
+        )
+
+
+def _farm_budget(journal: Journal | None) -> float | None:
+    """``WAVESPEED_FARM_BUDGET_USD`` (None when unset); ConfigError without a farm journal."""
     budget = farm_budget_usd(os.environ.get(ENV_FARM_BUDGET, ""))
-    if budget is None:
-        return None
-    if not isinstance(journal, PostgresJournal):
+    if budget is not None and not isinstance(journal, PostgresJournal):
         raise E.ConfigError(
             f"{ENV_FARM_BUDGET} needs {ENV_JOURNAL_URL} (the farm's database holds the spend)."
         )
+    return budget
+
+
+def reserve_farm_spend(journal: Journal | None, account: str, price_usd: float) -> str | None:
+    """Book the price against ``WAVESPEED_FARM_BUDGET_USD`` in the farm's database (its booking id;
+    None when no farm budget is set). BudgetExceededError, ConfigError or JournalError: nothing sent."""
+    budget = _farm_budget(journal)
+    if budget is None or not isinstance(journal, PostgresJournal):
+        return None
     booking = os.urandom(12).hex()
     FarmLimits(journal).reserve_spend(account, booking, price_usd, budget)
     return booking

@@ -121,3 +121,22 @@ def test_a_farm_budget_without_a_farm_journal_is_refused_in_one_line(
     with pytest.raises(pack.wavespeed.core.errors.ConfigError, match="WAVESPEED_FARM_BUDGET_USD needs"):
         asyncio.run(generate(pack, "no farm", seed=-1))
     assert pack_env.submissions == 0
+
+
+def test_a_batch_the_farm_budget_cannot_cover_submits_nothing(
+    pack: ModuleType, pack_env: Emulator, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$0.16 left of the farm's budget: a batch of three $0.08 images is refused whole, before any
+    submit; a batch of two fits and is paid."""
+    for name, value in {"WAVESPEED_JOURNAL_URL": pg_url, "WAVESPEED_FARM_BUDGET_USD": "0.16",
+                        "WAVESPEED_JOURNAL_DIR": str(tmp_path)}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    restart_pack(pack)
+    batch = pack.nodes.NODES["FluxKontextMaxBatch"]()
+    with pytest.raises(pack.wavespeed.core.errors.BudgetExceededError) as caught:
+        asyncio.run(batch.run("a farm batch", 3, -1, 3.5, "1:1"))
+    assert "This batch costs $0.24 (3 images); the farm budget has $0.16 left" in str(caught.value)
+    assert pack_env.submissions == 0
+    asyncio.run(batch.run("a farm batch", 2, -1, 3.5, "1:1"))
+    assert pack_env.submissions == 2
+    assert FarmLimits(PostgresJournal(pg_url)).spent() == pytest.approx(0.16)

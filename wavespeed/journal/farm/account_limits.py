@@ -127,6 +127,12 @@ class FarmLimits:
             )
             return total
 
+    def spent(self) -> float:
+        """What the farm has booked against its budget."""
+        with self.journal.transaction() as conn:
+            (spent,) = conn.execute("SELECT coalesce(sum(price_usd), 0) FROM farm_spend").fetchone()
+        return float(spent)
+
     def release_spend(self, slot: str) -> None:
         with self.journal.transaction() as conn:
             conn.execute("DELETE FROM farm_spend WHERE slot = :slot", {"slot": slot})

@@ -16,7 +16,7 @@
   disk) is owed, not dropped (unrecorded.py): the id stays in memory and in the node's output, the
   write is retried until it lands, and an identical re-queue here reuses the task meanwhile.
 * A Batch checks its whole price first (``afford``): nothing is submitted when the session budget
-  cannot cover all of it.
+  (or the farm's) cannot cover all of it.
 """
 
 from __future__ import annotations
@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING
 from ...api.kontext_request import KontextRequest
 from ...api.reply_types import Prediction
 from ...core import errors as E
+from ...journal.farm.account_limits import ENV_FARM_BUDGET
 from ...journal.singleflight import LEASES, STATE_UNCERTAIN, owner_alive
 from ...journal.task_journal import STATUS_IN_FLIGHT, Intent, TaskTakenError
 from ...settings.session_budget import SessionSpend, session_budget_usd
 from .. import accounts
-from ..farm_gate import farm_gate, release_farm_spend, reserve_farm_spend
+from ..farm_gate import farm_covers, farm_gate, release_farm_spend, reserve_farm_spend
 from ..handle import TaskHandle, short_id
-from ..journals import journal_status
+from ..journals import current_journal, journal_status
 from .prepared import PaidSubmit
 from .unrecorded import UNRECORDED, key_of
 
@@ -246,6 +247,8 @@ def afford(requests: Sequence[KontextRequest]) -> float:
             f"${max(0.0, budget - SESSION_SPEND.spent_usd):.2f} left of ${budget:.2f}: nothing was "
             "submitted. Raise WAVESPEED_SESSION_BUDGET_USD or make the batch smaller."
         )
+    if os.environ.get(ENV_FARM_BUDGET, "").strip():  # the farm's budget, held in its database
+        farm_covers(current_journal(), total, len(requests))
     return total
 
 
