@@ -137,6 +137,17 @@ def _add_columns(conn: sqlite3.Connection) -> None:
                     raise
 
 
+def newer_schema(where: str, found: int, known: int) -> JournalError:
+    """One line for a journal written by a newer version of the pack: its rows are left untouched."""
+    return JournalError(
+        f"WaveSpeed journal {where} was written by a newer version of the pack (schema {found}; "
+        f"this one knows {known})",
+        hint="nothing was submitted; update the pack on this worker, or turn on force_rerun to pay "
+        "without the journal",
+        kind=UNAVAILABLE,
+    )
+
+
 def unreadable_row(path: Path, request_id: object, exc: BaseException) -> JournalError:
     """One line for a row of the inputs being looked up that cannot be read: it may be their paid
     task, so nothing is paid on a guess."""
@@ -205,6 +216,9 @@ class JournalFile:
                 conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
+                (found,) = conn.execute("PRAGMA user_version").fetchone()
+                if int(found) > SCHEMA_VERSION:
+                    raise newer_schema(str(self.path), int(found), SCHEMA_VERSION)
                 conn.executescript(SCHEMA)
                 _add_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

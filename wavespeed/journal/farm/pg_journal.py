@@ -32,7 +32,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ...core import errors as E
 from ...core.redaction import register_secret
 from ..rows import SCHEMA
-from ..sqlite_file import FULL, LOCKED, READ_ONLY, UNAVAILABLE, JournalError, Statements, lock_wait_s
+from ..sqlite_file import (
+    FULL,
+    LOCKED,
+    READ_ONLY,
+    UNAVAILABLE,
+    JournalError,
+    Statements,
+    lock_wait_s,
+    newer_schema,
+)
 from ..task_journal import Journal
 
 if TYPE_CHECKING:
@@ -257,13 +266,7 @@ class PostgresJournal(Journal):
             return None
         (found,) = conn.execute("SELECT max(version) FROM wavespeed_schema").fetchone() or (None,)
         if found is not None and int(found) > SCHEMA_VERSION:
-            raise JournalError(
-                f"WaveSpeed journal {self._safe} was written by a newer version of the pack "
-                f"(schema {found}; this one knows {SCHEMA_VERSION})",
-                hint="nothing was submitted; update the pack on this worker, or turn on force_rerun "
-                "to pay without the journal",
-                kind=UNAVAILABLE,
-            )
+            raise newer_schema(self._safe, int(found), SCHEMA_VERSION)
         return None if found is None else int(found)
 
     @contextmanager
