@@ -180,7 +180,7 @@ def fresh_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
             journal = Journal(tmp_path / f"journal-{len(opened)}")
             opened.append(journal)
             return journal
-        with shared._db() as conn:
+        with shared.transaction() as conn:
             conn.execute("DELETE FROM tasks")
             conn.execute("DELETE FROM intents")
         return shared

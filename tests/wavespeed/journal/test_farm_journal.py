@@ -171,7 +171,7 @@ def test_claims_racing_on_separate_connections_give_each_identity_one_owner(
     """Workers (each its own connection) claim the same identities at the same moment: exactly one
     claim per identity is granted; the others see its intent."""
     journals = [PostgresJournal(pg_url) for _ in range(workers)]
-    with journals[0]._db() as conn:
+    with journals[0].transaction() as conn:
         conn.execute("DELETE FROM intents")
     start = threading.Barrier(workers)
     granted: list[str] = []
