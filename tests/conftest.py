@@ -107,6 +107,7 @@ def pack_env(emulator: Emulator, api_key: str, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url)
     monkeypatch.setenv("HOME", str(tmp_path))  # no stray ~/.config key file
     monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
+    monkeypatch.delenv("WAVESPEED_JOURNAL_URL", raising=False)  # a farm test names its database itself
     return emulator
 
 
