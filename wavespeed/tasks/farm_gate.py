@@ -23,8 +23,15 @@ from collections.abc import Callable
 from ..api.reply_types import Prediction
 from ..core import errors as E
 from ..core.vocabulary import CancelCheck
-from ..journal.farm.account_limits import ENV_FARM_BUDGET, AccountLimits, FarmLimits, farm_budget_usd
+from ..journal.farm.account_limits import (
+    ENV_FARM_BUDGET,
+    RETRY_S,
+    AccountLimits,
+    FarmLimits,
+    farm_budget_usd,
+)
 from ..journal.farm.pg_journal import ENV_JOURNAL_URL, PostgresJournal
+from ..journal.sqlite_file import LOCKED, JournalError
 from ..journal.task_journal import Journal
 from ..limits.scheduler import at_once_from_env, limit_from_env, window_from_env
 
@@ -83,9 +90,11 @@ class FarmGate:
                 )
             try:
                 wait = self.limits.try_admit(self.account, self.config, slot)
-            except E.WaveSpeedError as exc:
-                log.warning("WaveSpeed farm limits unavailable (%s); this worker's own limits apply", exc)
-                return False
+            except JournalError as exc:
+                if exc.kind != LOCKED:  # busy: ask again; gone: go on alone
+                    log.warning("WaveSpeed farm limits unavailable (%s); this worker's own limits apply", exc)
+                    return False
+                wait = RETRY_S
             if wait is None:
                 return True
             if time.monotonic() + min(wait, _SLICE_S) > deadline:

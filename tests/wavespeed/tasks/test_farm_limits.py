@@ -5,12 +5,18 @@ emulated account's own counters (429s, task times) are the evidence."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
+import psycopg
 import pytest
 from wavespeed_kontext_pack.wavespeed.journal.farm.account_limits import RETRY_S, AccountLimits, FarmLimits
 from wavespeed_kontext_pack.wavespeed.journal.farm.pg_journal import PostgresJournal
+from wavespeed_kontext_pack.wavespeed.tasks.farm_gate import FarmGate
 
 from emulator import Emulator
 from tests.support.journal_processes import start_worker
@@ -57,7 +63,7 @@ def test_three_workers_on_a_bronze_account_share_its_two_tasks_at_once(
     assert [out.splitlines()[-1] for out, _ in outs] == ["batch 4 4x1024x1024x3"] * 3, outs
     assert pack_env.submissions == 12
     assert _most_at_once(pack_env) <= 2
-    assert pack_env.rate_limited <= 1  # no 429 storm: the farm keeps within the window itself
+    assert pack_env.rate_limited <= 1, outs  # no 429 storm: the farm keeps within the window itself
     journal = PostgresJournal(pg_url)
     with journal.transaction() as conn:
         assert conn.execute("SELECT count(*) FROM account_slots").fetchone() == (0,)  # every slot freed
@@ -140,3 +146,36 @@ def test_a_batch_the_farm_budget_cannot_cover_submits_nothing(
     asyncio.run(batch.run("a farm batch", 2, -1, 3.5, "1:1"))
     assert pack_env.submissions == 2
     assert FarmLimits(PostgresJournal(pg_url)).spent() == pytest.approx(0.16)
+
+
+def test_a_busy_farm_database_is_waited_for_not_bypassed(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker holds the account's lock past this worker's lock wait: the POST waits for
+    the farm's answer (never goes on with this worker's own limits alone) and is sent after it."""
+    monkeypatch.setenv("WAVESPEED_JOURNAL_LOCK_WAIT_S", "0.2")
+    journal = PostgresJournal(pg_url)
+    journal.recent()  # the tables
+    gate = FarmGate(FarmLimits(journal), "acct", AccountLimits(2, 60, 2), lambda exc: False)
+    released = threading.Event()
+    with psycopg.connect(pg_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", ("acct\naccount limits",))
+
+        def release() -> None:
+            released.set()
+            holder.execute("SELECT pg_advisory_unlock_all()")
+
+        timer = threading.Timer(1.0, release)
+        timer.start()
+
+        def post() -> Any:
+            assert released.is_set(), "sent while the farm's limits could not be asked"
+            return SimpleNamespace(id="task-1", is_terminal=False)
+
+        with caplog.at_level(logging.WARNING):
+            sent = gate.post(
+                post, cancel=lambda: False, status=lambda text: None, deadline=time.monotonic() + 60
+            )
+        timer.join()
+    assert sent.id == "task-1" and "farm limits unavailable" not in caplog.text
+    journal.close()

@@ -115,6 +115,8 @@ def _detail(exc: BaseException) -> str:
 
 def classify_pg(exc: BaseException) -> str:
     """Which of LOCKED, FULL, READ_ONLY, UNAVAILABLE a database error means (by its SQLSTATE)."""
+    if type(exc).__name__ == "TimeoutError" and type(exc).__module__.startswith("sqlalchemy"):
+        return LOCKED  # every pooled connection of this worker busy past the pool's wait
     state = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
     return _KIND_BY_STATE.get(state, UNAVAILABLE)
 
