@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     from emulator import Emulator
 
 API_KEY = "bench-key-0123456789"
-_ENV_KEYS = ("WAVESPEED_API_KEY", "WAVESPEED_BASE_URL", "WAVESPEED_JOURNAL_DIR", "WAVESPEED_CONFIG_FILE")
+_ENV_KEYS = (
+    "WAVESPEED_API_KEY",
+    "WAVESPEED_BASE_URL",
+    "WAVESPEED_JOURNAL_DIR",
+    "WAVESPEED_JOURNAL_URL",
+    "WAVESPEED_CONFIG_FILE",
+)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -180,6 +186,7 @@ def emulator_env(*, nodelay: bool = True, **config: Any) -> Iterator[Emulator]:
         emu.start(port=0)
         try:
             os.environ.pop("WAVESPEED_CONFIG_FILE", None)
+            os.environ.pop("WAVESPEED_JOURNAL_URL", None)  # a bench's journal is its own temp folder
             os.environ.update(
                 WAVESPEED_API_KEY=API_KEY, WAVESPEED_BASE_URL=emu.base_url, WAVESPEED_JOURNAL_DIR=journal
             )

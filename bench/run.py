@@ -1,11 +1,11 @@
 """Run the benchmarks against the local emulator, print their tables, write bench/RESULTS.md.
 
-    python bench/run.py                    all eight parts; writes bench/RESULTS.md
+    python bench/run.py                    all nine parts; writes bench/RESULTS.md
     python bench/run.py --only overhead    one part (repeatable: --only decode --only load); prints only
     python bench/run.py --quick            fast smoke mode with tiny parameters; prints only
     python bench/run.py --output FILE      write the markdown to FILE (also with --only / --quick)
 
-Parts: overhead, concurrency, decode, imports, load, journal, side_by_side, scale (see each
+Parts: overhead, concurrency, decode, imports, load, journal, side_by_side, scale, farm (see each
 bench_*.py). Figures only: nothing here asserts timings; targets are reported as met / MISSED with the reason in the notes.
 """
 
@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 
 from bench import REPO_ROOT, BenchResult, machine_notes, md_table  # noqa: E402
 
-PARTS = ("overhead", "concurrency", "decode", "imports", "load", "journal", "side_by_side", "scale")
+PARTS = ("overhead", "concurrency", "decode", "imports", "load", "journal", "side_by_side", "scale", "farm")
 RESULTS_PATH = REPO_ROOT / "bench" / "RESULTS.md"
 BUDGET_S = 600.0
 
@@ -37,6 +37,7 @@ MODULES = {
     "journal": "bench_journal",
     "side_by_side": "bench_side_by_side",  # our poller vs the SDK vs ComfyUI's poll_op
     "scale": "bench_scale",  # 100/300 tasks on Silver, the Bronze batch
+    "farm": "bench_farm",  # the PostgreSQL journal against SQLite; 300 in flight on 3 workers
 }
 
 

@@ -128,14 +128,12 @@ class WaveSpeedRecentTasks(io.ComfyNode):  # type: ignore[misc]  # comfy_api is 
         now = time.time()
         what = "tasks" if status_filter == FILTER_ALL else f"{status_filter} tasks"
         selected = index if 0 <= index < len(records) else None
-        text = listing(
-            records, selected, f"WaveSpeed journal {journal.directory}: {len(records)} {what}", now
-        )
+        text = listing(records, selected, f"WaveSpeed journal {journal.label}: {len(records)} {what}", now)
         if selected is None:
             bridge.send_status(unique_id, f"no task #{index} ({len(records)} {what})")
             raise InvalidRequestError(
                 f"WaveSpeed Recent Tasks: there is no task #{index} among the {len(records)} {what} in "
-                f"the journal ({journal.directory}): lower index or change status_filter."
+                f"the journal ({journal.label}): lower index or change status_filter."
             )
         record = records[selected]
         bridge.send_status(unique_id, describe(record, now))

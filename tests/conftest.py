@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ from wavespeed_kontext_pack.wavespeed.net.client import WaveSpeedClient  # noqa:
 from tests.support.clients import fast_client  # noqa: E402
 from tests.support.hostile_server import RawServer, Script  # noqa: E402
 from tests.support.node_calls import restart_pack  # noqa: E402
+from tests.support.postgres import PostgresServer, postgres_server  # noqa: E402
 
 TEST_API_KEY = "test-key-0123456789"
 
@@ -106,6 +108,7 @@ def pack_env(emulator: Emulator, api_key: str, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("WAVESPEED_BASE_URL", emulator.base_url)
     monkeypatch.setenv("HOME", str(tmp_path))  # no stray ~/.config key file
     monkeypatch.delenv("WAVESPEED_CONFIG_FILE", raising=False)
+    monkeypatch.delenv("WAVESPEED_JOURNAL_URL", raising=False)  # a farm test names its database itself
     return emulator
 
 
@@ -140,8 +143,50 @@ def journal_dir(
     session budget or balance display set."""
     directory = tmp_path / "journal"
     monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(directory))
+    monkeypatch.delenv("WAVESPEED_JOURNAL_URL", raising=False)
     monkeypatch.delenv("WAVESPEED_SESSION_BUDGET_USD", raising=False)
     monkeypatch.delenv("WAVESPEED_SHOW_BALANCE", raising=False)
     restart_pack(pack)
     yield directory
     restart_pack(pack)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """ONE throw-away PostgreSQL cluster per test session (per xdist worker): tests take a fresh
+    database on it (``pg_url``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh empty database on the session's cluster: its postgresql:// URL (with the password)."""
+    return postgres.create_database(f"t_{secrets.token_hex(6)}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """A journal per call, empty, on each backend: a new SQLite folder, or the test's PostgreSQL
+    database with its rows deleted (for property tests that need a fresh journal per example)."""
+    from wavespeed_kontext_pack.wavespeed.journal.farm.pg_journal import PostgresJournal
+    from wavespeed_kontext_pack.wavespeed.journal.task_journal import Journal
+
+    opened: list[Any] = []
+    if request.param == "postgres":
+        shared = PostgresJournal(request.getfixturevalue("pg_url"))
+        opened.append(shared)
+
+    def fresh() -> Any:
+        if request.param == "sqlite":
+            journal = Journal(tmp_path / f"journal-{len(opened)}")
+            opened.append(journal)
+            return journal
+        with shared.transaction() as conn:
+            conn.execute("DELETE FROM tasks")
+            conn.execute("DELETE FROM intents")
+        return shared
+
+    yield fresh
+    for journal in opened:
+        journal.close()

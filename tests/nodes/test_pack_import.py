@@ -17,7 +17,7 @@ import pytest
 from scripts.pack_loader import REPO_ROOT, load_pack
 
 ROOT = REPO_ROOT
-HEAVY = ("torch", "numpy", "PIL", "requests", "urllib3", "asyncio", "tempfile")
+HEAVY = ("torch", "numpy", "PIL", "requests", "urllib3", "asyncio", "tempfile", "sqlalchemy", "psycopg")
 
 LOADER = f"""
 import importlib.util, json, sys

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -18,12 +18,12 @@ LOCK_HOLDER = HERE / "journal_lock_holder.py"
 OPEN_RACER = HERE / "journal_open_racer.py"
 
 
-def start_worker(*args: str) -> subprocess.Popen[str]:
-    """journal_crash_worker.py with ``args`` (PROMPT SEED [--sync] ...) in this environment; its
-    stdout and stderr piped for the test to read."""
+def start_worker(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    """journal_crash_worker.py with ``args`` (PROMPT SEED [--sync] ...) in this environment (with
+    ``env`` on top); its stdout and stderr piped for the test to read."""
     return subprocess.Popen(
         [sys.executable, str(CRASH_WORKER), *args],
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

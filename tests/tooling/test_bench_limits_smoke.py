@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench import bench_scale, bench_side_by_side, run as bench_run
+from bench import bench_farm, bench_scale, bench_side_by_side, run as bench_run
 
 
 def test_side_by_side_has_a_row_per_poller() -> None:
@@ -26,7 +26,18 @@ def test_scale_reports_silver_and_bronze() -> None:
     assert len(result.tables) == 3 and memory["images"] == 2 and memory["shape"] == "2x1024x1024x3"
 
 
+def test_farm_compares_postgresql_with_sqlite() -> None:
+    result = bench_farm.run(quick=True, runs=2, per_worker=2)
+    if not result.rows:  # no PostgreSQL binaries here (CI has them): the note says so
+        assert result.notes == ["no PostgreSQL binaries"]
+        return
+    assert len(result.rows) == 4 and all(
+        math.isfinite(r["sqlite"]) and math.isfinite(r["postgresql"]) for r in result.rows
+    )
+    assert result.targets[0].met and result.tables[0].startswith("| measure | SQLite (baseline) |")
+
+
 def test_run_py_knows_the_new_parts() -> None:
-    assert {"side_by_side", "scale"} <= set(bench_run.PARTS) and set(bench_run.MODULES) == set(
+    assert {"side_by_side", "scale", "farm"} <= set(bench_run.PARTS) and set(bench_run.MODULES) == set(
         bench_run.PARTS
     )

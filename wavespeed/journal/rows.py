@@ -70,6 +70,19 @@ TASK_COLUMNS = (
 )
 
 
+def column_names(columns: str) -> list[str]:
+    return [name.strip() for name in columns.split(",")]
+
+
+def placeholders(columns: str) -> str:
+    """``:a, :b, ...`` for the columns: named parameters, which both sqlite3 and SQLAlchemy take."""
+    return ", ".join(f":{name}" for name in column_names(columns))
+
+
+def named(columns: str, values: Iterable[Any]) -> dict[str, Any]:
+    return dict(zip(column_names(columns), values, strict=True))
+
+
 # ---------------------------------------------------------------------- clocks
 
 
@@ -181,7 +194,7 @@ def status_filter(statuses: Iterable[str] | None) -> tuple[str, dict[str, Any]]:
         return "", {}
     wanted = [s for s in statuses if s in _STATUS_NAMES]
     if not wanted:
-        return "WHERE 0", {}
+        return "WHERE 1 = 0", {}
     names = [f"s{i}" for i in range(len(wanted))]
     return f"WHERE status IN ({', '.join(':' + n for n in names)})", dict(zip(names, wanted, strict=True))
 

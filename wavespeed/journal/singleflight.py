@@ -15,9 +15,11 @@ be checked (another container: another hostname), goes stale after ``LEASE_S``; 
 boot a dead pid is stale at once (kill -9 is seen immediately), and so is a pid that now belongs to
 another process: the owner token records its process's start (Linux: boot-clock ticks from /proc,
 immune to wall-clock jumps; elsewhere psutil's create_time), and a live process with another start
-is not the owner. The lease is wall-clock time: a lease further ahead than ``LEASE_S`` (the clock
-jumped back, or was written by a clock ahead) is stale unless its owner is seen alive, so a clock
-jump never blocks a re-queue for the whole wait. A clock jump may make a live intent look stale,
+is not the owner. The lease is on the journal's clock (``Journal.now``: this machine's wall clock
+for the SQLite file, the database server's for a farm's PostgreSQL journal, so workers whose clocks
+disagree judge a lease alike); another host's owner is judged by its lease alone, never its pid. A
+lease further ahead than ``LEASE_S`` (the clock jumped back, or was written by a clock ahead) is
+stale unless its owner is seen alive, so a clock jump never blocks a re-queue for the whole wait. A clock jump may make a live intent look stale,
 which leads to the history search or the one-line error, never to a second payment.
 
 Processes are probed without Linux-only calls where they do not exist: on Windows ``os.kill(pid, 0)``
@@ -248,7 +250,7 @@ def acquire(
         if got is None:
             LEASES.hold(journal, intent.account, intent.identity)
             return None
-        if isinstance(got, TaskRecord) or not owner_alive(got):
+        if isinstance(got, TaskRecord) or not owner_alive(got, journal.clock()):
             return got
         if on_wait is not None:
             on_wait(got)
@@ -323,7 +325,7 @@ class LeaseKeeper:
                     return
             for journal, keys in held:
                 try:
-                    journal.renew_intents(OWNER, time.time() + LEASE_S, keys)
+                    journal.renew_intents(OWNER, LEASE_S, keys)
                 except Exception:  # a busy or broken journal: the next round tries again
                     continue
 

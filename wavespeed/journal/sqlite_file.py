@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core import errors as E
 from .rows import ADDED_COLUMNS, SCHEMA
@@ -28,6 +29,23 @@ ENV_LOCK_WAIT = "WAVESPEED_JOURNAL_LOCK_WAIT_S"
 
 # What is wrong with the journal, told apart because the way on differs.
 LOCKED, FULL, CORRUPT, READ_ONLY, UNAVAILABLE = "locked", "full", "corrupt", "read-only", "unavailable"
+
+
+class Rows(Protocol):
+    """What a statement gives back, from either backend: sqlite3's cursor, or the PostgreSQL one's."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Statements(Protocol):
+    """A connection the journal's statements run on (named ``:parameters``, the same text for
+    SQLite and PostgreSQL): a sqlite3 connection, or a SQLAlchemy one behind journal/farm."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
 
 
 class JournalError(E.WaveSpeedError):
@@ -119,6 +137,17 @@ def _add_columns(conn: sqlite3.Connection) -> None:
                     raise
 
 
+def newer_schema(where: str, found: int, known: int) -> JournalError:
+    """One line for a journal written by a newer version of the pack: its rows are left untouched."""
+    return JournalError(
+        f"WaveSpeed journal {where} was written by a newer version of the pack (schema {found}; "
+        f"this one knows {known})",
+        hint="nothing was submitted; update the pack on this worker, or turn on force_rerun to pay "
+        "without the journal",
+        kind=UNAVAILABLE,
+    )
+
+
 def unreadable_row(path: Path, request_id: object, exc: BaseException) -> JournalError:
     """One line for a row of the inputs being looked up that cannot be read: it may be their paid
     task, so nothing is paid on a guess."""
@@ -146,6 +175,30 @@ class JournalFile:
     def __repr__(self) -> str:
         return f"Journal({str(self.directory)!r})"
 
+    @property
+    def label(self) -> str:
+        """Where the journal is, as lines show it and in-memory keys name it: its folder."""
+        return str(self.directory)
+
+    def failure(self, exc: BaseException) -> JournalError:
+        """The one line for an error of this journal that came from outside its connection."""
+        return journal_failure(self.path, exc)
+
+    def unreadable(self, request_id: object, exc: BaseException) -> JournalError:
+        return unreadable_row(self.path, request_id, exc)
+
+    def serialize(self, conn: Statements, account: str, identity: str) -> None:
+        """Make this transaction the only one for (account, identity) until it ends: nothing to do
+        here, ``BEGIN IMMEDIATE`` already holds the file's one write lock."""
+
+    def now(self, conn: Statements) -> float:
+        """The journal's clock, which leases are written and judged by: this machine's, here."""
+        return time.time()
+
+    def clock(self) -> float:
+        with self._db() as conn:
+            return self.now(conn)
+
     # ------------------------------------------------------------------ connection
 
     def _connect(self) -> sqlite3.Connection:
@@ -155,8 +208,6 @@ class JournalFile:
         # Create the file 0600 before SQLite does (it copies the mode to the -wal and -shm files).
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        import time
-
         wait_s = lock_wait_s()
         deadline = time.monotonic() + wait_s
         while True:
@@ -165,6 +216,9 @@ class JournalFile:
                 conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")  # a paid task's row survives a power cut
+                (found,) = conn.execute("PRAGMA user_version").fetchone()
+                if int(found) > SCHEMA_VERSION:
+                    raise newer_schema(str(self.path), int(found), SCHEMA_VERSION)
                 conn.executescript(SCHEMA)
                 _add_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -182,8 +236,13 @@ class JournalFile:
                 raise
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self) -> Iterator[Statements]:
         """The connection; any sqlite3 or OS error in its use becomes one classified JournalError."""
+        with self._sqlite() as conn:
+            yield conn
+
+    @contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
         import sqlite3
 
         with self._lock:
@@ -204,8 +263,6 @@ class JournalFile:
 
     def _move_aside(self) -> Path | None:
         """Rename the corrupt file (and its -wal/-shm) to ``journal.sqlite3.corrupt-<time>``: never deleted."""
-        import time
-
         aside = self.path.with_name(f"{DB_NAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
         try:
             os.replace(self.path, aside)
@@ -217,10 +274,10 @@ class JournalFile:
         return aside
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[Statements]:
         """BEGIN IMMEDIATE ... COMMIT: takes the write lock first, so a read-then-write is atomic
         across processes (waits up to the busy timeout for another writer)."""
-        with self._db() as conn:
+        with self._sqlite() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

@@ -1,7 +1,9 @@
 """The task journal: every accepted (paid) task in one SQLite file, so no result is ever lost.
 
 ``<dir>/journal.sqlite3`` (stdlib sqlite3, WAL, ``synchronous=FULL``, mode 0600), shared by every
-ComfyUI process that uses the directory. Two tables:
+ComfyUI process that uses the directory; or, for a farm, the same tables in one PostgreSQL database
+(farm/pg_journal.py runs these very statements, named ``:parameters``, through SQLAlchemy). Two
+tables:
 
 * ``tasks``: one row per accepted task, typed columns, an index on (identity, account): the lookup
   a fixed-seed re-queue makes is one indexed query, whatever the journal's size.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..core import errors as E
@@ -41,6 +44,8 @@ from .rows import (
     intent_from_row,
     intent_values,
     json_text,
+    named,
+    placeholders,
     task_values,
 )
 from .sqlite_file import ENV_JOURNAL_DIR, JournalError, default_journal_dir
@@ -80,6 +85,8 @@ log = logging.getLogger("wavespeed")
 
 _PRUNE_EVERY_S = 3600.0
 
+_TASK_ROW = f"{TASK_COLUMNS}, boot_id, boot_s"
+_INTENT_ROW = f"{INTENT_COLUMNS}, boot_id, boot_s"
 # What an upsert of the same identity's row writes (everything but the key and the identity).
 _UPSERT = ", ".join(
     f"{c} = excluded.{c}"
@@ -163,12 +170,12 @@ class Journal(TaskReader):
         with self._transaction() as conn:
             # A row of the same task id is updated only when it is this identity's: a write never
             # replaces another task's row (the upsert's WHERE leaves it, and nothing changes).
+            self.serialize(conn, account, record.params_hash)
             written = conn.execute(
-                f"INSERT INTO tasks ({TASK_COLUMNS}, boot_id, boot_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO tasks ({_TASK_ROW}) VALUES ({placeholders(_TASK_ROW)}) "
                 f"ON CONFLICT (request_id) DO UPDATE SET {_UPSERT} "
                 "WHERE tasks.identity = excluded.identity AND tasks.account = excluded.account",
-                (*task_values(record), BOOT_ID, boot_s),
+                named(_TASK_ROW, (*task_values(record), BOOT_ID, boot_s)),
             ).rowcount
             if written != 1:
                 raise TaskTakenError(
@@ -176,7 +183,8 @@ class Journal(TaskReader):
                 )
             if release_intent:
                 conn.execute(
-                    "DELETE FROM intents WHERE account = ? AND identity = ?", (account, record.params_hash)
+                    "DELETE FROM intents WHERE account = :account AND identity = :identity",
+                    {"account": account, "identity": record.params_hash},
                 )
         self.maybe_prune()
         return record
@@ -226,6 +234,7 @@ class Journal(TaskReader):
         ``intent`` is inserted (None: go and POST). An unreadable row of this identity raises
         JournalError (it may be the paid task)."""
         with self._transaction() as conn:
+            self.serialize(conn, intent.account, intent.identity)
             found = self._find(
                 conn,
                 intent.identity,
@@ -238,57 +247,59 @@ class Journal(TaskReader):
                 return found
             existing = intent_from_row(
                 conn.execute(
-                    f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
-                    (intent.account, intent.identity),
+                    f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = :account AND identity = :identity",
+                    {"account": intent.account, "identity": intent.identity},
                 ).fetchone()
             )
             if existing is not None:
                 return existing
+            # Claimed and leased on the journal's clock (the database's, in a farm).
+            now = self.now(conn)
+            claim = replace(intent, claimed_at=now, lease_until=now + intent.lease_until - intent.claimed_at)
             conn.execute(
-                f"INSERT INTO intents ({INTENT_COLUMNS}, boot_id, boot_s) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*intent_values(intent), BOOT_ID, boot_seconds()),
+                f"INSERT INTO intents ({_INTENT_ROW}) VALUES ({placeholders(_INTENT_ROW)})",
+                named(_INTENT_ROW, (*intent_values(claim), BOOT_ID, boot_seconds())),
             )
             return None
 
     def get_intent(self, account: str, identity: str) -> Intent | None:
         with self._db() as conn:
             row = conn.execute(
-                f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = ? AND identity = ?",
-                (account, identity),
+                f"SELECT {INTENT_COLUMNS} FROM intents WHERE account = :account AND identity = :identity",
+                {"account": account, "identity": identity},
             ).fetchone()
         return intent_from_row(row)
 
-    def renew_intents(self, owner: str, lease_until: float, keys: Iterable[tuple[str, str]]) -> int:
-        """Extend the lease of the intents ``owner`` is still submitting, for these (account,
-        identity) keys only."""
+    def renew_intents(self, owner: str, lease_s: float, keys: Iterable[tuple[str, str]]) -> int:
+        """Extend the lease of the intents ``owner`` is still submitting to ``lease_s`` from now on
+        the journal's clock, for these (account, identity) keys only."""
         renewed = 0
         with self._db() as conn:
+            lease_until = self.now(conn) + lease_s
             for account, identity in keys:
                 renewed += conn.execute(
-                    "UPDATE intents SET lease_until = ? WHERE owner = ? AND state = 'submitting' "
-                    "AND account = ? AND identity = ?",
-                    (lease_until, owner, account, identity),
+                    "UPDATE intents SET lease_until = :lease_until WHERE owner = :owner "
+                    "AND state = 'submitting' AND account = :account AND identity = :identity",
+                    {"lease_until": lease_until, "owner": owner, "account": account, "identity": identity},
                 ).rowcount
         return renewed
 
     def set_intent_state(self, account: str, identity: str, owner: str, state: str) -> None:
         with self._db() as conn:
             conn.execute(
-                "UPDATE intents SET state = ?, lease_until = 0 WHERE account = ? AND identity = ? AND owner = ?",
-                (state, account, identity, owner),
+                "UPDATE intents SET state = :state, lease_until = 0 "
+                "WHERE account = :account AND identity = :identity AND owner = :owner",
+                {"state": state, "account": account, "identity": identity, "owner": owner},
             )
 
     def drop_intent(self, account: str, identity: str, owner: str | None = None) -> None:
         """Delete the intent row (only if ``owner`` holds it, when given)."""
+        mine = "" if owner is None else " AND owner = :owner"
         with self._db() as conn:
-            if owner is None:
-                conn.execute("DELETE FROM intents WHERE account = ? AND identity = ?", (account, identity))
-            else:
-                conn.execute(
-                    "DELETE FROM intents WHERE account = ? AND identity = ? AND owner = ?",
-                    (account, identity, owner),
-                )
+            conn.execute(
+                f"DELETE FROM intents WHERE account = :account AND identity = :identity{mine}",
+                {"account": account, "identity": identity, "owner": owner},
+            )
 
     # ------------------------------------------------------------------ housekeeping
 

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core import errors as E
 from ..core.vocabulary import check_request_id
 from .rows import TASK_COLUMNS, age_sql, clock_args, record_from_row, status_filter
-from .sqlite_file import JournalFile, unreadable_row
+from .sqlite_file import JournalFile, Statements
 from .task_records import STATUS_COMPLETED, STATUS_IN_FLIGHT, TaskRecord, finite
-
-if TYPE_CHECKING:
-    import sqlite3
 
 log = logging.getLogger("wavespeed")
 
@@ -45,7 +42,9 @@ class TaskReader(JournalFile):
         except ValueError:
             return None
         with self._db() as conn:
-            row = conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+            row = conn.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = :rid", {"rid": rid}
+            ).fetchone()
         return None if row is None else self._convert(row)
 
     def holder(self, request_id: str) -> tuple[str, str] | None:
@@ -57,7 +56,9 @@ class TaskReader(JournalFile):
         except ValueError:
             return UNKNOWN_HOLDER
         with self._db() as conn:
-            row = conn.execute("SELECT account, identity FROM tasks WHERE request_id = ?", (rid,)).fetchone()
+            row = conn.execute(
+                "SELECT account, identity FROM tasks WHERE request_id = :rid", {"rid": rid}
+            ).fetchone()
         if row is None:
             return None
         account, identity = row
@@ -93,7 +94,7 @@ class TaskReader(JournalFile):
 
     def _find(
         self,
-        conn: sqlite3.Connection | None,
+        conn: Statements | None,
         identity: str,
         max_age_s: float | None,
         *,
@@ -115,7 +116,7 @@ class TaskReader(JournalFile):
             try:
                 record = record_from_row(tuple(row))
             except UNREADABLE as exc:
-                raise unreadable_row(self.path, row[0], exc) from None
+                raise self.unreadable(row[0], exc) from None
             if record.status not in wanted or (max_age_s is not None and not age < max_age_s):
                 continue
             if best is None or _newest_first(record) > _newest_first(best):
@@ -126,9 +127,9 @@ class TaskReader(JournalFile):
         """Inference seconds of the most recent completed tasks of ``model`` (for the scheduler)."""
         with self._db() as conn:
             rows = conn.execute(
-                "SELECT inference_ms FROM tasks WHERE model = ? AND status = ? AND inference_ms IS NOT NULL "
-                "ORDER BY updated_at DESC LIMIT ?",
-                (model, STATUS_COMPLETED, max(0, limit)),
+                "SELECT inference_ms FROM tasks WHERE model = :model AND status = :status "
+                "AND inference_ms IS NOT NULL ORDER BY updated_at DESC LIMIT :limit",
+                {"model": model, "status": STATUS_COMPLETED.value, "limit": max(0, limit)},
             ).fetchall()
         out: list[float] = []
         for (ms,) in rows:
@@ -141,7 +142,7 @@ class TaskReader(JournalFile):
         return out
 
     def _select(
-        self, sql: str, args: Mapping[str, Any], limit: int, *, conn: sqlite3.Connection | None = None
+        self, sql: str, args: Mapping[str, Any], limit: int, *, conn: Statements | None = None
     ) -> list[TaskRecord]:
         """Run a task query, converting rows until ``limit`` good ones; bad rows are skipped."""
         records: list[TaskRecord] = []

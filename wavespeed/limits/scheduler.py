@@ -45,6 +45,10 @@ ENV_TIER = "WAVESPEED_ACCOUNT_TIER"
 ENV_RATE_LIMIT = "WAVESPEED_RATE_LIMIT_PER_MIN"
 ENV_WINDOW = "WAVESPEED_RATE_WINDOW_S"
 TIER_LIMITS_PER_MIN: dict[str, int] = {"bronze": 2, "silver": 500, "gold": 3000, "ultra": 5000}
+# Tasks running at once per level: a farm shares this budget (tasks/farm_gate.py); alone, WaveSpeed
+# keeps the extra tasks waiting in "created" and nothing is needed.
+TIER_AT_ONCE: dict[str, int] = {"bronze": 2, "silver": 300, "gold": 3000, "ultra": 10000}
+ENV_AT_ONCE = "WAVESPEED_TASKS_AT_ONCE"
 WINDOW_S = 60.0
 LEARNED_TTL_WINDOWS = 10
 _SLICE_S = 0.1  # how often a waiter looks at Cancel (the client uses the same slice)
@@ -254,6 +258,17 @@ def limit_from_env() -> int | None:
     if tier not in TIER_LIMITS_PER_MIN:
         raise E.ConfigError(f"{ENV_TIER} must be one of {', '.join(TIER_LIMITS_PER_MIN)}, not {tier!r}.")
     return TIER_LIMITS_PER_MIN[tier]
+
+
+def at_once_from_env() -> int | None:
+    """The account's tasks at once: WAVESPEED_TASKS_AT_ONCE, else WAVESPEED_ACCOUNT_TIER's."""
+    raw = os.environ.get(ENV_AT_ONCE, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise E.ConfigError(f"{ENV_AT_ONCE} must be a whole number >= 1 (tasks at once), not {raw!r}.")
+        return int(raw)
+    limit_from_env()  # an unknown tier is refused there, in one line
+    return TIER_AT_ONCE.get(os.environ.get(ENV_TIER, "").strip().lower())
 
 
 def window_from_env() -> float:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..limits.poller import Poller
     from ..limits.scheduler import SubmitScheduler
     from ..net.client import WaveSpeedClient
+    from .farm_gate import FarmGate
 
 ENV_SUBMIT_WAIT = "WAVESPEED_SUBMIT_WAIT_S"
 SUBMIT_WAIT_S = 1800.0
@@ -82,16 +83,23 @@ def submit(
     *,
     cancel: CancelCheck,
     status: Callable[[str], None],
+    gate: FarmGate | None = None,
 ) -> Prediction:
-    """POST the task once the account's window has room; a 429 is waited out (status text), not an
-    error, inside WAVESPEED_SUBMIT_WAIT_S."""
+    """POST the task once the account's window has room (in a farm, ``gate``: the room the farm's
+    workers share); a 429 is waited out (status text), not an error, inside WAVESPEED_SUBMIT_WAIT_S."""
     from ..limits.poll_book import budget_from_env
 
     budget_from_env()  # the poller's budget setting, refused before anything is paid
     deadline = time.monotonic() + submit_wait_s()
-    return scheduler(client).submit(
-        lambda: _submit_once(client, request, cancel), deadline=deadline, cancel=cancel, status=status
-    )
+
+    def post() -> Prediction:
+        if gate is None:
+            return _submit_once(client, request, cancel)
+        return gate.post(
+            lambda: _submit_once(client, request, cancel), cancel=cancel, status=status, deadline=deadline
+        )
+
+    return scheduler(client).submit(post, deadline=deadline, cancel=cancel, status=status)
 
 
 def _submit_once(client: WaveSpeedClient, request: KontextRequest, cancel: CancelCheck) -> Prediction:

@@ -12,6 +12,8 @@ import threading
 from typing import Any
 
 from ..api.reply_types import Prediction
+from ..core.vocabulary import TERMINAL_JOURNAL_STATUSES
+from ..journal.farm.pg_journal import PostgresJournal, journal_url
 from ..journal.task_journal import (
     STATUS_COMPLETED,
     STATUS_FAILED,
@@ -19,6 +21,7 @@ from ..journal.task_journal import (
     Journal,
     default_journal_dir,
 )
+from .farm_gate import task_finished
 
 log = logging.getLogger("wavespeed")
 
@@ -27,14 +30,15 @@ _journals_lock = threading.Lock()
 
 
 def current_journal(user_dir: str | None = None) -> Journal:
-    """The journal for the current settings (resolved on each call: WAVESPEED_JOURNAL_DIR, the host's
-    user folder ``user_dir``, ~/.cache)."""
-    directory = default_journal_dir(user_dir)
-    key = str(directory)
+    """The journal for the current settings (resolved on each call): the farm's PostgreSQL database
+    when WAVESPEED_JOURNAL_URL names one, else the SQLite file in WAVESPEED_JOURNAL_DIR, the host's
+    user folder ``user_dir`` or ~/.cache."""
+    url = journal_url()
+    key = url or str(default_journal_dir(user_dir))
     with _journals_lock:
         journal = _journals.get(key)
         if journal is None:
-            journal = _journals[key] = Journal(directory)
+            journal = _journals[key] = PostgresJournal(url) if url else Journal(default_journal_dir(user_dir))
         return journal
 
 
@@ -50,6 +54,8 @@ def journal_outcome(journal: Journal | None, prediction: Prediction) -> None:
     """Best effort: write a terminal (or progressed) server state into the task's record."""
     if journal is None:
         return
+    if prediction.is_terminal:
+        task_finished(journal, prediction.id)  # a farm's task slot frees for every worker
     try:
         if prediction.is_completed:
             journal.update(
@@ -78,6 +84,8 @@ def journal_note(journal: Journal | None, request_id: str, **fields: Any) -> Non
     """Best effort: set fields of a task's record (e.g. failed with its error, or a wait note)."""
     if journal is None:
         return
+    if fields.get("status") in TERMINAL_JOURNAL_STATUSES:
+        task_finished(journal, request_id)
     try:
         journal.update(request_id, **fields)
     except Exception:

@@ -8,6 +8,7 @@ stale intent (the history search / one-line error follows, never a second paymen
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
@@ -29,21 +31,35 @@ CLAIM = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from scripts.pack_loader import load_pack
-load_pack()
-from wavespeed_kontext_pack.wavespeed.journal import singleflight as sf, task_journal
-journal = task_journal.Journal(sys.argv[2])
+pack = load_pack()
+sf = pack.wavespeed.journal.singleflight
+where = sys.argv[2]
+if where.startswith("postgresql://"):
+    journal = pack.wavespeed.journal.farm.pg_journal.PostgresJournal(where)
+else:
+    journal = pack.wavespeed.journal.task_journal.Journal(where)
 assert journal.claim_intent(sf.new_intent("acct", "ident", "m", "payload"), max_age_s=1e9,
                             reuse_statuses=("completed",)) is None
 journal.close()
 """
 
 
-@pytest.fixture(scope="module")
-def claimed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A journal folder holding an intent claimed by a process that has exited since."""
-    folder = tmp_path_factory.mktemp("clock") / "journal"
-    subprocess.run([sys.executable, "-c", CLAIM, str(REPO_ROOT), str(folder)], check=True, timeout=60)
-    return folder
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def claimed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A journal (a SQLite folder, or a farm's PostgreSQL URL) holding an intent claimed by a
+    process that has exited since."""
+    if request.param == "sqlite":
+        where = str(tmp_path_factory.mktemp("clock") / "journal")
+    else:
+        where = request.getfixturevalue("postgres").create_database(f"clock_{secrets.token_hex(4)}")
+    subprocess.run([sys.executable, "-c", CLAIM, str(REPO_ROOT), where], check=True, timeout=60)
+    return where
+
+
+def _open(pack: ModuleType, where: str) -> Any:
+    if where.startswith("postgresql://"):
+        return pack.wavespeed.journal.farm.pg_journal.PostgresJournal(where)
+    return pack.wavespeed.journal.task_journal.Journal(where)
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +73,20 @@ def unrelated_pid() -> Iterator[int]:
         proc.wait()
 
 
-def _reuse(folder: Path, pid: int, lease_until: float) -> None:
+def _reuse(where: str, pid: int, lease_until: float) -> None:
     """The owner's pid now belongs to ``pid``; the lease says ``lease_until`` (a clock jump)."""
-    with sqlite3.connect(folder / "journal.sqlite3") as conn:
+    if where.startswith("postgresql://"):
+        with psycopg.connect(where, autocommit=True) as pg:
+            pg.execute("UPDATE intents SET pid = %s, lease_until = %s", (pid, lease_until))
+        return
+    with sqlite3.connect(Path(where) / "journal.sqlite3") as conn:
         conn.execute("UPDATE intents SET pid = ?, lease_until = ?", (pid, lease_until))
     conn.close()
 
 
-def _acquire_now(pack: ModuleType, folder: Path) -> Any:
+def _acquire_now(pack: ModuleType, where: str) -> Any:
     sf = pack.wavespeed.journal.singleflight
-    journal = pack.wavespeed.journal.task_journal.Journal(folder)
+    journal = _open(pack, where)
     try:
         return sf.acquire(
             journal,
@@ -86,8 +106,10 @@ def _acquire_now(pack: ModuleType, folder: Path) -> Any:
 @example(offset=3600.0)  # the wall clock jumped back an hour
 @example(offset=-5.0)
 def test_a_reused_pid_with_a_lease_at_any_offset_is_stale(
-    pack: ModuleType, claimed: Path, unrelated_pid: int, offset: float
+    pack: ModuleType, claimed: str, unrelated_pid: int, offset: float
 ) -> None:
+    """On both backends: the SQLite file, and a farm's PostgreSQL journal (the same host here, so
+    the pid is checked as it would be on one machine)."""
     _reuse(claimed, unrelated_pid, time.time() + offset)
     got = _acquire_now(pack, claimed)
     assert isinstance(got, pack.wavespeed.journal.task_journal.Intent) and got.pid == unrelated_pid
@@ -95,10 +117,10 @@ def test_a_reused_pid_with_a_lease_at_any_offset_is_stale(
     assert "may have been paid" in pack.wavespeed.journal.singleflight.interrupted_message(got)
 
 
-def test_the_owner_itself_stays_alive_whatever_its_lease(pack: ModuleType, claimed: Path) -> None:
+def test_the_owner_itself_stays_alive_whatever_its_lease(pack: ModuleType, claimed: str) -> None:
     """The start token tells the owner apart: a live owner is waited on, even past a clock jump."""
     sf = pack.wavespeed.journal.singleflight
-    journal = pack.wavespeed.journal.task_journal.Journal(claimed)
+    journal = _open(pack, claimed)
     row = journal.get_intent("acct", "ident")
     journal.close()
     assert row is not None

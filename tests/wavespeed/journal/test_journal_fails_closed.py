@@ -150,3 +150,18 @@ def test_a_long_journal_path_cuts_the_description_never_the_way_on(pack: ModuleT
     assert text.endswith("or turn on force_rerun to pay without the journal."), text
     assert "nothing was submitted" in text, text
     assert ("kept aside as journal.sqlite3.corrupt-x;" in text) == (kind == "corrupt"), text
+
+
+def test_a_journal_from_a_newer_version_pays_nothing_and_is_left_as_it_is(
+    pack: ModuleType, pack_env: Emulator, journal_dir: Path
+) -> None:
+    _paid_once(pack, pack_env)
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    message = _refused(pack, pack_env, "unavailable")
+    assert "newer version of the pack (schema 99; this one knows 2)" in message
+    with sqlite3.connect(journal_dir / "journal.sqlite3") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (99,)
+    conn.close()
+    _force_rerun_pays(pack, pack_env)

@@ -17,8 +17,8 @@ emulator)."""
 from __future__ import annotations
 
 import json
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,7 +138,11 @@ strangers = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     st.lists(submits, min_size=1, max_size=6),
     strangers,
@@ -146,91 +150,93 @@ strangers = st.lists(
     st.booleans(),
 )
 def test_a_recovered_task_is_exactly_the_intents_and_no_task_has_two_identities(
-    plan: list[Submit], others: list[tuple[Submit, str]], rng: Any, look_first: bool
+    fresh_journal: Callable[[], Journal],
+    plan: list[Submit],
+    others: list[tuple[Submit, str]],
+    rng: Any,
+    look_first: bool,
 ) -> None:
     """``look_first`` False: the recovery does not consult the journal before claiming (another
-    process journals the candidate between the look and the write): the write alone must hold."""
+    process journals the candidate between the look and the write): the write alone must hold.
+    On both backends: SQLite, and the farm's PostgreSQL."""
     server = StandIn()
     written: dict[str, set[str]] = {}  # request id -> every identity a write succeeded for
     clock = time.time_ns()
     since = time.time() - 5
-    with tempfile.TemporaryDirectory() as folder:
-        journal = Journal(folder)
-        intents = []
-        for n, submit in enumerate(plan):
-            if submit.outcome == "refused":
-                continue
-            if submit.outcome == "journaled" and submit.same_id_as is not None and submit.same_id_as < n:
-                # The server named an earlier task's id: the journal must not hand that row over.
-                task = Task(f"task{submit.same_id_as:02d}", MODEL_EDIT, submit.payload(), 0, "none", "none")
-            else:
-                task = Task(
-                    f"task{n:02d}",
-                    MODEL_EDIT,
-                    submit.payload(),
-                    clock + n,
-                    submit.list_echo,
-                    submit.result_echo,
-                )
-                server.tasks.append(task)
-            if submit.outcome == "journaled":
-                try:
-                    journal.record_submitted(
-                        task.id, model=MODEL_EDIT, params=task.payload, price_usd=0.08,
-                        account=ACCOUNT, identity_hash=submit.identity(),
-                    )  # fmt: skip
-                    written.setdefault(task.id, set()).add(submit.identity())
-                except TaskTakenError:
-                    pass
-            else:
-                payload = submit.payload()
-                intents.append(
-                    new_intent(
-                        ACCOUNT, submit.identity(), MODEL_EDIT, params_hash(MODEL_EDIT, payload), payload
-                    )
-                )
-        for n, (other, model) in enumerate(others):  # someone else's tasks, maybe of another model
-            server.tasks.append(
-                Task(f"other{n}", model, other.payload(), clock + 100 + n, other.list_echo, other.result_echo)
+    journal = fresh_journal()
+    intents = []
+    for n, submit in enumerate(plan):
+        if submit.outcome == "refused":
+            continue
+        if submit.outcome == "journaled" and submit.same_id_as is not None and submit.same_id_as < n:
+            # The server named an earlier task's id: the journal must not hand that row over.
+            task = Task(f"task{submit.same_id_as:02d}", MODEL_EDIT, submit.payload(), 0, "none", "none")
+        else:
+            task = Task(
+                f"task{n:02d}",
+                MODEL_EDIT,
+                submit.payload(),
+                clock + n,
+                submit.list_echo,
+                submit.result_echo,
             )
-        rng.shuffle(intents)
-        for intent in intents:
-
-            def taken(request_id: str, intent: Any = intent) -> bool:
-                holder = journal.holder(request_id)
-                return holder is not None and holder != (intent.account, intent.identity)
-
-            def claim(found: Prediction, intent: Any = intent) -> bool:
-                try:
-                    journal.record_submitted(
-                        found.id, model=MODEL_EDIT, params=intent.payload, price_usd=0.08,
-                        account=intent.account, identity_hash=intent.identity, release_intent=True,
-                    )  # fmt: skip
-                except TaskTakenError:
-                    return False
-                written.setdefault(found.id, set()).add(intent.identity)
-                return True
-
-            calls = server.history_calls
-            found = H.find_submitted(
-                server,  # type: ignore[arg-type]
-                model=MODEL_EDIT,
-                payload_hash=intent.payload_hash,
-                since=since,
-                deadline=time.monotonic() + 30,
-                cancel=lambda: False,
-                sent=intent.payload,
-                taken=taken if look_first else None,
-                claim=claim,
+            server.tasks.append(task)
+        if submit.outcome == "journaled":
+            try:
+                journal.record_submitted(
+                    task.id, model=MODEL_EDIT, params=task.payload, price_usd=0.08,
+                    account=ACCOUNT, identity_hash=submit.identity(),
+                )  # fmt: skip
+                written.setdefault(task.id, set()).add(submit.identity())
+            except TaskTakenError:
+                pass
+        else:
+            payload = submit.payload()
+            intents.append(
+                new_intent(ACCOUNT, submit.identity(), MODEL_EDIT, params_hash(MODEL_EDIT, payload), payload)
             )
-            assert server.history_calls == calls + 1  # one look at the history per recovery
-            if isinstance(found, Prediction):
-                (task,) = [t for t in server.tasks if t.id == found.id]
-                sent = {k: v for k, v in task.payload.items() if k not in wait_keys()}
-                wanted = {k: v for k, v in intent.payload.items() if k not in wait_keys()}
-                assert task.model == MODEL_EDIT and sent == wanted, (task, intent)
-        for request_id, identities in written.items():
-            assert len(identities) == 1, (request_id, identities)
+    for n, (other, model) in enumerate(others):  # someone else's tasks, maybe of another model
+        server.tasks.append(
+            Task(f"other{n}", model, other.payload(), clock + 100 + n, other.list_echo, other.result_echo)
+        )
+    rng.shuffle(intents)
+    for intent in intents:
+
+        def taken(request_id: str, intent: Any = intent) -> bool:
             holder = journal.holder(request_id)
-            assert holder is not None and holder[1] in identities
-        journal.close()
+            return holder is not None and holder != (intent.account, intent.identity)
+
+        def claim(found: Prediction, intent: Any = intent) -> bool:
+            try:
+                journal.record_submitted(
+                    found.id, model=MODEL_EDIT, params=intent.payload, price_usd=0.08,
+                    account=intent.account, identity_hash=intent.identity, release_intent=True,
+                )  # fmt: skip
+            except TaskTakenError:
+                return False
+            written.setdefault(found.id, set()).add(intent.identity)
+            return True
+
+        calls = server.history_calls
+        found = H.find_submitted(
+            server,  # type: ignore[arg-type]
+            model=MODEL_EDIT,
+            payload_hash=intent.payload_hash,
+            since=since,
+            deadline=time.monotonic() + 30,
+            cancel=lambda: False,
+            sent=intent.payload,
+            taken=taken if look_first else None,
+            claim=claim,
+        )
+        assert server.history_calls == calls + 1  # one look at the history per recovery
+        if isinstance(found, Prediction):
+            (task,) = [t for t in server.tasks if t.id == found.id]
+            sent = {k: v for k, v in task.payload.items() if k not in wait_keys()}
+            wanted = {k: v for k, v in intent.payload.items() if k not in wait_keys()}
+            assert task.model == MODEL_EDIT and sent == wanted, (task, intent)
+    for request_id, identities in written.items():
+        assert len(identities) == 1, (request_id, identities)
+        holder = journal.holder(request_id)
+        assert holder is not None and holder[1] in identities
+    journal.close()

@@ -1,6 +1,7 @@
 """The paying step of the paid path (submit.py): book the price, POST once, journal the task.
 
-* The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` before any request
+* The price is booked against ``WAVESPEED_SESSION_BUDGET_USD`` (and, in a farm, against
+  ``WAVESPEED_FARM_BUDGET_USD`` in its database: tasks/farm_gate.py) before any request
   (BudgetExceededError), and given back only when the submit provably created no task: nothing was
   sent, or WaveSpeed itself refused it (the client's rule, wavespeed/api/replies.py). A submit that
   may have created a task (a 5xx, a gateway page, a broken connection) keeps its price, leaves a
@@ -15,7 +16,7 @@
   disk) is owed, not dropped (unrecorded.py): the id stays in memory and in the node's output, the
   write is retried until it lands, and an identical re-queue here reuses the task meanwhile.
 * A Batch checks its whole price first (``afford``): nothing is submitted when the session budget
-  cannot cover all of it.
+  (or the farm's) cannot cover all of it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from typing import TYPE_CHECKING
 from ...api.kontext_request import KontextRequest
 from ...api.reply_types import Prediction
 from ...core import errors as E
+from ...journal.farm.account_limits import ENV_FARM_BUDGET
 from ...journal.singleflight import LEASES, STATE_UNCERTAIN, owner_alive
 from ...journal.task_journal import STATUS_IN_FLIGHT, Intent, TaskTakenError
 from ...settings.session_budget import SessionSpend, session_budget_usd
 from .. import accounts
+from ..farm_gate import farm_covers, farm_gate, release_farm_spend, reserve_farm_spend
 from ..handle import TaskHandle, short_id
-from ..journals import journal_status
+from ..journals import current_journal, journal_status
 from .prepared import PaidSubmit
 from .unrecorded import UNRECORDED, key_of
 
@@ -89,6 +92,7 @@ class _Payment:
         self.intent = intent
         self.journal = paid.journal
         self.owed = False  # a record that failed is owed: retried until it lands (unrecorded.py)
+        self.farm_booking: str | None = None  # the price booked against the farm's budget
 
     def record(self, request_id: str, prediction: Prediction | None, error: str) -> bool:
         """Journal the accepted task; False (a log line, and the write owed until it lands) when the
@@ -115,7 +119,7 @@ class _Payment:
             )
             if paid.force_rerun:
                 earlier = journal.get_intent(paid.account, paid.identity)
-                if earlier is not None and not owner_alive(earlier):
+                if earlier is not None and not owner_alive(earlier, journal.clock()):
                     journal.drop_intent(paid.account, paid.identity)  # paid again knowingly
 
         try:
@@ -167,6 +171,11 @@ def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
         try:
             paid.stop_if_cancelled()
             spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
+            try:
+                payment.farm_booking = reserve_farm_spend(paid.journal, paid.account, price)
+            except BaseException:
+                SESSION_SPEND.release(price)
+                raise
         except BaseException:
             payment.let_go(drop=True)
             raise
@@ -205,7 +214,8 @@ def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
             paid.context.rate_wait(text)
 
     try:
-        return accounts.submit(paid.client, paid.request, cancel=paid.cancel, status=waiting)
+        gate = farm_gate(paid.journal, paid.account, was_not_accepted)
+        return accounts.submit(paid.client, paid.request, cancel=paid.cancel, status=waiting, gate=gate)
     except BaseException as exc:
         rid = getattr(exc, "request_id", None)
         if isinstance(exc, E.WaveSpeedError) and isinstance(rid, str) and rid:
@@ -213,6 +223,7 @@ def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
             raise exc.replaced(request_id=rid, journaled=payment.record(rid, None, exc.message)) from exc
         if was_not_accepted(exc):
             SESSION_SPEND.release(price)
+            release_farm_spend(paid.journal, payment.farm_booking)
             payment.let_go(drop=True)
             paid.show(0.0, f"not submitted · {NOT_CHARGED}")
             if isinstance(exc, E.WaveSpeedError):  # the error says it, as the status line does
@@ -236,6 +247,8 @@ def afford(requests: Sequence[KontextRequest]) -> float:
             f"${max(0.0, budget - SESSION_SPEND.spent_usd):.2f} left of ${budget:.2f}: nothing was "
             "submitted. Raise WAVESPEED_SESSION_BUDGET_USD or make the batch smaller."
         )
+    if os.environ.get(ENV_FARM_BUDGET, "").strip():  # the farm's budget, held in its database
+        farm_covers(current_journal(), total, len(requests))
     return total
 
 

@@ -46,6 +46,8 @@ class PaidSubmit:
         fixed = not force_rerun and request.seed != -1
         try:
             journal: Journal | None = current_journal(context.user_dir)
+        except E.ConfigError:
+            raise  # a journal URL that is not one: bad input, whatever the seed
         except Exception as exc:  # the journal's folder cannot even be resolved
             if fixed:
                 raise journal_failure(None, exc) from None

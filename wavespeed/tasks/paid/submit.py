@@ -62,7 +62,7 @@ def submit_task(request: KontextRequest, context: TaskContext, *, force_rerun: b
         return post(paid, None)  # a new image every time: pay for a new task
     if paid.journal is None:  # prepare() raises for a fixed seed; kept for type checkers
         raise journal_failure(None, RuntimeError("no journal"))
-    key = (str(paid.journal.directory), paid.account, paid.identity)
+    key = (paid.journal.label, paid.account, paid.identity)
     while True:
         flight, leader = FLIGHTS.join(key)
         if leader:
@@ -111,7 +111,6 @@ def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
             return paid.reused(got.request_id, prediction, got.submitted_at)
     raise JournalError(
         "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew.",
-        path=journal.path,
     )
 
 
@@ -145,7 +144,7 @@ def _claim(paid: PaidSubmit, journal: Journal, intent: Intent) -> TaskRecord | I
     except (E.WaveSpeedError, KeyboardInterrupt, SystemExit):
         raise  # a JournalError (classified), a Cancel, a wait that timed out
     except Exception as exc:  # anything else from the disk: the journal cannot answer
-        raise journal_failure(journal.path, exc) from None
+        raise journal.failure(exc) from None
 
 
 def reset_session_state() -> None:

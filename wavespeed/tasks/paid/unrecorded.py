@@ -26,11 +26,11 @@ log = logging.getLogger("wavespeed")
 
 RETRY_S = 2.0
 
-Key = tuple[str, str, str]  # (journal folder, account, inputs' identity): the single-flight key
+Key = tuple[str, str, str]  # (journal label, account, inputs' identity): the single-flight key
 
 
 def key_of(journal: Journal, account: str, identity: str) -> Key:
-    return (str(journal.directory), account, identity)
+    return (journal.label, account, identity)
 
 
 @dataclass
