@@ -69,12 +69,14 @@ def _submit_ms(env: dict[str, str], runs: int) -> float:
     """A whole fixed-seed ``submit_task`` (async mode) against the emulator, with this journal."""
     from bench import load_pack
 
-    pack = load_pack()
+    load_pack()
+    from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest as request
+    from wavespeed_kontext_pack.wavespeed.tasks.context import TaskContext
+    from wavespeed_kontext_pack.wavespeed.tasks.paid.submit import reset_session_state, submit_task as submit
+
     os.environ.update(env)
-    pack.wavespeed.tasks.paid.submit.reset_session_state()
-    request = pack.wavespeed.api.kontext_request.KontextRequest
-    context = pack.wavespeed.tasks.context.TaskContext()
-    submit = pack.wavespeed.tasks.paid.submit.submit_task
+    reset_session_state()
+    context = TaskContext()
     tag = os.urandom(4).hex()
     submit(request(prompt=f"warm {tag}", seed=1), context)  # the pool, the key, the first connection
     return _timed_ms(lambda i: submit(request(prompt=f"overhead {tag} {i}", seed=i), context), runs)
@@ -84,11 +86,13 @@ def worker_main(count: int) -> None:
     """One worker process: ``count`` fixed-seed submits at once, then a wait for each; prints JSON."""
     from bench import load_pack
 
-    pack = load_pack()
-    request = pack.wavespeed.api.kontext_request.KontextRequest
-    context = pack.wavespeed.tasks.context.TaskContext()
-    submit = pack.wavespeed.tasks.paid.submit.submit_task
-    wait = pack.wavespeed.tasks.results.wait_for_task
+    load_pack()
+    from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest as request
+    from wavespeed_kontext_pack.wavespeed.tasks.context import TaskContext
+    from wavespeed_kontext_pack.wavespeed.tasks.paid.submit import submit_task as submit
+    from wavespeed_kontext_pack.wavespeed.tasks.results import wait_for_task as wait
+
+    context = TaskContext()
     tag = os.environ["BENCH_TAG"]
     submit_ms: list[float] = []
 

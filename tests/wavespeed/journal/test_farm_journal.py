@@ -200,8 +200,9 @@ def test_claims_racing_on_separate_connections_give_each_identity_one_owner(
 
 def test_sqlalchemy_and_psycopg_load_on_the_first_use_of_a_farm_journal(pg_url: str) -> None:
     script = (
-        "import sys; from scripts.pack_loader import load_pack; pack = load_pack()\n"
-        "journal = pack.wavespeed.tasks.journals.current_journal()\n"
+        "import sys; from scripts.pack_loader import load_pack; load_pack()\n"
+        "from wavespeed_kontext_pack.wavespeed.tasks.journals import current_journal\n"
+        "journal = current_journal()\n"
         "before = [m for m in ('sqlalchemy', 'psycopg') if m in sys.modules]\n"
         "journal.recent()\n"
         "print(type(journal).__name__, before, [m for m in ('sqlalchemy', 'psycopg') if m in sys.modules])\n"

@@ -31,13 +31,14 @@ CLAIM = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from scripts.pack_loader import load_pack
-pack = load_pack()
-sf = pack.wavespeed.journal.singleflight
+load_pack()
+from wavespeed_kontext_pack.wavespeed.journal import singleflight as sf, task_journal
 where = sys.argv[2]
 if where.startswith("postgresql://"):
-    journal = pack.wavespeed.journal.farm.pg_journal.PostgresJournal(where)
+    from wavespeed_kontext_pack.wavespeed.journal.farm.pg_journal import PostgresJournal
+    journal = PostgresJournal(where)
 else:
-    journal = pack.wavespeed.journal.task_journal.Journal(where)
+    journal = task_journal.Journal(where)
 assert journal.claim_intent(sf.new_intent("acct", "ident", "m", "payload"), max_age_s=1e9,
                             reuse_statuses=("completed",)) is None
 journal.close()
