@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -45,7 +46,7 @@ def holds(value: Any, depth: int = 0) -> bool:
         return True
     if depth >= 2:
         return False
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or a read-only view of one (the request's values)
         return any(holds(v, depth + 1) for v in list(value.values())[:50])
     if isinstance(value, (list, tuple)):
         return any(holds(v, depth + 1) for v in value[:50])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ..core.errors import CancelledError
 from ..core.vocabulary import CancelCheck
 
 if TYPE_CHECKING:
@@ -83,3 +84,8 @@ class CancelLatch:
     def latch(self) -> None:
         """Stop every submit that has not started its POST yet (Cancel, or the batch gave up)."""
         self._latched.set()
+
+    def stop_if_set(self) -> None:
+        """Raise the Cancel if it was pressed: nothing of this submit was sent."""
+        if self():
+            raise CancelledError("Cancelled.")

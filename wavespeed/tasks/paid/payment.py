@@ -169,7 +169,7 @@ def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
     budget = session_budget_usd()
     try:
         try:
-            paid.stop_if_cancelled()
+            paid.cancel.stop_if_set()
             spent = SESSION_SPEND.reserve(price, budget)  # BudgetExceededError before any request
             try:
                 payment.farm_booking = reserve_farm_spend(paid.journal, paid.account, price)
@@ -180,7 +180,7 @@ def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
             payment.let_go(drop=True)
             raise
         mode = "sync" if paid.request.enable_sync_mode else "async"
-        paid.show(0.02, f"submitting ({mode}) · ${price:.2f}")
+        paid.context.status.set(0.02, f"submitting ({mode}) · ${price:.2f}")
         prediction = _post_once(paid, payment)
         # Journal first, before anything else can fail or anyone waits: the task is paid for.
         kept = payment.record(prediction.id, prediction, prediction.error if prediction.is_failed else "")
@@ -192,7 +192,7 @@ def post(paid: PaidSubmit, intent: Intent | None) -> TaskHandle:
     if not kept:
         extra += " · not journaled yet (retrying)" if payment.owed else " · not journaled"
     state = "done" if prediction.is_terminal else "submitted"
-    paid.show(1.0, f"{state} · ${price:.2f} · task {short_id(prediction.id)}{extra}")
+    paid.context.status.set(1.0, f"{state} · ${price:.2f} · task {short_id(prediction.id)}{extra}")
     return TaskHandle(
         request_id=prediction.id,
         model=paid.request.model,
@@ -209,7 +209,7 @@ def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
     price = paid.request.price_usd
 
     def waiting(text: str) -> None:  # a 429 or a full window: waiting text, never an error
-        paid.show(0.02, f"{text} · ${price:.2f}")
+        paid.context.status.set(0.02, f"{text} · ${price:.2f}")
         if paid.context.rate_wait is not None:
             paid.context.rate_wait(text)
 
@@ -225,12 +225,12 @@ def _post_once(paid: PaidSubmit, payment: _Payment) -> Prediction:
             SESSION_SPEND.release(price)
             release_farm_spend(paid.journal, payment.farm_booking)
             payment.let_go(drop=True)
-            paid.show(0.0, f"not submitted · {NOT_CHARGED}")
+            paid.context.status.set(0.0, f"not submitted · {NOT_CHARGED}")
             if isinstance(exc, E.WaveSpeedError):  # the error says it, as the status line does
                 raise exc.replaced(charged=NOT_CHARGED) from exc
             raise
         kept = payment.let_go(drop=False)  # may have been paid: never silently again
-        paid.show(0.0, f"submit failed · {MAYBE_CHARGED}")
+        paid.context.status.set(0.0, f"submit failed · {MAYBE_CHARGED}")
         if isinstance(exc, E.SubmitUncertainError):
             raise exc.replaced(hint=uncertain_hint(paid, kept)) from None
         raise

@@ -69,15 +69,6 @@ class PaidSubmit:
         """Identical inputs must share one task: a fixed seed, and not force_rerun."""
         return not self.force_rerun and self.request.seed != -1
 
-    def stop_if_cancelled(self) -> None:
-        """Raise the Cancel if it was pressed: nothing was sent."""
-        if self.cancel():
-            raise E.CancelledError("Cancelled.")
-
-    def show(self, fraction: float, text: str) -> None:
-        """Say on the host's status line what this submit is doing."""
-        self.context.status.set(fraction, text)
-
     def reused(self, request_id: str, prediction: Prediction | None, submitted_at: float) -> TaskHandle:
         """The handle of a task already paid for (no charge)."""
         return TaskHandle(

@@ -32,7 +32,7 @@ def check_reusable(paid: PaidSubmit, journal: Journal, request_id: str) -> tuple
     if the check itself fails, the result is reused anyway and Poll Result retries the fetch."""
     status = paid.context.status
     status.request_id = request_id  # a Cancel now names the earlier task: it is paid, and still there
-    paid.show(0.02, f"checking earlier task {request_id[:8]}…")
+    paid.context.status.set(0.02, f"checking earlier task {request_id[:8]}…")
     try:
         prediction = paid.client.get_result(request_id, deadline=time.monotonic() + 30.0, cancel=paid.cancel)
     except E.NotFoundError as exc:
@@ -57,7 +57,9 @@ def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
     The interrupted intent keeps the payload that was sent (its uploaded image URLs included): a
     candidate matches only on those values, one journaled for other inputs is never taken, and the
     journal write that takes it never replaces another task's row."""
-    paid.show(0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…")
+    paid.context.status.set(
+        0.02, f"looking for an interrupted identical task from {clock_text(stale.claimed_at)}…"
+    )
     request = paid.request
     sent = stale.payload  # None in rows from before the payload was kept: the hash alone matches
     mine = (paid.account, paid.identity)
@@ -127,5 +129,7 @@ def recover(paid: PaidSubmit, journal: Journal, stale: Intent) -> TaskHandle:
         )
     if found is None:
         raise E.SubmitUncertainError(interrupted_message(stale))
-    paid.show(1.0, f"found interrupted task {short_id(found.id)} in WaveSpeed history (no charge)")
+    paid.context.status.set(
+        1.0, f"found interrupted task {short_id(found.id)} in WaveSpeed history (no charge)"
+    )
     return paid.reused(found.id, found, stale.claimed_at)

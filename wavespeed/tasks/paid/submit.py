@@ -57,7 +57,7 @@ FLIGHTS: Flights[TaskHandle] = Flights()
 def submit_task(request: KontextRequest, context: TaskContext, *, force_rerun: bool = False) -> TaskHandle:
     """Validate, then reuse, share or pay for one task, as the module docstring says. Blocks."""
     paid = PaidSubmit.prepare(request, context, force_rerun=force_rerun)
-    paid.stop_if_cancelled()
+    paid.cancel.stop_if_set()
     if not paid.single_flight:
         return post(paid, None)  # a new image every time: pay for a new task
     if paid.journal is None:  # prepare() raises for a fixed seed; kept for type checkers
@@ -69,12 +69,14 @@ def submit_task(request: KontextRequest, context: TaskContext, *, force_rerun: b
             break
         shared, error = flight.outcome(paid.cancel)
         if error is not None and (isinstance(error, E.CancelledError) or not isinstance(error, Exception)):
-            paid.stop_if_cancelled()
+            paid.cancel.stop_if_set()
             continue  # the leader was cancelled, not us: lead a new attempt
         if error is not None:
             raise error
         assert shared is not None
-        paid.show(1.0, f"shared task {short_id(shared.request_id)} with an identical node (no charge)")
+        paid.context.status.set(
+            1.0, f"shared task {short_id(shared.request_id)} with an identical node (no charge)"
+        )
         return replace(shared, price_usd=0.0)
     try:
         handle = _single_flight(paid, paid.journal)
@@ -99,7 +101,7 @@ def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
         if got is None:
             return post(paid, intent)
         if isinstance(got, TaskHandle):
-            paid.show(1.0, f"reused task {got.request_id} (no charge; not journaled yet)")
+            paid.context.status.set(1.0, f"reused task {got.request_id} (no charge; not journaled yet)")
             return got
         if isinstance(got, Intent):
             return recover(paid, journal, got)
@@ -107,7 +109,7 @@ def _single_flight(paid: PaidSubmit, journal: Journal) -> TaskHandle:
         # timeout): identical inputs wait for that task instead of paying for a second one.
         still_there, prediction = check_reusable(paid, journal, got.request_id)
         if still_there:
-            paid.show(1.0, f"reused task {short_id(got.request_id)} (no charge)")
+            paid.context.status.set(1.0, f"reused task {short_id(got.request_id)} (no charge)")
             return paid.reused(got.request_id, prediction, got.submitted_at)
     raise JournalError(
         "WaveSpeed journal: identical earlier tasks kept turning out gone; turn on force_rerun to submit anew.",
@@ -126,7 +128,9 @@ def _claim(paid: PaidSubmit, journal: Journal, intent: Intent) -> TaskRecord | I
         return owed
 
     def on_wait(other: Intent) -> None:
-        paid.show(0.02, f"an identical task is being submitted by another ComfyUI (pid {other.pid})…")
+        paid.context.status.set(
+            0.02, f"an identical task is being submitted by another ComfyUI (pid {other.pid})…"
+        )
 
     try:
         UNRECORDED.land(owed_key)  # a release of ours still owed: the journal must take it first
