@@ -11,7 +11,7 @@ ComfyUI start-up.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -35,10 +35,20 @@ class KontextRequest:
 
     model: str
     values: Mapping[str, Any]
+    # What the paid path reads of every request, worked out once when it is made (plain fields, so
+    # reading one is no call back into this module): its rows' values and its model's price.
+    prompt: Any = field(init=False, compare=False, repr=False)
+    seed: Any = field(init=False, compare=False, repr=False)
+    enable_sync_mode: Any = field(init=False, compare=False, repr=False)
+    price_usd: float = field(init=False, compare=False, repr=False)  # per output image (one per task)
 
     def __init__(self, model: str = model_for("t2i").id, **values: Any) -> None:
+        found = find_model(model)
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "values", MappingProxyType(dict(values)))
+        object.__setattr__(self, "price_usd", found.price_usd if found is not None else 0.0)
+        for row in (PROMPT, SEED, SYNC_MODE):  # each field is named as its row's body key
+            object.__setattr__(self, row.key, values.get(row.key, row.default))
 
     @classmethod
     def from_widgets(cls, kind: NodeKind, family: str = DEFAULT_FAMILY, **widgets: Any) -> KontextRequest:
@@ -48,24 +58,6 @@ class KontextRequest:
     def value(self, param: Param) -> Any:
         """Its value for a row: the one it was given, else the row's default."""
         return self.values.get(param.key, param.default)
-
-    @property
-    def prompt(self) -> Any:
-        return self.value(PROMPT)
-
-    @property
-    def seed(self) -> Any:
-        return self.value(SEED)
-
-    @property
-    def enable_sync_mode(self) -> Any:
-        return self.value(SYNC_MODE)
-
-    @property
-    def price_usd(self) -> float:
-        """The model's price per output image (one image per task)."""
-        found = find_model(self.model)
-        return found.price_usd if found is not None else 0.0
 
     @property
     def references(self) -> tuple[str, ...]:
