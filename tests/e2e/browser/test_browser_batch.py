@@ -286,8 +286,7 @@ def test_the_node_search_finds_every_node_of_the_pack(bui: UI, query: str) -> No
     if _frontend_searches_names_only(bui):
         pytest.xfail("frontend 1.32.9 searches node names only, never search_aliases")
     bui.js("() => app.graph.clear()")
-    bui.page.mouse.dblclick(700, 450)
-    bui.page.wait_for_function("() => document.activeElement?.tagName === 'INPUT'", timeout=10_000)
+    _open_node_search(bui)
     bui.page.keyboard.type(query)
     bui.page.wait_for_function(  # the list has followed the query (it shows ours first or last)
         """() => Array.from(document.querySelectorAll('.option-container')).some((e) => /wavespeed/i.test(e.innerText))""",
@@ -303,6 +302,25 @@ def test_the_node_search_finds_every_node_of_the_pack(bui: UI, query: str) -> No
         bui.page.keyboard.press("Escape")
         bui.page.wait_for_timeout(300)
     assert [name for name in DISPLAY_NAMES if name not in offered] == [], offered
+
+
+def _open_node_search(ui: UI) -> None:
+    """Double-click the empty canvas until the search box has the focus. In a full e2e run the first
+    double-click after the earlier tests was sometimes not taken as one (no box in 10 s, 2 runs of 3);
+    Escape and a plain click first put the canvas back in its resting state."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    for _ in range(3):
+        ui.page.keyboard.press("Escape")
+        ui.page.mouse.click(700, 450)
+        ui.page.wait_for_timeout(300)
+        ui.page.mouse.dblclick(700, 450)
+        try:
+            ui.page.wait_for_function("() => document.activeElement?.tagName === 'INPUT'", timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            continue
+    raise AssertionError("the node search box did not open on a double-click of the empty canvas")
 
 
 def _frontend_searches_names_only(ui: UI) -> bool:
