@@ -50,7 +50,7 @@ from ..wavespeed import (
 from .shared import comfy_bridge as bridge
 from .shared.pricing import prompt_lines
 from .shared.runtime import run_blocking
-from .shared.widgets import family_of, last_inputs, price_text, row_inputs, schema
+from .shared.widgets import PaidNode, family_of, last_inputs, price_text, row_inputs, schema
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
@@ -104,7 +104,7 @@ def batch_requests(
     return out
 
 
-class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+class FluxKontextMaxBatch(PaidNode):
     KIND: Final = "batch"  # its rows of the table; its model's price x prompts x variations is the badge
 
     @classmethod
@@ -167,11 +167,6 @@ class FluxKontextMaxBatch(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
             ],
             kind=cls.KIND,  # its price x prompts x variations is the badge
         )
-
-    @classmethod
-    def fingerprint_inputs(cls, seed: int = 0, **_: Any) -> Any:
-        """A random seed means new images every run: NaN never equals itself (ComfyUI re-runs)."""
-        return float("nan") if seed == -1 else seed
 
     @classmethod
     async def execute(

@@ -36,8 +36,8 @@ from .shared import comfy_bridge as bridge
 from .shared.image_inputs import Reference, check_sizes, image_references, upload, url_references
 from .shared.runtime import Watch, run_blocking
 from .shared.widgets import (
+    PaidNode,
     family_of,
-    fingerprint,
     kontext_inputs,
     last_inputs,
     price_text,
@@ -68,7 +68,7 @@ async def submit_with_references(
     return io.NodeOutput(handle, handle.request_id)
 
 
-class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+class FluxKontextMaxEdit(PaidNode):
     """Edit one image."""
 
     KIND: Final = "edit"  # its rows of the table, and its model's price per image for the badge
@@ -104,10 +104,6 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]  # comfy_api is un
             task_outputs(),
             kind=cls.KIND,
         )
-
-    @classmethod
-    def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return fingerprint(seed, force_rerun)
 
     @classmethod
     async def execute(
@@ -150,7 +146,7 @@ class FluxKontextMaxEdit(io.ComfyNode):  # type: ignore[misc]  # comfy_api is un
         return await submit_with_references(request, [reference], force_rerun, cls.hidden.unique_id)
 
 
-class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
+class FluxKontextMaxMultiReference(PaidNode):
     """Combine 1 to 5 references."""
 
     KIND: Final = "multi"
@@ -192,10 +188,6 @@ class FluxKontextMaxMultiReference(io.ComfyNode):  # type: ignore[misc]
             task_outputs(),
             kind=cls.KIND,
         )
-
-    @classmethod
-    def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return fingerprint(seed, force_rerun)
 
     @classmethod
     async def execute(

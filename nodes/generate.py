@@ -13,8 +13,8 @@ from ..wavespeed import KontextRequest, models, submit_task
 from .shared import comfy_bridge as bridge
 from .shared.runtime import Watch, run_blocking
 from .shared.widgets import (
+    PaidNode,
     family_of,
-    fingerprint,
     kontext_inputs,
     last_inputs,
     price_text,
@@ -25,7 +25,7 @@ from .shared.widgets import (
 DEFAULT_MODEL: Final = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
-class FluxKontextMaxGenerate(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+class FluxKontextMaxGenerate(PaidNode):
     KIND: Final = "t2i"  # its rows of the table, and its model's price per image for the badge
 
     @classmethod
@@ -40,10 +40,6 @@ class FluxKontextMaxGenerate(io.ComfyNode):  # type: ignore[misc]  # comfy_api i
             task_outputs(),
             kind=cls.KIND,
         )
-
-    @classmethod
-    def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
-        return fingerprint(seed, force_rerun)
 
     @classmethod
     async def execute(

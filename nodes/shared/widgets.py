@@ -117,11 +117,14 @@ def family_of(label: str) -> str:
     raise InvalidRequestError(f"model {label!r} is not one of: {', '.join(models.FAMILIES.values())}.")
 
 
-def fingerprint(seed: int, force_rerun: bool = False) -> Any:
-    """A paid node's cache rule (ComfyUI's ``fingerprint_inputs``): seed -1 or force_rerun means 'a
-    new image every time': NaN never equals itself, so ComfyUI never reuses a cached result; otherwise
-    the seed (the other inputs decide as usual)."""
-    return float("nan") if seed == -1 or force_rerun else seed
+class PaidNode(io.ComfyNode):  # type: ignore[misc]  # comfy_api is untyped
+    """What every paid node shares: its cache rule (ComfyUI's ``fingerprint_inputs``)."""
+
+    @classmethod
+    def fingerprint_inputs(cls, seed: int = 0, force_rerun: bool = False, **_: Any) -> Any:
+        """Seed -1 or force_rerun means 'a new image every time': NaN never equals itself, so ComfyUI
+        never reuses a cached result; otherwise the seed (the other inputs decide as usual)."""
+        return float("nan") if seed == -1 or force_rerun else seed
 
 
 def price_text(kind: body_params.Kind) -> str:
