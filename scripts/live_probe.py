@@ -89,9 +89,10 @@ def png(width: int, height: int) -> bytes:
 
 def image_size(probe: Probe, url: str, request_id: str) -> tuple[int, int] | None:
     from PIL import Image
+    from wavespeed_kontext_pack.wavespeed.images.codec import SERVED_FORMATS
 
     data = probe.client.download(url, request_id=request_id)
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(data), formats=SERVED_FORMATS) as im:  # never EPS and Ghostscript
         return (int(im.size[0]), int(im.size[1]))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -183,3 +184,18 @@ def test_the_clients_own_429s_are_recorded(api_key: str) -> None:
         report = _probe(emu, api_key)
     lines = report["seen"]["client_429s"]
     assert lines and all("HTTP 429" in line for line in lines)
+
+
+def test_the_probe_reads_an_output_size_with_the_served_formats_only() -> None:
+    """An output that is an EPS file is refused: with every Pillow plugin it was opened as EPS (its
+    size read, Ghostscript one load away), as the pack's own decoder never does."""
+    from PIL import UnidentifiedImageError
+
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\n0 0 moveto showpage\n%%EOF\n"
+    png = live_probe.png(64, 48)
+    probe = SimpleNamespace(
+        client=SimpleNamespace(download=lambda url, request_id: {"eps": eps, "png": png}[url])
+    )
+    assert live_probe.image_size(probe, "png", "t1") == (64, 48)  # type: ignore[arg-type]
+    with pytest.raises(UnidentifiedImageError):
+        live_probe.image_size(probe, "eps", "t1")  # type: ignore[arg-type]
