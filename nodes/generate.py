@@ -5,6 +5,7 @@ model family, and submitted by the paid path (``submit_task``) in one worker cal
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Final
 
 from comfy_api.latest import io
@@ -63,9 +64,9 @@ class FluxKontextMaxGenerate(PaidNode):
             aspect_ratio=aspect_ratio,
             sync_mode=sync_mode,
             **appended,
-        )
+        ).validate()  # a bad value is one line before the worker starts, as on Edit and Batch
         handle = await run_blocking(
-            lambda context: submit_task(request, context, force_rerun=force_rerun),
+            partial(submit_task, request, force_rerun=force_rerun),
             watch=Watch(bridge.NodeProgress(cls.hidden.unique_id)),
         )
         return io.NodeOutput(handle, handle.request_id)

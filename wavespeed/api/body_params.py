@@ -24,7 +24,7 @@ Decisions, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
@@ -84,16 +84,12 @@ class Param:
             return widget.left_out_choice
         return self.default if widget.default is None else widget.default
 
-    def from_widget(self, kind: NodeKind, value: Any) -> Any:
-        """The request value of the widget's value: the left-out choice ("match input") is None."""
-        choice = self.widgets[kind].left_out_choice
-        return None if choice is not None and value == choice else value
-
     def body_value(self, value: Any) -> Any:
-        """The value as the body holds it: a float as a float (4 -> 4.0), a tuple as a list."""
-        if self.value_type is float:
+        """The value as the body holds it: a float as a float (4 -> 4.0), a tuple as a list. Total: a
+        value of another type is kept as it is, for ``check_value`` to refuse."""
+        if self.value_type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        return list(value) if self.value_type is tuple else value
+        return list(value) if self.value_type is tuple and isinstance(value, (list, tuple)) else value
 
     def sent(self, value: Any) -> bool:
         """Whether the value goes into the body (a value of ``left_out`` does not; -1.0 is not -1)."""
@@ -299,15 +295,16 @@ def node_params(kind: NodeKind) -> tuple[Param, ...]:
     return (*placed, *(p for p in shown if p.widgets[kind].position is None))
 
 
-def request_values(kind: NodeKind, widgets: Mapping[str, Any]) -> dict[str, Any]:
-    """A node's widget values (by input id) as request values (by body key): ``sync_mode`` ->
-    ``enable_sync_mode``, the left-out choice ("match input") -> None. A name no row shows on the
-    node kind is refused (a misspelt widget must not be dropped silently)."""
-    shown = {p.widgets[kind].name: p for p in node_params(kind)}
-    for name in widgets:
-        if name not in shown:
-            raise ValidationError(f"{name} is not a parameter widget of a {kind} node.")
-    return {shown[name].key: shown[name].from_widget(kind, value) for name, value in widgets.items()}
+def body_of(params: Sequence[Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body of request ``values`` (by body key) for these rows, in their order; a value left
+    unset is its row's default, a left-out value (seed -1: the server picks) is not sent. Total: it
+    never raises, so a request makes its body and checks it in one pass (kontext_request.py)."""
+    body: dict[str, Any] = {}
+    for param in params:
+        value = values.get(param.key, param.default)
+        if param.sent(value):
+            body[param.key] = param.body_value(value)
+    return body
 
 
 def wait_keys() -> frozenset[str]:

@@ -60,7 +60,8 @@ class WaveSpeedClient(ApiSession):
     def submit(
         self, request: KontextRequest, *, cancel: CancelCheck | None = None, retry_rate_limit: bool = True
     ) -> Prediction:
-        """Validate locally, then POST the task once. In sync mode the reply may already be final.
+        """Validate locally (unless ``request.validate`` already checked it for this base URL), then
+        POST the task once. In sync mode the reply may already be final.
 
         Contract for callers (the journal codes against it):
           * returns a Prediction whenever the reply names a valid task id, even if other fields
@@ -84,13 +85,15 @@ class WaveSpeedClient(ApiSession):
             RateLimitedError: a 429 with ``retry_rate_limit=False``, or 429s past the retries.
             WaveSpeedError: the typed rest (auth, balance, validation by the server, ...).
         """
-        request.validate(api_base=self.base_url)  # InvalidRequestError before any request
+        if request.body is None or request.checked_for != self.base_url:  # checked once, for this base
+            request.validate(api_base=self.base_url)  # InvalidRequestError before any request
+        assert request.body is not None
         read_timeout = max(self.read_timeout_s, 150.0) if request.enable_sync_mode else self.read_timeout_s
         prediction = self._api_json(
             "POST",
             f"/api/v3/{request.model}",
             lambda data: Prediction.from_data(data, lenient=True),
-            json=request.payload(),
+            json=dict(request.body),
             during="submit",
             idempotent=False,
             read_timeout_s=read_timeout,

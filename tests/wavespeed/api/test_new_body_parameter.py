@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from wavespeed_kontext_pack.wavespeed.api import body_params as B, models as M
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest, request_values
 from wavespeed_kontext_pack.wavespeed.core.errors import ValidationError
 from wavespeed_kontext_pack.wavespeed.journal import history_search as H
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
@@ -99,8 +99,8 @@ def test_every_node_kind_shows_it_after_its_saved_widgets() -> None:
         rows = B.node_params(kind)
         assert rows[-1] is OUTPUT_FORMAT and OUTPUT_FORMAT.widgets[kind].position is None, kind
         assert OUTPUT_FORMAT.widget_default(kind) == "auto"
-        assert B.request_values(kind, {"output_format": "auto"}) == {"output_format": None}
-        assert B.request_values(kind, {"output_format": "png"}) == {"output_format": "png"}
+        assert request_values(kind, {"output_format": "auto"}) == {"output_format": None}
+        assert request_values(kind, {"output_format": "png"}) == {"output_format": "png"}
 
 
 @pytest.mark.usefixtures("with_output_format")

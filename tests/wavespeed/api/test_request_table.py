@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from wavespeed_kontext_pack.wavespeed.api import body_params as B, models as M
-from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest
+from wavespeed_kontext_pack.wavespeed.api.kontext_request import KontextRequest, request_values
 from wavespeed_kontext_pack.wavespeed.core.errors import ValidationError
 from wavespeed_kontext_pack.wavespeed.journal.task_records import params_hash
 
@@ -199,7 +200,7 @@ def test_widget_values_become_request_values() -> None:
         "aspect_ratio": "match input",
         "sync_mode": True,
     }
-    assert B.request_values("edit", widgets) == {
+    assert request_values("edit", widgets) == {
         "prompt": "p", "seed": 4, "guidance_scale": 2.0, "aspect_ratio": None, "enable_sync_mode": True
     }  # fmt: skip
     request = KontextRequest.from_widgets("edit", **widgets).with_references([URL])
@@ -220,6 +221,40 @@ def _pack_sources(*folders: str, suffix: str = ".py") -> list[Path]:
 
 
 TABLE = {REPO_ROOT / "wavespeed" / "api" / "models.py", REPO_ROOT / "wavespeed" / "api" / "body_params.py"}
+
+
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.text(max_size=8), max_size=3).map(tuple),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.sampled_from([m.id for m in M.MODELS]),
+    values=st.dictionaries(st.sampled_from([p.key for p in B.PARAMS]), _ANY_VALUE, max_size=7),
+)
+def test_the_body_is_made_for_any_values_and_kept_only_by_a_check_that_passes(
+    model: str, values: dict[str, Any]
+) -> None:
+    """``body_of`` never raises, whatever the values, so a request makes its body and checks it in
+    one pass; ``validate`` then keeps exactly that body, or refuses in one line and keeps nothing."""
+    rows = M.model_of(model).params
+    body = B.body_of(rows, values)
+    assert list(body) == [p.key for p in rows if p.key in body]  # the rows' order
+    request = KontextRequest(model, **values)
+    try:
+        request.validate(api_base="https://api.wavespeed.ai")
+    except ValidationError as exc:
+        assert "\n" not in str(exc) and request.body is None and request.checked_for is None
+    else:
+        assert dict(request.body or {}) == body == request.payload()
+        assert request.checked_for == "https://api.wavespeed.ai"
 
 
 def test_no_other_module_of_the_pack_writes_a_model_id() -> None:

@@ -156,6 +156,23 @@ def test_invalid_request_is_refused_before_anything_is_sent(
     assert emulator.requests == [] and emulator.submissions == 0
 
 
+def test_a_request_checked_for_another_base_url_is_checked_again_before_anything_is_sent(
+    emulator: Emulator, api_key: str
+) -> None:
+    """``validate`` keeps the body it checked and the base URL it checked for; a client sends that
+    body as it is only for its own base URL. An image on the emulator's (loopback) origin, checked
+    for the emulator, is checked again by a client of another base, and refused there unsent."""
+    url = f"{emulator.base_url}/media/source.png"
+    request = KontextRequest(prompt="p", model=MODEL_EDIT, image=url).validate(api_base=emulator.base_url)
+    assert request.checked_for == emulator.base_url and request.body == request.payload()
+    with Emulator(api_keys=(api_key,)) as other, fast_client(other.base_url, api_key) as elsewhere:
+        with pytest.raises(E.InvalidRequestError) as info:
+            elsewhere.submit(request)
+        one_line(info.value, "image")
+        assert other.requests == [] and elsewhere.request_count == 0
+    assert request.checked_for == emulator.base_url  # a refused check keeps what it had
+
+
 @pytest.mark.parametrize(
     "req",
     [
