@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from ..core import errors as E
@@ -253,13 +252,11 @@ class Journal(TaskReader):
             )
             if existing is not None:
                 return existing
+            row = named(_INTENT_ROW, (*intent_values(intent), BOOT_ID, boot_seconds()))
             # Claimed and leased on the journal's clock (the database's, in a farm).
             now = self.now(conn)
-            claim = replace(intent, claimed_at=now, lease_until=now + intent.lease_until - intent.claimed_at)
-            conn.execute(
-                f"INSERT INTO intents ({_INTENT_ROW}) VALUES ({placeholders(_INTENT_ROW)})",
-                named(_INTENT_ROW, (*intent_values(claim), BOOT_ID, boot_seconds())),
-            )
+            row.update(claimed_at=now, lease_until=now + intent.lease_until - intent.claimed_at)
+            conn.execute(f"INSERT INTO intents ({_INTENT_ROW}) VALUES ({placeholders(_INTENT_ROW)})", row)
             return None
 
     def get_intent(self, account: str, identity: str) -> Intent | None:

@@ -325,7 +325,7 @@ def test_a_failed_single_flight_check_submits_nothing(
     def broken_acquire(*args: Any, **kwargs: Any) -> Any:
         raise raised
 
-    monkeypatch.setattr(pack.wavespeed.tasks.paid.submit, "acquire", broken_acquire)
+    monkeypatch.setattr(pack.wavespeed.tasks.paid.shared_task, "acquire", broken_acquire)
     expected = (
         errors.CancelledError if failure == "other" else pack.wavespeed.journal.sqlite_file.JournalError
     )

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from emulator import Emulator
 from scripts import layout
 from scripts.pack_loader import REPO_ROOT
-from tests.support.node_calls import call
+from tests.support.node_calls import call, image
 from tests.support.submit_log import cancel_after_submits
 
 
@@ -206,6 +206,7 @@ def test_a_batch_over_its_memory_budget_names_its_paid_tasks_before_allocating(
 PAID_PATH = [
     "wavespeed/tasks/paid/prepared.py",
     "wavespeed/tasks/paid/submit.py",
+    "wavespeed/tasks/paid/shared_task.py",
     "wavespeed/tasks/paid/payment.py",
     "wavespeed/tasks/paid/reuse.py",
 ]
@@ -228,5 +229,35 @@ def test_every_paid_node_goes_through_the_one_paid_path() -> None:
         text = (REPO_ROOT / path).read_text()
         assert "limits.submit(" not in text and "accounts.submit(" not in text, path
         assert "client.submit(" not in text, path
-        assert "submit_task(" in text, path
+        used = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name)}
+        assert "submit_task" in used, path  # called, or handed to the worker (functools.partial)
     assert "accounts.submit(" in (REPO_ROOT / "wavespeed/tasks/paid/payment.py").read_text()
+
+
+@pytest.mark.parametrize("kind", ["generate", "edit"])
+def test_a_request_is_checked_once_and_its_checked_body_is_what_is_sent(
+    pack: ModuleType, pack_env: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
+    """The node checks its request once (Edit: once more, with its uploaded URLs in place of the
+    stand-ins it was first checked with); neither the paid path nor the client checks it again,
+    and the body the check kept is the body WaveSpeed receives."""
+    monkeypatch.setenv("WAVESPEED_JOURNAL_DIR", str(tmp_path / "journal"))
+    pack.wavespeed.tasks.paid.submit.reset_session_state()
+    request_class = pack.wavespeed.api.kontext_request.KontextRequest
+    checked: list[Any] = []
+    validate = request_class.validate
+
+    def counted(self: Any, **kw: Any) -> Any:
+        checked.append(self)
+        return validate(self, **kw)
+
+    monkeypatch.setattr(request_class, "validate", counted)
+    if kind == "generate":
+        task, _ = asyncio.run(call("FluxKontextMaxGenerate", "a checked fox", 5, 3.5, "1:1", False))
+    else:
+        task, _ = asyncio.run(
+            call("FluxKontextMaxEdit", "a checked fox", 5, 3.5, "match input", False, image=image())
+        )
+    assert len(checked) == (1 if kind == "generate" else 2), checked
+    assert checked[-1].checked_for == pack_env.base_url
+    assert pack_env.task(task.request_id).input == dict(checked[-1].body) == task.params

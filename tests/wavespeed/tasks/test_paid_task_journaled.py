@@ -25,7 +25,7 @@ PROMPT = "a fixed-seed prompt paid while the journal is locked"
 def short_waits(pack: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVESPEED_JOURNAL_LOCK_WAIT_S", "0.3")
     # Main waited INTENT_WAIT_S (240 s) on its own claim; 3 s is enough to see it wait at all.
-    monkeypatch.setattr(pack.wavespeed.tasks.paid.submit, "INTENT_WAIT_S", 3.0)
+    monkeypatch.setattr(pack.wavespeed.tasks.paid.shared_task, "INTENT_WAIT_S", 3.0)
 
 
 def _lock_during_the_post(

@@ -3,10 +3,11 @@ whole through the paid path (submit.py, payment.py, reuse.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...api.kontext_request import KontextRequest
+from ...api.models import model_of
 from ...api.reply_types import Prediction
 from ...core import errors as E
 from ...journal.sqlite_file import journal_failure
@@ -25,23 +26,27 @@ if TYPE_CHECKING:
 class PaidSubmit:
     """Everything one paid submit needs, built once (``prepare``) and passed whole."""
 
-    request: KontextRequest
-    params: dict[str, Any]
-    identity: str  # the inputs' identity (uploaded images by content): what single-flight matches
-    account: str  # client.account_tag: key-free
+    request: KontextRequest  # checked: its ``body`` is what is sent
     client: WaveSpeedClient
     journal: Journal | None  # None: unusable, and the submit does not need it (seed -1, force_rerun)
     context: TaskContext
     cancel: CancelLatch  # the context's Cancel, latched: once seen, no POST of this submit starts
     force_rerun: bool = False
+    # Worked out once when it is made (__post_init__), then read as plain fields:
+    params: dict[str, Any] = field(init=False)  # the body sent
+    payload_hash: str = field(init=False)  # params_hash of that body: recognises the task in the history
+    identity: str = field(init=False)  # the inputs' identity (uploads by content): what single-flight matches
+    account: str = field(init=False)  # client.account_tag: key-free
+    single_flight: bool = field(init=False)  # identical inputs share one task: a fixed seed, no force_rerun
 
     @classmethod
     def prepare(
         cls, request: KontextRequest, context: TaskContext, *, force_rerun: bool = False
     ) -> PaidSubmit:
-        """Validate (a typed one-line error before any key lookup or request), then gather the rest."""
-        request.validate()
-        params = request.payload()
+        """Validate (a typed one-line error before any key lookup or request; a request the node
+        already checked is not checked again), then gather the rest."""
+        if request.body is None:
+            request.validate()
         client = account_client(context)  # raises ConfigError (missing key) before anything is sent
         fixed = not force_rerun and request.seed != -1
         try:
@@ -52,22 +57,28 @@ class PaidSubmit:
             if fixed:
                 raise journal_failure(None, exc) from None
             journal = None
-        return cls(
-            request=request,
-            params=params,
-            identity=params_hash(request.model, _content_addressed(request)),
-            account=client.account_tag,
-            client=client,
-            journal=journal,
-            context=context,
-            cancel=CancelLatch(context.cancel),
-            force_rerun=force_rerun,
-        )
+        return cls(request, client, journal, context, CancelLatch(context.cancel), force_rerun)
 
-    @property
-    def single_flight(self) -> bool:
-        """Identical inputs must share one task: a fixed seed, and not force_rerun."""
-        return not self.force_rerun and self.request.seed != -1
+    def __post_init__(self) -> None:
+        request = self.request
+        assert request.body is not None  # prepare() checked it
+        params = dict(request.body)
+        payload_hash = params_hash(request.model, params)
+        row = model_of(request.model).references
+        if row is None or row.key not in params:
+            identity = payload_hash
+        else:  # uploaded images by their content: a new upload after a restart is the same input
+            sent = params[row.key]
+            named = _by_content(sent) if isinstance(sent, str) else [_by_content(url) for url in sent]
+            identity = params_hash(request.model, {**params, row.key: named})
+        for name, value in (
+            ("params", params),
+            ("payload_hash", payload_hash),
+            ("identity", identity),
+            ("account", self.client.account_tag),
+            ("single_flight", not self.force_rerun and request.seed != -1),
+        ):
+            object.__setattr__(self, name, value)
 
     def reused(self, request_id: str, prediction: Prediction | None, submitted_at: float) -> TaskHandle:
         """The handle of a task already paid for (no charge)."""
@@ -81,7 +92,7 @@ class PaidSubmit:
         )
 
 
-def _content_addressed(request: KontextRequest) -> dict[str, Any]:
-    """The payload with uploaded images named by their content: an image uploaded again after a
-    restart gets a new URL, but it is the same input, so the same task may be reused."""
-    return request.with_references([CACHE.content_id(url) or url for url in request.references]).payload()
+def _by_content(url: str) -> str:
+    """An uploaded image's URL as its content (an upload after a restart gets a new URL, but it is
+    the same input, so the same task may be reused); any other URL as it is."""
+    return CACHE.content_id(url) or url
