@@ -138,8 +138,8 @@ def request_values(kind: NodeKind, widgets: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _configured_base() -> str:
-    """The configured API base URL, as the client reads it ("" when it is unset or unreadable: then
-    no local image URL passes, and the client's own check says what is wrong with it)."""
+    """The configured API base URL, as the client reads it ("" when it cannot be read: then no local
+    image URL passes, and the client's own check says what is wrong with it)."""
     from ..settings.config import resolve_base_url  # urllib3: not at ComfyUI start-up
 
     try:
