@@ -11,8 +11,8 @@
 
 Liveness: the owner renews the lease of its intents every ``RENEW_S`` from one daemon thread (a
 long sync-mode POST keeps it renewed), so a frozen process, or one that died where its pid cannot
-be checked (another container: another hostname), goes stale after ``LEASE_S``; on this host and
-boot a dead pid is stale at once (kill -9 is seen immediately), and so is a pid that now belongs to
+be checked (another container: another hostname, or another PID namespace), goes stale after
+``LEASE_S``; on this host, boot and PID namespace a dead pid is stale at once (kill -9 is seen immediately), and so is a pid that now belongs to
 another process: the owner token records its process's start (Linux: boot-clock ticks from /proc,
 immune to wall-clock jumps; elsewhere psutil's create_time), and a live process with another start
 is not the owner. The lease is on the journal's clock (``Journal.now``: this machine's wall clock
@@ -52,7 +52,21 @@ STATE_UNCERTAIN = "uncertain"
 PROC = Path("/proc")  # Linux only; elsewhere (or without /proc) psutil tells a process's start
 
 _NODE = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "")
-HOST = f"{_NODE}/{BOOT_ID}"  # a pid is only meaningful on the same machine and boot
+
+
+def pid_namespace(proc: Path = PROC) -> str:
+    """This process's PID namespace (Linux: ``pid:[4026531836]``), "" where there is none to read.
+    Containers on one machine may share its hostname and boot id (host networking) and still number
+    their processes apart: a pid names a process only within its namespace."""
+    try:
+        return os.readlink(proc / "self" / "ns" / "pid")
+    except (OSError, AttributeError):
+        return ""
+
+
+# A pid is only meaningful on the same machine, boot and PID namespace: an owner elsewhere is judged
+# by its lease alone.
+HOST = f"{_NODE}/{BOOT_ID}/{pid_namespace()}"
 
 
 # ---------------------------------------------------------------------- in-process

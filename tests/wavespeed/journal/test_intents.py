@@ -119,3 +119,58 @@ def test_history_timestamps_with_nanoseconds(pack: ModuleType) -> None:
     assert created("2025-05-19T06:09:15Z") == pytest.approx(1747634955.0)
     for bad in ("", "yesterday", None, 17, "2025-13-40T00:00:00Z"):
         assert created(bad) is None
+
+
+_HOLDER = """
+import importlib, os, sys, time
+sys.path.insert(0, sys.argv[2])
+from scripts.pack_loader import PACK_NAME, load_pack
+load_pack()
+sf = importlib.import_module(PACK_NAME + ".wavespeed.journal.singleflight")
+journal = importlib.import_module(PACK_NAME + ".wavespeed.journal.task_journal").Journal(sys.argv[1])
+got = sf.acquire(journal, sf.new_intent("acct", "ident", "m", "payload"), max_age_s=None,
+                 reuse_statuses=(), deadline=time.monotonic() + 10, cancel=lambda: False)
+print("claimed" if got is None else "refused", os.getpid(), flush=True)
+sys.stdin.read()  # holds the claim (its lease renewed) until the test closes stdin
+"""
+
+
+def test_an_owner_in_another_pid_namespace_is_judged_by_its_lease_not_its_pid(
+    pack: ModuleType, tmp_path: Path
+) -> None:
+    """Containers on one machine can share its hostname and boot id (host networking) and number
+    their processes apart. A live claim made in another PID namespace is waited on: its pid, which
+    names another process here, is never read as the owner being gone (that handed a live submit to
+    the recovery path, which then said "may have been paid")."""
+    from scripts.pack_loader import REPO_ROOT
+    from tests.support.ci import unavailable
+
+    sf = pack.wavespeed.journal.singleflight
+    user_ns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    command = ["unshare", *user_ns, "--pid", "--fork", "--mount-proc", sys.executable, "-c", _HOLDER]
+    try:
+        holder = subprocess.Popen(
+            [*command, str(tmp_path / "j"), str(REPO_ROOT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except FileNotFoundError:
+        unavailable("unshare (util-linux) is not installed")
+    try:
+        assert holder.stdout is not None
+        line = holder.stdout.readline().split()
+        if not line:
+            unavailable(f"no PID namespace here: {holder.stderr.read() if holder.stderr else ''}"[:300])
+        assert line[0] == "claimed" and int(line[1]) != os.getpid(), line
+        journal = _journal(pack, tmp_path)
+        held = journal.get_intent("acct", "ident")
+        assert held is not None and held.pid == int(line[1])
+        assert sf.owner_alive(held)  # a live lease, whatever its pid means here
+        with pytest.raises(pack.wavespeed.core.errors.WaitTimeoutError):
+            _acquire(pack, journal, deadline_s=1.0)  # waited on, not handed back as interrupted
+        assert held.host != sf.HOST  # another namespace is another "host": its pid is never read
+    finally:
+        holder.kill()
+        holder.wait(10)
