@@ -50,7 +50,7 @@ from ..wavespeed import (
 from .shared import comfy_bridge as bridge
 from .shared.pricing import prompt_lines
 from .shared.runtime import run_blocking
-from .shared.widgets import PaidNode, family_of, last_inputs, price_text, row_inputs, schema
+from .shared.widgets import DEFAULT_MODEL, PaidNode, family_of, last_inputs, price_text, row_inputs, schema
 
 # One IMAGE batch may take MAX_BATCH_BYTES of float32 (wavespeed/images/batch_plan.py); a Kontext output is
 # about one megapixel, so that bounds the number of tasks (85 for the 1 GiB budget).
@@ -61,7 +61,6 @@ MAX_TASKS = MAX_BATCH_BYTES // (1024 * 1024 * 3 * 4)
 IN_FLIGHT = 24  # tasks of one batch holding a worker thread at once (the pool has 64)
 DECODING = 2  # tasks of one batch downloading and decoding at once: their images exist twice briefly
 RETURN_SUCCEEDED, FAIL = "return what succeeded", "fail"
-DEFAULT_MODEL: Final = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
 def batch_requests(

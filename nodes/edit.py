@@ -36,6 +36,7 @@ from .shared import comfy_bridge as bridge
 from .shared.image_inputs import Reference, check_sizes, image_references, upload, url_references
 from .shared.runtime import Watch, run_blocking
 from .shared.widgets import (
+    DEFAULT_MODEL,
     PaidNode,
     family_of,
     kontext_inputs,
@@ -49,7 +50,6 @@ log = logging.getLogger("wavespeed")
 
 MAX_IMAGE_INPUTS = 5
 _PLACEHOLDER_URL = "https://placeholder.invalid/reference.png"  # lets validate() run before uploads
-DEFAULT_MODEL = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
 async def submit_with_references(

@@ -10,10 +10,11 @@ from typing import Any, Final
 
 from comfy_api.latest import io
 
-from ..wavespeed import KontextRequest, models, submit_task
+from ..wavespeed import KontextRequest, submit_task
 from .shared import comfy_bridge as bridge
 from .shared.runtime import Watch, run_blocking
 from .shared.widgets import (
+    DEFAULT_MODEL,
     PaidNode,
     family_of,
     kontext_inputs,
@@ -22,8 +23,6 @@ from .shared.widgets import (
     schema,
     task_outputs,
 )
-
-DEFAULT_MODEL: Final = models.FAMILIES[models.DEFAULT_FAMILY]
 
 
 class FluxKontextMaxGenerate(PaidNode):

@@ -21,7 +21,7 @@ Imports ``comfy_api.latest``: only the node modules import this, and ComfyUI has
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from comfy_api.latest import io
 
@@ -93,6 +93,10 @@ def last_inputs(kind: body_params.NodeKind) -> list[Any]:
     return [model_input(kind), *row_inputs(kind, saved=False)]
 
 
+#: The ``model`` widget's default: [max], so a workflow saved before the choice existed runs as it did.
+DEFAULT_MODEL: Final = models.FAMILIES[models.DEFAULT_FAMILY]
+
+
 def model_input(kind: body_params.NodeKind) -> Any:
     """The model choice of a paid node: the label of each family with a model of its kind (the
     table's rows), [max] the default."""
@@ -101,7 +105,7 @@ def model_input(kind: body_params.NodeKind) -> Any:
         models.FAMILY_INPUT,
         display_name="model",
         options=list(prices),
-        default=models.FAMILIES[models.DEFAULT_FAMILY],
+        default=DEFAULT_MODEL,
         optional=True,
         tooltip="Which FLUX.1 Kontext model does the work: "
         + ", ".join(f"{label} ${price:.2f} per image" for label, price in prices.items())
