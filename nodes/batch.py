@@ -362,7 +362,7 @@ def _finish(
         kept = f"paid images kept, fetch by id: {', '.join(paid)}" if paid else "no image arrived"
         raise cls(f"{len(failed)} of {len(results)} batch tasks failed (first: {lines[0]}); {kept}")
     images = batch[ok] if len(ok) != len(results) else batch
-    urls = "\n".join(u for i in ok for u in results[i][1].outputs if u.startswith(("http://", "https://")))
+    urls = "\n".join(u for i in ok for u in results[i][1].output_urls)
     progress.update(
         1.0, f"batch done · {len(ok)}/{len(results)} images" + (f", {len(failed)} failed" if failed else "")
     )

@@ -111,5 +111,5 @@ class WaveSpeedPollResult(io.ComfyNode):  # type: ignore[misc]  # comfy_api is u
             progress.preview(image)
         height, width = int(images.shape[1]), int(images.shape[2])
         progress.update(1.0, f"done · {images.shape[0]}× {width}x{height} · task {rid[:8]}…")
-        urls = "\n".join(o for o in prediction.outputs if o.startswith(("http://", "https://")))
+        urls = "\n".join(prediction.output_urls)
         return io.NodeOutput(images, urls, rid, int(prediction.inference_ms or 0), prediction.any_nsfw)

@@ -199,6 +199,11 @@ class Prediction:
         return any(self.has_nsfw_contents)
 
     @property
+    def output_urls(self) -> tuple[str, ...]:
+        """The outputs that are URLs (a sync-mode base64 output is none): what can be opened again."""
+        return tuple(o for o in self.outputs if o.startswith(("http://", "https://")))
+
+    @property
     def refused_by_moderation(self) -> bool:
         """Code 1200, or a failure whose text says "potentially sensitive" (the code may be absent)."""
         return self.is_failed and (

@@ -168,7 +168,7 @@ def _unusable(prediction: Prediction, exc: E.ImageDecodeError) -> E.ImageDecodeE
     from ..images.batch_plan import OutputsTooLargeError
     from ..images.codec import UnsupportedFormatError
 
-    urls = tuple(o for o in prediction.outputs if o.startswith(("http://", "https://")))
+    urls = prediction.output_urls
     plural = "s" if len(urls) > 1 else ""
     hint = (
         f"open the output{plural} directly"

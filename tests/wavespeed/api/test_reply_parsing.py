@@ -178,3 +178,11 @@ def test_from_data_strict_refuses_a_completed_task_without_outputs() -> None:
     with pytest.raises(ValueError):
         Prediction.from_data({"id": "ok", "status": "completed", "outputs": "x"})
     assert Prediction.from_data({"id": "ok", "status": "processing", "outputs": "x"}).outputs == ()
+
+
+def test_output_urls_are_the_outputs_that_can_be_opened_again() -> None:
+    """What Poll Result's and Batch's image_urls list and a decode failure names: URLs only, in order
+    (a sync-mode base64 output is no address)."""
+    outputs = ("https://cdn.example/a.png", "data:image/png;base64,iVBORw0K", "iVBORw0KGgo", "http://x/b.jpg")
+    prediction = Prediction(id="t1", status="completed", outputs=outputs)
+    assert prediction.output_urls == ("https://cdn.example/a.png", "http://x/b.jpg")
