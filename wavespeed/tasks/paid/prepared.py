@@ -32,12 +32,12 @@ class PaidSubmit:
     context: TaskContext
     cancel: CancelLatch  # the context's Cancel, latched: once seen, no POST of this submit starts
     force_rerun: bool = False
+    single_flight: bool = False  # identical inputs share one task: a fixed seed, no force_rerun
     # Worked out once when it is made (__post_init__), then read as plain fields:
     params: dict[str, Any] = field(init=False)  # the body sent
     payload_hash: str = field(init=False)  # params_hash of that body: recognises the task in the history
     identity: str = field(init=False)  # the inputs' identity (uploads by content): what single-flight matches
     account: str = field(init=False)  # client.account_tag: key-free
-    single_flight: bool = field(init=False)  # identical inputs share one task: a fixed seed, no force_rerun
 
     @classmethod
     def prepare(
@@ -48,16 +48,16 @@ class PaidSubmit:
         if request.body is None:
             request.validate()
         client = account_client(context)  # raises ConfigError (missing key) before anything is sent
-        fixed = not force_rerun and request.seed != -1
+        single_flight = not force_rerun and request.seed != -1
         try:
             journal: Journal | None = current_journal(context.user_dir)
         except E.ConfigError:
             raise  # a journal URL that is not one: bad input, whatever the seed
         except Exception as exc:  # the journal's folder cannot even be resolved
-            if fixed:
+            if single_flight:  # it cannot tell whether this task was paid already
                 raise journal_failure(None, exc) from None
             journal = None
-        return cls(request, client, journal, context, CancelLatch(context.cancel), force_rerun)
+        return cls(request, client, journal, context, CancelLatch(context.cancel), force_rerun, single_flight)
 
     def __post_init__(self) -> None:
         request = self.request
@@ -76,7 +76,6 @@ class PaidSubmit:
             ("payload_hash", payload_hash),
             ("identity", identity),
             ("account", self.client.account_tag),
-            ("single_flight", not self.force_rerun and request.seed != -1),
         ):
             object.__setattr__(self, name, value)
 
