@@ -38,6 +38,7 @@ from tests.support.clients import fast_client  # noqa: E402
 from tests.support.hostile_server import RawServer, Script  # noqa: E402
 from tests.support.node_calls import restart_pack  # noqa: E402
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: E402
+from tests.support.proxy_tls import Tinyproxy  # noqa: E402
 
 TEST_API_KEY = "test-key-0123456789"
 
@@ -149,6 +150,16 @@ def journal_dir(
     restart_pack(pack)
     yield directory
     restart_pack(pack)
+
+
+@pytest.fixture
+def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
+    """Debian's tinyproxy on a free loopback port, tunnelling to loopback only (tests/support/
+    proxy_tls.py), stopped after the test."""
+    (tmp_path / "proxy").mkdir()
+    running = Tinyproxy(tmp_path / "proxy")
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -40,14 +40,6 @@ def company(
         yield emu, ca
 
 
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    (tmp_path / "proxy").mkdir()
-    running = Tinyproxy(tmp_path / "proxy")
-    yield running
-    running.stop()
-
-
 def test_generate_and_poll_pass_through_the_proxy_which_never_sees_the_key(
     pack: ModuleType, company: tuple[Emulator, TestCA], proxy: Tinyproxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,13 +58,6 @@ def emu(ca: TestCA) -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    running = Tinyproxy(tmp_path)
-    yield running
-    running.stop()
-
-
 def assert_no_piece_of(secret: str, text: str) -> None:
     """No 8 consecutive characters of ``secret`` in ``text``."""
     assert not [secret[i : i + 8] for i in range(len(secret) - 7) if secret[i : i + 8] in text]

@@ -58,13 +58,6 @@ def emu(ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    running = Tinyproxy(tmp_path)
-    yield running
-    running.stop()
-
-
 def verdicts(checked: ConnectionReport) -> list[str]:
     assert [layer.name for layer in checked.layers] == list(LAYERS)
     assert len(checked.text.splitlines()) == len(LAYERS)
