@@ -35,12 +35,6 @@ BATCH = "FluxKontextMaxBatch"
 
 # The definition the route serves, read inside ComfyUI once it has loaded the pack's nodes.
 PROBE = r"""
-import asyncio, json, os, sys
-comfy, root = sys.argv[1], sys.argv[2]
-sys.path.insert(0, comfy)
-os.chdir(comfy)
-import comfy_api.latest
-sys.path.insert(0, root)
 from scripts.pack_loader import load_pack
 pack = load_pack()
 asyncio.run(asyncio.run(pack.comfy_entrypoint()).get_node_list())

@@ -35,13 +35,7 @@ MODELS = ["FLUX.1 Kontext [max]", "FLUX.1 Kontext [pro]"]
 RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 
 PROBE = r"""
-import asyncio, json, math, os, sys
-comfy, root = sys.argv[1], sys.argv[2]
-sys.path.insert(0, comfy)
-os.chdir(comfy)
-import comfy_api.latest  # what ComfyUI has imported before it loads any custom node
 from comfy_api.latest import io
-sys.path.insert(0, root)
 from scripts.pack_loader import load_pack
 
 pack = load_pack()

@@ -14,16 +14,27 @@ import pytest
 from scripts.comfy_harness import ComfyNotInstalledError, ensure_installed
 from scripts.pack_loader import REPO_ROOT
 
+#: What runs before every probe: in ComfyUI's folder (``comfy``), with ``comfy_api.latest`` imported
+#: first, as ComfyUI has before it loads any custom node, and the repository (``root``) importable.
+PREAMBLE = """\
+import asyncio, json, os, sys
+comfy, root = sys.argv[1], sys.argv[2]
+sys.path.insert(0, comfy)
+os.chdir(comfy)
+import comfy_api.latest
+sys.path.insert(0, root)
+"""
+
 
 def run_in_comfy(probe: str, missing: Callable[[str], NoReturn] = pytest.skip) -> Any:
-    """Run ``probe`` (Python source; argv: the ComfyUI folder, the repo root) and return its last
-    stdout line parsed as JSON; ``missing(reason)`` when ComfyUI is not installed."""
+    """Run ``probe`` (Python source, after ``PREAMBLE``) and return its last stdout line parsed as
+    JSON; ``missing(reason)`` when ComfyUI is not installed."""
     try:
         comfy = ensure_installed()
     except ComfyNotInstalledError as exc:
         missing(str(exc))
     done = subprocess.run(
-        [sys.executable, "-c", probe, str(comfy), str(REPO_ROOT)],
+        [sys.executable, "-c", PREAMBLE + probe, str(comfy), str(REPO_ROOT)],
         capture_output=True,
         text=True,
         timeout=240,

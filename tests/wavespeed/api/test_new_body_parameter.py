@@ -113,12 +113,6 @@ def test_a_generate_run_sends_it(pack: ModuleType, pack_env: Emulator, journal_d
 
 # ComfyUI's V1 view of the paid nodes, with and without the row (added before the nodes are declared).
 PROBE = r"""
-import asyncio, json, os, sys
-comfy, root = sys.argv[1], sys.argv[2]
-sys.path.insert(0, comfy)
-os.chdir(comfy)
-import comfy_api.latest
-sys.path.insert(0, root)
 from scripts.pack_loader import load_nodes, load_pack
 load_nodes()  # the node modules, on the comfy_api.latest imported above
 pack = load_pack()
