@@ -12,10 +12,13 @@ Fixtures:
   e2e_emulator       session Emulator(api_keys=(E2E_API_KEY,), inference_s=0.3) the server points at
   wavespeed_emulator the same emulator, reset (tasks, faults, config) before the test
   bronze             module Emulator of a Bronze account (minute: `bronze_minute_s`), bronze_env for its ComfyUI
+
+Helper: `running(servers)` starts several ComfyUI servers (a module's own, e.g. two sharing a journal).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +133,18 @@ def comfy_server(
     keep_dir = os.environ.get("COMFY_E2E_KEEP") == "1"
     with ComfyServer(env=env, cache_none=True, extra_packs=extra_packs, keep_dir=keep_dir) as server:
         yield server
+
+
+@contextlib.contextmanager
+def running(servers: list[ComfyServer]) -> Iterator[list[ComfyServer]]:
+    """Start the servers one after the other; stop every one of them afterwards, whatever failed."""
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from scripts.comfy_harness import ComfyServer, PromptResult, run_prompt
 from tests.support.graphs import generate_chain
 from tests.support.postgres import PostgresServer
 
-from .conftest import E2E_API_KEY
+from .conftest import E2E_API_KEY, running
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -51,13 +51,8 @@ def workers(
         )
         for i in range(2)
     ]
-    try:
-        for server in servers:
-            server.start()
+    with running(servers):
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def _at_once(workers: list[ComfyServer], prompt: dict[str, object]) -> list[PromptResult | BaseException]:

@@ -20,7 +20,7 @@ from emulator import Emulator
 from scripts.comfy_harness import ComfyServer, PromptResult, run_prompt
 from tests.support.graphs import generate_chain
 
-from .conftest import E2E_API_KEY
+from .conftest import E2E_API_KEY, running
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -43,14 +43,8 @@ def _server(emu: Emulator, journal: Path) -> ComfyServer:
 def two_servers(
     comfy_installed: Path, e2e_emulator: Emulator, shared_journal: Path
 ) -> Iterator[list[ComfyServer]]:
-    servers = [_server(e2e_emulator, shared_journal) for _ in range(2)]
-    try:
-        for server in servers:
-            server.start()
+    with running([_server(e2e_emulator, shared_journal) for _ in range(2)]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def _statuses(result: PromptResult) -> list[str]:
