@@ -148,12 +148,15 @@ def newer_schema(where: str, found: int, known: int) -> JournalError:
     )
 
 
-def unreadable_row(path: Path, request_id: object, exc: BaseException) -> JournalError:
+def unreadable_row(
+    where: str | Path, request_id: object, exc: BaseException, *, path: Path | None = None
+) -> JournalError:
     """One line for a row of the inputs being looked up that cannot be read: it may be their paid
-    task, so nothing is paid on a guess."""
+    task, so nothing is paid on a guess. ``where``: the journal (a file, or a farm's database by
+    its URL without the password); ``path``: the file, for a SQLite journal."""
     rid = " ".join(str(request_id).split())[:40]
     return JournalError(  # the advice is the hint: a long path is cut, never the way on
-        f"WaveSpeed journal {path} has an unreadable row for these inputs (task {rid}, "
+        f"WaveSpeed journal {where} has an unreadable row for these inputs (task {rid}, "
         f"{type(exc).__name__}): it may be their paid task, so nothing was submitted",
         hint="fetch that task by id in Poll Result, or turn on force_rerun to pay again",
         kind=CORRUPT,
@@ -185,7 +188,7 @@ class JournalFile:
         return journal_failure(self.path, exc)
 
     def unreadable(self, request_id: object, exc: BaseException) -> JournalError:
-        return unreadable_row(self.path, request_id, exc)
+        return unreadable_row(self.path, request_id, exc, path=self.path)
 
     def serialize(self, conn: Statements, account: str, identity: str) -> None:
         """Make this transaction the only one for (account, identity) until it ends: nothing to do

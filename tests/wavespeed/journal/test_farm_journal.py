@@ -212,3 +212,26 @@ def test_sqlalchemy_and_psycopg_load_on_the_first_use_of_a_farm_journal(pg_url: 
         env={**os.environ, "WAVESPEED_JOURNAL_URL": pg_url},
     )  # fmt: skip
     assert out.stdout.split("\n")[-2] == "PostgresJournal [] ['sqlalchemy', 'psycopg']", out.stderr
+
+
+def test_an_unreadable_row_of_the_inputs_fails_closed_naming_the_database_without_its_password(
+    postgres: PostgresServer, pg_url: str
+) -> None:
+    """As in the SQLite file (test_journal_hostile_disk.py): a row of the inputs looked up that does
+    not read may be their paid task, so nothing is paid on a guess; the line names the database by
+    its URL without the password."""
+    journal = PostgresJournal(pg_url)
+    journal.record_submitted(
+        "task-farm-1", model="m", params=PARAMS, price_usd=0.08, account="acct", identity_hash="ident"
+    )
+    _sql(pg_url, "UPDATE tasks SET outputs = '[' WHERE request_id = 'task-farm-1'")
+    with pytest.raises(JournalError) as caught:
+        journal.claim_intent(
+            new_intent("acct", "ident", "m", "hash"), max_age_s=None, reuse_statuses=("in_flight",)
+        )
+    text = str(caught.value)
+    assert caught.value.kind == "corrupt" and "\n" not in text, text
+    assert f"{journal.label} has an unreadable row for these inputs (task task-farm-1" in text, text
+    assert "force_rerun" in text and postgres.password not in text
+    assert journal.get_intent("acct", "ident") is None  # nothing claimed: nothing will be sent
+    journal.close()

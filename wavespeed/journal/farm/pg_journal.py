@@ -41,6 +41,7 @@ from ..sqlite_file import (
     Statements,
     lock_wait_s,
     newer_schema,
+    unreadable_row,
 )
 from ..task_journal import Journal
 
@@ -205,13 +206,7 @@ class PostgresJournal(Journal):
         return farm_failure(self._safe, exc)
 
     def unreadable(self, request_id: object, exc: BaseException) -> JournalError:
-        rid = " ".join(str(request_id).split())[:40]
-        return JournalError(
-            f"WaveSpeed journal {self._safe} has an unreadable row for these inputs (task {rid}, "
-            f"{type(exc).__name__}): it may be their paid task, so nothing was submitted",
-            hint="fetch that task by id in Poll Result, or turn on force_rerun to pay again",
-            kind="corrupt",
-        )
+        return unreadable_row(self._safe, request_id, exc)
 
     def serialize(self, conn: Statements, account: str, identity: str) -> None:
         """A transaction-level advisory lock on (account, identity), held until it ends."""
