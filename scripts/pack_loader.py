@@ -33,10 +33,6 @@ def load_pack() -> ModuleType:
     return module
 
 
-#: The ComfyUI whose ``comfy_api.latest`` the node classes are built on outside a ComfyUI process.
-COMFYUI_DIR = REPO_ROOT / ".cache" / "comfyui" / "ComfyUI-0.33.0"
-
-
 @functools.cache
 def load_nodes() -> dict[str, Any]:
     """The pack's node classes by node id (nodes/__init__.py), as ComfyUI gets them: ComfyUI's own
@@ -47,12 +43,14 @@ def load_nodes() -> dict[str, Any]:
     forgotten and ComfyUI's folder leaves ``sys.path``, so the pack runs as outside ComfyUI (no
     ComfyUI user folder for the journal, no ComfyUI Cancel flag or progress bar)."""
     if "comfy_api.latest" not in sys.modules:
+        from scripts.comfy_server import DEFAULT_COMFY_DIR  # the 0.33.0 tree bootstrap lays out
+
         before = set(sys.modules)
-        sys.path.insert(0, str(COMFYUI_DIR))
+        sys.path.insert(0, str(DEFAULT_COMFY_DIR))
         try:
             importlib.import_module("comfy_api.latest")
         finally:
-            sys.path.remove(str(COMFYUI_DIR))
+            sys.path.remove(str(DEFAULT_COMFY_DIR))
         for name in set(sys.modules) - before:
             if name.split(".")[0] in ("folder_paths", "comfy"):
                 del sys.modules[name]
